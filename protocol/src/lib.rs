@@ -1,0 +1,20 @@
+//! Kafka wire protocol for StreamHouse, without I/O.
+//!
+//! - [`frame`]: the 4-byte length prefix, checked against a maximum before anything
+//!   is allocated.
+//! - [`request`] and [`response`]: request headers and bodies decoded, responses
+//!   encoded, on top of the `kafka-protocol` crate's message types.
+//! - [`versions`]: the table of API versions this broker advertises.
+//! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
+//!   CRC-32C and patches the base offset, without decoding records.
+//!
+//! The connection loop in the broker owns the socket; everything here works on
+//! byte buffers it hands in.
+
+pub mod batch;
+pub mod frame;
+pub mod request;
+pub mod response;
+pub mod versions;
+
+pub use kafka_protocol;

@@ -1,0 +1,95 @@
+//! The API versions StreamHouse advertises in ApiVersions, and the narrower set it
+//! accepts at request time.
+//!
+//! Every (api, version) listed here is fully handled by the broker; an API that is
+//! not implemented is not listed. The ranges are chosen for the clients, not only
+//! for the protocol:
+//! - Produce is advertised from v0 because librdkafka before 2.11.1 (Debian's kcat
+//!   1.7.1 carries 2.0.2) enables gzip/snappy/lz4 only when the broker's range
+//!   contains Produce 0, and record format v2 only with Produce 3 and Fetch 4.
+//!   Like Apache Kafka 4.x, versions 0-2 (the old message formats) are refused
+//!   when actually sent; no client that negotiates sends them.
+//! - Produce 7 and Fetch 10 must be inside the ranges for librdkafka to use zstd.
+//! - Produce stays below 13 and Fetch below 13 so that clients address topics by
+//!   name; Metadata still returns real, stable topic ids from v10.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One advertised API: its key and the inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdvertisedApi {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+    /// Lowest version served when actually sent; below it the request is refused.
+    pub min_accepted: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> AdvertisedApi {
+    AdvertisedApi {
+        key,
+        min,
+        max,
+        min_accepted: min,
+    }
+}
+
+/// The table sent in ApiVersions responses, in api-key order.
+pub const ADVERTISED: &[AdvertisedApi] = &[
+    AdvertisedApi {
+        key: ApiKey::Produce,
+        min: 0,
+        max: 11,
+        min_accepted: 3,
+    },
+    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::ListOffsets, 1, 6),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+];
+
+/// The advertised entry for `key`, if the API is served at all.
+pub fn advertised(key: ApiKey) -> Option<&'static AdvertisedApi> {
+    ADVERTISED.iter().find(|api| api.key == key)
+}
+
+/// Whether a request of this key and version is served.
+pub fn accepts(key: ApiKey, version: i16) -> bool {
+    advertised(key).is_some_and(|api| (api.min_accepted..=api.max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_librdkafka_feature_probes_are_inside_the_ranges() {
+        let contains = |key, version| {
+            let api = advertised(key).expect("advertised");
+            (api.min..=api.max).contains(&version)
+        };
+        assert!(contains(ApiKey::Produce, 0));
+        assert!(contains(ApiKey::Produce, 3));
+        assert!(contains(ApiKey::Produce, 7));
+        assert!(contains(ApiKey::Fetch, 4));
+        assert!(contains(ApiKey::Fetch, 10));
+        assert!(contains(ApiKey::ListOffsets, 1));
+    }
+
+    #[test]
+    fn produce_below_v3_is_advertised_but_refused() {
+        assert!(!accepts(ApiKey::Produce, 2));
+        assert!(accepts(ApiKey::Produce, 3));
+    }
+
+    #[test]
+    fn every_range_is_within_what_the_codec_can_encode() {
+        for api in ADVERTISED {
+            let codec = api.key.valid_versions();
+            assert!(api.min_accepted >= codec.min, "{:?}", api.key);
+            assert!(api.max <= codec.max, "{:?}", api.key);
+        }
+    }
+}
