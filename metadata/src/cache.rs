@@ -1,0 +1,184 @@
+//! A cache of topic lookups in front of any [`Catalog`].
+//!
+//! Every produce and fetch resolves a topic by name or id; those lookups are served
+//! from memory. Only topics that exist are cached: a miss always asks the database,
+//! so a topic another agent creates is visible at once. A topic another agent
+//! deletes stays visible here for at most the time-to-live; this agent's own
+//! creates and deletes invalidate at once. Everything else passes through.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+
+use crate::{
+    Catalog, IndexEntry, NewObject, NewTopic, PartitionOffsets, Result, RunAppend, RunOutcome,
+    Topic, TopicId,
+};
+
+/// Bound on cached topics per index (by name, by id).
+pub const DEFAULT_MAX_TOPICS: u64 = 100_000;
+/// How long a cached topic may outlive its deletion by another agent.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
+
+pub struct CachedCatalog<C> {
+    inner: C,
+    by_name: Cache<String, Topic>,
+    by_id: Cache<TopicId, Topic>,
+    /// Bumped on every invalidation. A lookup that started before one does not
+    /// cache its answer, which may predate the change it was racing with.
+    generation: AtomicU64,
+}
+
+impl<C: Catalog> CachedCatalog<C> {
+    pub fn new(inner: C) -> Self {
+        Self::with_limits(inner, DEFAULT_MAX_TOPICS, DEFAULT_TTL)
+    }
+
+    pub fn with_limits(inner: C, max_topics: u64, ttl: Duration) -> Self {
+        Self {
+            inner,
+            by_name: Cache::builder()
+                .max_capacity(max_topics)
+                .time_to_live(ttl)
+                .build(),
+            by_id: Cache::builder()
+                .max_capacity(max_topics)
+                .time_to_live(ttl)
+                .build(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+
+    async fn remember(&self, topic: &Topic, generation: u64) {
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        self.by_name.insert(topic.name.clone(), topic.clone()).await;
+        self.by_id.insert(topic.id, topic.clone()).await;
+        // An invalidation between the check above and the inserts may have run
+        // before them; undo ours rather than keep a stale entry for the whole TTL.
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.by_name.invalidate(&topic.name).await;
+            self.by_id.invalidate(&topic.id).await;
+        }
+    }
+
+    async fn forget_name(&self, name: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(topic) = self.by_name.remove(name).await {
+            self.by_id.invalidate(&topic.id).await;
+        }
+    }
+
+    async fn forget_id(&self, id: TopicId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(topic) = self.by_id.remove(&id).await {
+            self.by_name.invalidate(&topic.name).await;
+        }
+    }
+}
+
+#[async_trait]
+impl<C: Catalog> Catalog for CachedCatalog<C> {
+    async fn cluster_id(&self) -> Result<String> {
+        self.inner.cluster_id().await
+    }
+
+    async fn create_topic(&self, topic: &NewTopic) -> Result<Topic> {
+        let result = self.inner.create_topic(topic).await;
+        // Also on failure: TopicAlreadyExists means our entry, if any, may be a
+        // since deleted and recreated namesake.
+        self.forget_name(&topic.name).await;
+        result
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<Topic> {
+        let result = self.inner.delete_topic(name).await;
+        self.forget_name(name).await;
+        if let Ok(topic) = &result {
+            self.forget_id(topic.id).await;
+        }
+        result
+    }
+
+    async fn topic_by_name(&self, name: &str) -> Result<Option<Topic>> {
+        if let Some(topic) = self.by_name.get(name).await {
+            return Ok(Some(topic));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let topic = self.inner.topic_by_name(name).await?;
+        if let Some(topic) = &topic {
+            self.remember(topic, generation).await;
+        }
+        Ok(topic)
+    }
+
+    async fn topic_by_id(&self, id: TopicId) -> Result<Option<Topic>> {
+        if let Some(topic) = self.by_id.get(&id).await {
+            return Ok(Some(topic));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let topic = self.inner.topic_by_id(id).await?;
+        if let Some(topic) = &topic {
+            self.remember(topic, generation).await;
+        }
+        Ok(topic)
+    }
+
+    async fn list_topics(&self) -> Result<Vec<Topic>> {
+        self.inner.list_topics().await
+    }
+
+    async fn partition_offsets(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Option<PartitionOffsets>> {
+        self.inner.partition_offsets(topic, partition).await
+    }
+
+    async fn commit_object(
+        &self,
+        object: &NewObject,
+        runs: &[RunAppend],
+    ) -> Result<Vec<RunOutcome>> {
+        let outcomes = self.inner.commit_object(object, runs).await?;
+        // A run for a vanished partition means its topic was deleted (by another
+        // agent, or we would have forgotten it already): stop serving it.
+        for (run, outcome) in runs.iter().zip(&outcomes) {
+            if *outcome == RunOutcome::UnknownPartition {
+                self.forget_id(run.topic).await;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn index_entries(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        from_offset: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>> {
+        self.inner
+            .index_entries(topic, partition, from_offset, limit)
+            .await
+    }
+
+    async fn first_entry_at_or_after_timestamp(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<IndexEntry>> {
+        self.inner
+            .first_entry_at_or_after_timestamp(topic, partition, timestamp)
+            .await
+    }
+}

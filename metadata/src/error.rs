@@ -1,0 +1,23 @@
+//! Errors of the catalog. The broker maps them to Kafka error codes in one place.
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("invalid catalog URL '{url}': {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("catalog database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("catalog migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("catalog holds data it cannot read: {0}")]
+    Corrupt(String),
+    /// The caller broke a documented precondition (a bug in the caller, not a
+    /// condition of the data), e.g. a run of zero offsets.
+    #[error("invalid catalog request: {0}")]
+    InvalidArgument(String),
+}

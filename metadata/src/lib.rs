@@ -1,0 +1,107 @@
+//! The StreamHouse catalog: everything an agent must agree on with every other
+//! agent, kept in a SQL database (SQLite for the embedded default, PostgreSQL in
+//! production).
+//!
+//! It owns topics and their configs, partitions with their offsets, the objects
+//! in the store and the offset index that maps offset ranges to byte ranges of
+//! those objects. It knows nothing of sockets or Kafka requests: callers speak in
+//! topics, partitions, offsets and object keys.
+//!
+//! Invariants worth naming:
+//! - `high_watermark` of a partition only grows, and only inside
+//!   [`Catalog::commit_object`], in the same transaction that inserts the index
+//!   rows covering the new offsets. A reader never sees offsets without data.
+//! - Index entries of one partition never overlap and leave no gaps between
+//!   `log_start_offset` and `high_watermark`.
+
+pub mod cache;
+mod error;
+mod model;
+pub mod sql;
+
+pub use cache::CachedCatalog;
+pub use error::{CatalogError, Result};
+pub use model::{
+    IndexEntry, NewObject, NewTopic, PartitionOffsets, RunAppend, RunOutcome, Topic, TopicId,
+};
+pub use sql::{Backend, SqlCatalog};
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// Opens the catalog at `url` the way the broker uses it: the SQL catalog (migrated to
+/// the current schema) behind the topic-lookup cache.
+///
+/// Accepted URLs: `sqlite://path/to/file.db` (file and parent directory created if
+/// missing), `sqlite::memory:` (private to this process, for tests) and
+/// `postgres://user[:password]@host[:port]/database`. Anything else is
+/// [`CatalogError::InvalidUrl`].
+pub async fn open(url: &str) -> Result<Arc<dyn Catalog>> {
+    let catalog = SqlCatalog::connect(url).await?;
+    Ok(Arc::new(CachedCatalog::new(catalog)))
+}
+
+/// The catalog as the broker and the storage layer use it.
+///
+/// One implementation serves both databases (see the `sql` module); the moka
+/// layer in the `cache` module sits in front of the lookups the hot paths make.
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// The cluster's id, created by the first agent to ask and the same for every
+    /// agent and every restart after that.
+    async fn cluster_id(&self) -> Result<String>;
+
+    /// Creates a topic with `partition_count` partitions, each starting at offset 0.
+    /// Fails with [`CatalogError::TopicAlreadyExists`] if the name is taken.
+    async fn create_topic(&self, topic: &NewTopic) -> Result<Topic>;
+
+    /// Deletes a topic, its partitions and its index entries. Objects shared with
+    /// other topics stay; unreferenced ones are left for garbage collection.
+    /// Fails with [`CatalogError::UnknownTopic`] if there is no such topic.
+    async fn delete_topic(&self, name: &str) -> Result<Topic>;
+
+    async fn topic_by_name(&self, name: &str) -> Result<Option<Topic>>;
+
+    async fn topic_by_id(&self, id: TopicId) -> Result<Option<Topic>>;
+
+    /// All topics, ordered by name.
+    async fn list_topics(&self) -> Result<Vec<Topic>>;
+
+    /// `None` when the topic or the partition does not exist.
+    async fn partition_offsets(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Option<PartitionOffsets>>;
+
+    /// Records an uploaded object and appends its runs to their partitions, in ONE
+    /// transaction: either every run of the object is in the index with its offsets
+    /// assigned, or none is. Runs are applied in the order given (callers sort them
+    /// by topic and partition so that concurrent committers lock rows in the same
+    /// order). The outcome at index `i` belongs to `runs[i]`.
+    async fn commit_object(
+        &self,
+        object: &NewObject,
+        runs: &[RunAppend],
+    ) -> Result<Vec<RunOutcome>>;
+
+    /// Index entries of a partition whose `last_offset >= from_offset`, in offset
+    /// order, at most `limit` of them. One indexed query; never a scan of history.
+    async fn index_entries(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        from_offset: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>>;
+
+    /// The first index entry (lowest offsets) at or above the log start offset
+    /// whose `max_timestamp >= timestamp`, if any.
+    async fn first_entry_at_or_after_timestamp(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<IndexEntry>>;
+}

@@ -1,0 +1,301 @@
+//! Everything that differs between SQLite and PostgreSQL: reading the URL, the
+//! connection pools with their per-connection settings, and which migrations run.
+//! The queries themselves are shared (see the sibling modules).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, Executor};
+
+use super::{Backend, SqlCatalog};
+use crate::{CatalogError, Result};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Read connections on a SQLite file. WAL lets them run beside the writer.
+const SQLITE_READERS: u32 = 4;
+const POSTGRES_CONNECTIONS: u32 = 10;
+
+/// Per-connection settings. `busy_timeout`: how long SQLite itself waits for another
+/// connection's (possibly another process's) lock before reporting SQLITE_BUSY; the
+/// retry loop in `retry.rs` takes over after that. `synchronous = FULL` makes every
+/// commit durable, which an acknowledged produce relies on. WAL lets readers run
+/// beside the single writer; `journal_mode` is a property of the file, so setting it
+/// again on later connections is a no-op.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
+     PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON;";
+
+/// A catalog URL, checked and normalised.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// `url` has an explicit `mode` (we add `mode=rwc` when the caller gave none).
+    SqliteFile {
+        url: String,
+    },
+    SqliteMemory {
+        url: String,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
+    sqlx::any::install_default_drivers();
+    let catalog = match parse(url)? {
+        Target::SqliteFile { url } => {
+            create_parent_dir(&url).await?;
+            // SQLite has one writer at a time. Queueing writers on a one-connection
+            // pool is cheaper than letting several spin in SQLite's busy handler,
+            // and that connection can begin every transaction as a writer.
+            let writes = sqlite_pool(&url, 1).await?;
+            SQLITE_MIGRATIONS.run(&writes).await?;
+            let reads = sqlite_pool(&url, SQLITE_READERS).await?;
+            SqlCatalog::new(Backend::Sqlite, reads, writes)
+        }
+        Target::SqliteMemory { url } => {
+            // Each new connection to `:memory:` would be a new, empty database, so
+            // one connection serves everything and is never recycled.
+            let pool = sqlite_options(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(any_options(&url)?)
+                .await?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+            SqlCatalog::new(Backend::Sqlite, pool.clone(), pool)
+        }
+        Target::Postgres { url } => {
+            // Row locks serialise writers that touch the same partitions; the rest
+            // run in parallel, so reads and writes share one pool.
+            let pool = AnyPoolOptions::new()
+                .max_connections(POSTGRES_CONNECTIONS)
+                .connect_with(any_options(&url)?)
+                .await?;
+            // Takes an advisory lock: agents starting together migrate once.
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            SqlCatalog::new(Backend::Postgres, pool.clone(), pool)
+        }
+    };
+    tracing::info!(backend = ?catalog.backend(), "catalog open");
+    Ok(catalog)
+}
+
+fn sqlite_options(max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+}
+
+async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool> {
+    Ok(sqlite_options(max_connections)
+        .connect_with(any_options(url)?)
+        .await?)
+}
+
+fn any_options(url: &str) -> Result<AnyConnectOptions> {
+    AnyConnectOptions::from_str(url).map_err(|e| invalid(url, e.to_string()))
+}
+
+fn invalid(url: &str, reason: impl Into<String>) -> CatalogError {
+    CatalogError::InvalidUrl {
+        url: redact(url),
+        reason: reason.into(),
+    }
+}
+
+/// The URL with any password replaced, fit for errors and logs.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn parse(url: &str) -> Result<Target> {
+    if url.starts_with("sqlite:") {
+        parse_sqlite(url)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PgConnectOptions::from_str(url).map_err(|e| invalid(url, e.to_string()))?;
+        any_options(url)?;
+        Ok(Target::Postgres {
+            url: url.to_owned(),
+        })
+    } else {
+        Err(invalid(
+            url,
+            "unsupported scheme; expected sqlite://<path>, sqlite::memory: or \
+             postgres://user@host:port/database",
+        ))
+    }
+}
+
+fn parse_sqlite(url: &str) -> Result<Target> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let (database, params) = match rest.split_once('?') {
+        Some((database, params)) => (database, Some(params)),
+        None => (rest, None),
+    };
+    let has_param = |name: &str| {
+        params.is_some_and(|p| p.split('&').any(|kv| kv.split('=').next() == Some(name)))
+    };
+    let in_memory = database == ":memory:" || params.is_some_and(|p| p.contains("mode=memory"));
+    if database.is_empty() && !in_memory {
+        return Err(invalid(url, "no database file path after 'sqlite://'"));
+    }
+    let url = match params {
+        _ if in_memory || has_param("mode") => url.to_owned(),
+        Some(_) => format!("{url}&mode=rwc"),
+        None => format!("{url}?mode=rwc"),
+    };
+    // Both parsers run on the URL again when connecting; fail here, with the reason,
+    // rather than with a generic configuration error later.
+    SqliteConnectOptions::from_str(&url).map_err(|e| invalid(&url, e.to_string()))?;
+    any_options(&url)?;
+    Ok(if in_memory {
+        Target::SqliteMemory { url }
+    } else {
+        Target::SqliteFile { url }
+    })
+}
+
+/// `mode=rwc` creates the file but not its directory.
+async fn create_parent_dir(url: &str) -> Result<()> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid(url, e.to_string()))?;
+    let parent = options.get_filename().parent().unwrap_or(Path::new(""));
+    if parent.as_os_str().is_empty() {
+        return Ok(());
+    }
+    tokio::fs::create_dir_all(parent).await.map_err(|e| {
+        invalid(
+            url,
+            format!("cannot create directory {}: {e}", parent.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_file(url: &str) -> Target {
+        Target::SqliteFile { url: url.into() }
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode_unless_they_chose_one() {
+        assert_eq!(
+            parse("sqlite://a/b.db").unwrap(),
+            sqlite_file("sqlite://a/b.db?mode=rwc")
+        );
+        assert_eq!(
+            parse("sqlite:b.db").unwrap(),
+            sqlite_file("sqlite:b.db?mode=rwc")
+        );
+        assert_eq!(
+            parse("sqlite:///tmp/b.db?cache=private").unwrap(),
+            sqlite_file("sqlite:///tmp/b.db?cache=private&mode=rwc")
+        );
+        assert_eq!(
+            parse("sqlite://b.db?mode=ro").unwrap(),
+            sqlite_file("sqlite://b.db?mode=ro")
+        );
+    }
+
+    #[test]
+    fn sqlite_memory_urls_are_recognised() {
+        for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
+            assert_eq!(
+                parse(url).unwrap(),
+                Target::SqliteMemory { url: url.into() }
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_urls_pass_through() {
+        for url in [
+            "postgres://u@h:5432/db",
+            "postgresql://u:p@h/db?sslmode=disable",
+        ] {
+            assert_eq!(parse(url).unwrap(), Target::Postgres { url: url.into() });
+        }
+    }
+
+    fn reason(url: &str) -> String {
+        match parse(url) {
+            Err(CatalogError::InvalidUrl { reason, .. }) => reason,
+            other => panic!("expected InvalidUrl for {url}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        assert!(reason("mysql://h/db").contains("unsupported scheme"));
+        assert!(reason("").contains("unsupported scheme"));
+        assert!(reason("sqlite://").contains("no database file path"));
+        assert!(reason("sqlite://a.db?mode=bogus").contains("mode"));
+        assert!(reason("sqlite://a.db?colour=red").contains("colour"));
+        assert!(!reason("postgres://u@h:notaport/db").is_empty());
+    }
+
+    #[test]
+    fn passwords_stay_out_of_errors() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+        match parse("postgres://u:secret@h:notaport/db") {
+            Err(e) => assert!(!e.to_string().contains("secret"), "{e}"),
+            Ok(t) => panic!("parsed {t:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_are_durable_patient_and_check_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let catalog = connect(&url).await.unwrap();
+        for pool in [&catalog.reads, &catalog.writes] {
+            let mut conn = pool.acquire().await.unwrap();
+            for (pragma, expected) in [
+                ("PRAGMA journal_mode", "wal"),
+                // 2 = FULL
+                ("PRAGMA synchronous", "2"),
+                ("PRAGMA busy_timeout", "10000"),
+                ("PRAGMA foreign_keys", "1"),
+            ] {
+                let row = sqlx::query(pragma).fetch_one(&mut *conn).await.unwrap();
+                let value = match sqlx::Row::try_get::<String, _>(&row, 0) {
+                    Ok(text) => text,
+                    Err(_) => sqlx::Row::try_get::<i64, _>(&row, 0).unwrap().to_string(),
+                };
+                assert_eq!(value, expected, "{pragma}");
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The one implementation of [`Catalog`] for both SQLite and PostgreSQL, through
+//! sqlx's `Any` driver.
+//!
+//! The queries are shared: `$n` placeholders (SQLite accepts them), every integer a
+//! BIGINT read as `i64`, topic ids as UUID text. What differs per database lives in
+//! `connect.rs` (URL, pools, per-connection settings, which migrations run) and in
+//! two small decisions here: how a write transaction begins and which errors are
+//! worth retrying.
+
+mod cluster;
+mod connect;
+mod log;
+mod retry;
+mod rows;
+mod topics;
+
+use std::future::Future;
+
+use async_trait::async_trait;
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::{
+    Catalog, IndexEntry, NewObject, NewTopic, PartitionOffsets, Result, RunAppend, RunOutcome,
+    Topic, TopicId,
+};
+
+/// Which database a [`SqlCatalog`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The catalog in a SQL database. Cheap to clone (the pools are shared).
+#[derive(Clone, Debug)]
+pub struct SqlCatalog {
+    backend: Backend,
+    /// Single-statement reads.
+    reads: AnyPool,
+    /// Write transactions. On a SQLite file a pool of one connection, so this
+    /// process's writers queue here instead of in SQLite's busy handler; otherwise
+    /// the same pool as `reads`.
+    writes: AnyPool,
+}
+
+impl SqlCatalog {
+    /// Connects to the database at `url` (see [`crate::open`] for the accepted forms)
+    /// and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        connect::connect(url).await
+    }
+
+    fn new(backend: Backend, reads: AnyPool, writes: AnyPool) -> Self {
+        Self {
+            backend,
+            reads,
+            writes,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.writes.close().await;
+        self.reads.close().await;
+    }
+
+    /// Begins a transaction that will write.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock now. A deferred transaction
+    /// that reads first and upgrades later can fail with SQLITE_BUSY without waiting
+    /// (a deadlock SQLite breaks by refusing the upgrade); one that holds the lock
+    /// from the start only ever waits for it. PostgreSQL: a plain READ COMMITTED
+    /// transaction; the row locks taken by the statements serialise what must be.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writes.begin().await?,
+        })
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or transient failures (lock
+    /// contention) have gone on too long. Every attempt must be a whole transaction
+    /// or a single statement, so that a failed one left nothing behind.
+    async fn retrying<T, F, Fut>(&self, operation: &'static str, attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        retry::retrying(self.backend, operation, attempt).await
+    }
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn cluster_id(&self) -> Result<String> {
+        self.retrying("cluster_id", || cluster::cluster_id(self))
+            .await
+    }
+
+    async fn create_topic(&self, topic: &NewTopic) -> Result<Topic> {
+        self.retrying("create_topic", || topics::create(self, topic))
+            .await
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<Topic> {
+        self.retrying("delete_topic", || topics::delete(self, name))
+            .await
+    }
+
+    async fn topic_by_name(&self, name: &str) -> Result<Option<Topic>> {
+        self.retrying("topic_by_name", || topics::by_name(&self.reads, name))
+            .await
+    }
+
+    async fn topic_by_id(&self, id: TopicId) -> Result<Option<Topic>> {
+        self.retrying("topic_by_id", || topics::by_id(&self.reads, id))
+            .await
+    }
+
+    async fn list_topics(&self) -> Result<Vec<Topic>> {
+        self.retrying("list_topics", || topics::list(&self.reads))
+            .await
+    }
+
+    async fn partition_offsets(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Option<PartitionOffsets>> {
+        self.retrying("partition_offsets", || {
+            log::partition_offsets(&self.reads, topic, partition)
+        })
+        .await
+    }
+
+    async fn commit_object(
+        &self,
+        object: &NewObject,
+        runs: &[RunAppend],
+    ) -> Result<Vec<RunOutcome>> {
+        log::check_runs(runs)?;
+        self.retrying("commit_object", || log::commit_object(self, object, runs))
+            .await
+    }
+
+    async fn index_entries(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        from_offset: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.retrying("index_entries", || {
+            log::index_entries(&self.reads, topic, partition, from_offset, limit)
+        })
+        .await
+    }
+
+    async fn first_entry_at_or_after_timestamp(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<IndexEntry>> {
+        self.retrying("first_entry_at_or_after_timestamp", || {
+            log::first_entry_at_or_after_timestamp(&self.reads, topic, partition, timestamp)
+        })
+        .await
+    }
+}

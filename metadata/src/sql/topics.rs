@@ -1,0 +1,201 @@
+//! Topics, their configs and their partition rows: create, delete, look up.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use super::rows::{get, now_ms, to_i32, topic_id};
+use super::SqlCatalog;
+use crate::{CatalogError, NewTopic, Result, Topic, TopicId};
+
+/// A topic with its configs, one row per config (one row with NULL config columns
+/// for a topic without any), rows of one topic adjacent.
+macro_rules! select_topics {
+    ($tail:literal) => {
+        concat!(
+            "SELECT t.id, t.name, t.partition_count, t.created_at_ms, ",
+            "c.key AS config_key, c.value AS config_value ",
+            "FROM topics t LEFT JOIN topic_configs c ON c.topic_id = t.id ",
+            $tail
+        )
+    };
+}
+
+/// One partition row per index in `0..count`, in one statement. The casts pin the
+/// parameter types for PostgreSQL, which infers them from context.
+const INSERT_PARTITIONS: &str = "\
+    WITH RECURSIVE seq (n) AS ( \
+        SELECT CAST(0 AS BIGINT) WHERE CAST($2 AS BIGINT) > 0 \
+        UNION ALL \
+        SELECT n + 1 FROM seq WHERE n + 1 < CAST($2 AS BIGINT) \
+    ) \
+    INSERT INTO partitions \
+        (topic_id, partition_index, next_offset, log_start_offset, max_timestamp) \
+    SELECT CAST($1 AS TEXT), n, 0, 0, CAST($3 AS BIGINT) FROM seq";
+
+pub(super) async fn create(catalog: &SqlCatalog, new: &NewTopic) -> Result<Topic> {
+    if new.partition_count < 1 {
+        return Err(CatalogError::InvalidArgument(format!(
+            "topic '{}' needs at least one partition, not {}",
+            new.name, new.partition_count
+        )));
+    }
+    let mut tx = catalog.begin_write().await?;
+    let taken = sqlx::query("SELECT id FROM topics WHERE name = $1")
+        .bind(new.name.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if taken.is_some() {
+        return Err(CatalogError::TopicAlreadyExists(new.name.clone()));
+    }
+    let topic = Topic {
+        id: TopicId::new_v4(),
+        name: new.name.clone(),
+        partition_count: new.partition_count,
+        configs: new.configs.clone(),
+        created_at_ms: now_ms(),
+    };
+    let id = topic.id.to_string();
+    sqlx::query(
+        "INSERT INTO topics (id, name, partition_count, created_at_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_str())
+    .bind(topic.name.as_str())
+    .bind(i64::from(topic.partition_count))
+    .bind(topic.created_at_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match e {
+        // PostgreSQL: another agent inserted the name after our check; its
+        // transaction committed while ours waited on the unique index.
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            CatalogError::TopicAlreadyExists(topic.name.clone())
+        }
+        e => e.into(),
+    })?;
+    sqlx::query(INSERT_PARTITIONS)
+        .bind(id.as_str())
+        .bind(i64::from(topic.partition_count))
+        .bind(i64::MIN)
+        .execute(&mut *tx)
+        .await?;
+    for (key, value) in &topic.configs {
+        sqlx::query("INSERT INTO topic_configs (topic_id, key, value) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(key.as_str())
+            .bind(value.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(topic)
+}
+
+pub(super) async fn delete(catalog: &SqlCatalog, name: &str) -> Result<Topic> {
+    let unknown = || CatalogError::UnknownTopic(name.to_owned());
+    let mut tx = catalog.begin_write().await?;
+    let topic = by_name(&mut *tx, name).await?.ok_or_else(unknown)?;
+    let id = topic.id.to_string();
+    // Lock the partition rows first, in the order committers lock them. A commit
+    // already holding one finishes first, and its index rows are then deleted
+    // below (each PostgreSQL statement sees what committed before it); a commit
+    // arriving later finds the rows gone and reports UnknownPartition. Without
+    // this, a commit could slip an index row in between our deletes. (On SQLite
+    // the transaction already excludes every other writer.)
+    for partition in 0..topic.partition_count {
+        sqlx::query(
+            "UPDATE partitions SET next_offset = next_offset \
+             WHERE topic_id = $1 AND partition_index = $2",
+        )
+        .bind(id.as_str())
+        .bind(i64::from(partition))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for statement in [
+        "DELETE FROM index_entries WHERE topic_id = $1",
+        "DELETE FROM partitions WHERE topic_id = $1",
+        "DELETE FROM topic_configs WHERE topic_id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let deleted = sqlx::query("DELETE FROM topics WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() != 1 {
+        // Another agent deleted it while we waited for the partition locks.
+        return Err(unknown());
+    }
+    tx.commit().await?;
+    Ok(topic)
+}
+
+pub(super) async fn by_name<'e, E>(executor: E, name: &str) -> Result<Option<Topic>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query(select_topics!("WHERE t.name = $1 ORDER BY c.key"))
+        .bind(name)
+        .fetch_all(executor)
+        .await?;
+    at_most_one(assemble(&rows)?)
+}
+
+pub(super) async fn by_id<'e, E>(executor: E, id: TopicId) -> Result<Option<Topic>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let id = id.to_string();
+    let rows = sqlx::query(select_topics!("WHERE t.id = $1 ORDER BY c.key"))
+        .bind(id.as_str())
+        .fetch_all(executor)
+        .await?;
+    at_most_one(assemble(&rows)?)
+}
+
+pub(super) async fn list<'e, E>(executor: E) -> Result<Vec<Topic>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query(select_topics!("ORDER BY t.name, c.key"))
+        .fetch_all(executor)
+        .await?;
+    assemble(&rows)
+}
+
+fn at_most_one(mut topics: Vec<Topic>) -> Result<Option<Topic>> {
+    match topics.len() {
+        0 | 1 => Ok(topics.pop()),
+        n => Err(CatalogError::Corrupt(format!(
+            "{n} topics share a name or an id"
+        ))),
+    }
+}
+
+/// Folds the rows of `select_topics!` into topics, keeping their order.
+fn assemble(rows: &[AnyRow]) -> Result<Vec<Topic>> {
+    let mut topics: Vec<Topic> = Vec::new();
+    for row in rows {
+        let id = topic_id(&get::<String>(row, "id")?)?;
+        if topics.last().is_none_or(|t| t.id != id) {
+            topics.push(Topic {
+                id,
+                name: get(row, "name")?,
+                partition_count: to_i32(get(row, "partition_count")?, "partition count")?,
+                configs: BTreeMap::new(),
+                created_at_ms: get(row, "created_at_ms")?,
+            });
+        }
+        let key: Option<String> = get(row, "config_key")?;
+        let value: Option<String> = get(row, "config_value")?;
+        if let (Some(key), Some(value), Some(topic)) = (key, value, topics.last_mut()) {
+            topic.configs.insert(key, value);
+        }
+    }
+    Ok(topics)
+}

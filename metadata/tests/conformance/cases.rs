@@ -1,0 +1,510 @@
+//! What every catalog must do, whatever the database. Each case gets a catalog on
+//! an empty database of its own.
+
+use std::collections::BTreeMap;
+
+use streamhouse_metadata::{
+    Catalog, CatalogError, IndexEntry, NewObject, NewTopic, PartitionOffsets, RunAppend,
+    RunOutcome, Topic, TopicId,
+};
+
+pub fn new_topic(name: &str, partition_count: i32) -> NewTopic {
+    NewTopic {
+        name: name.to_owned(),
+        partition_count,
+        configs: BTreeMap::new(),
+    }
+}
+
+pub fn object(key: &str) -> NewObject {
+    NewObject {
+        key: key.to_owned(),
+        size_bytes: 4096,
+    }
+}
+
+/// A run at `position` of `record_offsets` offsets; its length is 100 bytes per offset.
+pub fn run(topic: &Topic, partition: i32, position: i64, record_offsets: i64) -> RunAppend {
+    run_at(topic, partition, position, record_offsets, 1_000)
+}
+
+pub fn run_at(
+    topic: &Topic,
+    partition: i32,
+    position: i64,
+    record_offsets: i64,
+    max_timestamp: i64,
+) -> RunAppend {
+    RunAppend {
+        topic: topic.id,
+        partition,
+        position,
+        length: 100 * record_offsets,
+        record_offsets,
+        max_timestamp,
+    }
+}
+
+pub fn offsets(log_start_offset: i64, high_watermark: i64) -> Option<PartitionOffsets> {
+    Some(PartitionOffsets {
+        log_start_offset,
+        high_watermark,
+    })
+}
+
+pub fn entry(base: i64, last: i64, key: &str, position: i64, max_timestamp: i64) -> IndexEntry {
+    IndexEntry {
+        base_offset: base,
+        last_offset: last,
+        object_key: key.to_owned(),
+        position,
+        length: 100 * (last - base + 1),
+        max_timestamp,
+    }
+}
+
+pub fn appended(base_offset: i64) -> RunOutcome {
+    RunOutcome::Appended { base_offset }
+}
+
+pub async fn create(catalog: &dyn Catalog, name: &str, partitions: i32) -> Topic {
+    catalog
+        .create_topic(&new_topic(name, partitions))
+        .await
+        .expect("create_topic")
+}
+
+pub async fn commit(catalog: &dyn Catalog, key: &str, runs: &[RunAppend]) -> Vec<RunOutcome> {
+    catalog
+        .commit_object(&object(key), runs)
+        .await
+        .expect("commit_object")
+}
+
+pub async fn all_entries(catalog: &dyn Catalog, topic: TopicId, partition: i32) -> Vec<IndexEntry> {
+    catalog
+        .index_entries(topic, partition, 0, u32::MAX)
+        .await
+        .expect("index_entries")
+}
+
+pub async fn created_topic_is_found_by_name_and_id_and_listed(catalog: &dyn Catalog) {
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_owned(), "delete".to_owned()),
+        ("retention.ms".to_owned(), "86400000".to_owned()),
+    ]);
+    let orders = catalog
+        .create_topic(&NewTopic {
+            name: "orders".into(),
+            partition_count: 3,
+            configs: configs.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(orders.name, "orders");
+    assert_eq!(orders.partition_count, 3);
+    assert_eq!(orders.configs, configs);
+    assert!(!orders.id.is_nil());
+    assert!(
+        orders.created_at_ms > 1_600_000_000_000,
+        "{}",
+        orders.created_at_ms
+    );
+    let alpha = create(catalog, "alpha", 1).await;
+    assert_eq!(alpha.configs, BTreeMap::new());
+    assert_ne!(alpha.id, orders.id);
+
+    assert_eq!(
+        catalog.topic_by_name("orders").await.unwrap(),
+        Some(orders.clone())
+    );
+    assert_eq!(
+        catalog.topic_by_id(orders.id).await.unwrap(),
+        Some(orders.clone())
+    );
+    assert_eq!(
+        catalog.topic_by_name("alpha").await.unwrap(),
+        Some(alpha.clone())
+    );
+    assert_eq!(catalog.list_topics().await.unwrap(), vec![alpha, orders]);
+
+    assert_eq!(catalog.topic_by_name("missing").await.unwrap(), None);
+    assert_eq!(catalog.topic_by_id(TopicId::new_v4()).await.unwrap(), None);
+}
+
+pub async fn new_partitions_start_empty_at_offset_zero(catalog: &dyn Catalog) {
+    let topic = create(catalog, "events", 4).await;
+    for partition in 0..4 {
+        assert_eq!(
+            catalog
+                .partition_offsets(topic.id, partition)
+                .await
+                .unwrap(),
+            offsets(0, 0)
+        );
+        assert_eq!(all_entries(catalog, topic.id, partition).await, vec![]);
+    }
+    assert_eq!(catalog.partition_offsets(topic.id, 4).await.unwrap(), None);
+    assert_eq!(catalog.partition_offsets(topic.id, -1).await.unwrap(), None);
+    let unknown = TopicId::new_v4();
+    assert_eq!(catalog.partition_offsets(unknown, 0).await.unwrap(), None);
+}
+
+pub async fn creating_an_existing_topic_fails_with_topic_already_exists(catalog: &dyn Catalog) {
+    let original = create(catalog, "orders", 3).await;
+    let error = catalog
+        .create_topic(&new_topic("orders", 7))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, CatalogError::TopicAlreadyExists(name) if name == "orders"),
+        "{error:?}"
+    );
+    assert_eq!(
+        catalog.topic_by_name("orders").await.unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(catalog.list_topics().await.unwrap(), vec![original]);
+}
+
+pub async fn deleting_an_unknown_topic_fails_with_unknown_topic(catalog: &dyn Catalog) {
+    create(catalog, "orders", 1).await;
+    let error = catalog.delete_topic("missing").await.unwrap_err();
+    assert!(
+        matches!(&error, CatalogError::UnknownTopic(name) if name == "missing"),
+        "{error:?}"
+    );
+    assert_eq!(catalog.list_topics().await.unwrap().len(), 1);
+}
+
+pub async fn deleted_topic_is_gone_with_its_partitions_and_index(catalog: &dyn Catalog) {
+    let doomed = create(catalog, "doomed", 2).await;
+    let kept = create(catalog, "kept", 1).await;
+    commit(
+        catalog,
+        "o1",
+        &[
+            run(&doomed, 0, 0, 3),
+            run(&doomed, 1, 300, 2),
+            run(&kept, 0, 500, 4),
+        ],
+    )
+    .await;
+
+    assert_eq!(catalog.delete_topic("doomed").await.unwrap(), doomed);
+
+    assert_eq!(catalog.topic_by_name("doomed").await.unwrap(), None);
+    assert_eq!(catalog.topic_by_id(doomed.id).await.unwrap(), None);
+    assert_eq!(catalog.list_topics().await.unwrap(), vec![kept.clone()]);
+    assert_eq!(catalog.partition_offsets(doomed.id, 0).await.unwrap(), None);
+    assert_eq!(all_entries(catalog, doomed.id, 0).await, vec![]);
+    assert_eq!(all_entries(catalog, doomed.id, 1).await, vec![]);
+    // The object is shared with a surviving topic, whose entries stay.
+    assert_eq!(
+        all_entries(catalog, kept.id, 0).await,
+        vec![entry(0, 3, "o1", 500, 1_000)]
+    );
+    let error = catalog.delete_topic("doomed").await.unwrap_err();
+    assert!(matches!(error, CatalogError::UnknownTopic(_)), "{error:?}");
+}
+
+pub async fn recreated_topic_gets_a_new_id_and_starts_at_offset_zero(catalog: &dyn Catalog) {
+    let first = create(catalog, "orders", 1).await;
+    commit(catalog, "o1", &[run(&first, 0, 0, 10)]).await;
+    catalog.delete_topic("orders").await.unwrap();
+
+    let second = create(catalog, "orders", 2).await;
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.partition_count, 2);
+    assert_eq!(
+        catalog.topic_by_name("orders").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(catalog.topic_by_id(first.id).await.unwrap(), None);
+    assert_eq!(
+        catalog.partition_offsets(second.id, 0).await.unwrap(),
+        offsets(0, 0)
+    );
+    assert_eq!(all_entries(catalog, second.id, 0).await, vec![]);
+    assert_eq!(
+        commit(catalog, "o2", &[run(&second, 0, 0, 4)]).await,
+        vec![appended(0)]
+    );
+}
+
+pub async fn commits_assign_contiguous_offsets_across_runs_and_objects(catalog: &dyn Catalog) {
+    let topic = create(catalog, "orders", 1).await;
+    let outcomes = commit(
+        catalog,
+        "o1",
+        &[run(&topic, 0, 0, 3), run(&topic, 0, 300, 5)],
+    )
+    .await;
+    assert_eq!(outcomes, vec![appended(0), appended(3)]);
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 0).await.unwrap(),
+        offsets(0, 8)
+    );
+
+    let outcomes = commit(catalog, "o2", &[run(&topic, 0, 40, 2)]).await;
+    assert_eq!(outcomes, vec![appended(8)]);
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 0).await.unwrap(),
+        offsets(0, 10)
+    );
+
+    assert_eq!(
+        all_entries(catalog, topic.id, 0).await,
+        vec![
+            entry(0, 2, "o1", 0, 1_000),
+            entry(3, 7, "o1", 300, 1_000),
+            entry(8, 9, "o2", 40, 1_000),
+        ]
+    );
+}
+
+pub async fn one_object_holds_runs_of_several_partitions_and_topics(catalog: &dyn Catalog) {
+    let a = create(catalog, "a", 2).await;
+    let b = create(catalog, "b", 1).await;
+    commit(catalog, "o0", &[run(&a, 1, 0, 6)]).await;
+    let outcomes = commit(
+        catalog,
+        "o1",
+        &[run(&a, 0, 0, 2), run(&a, 1, 200, 3), run(&b, 0, 500, 1)],
+    )
+    .await;
+    assert_eq!(outcomes, vec![appended(0), appended(6), appended(0)]);
+    assert_eq!(
+        catalog.partition_offsets(a.id, 0).await.unwrap(),
+        offsets(0, 2)
+    );
+    assert_eq!(
+        catalog.partition_offsets(a.id, 1).await.unwrap(),
+        offsets(0, 9)
+    );
+    assert_eq!(
+        catalog.partition_offsets(b.id, 0).await.unwrap(),
+        offsets(0, 1)
+    );
+    assert_eq!(
+        all_entries(catalog, a.id, 0).await,
+        vec![entry(0, 1, "o1", 0, 1_000)]
+    );
+    assert_eq!(
+        all_entries(catalog, a.id, 1).await,
+        vec![entry(0, 5, "o0", 0, 1_000), entry(6, 8, "o1", 200, 1_000)]
+    );
+    assert_eq!(
+        all_entries(catalog, b.id, 0).await,
+        vec![entry(0, 0, "o1", 500, 1_000)]
+    );
+}
+
+pub async fn runs_for_missing_partitions_are_reported_while_the_rest_commit(catalog: &dyn Catalog) {
+    let kept = create(catalog, "kept", 2).await;
+    let doomed = create(catalog, "doomed", 1).await;
+    catalog.delete_topic("doomed").await.unwrap();
+
+    let outcomes = commit(
+        catalog,
+        "o1",
+        &[
+            run(&kept, 0, 0, 2),
+            run(&doomed, 0, 200, 3),
+            run(&kept, 1, 500, 4),
+            run(&kept, 2, 900, 1),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            appended(0),
+            RunOutcome::UnknownPartition,
+            appended(0),
+            RunOutcome::UnknownPartition,
+        ]
+    );
+    assert_eq!(
+        catalog.partition_offsets(kept.id, 0).await.unwrap(),
+        offsets(0, 2)
+    );
+    assert_eq!(
+        catalog.partition_offsets(kept.id, 1).await.unwrap(),
+        offsets(0, 4)
+    );
+    assert_eq!(catalog.partition_offsets(doomed.id, 0).await.unwrap(), None);
+    assert_eq!(
+        all_entries(catalog, kept.id, 1).await,
+        vec![entry(0, 3, "o1", 500, 1_000)]
+    );
+}
+
+pub async fn a_failed_commit_appends_nothing(catalog: &dyn Catalog) {
+    let topic = create(catalog, "orders", 2).await;
+    commit(catalog, "o1", &[run(&topic, 0, 0, 3)]).await;
+    // Object keys are never reused; a second object under the same key is refused
+    // as a whole, including its run for the other partition.
+    let result = catalog
+        .commit_object(
+            &object("o1"),
+            &[run(&topic, 1, 0, 5), run(&topic, 0, 500, 2)],
+        )
+        .await;
+    assert!(
+        matches!(result, Err(CatalogError::Database(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 0).await.unwrap(),
+        offsets(0, 3)
+    );
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 1).await.unwrap(),
+        offsets(0, 0)
+    );
+    assert_eq!(all_entries(catalog, topic.id, 1).await, vec![]);
+}
+
+pub async fn invalid_requests_are_refused(catalog: &dyn Catalog) {
+    for partitions in [0, -1] {
+        let result = catalog.create_topic(&new_topic("empty", partitions)).await;
+        assert!(
+            matches!(result, Err(CatalogError::InvalidArgument(_))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(catalog.list_topics().await.unwrap(), vec![]);
+
+    let topic = create(catalog, "orders", 1).await;
+    let result = catalog
+        .commit_object(
+            &object("o1"),
+            &[run(&topic, 0, 0, 2), run(&topic, 0, 200, 0)],
+        )
+        .await;
+    assert!(
+        matches!(result, Err(CatalogError::InvalidArgument(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 0).await.unwrap(),
+        offsets(0, 0)
+    );
+    // The refused object was not recorded: its key is still free.
+    assert_eq!(
+        commit(catalog, "o1", &[run(&topic, 0, 0, 2)]).await,
+        vec![appended(0)]
+    );
+}
+
+/// Entries 0..=2 (o1), 3..=7 (o1), 8..=9 (o2).
+async fn three_entries(catalog: &dyn Catalog) -> Topic {
+    let topic = create(catalog, "orders", 1).await;
+    commit(
+        catalog,
+        "o1",
+        &[run(&topic, 0, 0, 3), run(&topic, 0, 300, 5)],
+    )
+    .await;
+    commit(catalog, "o2", &[run(&topic, 0, 0, 2)]).await;
+    topic
+}
+
+pub async fn index_entries_start_at_the_entry_holding_the_offset(catalog: &dyn Catalog) {
+    let topic = three_entries(catalog).await;
+    let first = entry(0, 2, "o1", 0, 1_000);
+    let middle = entry(3, 7, "o1", 300, 1_000);
+    let last = entry(8, 9, "o2", 0, 1_000);
+    let from = |offset| catalog.index_entries(topic.id, 0, offset, 100);
+
+    assert_eq!(
+        from(0).await.unwrap(),
+        vec![first.clone(), middle.clone(), last.clone()]
+    );
+    assert_eq!(
+        from(2).await.unwrap(),
+        vec![first, middle.clone(), last.clone()]
+    );
+    assert_eq!(from(3).await.unwrap(), vec![middle.clone(), last.clone()]);
+    assert_eq!(from(5).await.unwrap(), vec![middle.clone(), last.clone()]);
+    assert_eq!(from(7).await.unwrap(), vec![middle, last.clone()]);
+    assert_eq!(from(9).await.unwrap(), vec![last]);
+    assert_eq!(from(10).await.unwrap(), vec![]);
+    assert_eq!(from(1_000).await.unwrap(), vec![]);
+    assert_eq!(
+        catalog.index_entries(topic.id, 1, 0, 100).await.unwrap(),
+        vec![]
+    );
+}
+
+pub async fn index_entries_respect_the_limit(catalog: &dyn Catalog) {
+    let topic = three_entries(catalog).await;
+    let entries = |offset, limit| catalog.index_entries(topic.id, 0, offset, limit);
+    assert_eq!(
+        entries(0, 2).await.unwrap(),
+        vec![entry(0, 2, "o1", 0, 1_000), entry(3, 7, "o1", 300, 1_000)]
+    );
+    assert_eq!(
+        entries(4, 1).await.unwrap(),
+        vec![entry(3, 7, "o1", 300, 1_000)]
+    );
+    assert_eq!(entries(0, 0).await.unwrap(), vec![]);
+}
+
+pub async fn timestamp_lookup_finds_the_first_entry_reaching_the_timestamp(catalog: &dyn Catalog) {
+    let topic = create(catalog, "orders", 2).await;
+    // Timestamps need not grow with offsets.
+    commit(
+        catalog,
+        "o1",
+        &[run_at(&topic, 0, 0, 2, 100), run_at(&topic, 0, 200, 2, 300)],
+    )
+    .await;
+    commit(
+        catalog,
+        "o2",
+        &[run_at(&topic, 0, 0, 2, 200), run_at(&topic, 0, 200, 2, 400)],
+    )
+    .await;
+    let e100 = IndexEntry {
+        max_timestamp: 100,
+        ..entry(0, 1, "o1", 0, 0)
+    };
+    let e300 = IndexEntry {
+        max_timestamp: 300,
+        ..entry(2, 3, "o1", 200, 0)
+    };
+    let e400 = IndexEntry {
+        max_timestamp: 400,
+        ..entry(6, 7, "o2", 200, 0)
+    };
+    let at = |ts| catalog.first_entry_at_or_after_timestamp(topic.id, 0, ts);
+
+    assert_eq!(at(i64::MIN).await.unwrap(), Some(e100.clone()));
+    assert_eq!(at(-1).await.unwrap(), Some(e100.clone()));
+    assert_eq!(at(100).await.unwrap(), Some(e100));
+    assert_eq!(at(101).await.unwrap(), Some(e300.clone()));
+    // The entry with 200 comes after the one with 300: the first reaching 150 or 250
+    // is the one with 300.
+    assert_eq!(at(150).await.unwrap(), Some(e300.clone()));
+    assert_eq!(at(250).await.unwrap(), Some(e300.clone()));
+    assert_eq!(at(300).await.unwrap(), Some(e300));
+    assert_eq!(at(301).await.unwrap(), Some(e400.clone()));
+    assert_eq!(at(400).await.unwrap(), Some(e400));
+    assert_eq!(at(401).await.unwrap(), None);
+    assert_eq!(
+        catalog
+            .first_entry_at_or_after_timestamp(topic.id, 1, 0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        catalog
+            .first_entry_at_or_after_timestamp(TopicId::new_v4(), 0, 0)
+            .await
+            .unwrap(),
+        None
+    );
+}

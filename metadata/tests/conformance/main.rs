@@ -1,0 +1,90 @@
+//! The catalog conformance suite: the same cases against every backend, with and
+//! without the cache in front.
+//!
+//! SQLite runs on a fresh temporary file per test. PostgreSQL needs a server in
+//! `STREAMHOUSE_TEST_POSTGRES_URL` (see `metadata/README.md`); each test creates a
+//! database of its own and drops it afterwards. Without the variable the
+//! PostgreSQL tests fail; they are never skipped.
+
+mod agents;
+mod cases;
+mod harness;
+
+/// Declares one `#[tokio::test]` per case for `$target`.
+macro_rules! conformance_tests {
+    ($target:expr) => {
+        conformance_tests!(@catalog $target;
+            created_topic_is_found_by_name_and_id_and_listed,
+            new_partitions_start_empty_at_offset_zero,
+            creating_an_existing_topic_fails_with_topic_already_exists,
+            deleting_an_unknown_topic_fails_with_unknown_topic,
+            deleted_topic_is_gone_with_its_partitions_and_index,
+            recreated_topic_gets_a_new_id_and_starts_at_offset_zero,
+            commits_assign_contiguous_offsets_across_runs_and_objects,
+            one_object_holds_runs_of_several_partitions_and_topics,
+            runs_for_missing_partitions_are_reported_while_the_rest_commit,
+            a_failed_commit_appends_nothing,
+            invalid_requests_are_refused,
+            index_entries_start_at_the_entry_holding_the_offset,
+            index_entries_respect_the_limit,
+            timestamp_lookup_finds_the_first_entry_reaching_the_timestamp,
+        );
+        conformance_tests!(@database $target;
+            concurrent_commits_never_overlap_or_leave_gaps,
+            concurrent_creates_of_one_name_make_one_topic,
+            deleting_a_topic_while_commits_are_in_flight,
+            reopening_the_database_shows_the_same_topics_and_offsets,
+            every_agent_reports_the_same_cluster_id,
+        );
+    };
+    (@catalog $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_catalog($target, |catalog| {
+                    Box::pin(crate::cases::$case(catalog))
+                })
+                .await;
+            }
+        )*
+    };
+    (@database $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| Box::pin(crate::agents::$case(db)))
+                    .await;
+            }
+        )*
+    };
+}
+
+/// The cache's own cases; they build their catalogs themselves, so they run once
+/// per backend.
+macro_rules! cache_tests {
+    ($target:expr) => {
+        conformance_tests!(@database $target;
+            cache_reflects_this_agents_creates_and_deletes_at_once,
+            cache_sees_other_agents_creates_at_once_and_deletes_within_its_ttl,
+            cache_forgets_a_topic_once_a_commit_finds_it_deleted,
+        );
+    };
+}
+
+mod sqlite {
+    conformance_tests!(crate::harness::SQLITE);
+    cache_tests!(crate::harness::SQLITE);
+}
+
+mod sqlite_uncached {
+    conformance_tests!(crate::harness::SQLITE_UNCACHED);
+}
+
+mod postgres {
+    conformance_tests!(crate::harness::POSTGRES);
+    cache_tests!(crate::harness::POSTGRES);
+}
+
+mod postgres_uncached {
+    conformance_tests!(crate::harness::POSTGRES_UNCACHED);
+}
