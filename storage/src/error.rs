@@ -1,0 +1,21 @@
+//! Errors of the storage layer, mapped to Kafka error codes by the broker.
+
+use streamhouse_metadata::CatalogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid object store URL '{url}': {reason}")]
+    InvalidStoreUrl { url: String, reason: String },
+    #[error("object store request failed: {0}")]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("object '{key}' is corrupt: {reason}")]
+    CorruptObject { key: String, reason: String },
+    #[error("the partition no longer exists")]
+    UnknownPartition,
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("reading object '{key}' failed: {reason}")]
+    ObjectRead { key: String, reason: String },
+}

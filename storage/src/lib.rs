@@ -1,0 +1,21 @@
+//! Object storage for StreamHouse: the object format, the write path that packs
+//! batches of many partitions into one object and commits it to the catalog, the
+//! read path that serves offset ranges back with their assigned offsets, and
+//! object stores built from URLs.
+//!
+//! This crate knows record batches only as opaque byte runs with an offset count
+//! and a max timestamp; it knows nothing of Kafka requests. The catalog decides
+//! offsets; this crate moves bytes.
+
+mod error;
+pub mod format;
+pub mod reader;
+pub mod store;
+pub mod watermarks;
+pub mod writer;
+
+pub use error::StorageError;
+pub use reader::{FetchedRun, ObjectReader, ReadCacheConfig};
+pub use store::open_store;
+pub use watermarks::Watermarks;
+pub use writer::{Append, AppendOutcome, ObjectWriter, WriterConfig};

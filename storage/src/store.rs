@@ -1,0 +1,130 @@
+//! Object stores built from a URL.
+//!
+//! | URL | store |
+//! |-----|-------|
+//! | `file:///abs/path` or `file://rel/path` | a local folder (fsync on write) |
+//! | `memory://` | in-process memory (tests) |
+//! | `s3://bucket?endpoint=..&region=..&allow_http=true&path_style=true&prefix=p` | S3 or an S3-compatible server |
+//!
+//! S3 credentials come from the usual AWS environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `AWS_REGION`, `AWS_ENDPOINT_URL`).
+
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::StorageError;
+
+/// Builds the store a URL names. Errors say what is wrong with the URL.
+pub fn open_store(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let invalid = |reason: String| StorageError::InvalidStoreUrl {
+        url: url.to_string(),
+        reason,
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        if path.is_empty() {
+            return Err(invalid("a file:// URL needs a folder path".into()));
+        }
+        std::fs::create_dir_all(path)
+            .map_err(|e| invalid(format!("cannot create folder '{path}': {e}")))?;
+        let store = LocalFileSystem::new_with_prefix(path)
+            .map_err(|e| invalid(e.to_string()))?
+            // An acknowledged record must survive a machine crash, not only a
+            // process crash.
+            .with_fsync(true);
+        return Ok(Arc::new(store));
+    }
+    let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    match parsed.scheme() {
+        "memory" => Ok(Arc::new(InMemory::new())),
+        "s3" => open_s3(&parsed).map_err(invalid),
+        other => Err(invalid(format!(
+            "unsupported scheme '{other}' (expected file://, memory:// or s3://)"
+        ))),
+    }
+}
+
+fn open_s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let bucket = url
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or("an s3:// URL needs a bucket name: s3://BUCKET?...")?;
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut prefix = None;
+    for (key, value) in url.query_pairs() {
+        builder = match key.as_ref() {
+            "endpoint" => builder.with_endpoint(value.to_string()),
+            "region" => builder.with_region(value.to_string()),
+            "allow_http" => builder.with_allow_http(parse_bool(&key, &value)?),
+            "path_style" => builder.with_virtual_hosted_style_request(!parse_bool(&key, &value)?),
+            "prefix" => {
+                prefix = Some(value.to_string());
+                builder
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter '{other}' (expected endpoint, region, allow_http, path_style, prefix)"
+                ))
+            }
+        };
+    }
+    let store = builder.build().map_err(|e| e.to_string())?;
+    Ok(match prefix {
+        Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
+        None => Arc::new(store),
+    })
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!(
+            "parameter '{key}' must be true or false, not '{value}'"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_scheme_is_explained() {
+        let err = open_store("ftp://x").unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme 'ftp'"), "{err}");
+    }
+
+    #[test]
+    fn s3_without_bucket_is_explained() {
+        let err = open_store("s3://?region=x").unwrap_err().to_string();
+        assert!(err.contains("bucket"), "{err}");
+    }
+
+    #[test]
+    fn s3_unknown_parameter_is_explained() {
+        let err = open_store("s3://b?colour=red").unwrap_err().to_string();
+        assert!(err.contains("unknown parameter 'colour'"), "{err}");
+    }
+
+    #[test]
+    fn s3_bad_boolean_is_explained() {
+        let err = open_store("s3://b?allow_http=maybe")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be true or false"), "{err}");
+    }
+
+    #[test]
+    fn file_and_memory_stores_open() {
+        let dir = tempfile::tempdir().unwrap();
+        open_store(&format!("file://{}", dir.path().display())).unwrap();
+        open_store("memory://").unwrap();
+    }
+}
