@@ -1,0 +1,64 @@
+//! The agent's shared state, built once at start and shared by every connection.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use streamhouse_metadata::Catalog;
+use streamhouse_storage::{ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks, WriterConfig};
+
+use crate::Config;
+
+pub struct Broker {
+    pub config: Config,
+    pub catalog: Arc<dyn Catalog>,
+    pub writer: ObjectWriter,
+    pub reader: Arc<ObjectReader>,
+    pub watermarks: Arc<Watermarks>,
+    pub cluster_id: String,
+}
+
+impl Broker {
+    /// Opens the catalog and the object store the config names and starts the
+    /// write path.
+    pub async fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
+        let catalog = streamhouse_metadata::open(&config.catalog_url)
+            .await
+            .with_context(|| format!("cannot open the catalog at {}", config.catalog_url))?;
+        let store = streamhouse_storage::open_store(&config.store_url)
+            .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
+        let cluster_id = catalog
+            .cluster_id()
+            .await
+            .context("cannot read the cluster id from the catalog")?;
+        let watermarks = Arc::new(Watermarks::new(Arc::clone(&catalog)));
+        let reader = Arc::new(ObjectReader::new(
+            Arc::clone(&store),
+            &ReadCacheConfig {
+                capacity_bytes: config.read_cache_bytes,
+            },
+        ));
+        let writer = ObjectWriter::start(
+            store,
+            Arc::clone(&catalog),
+            Arc::clone(&watermarks),
+            Arc::clone(&reader),
+            WriterConfig {
+                flush_bytes: config.flush_bytes,
+                flush_interval: config.flush_interval,
+                ..WriterConfig::default()
+            },
+        );
+        Ok(Arc::new(Broker {
+            config,
+            catalog,
+            writer,
+            reader,
+            watermarks,
+            cluster_id,
+        }))
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+}

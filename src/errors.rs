@@ -1,0 +1,48 @@
+//! The one place internal errors become Kafka error codes. The matches are
+//! exhaustive on purpose: a new internal error must be given its Kafka meaning.
+
+use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::CatalogError;
+use streamhouse_protocol::batch::BatchError;
+use streamhouse_storage::StorageError;
+
+pub fn catalog(error: &CatalogError) -> ResponseError {
+    match error {
+        CatalogError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        CatalogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        // Database unreachable or failing: retriable for the client.
+        CatalogError::Database(_) => ResponseError::KafkaStorageError,
+        CatalogError::InvalidUrl { .. }
+        | CatalogError::Migration(_)
+        | CatalogError::Corrupt(_)
+        | CatalogError::InvalidArgument(_) => ResponseError::UnknownServerError,
+    }
+}
+
+pub fn storage(error: &StorageError) -> ResponseError {
+    match error {
+        StorageError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        StorageError::Catalog(e) => catalog(e),
+        // The object store failed or is unreachable: the client may retry.
+        StorageError::Store(_) | StorageError::ObjectRead { .. } => {
+            ResponseError::KafkaStorageError
+        }
+        StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        StorageError::InvalidStoreUrl { .. } | StorageError::CorruptObject { .. } => {
+            ResponseError::UnknownServerError
+        }
+    }
+}
+
+pub fn batch(error: &BatchError) -> ResponseError {
+    if error.is_corruption() {
+        ResponseError::CorruptMessage
+    } else {
+        ResponseError::InvalidRecord
+    }
+}
+
+/// Error code of an optional error: 0 for none.
+pub fn code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}

@@ -1,0 +1,114 @@
+//! ListOffsets: earliest (log start), latest (high watermark), and the first
+//! offset whose timestamp is at or after a given time.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use streamhouse_metadata::Topic;
+use streamhouse_protocol::batch;
+
+use crate::{errors, Broker};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+pub async fn handle(
+    broker: &Broker,
+    request: ListOffsetsRequest,
+    _version: i16,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        let topic = broker.catalog.topic_by_name(&wanted.name.0).await;
+        let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        for partition in &wanted.partitions {
+            let index = partition.partition_index;
+            let found = match &topic {
+                Err(e) => Err(errors::catalog(e)),
+                Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
+                    lookup(broker, topic, index, partition.timestamp).await
+                }
+                Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
+            partitions.push(match found {
+                Ok((offset, timestamp)) => response
+                    .with_offset(offset)
+                    .with_timestamp(timestamp)
+                    .with_leader_epoch(0),
+                Err(error) => response
+                    .with_error_code(error.code())
+                    .with_offset(-1)
+                    .with_timestamp(-1),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(wanted.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The (offset, timestamp) answer for one partition. Timestamps of earliest and
+/// latest are -1, as in Kafka; a time after every record gives offset -1.
+async fn lookup(
+    broker: &Broker,
+    topic: &Topic,
+    partition: i32,
+    timestamp: i64,
+) -> Result<(i64, i64), ResponseError> {
+    let offsets = match broker.watermarks.get(topic.id, partition).await {
+        Ok(Some(offsets)) => offsets,
+        Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
+        Err(e) => return Err(errors::catalog(&e)),
+    };
+    match timestamp {
+        EARLIEST => return Ok((offsets.log_start_offset, -1)),
+        LATEST => return Ok((offsets.high_watermark, -1)),
+        t if t < 0 => return Err(ResponseError::UnsupportedVersion),
+        _ => {}
+    }
+    let entry = broker
+        .catalog
+        .first_entry_at_or_after_timestamp(topic.id, partition, timestamp)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    let Some(entry) = entry else {
+        return Ok((-1, -1));
+    };
+    let from = entry.base_offset.max(offsets.log_start_offset);
+    let fetched = broker
+        .reader
+        .read(std::slice::from_ref(&entry), from, usize::MAX)
+        .await
+        .map_err(|e| errors::storage(&e))?;
+    let records = &fetched.records;
+    let ranges = batch::split(records).map_err(|_| ResponseError::CorruptMessage)?;
+    for range in ranges {
+        let bytes = &records[range];
+        let header = batch::BatchHeader::parse(bytes).map_err(|_| ResponseError::CorruptMessage)?;
+        if header.max_timestamp < timestamp {
+            continue;
+        }
+        // Uncompressed batches are searched record by record. A compressed one
+        // is answered with its first offset: decompressing client data here
+        // would hand its declared sizes to an allocator.
+        let exact = batch::record_timestamps(bytes).and_then(|records| {
+            records
+                .into_iter()
+                .find(|(_, ts)| *ts >= timestamp)
+                .map(|(delta, ts)| (header.base_offset + i64::from(delta), ts))
+        });
+        let (offset, ts) = exact.unwrap_or((header.base_offset, header.max_timestamp));
+        if offset >= from {
+            return Ok((offset, ts));
+        }
+    }
+    // The index said this entry reaches the time, but its batches start below the
+    // log start offset: the answer is the first readable offset after them.
+    Ok((entry.last_offset + 1, -1))
+}

@@ -1,0 +1,130 @@
+//! One module per Kafka API family. Each handler takes a decoded request body and
+//! returns a response body; none touches the socket.
+//!
+//! [`dispatch`] runs the part of a handler that must happen in arrival order
+//! (for Produce: validating and queueing the batches) and returns the rest as a
+//! [`PendingResponse`] that the connection awaits and writes in order.
+
+mod api_versions;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use streamhouse_protocol::request::Request;
+use streamhouse_protocol::response;
+
+use crate::Broker;
+
+/// What the connection does once a request is answered.
+pub enum Outcome {
+    /// Write this frame.
+    Respond(BytesMut),
+    /// Nothing to write (Produce with acks=0).
+    NoResponse,
+    /// Close the connection (a request that cannot be served).
+    Close,
+}
+
+/// A response that may still be waiting for something.
+pub struct PendingResponse(BoxFuture<'static, Outcome>);
+
+impl PendingResponse {
+    pub fn ready(outcome: Outcome) -> Self {
+        PendingResponse(futures::future::ready(outcome).boxed())
+    }
+
+    fn later(future: impl std::future::Future<Output = Outcome> + Send + 'static) -> Self {
+        PendingResponse(future.boxed())
+    }
+
+    pub fn into_future(self) -> BoxFuture<'static, Outcome> {
+        self.0
+    }
+}
+
+/// Encodes a response body for the request it answers.
+#[derive(Clone, Copy)]
+struct Reply {
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+}
+
+impl Reply {
+    fn encode(self, body: ResponseKind) -> Outcome {
+        match response::encode(self.correlation_id, self.api_key, self.version, &body) {
+            Ok(frame) => Outcome::Respond(frame),
+            Err(e) => {
+                tracing::error!(api = ?self.api_key, version = self.version, error = %e, "cannot encode response; closing connection");
+                Outcome::Close
+            }
+        }
+    }
+}
+
+pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> PendingResponse {
+    let reply = Reply {
+        correlation_id: request.correlation_id(),
+        api_key: request.api_key,
+        version: request.version,
+    };
+    let version = request.version;
+    let broker = Arc::clone(broker);
+    match request.body {
+        RequestKind::ApiVersions(body) => PendingResponse::ready(reply.encode(
+            ResponseKind::ApiVersions(api_versions::handle(&body, version)),
+        )),
+        RequestKind::Produce(body) => {
+            let acks = body.acks;
+            let waiting = produce::handle(&broker, body, version).await;
+            PendingResponse::later(async move {
+                let response = waiting.await;
+                if acks == 0 {
+                    Outcome::NoResponse
+                } else {
+                    reply.encode(ResponseKind::Produce(response))
+                }
+            })
+        }
+        RequestKind::Fetch(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::Fetch(
+                fetch::handle(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::ListOffsets(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ListOffsets(
+                list_offsets::handle(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::Metadata(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::Metadata(
+                metadata::handle(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::CreateTopics(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::CreateTopics(
+                topics::create(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::DeleteTopics(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DeleteTopics(
+                topics::delete(&broker, body, version).await,
+            ))
+        }),
+        other => {
+            // `versions::accepts` lets through only the APIs matched above; reaching
+            // here means the table and this match disagree.
+            tracing::error!(api = ?reply.api_key, "request for an API without a handler; closing connection");
+            drop(other);
+            PendingResponse::ready(Outcome::Close)
+        }
+    }
+}

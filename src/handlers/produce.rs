@@ -1,0 +1,165 @@
+//! Produce: validate each partition's batches, queue them on the write path in
+//! arrival order, and answer once they are durable and committed.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use streamhouse_protocol::batch;
+use streamhouse_storage::{Append, AppendOutcome};
+use tokio::sync::oneshot;
+
+use crate::topic_config::max_message_bytes;
+use crate::{errors, Broker};
+
+/// The state of one partition of the request once its batches are queued.
+enum Queued {
+    Waiting {
+        topic: uuid::Uuid,
+        outcome: oneshot::Receiver<AppendOutcome>,
+    },
+    Failed(ResponseError, Option<String>),
+}
+
+/// Queues the request's batches (in order, now) and returns the future that
+/// builds the response once they are committed.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: ProduceRequest,
+    _version: i16,
+) -> impl Future<Output = ProduceResponse> + Send + 'static {
+    let acks_valid = matches!(request.acks, -1..=1);
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let topic = if acks_valid {
+            broker.catalog.topic_by_name(&topic_data.name.0).await
+        } else {
+            Ok(None)
+        };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for partition in topic_data.partition_data {
+            let queued = if !acks_valid {
+                Queued::Failed(ResponseError::InvalidRequiredAcks, None)
+            } else {
+                match &topic {
+                    Err(e) => Queued::Failed(errors::catalog(e), Some(e.to_string())),
+                    Ok(Some(topic)) if (0..topic.partition_count).contains(&partition.index) => {
+                        queue(
+                            broker,
+                            topic.id,
+                            partition.index,
+                            partition.records,
+                            max_message_bytes(&topic.configs),
+                        )
+                        .await
+                    }
+                    Ok(_) => Queued::Failed(ResponseError::UnknownTopicOrPartition, None),
+                }
+            };
+            partitions.push((partition.index, queued));
+        }
+        topics.push((topic_data.name, partitions));
+    }
+    let broker = Arc::clone(broker);
+    async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let mut partition_responses = Vec::with_capacity(partitions.len());
+            for (index, queued) in partitions {
+                partition_responses.push(answer(&broker, index, queued).await);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses),
+            );
+        }
+        ProduceResponse::default().with_responses(responses)
+    }
+}
+
+async fn queue(
+    broker: &Broker,
+    topic: uuid::Uuid,
+    partition: i32,
+    records: Option<bytes::Bytes>,
+    max_batch_bytes: usize,
+) -> Queued {
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Queued::Failed(
+            ResponseError::InvalidRecord,
+            Some("Produce request carries no record batch".into()),
+        );
+    };
+    let ranges = match batch::split(&records) {
+        Ok(ranges) => ranges,
+        Err(e) => return Queued::Failed(errors::batch(&e), Some(e.to_string())),
+    };
+    let mut append = Append {
+        topic,
+        partition,
+        batches: bytes::Bytes::new(),
+        batch_count: 0,
+        offset_count: 0,
+        min_timestamp: i64::MAX,
+        max_timestamp: i64::MIN,
+    };
+    for range in ranges {
+        let size = range.len();
+        let header = match batch::validate(&records[range]) {
+            Ok(header) => header,
+            Err(e) => return Queued::Failed(errors::batch(&e), Some(e.to_string())),
+        };
+        if size > max_batch_bytes {
+            return Queued::Failed(
+                ResponseError::MessageTooLarge,
+                Some(format!(
+                    "The record batch of {size} bytes exceeds the topic's max.message.bytes of {max_batch_bytes}"
+                )),
+            );
+        }
+        append.batch_count += 1;
+        append.offset_count += header.offset_count();
+        append.min_timestamp = append.min_timestamp.min(header.base_timestamp);
+        append.max_timestamp = append.max_timestamp.max(header.max_timestamp);
+    }
+    append.batches = records;
+    match broker.writer.submit(append).await {
+        Ok(outcome) => Queued::Waiting { topic, outcome },
+        Err(e) => Queued::Failed(errors::storage(&e), Some(e.to_string())),
+    }
+}
+
+async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1);
+    let (topic, outcome) = match queued {
+        Queued::Waiting { topic, outcome } => (topic, outcome),
+        Queued::Failed(error, message) => {
+            return response
+                .with_error_code(error.code())
+                .with_error_message(message.map(StrBytes::from_string));
+        }
+    };
+    match outcome.await {
+        Ok(Ok(base_offset)) => {
+            let log_start = match broker.watermarks.get(topic, index).await {
+                Ok(Some(offsets)) => offsets.log_start_offset,
+                _ => -1,
+            };
+            response
+                .with_base_offset(base_offset)
+                .with_log_start_offset(log_start)
+        }
+        Ok(Err(e)) => response
+            .with_error_code(errors::storage(&e).code())
+            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+        Err(_) => response.with_error_code(ResponseError::NotLeaderOrFollower.code()),
+    }
+}

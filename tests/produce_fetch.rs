@@ -1,0 +1,350 @@
+//! Produce, Fetch and ListOffsets over the wire, on (SQLite, file) and
+//! (PostgreSQL, S3).
+
+mod common;
+
+use common::{decode_records, record_batch, unique_topic, Backend, TestBroker, TestClient};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+pub async fn create_topic(client: &mut TestClient, topic: &str, partitions: i32) {
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let ResponseKind::CreateTopics(response) = client.call(ApiKey::CreateTopics, 7, &request).await
+    else {
+        panic!("not a CreateTopics response")
+    };
+    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
+}
+
+/// Produces one batch to one partition; returns (error code, base offset).
+pub async fn produce(
+    client: &mut TestClient,
+    topic: &str,
+    partition: i32,
+    batch: bytes::Bytes,
+) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
+        panic!("not a Produce response")
+    };
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1024 * 1024)])])
+}
+
+pub async fn fetch(
+    client: &mut TestClient,
+    request: &FetchRequest,
+) -> fetch_response::PartitionData {
+    let ResponseKind::Fetch(response) = client.call(ApiKey::Fetch, 12, request).await else {
+        panic!("not a Fetch response")
+    };
+    response.responses[0].partitions[0].clone()
+}
+
+async fn list_offset(client: &mut TestClient, topic: &str, timestamp: i64) -> (i16, i64) {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let ResponseKind::ListOffsets(response) = client.call(ApiKey::ListOffsets, 6, &request).await
+    else {
+        panic!("not a ListOffsets response")
+    };
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset)
+}
+
+async fn round_trip_with_every_codec(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("round-trip");
+    create_topic(&mut client, &topic, 2).await;
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    let mut expected = Vec::new();
+    for (i, codec) in codecs.into_iter().enumerate() {
+        let first = i * 10;
+        let (error, base) = produce(
+            &mut client,
+            &topic,
+            1,
+            record_batch(10, first, 1_000, codec),
+        )
+        .await;
+        assert_eq!((error, base), (0, first as i64), "codec {codec:?}");
+        expected.extend(
+            (first..first + 10).map(|n| (n as i64, format!("key-{n}"), format!("value-{n}"))),
+        );
+    }
+    let data = fetch(&mut client, &fetch_request(&topic, 1, 0, 0)).await;
+    assert_eq!(data.error_code, 0);
+    assert_eq!(data.high_watermark, 50);
+    assert_eq!(decode_records(data.records.unwrap()), expected);
+    // From the middle of a batch: the whole batch comes back, as in Kafka.
+    let data = fetch(&mut client, &fetch_request(&topic, 1, 25, 0)).await;
+    let records = decode_records(data.records.unwrap());
+    assert_eq!(records.first().map(|r| r.0), Some(20));
+    assert_eq!(records.last().map(|r| r.0), Some(49));
+    // The other partition is untouched.
+    let data = fetch(&mut client, &fetch_request(&topic, 0, 0, 0)).await;
+    assert_eq!((data.error_code, data.high_watermark), (0, 0));
+}
+
+#[tokio::test]
+async fn round_trip_with_every_codec_embedded() {
+    round_trip_with_every_codec(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn round_trip_with_every_codec_postgres_s3() {
+    round_trip_with_every_codec(Backend::PostgresS3).await;
+}
+
+async fn acknowledged_records_survive_a_restart(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let topic = unique_topic("restart");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 1).await;
+    assert_eq!(
+        produce(
+            &mut client,
+            &topic,
+            0,
+            record_batch(5, 0, 1, Compression::None)
+        )
+        .await,
+        (0, 0)
+    );
+    drop(client);
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        produce(
+            &mut client,
+            &topic,
+            0,
+            record_batch(5, 5, 2, Compression::None)
+        )
+        .await,
+        (0, 5)
+    );
+    let data = fetch(&mut client, &fetch_request(&topic, 0, 0, 0)).await;
+    let offsets: Vec<i64> = decode_records(data.records.unwrap())
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_a_restart_embedded() {
+    acknowledged_records_survive_a_restart(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_a_restart_postgres_s3() {
+    acknowledged_records_survive_a_restart(Backend::PostgresS3).await;
+}
+
+#[tokio::test]
+async fn fetch_outside_the_log_is_out_of_range() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("range");
+    create_topic(&mut client, &topic, 1).await;
+    produce(
+        &mut client,
+        &topic,
+        0,
+        record_batch(3, 0, 1, Compression::None),
+    )
+    .await;
+    let data = fetch(&mut client, &fetch_request(&topic, 0, 4, 0)).await;
+    assert_eq!(data.error_code, 1, "OFFSET_OUT_OF_RANGE");
+    let data = fetch(&mut client, &fetch_request(&topic, 0, -1, 0)).await;
+    assert_eq!(data.error_code, 1, "OFFSET_OUT_OF_RANGE");
+    let data = fetch(&mut client, &fetch_request(&topic, 0, 3, 0)).await;
+    assert_eq!(
+        (data.error_code, data.records.map(|r| r.len())),
+        (0, Some(0))
+    );
+}
+
+#[tokio::test]
+async fn fetch_of_an_unknown_topic_is_an_error() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let data = fetch(&mut client, &fetch_request("no-such-topic", 0, 0, 0)).await;
+    assert_eq!(data.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_when_records_arrive() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("long-poll");
+    let mut producer = broker.client().await;
+    create_topic(&mut producer, &topic, 1).await;
+    let mut consumer = broker.client().await;
+    let started = std::time::Instant::now();
+    consumer
+        .send(ApiKey::Fetch, 12, &fetch_request(&topic, 0, 0, 10_000))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    produce(
+        &mut producer,
+        &topic,
+        0,
+        record_batch(2, 0, 1, Compression::None),
+    )
+    .await;
+    let ResponseKind::Fetch(response) = consumer.receive(ApiKey::Fetch, 12).await else {
+        panic!("not a Fetch response")
+    };
+    let elapsed = started.elapsed();
+    let records = decode_records(response.responses[0].partitions[0].records.clone().unwrap());
+    assert_eq!(records.len(), 2);
+    assert!(
+        elapsed.as_millis() >= 300,
+        "answered before the data existed"
+    );
+    assert!(
+        elapsed.as_secs() < 9,
+        "waited for max_wait_ms despite new data"
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_without_data_waits_max_wait_ms() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("idle");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 1).await;
+    let started = std::time::Instant::now();
+    let data = fetch(&mut client, &fetch_request(&topic, 0, 0, 400)).await;
+    assert_eq!(data.records.map(|r| r.len()), Some(0));
+    assert!(started.elapsed().as_millis() >= 400);
+}
+
+#[tokio::test]
+async fn fetch_honours_partition_max_bytes_but_returns_at_least_one_batch() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("max-bytes");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 1).await;
+    for i in 0..3 {
+        produce(
+            &mut client,
+            &topic,
+            0,
+            record_batch(10, i * 10, 1, Compression::None),
+        )
+        .await;
+    }
+    let mut request = fetch_request(&topic, 0, 0, 0);
+    request.topics[0].partitions[0].partition_max_bytes = 1;
+    let data = fetch(&mut client, &request).await;
+    assert_eq!(
+        decode_records(data.records.unwrap()).len(),
+        10,
+        "exactly the first batch"
+    );
+}
+
+#[tokio::test]
+async fn list_offsets_by_time_earliest_and_latest() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("list-offsets");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 1).await;
+    produce(
+        &mut client,
+        &topic,
+        0,
+        record_batch(4, 0, 1_000, Compression::None),
+    )
+    .await;
+    produce(
+        &mut client,
+        &topic,
+        0,
+        record_batch(4, 4, 2_000, Compression::Zstd),
+    )
+    .await;
+    produce(
+        &mut client,
+        &topic,
+        0,
+        record_batch(4, 8, 3_000, Compression::None),
+    )
+    .await;
+    assert_eq!(list_offset(&mut client, &topic, -2).await, (0, 0));
+    assert_eq!(list_offset(&mut client, &topic, -1).await, (0, 12));
+    assert_eq!(list_offset(&mut client, &topic, 1_500).await, (0, 4));
+    assert_eq!(list_offset(&mut client, &topic, 2_500).await, (0, 8));
+    assert_eq!(list_offset(&mut client, &topic, 3_000).await, (0, 8));
+    assert_eq!(list_offset(&mut client, &topic, 9_999).await, (0, -1));
+}
+
+#[tokio::test]
+async fn produce_to_an_unknown_partition_is_an_error() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("unknown-partition");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 1).await;
+    let (error, _) = produce(
+        &mut client,
+        &topic,
+        1,
+        record_batch(1, 0, 1, Compression::None),
+    )
+    .await;
+    assert_eq!(error, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let (error, _) = produce(
+        &mut client,
+        "missing-topic",
+        0,
+        record_batch(1, 0, 1, Compression::None),
+    )
+    .await;
+    assert_eq!(error, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
