@@ -17,8 +17,10 @@ const EARLIEST: i64 = -2;
 pub async fn handle(
     broker: &Broker,
     request: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
 ) -> ListOffsetsResponse {
+    // The leader epoch exists from v4; earlier versions must leave it unset.
+    let leader_epoch = if version >= 4 { 0 } else { -1 };
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
         let topic = broker.catalog.topic_by_name(&wanted.name.0).await;
@@ -37,7 +39,7 @@ pub async fn handle(
                 Ok((offset, timestamp)) => response
                     .with_offset(offset)
                     .with_timestamp(timestamp)
-                    .with_leader_epoch(0),
+                    .with_leader_epoch(leader_epoch),
                 Err(error) => response
                     .with_error_code(error.code())
                     .with_offset(-1)
