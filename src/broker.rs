@@ -6,6 +6,7 @@ use anyhow::Context;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::{ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks, WriterConfig};
 
+use crate::coordinator::{Coordinator, CoordinatorNode};
 use crate::Config;
 
 pub struct Broker {
@@ -15,6 +16,7 @@ pub struct Broker {
     pub reader: Arc<ObjectReader>,
     pub watermarks: Arc<Watermarks>,
     pub cluster_id: String,
+    pub coordinator: Arc<Coordinator>,
 }
 
 impl Broker {
@@ -48,6 +50,17 @@ impl Broker {
                 ..WriterConfig::default()
             },
         );
+        let coordinator = Coordinator::start(
+            Arc::clone(&catalog),
+            CoordinatorNode {
+                node_id: config.node_id,
+                host: config.advertise_host.clone(),
+                port: i32::from(config.advertise_port),
+            },
+            config.group_initial_rebalance_delay,
+        )
+        .await
+        .context("cannot load consumer groups from the catalog")?;
         Ok(Arc::new(Broker {
             config,
             catalog,
@@ -55,6 +68,7 @@ impl Broker {
             reader,
             watermarks,
             cluster_id,
+            coordinator,
         }))
     }
 

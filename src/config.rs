@@ -60,6 +60,9 @@ pub struct Cli {
     /// This agent's broker id [default: 0]
     #[arg(long, env = "STREAMHOUSE_NODE_ID")]
     pub node_id: Option<i32>,
+    /// How long the first rebalance of an empty group waits for more members [default: 3000]
+    #[arg(long, env = "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 /// The same settings as read from a TOML file; every field optional so that old
@@ -80,6 +83,7 @@ struct FileConfig {
     max_frame_bytes: Option<usize>,
     read_cache_bytes: Option<u64>,
     node_id: Option<i32>,
+    group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -99,6 +103,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub read_cache_bytes: u64,
     pub node_id: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay: Duration,
 }
 
 impl Config {
@@ -198,6 +204,11 @@ impl Config {
                 .or(file.read_cache_bytes)
                 .unwrap_or(256 << 20),
             node_id,
+            group_initial_rebalance_delay: Duration::from_millis(
+                cli.group_initial_rebalance_delay_ms
+                    .or(file.group_initial_rebalance_delay_ms)
+                    .unwrap_or(3000),
+            ),
         })
     }
 }

@@ -10,6 +10,8 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
     match error {
         CatalogError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         CatalogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        CatalogError::UnknownProducer(_) => ResponseError::InvalidProducerIdMapping,
+        CatalogError::ProducerFenced { .. } => ResponseError::ProducerFenced,
         // Database unreachable or failing: retriable for the client.
         CatalogError::Database(_) => ResponseError::KafkaStorageError,
         CatalogError::InvalidUrl { .. }
@@ -28,6 +30,10 @@ pub fn storage(error: &StorageError) -> ResponseError {
             ResponseError::KafkaStorageError
         }
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        // Retriable: the producer sends the batch again, in order.
+        StorageError::EarlierWriteFailed => ResponseError::KafkaStorageError,
         StorageError::InvalidStoreUrl { .. } | StorageError::CorruptObject { .. } => {
             ResponseError::UnknownServerError
         }

@@ -5,12 +5,14 @@
 //! - [`server`]: the listener, the connection limit and graceful shutdown.
 //! - [`connection`]: one client connection: frames in, responses out, in order.
 //! - [`broker`]: the agent's shared state.
+//! - [`coordinator`]: consumer groups: membership, rebalances, committed offsets.
 //! - [`handlers`]: one module per Kafka API family.
 //! - [`errors`]: the one place internal errors become Kafka error codes.
 
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod coordinator;
 pub mod errors;
 pub mod handlers;
 pub mod server;

@@ -118,6 +118,23 @@ async fn every_advertised_version_round_trips() {
             "ListOffsets v{version}"
         );
     }
+    for version in served(ApiKey::InitProducerId) {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(1000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let ResponseKind::InitProducerId(r) =
+            client.call(ApiKey::InitProducerId, version, &request).await
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.error_code, r.producer_epoch),
+            (0, 0),
+            "InitProducerId v{version}"
+        );
+    }
     for version in served(ApiKey::DeleteTopics) {
         let t = format!("{topic}-{}", version + 1);
         let request = if version >= 6 {

@@ -90,6 +90,24 @@ impl<C: Catalog> Catalog for CachedCatalog<C> {
         self.inner.cluster_id().await
     }
 
+    async fn init_producer(
+        &self,
+        existing: Option<crate::producers::ProducerIdentity>,
+    ) -> Result<crate::producers::ProducerIdentity> {
+        self.inner.init_producer(existing).await
+    }
+
+    async fn producer_batches(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        producer_id: i64,
+    ) -> Result<Vec<crate::producers::ProducerBatch>> {
+        self.inner
+            .producer_batches(topic, partition, producer_id)
+            .await
+    }
+
     async fn create_topic(&self, topic: &NewTopic) -> Result<Topic> {
         let result = self.inner.create_topic(topic).await;
         // Also on failure: TopicAlreadyExists means our entry, if any, may be a
@@ -180,5 +198,37 @@ impl<C: Catalog> Catalog for CachedCatalog<C> {
         self.inner
             .first_entry_at_or_after_timestamp(topic, partition, timestamp)
             .await
+    }
+
+    // Consumer groups: nothing is cached; the coordinator holds groups in memory.
+    async fn commit_offsets(
+        &self,
+        group_id: &str,
+        commits: &[crate::groups::OffsetCommit],
+    ) -> Result<()> {
+        self.inner.commit_offsets(group_id, commits).await
+    }
+
+    async fn committed_offsets(
+        &self,
+        group_id: &str,
+    ) -> Result<Vec<crate::groups::CommittedOffset>> {
+        self.inner.committed_offsets(group_id).await
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        self.inner.delete_offsets(group_id, partitions).await
+    }
+
+    async fn store_group(&self, group: &crate::groups::StoredGroup) -> Result<()> {
+        self.inner.store_group(group).await
+    }
+
+    async fn load_groups(&self) -> Result<Vec<crate::groups::StoredGroup>> {
+        self.inner.load_groups().await
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.inner.delete_group(group_id).await
     }
 }

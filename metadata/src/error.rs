@@ -20,4 +20,8 @@ pub enum CatalogError {
     /// condition of the data), e.g. a run of zero offsets.
     #[error("invalid catalog request: {0}")]
     InvalidArgument(String),
+    #[error("producer id {0} was never handed out")]
+    UnknownProducer(i64),
+    #[error("producer id {producer_id} with epoch {epoch} has been fenced by a newer epoch")]
+    ProducerFenced { producer_id: i64, epoch: i16 },
 }

@@ -16,7 +16,9 @@
 
 pub mod cache;
 mod error;
+pub mod groups;
 mod model;
+pub mod producers;
 pub mod sql;
 
 pub use cache::CachedCatalog;
@@ -96,6 +98,24 @@ pub trait Catalog: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<IndexEntry>>;
 
+    /// Hands out a new producer id with epoch 0 (`existing` = None), or bumps the
+    /// epoch of `existing` if its epoch is the current one
+    /// ([`CatalogError::ProducerFenced`] if not, [`CatalogError::UnknownProducer`]
+    /// if the id was never handed out).
+    async fn init_producer(
+        &self,
+        existing: Option<producers::ProducerIdentity>,
+    ) -> Result<producers::ProducerIdentity>;
+
+    /// The newest (at most [`producers::RECENT_BATCHES_KEPT`]) batches a producer
+    /// appended to a partition, oldest first.
+    async fn producer_batches(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        producer_id: i64,
+    ) -> Result<Vec<producers::ProducerBatch>>;
+
     /// The first index entry (lowest offsets) at or above the log start offset
     /// whose `max_timestamp >= timestamp`, if any.
     async fn first_entry_at_or_after_timestamp(
@@ -104,4 +124,23 @@ pub trait Catalog: Send + Sync + 'static {
         partition: i32,
         timestamp: i64,
     ) -> Result<Option<IndexEntry>>;
+
+    /// Stores committed offsets of a group, overwriting earlier ones of the same
+    /// partitions, in one transaction. Callers check that the partitions exist.
+    async fn commit_offsets(&self, group_id: &str, commits: &[groups::OffsetCommit]) -> Result<()>;
+
+    /// Every committed offset of a group, ordered by topic and partition.
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<groups::CommittedOffset>>;
+
+    /// Forgets the committed offsets of these (topic, partition) pairs.
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()>;
+
+    /// Replaces the stored state of a group (its row and all its members).
+    async fn store_group(&self, group: &groups::StoredGroup) -> Result<()>;
+
+    /// Every stored group, ordered by id, members ordered by member id.
+    async fn load_groups(&self) -> Result<Vec<groups::StoredGroup>>;
+
+    /// Deletes a group's stored state and all its committed offsets.
+    async fn delete_group(&self, group_id: &str) -> Result<()>;
 }

@@ -54,6 +54,9 @@ pub struct RunAppend {
     pub record_offsets: i64,
     /// Largest batch max-timestamp in the run (milliseconds).
     pub max_timestamp: i64,
+    /// The run's batches from idempotent producers, recorded with their offsets
+    /// in the same transaction.
+    pub producer_batches: Vec<crate::producers::NewProducerBatch>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -45,9 +45,27 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::Fetch, 4, 12),
     api(ApiKey::ListOffsets, 1, 6),
     api(ApiKey::Metadata, 0, 12),
+    // Consumer groups. Old librdkafka enables them only with FindCoordinator 0,
+    // JoinGroup/SyncGroup/Heartbeat/LeaveGroup 0, OffsetCommit 1-2 and OffsetFetch 1
+    // overlapping these ranges. OffsetCommit 0-1 and OffsetFetch 0 are gone from
+    // Kafka 4 and from the codec. OffsetCommit/OffsetFetch 10 and DescribeGroups 6
+    // are not served (topic ids in commits; v6 error messages).
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    // v6 adds two-phase commit for transactions, which are not served.
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised entry for `key`, if the API is served at all.
@@ -76,6 +94,18 @@ mod tests {
         assert!(contains(ApiKey::Fetch, 4));
         assert!(contains(ApiKey::Fetch, 10));
         assert!(contains(ApiKey::ListOffsets, 1));
+        for key in [
+            ApiKey::FindCoordinator,
+            ApiKey::JoinGroup,
+            ApiKey::SyncGroup,
+            ApiKey::Heartbeat,
+            ApiKey::LeaveGroup,
+        ] {
+            assert!(contains(key, 0), "{key:?}");
+        }
+        // librdkafka asks for a range overlapping 1-2.
+        assert!(contains(ApiKey::OffsetCommit, 2));
+        assert!(contains(ApiKey::OffsetFetch, 1));
     }
 
     #[test]

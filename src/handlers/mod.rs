@@ -7,8 +7,12 @@
 
 mod api_versions;
 mod fetch;
+mod group_admin;
+mod groups;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod topics;
 
@@ -94,6 +98,11 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> PendingResponse
                 }
             })
         }
+        RequestKind::InitProducerId(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::InitProducerId(
+                init_producer_id::handle(&broker, body, version).await,
+            ))
+        }),
         RequestKind::Fetch(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::Fetch(
                 fetch::handle(&broker, body, version).await,
@@ -117,6 +126,61 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> PendingResponse
         RequestKind::DeleteTopics(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DeleteTopics(
                 topics::delete(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::FindCoordinator(body) => PendingResponse::ready(reply.encode(
+            ResponseKind::FindCoordinator(groups::find_coordinator(&broker, body, version)),
+        )),
+        RequestKind::JoinGroup(body) => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
+            PendingResponse::later(async move {
+                let response = groups::join(&broker, body, version, client_id).await;
+                reply.encode(ResponseKind::JoinGroup(response))
+            })
+        }
+        RequestKind::SyncGroup(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::SyncGroup(
+                groups::sync(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::Heartbeat(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::Heartbeat(
+                groups::heartbeat(&broker, body).await,
+            ))
+        }),
+        RequestKind::LeaveGroup(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::LeaveGroup(
+                groups::leave(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::OffsetCommit(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::OffsetCommit(
+                offsets::commit(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::OffsetFetch(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::OffsetFetch(
+                offsets::fetch(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::OffsetDelete(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::OffsetDelete(
+                offsets::delete(&broker, body).await,
+            ))
+        }),
+        RequestKind::ListGroups(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ListGroups(
+                group_admin::list(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::DescribeGroups(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeGroups(
+                group_admin::describe(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::DeleteGroups(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DeleteGroups(
+                group_admin::delete(&broker, body).await,
             ))
         }),
         other => {

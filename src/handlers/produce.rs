@@ -9,7 +9,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_protocol::batch;
-use streamhouse_storage::{Append, AppendOutcome};
+use streamhouse_storage::{Append, AppendOutcome, ProducerAppend};
 use tokio::sync::oneshot;
 
 use crate::topic_config::max_message_bytes;
@@ -106,7 +106,9 @@ async fn queue(
         offset_count: 0,
         min_timestamp: i64::MAX,
         max_timestamp: i64::MIN,
+        producer: None,
     };
+    let mut producer = Producer::default();
     for range in ranges {
         let size = range.len();
         let header = match batch::validate(&records[range]) {
@@ -121,12 +123,16 @@ async fn queue(
                 )),
             );
         }
+        if let Err(message) = producer.add(&header) {
+            return Queued::Failed(ResponseError::InvalidRecord, Some(message));
+        }
         append.batch_count += 1;
         append.offset_count += header.offset_count();
         append.min_timestamp = append.min_timestamp.min(header.base_timestamp);
         append.max_timestamp = append.max_timestamp.max(header.max_timestamp);
     }
     append.batches = records;
+    append.producer = producer.append;
     match broker.writer.submit(append).await {
         Ok(outcome) => Queued::Waiting { topic, outcome },
         Err(e) => Queued::Failed(errors::storage(&e), Some(e.to_string())),
@@ -161,5 +167,74 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
             .with_error_code(errors::storage(&e).code())
             .with_error_message(Some(StrBytes::from_string(e.to_string()))),
         Err(_) => response.with_error_code(ResponseError::NotLeaderOrFollower.code()),
+    }
+}
+
+/// The idempotence fields of a partition's batches: all from one producer with
+/// contiguous sequences (clients send one batch per partition per request), or
+/// all without a producer.
+#[derive(Default)]
+struct Producer {
+    seen_plain: bool,
+    append: Option<ProducerAppend>,
+}
+
+impl Producer {
+    fn add(&mut self, header: &batch::BatchHeader) -> Result<(), String> {
+        if header.is_transactional() || header.is_control() {
+            return Err("Transactional and control batches are not supported".into());
+        }
+        if header.producer_id < 0 {
+            self.seen_plain = true;
+            return match self.append {
+                None => Ok(()),
+                Some(_) => Err("Batches with and without a producer id in one partition".into()),
+            };
+        }
+        let last = increment_sequence(header.base_sequence, header.last_offset_delta);
+        match &mut self.append {
+            None if !self.seen_plain => {
+                self.append = Some(ProducerAppend {
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    first_sequence: header.base_sequence,
+                    last_sequence: last,
+                });
+                Ok(())
+            }
+            Some(append)
+                if append.producer_id == header.producer_id
+                    && append.epoch == header.producer_epoch
+                    && increment_sequence(append.last_sequence, 1) == header.base_sequence =>
+            {
+                append.last_sequence = last;
+                Ok(())
+            }
+            _ => Err(
+                "Batches of one partition must come from one producer with consecutive sequences"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Sequence arithmetic as Kafka does it: after i32::MAX comes 0.
+fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::increment_sequence;
+
+    #[test]
+    fn sequences_wrap_to_zero_after_the_maximum() {
+        assert_eq!(increment_sequence(5, 3), 8);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
     }
 }

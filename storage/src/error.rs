@@ -14,6 +14,20 @@ pub enum StorageError {
     CorruptObject { key: String, reason: String },
     #[error("the partition no longer exists")]
     UnknownPartition,
+    #[error("producer {producer_id}: expected sequence {expected}, received {received}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        received: i32,
+    },
+    #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("an earlier object failed; batches packed after it are refused so that they are retried in order")]
+    EarlierWriteFailed,
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("reading object '{key}' failed: {reason}")]

@@ -9,12 +9,14 @@
 
 mod error;
 pub mod format;
+pub mod producers;
 pub mod reader;
 pub mod store;
 pub mod watermarks;
 pub mod writer;
 
 pub use error::StorageError;
+pub use producers::ProducerAppend;
 pub use reader::{FetchedRun, ObjectReader, ReadCacheConfig};
 pub use store::open_store;
 pub use watermarks::Watermarks;

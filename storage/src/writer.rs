@@ -12,19 +12,22 @@
 //!    pipelined batches keep their order in every partition, then answers waiters,
 //!    warms the read cache and wakes fetches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_metadata::producers::NewProducerBatch;
 use streamhouse_metadata::{Catalog, NewObject, RunAppend, RunOutcome, TopicId};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::format::{new_object_key, ObjectEncoder, RunStats};
+use crate::producers::{OutcomeSender, ProducerAppend, ProducerWindow, Verdict};
 use crate::reader::ObjectReader;
 use crate::{StorageError, Watermarks};
 
@@ -60,6 +63,8 @@ pub struct Append {
     pub offset_count: i64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
+    /// Set when the batches come from an idempotent producer.
+    pub producer: Option<ProducerAppend>,
 }
 
 /// The base offset the catalog assigned to an append's first batch.
@@ -69,6 +74,17 @@ struct Waiter {
     /// Offset of this append within its run.
     offset_in_run: i64,
     reply: oneshot::Sender<AppendOutcome>,
+    /// For idempotent appends: where retries of the same batch wait.
+    publish: Option<OutcomeSender>,
+}
+
+impl Waiter {
+    fn finish(self, outcome: AppendOutcome) {
+        if let Some(publish) = self.publish {
+            publish.send_replace(Some(outcome.clone()));
+        }
+        let _ = self.reply.send(outcome);
+    }
 }
 
 #[derive(Default)]
@@ -76,6 +92,20 @@ struct OpenRun {
     chunks: Vec<Bytes>,
     stats: RunStats,
     waiters: Vec<Waiter>,
+    producer_batches: Vec<NewProducerBatch>,
+}
+
+/// The open object and what the packer knows while filling it.
+struct Packer {
+    open: BTreeMap<(TopicId, i32), OpenRun>,
+    open_bytes: usize,
+    /// Failures seen when the open object got its first batch.
+    open_generation: u64,
+    producers: HashMap<(TopicId, i32, i64), Option<ProducerWindow>>,
+    /// Failed objects so far, as last seen by the packer.
+    seen_failures: u64,
+    failures: Arc<AtomicU64>,
+    catalog: Arc<dyn Catalog>,
 }
 
 struct SealedRun {
@@ -84,6 +114,10 @@ struct SealedRun {
 }
 
 struct SealedObject {
+    /// Failed objects the packer had seen when this one was started; if more
+    /// have failed by its turn to commit, its producer checks were made against
+    /// batches that never landed, so it fails too.
+    generation: u64,
     key: Path,
     bytes: Bytes,
     runs: Vec<SealedRun>,
@@ -111,8 +145,26 @@ impl ObjectWriter {
         let (tx, rx) = mpsc::channel(1024);
         let (sealed_tx, sealed_rx) = mpsc::channel(config.max_inflight_uploads.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let committer = tokio::spawn(commit_in_order(sealed_rx, catalog, watermarks, reader));
-        let packer = tokio::spawn(pack(rx, stop_rx, sealed_tx, store, config, committer));
+        let failures = Arc::new(AtomicU64::new(0));
+        let committer = tokio::spawn(commit_in_order(
+            sealed_rx,
+            Arc::clone(&catalog),
+            watermarks,
+            reader,
+            Arc::clone(&failures),
+        ));
+        let packer = Packer {
+            open: BTreeMap::new(),
+            open_bytes: 0,
+            open_generation: 0,
+            producers: HashMap::new(),
+            seen_failures: 0,
+            failures,
+            catalog,
+        };
+        let packer = tokio::spawn(pack(
+            packer, rx, stop_rx, sealed_tx, store, config, committer,
+        ));
         ObjectWriter {
             submissions: tx,
             packer: Mutex::new(Some((stop_tx, packer))),
@@ -157,6 +209,7 @@ impl ObjectWriter {
 }
 
 async fn pack(
+    mut packer: Packer,
     mut rx: mpsc::Receiver<Submission>,
     mut stop: oneshot::Receiver<()>,
     sealed_tx: mpsc::Sender<SealedObject>,
@@ -164,14 +217,12 @@ async fn pack(
     config: WriterConfig,
     committer: JoinHandle<()>,
 ) {
-    let mut open: BTreeMap<(TopicId, i32), OpenRun> = BTreeMap::new();
-    let mut open_bytes = 0usize;
     let mut deadline: Option<Instant> = None;
     loop {
         let submission = tokio::select! {
             next = rx.recv() => next,
             _ = sleep_until(deadline) => {
-                seal(&mut open, &mut open_bytes, &sealed_tx, &store).await;
+                packer.seal(&sealed_tx, &store).await;
                 deadline = None;
                 continue;
             }
@@ -179,7 +230,7 @@ async fn pack(
                 // Take what is already queued, then refuse more.
                 rx.close();
                 while let Ok((append, reply)) = rx.try_recv() {
-                    add(&mut open, &mut open_bytes, append, reply);
+                    packer.add(append, reply).await;
                 }
                 break;
             }
@@ -187,15 +238,15 @@ async fn pack(
         let Some((append, reply)) = submission else {
             break;
         };
-        add(&mut open, &mut open_bytes, append, reply);
-        if open_bytes >= config.flush_bytes {
-            seal(&mut open, &mut open_bytes, &sealed_tx, &store).await;
+        packer.add(append, reply).await;
+        if packer.open_bytes >= config.flush_bytes {
+            packer.seal(&sealed_tx, &store).await;
             deadline = None;
-        } else if deadline.is_none() {
+        } else if deadline.is_none() && !packer.open.is_empty() {
             deadline = Some(Instant::now() + config.flush_interval);
         }
     }
-    seal(&mut open, &mut open_bytes, &sealed_tx, &store).await;
+    packer.seal(&sealed_tx, &store).await;
     drop(sealed_tx);
     if let Err(e) = committer.await {
         tracing::error!(error = %e, "object committer task failed");
@@ -209,69 +260,133 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn add(
-    open: &mut BTreeMap<(TopicId, i32), OpenRun>,
-    open_bytes: &mut usize,
-    append: Append,
-    reply: oneshot::Sender<AppendOutcome>,
-) {
-    let run = open.entry((append.topic, append.partition)).or_default();
-    run.waiters.push(Waiter {
-        offset_in_run: run.stats.offset_count,
-        reply,
-    });
-    run.stats.batch_count += append.batch_count;
-    run.stats.offset_count += append.offset_count;
-    run.stats.min_timestamp = run.stats.min_timestamp.min(append.min_timestamp);
-    run.stats.max_timestamp = run.stats.max_timestamp.max(append.max_timestamp);
-    *open_bytes += append.batches.len();
-    run.chunks.push(append.batches);
-}
-
-/// Turns the open runs into an object (runs in topic/partition order, which is
-/// also the order the catalog locks partition rows in) and starts its upload.
-async fn seal(
-    open: &mut BTreeMap<(TopicId, i32), OpenRun>,
-    open_bytes: &mut usize,
-    sealed_tx: &mpsc::Sender<SealedObject>,
-    store: &Arc<dyn ObjectStore>,
-) {
-    if open.is_empty() {
-        return;
-    }
-    let mut encoder = ObjectEncoder::with_capacity(*open_bytes);
-    let mut runs = Vec::with_capacity(open.len());
-    for ((topic, partition), run) in std::mem::take(open) {
-        let (position, length) = encoder.add_run(topic, partition, &run.chunks, run.stats);
-        runs.push(SealedRun {
-            append: RunAppend {
-                topic,
-                partition,
-                position: position as i64,
-                length: length as i64,
-                record_offsets: run.stats.offset_count,
-                max_timestamp: run.stats.max_timestamp,
+impl Packer {
+    /// Adds an append to the open object, after the idempotence checks for
+    /// appends from idempotent producers.
+    async fn add(&mut self, append: Append, reply: oneshot::Sender<AppendOutcome>) {
+        let failures = self.failures.load(Ordering::Acquire);
+        if failures != self.seen_failures {
+            // Windows may hold batches of failed objects; reload from the catalog.
+            self.producers.clear();
+            self.seen_failures = failures;
+        }
+        let publish = match append.producer {
+            None => None,
+            Some(producer) => match self.check_producer(&append, &producer).await {
+                Ok(Verdict::Accept(publish)) => Some(publish),
+                Ok(Verdict::Duplicate(mut original)) => {
+                    tokio::spawn(async move {
+                        let outcome = match original.wait_for(Option::is_some).await {
+                            Ok(outcome) => outcome
+                                .clone()
+                                .unwrap_or_else(|| Err(Arc::new(StorageError::ShuttingDown))),
+                            Err(_) => Err(Arc::new(StorageError::ShuttingDown)),
+                        };
+                        let _ = reply.send(outcome);
+                    });
+                    return;
+                }
+                Ok(Verdict::Reject(e)) => {
+                    let _ = reply.send(Err(Arc::new(e)));
+                    return;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Arc::new(e)));
+                    return;
+                }
             },
-            waiters: run.waiters,
+        };
+        if self.open.is_empty() {
+            self.open_generation = self.seen_failures;
+        }
+        let run = self
+            .open
+            .entry((append.topic, append.partition))
+            .or_default();
+        let offset_in_run = run.stats.offset_count;
+        if let Some(producer) = append.producer {
+            run.producer_batches.push(NewProducerBatch {
+                producer_id: producer.producer_id,
+                epoch: producer.epoch,
+                first_sequence: producer.first_sequence,
+                last_sequence: producer.last_sequence,
+                offset_in_run,
+            });
+        }
+        run.waiters.push(Waiter {
+            offset_in_run,
+            reply,
+            publish,
         });
+        run.stats.batch_count += append.batch_count;
+        run.stats.offset_count += append.offset_count;
+        run.stats.min_timestamp = run.stats.min_timestamp.min(append.min_timestamp);
+        run.stats.max_timestamp = run.stats.max_timestamp.max(append.max_timestamp);
+        self.open_bytes += append.batches.len();
+        run.chunks.push(append.batches);
     }
-    *open_bytes = 0;
-    let bytes = encoder.finish();
-    let key = Path::from(new_object_key());
-    let upload = {
-        let store = Arc::clone(store);
-        let key = key.clone();
-        let payload = PutPayload::from(bytes.clone());
-        tokio::spawn(async move { store.put(&key, payload).await.map(|_| ()) })
-    };
-    let sealed = SealedObject {
-        key,
-        bytes,
-        runs,
-        upload,
-    };
-    if let Err(mpsc::error::SendError(sealed)) = sealed_tx.send(sealed).await {
-        fail_all(sealed.runs, &Arc::new(StorageError::ShuttingDown));
+
+    async fn check_producer(
+        &mut self,
+        append: &Append,
+        producer: &ProducerAppend,
+    ) -> Result<Verdict, StorageError> {
+        let key = (append.topic, append.partition, producer.producer_id);
+        if !self.producers.contains_key(&key) {
+            let committed = self
+                .catalog
+                .producer_batches(append.topic, append.partition, producer.producer_id)
+                .await?;
+            self.producers
+                .insert(key, ProducerWindow::from_committed(&committed));
+        }
+        let window = self.producers.entry(key).or_insert(None);
+        Ok(ProducerWindow::check(window, producer))
+    }
+
+    /// Turns the open runs into an object (runs in topic/partition order, which
+    /// is also the order the catalog locks partition rows in) and starts its
+    /// upload.
+    async fn seal(&mut self, sealed_tx: &mpsc::Sender<SealedObject>, store: &Arc<dyn ObjectStore>) {
+        if self.open.is_empty() {
+            return;
+        }
+        let mut encoder = ObjectEncoder::with_capacity(self.open_bytes);
+        let mut runs = Vec::with_capacity(self.open.len());
+        for ((topic, partition), run) in std::mem::take(&mut self.open) {
+            let (position, length) = encoder.add_run(topic, partition, &run.chunks, run.stats);
+            runs.push(SealedRun {
+                append: RunAppend {
+                    topic,
+                    partition,
+                    position: position as i64,
+                    length: length as i64,
+                    record_offsets: run.stats.offset_count,
+                    max_timestamp: run.stats.max_timestamp,
+                    producer_batches: run.producer_batches,
+                },
+                waiters: run.waiters,
+            });
+        }
+        self.open_bytes = 0;
+        let bytes = encoder.finish();
+        let key = Path::from(new_object_key());
+        let upload = {
+            let store = Arc::clone(store);
+            let key = key.clone();
+            let payload = PutPayload::from(bytes.clone());
+            tokio::spawn(async move { store.put(&key, payload).await.map(|_| ()) })
+        };
+        let sealed = SealedObject {
+            generation: self.open_generation,
+            key,
+            bytes,
+            runs,
+            upload,
+        };
+        if let Err(mpsc::error::SendError(sealed)) = sealed_tx.send(sealed).await {
+            fail_all(sealed.runs, &Arc::new(StorageError::ShuttingDown));
+        }
     }
 }
 
@@ -280,8 +395,14 @@ async fn commit_in_order(
     catalog: Arc<dyn Catalog>,
     watermarks: Arc<Watermarks>,
     reader: Arc<ObjectReader>,
+    failures: Arc<AtomicU64>,
 ) {
     while let Some(sealed) = sealed_rx.recv().await {
+        if sealed.generation < failures.load(Ordering::Acquire) {
+            sealed.upload.abort();
+            fail_all(sealed.runs, &Arc::new(StorageError::EarlierWriteFailed));
+            continue;
+        }
         let uploaded = match sealed.upload.await {
             Ok(result) => result.map_err(StorageError::Store),
             Err(join) => Err(StorageError::CorruptObject {
@@ -291,6 +412,7 @@ async fn commit_in_order(
         };
         if let Err(e) = uploaded {
             tracing::error!(key = %sealed.key, error = %e, "object upload failed; producers get an error");
+            failures.fetch_add(1, Ordering::AcqRel);
             fail_all(sealed.runs, &Arc::new(e));
             continue;
         }
@@ -303,6 +425,7 @@ async fn commit_in_order(
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::error!(key = %sealed.key, error = %e, "catalog commit failed; producers get an error");
+                failures.fetch_add(1, Ordering::AcqRel);
                 fail_all(sealed.runs, &Arc::new(StorageError::Catalog(e)));
                 continue;
             }
@@ -313,13 +436,14 @@ async fn commit_in_order(
                 RunOutcome::Appended { base_offset } => {
                     committed.push((run.append.clone(), base_offset));
                     for waiter in run.waiters {
-                        let _ = waiter.reply.send(Ok(base_offset + waiter.offset_in_run));
+                        let offset = base_offset + waiter.offset_in_run;
+                        waiter.finish(Ok(offset));
                     }
                 }
                 RunOutcome::UnknownPartition => {
                     let e = Arc::new(StorageError::UnknownPartition);
                     for waiter in run.waiters {
-                        let _ = waiter.reply.send(Err(Arc::clone(&e)));
+                        waiter.finish(Err(Arc::clone(&e)));
                     }
                 }
             }
@@ -336,7 +460,7 @@ async fn commit_in_order(
 fn fail_all(runs: Vec<SealedRun>, error: &Arc<StorageError>) {
     for run in runs {
         for waiter in run.waiters {
-            let _ = waiter.reply.send(Err(Arc::clone(error)));
+            waiter.finish(Err(Arc::clone(error)));
         }
     }
 }

@@ -238,19 +238,33 @@ impl TestClient {
 
 /// A record batch of `count` keyed records with one header each.
 pub fn record_batch(count: usize, first: usize, timestamp: i64, compression: Compression) -> Bytes {
+    producer_batch(count, first, timestamp, compression, -1, -1, -1)
+}
+
+/// A batch from an idempotent producer (`producer_id` >= 0) whose first record
+/// has sequence `base_sequence`.
+pub fn producer_batch(
+    count: usize,
+    first: usize,
+    timestamp: i64,
+    compression: Compression,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
     let records: Vec<Record> = (first..first + count)
         .map(|i| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: (i - first) as i64,
             // The encoder groups records whose offset - sequence is constant
-            // into one batch; this keeps the batch's base sequence at -1.
-            sequence: (i - first) as i32 - 1,
+            // into one batch; its base sequence is the first record's.
+            sequence: base_sequence + (i - first) as i32,
             timestamp,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(format!("value-{i}"))),

@@ -115,6 +115,16 @@ pub(super) async fn commit_object(
             .bind(running_max_timestamp)
             .execute(&mut *tx)
             .await?;
+        if !run.producer_batches.is_empty() {
+            super::producers::record_batches(
+                &mut tx,
+                &topic,
+                run.partition,
+                base_offset,
+                &run.producer_batches,
+            )
+            .await?;
+        }
         outcomes.push(RunOutcome::Appended { base_offset });
     }
     tx.commit().await?;

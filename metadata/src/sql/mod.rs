@@ -9,7 +9,9 @@
 
 mod cluster;
 mod connect;
+mod groups;
 mod log;
+mod producers;
 mod retry;
 mod rows;
 mod topics;
@@ -101,6 +103,26 @@ impl Catalog for SqlCatalog {
             .await
     }
 
+    async fn init_producer(
+        &self,
+        existing: Option<crate::producers::ProducerIdentity>,
+    ) -> Result<crate::producers::ProducerIdentity> {
+        self.retrying("init_producer", || producers::init_producer(self, existing))
+            .await
+    }
+
+    async fn producer_batches(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        producer_id: i64,
+    ) -> Result<Vec<crate::producers::ProducerBatch>> {
+        self.retrying("producer_batches", || {
+            producers::recent_batches(&self.reads, topic, partition, producer_id)
+        })
+        .await
+    }
+
     async fn create_topic(&self, topic: &NewTopic) -> Result<Topic> {
         self.retrying("create_topic", || topics::create(self, topic))
             .await
@@ -173,5 +195,48 @@ impl Catalog for SqlCatalog {
             log::first_entry_at_or_after_timestamp(&self.reads, topic, partition, timestamp)
         })
         .await
+    }
+
+    async fn commit_offsets(
+        &self,
+        group_id: &str,
+        commits: &[crate::groups::OffsetCommit],
+    ) -> Result<()> {
+        self.retrying("commit_offsets", || {
+            groups::commit_offsets(self, group_id, commits)
+        })
+        .await
+    }
+
+    async fn committed_offsets(
+        &self,
+        group_id: &str,
+    ) -> Result<Vec<crate::groups::CommittedOffset>> {
+        self.retrying("committed_offsets", || {
+            groups::committed_offsets(&self.reads, group_id)
+        })
+        .await
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        self.retrying("delete_offsets", || {
+            groups::delete_offsets(self, group_id, partitions)
+        })
+        .await
+    }
+
+    async fn store_group(&self, group: &crate::groups::StoredGroup) -> Result<()> {
+        self.retrying("store_group", || groups::store_group(self, group))
+            .await
+    }
+
+    async fn load_groups(&self) -> Result<Vec<crate::groups::StoredGroup>> {
+        self.retrying("load_groups", || groups::load_groups(&self.reads))
+            .await
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.retrying("delete_group", || groups::delete_group(self, group_id))
+            .await
     }
 }

@@ -115,6 +115,7 @@ pub(super) async fn delete(catalog: &SqlCatalog, name: &str) -> Result<Topic> {
     }
     for statement in [
         "DELETE FROM index_entries WHERE topic_id = $1",
+        "DELETE FROM producer_batches WHERE topic_id = $1",
         "DELETE FROM partitions WHERE topic_id = $1",
         "DELETE FROM topic_configs WHERE topic_id = $1",
     ] {

@@ -42,6 +42,7 @@ pub fn run_at(
         length: 100 * record_offsets,
         record_offsets,
         max_timestamp,
+        producer_batches: Vec::new(),
     }
 }
 
@@ -506,5 +507,76 @@ pub async fn timestamp_lookup_finds_the_first_entry_reaching_the_timestamp(catal
             .await
             .unwrap(),
         None
+    );
+}
+
+pub async fn producer_ids_are_unique_and_epochs_bump(catalog: &dyn Catalog) {
+    use streamhouse_metadata::producers::ProducerIdentity;
+    let first = catalog.init_producer(None).await.unwrap();
+    let second = catalog.init_producer(None).await.unwrap();
+    assert_ne!(first.producer_id, second.producer_id);
+    assert_eq!((first.epoch, second.epoch), (0, 0));
+    let bumped = catalog.init_producer(Some(first)).await.unwrap();
+    assert_eq!(
+        bumped,
+        ProducerIdentity {
+            producer_id: first.producer_id,
+            epoch: 1
+        }
+    );
+    // The old epoch is fenced now.
+    assert!(matches!(
+        catalog.init_producer(Some(first)).await,
+        Err(CatalogError::ProducerFenced { epoch: 0, .. })
+    ));
+    let never = ProducerIdentity {
+        producer_id: 987_654_321,
+        epoch: 0,
+    };
+    assert!(matches!(
+        catalog.init_producer(Some(never)).await,
+        Err(CatalogError::UnknownProducer(987_654_321))
+    ));
+}
+
+pub async fn producer_batches_are_recorded_with_their_offsets_newest_five_kept(
+    catalog: &dyn Catalog,
+) {
+    use streamhouse_metadata::producers::{NewProducerBatch, ProducerBatch};
+    let topic = create(catalog, "idempotent", 1).await;
+    let producer = catalog.init_producer(None).await.unwrap();
+    // Seven commits of two offsets each; each run holds one idempotent batch
+    // after one offset of a non-idempotent batch.
+    for i in 0..7 {
+        let mut append = run(&topic, 0, 0, 3);
+        append.producer_batches = vec![NewProducerBatch {
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
+            first_sequence: i * 2,
+            last_sequence: i * 2 + 1,
+            offset_in_run: 1,
+        }];
+        commit(catalog, &format!("p{i}"), &[append]).await;
+    }
+    let batches = catalog
+        .producer_batches(topic.id, 0, producer.producer_id)
+        .await
+        .unwrap();
+    let expected: Vec<ProducerBatch> = (2..7)
+        .map(|i| ProducerBatch {
+            producer_id: producer.producer_id,
+            epoch: 0,
+            first_sequence: i * 2,
+            last_sequence: i * 2 + 1,
+            base_offset: i64::from(i) * 3 + 1,
+        })
+        .collect();
+    assert_eq!(batches, expected);
+    assert_eq!(
+        catalog
+            .producer_batches(topic.id, 0, producer.producer_id + 1)
+            .await
+            .unwrap(),
+        vec![]
     );
 }

@@ -28,6 +28,8 @@ macro_rules! conformance_tests {
             index_entries_start_at_the_entry_holding_the_offset,
             index_entries_respect_the_limit,
             timestamp_lookup_finds_the_first_entry_reaching_the_timestamp,
+            producer_ids_are_unique_and_epochs_bump,
+            producer_batches_are_recorded_with_their_offsets_newest_five_kept,
         );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,

@@ -1,0 +1,209 @@
+//! Consumer groups: committed offsets (`group_offsets`) and the persisted state of
+//! classic groups (`consumer_groups`, `consumer_group_members`).
+//!
+//! A group is stored whole: its row and all member rows are replaced in one
+//! transaction, so a reader never sees members of two generations mixed.
+
+use std::collections::BTreeMap;
+
+use sqlx::AnyPool;
+
+use super::rows::{get, now_ms, to_i32};
+use super::SqlCatalog;
+use crate::groups::{CommittedOffset, OffsetCommit, StoredGroup, StoredMember};
+use crate::Result;
+
+/// Insert or overwrite one partition's offset; both databases know this form.
+const UPSERT_OFFSET: &str = "\
+    INSERT INTO group_offsets (group_id, topic_name, partition_index, committed_offset, \
+        leader_epoch, metadata, commit_timestamp_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (group_id, topic_name, partition_index) DO UPDATE SET \
+        committed_offset = excluded.committed_offset, \
+        leader_epoch = excluded.leader_epoch, \
+        metadata = excluded.metadata, \
+        commit_timestamp_ms = excluded.commit_timestamp_ms";
+
+pub(super) async fn commit_offsets(
+    catalog: &SqlCatalog,
+    group_id: &str,
+    commits: &[OffsetCommit],
+) -> Result<()> {
+    let now = now_ms();
+    let mut tx = catalog.begin_write().await?;
+    for commit in commits {
+        sqlx::query(UPSERT_OFFSET)
+            .bind(group_id)
+            .bind(commit.topic.as_str())
+            .bind(i64::from(commit.partition))
+            .bind(commit.offset)
+            .bind(i64::from(commit.leader_epoch))
+            .bind(commit.metadata.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn committed_offsets(
+    pool: &AnyPool,
+    group_id: &str,
+) -> Result<Vec<CommittedOffset>> {
+    let rows = sqlx::query(
+        "SELECT topic_name, partition_index, committed_offset, leader_epoch, metadata, \
+            commit_timestamp_ms \
+         FROM group_offsets WHERE group_id = $1 ORDER BY topic_name, partition_index",
+    )
+    .bind(group_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CommittedOffset {
+                topic: get(row, "topic_name")?,
+                partition: to_i32(get(row, "partition_index")?, "partition")?,
+                offset: get(row, "committed_offset")?,
+                leader_epoch: to_i32(get(row, "leader_epoch")?, "leader epoch")?,
+                metadata: get(row, "metadata")?,
+                commit_timestamp_ms: get(row, "commit_timestamp_ms")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn delete_offsets(
+    catalog: &SqlCatalog,
+    group_id: &str,
+    partitions: &[(String, i32)],
+) -> Result<()> {
+    let mut tx = catalog.begin_write().await?;
+    for (topic, partition) in partitions {
+        sqlx::query(
+            "DELETE FROM group_offsets \
+             WHERE group_id = $1 AND topic_name = $2 AND partition_index = $3",
+        )
+        .bind(group_id)
+        .bind(topic.as_str())
+        .bind(i64::from(*partition))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn store_group(catalog: &SqlCatalog, group: &StoredGroup) -> Result<()> {
+    let mut tx = catalog.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO consumer_groups (group_id, protocol_type, protocol_name, generation, \
+            leader_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (group_id) DO UPDATE SET protocol_type = excluded.protocol_type, \
+            protocol_name = excluded.protocol_name, generation = excluded.generation, \
+            leader_id = excluded.leader_id, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(group.group_id.as_str())
+    .bind(group.protocol_type.clone())
+    .bind(group.protocol_name.clone())
+    .bind(i64::from(group.generation))
+    .bind(group.leader_id.clone())
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM consumer_group_members WHERE group_id = $1")
+        .bind(group.group_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    for member in &group.members {
+        sqlx::query(
+            "INSERT INTO consumer_group_members (group_id, member_id, group_instance_id, \
+                client_id, client_host, rebalance_timeout_ms, session_timeout_ms, \
+                subscription, assignment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(group.group_id.as_str())
+        .bind(member.member_id.as_str())
+        .bind(member.group_instance_id.clone())
+        .bind(member.client_id.as_str())
+        .bind(member.client_host.as_str())
+        .bind(i64::from(member.rebalance_timeout_ms))
+        .bind(i64::from(member.session_timeout_ms))
+        .bind(member.subscription.clone())
+        .bind(member.assignment.clone())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn load_groups(pool: &AnyPool) -> Result<Vec<StoredGroup>> {
+    let group_rows = sqlx::query(
+        "SELECT group_id, protocol_type, protocol_name, generation, leader_id \
+         FROM consumer_groups ORDER BY group_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut groups = BTreeMap::new();
+    for row in &group_rows {
+        let group_id: String = get(row, "group_id")?;
+        groups.insert(
+            group_id.clone(),
+            StoredGroup {
+                group_id,
+                protocol_type: get(row, "protocol_type")?,
+                protocol_name: get(row, "protocol_name")?,
+                generation: to_i32(get(row, "generation")?, "generation")?,
+                leader_id: get(row, "leader_id")?,
+                members: Vec::new(),
+            },
+        );
+    }
+    let member_rows = sqlx::query(
+        "SELECT group_id, member_id, group_instance_id, client_id, client_host, \
+            rebalance_timeout_ms, session_timeout_ms, subscription, assignment \
+         FROM consumer_group_members ORDER BY group_id, member_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in &member_rows {
+        let group_id: String = get(row, "group_id")?;
+        let member = StoredMember {
+            member_id: get(row, "member_id")?,
+            group_instance_id: get(row, "group_instance_id")?,
+            client_id: get(row, "client_id")?,
+            client_host: get(row, "client_host")?,
+            rebalance_timeout_ms: to_i32(get(row, "rebalance_timeout_ms")?, "timeout")?,
+            session_timeout_ms: to_i32(get(row, "session_timeout_ms")?, "timeout")?,
+            subscription: get(row, "subscription")?,
+            assignment: get(row, "assignment")?,
+        };
+        // The foreign key guarantees the group row; a member without one would be
+        // a database written by something else.
+        match groups.get_mut(&group_id) {
+            Some(group) => group.members.push(member),
+            None => {
+                return Err(crate::CatalogError::Corrupt(format!(
+                    "member of unknown group '{group_id}'"
+                )))
+            }
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
+pub(super) async fn delete_group(catalog: &SqlCatalog, group_id: &str) -> Result<()> {
+    let mut tx = catalog.begin_write().await?;
+    for statement in [
+        "DELETE FROM consumer_group_members WHERE group_id = $1",
+        "DELETE FROM consumer_groups WHERE group_id = $1",
+        "DELETE FROM group_offsets WHERE group_id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! A classic group's state and its rebalance protocol: joining, choosing the
+//! protocol and the leader, completing a generation. Pure state: no I/O, no
+//! clock of its own (callers pass `now`). Sync, heartbeat, leave and expiry are
+//! in `lifecycle.rs`.
+//!
+//! This follows Apache Kafka's classic `GroupCoordinator`: the same states, the
+//! same errors in the same order of checks, and `group.initial.rebalance.delay.ms`
+//! for the first rebalance of an empty group.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::oneshot;
+
+use super::member::{millis, JoinRequest, JoinResult, JoinedMember, Member};
+
+/// The states clients display (DescribeGroups, ListGroups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// When the rebalance in progress completes at the latest.
+#[derive(Debug)]
+pub(super) struct Rebalance {
+    pub deadline: Instant,
+    /// First rebalance of an empty group: wait the initial delay, extended while
+    /// new members keep arriving, up to the rebalance timeout in all.
+    pub initial: Option<InitialDelay>,
+}
+
+#[derive(Debug)]
+pub(super) struct InitialDelay {
+    pub delay: Duration,
+    pub remaining: Duration,
+}
+
+/// The answer to a JoinGroup: now, or once the rebalance completes.
+pub enum JoinReply {
+    Now(JoinResult),
+    Later(oneshot::Receiver<JoinResult>),
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, valid until the deadline.
+    pub(super) pending: HashMap<String, Instant>,
+    pub(super) rebalance: Option<Rebalance>,
+    /// CompletingRebalance: members that have not sent SyncGroup by then are removed.
+    pub(super) sync_deadline: Option<Instant>,
+    pub(super) new_member_added: bool,
+    /// Set when the group changed in a way that must be persisted.
+    pub dirty: bool,
+    pub(super) initial_delay: Duration,
+}
+
+/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+pub const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
+pub const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+
+impl Group {
+    pub fn new(id: &str, initial_delay: Duration) -> Group {
+        Group {
+            id: id.to_owned(),
+            state: GroupState::Empty,
+            protocol_type: None,
+            protocol_name: None,
+            generation: 0,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: HashMap::new(),
+            rebalance: None,
+            sync_deadline: None,
+            new_member_added: false,
+            dirty: false,
+            initial_delay,
+        }
+    }
+
+    /// The member id a static instance currently holds.
+    pub fn static_member(&self, instance_id: &str) -> Option<&str> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
+            .map(|m| m.id.as_str())
+    }
+
+    /// A static member presenting an instance id that now belongs to another member id.
+    pub fn is_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
+        instance_id
+            .and_then(|instance| self.static_member(instance))
+            .is_some_and(|current| current != member_id)
+    }
+
+    /// Whether a member of this type and these protocols may join: the group's
+    /// protocol type, and a protocol every other member supports too.
+    fn accepts_protocols(&self, request: &JoinRequest) -> bool {
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return false;
+        }
+        let others: Vec<&Member> = self
+            .members
+            .values()
+            .filter(|m| m.id != request.member_id)
+            .collect();
+        if others.is_empty() {
+            return true;
+        }
+        self.protocol_type.as_deref() == Some(request.protocol_type.as_str())
+            && request
+                .protocols
+                .iter()
+                .any(|(name, _)| others.iter().all(|m| m.supports(name)))
+    }
+
+    pub fn join(&mut self, request: JoinRequest, now: Instant) -> JoinReply {
+        let member_id = request.member_id.clone();
+        if self.state == GroupState::Dead {
+            return JoinReply::Now(JoinResult::error(
+                &member_id,
+                ResponseError::CoordinatorNotAvailable,
+            ));
+        }
+        if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&request.session_timeout_ms)
+        {
+            return JoinReply::Now(JoinResult::error(
+                &member_id,
+                ResponseError::InvalidSessionTimeout,
+            ));
+        }
+        if !self.accepts_protocols(&request) {
+            return JoinReply::Now(JoinResult::error(
+                &member_id,
+                ResponseError::InconsistentGroupProtocol,
+            ));
+        }
+        if member_id.is_empty() {
+            self.join_new_member(request, now)
+        } else {
+            self.join_known_member(request, now)
+        }
+    }
+
+    fn join_new_member(&mut self, request: JoinRequest, now: Instant) -> JoinReply {
+        let prefix = request.instance_id.as_deref().unwrap_or(&request.client_id);
+        let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
+        if let Some(instance) = request.instance_id.as_deref() {
+            if let Some(old_id) = self.static_member(instance).map(str::to_owned) {
+                return self.replace_static_member(&old_id, new_id, request, now);
+            }
+        } else if request.require_known_member_id {
+            let deadline = now + millis(request.session_timeout_ms);
+            self.pending.insert(new_id.clone(), deadline);
+            return JoinReply::Now(JoinResult::error(&new_id, ResponseError::MemberIdRequired));
+        }
+        self.add_member_and_rebalance(new_id, &request, now)
+    }
+
+    fn join_known_member(&mut self, request: JoinRequest, now: Instant) -> JoinReply {
+        let id = request.member_id.clone();
+        if self.pending.remove(&id).is_some() {
+            return self.add_member_and_rebalance(id, &request, now);
+        }
+        if self.is_fenced(request.instance_id.as_deref(), &id) {
+            return JoinReply::Now(JoinResult::error(&id, ResponseError::FencedInstanceId));
+        }
+        let Some(member) = self.members.get(&id) else {
+            return JoinReply::Now(JoinResult::error(&id, ResponseError::UnknownMemberId));
+        };
+        let unchanged = member.protocols == request.protocols;
+        let is_leader = self.leader.as_deref() == Some(id.as_str());
+        match self.state {
+            GroupState::PreparingRebalance => self.update_member_and_rebalance(&request, now),
+            GroupState::CompletingRebalance if unchanged => {
+                // A retried join of this generation: the same answer again.
+                let result = self.join_result(&id, is_leader);
+                if let Some(member) = self.members.get_mut(&id) {
+                    member.heartbeat(now);
+                }
+                JoinReply::Now(result)
+            }
+            GroupState::Stable if unchanged && !is_leader => {
+                if let Some(member) = self.members.get_mut(&id) {
+                    member.heartbeat(now);
+                }
+                JoinReply::Now(self.join_result(&id, false))
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                self.update_member_and_rebalance(&request, now)
+            }
+            GroupState::Empty | GroupState::Dead => {
+                JoinReply::Now(JoinResult::error(&id, ResponseError::UnknownMemberId))
+            }
+        }
+    }
+
+    /// A static member rejoined with a new member id: the old id is fenced.
+    fn replace_static_member(
+        &mut self,
+        old_id: &str,
+        new_id: String,
+        request: JoinRequest,
+        now: Instant,
+    ) -> JoinReply {
+        let Some(mut member) = self.members.remove(old_id) else {
+            return JoinReply::Now(JoinResult::error(&new_id, ResponseError::UnknownMemberId));
+        };
+        member.answer_join(JoinResult::error(old_id, ResponseError::FencedInstanceId));
+        member.answer_sync(super::member::SyncResult::error(
+            ResponseError::FencedInstanceId,
+        ));
+        member.id = new_id.clone();
+        let old_protocols = std::mem::take(&mut member.protocols);
+        member.update(&request, now);
+        member.client_id = request.client_id.clone();
+        member.client_host = request.client_host.clone();
+        self.members.insert(new_id.clone(), member);
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.clone());
+        }
+        let protocol_kept = self.select_protocol() == self.protocol_name;
+        match self.state {
+            GroupState::Stable if protocol_kept && old_protocols == request.protocols => {
+                // Nothing the assignment depends on changed: no rebalance.
+                self.dirty = true;
+                let is_leader = self.leader.as_deref() == Some(new_id.as_str());
+                let mut result = self.join_result(&new_id, is_leader);
+                result.skip_assignment = is_leader;
+                JoinReply::Now(result)
+            }
+            _ => self.await_rebalance(&new_id, now),
+        }
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        id: String,
+        request: &JoinRequest,
+        now: Instant,
+    ) -> JoinReply {
+        let member = Member::new(id.clone(), request, now);
+        if self.members.is_empty() {
+            self.protocol_type = Some(request.protocol_type.clone());
+        }
+        if self.leader.is_none() {
+            self.leader = Some(id.clone());
+        }
+        self.members.insert(id.clone(), member);
+        self.new_member_added = true;
+        self.await_rebalance(&id, now)
+    }
+
+    fn update_member_and_rebalance(&mut self, request: &JoinRequest, now: Instant) -> JoinReply {
+        if let Some(member) = self.members.get_mut(&request.member_id) {
+            member.update(request, now);
+        }
+        self.await_rebalance(&request.member_id, now)
+    }
+
+    /// Parks the member's join until the rebalance completes.
+    fn await_rebalance(&mut self, id: &str, now: Instant) -> JoinReply {
+        let (sender, receiver) = oneshot::channel();
+        if let Some(member) = self.members.get_mut(id) {
+            member.join_waiter = Some(sender);
+        }
+        if matches!(
+            self.state,
+            GroupState::Empty | GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            self.prepare_rebalance(now);
+        }
+        self.try_complete_join(now);
+        JoinReply::Later(receiver)
+    }
+
+    pub(super) fn prepare_rebalance(&mut self, now: Instant) {
+        if self.state == GroupState::CompletingRebalance {
+            // Assignments of the generation being abandoned must not be handed out.
+            for member in self.members.values_mut() {
+                member.assignment = bytes::Bytes::new();
+                member.answer_sync(super::member::SyncResult::error(
+                    ResponseError::RebalanceInProgress,
+                ));
+            }
+        }
+        self.sync_deadline = None;
+        let timeout = self.rebalance_timeout();
+        self.rebalance = Some(
+            if self.state == GroupState::Empty && !self.initial_delay.is_zero() {
+                self.new_member_added = false;
+                Rebalance {
+                    deadline: now + self.initial_delay,
+                    initial: Some(InitialDelay {
+                        delay: self.initial_delay,
+                        remaining: timeout.saturating_sub(self.initial_delay),
+                    }),
+                }
+            } else {
+                Rebalance {
+                    deadline: now + timeout,
+                    initial: None,
+                }
+            },
+        );
+        self.state = GroupState::PreparingRebalance;
+    }
+
+    /// The longest rebalance timeout of the members.
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| millis(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Completes the join phase if every member has rejoined (outside an initial
+    /// delay) or the deadline has passed.
+    pub(super) fn try_complete_join(&mut self, now: Instant) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let Some(rebalance) = &mut self.rebalance else {
+            return;
+        };
+        if let Some(initial) = &mut rebalance.initial {
+            if now < rebalance.deadline {
+                return;
+            }
+            if self.new_member_added && !initial.remaining.is_zero() {
+                self.new_member_added = false;
+                let delay = initial.delay.min(initial.remaining);
+                initial.remaining = initial.remaining.saturating_sub(delay);
+                rebalance.deadline = now + delay;
+                return;
+            }
+            return self.complete_join(now);
+        }
+        let all_joined =
+            self.pending.is_empty() && self.members.values().all(|m| m.join_waiter.is_some());
+        if all_joined || now >= rebalance.deadline {
+            self.complete_join(now);
+        }
+    }
+
+    fn complete_join(&mut self, now: Instant) {
+        self.members.retain(|_, m| m.join_waiter.is_some());
+        self.pending.clear();
+        self.rebalance = None;
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol_name = None;
+            self.leader = None;
+            self.dirty = true;
+            return;
+        }
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.protocol_name = self.select_protocol();
+        self.state = GroupState::CompletingRebalance;
+        self.sync_deadline = Some(now + self.rebalance_timeout());
+        let leader = self.leader.clone().unwrap_or_default();
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let result = self.join_result(&id, id == leader);
+            if let Some(member) = self.members.get_mut(&id) {
+                member.heartbeat(now);
+                member.answer_join(result);
+            }
+        }
+    }
+
+    /// This generation's JoinGroup answer for one member.
+    pub(super) fn join_result(&self, member_id: &str, with_members: bool) -> JoinResult {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        JoinResult {
+            error: None,
+            member_id: member_id.to_owned(),
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            members: if with_members {
+                self.members
+                    .values()
+                    .map(|m| JoinedMember {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        metadata: m.metadata(&protocol),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            skip_assignment: false,
+        }
+    }
+
+    /// Kafka's vote: among the protocols every member supports, each member votes
+    /// for the first in its own order; the most votes win (ties: the earliest
+    /// candidate in the first member's order).
+    pub(super) fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&str> = first
+            .protocols
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| self.members.values().all(|m| m.supports(name)))
+            .collect();
+        let mut votes = vec![0usize; candidates.len()];
+        for member in self.members.values() {
+            let choice = member
+                .protocols
+                .iter()
+                .find_map(|(name, _)| candidates.iter().position(|c| c == name));
+            if let Some(index) = choice {
+                votes[index] += 1;
+            }
+        }
+        let mut best: Option<usize> = None;
+        for (index, count) in votes.iter().enumerate() {
+            if best.is_none_or(|b| *count > votes[b]) {
+                best = Some(index);
+            }
+        }
+        best.map(|index| candidates[index].to_owned())
+    }
+}

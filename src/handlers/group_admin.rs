@@ -1,0 +1,116 @@
+//! ListGroups, DescribeGroups and DeleteGroups.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+
+use super::groups::{optional, text};
+use crate::coordinator::GroupState;
+use crate::{errors, Broker};
+
+/// Every group StreamHouse runs is a classic-protocol group.
+const GROUP_TYPE: &str = "classic";
+
+pub async fn list(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let mut listed = Vec::new();
+    for group in broker.coordinator.groups() {
+        let group = group.lock().await;
+        let state = group.state.name();
+        if group.state == GroupState::Dead
+            || (!states.is_empty() && !states.contains(&state.to_lowercase()))
+            || (!types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE))
+        {
+            continue;
+        }
+        let mut entry = ListedGroup::default()
+            .with_group_id(GroupId(text(&group.id)))
+            .with_protocol_type(text(group.protocol_type.as_deref().unwrap_or("")));
+        if version >= 4 {
+            entry = entry.with_group_state(text(state));
+        }
+        if version >= 5 {
+            entry = entry.with_group_type(text(GROUP_TYPE));
+        }
+        listed.push(entry);
+    }
+    ListGroupsResponse::default().with_groups(listed)
+}
+
+pub async fn describe(
+    broker: &Broker,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let mut described = Vec::with_capacity(request.groups.len());
+    for group_id in request.groups {
+        let Some(group) = broker.coordinator.group(&group_id) else {
+            // As Kafka's classic coordinator: an unknown group is described as Dead.
+            described.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_group_state(text(GroupState::Dead.name())),
+            );
+            continue;
+        };
+        let group = group.lock().await;
+        // Metadata and assignments are only meaningful once the generation is
+        // complete; Kafka leaves them empty in every other state.
+        let stable = group.state == GroupState::Stable;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let members = group
+            .members
+            .values()
+            .map(|m| {
+                let member = DescribedGroupMember::default()
+                    .with_member_id(text(&m.id))
+                    .with_client_id(text(&m.client_id))
+                    .with_client_host(text(&m.client_host))
+                    .with_group_instance_id(if version >= 4 {
+                        optional(m.instance_id.as_deref())
+                    } else {
+                        None
+                    });
+                if stable {
+                    member
+                        .with_member_metadata(m.metadata(&protocol))
+                        .with_member_assignment(m.assignment.clone())
+                } else {
+                    member
+                }
+            })
+            .collect();
+        described.push(
+            DescribedGroup::default()
+                .with_group_id(group_id)
+                .with_group_state(text(group.state.name()))
+                .with_protocol_type(text(group.protocol_type.as_deref().unwrap_or("")))
+                .with_protocol_data(text(if stable { &protocol } else { "" }))
+                .with_members(members),
+        );
+    }
+    DescribeGroupsResponse::default().with_groups(described)
+}
+
+pub async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let error = broker.coordinator.delete_group(&group_id).await;
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(errors::code(error)),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

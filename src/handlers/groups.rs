@@ -1,0 +1,203 @@
+//! FindCoordinator, JoinGroup, SyncGroup, Heartbeat and LeaveGroup: translating
+//! each wire version to and from the coordinator's terms. The group logic is in
+//! `crate::coordinator`.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator as WireCoordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::coordinator::{JoinRequest, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION};
+use crate::{errors, Broker};
+
+pub(super) fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+pub(super) fn optional(value: Option<&str>) -> Option<StrBytes> {
+    value.map(text)
+}
+
+pub fn find_coordinator(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let key_type = request.key_type;
+    let keys = if version >= 4 {
+        request.coordinator_keys
+    } else {
+        vec![request.key]
+    };
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let entry = WireCoordinator::default().with_key(key.clone());
+        coordinators.push(
+            if matches!(key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
+                let node = broker.coordinator.placement(key_type, &key);
+                entry
+                    .with_node_id(BrokerId(node.node_id))
+                    .with_host(text(&node.host))
+                    .with_port(node.port)
+            } else {
+                entry
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1)
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(text(&format!("unknown key type {key_type}"))))
+            },
+        );
+    }
+    let response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        return response.with_coordinators(coordinators);
+    }
+    match coordinators.pop() {
+        Some(c) => response
+            .with_error_code(c.error_code)
+            .with_error_message(if version >= 1 { c.error_message } else { None })
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port),
+        None => response.with_error_code(ResponseError::InvalidRequest.code()),
+    }
+}
+
+pub async fn join(
+    broker: &Broker,
+    request: JoinGroupRequest,
+    version: i16,
+    client_id: String,
+) -> JoinGroupResponse {
+    let joining = JoinRequest {
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        client_id,
+        client_host: String::new(),
+        session_timeout_ms: request.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let result = broker.coordinator.join(&request.group_id, joining).await;
+    let members = result
+        .members
+        .iter()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(text(&m.member_id))
+                .with_group_instance_id(if version >= 5 {
+                    optional(m.instance_id.as_deref())
+                } else {
+                    None
+                })
+                .with_metadata(m.metadata.clone())
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(errors::code(result.error))
+        .with_generation_id(result.generation)
+        .with_protocol_type(if version >= 7 {
+            optional(result.protocol_type.as_deref())
+        } else {
+            None
+        })
+        // Nullable only from v7.
+        .with_protocol_name(match (&result.protocol_name, version >= 7) {
+            (Some(name), _) => Some(text(name)),
+            (None, true) => None,
+            (None, false) => Some(StrBytes::default()),
+        })
+        .with_leader(text(&result.leader))
+        .with_skip_assignment(version >= 9 && result.skip_assignment)
+        .with_member_id(text(&result.member_id))
+        .with_members(members)
+}
+
+pub async fn sync(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let syncing = SyncRequest {
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        generation: request.generation_id,
+        protocol_type: request.protocol_type.as_ref().map(|s| s.to_string()),
+        protocol_name: request.protocol_name.as_ref().map(|s| s.to_string()),
+        assignments: request
+            .assignments
+            .iter()
+            .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+            .collect(),
+    };
+    let result = broker.coordinator.sync(&request.group_id, syncing).await;
+    let response = SyncGroupResponse::default()
+        .with_error_code(errors::code(result.error))
+        .with_assignment(result.assignment);
+    if version >= 5 {
+        response
+            .with_protocol_type(optional(result.protocol_type.as_deref()))
+            .with_protocol_name(optional(result.protocol_name.as_deref()))
+    } else {
+        response
+    }
+}
+
+pub async fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    let error = broker
+        .coordinator
+        .heartbeat(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        )
+        .await;
+    HeartbeatResponse::default().with_error_code(errors::code(error))
+}
+
+pub async fn leave(
+    broker: &Broker,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    let leaving: Vec<(String, Option<String>)> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    let errors = broker.coordinator.leave(&request.group_id, &leaving).await;
+    if version < 3 {
+        let error = errors.into_iter().flatten().next();
+        return LeaveGroupResponse::default().with_error_code(errors::code(error));
+    }
+    let members = leaving
+        .into_iter()
+        .zip(errors)
+        .map(|((member_id, instance_id), error)| {
+            MemberResponse::default()
+                .with_member_id(text(&member_id))
+                .with_group_instance_id(optional(instance_id.as_deref()))
+                .with_error_code(errors::code(error))
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}

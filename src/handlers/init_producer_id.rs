@@ -1,0 +1,45 @@
+//! InitProducerId: producer ids and epochs for idempotent producers.
+//!
+//! Transactions are not served yet, so a request naming a transactional id is
+//! refused; idempotent producers (no transactional id) get an id from the
+//! catalog, or an epoch bump of the id they hold (KIP-360, v3+).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use streamhouse_metadata::producers::ProducerIdentity;
+use streamhouse_metadata::CatalogError;
+
+use crate::{errors, Broker};
+
+pub async fn handle(
+    broker: &Broker,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
+    let refused = |error: ResponseError| {
+        InitProducerIdResponse::default()
+            .with_error_code(error.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if request.transactional_id.is_some() {
+        tracing::warn!(
+            "InitProducerId with a transactional id refused: transactions are not supported"
+        );
+        return refused(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    let existing = (request.producer_id.0 >= 0).then_some(ProducerIdentity {
+        producer_id: request.producer_id.0,
+        epoch: request.producer_epoch,
+    });
+    match broker.catalog.init_producer(existing).await {
+        Ok(identity) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(identity.producer_id))
+            .with_producer_epoch(identity.epoch),
+        // PRODUCER_FENCED exists from v4; older clients know it as an epoch error.
+        Err(CatalogError::ProducerFenced { .. }) if version < 4 => {
+            refused(ResponseError::InvalidProducerEpoch)
+        }
+        Err(e) => refused(errors::catalog(&e)),
+    }
+}

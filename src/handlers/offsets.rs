@@ -1,0 +1,325 @@
+//! OffsetCommit, OffsetFetch (single and multi-group forms) and OffsetDelete.
+//! Offsets live in the catalog; the coordinator decides whether a commit of a
+//! member and generation is allowed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit};
+
+use super::groups::text;
+use crate::coordinator::{subscribed_topics, GroupState};
+use crate::{errors, Broker};
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// Whether `topic` has partition `partition`; catalog failures are the error.
+async fn partition_exists(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Result<(), ResponseError> {
+    match broker.catalog.topic_by_name(topic).await {
+        Ok(Some(t)) if (0..t.partition_count).contains(&partition) => Ok(()),
+        Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
+        Err(e) => Err(errors::catalog(&e)),
+    }
+}
+
+pub async fn commit(
+    broker: &Broker,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    // (topic index, partition, Some(error) decided before the coordinator is asked).
+    let mut outcomes: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
+    let mut commits = Vec::new();
+    for (t, topic) in request.topics.iter().enumerate() {
+        for p in &topic.partitions {
+            let mut error = partition_exists(broker, &topic.name, p.partition_index)
+                .await
+                .err();
+            let metadata = p.committed_metadata.as_ref().map(|m| m.to_string());
+            if error.is_none()
+                && metadata
+                    .as_ref()
+                    .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+            {
+                error = Some(ResponseError::OffsetMetadataTooLarge);
+            }
+            if error.is_none() {
+                commits.push(OffsetCommit {
+                    topic: topic.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata,
+                });
+            }
+            outcomes.push((t, p.partition_index, error));
+        }
+    }
+    let group_error = broker
+        .coordinator
+        .commit_offsets(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id_or_member_epoch,
+            &commits,
+        )
+        .await;
+    let mut topics: Vec<OffsetCommitResponseTopic> = request
+        .topics
+        .iter()
+        .map(|t| OffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .collect();
+    for (t, partition, error) in outcomes {
+        topics[t].partitions.push(
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(partition)
+                .with_error_code(errors::code(error.or(group_error))),
+        );
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One group's requested partitions (None: every committed one), answered.
+type Answer = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError>;
+
+async fn fetch_group(
+    broker: &Broker,
+    group_id: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Answer {
+    let committed = broker
+        .catalog
+        .committed_offsets(group_id)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    let mut by_partition: HashMap<(String, i32), CommittedOffset> = committed
+        .into_iter()
+        .map(|c| ((c.topic.clone(), c.partition), c))
+        .collect();
+    Ok(match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let answered = partitions
+                    .into_iter()
+                    .map(|p| (p, by_partition.remove(&(topic.clone(), p))))
+                    .collect();
+                (topic, answered)
+            })
+            .collect(),
+        None => {
+            let mut topics: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+            for ((topic, partition), offset) in by_partition {
+                topics
+                    .entry(topic)
+                    .or_default()
+                    .push((partition, Some(offset)));
+            }
+            topics
+                .into_iter()
+                .map(|(topic, mut partitions)| {
+                    partitions.sort_by_key(|(p, _)| *p);
+                    (topic, partitions)
+                })
+                .collect()
+        }
+    })
+}
+
+/// (offset, leader epoch, metadata) of a partition; -1 and "" if nothing was committed.
+fn values(offset: &Option<CommittedOffset>) -> (i64, i32, String) {
+    match offset {
+        Some(c) => (
+            c.offset,
+            c.leader_epoch,
+            c.metadata.clone().unwrap_or_default(),
+        ),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub async fn fetch(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for group in request.groups {
+            let wanted = group.topics.map(|topics| {
+                topics
+                    .into_iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let response =
+                OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+            groups.push(match fetch_group(broker, &group.group_id, wanted).await {
+                Err(error) => response.with_error_code(error.code()),
+                Ok(topics) => response.with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(topic, partitions)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(text(&topic)))
+                                .with_partitions(
+                                    partitions
+                                        .iter()
+                                        .map(|(p, offset)| {
+                                            let (o, epoch, metadata) = values(offset);
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(*p)
+                                                .with_committed_offset(o)
+                                                .with_committed_leader_epoch(epoch)
+                                                .with_metadata(Some(text(&metadata)))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            });
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    match fetch_group(broker, &request.group_id, wanted).await {
+        // The top-level error exists from v2; v1 can only say it per partition,
+        // and it has no partitions to say it on.
+        Err(error) => OffsetFetchResponse::default().with_error_code(if version >= 2 {
+            error.code()
+        } else {
+            0
+        }),
+        Ok(topics) => OffsetFetchResponse::default().with_topics(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(text(&topic)))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|(p, offset)| {
+                                    let (o, epoch, metadata) = values(offset);
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(o)
+                                        .with_committed_leader_epoch(if version >= 5 {
+                                            epoch
+                                        } else {
+                                            -1
+                                        })
+                                        .with_metadata(Some(text(&metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub async fn delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let Some(group) = broker.coordinator.group(&request.group_id) else {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupIdNotFound.code());
+    };
+    let group = group.lock().await;
+    // None: every topic counts as subscribed (members present, subscriptions unknown).
+    let subscribed: Option<Vec<String>> = match group.state {
+        GroupState::Dead => {
+            return OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+        }
+        GroupState::Empty => Some(Vec::new()),
+        _ if group.protocol_type.as_deref() == Some("consumer") => {
+            let protocol = group.protocol_name.clone().unwrap_or_default();
+            group
+                .members
+                .values()
+                .map(|m| subscribed_topics(&m.metadata(&protocol)))
+                .collect::<Option<Vec<Vec<String>>>>()
+                .map(|lists| lists.concat())
+        }
+        _ => {
+            return OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::NonEmptyGroup.code())
+        }
+    };
+    let mut deletable = Vec::new();
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let is_subscribed = subscribed
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|t| **t == *topic.name.0));
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let error = match partition_exists(broker, &topic.name, p.partition_index).await {
+                Err(error) => Some(error),
+                Ok(()) if is_subscribed => Some(ResponseError::GroupSubscribedToTopic),
+                Ok(()) => {
+                    deletable.push((topic.name.to_string(), p.partition_index));
+                    None
+                }
+            };
+            partitions.push((p.partition_index, error));
+        }
+        topics.push((topic.name, partitions));
+    }
+    let delete_error = if deletable.is_empty() {
+        None
+    } else {
+        broker
+            .catalog
+            .delete_offsets(&request.group_id, &deletable)
+            .await
+            .err()
+            .map(|e| errors::catalog(&e))
+    };
+    OffsetDeleteResponse::default().with_topics(
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                OffsetDeleteResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(p, error)| {
+                                OffsetDeleteResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(errors::code(error.or(delete_error)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}

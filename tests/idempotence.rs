@@ -1,0 +1,193 @@
+//! Idempotent producers over the wire: InitProducerId, retries answered with the
+//! original offset, sequence gaps and stale epochs refused, state surviving a
+//! restart on both backends.
+
+mod common;
+
+use common::{producer_batch, unique_topic, Backend, TestBroker, TestClient};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+async fn init(client: &mut TestClient, current: Option<(i64, i16)>) -> (i16, i64, i16) {
+    let (id, epoch) = current.unwrap_or((-1, -1));
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch);
+    let ResponseKind::InitProducerId(r) = client.call(ApiKey::InitProducerId, 4, &request).await
+    else {
+        panic!("not an InitProducerId response")
+    };
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+async fn produce(client: &mut TestClient, topic: &str, batch: bytes::Bytes) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
+        panic!("not a Produce response")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+async fn auto_create(client: &mut TestClient, topic: &str) {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    client.call(ApiKey::Metadata, 4, &request).await;
+}
+
+fn batch(pid: i64, epoch: i16, seq: i32, count: usize) -> bytes::Bytes {
+    producer_batch(count, seq as usize, 1, Compression::Lz4, pid, epoch, seq)
+}
+
+async fn retries_are_answered_with_the_original_offset(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("idem");
+    auto_create(&mut client, &topic).await;
+    let (error, pid, epoch) = init(&mut client, None).await;
+    assert_eq!((error, epoch), (0, 0));
+    assert!(pid >= 0);
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    // A retry of either of the last batches: no error, the original offset.
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    // A gap in the sequence.
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 9, 1)).await.0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    // After a restart the retry is still recognised and the sequence continues.
+    drop(client);
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 5, 1)).await,
+        (0, 5)
+    );
+    // Nothing was stored twice.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let ResponseKind::Fetch(r) = client.call(ApiKey::Fetch, 11, &fetch).await else {
+        panic!()
+    };
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 6);
+    let offsets: Vec<i64> = common::decode_records(p.records.clone().unwrap())
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(offsets, (0..6).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn retries_are_answered_with_the_original_offset_embedded() {
+    retries_are_answered_with_the_original_offset(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn retries_are_answered_with_the_original_offset_postgres_s3() {
+    retries_are_answered_with_the_original_offset(Backend::PostgresS3).await;
+}
+
+#[tokio::test]
+async fn a_bumped_epoch_fences_the_old_one_and_restarts_sequences() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("epoch");
+    auto_create(&mut client, &topic).await;
+    let (_, pid, _) = init(&mut client, None).await;
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 0, 2)).await,
+        (0, 0)
+    );
+    assert_eq!(init(&mut client, Some((pid, 0))).await, (0, pid, 1));
+    assert_eq!(
+        init(&mut client, Some((pid, 0))).await.0,
+        90,
+        "PRODUCER_FENCED"
+    );
+    // The new epoch must start at sequence 0.
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 1, 5, 1)).await.0,
+        45
+    );
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 1, 0, 1)).await,
+        (0, 2)
+    );
+    // Once the partition has seen the new epoch, the old one is refused (as in
+    // Kafka, a partition learns of an epoch from the batches it appends).
+    assert_eq!(
+        produce(&mut client, &topic, batch(pid, 0, 2, 1)).await.0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+}
+
+#[tokio::test]
+async fn separate_producers_get_separate_ids() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let (_, a, _) = init(&mut client, None).await;
+    let (_, b, _) = init(&mut client, None).await;
+    assert_ne!(a, b);
+    assert_eq!(
+        init(&mut client, Some((123_456, 0))).await.0,
+        49,
+        "INVALID_PRODUCER_ID_MAPPING"
+    );
+}
+
+#[tokio::test]
+async fn transactional_ids_are_refused() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let ResponseKind::InitProducerId(r) = client.call(ApiKey::InitProducerId, 4, &request).await
+    else {
+        panic!()
+    };
+    assert_ne!(r.error_code, 0);
+    assert_eq!(r.producer_id.0, -1);
+}
