@@ -2,6 +2,7 @@
 //! coordinates, in memory, and persists what clients depend on to the catalog.
 //!
 //! - `group.rs`: the state machine of joining and rebalancing.
+//! - `election.rs`: choosing the protocol; each member's JoinGroup answer.
 //! - `lifecycle.rs`: sync, heartbeat, leave, commit checks, expiry, persistence form.
 //! - `member.rs`: a member and the answers parked members receive.
 //! - `subscription.rs`: bounds-checked parsing of "consumer" protocol metadata.
@@ -11,6 +12,7 @@
 //! group are ordered. A ticker advances timers (sessions, rebalance deadlines,
 //! the initial rebalance delay) every [`TICK`].
 
+mod election;
 mod group;
 mod lifecycle;
 mod member;
