@@ -8,6 +8,9 @@ use streamhouse_metadata::{
     RunOutcome, Topic, TopicId,
 };
 
+// The consumer-group cases live in their own file; the macro finds them here.
+pub use crate::groups::*;
+
 pub fn new_topic(name: &str, partition_count: i32) -> NewTopic {
     NewTopic {
         name: name.to_owned(),

@@ -8,6 +8,7 @@
 
 mod agents;
 mod cases;
+mod groups;
 mod harness;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
@@ -28,6 +29,8 @@ macro_rules! conformance_tests {
             index_entries_start_at_the_entry_holding_the_offset,
             index_entries_respect_the_limit,
             timestamp_lookup_finds_the_first_entry_reaching_the_timestamp,
+            committed_offsets_are_overwritten_and_read_back_in_order,
+            stored_groups_are_replaced_whole_and_deleted_with_their_offsets,
             producer_ids_are_unique_and_epochs_bump,
             producer_batches_are_recorded_with_their_offsets_newest_five_kept,
         );

@@ -1,0 +1,113 @@
+//! What every catalog must do with consumer groups: committed offsets (stored,
+//! overwritten, read back, deleted) and the stored state of groups.
+
+use streamhouse_metadata::groups::{OffsetCommit, StoredGroup, StoredMember};
+use streamhouse_metadata::Catalog;
+
+fn offset(topic: &str, partition: i32, offset: i64, metadata: Option<&str>) -> OffsetCommit {
+    OffsetCommit {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        leader_epoch: 3,
+        metadata: metadata.map(str::to_owned),
+    }
+}
+
+fn member(id: &str, instance: Option<&str>) -> StoredMember {
+    StoredMember {
+        member_id: id.to_owned(),
+        group_instance_id: instance.map(str::to_owned),
+        client_id: "client".to_owned(),
+        client_host: "/127.0.0.1".to_owned(),
+        rebalance_timeout_ms: 30_000,
+        session_timeout_ms: 10_000,
+        subscription: vec![0, 1, 0xff, 0],
+        assignment: id.as_bytes().to_vec(),
+    }
+}
+
+fn group(id: &str, generation: i32, members: Vec<StoredMember>) -> StoredGroup {
+    StoredGroup {
+        group_id: id.to_owned(),
+        protocol_type: Some("consumer".to_owned()),
+        protocol_name: Some("range".to_owned()),
+        generation,
+        leader_id: members.first().map(|m| m.member_id.clone()),
+        members,
+    }
+}
+
+pub async fn committed_offsets_are_overwritten_and_read_back_in_order(catalog: &dyn Catalog) {
+    assert_eq!(catalog.committed_offsets("g").await.unwrap(), vec![]);
+    catalog
+        .commit_offsets(
+            "g",
+            &[offset("b", 1, 10, Some("x")), offset("a", 0, 5, None)],
+        )
+        .await
+        .unwrap();
+    catalog
+        .commit_offsets("g", &[offset("b", 1, 12, Some("y"))])
+        .await
+        .unwrap();
+    catalog
+        .commit_offsets("other", &[offset("a", 0, 99, None)])
+        .await
+        .unwrap();
+    let read: Vec<(String, i32, i64, i32, Option<String>)> = catalog
+        .committed_offsets("g")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            assert!(c.commit_timestamp_ms > 1_600_000_000_000);
+            (c.topic, c.partition, c.offset, c.leader_epoch, c.metadata)
+        })
+        .collect();
+    assert_eq!(
+        read,
+        vec![
+            ("a".to_owned(), 0, 5, 3, None),
+            ("b".to_owned(), 1, 12, 3, Some("y".to_owned())),
+        ]
+    );
+    catalog
+        .delete_offsets("g", &[("a".to_owned(), 0), ("zzz".to_owned(), 4)])
+        .await
+        .unwrap();
+    assert_eq!(catalog.committed_offsets("g").await.unwrap().len(), 1);
+    assert_eq!(catalog.committed_offsets("other").await.unwrap().len(), 1);
+}
+
+pub async fn stored_groups_are_replaced_whole_and_deleted_with_their_offsets(
+    catalog: &dyn Catalog,
+) {
+    assert_eq!(catalog.load_groups().await.unwrap(), vec![]);
+    let first = group("g", 1, vec![member("m1", None), member("m2", Some("i2"))]);
+    catalog.store_group(&first).await.unwrap();
+    let empty = StoredGroup {
+        protocol_type: None,
+        protocol_name: None,
+        leader_id: None,
+        ..group("a-simple", 0, vec![])
+    };
+    catalog.store_group(&empty).await.unwrap();
+    assert_eq!(
+        catalog.load_groups().await.unwrap(),
+        vec![empty.clone(), first]
+    );
+    // The next generation has other members: the old ones are gone.
+    let second = group("g", 2, vec![member("m3", None)]);
+    catalog.store_group(&second).await.unwrap();
+    assert_eq!(catalog.load_groups().await.unwrap(), vec![empty, second]);
+    catalog
+        .commit_offsets("g", &[offset("t", 0, 1, None)])
+        .await
+        .unwrap();
+    catalog.delete_group("g").await.unwrap();
+    assert_eq!(catalog.load_groups().await.unwrap().len(), 1);
+    assert_eq!(catalog.committed_offsets("g").await.unwrap(), vec![]);
+    // Deleting what is not there is not an error.
+    catalog.delete_group("g").await.unwrap();
+}
