@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use streamhouse_metadata::Catalog;
-use streamhouse_storage::{ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks, WriterConfig};
+use streamhouse_storage::instrumented::InstrumentedStore;
+use streamhouse_storage::{
+    Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks, WriterConfig,
+};
 
 use crate::coordinator::{Coordinator, CoordinatorNode};
 use crate::Config;
@@ -17,6 +20,8 @@ pub struct Broker {
     pub watermarks: Arc<Watermarks>,
     pub cluster_id: String,
     pub coordinator: Arc<Coordinator>,
+    /// Request counts and latencies of the store and the catalog commits.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Broker {
@@ -28,6 +33,9 @@ impl Broker {
             .with_context(|| format!("cannot open the catalog at {}", config.catalog_url))?;
         let store = streamhouse_storage::open_store(&config.store_url)
             .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
+        let metrics = Arc::new(Metrics::default());
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(InstrumentedStore::new(store, Arc::clone(&metrics)));
         let cluster_id = catalog
             .cluster_id()
             .await
@@ -49,6 +57,7 @@ impl Broker {
                 flush_interval: config.flush_interval,
                 ..WriterConfig::default()
             },
+            Arc::clone(&metrics),
         );
         let coordinator = Coordinator::start(
             Arc::clone(&catalog),
@@ -69,6 +78,7 @@ impl Broker {
             watermarks,
             cluster_id,
             coordinator,
+            metrics,
         }))
     }
 

@@ -63,6 +63,9 @@ pub struct Cli {
     /// How long the first rebalance of an empty group waits for more members [default: 3000]
     #[arg(long, env = "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Serve Prometheus-format metrics over HTTP on this address [default: off]
+    #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The same settings as read from a TOML file; every field optional so that old
@@ -84,6 +87,7 @@ struct FileConfig {
     read_cache_bytes: Option<u64>,
     node_id: Option<i32>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    metrics_listen: Option<String>,
 }
 
 /// Resolved settings.
@@ -105,6 +109,7 @@ pub struct Config {
     pub node_id: i32,
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay: Duration,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -183,7 +188,15 @@ impl Config {
         if node_id < 0 {
             bail!("--node-id must not be negative");
         }
+        let metrics_listen =
+            match cli.metrics_listen.or(file.metrics_listen) {
+                Some(text) => Some(text.parse().with_context(|| {
+                    format!("--metrics-listen '{text}' is not an IP:PORT address")
+                })?),
+                None => None,
+            };
         Ok(Config {
+            metrics_listen,
             listen,
             advertise_host,
             advertise_port,

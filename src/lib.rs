@@ -15,6 +15,7 @@ pub mod connection;
 pub mod coordinator;
 pub mod errors;
 pub mod handlers;
+pub mod metrics_http;
 pub mod server;
 pub mod topic_config;
 

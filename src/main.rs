@@ -1,6 +1,8 @@
 //! The `streamhouse` command: parse the configuration, open the catalog and the
 //! object store, serve Kafka clients until SIGTERM or Ctrl-C.
 
+use std::sync::Arc;
+
 use clap::Parser;
 use streamhouse::{Broker, Cli, Config, Server};
 use tracing_subscriber::EnvFilter;
@@ -42,6 +44,13 @@ fn main() -> std::process::ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let broker = Broker::open(config).await?;
     let server = Server::bind(broker.clone()).await?;
+    if let Some(addr) = broker.config.metrics_listen {
+        let listener = streamhouse::metrics_http::bind(addr).await?;
+        tokio::spawn(streamhouse::metrics_http::serve(
+            listener,
+            Arc::clone(&broker.metrics),
+        ));
+    }
     tracing::info!(
         listen = %server.local_addr()?,
         advertise = %format!("{}:{}", broker.config.advertise_host, broker.config.advertise_port),

@@ -9,6 +9,8 @@
 
 mod error;
 pub mod format;
+pub mod instrumented;
+pub mod metrics;
 pub mod producers;
 pub mod reader;
 pub mod store;
@@ -16,6 +18,7 @@ pub mod watermarks;
 pub mod writer;
 
 pub use error::StorageError;
+pub use metrics::Metrics;
 pub use producers::ProducerAppend;
 pub use reader::{FetchedRun, ObjectReader, ReadCacheConfig};
 pub use store::open_store;

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::format::{new_object_key, ObjectEncoder, RunStats};
+use crate::metrics::Metrics;
 use crate::producers::{OutcomeSender, ProducerAppend, ProducerWindow, Verdict};
 use crate::reader::ObjectReader;
 use crate::{StorageError, Watermarks};
@@ -106,6 +107,7 @@ struct Packer {
     seen_failures: u64,
     failures: Arc<AtomicU64>,
     catalog: Arc<dyn Catalog>,
+    metrics: Arc<Metrics>,
 }
 
 struct SealedRun {
@@ -140,6 +142,7 @@ impl ObjectWriter {
         watermarks: Arc<Watermarks>,
         reader: Arc<ObjectReader>,
         config: WriterConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         // Bounded so that a stalled store pushes back on producers.
         let (tx, rx) = mpsc::channel(1024);
@@ -152,6 +155,7 @@ impl ObjectWriter {
             watermarks,
             reader,
             Arc::clone(&failures),
+            Arc::clone(&metrics),
         ));
         let packer = Packer {
             open: BTreeMap::new(),
@@ -161,6 +165,7 @@ impl ObjectWriter {
             seen_failures: 0,
             failures,
             catalog,
+            metrics,
         };
         let packer = tokio::spawn(pack(
             packer, rx, stop_rx, sealed_tx, store, config, committer,
@@ -318,6 +323,9 @@ impl Packer {
             reply,
             publish,
         });
+        self.metrics
+            .batches_appended
+            .fetch_add(u64::from(append.batch_count), Ordering::Relaxed);
         run.stats.batch_count += append.batch_count;
         run.stats.offset_count += append.offset_count;
         run.stats.min_timestamp = run.stats.min_timestamp.min(append.min_timestamp);
@@ -370,6 +378,7 @@ impl Packer {
         }
         self.open_bytes = 0;
         let bytes = encoder.finish();
+        self.metrics.objects_sealed.fetch_add(1, Ordering::Relaxed);
         let key = Path::from(new_object_key());
         let upload = {
             let store = Arc::clone(store);
@@ -396,6 +405,7 @@ async fn commit_in_order(
     watermarks: Arc<Watermarks>,
     reader: Arc<ObjectReader>,
     failures: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(sealed) = sealed_rx.recv().await {
         if sealed.generation < failures.load(Ordering::Acquire) {
@@ -421,7 +431,10 @@ async fn commit_in_order(
             size_bytes: sealed.bytes.len() as i64,
         };
         let appends: Vec<RunAppend> = sealed.runs.iter().map(|r| r.append.clone()).collect();
-        let outcomes = match catalog.commit_object(&object, &appends).await {
+        let started = std::time::Instant::now();
+        let committed = catalog.commit_object(&object, &appends).await;
+        metrics.catalog_commit_latency.record(started.elapsed());
+        let outcomes = match committed {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::error!(key = %sealed.key, error = %e, "catalog commit failed; producers get an error");
