@@ -244,6 +244,18 @@ async fn errors_are_the_ones_kafka_gives() {
         join(&mut b, &other).await.error_code,
         INCONSISTENT_GROUP_PROTOCOL
     );
+    // A refused first join leaves no group behind.
+    let mut too_short = Join::consumer("never-formed", "", &["t"]);
+    too_short.session_timeout_ms = 10;
+    let refused = join(&mut b, &too_short).await;
+    assert_eq!(refused.error_code, 26, "INVALID_SESSION_TIMEOUT");
+    assert_eq!(
+        describe(&mut b, "never-formed")
+            .await
+            .group_state
+            .to_string(),
+        "Dead"
+    );
 }
 
 #[tokio::test]

@@ -75,6 +75,8 @@ pub struct Group {
     pub(super) new_member_added: bool,
     /// Set when the group changed in a way that must be persisted.
     pub dirty: bool,
+    /// Stored in the catalog at least once (or loaded from it).
+    pub(super) stored: bool,
     pub(super) initial_delay: Duration,
 }
 
@@ -97,8 +99,20 @@ impl Group {
             sync_deadline: None,
             new_member_added: false,
             dirty: false,
+            stored: false,
             initial_delay,
         }
+    }
+
+    /// Never joined, never committed to, nothing pending: as if it did not exist.
+    pub fn is_unused(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.generation == 0
+            && self.members.is_empty()
+            && self.pending.is_empty()
+            && self.protocol_type.is_none()
+            && !self.dirty
+            && !self.stored
     }
 
     /// The member id a static instance currently holds.

@@ -300,6 +300,7 @@ impl Group {
         now: Instant,
     ) -> Group {
         let mut group = Group::new(&stored.group_id, initial_delay);
+        group.stored = true;
         group.protocol_type = stored.protocol_type;
         group.protocol_name = stored.protocol_name;
         group.generation = stored.generation;

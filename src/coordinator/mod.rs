@@ -126,6 +126,9 @@ impl Coordinator {
         }
         group.dirty = false;
         let result = self.catalog.store_group(&group.to_stored()).await;
+        if result.is_ok() {
+            group.stored = true;
+        }
         if let Err(error) = &result {
             tracing::warn!(group = %group.id, %error, "cannot store group");
             group.dirty = true;
@@ -148,6 +151,12 @@ impl Coordinator {
         let reply = {
             let mut group = group.lock().await;
             let reply = group.join(request, Instant::now());
+            if group.is_unused() {
+                // A refused first join must not leave a phantom group behind (it
+                // would be listed). Dead: anyone holding it retries with a new one.
+                group.state = GroupState::Dead;
+                self.group_map().remove(group_id);
+            }
             let _ = self.persist(&mut group).await;
             reply
         };
