@@ -63,7 +63,9 @@ pub async fn serve(
                         correlation_id = request.correlation_id(),
                         client_id = request.client_id(),
                     );
-                    handlers::dispatch(&broker, request).instrument(span).await
+                    handlers::dispatch(&broker, request, peer)
+                        .instrument(span)
+                        .await
                 }
                 Err(request::RequestError::UnsupportedVersion {
                     api_key: kafka_protocol::messages::ApiKey::ApiVersions,

@@ -213,6 +213,11 @@ async fn groups_are_listed_described_and_deleted_only_when_empty() {
     );
     assert_eq!(&described.members[0].member_assignment[..], b"assignment");
     assert_eq!(
+        described.members[0].client_host.as_str(),
+        "/127.0.0.1",
+        "the member's address as Kafka prints it"
+    );
+    assert_eq!(
         describe(&mut client, "unknown")
             .await
             .group_state

@@ -16,6 +16,7 @@ mod offsets;
 mod produce;
 mod topics;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -74,7 +75,12 @@ impl Reply {
     }
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> PendingResponse {
+/// `peer` is the client's address; group members report it as their host.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    request: Request,
+    peer: SocketAddr,
+) -> PendingResponse {
     let reply = Reply {
         correlation_id: request.correlation_id(),
         api_key: request.api_key,
@@ -133,8 +139,11 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> PendingResponse
         )),
         RequestKind::JoinGroup(body) => {
             let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
+            // Kafka reports the host as Java's InetAddress prints it.
+            let client_host = format!("/{}", peer.ip());
             PendingResponse::later(async move {
-                let response = groups::join(&broker, body, version, client_id).await;
+                let response =
+                    groups::join(&broker, body, version, client_id, client_host).await;
                 reply.encode(ResponseKind::JoinGroup(response))
             })
         }
