@@ -12,6 +12,9 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         CatalogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         CatalogError::UnknownProducer(_) => ResponseError::InvalidProducerIdMapping,
         CatalogError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+        CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        CatalogError::PartitionCountNotIncreased { .. } => ResponseError::InvalidPartitions,
+        CatalogError::OffsetBeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
         // Database unreachable or failing: retriable for the client.
         CatalogError::Database(_) => ResponseError::KafkaStorageError,
         CatalogError::InvalidUrl { .. }

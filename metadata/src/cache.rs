@@ -76,6 +76,13 @@ impl<C: Catalog> CachedCatalog<C> {
         }
     }
 
+    async fn forget_topic(&self, name: &str, changed: &Result<Topic>) {
+        self.forget_name(name).await;
+        if let Ok(topic) = changed {
+            self.forget_id(topic.id).await;
+        }
+    }
+
     async fn forget_id(&self, id: TopicId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(topic) = self.by_id.remove(&id).await {
@@ -230,5 +237,43 @@ impl<C: Catalog> Catalog for CachedCatalog<C> {
 
     async fn delete_group(&self, group_id: &str) -> Result<()> {
         self.inner.delete_group(group_id).await
+    }
+
+    // Admin changes of a topic: forget it at once, so the next produce applies
+    // the new max.message.bytes or sees the new partitions. Also on failure,
+    // which may have been a commit whose answer was lost.
+    async fn update_topic_configs(
+        &self,
+        name: &str,
+        update: crate::sql::ConfigUpdate<'_>,
+    ) -> Result<Topic> {
+        let result = self.inner.update_topic_configs(name, update).await;
+        self.forget_topic(name, &result).await;
+        result
+    }
+
+    async fn add_partitions(&self, name: &str, partition_count: i32) -> Result<Topic> {
+        let result = self.inner.add_partitions(name, partition_count).await;
+        self.forget_topic(name, &result).await;
+        result
+    }
+
+    async fn delete_records(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        before_offset: i64,
+    ) -> Result<Option<PartitionOffsets>> {
+        self.inner
+            .delete_records(topic, partition, before_offset)
+            .await
+    }
+
+    async fn partition_producers(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Vec<crate::producers::ProducerBatch>> {
+        self.inner.partition_producers(topic, partition).await
     }
 }

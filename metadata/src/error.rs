@@ -24,4 +24,15 @@ pub enum CatalogError {
     UnknownProducer(i64),
     #[error("producer id {producer_id} with epoch {epoch} has been fenced by a newer epoch")]
     ProducerFenced { producer_id: i64, epoch: i16 },
+    /// A config update was refused by the caller's validation (the message says why).
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("topic '{topic}' has {current} partitions; cannot change to {requested}")]
+    PartitionCountNotIncreased {
+        topic: String,
+        current: i32,
+        requested: i32,
+    },
+    #[error("offset {requested} is not between 0 and the high watermark {high_watermark}")]
+    OffsetBeyondHighWatermark { requested: i64, high_watermark: i64 },
 }

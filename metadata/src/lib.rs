@@ -143,4 +143,36 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Deletes a group's stored state and all its committed offsets.
     async fn delete_group(&self, group_id: &str) -> Result<()>;
+
+    /// Replaces a topic's configs with what `update` makes of the current ones, in
+    /// one transaction (concurrent updates of the topic take turns). `update`
+    /// refusing is [`CatalogError::InvalidConfig`]; no topic, [`CatalogError::UnknownTopic`].
+    async fn update_topic_configs(
+        &self,
+        name: &str,
+        update: sql::ConfigUpdate<'_>,
+    ) -> Result<Topic>;
+
+    /// Grows a topic to `partition_count` partitions, the new ones empty.
+    /// [`CatalogError::PartitionCountNotIncreased`] unless it is an increase.
+    async fn add_partitions(&self, name: &str, partition_count: i32) -> Result<Topic>;
+
+    /// Advances the partition's log start offset to `before_offset` (-1: the high
+    /// watermark); never moves it back. `None` if there is no such partition;
+    /// [`CatalogError::OffsetBeyondHighWatermark`] if the offset is negative or
+    /// beyond the high watermark. Returns the offsets after the change.
+    async fn delete_records(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        before_offset: i64,
+    ) -> Result<Option<PartitionOffsets>>;
+
+    /// The newest recorded batch of each idempotent producer of the partition,
+    /// ordered by producer id.
+    async fn partition_producers(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Vec<producers::ProducerBatch>>;
 }

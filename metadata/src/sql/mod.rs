@@ -7,6 +7,7 @@
 //! two small decisions here: how a write transaction begins and which errors are
 //! worth retrying.
 
+mod admin;
 mod cluster;
 mod connect;
 mod groups;
@@ -20,6 +21,8 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sqlx::{Any, AnyPool, Transaction};
+
+pub use admin::ConfigUpdate;
 
 use crate::{
     Catalog, IndexEntry, NewObject, NewTopic, PartitionOffsets, Result, RunAppend, RunOutcome,
@@ -238,5 +241,42 @@ impl Catalog for SqlCatalog {
     async fn delete_group(&self, group_id: &str) -> Result<()> {
         self.retrying("delete_group", || groups::delete_group(self, group_id))
             .await
+    }
+
+    async fn update_topic_configs(&self, name: &str, update: ConfigUpdate<'_>) -> Result<Topic> {
+        self.retrying("update_topic_configs", || {
+            admin::update_configs(self, name, update)
+        })
+        .await
+    }
+
+    async fn add_partitions(&self, name: &str, partition_count: i32) -> Result<Topic> {
+        self.retrying("add_partitions", || {
+            admin::add_partitions(self, name, partition_count)
+        })
+        .await
+    }
+
+    async fn delete_records(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        before_offset: i64,
+    ) -> Result<Option<PartitionOffsets>> {
+        self.retrying("delete_records", || {
+            admin::delete_records(self, topic, partition, before_offset)
+        })
+        .await
+    }
+
+    async fn partition_producers(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Vec<crate::producers::ProducerBatch>> {
+        self.retrying("partition_producers", || {
+            admin::partition_producers(&self.reads, topic, partition)
+        })
+        .await
     }
 }
