@@ -66,6 +66,16 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    // Admin (issue 4). DescribeConfigs v0 is gone from Kafka 4 and the codec;
+    // OffsetForLeaderEpoch v0-1 likewise.
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The advertised entry for `key`, if the API is served at all.

@@ -9,10 +9,30 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, NewTopic, Topic};
 
+use super::cluster;
 use crate::topic_config::invalid_topic_name;
 use crate::{errors, Broker};
 
 pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut response = handle_topics(broker, &request, version).await;
+    // Authorized operations, only when asked (v8+; the cluster's only to v10).
+    // Without an authorizer every supported operation is allowed, as in Kafka.
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in &mut response.topics {
+            topic.topic_authorized_operations = cluster::TOPIC_OPERATIONS;
+        }
+    }
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = cluster::CLUSTER_OPERATIONS;
+    }
+    response
+}
+
+async fn handle_topics(
+    broker: &Broker,
+    request: &MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let node = BrokerId(broker.node_id());
     let response = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
@@ -22,7 +42,7 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(node);
     // v0 asks for every topic with an empty list; v1+ with a null one.
-    let requested = match request.topics {
+    let requested = match request.topics.clone() {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics,
         _ => {
             let topics = match broker.catalog.list_topics().await {

@@ -6,14 +6,21 @@
 //! [`PendingResponse`] that the connection awaits and writes in order.
 
 mod api_versions;
+mod broker_configs;
+mod cluster;
+mod config_ops;
+mod configs;
 mod fetch;
 mod group_admin;
 mod groups;
 mod init_producer_id;
+mod leader_epoch;
 mod list_offsets;
 mod metadata;
 mod offsets;
+mod partitions;
 mod produce;
+mod producers;
 mod topics;
 
 use std::net::SocketAddr;
@@ -76,11 +83,7 @@ impl Reply {
 }
 
 /// `peer` is the client's address; group members report it as their host.
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    request: Request,
-    peer: SocketAddr,
-) -> PendingResponse {
+pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> PendingResponse {
     let reply = Reply {
         correlation_id: request.correlation_id(),
         api_key: request.api_key,
@@ -142,8 +145,7 @@ pub async fn dispatch(
             // Kafka reports the host as Java's InetAddress prints it.
             let client_host = format!("/{}", peer.ip());
             PendingResponse::later(async move {
-                let response =
-                    groups::join(&broker, body, version, client_id, client_host).await;
+                let response = groups::join(&broker, body, version, client_id, client_host).await;
                 reply.encode(ResponseKind::JoinGroup(response))
             })
         }
@@ -190,6 +192,44 @@ pub async fn dispatch(
         RequestKind::DeleteGroups(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DeleteGroups(
                 group_admin::delete(&broker, body).await,
+            ))
+        }),
+        RequestKind::DescribeConfigs(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeConfigs(
+                configs::describe(&broker, body, version).await,
+            ))
+        }),
+        RequestKind::AlterConfigs(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AlterConfigs(
+                configs::alter(&broker, body).await,
+            ))
+        }),
+        RequestKind::IncrementalAlterConfigs(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::IncrementalAlterConfigs(
+                configs::incremental_alter(&broker, body).await,
+            ))
+        }),
+        RequestKind::CreatePartitions(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::CreatePartitions(
+                partitions::create(&broker, body).await,
+            ))
+        }),
+        RequestKind::DeleteRecords(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DeleteRecords(
+                partitions::delete_records(&broker, body).await,
+            ))
+        }),
+        RequestKind::DescribeCluster(body) => PendingResponse::ready(reply.encode(
+            ResponseKind::DescribeCluster(cluster::describe(&broker, body, version)),
+        )),
+        RequestKind::DescribeProducers(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeProducers(
+                producers::describe(&broker, body).await,
+            ))
+        }),
+        RequestKind::OffsetForLeaderEpoch(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::OffsetForLeaderEpoch(
+                leader_epoch::handle(&broker, body).await,
             ))
         }),
         other => {

@@ -22,7 +22,7 @@ const SOURCE_DEFAULT: i8 = 5;
 
 /// Most partitions one topic may have. Each partition costs catalog rows, not
 /// disks, but a typo like 1000000 should still be refused.
-const MAX_PARTITIONS: i32 = 100_000;
+pub(super) const MAX_PARTITIONS: i32 = 100_000;
 
 pub async fn create(
     broker: &Broker,
@@ -111,6 +111,10 @@ pub async fn create(
             ));
             continue;
         }
+        if let Err(message) = topic_config::validate_all(&configs) {
+            results.push(fail(result, ResponseError::InvalidConfig, message));
+            continue;
+        }
         let new_topic = NewTopic {
             name: name.clone(),
             partition_count: partitions,
@@ -162,8 +166,7 @@ fn described(
     if version < 5 {
         return result;
     }
-    let mut configs: Vec<CreatableTopicConfigs> = topic_config::DEFAULTS
-        .iter()
+    let mut configs: Vec<CreatableTopicConfigs> = topic_config::defaults()
         .filter(|(key, _)| !topic.configs.contains_key(*key))
         .map(|(key, value)| config_entry(key, value, SOURCE_DEFAULT))
         .collect();

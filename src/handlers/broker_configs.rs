@@ -1,0 +1,163 @@
+//! The broker configs DescribeConfigs reports for resource type BROKER: the
+//! Kafka names of the settings StreamHouse has, with the values this agent runs
+//! with. All are read-only (they come from flags, the environment or the config
+//! file); the Kafka defaults StreamHouse behaves by are reported as DEFAULT_CONFIG.
+
+use kafka_protocol::error::ResponseError;
+
+use super::configs::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER};
+use crate::topic_config::ConfigType;
+use crate::Broker;
+
+/// One config as DescribeConfigs reports it.
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: i8,
+    /// Kafka's default, listed as a synonym when the value overrides it.
+    pub default: Option<&'static str>,
+    pub read_only: bool,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+}
+
+/// The configs of broker `name`: this agent's node id, or "" for the
+/// cluster-wide dynamic defaults (StreamHouse has none).
+pub fn entries(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, (ResponseError, String)> {
+    if name.is_empty() {
+        return Ok(Vec::new());
+    }
+    let node_id = broker.node_id();
+    if name.trim().parse::<i32>().ok() != Some(node_id) {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {node_id} or empty string, but received {name}"
+            ),
+        ));
+    }
+    let config = &broker.config;
+    let set = |name: &str, value: String, kind: ConfigType, doc: &'static str| ConfigEntry {
+        name: name.to_string(),
+        value: Some(value),
+        source: SOURCE_STATIC_BROKER,
+        default: None,
+        read_only: true,
+        kind,
+        doc,
+    };
+    let fixed =
+        |name: &str, value: &'static str, kind: ConfigType, doc: &'static str| ConfigEntry {
+            name: name.to_string(),
+            value: Some(value.to_string()),
+            source: SOURCE_DEFAULT,
+            default: Some(value),
+            read_only: true,
+            kind,
+            doc,
+        };
+    use ConfigType::*;
+    let mut entries = vec![
+        set(
+            "advertised.listeners",
+            format!(
+                "PLAINTEXT://{}:{}",
+                config.advertise_host, config.advertise_port
+            ),
+            List,
+            "Address clients are told to use (--advertise).",
+        ),
+        set(
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            Boolean,
+            "Whether Metadata creates unknown topics (--auto-create-topics).",
+        ),
+        set(
+            "broker.id",
+            node_id.to_string(),
+            Int,
+            "This agent's id (--node-id).",
+        ),
+        fixed(
+            "compression.type",
+            "producer",
+            Str,
+            "Batches are stored in the producer's codec.",
+        ),
+        fixed(
+            "default.replication.factor",
+            "1",
+            Int,
+            "Replication is the object store's job; topics report one replica.",
+        ),
+        set(
+            "group.initial.rebalance.delay.ms",
+            config.group_initial_rebalance_delay.as_millis().to_string(),
+            Int,
+            "How long a new group waits for more members before its first rebalance.",
+        ),
+        set(
+            "listeners",
+            format!("PLAINTEXT://{}", config.listen),
+            List,
+            "Address this agent listens on (--listen).",
+        ),
+        fixed(
+            "log.cleanup.policy",
+            "delete",
+            List,
+            "Default cleanup.policy of topics.",
+        ),
+        fixed(
+            "log.retention.bytes",
+            "-1",
+            Long,
+            "Default retention.bytes of topics.",
+        ),
+        fixed(
+            "log.retention.hours",
+            "168",
+            Int,
+            "Default retention of topics, in hours.",
+        ),
+        set(
+            "max.connections",
+            config.max_connections.to_string(),
+            Int,
+            "Connections served at once (--max-connections).",
+        ),
+        fixed(
+            "message.max.bytes",
+            "1048588",
+            Int,
+            "Default max.message.bytes of topics.",
+        ),
+        fixed(
+            "min.insync.replicas",
+            "1",
+            Int,
+            "Default min.insync.replicas of topics.",
+        ),
+        set(
+            "node.id",
+            node_id.to_string(),
+            Int,
+            "This agent's id (--node-id).",
+        ),
+        set(
+            "num.partitions",
+            config.default_partitions.to_string(),
+            Int,
+            "Partitions of auto-created topics (--default-partitions).",
+        ),
+        set(
+            "socket.request.max.bytes",
+            config.max_frame_bytes.to_string(),
+            Int,
+            "Largest request accepted (--max-frame-bytes).",
+        ),
+    ];
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}

@@ -1,0 +1,107 @@
+//! DescribeCluster, and the authorized-operations bit sets that DescribeCluster
+//! and Metadata report.
+//!
+//! StreamHouse has no authorizer, so, like a Kafka broker without one, it
+//! reports every operation Kafka supports on the resource as allowed.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Broker;
+
+/// Kafka's `AclOperation` codes.
+const READ: u32 = 3;
+const WRITE: u32 = 4;
+const CREATE: u32 = 5;
+const DELETE: u32 = 6;
+const ALTER: u32 = 7;
+const DESCRIBE: u32 = 8;
+const CLUSTER_ACTION: u32 = 9;
+const DESCRIBE_CONFIGS: u32 = 10;
+const ALTER_CONFIGS: u32 = 11;
+const IDEMPOTENT_WRITE: u32 = 12;
+
+const fn bits(operations: &[u32]) -> i32 {
+    let mut set = 0;
+    let mut i = 0;
+    while i < operations.len() {
+        set |= 1 << operations[i];
+        i += 1;
+    }
+    set
+}
+
+/// Every operation Kafka supports on a topic (`AclEntry.supportedOperations`).
+pub const TOPIC_OPERATIONS: i32 = bits(&[
+    READ,
+    WRITE,
+    CREATE,
+    DESCRIBE,
+    DELETE,
+    ALTER,
+    DESCRIBE_CONFIGS,
+    ALTER_CONFIGS,
+]);
+
+/// Every operation Kafka supports on the cluster.
+pub const CLUSTER_OPERATIONS: i32 = bits(&[
+    CREATE,
+    CLUSTER_ACTION,
+    DESCRIBE_CONFIGS,
+    ALTER_CONFIGS,
+    IDEMPOTENT_WRITE,
+    ALTER,
+    DESCRIBE,
+]);
+
+/// What Kafka sends when the client did not ask for authorized operations.
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// DescribeCluster v1+ `endpoint_type`: 1 is a broker, 2 a KRaft controller.
+const ENDPOINT_BROKER: i8 = 1;
+
+pub fn describe(
+    broker: &Broker,
+    request: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let node = BrokerId(broker.node_id());
+    let mut response = DescribeClusterResponse::default();
+    if version >= 1 {
+        response = response.with_endpoint_type(ENDPOINT_BROKER);
+        if request.endpoint_type != ENDPOINT_BROKER {
+            // Kafka's answer to a controller-only request sent to a broker.
+            return response
+                .with_error_code(ResponseError::MismatchedEndpointType.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
+                )));
+        }
+    }
+    response
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
+        // This agent is the cluster's controller as far as clients can tell.
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(StrBytes::from_string(broker.config.advertise_host.clone()))
+            .with_port(i32::from(broker.config.advertise_port))])
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_sets_match_kafkas() {
+        assert_eq!(TOPIC_OPERATIONS, 3576);
+        assert_eq!(CLUSTER_OPERATIONS, 8096);
+    }
+}

@@ -1,0 +1,365 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
+//!
+//! Topic configs live in the catalog exactly as set; every change is validated
+//! against Kafka's topic config table (`topic_config`) and written in one catalog
+//! transaction, which also drops the topic from the lookup cache so Produce
+//! applies a new `max.message.bytes` at once. The broker's own configs come from
+//! its command line and are read-only: StreamHouse has no dynamic broker configs.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::{CatalogError, Topic};
+
+use super::broker_configs::{self, ConfigEntry};
+use super::config_ops::{changed, Change, OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT};
+use crate::topic_config::{self, invalid_topic_name, ConfigType};
+use crate::{errors, Broker};
+
+/// Resource types of the config APIs (Kafka's `ConfigResource.Type`).
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// Config sources of DescribeConfigs.
+pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+type Failure = (ResponseError, String);
+
+pub async fn describe(
+    broker: &Broker,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let result = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let entries = match resource.resource_type {
+            RESOURCE_TOPIC => topic_entries(broker, &resource.resource_name).await,
+            RESOURCE_BROKER => broker_configs::entries(broker, &resource.resource_name),
+            other => Err(unsupported_type(other)),
+        };
+        let result = match entries {
+            Ok(entries) => {
+                let wanted = |e: &ConfigEntry| {
+                    resource
+                        .configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                };
+                let configs = entries
+                    .iter()
+                    .filter(|e| wanted(e))
+                    .map(|e| {
+                        described(
+                            e,
+                            request.include_synonyms,
+                            request.include_documentation,
+                            version,
+                        )
+                    })
+                    .collect();
+                result.with_configs(configs)
+            }
+            Err((error, message)) => result
+                .with_error_code(error.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        };
+        results.push(result);
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Every topic config: the topic's own value, else Kafka's default.
+async fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, Failure> {
+    let topic = find_topic(broker, name).await?;
+    let mut entries: Vec<ConfigEntry> = topic_config::TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let set = topic.configs.get(def.name);
+            ConfigEntry {
+                name: def.name.to_string(),
+                value: Some(set.map_or(def.default, String::as_str).to_string()),
+                source: if set.is_some() {
+                    SOURCE_DYNAMIC_TOPIC
+                } else {
+                    SOURCE_DEFAULT
+                },
+                default: Some(def.default),
+                read_only: false,
+                kind: def.kind,
+                doc: def.doc,
+            }
+        })
+        .collect();
+    // Keys stored before validation existed are still the topic's: show them.
+    for (key, value) in &topic.configs {
+        if topic_config::definition(key).is_none() {
+            entries.push(ConfigEntry {
+                name: key.clone(),
+                value: Some(value.clone()),
+                source: SOURCE_DYNAMIC_TOPIC,
+                default: None,
+                read_only: false,
+                kind: ConfigType::Str,
+                doc: "",
+            });
+        }
+    }
+    Ok(entries)
+}
+
+fn described(
+    entry: &ConfigEntry,
+    synonyms: bool,
+    documentation: bool,
+    version: i16,
+) -> DescribeConfigsResourceResult {
+    let text = |s: &str| StrBytes::from_string(s.to_string());
+    let mut result = DescribeConfigsResourceResult::default()
+        .with_name(text(&entry.name))
+        .with_value(entry.value.as_deref().map(text))
+        .with_read_only(entry.read_only)
+        .with_config_source(entry.source)
+        .with_is_sensitive(false);
+    if synonyms {
+        // In order of precedence, as Kafka lists them: the value in force, then
+        // the default it overrides.
+        let mut list = vec![DescribeConfigsSynonym::default()
+            .with_name(text(&entry.name))
+            .with_value(entry.value.as_deref().map(text))
+            .with_source(entry.source)];
+        if let (true, Some(default)) = (entry.source != SOURCE_DEFAULT, entry.default) {
+            list.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(text(&entry.name))
+                    .with_value(Some(text(default)))
+                    .with_source(SOURCE_DEFAULT),
+            );
+        }
+        result = result.with_synonyms(list);
+    }
+    // config_type and documentation exist from v3; the encoder refuses them below.
+    if version >= 3 {
+        result = result.with_config_type(entry.kind as i8);
+        if documentation && !entry.doc.is_empty() {
+            result = result.with_documentation(Some(text(entry.doc)));
+        }
+    }
+    result
+}
+
+pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let outcome = async {
+            check_alterable(resource.resource_type)?;
+            let mut configs = BTreeMap::new();
+            for config in &resource.configs {
+                let Some(value) = &config.value else {
+                    return Err(null_value(&config.name));
+                };
+                if configs
+                    .insert(config.name.to_string(), value.to_string())
+                    .is_some()
+                {
+                    return Err(duplicate_keys());
+                }
+            }
+            // AlterConfigs replaces the whole set: what is not named is reset.
+            let update = move |_: &BTreeMap<String, String>| {
+                topic_config::validate_all(&configs).map(|()| configs.clone())
+            };
+            apply(
+                broker,
+                &resource.resource_name,
+                request.validate_only,
+                &update,
+            )
+            .await
+        }
+        .await;
+        let (code, message) = outcome_code(outcome);
+        responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub async fn incremental_alter(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let outcome = async {
+            check_alterable(resource.resource_type)?;
+            let mut changes: Vec<Change> = Vec::with_capacity(resource.configs.len());
+            for config in &resource.configs {
+                let name = config.name.to_string();
+                if changes.iter().any(|c| c.name == name) {
+                    return Err(duplicate_keys());
+                }
+                let value = match (&config.value, config.config_operation) {
+                    (_, OP_DELETE) => String::new(),
+                    (None, _) => return Err(null_value(&config.name)),
+                    (Some(value), _) => value.to_string(),
+                };
+                match config.config_operation {
+                    OP_SET | OP_DELETE => {}
+                    op @ (OP_APPEND | OP_SUBTRACT) => {
+                        let is_list = topic_config::definition(&name)
+                            .is_some_and(|d| d.kind == ConfigType::List);
+                        if !is_list {
+                            let verb = if op == OP_APPEND {
+                                "append"
+                            } else {
+                                "subtract"
+                            };
+                            return Err((
+                                ResponseError::InvalidRequest,
+                                format!(
+                                    "Config value {verb} is not allowed for config key: {name}"
+                                ),
+                            ));
+                        }
+                    }
+                    op => {
+                        return Err((
+                            ResponseError::InvalidRequest,
+                            format!("Unknown config operation {op} for config key: {name}"),
+                        ))
+                    }
+                }
+                changes.push(Change {
+                    name,
+                    op: config.config_operation,
+                    value,
+                });
+            }
+            let update = move |current: &BTreeMap<String, String>| {
+                let configs = changed(current, &changes);
+                topic_config::validate_all(&configs).map(|()| configs)
+            };
+            apply(
+                broker,
+                &resource.resource_name,
+                request.validate_only,
+                &update,
+            )
+            .await
+        }
+        .await;
+        let (code, message) = outcome_code(outcome);
+        responses.push(
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name),
+        );
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Runs `update` on the topic's configs and stores the result, or with
+/// `validate_only` only checks that it would succeed.
+async fn apply(
+    broker: &Broker,
+    name: &str,
+    validate_only: bool,
+    update: streamhouse_metadata::sql::ConfigUpdate<'_>,
+) -> Result<(), Failure> {
+    if validate_only {
+        let topic = find_topic(broker, name).await?;
+        return update(&topic.configs)
+            .map(|_| ())
+            .map_err(|message| (ResponseError::InvalidConfig, message));
+    }
+    if let Some(reason) = invalid_topic_name(name) {
+        return Err((ResponseError::InvalidTopicException, reason));
+    }
+    match broker.catalog.update_topic_configs(name, update).await {
+        Ok(topic) => {
+            tracing::info!(topic = %name, configs = ?topic.configs, "altered topic configs");
+            Ok(())
+        }
+        Err(CatalogError::UnknownTopic(_)) => Err(unknown_topic(name)),
+        Err(CatalogError::InvalidConfig(message)) => Err((ResponseError::InvalidConfig, message)),
+        Err(e) => Err((errors::catalog(&e), e.to_string())),
+    }
+}
+
+pub async fn find_topic(broker: &Broker, name: &str) -> Result<Topic, Failure> {
+    if let Some(reason) = invalid_topic_name(name) {
+        return Err((ResponseError::InvalidTopicException, reason));
+    }
+    match broker.catalog.topic_by_name(name).await {
+        Ok(Some(topic)) => Ok(topic),
+        Ok(None) => Err(unknown_topic(name)),
+        Err(e) => Err((errors::catalog(&e), e.to_string())),
+    }
+}
+
+pub fn unknown_topic(name: &str) -> Failure {
+    (
+        ResponseError::UnknownTopicOrPartition,
+        format!("The topic '{name}' does not exist."),
+    )
+}
+
+fn check_alterable(resource_type: i8) -> Result<(), Failure> {
+    match resource_type {
+        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_BROKER => Err((
+            ResponseError::InvalidRequest,
+            "StreamHouse broker configs are read-only: set them with flags, environment variables or the config file, and restart".into(),
+        )),
+        other => Err(unsupported_type(other)),
+    }
+}
+
+fn unsupported_type(resource_type: i8) -> Failure {
+    (
+        ResponseError::InvalidRequest,
+        format!("Configs of resource type {resource_type} are not supported; StreamHouse serves topic (2) and broker (4) configs"),
+    )
+}
+
+fn null_value(name: &StrBytes) -> Failure {
+    (
+        ResponseError::InvalidConfig,
+        format!("Null value not supported for topic configs: {name}"),
+    )
+}
+
+fn duplicate_keys() -> Failure {
+    (
+        ResponseError::InvalidRequest,
+        "Error due to duplicate config keys".into(),
+    )
+}
+
+fn outcome_code(outcome: Result<(), Failure>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err((error, message)) => (error.code(), Some(StrBytes::from_string(message))),
+    }
+}

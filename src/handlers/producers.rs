@@ -1,0 +1,64 @@
+//! DescribeProducers: the idempotent producers that wrote to each partition, from
+//! the batches the catalog keeps for sequence checks.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::{errors, Broker};
+
+pub async fn describe(
+    broker: &Broker,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let found = broker.catalog.topic_by_name(&topic.name.0).await;
+        let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
+        for index in topic.partition_indexes {
+            let response = PartitionResponse::default().with_partition_index(index);
+            let producers = match &found {
+                Err(e) => Err((errors::catalog(e), e.to_string())),
+                Ok(Some(t)) if (0..t.partition_count).contains(&index) => broker
+                    .catalog
+                    .partition_producers(t.id, index)
+                    .await
+                    .map_err(|e| (errors::catalog(&e), e.to_string())),
+                Ok(_) => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    "This server does not host this topic-partition.".to_string(),
+                )),
+            };
+            partitions.push(match producers {
+                Ok(batches) => response.with_active_producers(
+                    batches
+                        .iter()
+                        .map(|b| {
+                            ProducerState::default()
+                                .with_producer_id(ProducerId(b.producer_id))
+                                .with_producer_epoch(i32::from(b.epoch))
+                                .with_last_sequence(b.last_sequence)
+                                // The catalog keeps no append times; Kafka's
+                                // "unknown" is -1. No transactions: no coordinator.
+                                .with_last_timestamp(-1)
+                                .with_coordinator_epoch(-1)
+                                .with_current_txn_start_offset(-1)
+                        })
+                        .collect(),
+                ),
+                Err((error, message)) => response
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            });
+        }
+        topics.push(
+            TopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    DescribeProducersResponse::default().with_topics(topics)
+}
