@@ -4,7 +4,8 @@
 //! from memory. Only topics that exist are cached: a miss always asks the database,
 //! so a topic another agent creates is visible at once. A topic another agent
 //! deletes stays visible here for at most the time-to-live; this agent's own
-//! creates and deletes invalidate at once. Everything else passes through.
+//! creates, deletes, config changes and added partitions invalidate at once.
+//! Everything else passes through.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

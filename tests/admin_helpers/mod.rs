@@ -1,0 +1,243 @@
+//! Helpers of the admin API tests (configs, partitions, cluster): typed
+//! requests over the test client, and a macro running a case on both backends.
+
+#![allow(dead_code)]
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use streamhouse_protocol::versions::advertised;
+
+use crate::common::TestClient;
+
+pub const TOPIC: i8 = 2;
+pub const BROKER: i8 = 4;
+pub const GROUP: i8 = 3;
+pub const SET: i8 = 0;
+pub const DELETE: i8 = 1;
+pub const APPEND: i8 = 2;
+pub const SUBTRACT: i8 = 3;
+
+/// Runs an `async fn(Backend)` case on SQLite + files and on PostgreSQL + S3.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::Backend::Embedded).await })*
+        }
+        mod postgres_s3 {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::Backend::PostgresS3).await })*
+        }
+    };
+}
+
+pub fn name(topic: &str) -> TopicName {
+    TopicName(s(topic))
+}
+
+/// Every advertised version of an API.
+pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+    let api = advertised(key).expect("advertised");
+    api.min..=api.max
+}
+
+/// (error code, base offset) of producing `batch` to one partition.
+pub async fn produce(
+    client: &mut TestClient,
+    topic: &str,
+    partition: i32,
+    batch: bytes::Bytes,
+) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
+        panic!("not a Produce response")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+pub fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+pub async fn create_topic(
+    client: &mut TestClient,
+    name: &str,
+    configs: &[(&str, &str)],
+) -> (i16, Option<String>) {
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(s(name)))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        )]);
+    let ResponseKind::CreateTopics(r) = client.call(ApiKey::CreateTopics, 7, &request).await else {
+        panic!("not a CreateTopics response")
+    };
+    (
+        r.topics[0].error_code,
+        r.topics[0].error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+pub async fn describe(
+    client: &mut TestClient,
+    version: i16,
+    resource_type: i8,
+    name: &str,
+    keys: Option<&[&str]>,
+) -> DescribeConfigsResult {
+    let request = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(s(name))
+            .with_configuration_keys(
+                keys.map(|k| k.iter().map(|k| s(k)).collect()),
+            )])
+        .with_include_synonyms(true)
+        .with_include_documentation(version >= 3);
+    let ResponseKind::DescribeConfigs(mut r) = client
+        .call(ApiKey::DescribeConfigs, version, &request)
+        .await
+    else {
+        panic!("not a DescribeConfigs response")
+    };
+    r.results.remove(0)
+}
+
+/// (value, source) of a config in a DescribeConfigs result.
+pub fn config(result: &DescribeConfigsResult, name: &str) -> (String, i8) {
+    let c = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == name)
+        .unwrap_or_else(|| panic!("{name} is described"));
+    (
+        c.value.as_deref().unwrap_or("<null>").to_string(),
+        c.config_source,
+    )
+}
+
+pub async fn alter(
+    client: &mut TestClient,
+    version: i16,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let request = AlterConfigsRequest::default()
+        .with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(s(name))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(k))
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            )])
+        .with_validate_only(validate_only);
+    let ResponseKind::AlterConfigs(r) = client.call(ApiKey::AlterConfigs, version, &request).await
+    else {
+        panic!("not an AlterConfigs response")
+    };
+    let r = &r.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+pub async fn incremental(
+    client: &mut TestClient,
+    version: i16,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, &str)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let request = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(s(name))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(k))
+                            .with_config_operation(*op)
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            )])
+        .with_validate_only(validate_only);
+    let ResponseKind::IncrementalAlterConfigs(r) = client
+        .call(ApiKey::IncrementalAlterConfigs, version, &request)
+        .await
+    else {
+        panic!("not an IncrementalAlterConfigs response")
+    };
+    let r = &r.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+pub async fn describe_configs_reported(
+    client: &mut TestClient,
+    topic: &str,
+) -> Vec<(String, String, i8)> {
+    let result = describe(client, 4, TOPIC, topic, None).await;
+    let mut set: Vec<(String, String, i8)> = result
+        .configs
+        .iter()
+        .filter(|c| c.config_source == 1)
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_deref().unwrap_or("").to_string(),
+                c.config_source,
+            )
+        })
+        .collect();
+    set.sort();
+    set
+}
+
+/// Creates a topic of `partitions` partitions without configs.
+pub async fn create_partitioned(client: &mut TestClient, topic: &str, partitions: i32) {
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let ResponseKind::CreateTopics(r) = client.call(ApiKey::CreateTopics, 7, &request).await else {
+        panic!("not a CreateTopics response")
+    };
+    assert_eq!(r.topics[0].error_code, 0);
+}

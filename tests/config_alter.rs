@@ -1,0 +1,245 @@
+//! Changing topic configs over the wire: AlterConfigs, IncrementalAlterConfigs
+//! and their effect on Produce, on both backends.
+
+mod common;
+#[macro_use]
+mod admin_helpers;
+
+use admin_helpers::*;
+use common::{record_batch, unique_topic, Backend, TestBroker, TestClient};
+use kafka_protocol::records::Compression;
+
+on_both_backends!(
+    alter_configs_replaces_the_whole_set,
+    incremental_alter_sets_deletes_appends_and_subtracts,
+    a_new_max_message_bytes_applies_to_the_next_produce,
+);
+
+async fn alter_configs_replaces_the_whole_set(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let t = unique_topic("alter");
+    create_topic(&mut client, &t, &[("cleanup.policy", "compact")]).await;
+
+    assert_eq!(
+        alter(&mut client, 2, TOPIC, &t, &[("retention.ms", "1000")], true).await,
+        (0, None)
+    );
+    assert_eq!(
+        describe_configs_reported(&mut client, &t).await,
+        vec![("cleanup.policy".into(), "compact".into(), 1)],
+        "validate_only changes nothing"
+    );
+
+    assert_eq!(
+        alter(
+            &mut client,
+            2,
+            TOPIC,
+            &t,
+            &[("retention.ms", "1000")],
+            false
+        )
+        .await,
+        (0, None)
+    );
+    assert_eq!(
+        describe_configs_reported(&mut client, &t).await,
+        vec![("retention.ms".into(), "1000".into(), 1)],
+        "cleanup.policy reset to its default"
+    );
+
+    let refused = alter(&mut client, 2, TOPIC, &t, &[("retention.ms", "-5")], false).await;
+    assert_eq!(
+        refused,
+        (
+            40,
+            Some(
+                "Invalid value -5 for configuration retention.ms: Value must be at least -1".into()
+            )
+        )
+    );
+    assert_eq!(
+        describe_configs_reported(&mut client, &t).await,
+        vec![("retention.ms".into(), "1000".into(), 1)],
+        "unchanged"
+    );
+
+    assert_eq!(
+        alter(&mut client, 2, TOPIC, "never-created", &[], false)
+            .await
+            .0,
+        3
+    );
+    assert_eq!(
+        alter(
+            &mut client,
+            2,
+            BROKER,
+            "0",
+            &[("num.partitions", "3")],
+            false
+        )
+        .await
+        .0,
+        42
+    );
+    assert_eq!(alter(&mut client, 2, GROUP, "g", &[], false).await.0, 42);
+}
+
+async fn incremental_alter_sets_deletes_appends_and_subtracts(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let t = unique_topic("incremental");
+    create_topic(&mut client, &t, &[("min.insync.replicas", "2")]).await;
+
+    let ops = [
+        ("retention.ms", SET, "1000"),
+        ("cleanup.policy", APPEND, "compact"),
+    ];
+    assert_eq!(
+        incremental(&mut client, 1, TOPIC, &t, &ops, false).await,
+        (0, None)
+    );
+    assert_eq!(
+        describe_configs_reported(&mut client, &t).await,
+        vec![
+            ("cleanup.policy".into(), "delete,compact".into(), 1),
+            ("min.insync.replicas".into(), "2".into(), 1),
+            ("retention.ms".into(), "1000".into(), 1),
+        ],
+        "APPEND starts from the default; untouched keys stay"
+    );
+    let ops = [
+        ("cleanup.policy", SUBTRACT, "delete"),
+        ("retention.ms", DELETE, ""),
+    ];
+    assert_eq!(
+        incremental(&mut client, 1, TOPIC, &t, &ops, false).await,
+        (0, None)
+    );
+    assert_eq!(
+        describe_configs_reported(&mut client, &t).await,
+        vec![
+            ("cleanup.policy".into(), "compact".into(), 1),
+            ("min.insync.replicas".into(), "2".into(), 1)
+        ]
+    );
+    assert_eq!(
+        config(
+            &describe(&mut client, 4, TOPIC, &t, None).await,
+            "retention.ms"
+        ),
+        ("604800000".into(), 5),
+        "a deleted key is back to Kafka's default"
+    );
+
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            &t,
+            &[("retention.ms", APPEND, "1")],
+            false
+        )
+        .await,
+        (
+            42,
+            Some("Config value append is not allowed for config key: retention.ms".into())
+        )
+    );
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            &t,
+            &[("retention.ms", SET, "1"), ("retention.ms", SET, "2")],
+            false
+        )
+        .await,
+        (42, Some("Error due to duplicate config keys".into()))
+    );
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            &t,
+            &[("no.such.key", SET, "1")],
+            false
+        )
+        .await,
+        (40, Some("Unknown topic config name: no.such.key".into()))
+    );
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            &t,
+            &[("retention.ms", SET, "5")],
+            true
+        )
+        .await,
+        (0, None)
+    );
+    assert_eq!(
+        config(
+            &describe(&mut client, 4, TOPIC, &t, None).await,
+            "retention.ms"
+        ),
+        ("604800000".into(), 5),
+        "validate_only changes nothing"
+    );
+    assert_eq!(
+        incremental(&mut client, 1, TOPIC, "never-created", &ops, false)
+            .await
+            .0,
+        3
+    );
+}
+
+async fn produce_code(client: &mut TestClient, topic: &str) -> i16 {
+    let batch = record_batch(5, 0, 1, Compression::None);
+    produce(client, topic, 0, batch).await.0
+}
+
+async fn a_new_max_message_bytes_applies_to_the_next_produce(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let t = unique_topic("limit");
+    create_topic(&mut client, &t, &[]).await;
+    assert_eq!(produce_code(&mut client, &t).await, 0);
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            &t,
+            &[("max.message.bytes", SET, "100")],
+            false
+        )
+        .await,
+        (0, None)
+    );
+    assert_eq!(
+        produce_code(&mut client, &t).await,
+        10,
+        "MESSAGE_TOO_LARGE at once, not after the cache expires"
+    );
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            &t,
+            &[("max.message.bytes", DELETE, "")],
+            false
+        )
+        .await,
+        (0, None)
+    );
+    assert_eq!(produce_code(&mut client, &t).await, 0);
+}
