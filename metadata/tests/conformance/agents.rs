@@ -11,6 +11,9 @@ use tokio::task::JoinSet;
 use crate::cases::{all_entries, appended, commit, create, new_topic, offsets, run};
 use crate::harness::TestDb;
 
+// The admin case about several agents lives with the other admin cases.
+pub use crate::admin::concurrent_config_updates_lose_nothing;
+
 const TASKS: i64 = 8;
 const COMMITS_PER_TASK: i64 = 25;
 

@@ -10,6 +10,8 @@ use streamhouse_metadata::{
 
 // The consumer-group cases live in their own file; the macro finds them here.
 pub use crate::groups::*;
+// So are the admin cases (configs, partitions, log start, producers).
+pub use crate::admin::*;
 
 pub fn new_topic(name: &str, partition_count: i32) -> NewTopic {
     NewTopic {

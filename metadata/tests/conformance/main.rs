@@ -6,6 +6,7 @@
 //! database of its own and drops it afterwards. Without the variable the
 //! PostgreSQL tests fail; they are never skipped.
 
+mod admin;
 mod agents;
 mod cases;
 mod groups;
@@ -33,6 +34,10 @@ macro_rules! conformance_tests {
             stored_groups_are_replaced_whole_and_deleted_with_their_offsets,
             producer_ids_are_unique_and_epochs_bump,
             producer_batches_are_recorded_with_their_offsets_newest_five_kept,
+            topic_configs_are_replaced_in_one_step_or_not_at_all,
+            added_partitions_start_empty_and_counts_only_grow,
+            log_start_moves_forward_only_and_within_the_log,
+            partition_producers_lists_each_producers_newest_batch,
         );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,
@@ -40,6 +45,7 @@ macro_rules! conformance_tests {
             deleting_a_topic_while_commits_are_in_flight,
             reopening_the_database_shows_the_same_topics_and_offsets,
             every_agent_reports_the_same_cluster_id,
+            concurrent_config_updates_lose_nothing,
         );
     };
     (@catalog $target:expr; $($case:ident,)*) => {
