@@ -1,6 +1,7 @@
 //! The `streamhouse` command: parse the configuration, open the catalog and the
 //! object store, serve Kafka clients until SIGTERM or Ctrl-C.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use clap::Parser;
@@ -13,6 +14,8 @@ fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("STREAMHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let config = match Config::resolve(cli) {

@@ -94,8 +94,8 @@ const LONG_MAX: &str = "9223372036854775807";
 /// Every topic config Kafka 4.4 knows, by name: its `LogConfig` less the internal
 /// ones (the pre-4.0 `message.downconversion.enable`,
 /// `message.timestamp.difference.max.ms` and `message.format.version` are gone
-/// from Kafka, so they are unknown here too). Only `max.message.bytes` changes
-/// what StreamHouse does; the rest are validated, stored and reported (see the
+/// from Kafka, so they are unknown here too). Only `max.message.bytes` and
+/// `message.timestamp.type` change what StreamHouse does; the rest are validated, stored and reported (see the
 /// README's status table).
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
@@ -235,9 +235,6 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), String> {
         validate(name, value)?;
     }
     let get = |name: &str| configs.get(name).map(|v| v.trim());
-    if get("message.timestamp.type") == Some("LogAppendTime") {
-        return Err("message.timestamp.type=LogAppendTime is not supported by StreamHouse: records keep their producer's timestamps (CreateTime)".into());
-    }
     if get("remote.storage.enable").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Err("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into());
     }
@@ -250,6 +247,14 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), String> {
         return Err(format!("conflict topic config setting min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"));
     }
     Ok(())
+}
+
+/// Whether Produce stamps the topic's batches with the append time
+/// (`message.timestamp.type=LogAppendTime`).
+pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get("message.timestamp.type")
+        .is_some_and(|v| v.trim() == "LogAppendTime")
 }
 
 /// Largest record batch a topic accepts (`max.message.bytes`).
@@ -318,16 +323,19 @@ mod tests {
     #[test]
     fn unsupported_settings_are_refused_not_ignored() {
         let set = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
-        assert!(
-            validate_all(&set("message.timestamp.type", "LogAppendTime"))
-                .unwrap_err()
-                .contains("not supported")
-        );
-        assert!(validate_all(&set("remote.storage.enable", "true")).is_err());
+        assert!(validate_all(&set("remote.storage.enable", "true"))
+            .unwrap_err()
+            .contains("Tiered Storage"));
+        assert_eq!(validate_all(&set("remote.storage.enable", "false")), Ok(()));
         assert_eq!(
-            validate_all(&set("message.timestamp.type", "CreateTime")),
+            validate_all(&set("message.timestamp.type", "LogAppendTime")),
             Ok(())
         );
+        assert!(log_append_time(&set(
+            "message.timestamp.type",
+            "LogAppendTime"
+        )));
+        assert!(!log_append_time(&BTreeMap::new()));
     }
 
     #[test]

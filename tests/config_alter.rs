@@ -7,12 +7,18 @@ mod admin_helpers;
 
 use admin_helpers::*;
 use common::{record_batch, unique_topic, Backend, TestBroker, TestClient};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
+use streamhouse_protocol::batch;
 
 on_both_backends!(
     alter_configs_replaces_the_whole_set,
     incremental_alter_sets_deletes_appends_and_subtracts,
     a_new_max_message_bytes_applies_to_the_next_produce,
+    log_append_time_stamps_batches_with_the_broker_clock,
 );
 
 async fn alter_configs_replaces_the_whole_set(backend: Backend) {
@@ -242,4 +248,102 @@ async fn a_new_max_message_bytes_applies_to_the_next_produce(backend: Backend) {
         (0, None)
     );
     assert_eq!(produce_code(&mut client, &t).await, 0);
+}
+
+/// The (attributes, max timestamp) of every batch fetched from offset 0, each
+/// checked for a valid CRC.
+async fn fetched_batch_headers(client: &mut TestClient, topic: &str) -> Vec<(i16, i64)> {
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let ResponseKind::Fetch(r) = client.call(ApiKey::Fetch, 12, &request).await else {
+        panic!("not a Fetch response")
+    };
+    let records = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    batch::split(&records)
+        .expect("whole batches")
+        .into_iter()
+        .map(|range| {
+            let header = batch::validate(&records[range]).expect("valid batch and CRC");
+            (header.attributes, header.max_timestamp)
+        })
+        .collect()
+}
+
+async fn log_append_time_stamps_batches_with_the_broker_clock(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let t = unique_topic("append-time");
+    create_topic(
+        &mut client,
+        &t,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(&t))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(record_batch(3, 0, 1, Compression::None)))])]);
+    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
+        panic!("not a Produce response")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let stamped = p.log_append_time_ms;
+    assert!(
+        stamped >= before,
+        "{stamped} is the append time, not the producer's 1"
+    );
+    assert_eq!(
+        fetched_batch_headers(&mut client, &t).await,
+        vec![(0x08, stamped)],
+        "timestamp-type bit set, max timestamp = append time, CRC recomputed"
+    );
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(&t))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(stamped)])]);
+    let ResponseKind::ListOffsets(r) = client.call(ApiKey::ListOffsets, 6, &request).await else {
+        panic!("not a ListOffsets response")
+    };
+    let found = &r.topics[0].partitions[0];
+    assert_eq!(
+        (found.offset, found.timestamp),
+        (0, stamped),
+        "every record has the append time"
+    );
+
+    // Back to CreateTime: the next batch keeps the producer's timestamps.
+    let ops = [("message.timestamp.type", DELETE, "")];
+    assert_eq!(
+        incremental(&mut client, 1, TOPIC, &t, &ops, false).await,
+        (0, None)
+    );
+    assert_eq!(
+        produce(&mut client, &t, 0, record_batch(1, 3, 7, Compression::None)).await,
+        (0, 3)
+    );
+    let headers = fetched_batch_headers(&mut client, &t).await;
+    assert_eq!(headers[1], (0, 7));
 }

@@ -118,7 +118,7 @@ async fn create_topics_refuses_invalid_configs(backend: Backend) {
         ("retention.ms", "abc", "Invalid value abc for configuration retention.ms: Not a number of type LONG"),
         ("no.such.key", "1", "Unknown topic config name: no.such.key"),
         ("cleanup.policy", "shred", "Invalid value shred for configuration cleanup.policy: String must be one of: compact, delete"),
-        ("message.timestamp.type", "LogAppendTime", "message.timestamp.type=LogAppendTime is not supported by StreamHouse: records keep their producer's timestamps (CreateTime)"),
+        ("remote.storage.enable", "true", "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."),
     ];
     for (key, value, message) in cases {
         assert_eq!(

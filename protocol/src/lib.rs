@@ -11,6 +11,7 @@
 //! The connection loop in the broker owns the socket; everything here works on
 //! byte buffers it hands in.
 
+pub mod append_time;
 pub mod batch;
 pub mod frame;
 pub mod request;

@@ -8,11 +8,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_protocol::batch;
+use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, ProducerAppend};
 use tokio::sync::oneshot;
 
-use crate::topic_config::max_message_bytes;
+use crate::topic_config::{log_append_time, max_message_bytes};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.
@@ -20,6 +20,8 @@ enum Queued {
     Waiting {
         topic: uuid::Uuid,
         outcome: oneshot::Receiver<AppendOutcome>,
+        /// The time the batches were stamped with (LogAppendTime topics), else -1.
+        append_time: i64,
     },
     Failed(ResponseError, Option<String>),
 }
@@ -53,6 +55,7 @@ pub async fn handle(
                             partition.index,
                             partition.records,
                             max_message_bytes(&topic.configs),
+                            log_append_time(&topic.configs),
                         )
                         .await
                     }
@@ -87,6 +90,7 @@ async fn queue(
     partition: i32,
     records: Option<bytes::Bytes>,
     max_batch_bytes: usize,
+    stamp_append_time: bool,
 ) -> Queued {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Queued::Failed(
@@ -109,7 +113,7 @@ async fn queue(
         producer: None,
     };
     let mut producer = Producer::default();
-    for range in ranges {
+    for range in ranges.iter().cloned() {
         let size = range.len();
         let header = match batch::validate(&records[range]) {
             Ok(header) => header,
@@ -131,10 +135,29 @@ async fn queue(
         append.min_timestamp = append.min_timestamp.min(header.base_timestamp);
         append.max_timestamp = append.max_timestamp.max(header.max_timestamp);
     }
-    append.batches = records;
+    let mut append_time = -1;
+    append.batches = if stamp_append_time {
+        // The topic's timestamps are the broker's: stamp a copy of the
+        // validated batches (the CRC is recomputed), and index them by it.
+        append_time = now_ms();
+        let mut stamped = bytes::BytesMut::from(&records[..]);
+        for range in ranges {
+            if let Some(bytes) = stamped.get_mut(range) {
+                append_time::stamp(bytes, append_time);
+            }
+        }
+        append.max_timestamp = append_time;
+        stamped.freeze()
+    } else {
+        records
+    };
     append.producer = producer.append;
     match broker.writer.submit(append).await {
-        Ok(outcome) => Queued::Waiting { topic, outcome },
+        Ok(outcome) => Queued::Waiting {
+            topic,
+            outcome,
+            append_time,
+        },
         Err(e) => Queued::Failed(errors::storage(&e), Some(e.to_string())),
     }
 }
@@ -145,8 +168,12 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1);
-    let (topic, outcome) = match queued {
-        Queued::Waiting { topic, outcome } => (topic, outcome),
+    let (topic, outcome, append_time) = match queued {
+        Queued::Waiting {
+            topic,
+            outcome,
+            append_time,
+        } => (topic, outcome, append_time),
         Queued::Failed(error, message) => {
             return response
                 .with_error_code(error.code())
@@ -161,6 +188,7 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
             };
             response
                 .with_base_offset(base_offset)
+                .with_log_append_time_ms(append_time)
                 .with_log_start_offset(log_start)
         }
         Ok(Err(e)) => response
@@ -168,6 +196,13 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
             .with_error_message(Some(StrBytes::from_string(e.to_string()))),
         Err(_) => response.with_error_code(ResponseError::NotLeaderOrFollower.code()),
     }
+}
+
+/// Milliseconds since the epoch, Kafka's timestamp unit.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The idempotence fields of a partition's batches: all from one producer with

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# StreamHouse's one test command. On a fresh Debian 12 machine it installs
+# what it needs (each step only if missing), starts PostgreSQL and an
+# S3-compatible server (moto), runs every Rust test, builds the broker and runs
+# the real-client compatibility scenarios (kcat, confluent-kafka, the Java
+# client, SIGKILL durability) against it on both backend pairs.
+#
+#   ./scripts/test.sh                      everything
+#   ./scripts/test.sh --setup-only         install + start services, print exports
+#                                          to eval; the services keep running
+#   ./scripts/test.sh --compat-only [CLIENT...]
+#                                          only the compat runners (kcat python
+#                                          java crash), against the broker already
+#                                          built ($STREAMHOUSE_BIN or
+#                                          $CARGO_TARGET_DIR/debug/streamhouse)
+#   ./scripts/test.sh --no-compat          setup, cargo test and build only
+#
+# Everything it installs or writes lives in ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}:
+# venv/ (moto, confluent-kafka, pytest), m2/ + java/lib (kafka-clients and
+# kafka-tools 4.4.0 jars), java/classes, postgres/ (the test cluster on
+# 127.0.0.1:54329), logs/, compat-runs/ (broker logs), and target/ (the
+# default CARGO_TARGET_DIR). Nothing is left in the repo.
+#
+# Exit status is non-zero if any phase fails. The last line is
+# "N passed, N failed" for the compat scenarios.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=services.sh
+source "$ROOT/scripts/services.sh"
+
+# The comment block above is the help text.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+MODE=all
+CLIENTS=()
+while (($#)); do
+    case "$1" in
+        --setup-only) MODE=setup ;;
+        --compat-only) MODE=compat ;;
+        --no-compat) MODE=nocompat ;;
+        -h | --help) usage; exit 0 ;;
+        kcat | python | java | crash)
+            [[ "$MODE" == compat ]] || { echo "test.sh: '$1' only goes after --compat-only" >&2; exit 2; }
+            CLIENTS+=("$1") ;;
+        *) echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STREAMHOUSE_CACHE/target}"
+LOGS="$STREAMHOUSE_CACHE/logs"
+mkdir -p "$STREAMHOUSE_CACHE" "$LOGS"
+
+# ---- phases and their wall times ---------------------------------------
+
+PHASES=()
+FAILED_PHASES=()
+phase_start() { PHASE_NAME="$1"; PHASE_T0="$(date +%s.%N)"; echo "==> $1" >&2; }
+phase_end() {   # phase_end ok|FAILED
+    local secs
+    secs="$(awk -v a="$PHASE_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+    PHASES+=("$(printf '%-12s %8ss  %s' "$PHASE_NAME" "$secs" "$1")")
+    [[ "$1" == ok ]] || FAILED_PHASES+=("$PHASE_NAME")
+    echo "<== $PHASE_NAME: $1 in ${secs}s" >&2
+}
+print_phases() {
+    echo "=== phase wall times"
+    local p
+    for p in "${PHASES[@]}"; do echo "  $p"; done
+}
+
+# Runs a command quietly: its output goes to a log that is shown only if it fails.
+quiet() {
+    local log="$1"; shift
+    if ! "$@" >"$log" 2>&1; then
+        echo "test.sh: failed: $*" >&2
+        tail -n 40 "$log" >&2
+        return 1
+    fi
+}
+
+as_root() {
+    if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo -n "$@"; fi
+}
+
+# ---- setup: each step only if missing -----------------------------------
+
+ensure_apt_packages() {
+    local -a need=()
+    command -v kcat >/dev/null || need+=(kcat)
+    sh_pg_bindir >/dev/null 2>&1 || need+=(postgresql)
+    command -v psql >/dev/null || need+=(postgresql-client)
+    command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+    command -v mvn >/dev/null || need+=(maven)
+    command -v python3 >/dev/null || need+=(python3)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+    command -v curl >/dev/null || need+=(curl)
+    ((${#need[@]})) || return 0
+    echo "installing with apt-get: ${need[*]}" >&2
+    quiet "$LOGS/apt-update.log" as_root apt-get update -q
+    quiet "$LOGS/apt-install.log" as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${need[@]}"
+}
+
+# sha256 of files, to notice when a requirement list or a source changed.
+stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+ensure_venv() {
+    local req="$ROOT/tests/compat/requirements.txt" want
+    want="$(stamp_of "$req")"
+    if [[ -x "$SH_VENV/bin/python" && "$(cat "$SH_VENV/.streamhouse-stamp" 2>/dev/null)" == "$want" ]]; then
+        return 0
+    fi
+    echo "creating the Python venv in $SH_VENV" >&2
+    rm -rf "$SH_VENV"
+    quiet "$LOGS/venv.log" python3 -m venv "$SH_VENV"
+    quiet "$LOGS/pip.log" "$SH_VENV/bin/pip" install --disable-pip-version-check -q -r "$req"
+    echo "$want" >"$SH_VENV/.streamhouse-stamp"
+}
+
+JAVA_DIR="$STREAMHOUSE_CACHE/java"
+
+ensure_java_jars() {
+    local pom="$ROOT/tests/compat/java/pom.xml" want
+    want="$(stamp_of "$pom")"
+    if [[ -d "$JAVA_DIR/lib" && "$(cat "$JAVA_DIR/lib.stamp" 2>/dev/null)" == "$want" ]]; then
+        return 0
+    fi
+    echo "fetching kafka-clients and kafka-tools jars into $JAVA_DIR/lib" >&2
+    rm -rf "${JAVA_DIR:?}/lib" "$JAVA_DIR/lib.stamp"
+    mkdir -p "$JAVA_DIR"
+    # -f on a pom outside the work dir: Maven writes nothing next to it
+    # (packaging pom, only the dependency plugin runs).
+    quiet "$LOGS/maven.log" mvn -B -q -Dstyle.color=never -f "$pom" \
+        -Dmaven.repo.local="$STREAMHOUSE_CACHE/m2" \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$JAVA_DIR/lib"
+    echo "$want" >"$JAVA_DIR/lib.stamp"
+}
+
+ensure_java_classes() {
+    local -a srcs=("$ROOT"/tests/compat/java/*.java)
+    local want
+    want="$(stamp_of "${srcs[@]}" "$JAVA_DIR/lib.stamp")"
+    if [[ -d "$JAVA_DIR/classes" && "$(cat "$JAVA_DIR/classes.stamp" 2>/dev/null)" == "$want" ]]; then
+        return 0
+    fi
+    rm -rf "${JAVA_DIR:?}/classes"
+    mkdir -p "$JAVA_DIR/classes"
+    quiet "$LOGS/javac.log" javac -encoding UTF-8 -d "$JAVA_DIR/classes" -cp "$JAVA_DIR/lib/*" "${srcs[@]}"
+    echo "$want" >"$JAVA_DIR/classes.stamp"
+}
+
+ensure_cargo() {
+    command -v cargo >/dev/null && return 0
+    [[ -x "$HOME/.cargo/bin/cargo" ]] && { export PATH="$HOME/.cargo/bin:$PATH"; return 0; }
+    echo "test.sh: cargo not found (install rustup; rust-toolchain.toml pins the version)" >&2
+    return 1
+}
+
+SERVICES_UP=0
+cleanup() {
+    if [[ "$MODE" != setup && "$SERVICES_UP" == 1 ]]; then
+        sh_services_stop_ours
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the run --------------------------------------------------------------
+
+phase_start setup
+if ensure_apt_packages && ensure_venv && ensure_java_jars && ensure_java_classes; then
+    phase_end ok
+else
+    phase_end FAILED
+    print_phases
+    exit 1
+fi
+
+phase_start services
+SERVICES_UP=1
+if sh_services_start; then
+    phase_end ok
+else
+    phase_end FAILED
+    print_phases
+    exit 1
+fi
+
+if [[ "$MODE" == setup ]]; then
+    print_phases >&2
+    echo "# services are running; to use them: eval \"\$(./scripts/test.sh --setup-only)\"" >&2
+    echo "# stop them with: scripts/services.sh stop" >&2
+    sh_print_exports
+    echo "export CARGO_TARGET_DIR='$CARGO_TARGET_DIR'"
+    exit 0
+fi
+
+# The full run tests what it just built; --compat-only may be pointed elsewhere.
+BIN="$CARGO_TARGET_DIR/debug/streamhouse"
+[[ "$MODE" == compat && -n "${STREAMHOUSE_BIN:-}" ]] && BIN="$STREAMHOUSE_BIN"
+BUILD_OK=1
+if [[ "$MODE" != compat ]]; then
+    ensure_cargo
+    phase_start "cargo test"
+    # --no-fail-fast: one failing test binary must not hide the results of the others.
+    if cargo test --workspace --no-fail-fast; then phase_end ok; else phase_end FAILED; fi
+
+    phase_start "cargo build"
+    if cargo build --bin streamhouse; then phase_end ok; else phase_end FAILED; BUILD_OK=0; fi
+fi
+
+COMPAT_PASS=0
+COMPAT_FAIL=0
+if [[ "$MODE" != nocompat ]]; then
+    phase_start compat
+    if [[ "$BUILD_OK" == 1 && -x "$BIN" ]]; then
+        summary="$(mktemp)"
+        if STREAMHOUSE_BIN="$BIN" COMPAT_SUMMARY="$summary" \
+                bash "$ROOT/tests/compat/run_all.sh" ${CLIENTS[@]+"${CLIENTS[@]}"}; then
+            phase_end ok
+        else
+            phase_end FAILED
+        fi
+        read -r COMPAT_PASS COMPAT_FAIL <"$summary" || { COMPAT_PASS=0; COMPAT_FAIL=1; }
+        rm -f "$summary"
+    else
+        echo "test.sh: no broker binary at $BIN; the compat scenarios cannot run" >&2
+        COMPAT_FAIL=1
+        phase_end FAILED
+    fi
+fi
+
+print_phases
+if ((${#FAILED_PHASES[@]})); then
+    echo "FAILED phases: ${FAILED_PHASES[*]}"
+fi
+if [[ "$MODE" != nocompat ]]; then
+    echo "$COMPAT_PASS passed, $COMPAT_FAIL failed"
+fi
+((${#FAILED_PHASES[@]} == 0))

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Runs the real-client compatibility runners against StreamHouse and counts
+# their scenarios. Each runner starts its own fresh brokers (one per backend
+# pair in COMPAT_BACKENDS, default "embedded pg-s3") and stops them.
+#
+#   tests/compat/run_all.sh [kcat|python|java|crash ...]   (default: all four)
+#
+#   kcat    tests/compat/kcat.sh              kcat 1.7.1 / librdkafka 2.0.2
+#   python  tests/compat/test_confluent_kafka.py (pytest)  confluent-kafka
+#   java    tests/compat/java.sh              kafka-clients 4.4.0
+#   crash   tests/compat/crash_test.py        SIGKILL durability (plain and
+#                                             --idempotent producer)
+#
+# Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
+# CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
+# COMPAT_BACKENDS, COMPAT_KEEP=1 (keep data dirs), COMPAT_S3_MODE=bucket (a
+# fresh bucket per broker instead of a key prefix), COMPAT_REFERENCE=1 (the
+# broker is Apache Kafka, see reference/kafka-as-streamhouse.sh: skip the
+# checks of StreamHouse's storage layout). PostgreSQL and moto are
+# started (and stopped again) unless STREAMHOUSE_TEST_POSTGRES_URL and
+# STREAMHOUSE_TEST_S3_URL are already set. The Python venv and the Java jars
+# come from ./scripts/test.sh --setup-only.
+#
+# Prints a line per scenario, a line per client, and last
+# "N passed, N failed". Exit status 1 if anything failed.
+set -uo pipefail
+COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$COMPAT_DIR/lib.sh"
+
+ALL_CLIENTS=(kcat python java crash)
+clients=("$@")
+((${#clients[@]})) || clients=("${ALL_CLIENTS[@]}")
+for c in "${clients[@]}"; do
+    case " ${ALL_CLIENTS[*]} " in
+        *" $c "*) ;;
+        *) echo "run_all.sh: unknown client '$c' (known: ${ALL_CLIENTS[*]})" >&2; exit 2 ;;
+    esac
+done
+
+# Keep the logs of the last 10 runs only.
+find "$STREAMHOUSE_CACHE/compat-runs" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' 2>/dev/null |
+    sort -rn | tail -n +11 | cut -d' ' -f2- | while IFS= read -r old; do rm -rf "$old"; done
+
+export COMPAT_RESULTS="$COMPAT_RUN_DIR/results.txt"
+: >"$COMPAT_RESULTS"
+# No __pycache__ or .pytest_cache in the repo.
+export PYTHONDONTWRITEBYTECODE=1
+PY="$SH_VENV/bin/python"
+
+if [[ " $COMPAT_BACKENDS " == *" pg-s3 "* && ( -z "${STREAMHOUSE_TEST_POSTGRES_URL:-}" || -z "${STREAMHOUSE_TEST_S3_URL:-}" ) ]]; then
+    trap sh_services_stop_ours EXIT
+    if ! sh_services_start; then
+        echo "run_all.sh: could not start PostgreSQL and moto (./scripts/test.sh --setup-only installs them)" >&2
+        exit 1
+    fi
+fi
+
+# Databases that earlier compat runs kept (after a failure) and no broker uses
+# any more. Only this suite's prefix: the Rust tests make databases of their own.
+if [[ -n "${STREAMHOUSE_TEST_POSTGRES_URL:-}" ]]; then
+    psql -X -A -t -d "$STREAMHOUSE_TEST_POSTGRES_URL" -c "SELECT datname FROM pg_database d WHERE datname LIKE 'shcompat\_%'
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)" 2>/dev/null |
+        while IFS= read -r db; do
+            [[ -n "$db" ]] && psql -X -q -d "$STREAMHOUSE_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1
+        done
+fi
+
+echo "compat: broker $STREAMHOUSE_BIN, backends: $COMPAT_BACKENDS, logs in $COMPAT_RUN_DIR"
+if [[ ! -x "$STREAMHOUSE_BIN" ]]; then
+    echo "compat: broker binary $STREAMHOUSE_BIN missing (cargo build, or set STREAMHOUSE_BIN)" >&2
+fi
+
+# Every operation of the runners has its own timeout; this one only stops a
+# runner that hangs anyway. SIGINT lets pytest and crash_test.py tear down
+# their brokers; the shell runners clean up on SIGTERM.
+CLIENT_TIMEOUT="${COMPAT_CLIENT_TIMEOUT:-900}"
+
+run_client() {
+    case "$1" in
+        kcat) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/kcat.sh" ;;
+        java) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/java.sh" ;;
+        python)
+            [[ -x "$PY" ]] || { echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2; return 1; }
+            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" -m pytest "$COMPAT_DIR/test_confluent_kafka.py" \
+                -p no:cacheprovider -v -rfE --tb=short --rootdir "$COMPAT_DIR" ;;
+        crash)
+            [[ -x "$PY" ]] || { echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2; return 1; }
+            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" "$COMPAT_DIR/crash_test.py"
+            local rc=$?
+            # The same with the idempotent producer: no value may be written twice.
+            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" "$COMPAT_DIR/crash_test.py" --idempotent || rc=$?
+            return "$rc" ;;
+    esac
+}
+
+declare -A client_pass client_fail client_secs
+total_pass=0
+total_fail=0
+for c in "${clients[@]}"; do
+    echo "=== compat: $c"
+    before="$(wc -l <"$COMPAT_RESULTS")"
+    start=$SECONDS
+    run_client "$c" 2>&1 | tee "$COMPAT_RUN_DIR/$c.out"
+    rc=${PIPESTATUS[0]}
+    client_secs[$c]=$((SECONDS - start))
+    new="$(tail -n +"$((before + 1))" "$COMPAT_RESULTS")"
+    p="$(grep -c '^PASS ' <<<"$new")"
+    f="$(grep -c '^FAIL ' <<<"$new")"
+    # A runner that died or ran nothing is a failure even without a FAIL line.
+    if [[ "$rc" == 124 ]]; then
+        echo "FAIL $c/runner: stopped after ${CLIENT_TIMEOUT}s (COMPAT_CLIENT_TIMEOUT)"
+        echo "FAIL $c/runner" >>"$COMPAT_RESULTS"; f=$((f + 1))
+    elif [[ "$rc" != 0 && "$f" == 0 ]]; then
+        echo "FAIL $c/runner: exited with status $rc without naming a failed scenario"
+        echo "FAIL $c/runner" >>"$COMPAT_RESULTS"; f=1
+    elif [[ "$p" == 0 && "$f" == 0 ]]; then
+        echo "FAIL $c/runner: ran no scenario"
+        echo "FAIL $c/runner" >>"$COMPAT_RESULTS"; f=1
+    fi
+    client_pass[$c]=$p
+    client_fail[$c]=$f
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+done
+
+echo
+echo "=== compat results (logs: $COMPAT_RUN_DIR)"
+for c in "${clients[@]}"; do
+    printf '  %-7s %3d passed, %3d failed  (%ds)\n' "$c" "${client_pass[$c]}" "${client_fail[$c]}" "${client_secs[$c]}"
+done
+if ((total_fail)); then
+    echo "failed scenarios:"
+    grep '^FAIL ' "$COMPAT_RESULTS" | sed 's/^FAIL /  /'
+fi
+if [[ -n "${COMPAT_SUMMARY:-}" ]]; then
+    echo "$total_pass $total_fail" >"$COMPAT_SUMMARY"
+fi
+echo "$total_pass passed, $total_fail failed"
+((total_fail == 0))
