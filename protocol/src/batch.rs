@@ -208,48 +208,6 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
-/// Reads a zigzag varint (at most 10 bytes) from `buf[*at..]`.
-fn read_varlong(buf: &[u8], at: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let byte = *buf.get(*at)?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
-/// The offset delta and timestamp of each record of an uncompressed batch, in
-/// order. `None` if the batch is compressed or its records are malformed; every
-/// record length is checked against the bytes present.
-pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i32, i64)>> {
-    let header = BatchHeader::parse(batch).ok()?;
-    if header.compression_codec() != 0 || header.total_size() != batch.len() as i64 {
-        return None;
-    }
-    let mut records = Vec::new();
-    let mut at = HEADER_BYTES;
-    while at < batch.len() {
-        let length = usize::try_from(read_varlong(batch, &mut at)?).ok()?;
-        let end = at.checked_add(length).filter(|end| *end <= batch.len())?;
-        let mut field = at + 1; // attributes
-        let timestamp_delta = read_varlong(batch, &mut field)?;
-        let offset_delta = i32::try_from(read_varlong(batch, &mut field)?).ok()?;
-        if field > end {
-            return None;
-        }
-        records.push((
-            offset_delta,
-            header.base_timestamp.wrapping_add(timestamp_delta),
-        ));
-        at = end;
-    }
-    Some(records)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,27 +309,6 @@ mod tests {
         batch[8..12].copy_from_slice(&(-5i32).to_be_bytes());
         assert!(split(&batch).is_err());
         assert!(validate(&batch).is_err());
-    }
-
-    #[test]
-    fn record_timestamps_of_an_uncompressed_batch() {
-        let batch = encoded_batch(3);
-        assert_eq!(
-            record_timestamps(&batch),
-            Some(vec![
-                (0, 1_700_000_000_000),
-                (1, 1_700_000_000_001),
-                (2, 1_700_000_000_002)
-            ])
-        );
-    }
-
-    #[test]
-    fn record_timestamps_refuse_a_record_longer_than_the_batch() {
-        let mut batch = encoded_batch(1);
-        // The first record's length varint sits right after the header.
-        batch[HEADER_BYTES] = 0x7e; // zigzag 63: far beyond the few bytes left
-        assert_eq!(record_timestamps(&batch), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`versions`]: the table of API versions this broker advertises.
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
+//! - [`records`]: record timestamps inside a batch, decompressed under a cap.
 //!
 //! The connection loop in the broker owns the socket; everything here works on
 //! byte buffers it hands in.
@@ -14,6 +15,7 @@
 pub mod append_time;
 pub mod batch;
 pub mod frame;
+pub mod records;
 pub mod request;
 pub mod response;
 pub mod versions;

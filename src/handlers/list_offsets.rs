@@ -7,9 +7,14 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use streamhouse_metadata::Topic;
-use streamhouse_protocol::batch;
+use streamhouse_protocol::{batch, records as batch_records};
 
 use crate::{errors, Broker};
+
+/// Most bytes one batch may decompress to during a timestamp search: far above
+/// what a batch within max.message.bytes holds, far below a decompression bomb.
+/// A batch beyond it is answered with its first offset.
+const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -96,15 +101,21 @@ async fn lookup(
         if header.max_timestamp < timestamp {
             continue;
         }
-        // Uncompressed batches are searched record by record. A compressed one
-        // is answered with its first offset: decompressing client data here
-        // would hand its declared sizes to an allocator.
-        let exact = batch::record_timestamps(bytes).and_then(|records| {
-            records
-                .into_iter()
-                .find(|(_, ts)| *ts >= timestamp)
-                .map(|(delta, ts)| (header.base_offset + i64::from(delta), ts))
-        });
+        // The batch is searched record by record, decompressed under a cap; a
+        // batch beyond the cap is answered with its first offset. A
+        // LogAppendTime batch gives every record its max timestamp: the first
+        // record is the answer.
+        let log_append_time =
+            header.attributes & streamhouse_protocol::append_time::LOG_APPEND_TIME_BIT != 0;
+        let exact = (!log_append_time)
+            .then_some(())
+            .and_then(|()| batch_records::record_timestamps(bytes, MAX_DECOMPRESSED_BYTES).ok())
+            .and_then(|records| {
+                records
+                    .into_iter()
+                    .find(|(_, ts)| *ts >= timestamp)
+                    .map(|(delta, ts)| (header.base_offset + i64::from(delta), ts))
+            });
         let (offset, ts) = exact.unwrap_or((header.base_offset, header.max_timestamp));
         if offset >= from {
             return Ok((offset, ts));
