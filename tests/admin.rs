@@ -205,6 +205,7 @@ async fn create_topics_v5_reports_configs_and_partitions() {
     };
     let result = &response.topics[0];
     assert_eq!(result.num_partitions, 2);
+    assert_eq!(result.error_message, None, "a success carries no message");
     let configs = result.configs.as_ref().unwrap();
     let policy = configs
         .iter()

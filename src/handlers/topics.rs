@@ -159,7 +159,9 @@ fn described(
     id: Option<uuid::Uuid>,
     version: i16,
 ) -> CreatableTopicResult {
+    // Kafka answers a success with a null message; the codec's default is "".
     let result = result
+        .with_error_message(None)
         .with_topic_id(id.unwrap_or_default())
         .with_num_partitions(topic.partition_count)
         .with_replication_factor(1);
