@@ -3,13 +3,17 @@
 # their scenarios. Each runner starts its own fresh brokers (one per backend
 # pair in COMPAT_BACKENDS, default "embedded pg-s3") and stops them.
 #
-#   tests/compat/run_all.sh [kcat|python|java|crash ...]   (default: all four)
+#   tests/compat/run_all.sh [kcat|python|java|crash|tools|connect ...]   (default: all)
 #
 #   kcat    tests/compat/kcat.sh              kcat 1.7.1 / librdkafka 2.0.2
 #   python  tests/compat/test_confluent_kafka.py (pytest)  confluent-kafka
 #   java    tests/compat/java.sh              kafka-clients 4.4.0
 #   crash   tests/compat/crash_test.py        SIGKILL durability (plain and
 #                                             --idempotent producer)
+#   tools   tests/compat/tools.sh             Kafka 4.4.0 tools: ProducerPerformance,
+#                                             Verifiable*, Topic/Config/ConsumerGroup
+#                                             commands, DeleteRecords, Java groups
+#   connect tests/compat/connect.sh           Kafka Connect standalone and distributed
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
@@ -27,7 +31,7 @@ set -uo pipefail
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$COMPAT_DIR/lib.sh"
 
-ALL_CLIENTS=(kcat python java crash)
+ALL_CLIENTS=(kcat python java crash tools connect)
 clients=("$@")
 ((${#clients[@]})) || clients=("${ALL_CLIENTS[@]}")
 for c in "${clients[@]}"; do
@@ -79,6 +83,8 @@ run_client() {
     case "$1" in
         kcat) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/kcat.sh" ;;
         java) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/java.sh" ;;
+        tools) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/tools.sh" ;;
+        connect) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/connect.sh" ;;
         python)
             [[ -x "$PY" ]] || { echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2; return 1; }
             timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" -m pytest "$COMPAT_DIR/test_confluent_kafka.py" \
