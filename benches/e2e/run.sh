@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: StreamHouse (embedded default, and PostgreSQL + a local
+# S3 server) against Apache Kafka 4.4 (single-node KRaft), driven by the same
+# Kafka tools (ProducerPerformance, ConsumerPerformance, EndToEndLatency).
+#
+#   benches/e2e/run.sh            3 repetitions, about 15 minutes on 2 cores
+#   benches/e2e/run.sh --quick    1 repetition, smaller runs, about 3 minutes
+#
+# Options (after the mode):
+#   --reps N                 repetitions instead of the mode's default
+#   --brokers LIST           subset of kafka,sh-embedded,sh-s3
+#   --out DIR                where results.json, results.md and the PNGs go
+#                            (default docs/benchmarks)
+#   --scale F                multiply record counts and durations (e.g. 0.1 to try it out)
+#   --no-build               use the release binary as it is
+#
+# Set-up, each step only if missing, everything under
+# ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}: the Kafka broker and tools
+# jars (mvn -f benches/e2e/pom.xml) in bench/kafka-lib, a venv with matplotlib
+# and confluent-kafka in bench/venv, versitygw in bin/ (go install; moto is the
+# fallback), the private PostgreSQL of scripts/services.sh. The broker is
+# $STREAMHOUSE_BIN, or built with cargo build --release into $CARGO_TARGET_DIR.
+# Every process started is stopped on exit and the temporary directories are
+# removed. Exit status is non-zero if any scenario failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/benches/e2e"
+# shellcheck source-path=SCRIPTDIR source=../../scripts/services.sh
+source "$ROOT/scripts/services.sh"
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+ARGS=()
+OUT="$ROOT/docs/benchmarks"
+BUILD=1
+while (($#)); do
+    case "$1" in
+        --quick) ARGS+=(--quick) ;;
+        --reps) ARGS+=(--reps "${2:?--reps needs a number}"); shift ;;
+        --brokers) ARGS+=(--brokers "${2:?--brokers needs a list}"); shift ;;
+        --scale) ARGS+=(--scale "${2:?--scale needs a factor}"); shift ;;
+        --out) OUT="${2:?--out needs a directory}"; shift ;;
+        --no-build) BUILD=0 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+BENCH_CACHE="$STREAMHOUSE_CACHE/bench"
+LIB="$BENCH_CACHE/kafka-lib"
+VENV="$BENCH_CACHE/venv"
+LOGS="$BENCH_CACHE/logs"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STREAMHOUSE_CACHE/target}"
+mkdir -p "$BENCH_CACHE" "$LOGS"
+
+step() { echo "==> $*" >&2; }
+quiet() {
+    local log="$1"; shift
+    if ! "$@" >"$log" 2>&1; then
+        echo "run.sh: failed: $*" >&2
+        tail -n 40 "$log" >&2
+        return 1
+    fi
+}
+stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+for tool in java mvn python3 psql; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool missing; ./scripts/test.sh --setup-only installs it" >&2; exit 1; }
+done
+
+want="$(stamp_of "$HERE/pom.xml")"
+if [[ ! -d "$LIB" || "$(cat "$BENCH_CACHE/kafka-lib.stamp" 2>/dev/null)" != "$want" ]]; then
+    step "fetching Kafka 4.4.0 broker and tools jars into $LIB"
+    rm -rf "$LIB" "$BENCH_CACHE/kafka-lib.stamp"
+    quiet "$LOGS/maven.log" mvn -B -q -Dstyle.color=never -f "$HERE/pom.xml" \
+        -Dmaven.repo.local="$STREAMHOUSE_CACHE/m2" \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB"
+    echo "$want" >"$BENCH_CACHE/kafka-lib.stamp"
+fi
+
+want="$(stamp_of "$HERE/requirements.txt")"
+if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.stamp" 2>/dev/null)" != "$want" ]]; then
+    step "creating the venv $VENV"
+    rm -rf "$VENV"
+    quiet "$LOGS/venv.log" python3 -m venv "$VENV"
+    quiet "$LOGS/pip.log" "$VENV/bin/pip" install --disable-pip-version-check -q -r "$HERE/requirements.txt"
+    echo "$want" >"$VENV/.stamp"
+fi
+
+VERSITYGW="$STREAMHOUSE_CACHE/bin/versitygw"
+if [[ ! -x "$VERSITYGW" ]] && command -v go >/dev/null; then
+    step "installing versitygw into $STREAMHOUSE_CACHE/bin"
+    GOBIN="$STREAMHOUSE_CACHE/bin" quiet "$LOGS/versitygw-install.log" \
+        go install github.com/versity/versitygw/cmd/versitygw@latest || true
+fi
+
+BIN="${STREAMHOUSE_BIN:-$CARGO_TARGET_DIR/release/streamhouse}"
+if [[ -z "${STREAMHOUSE_BIN:-}" && "$BUILD" == 1 ]]; then
+    step "cargo build --release --bin streamhouse"
+    (cd "$ROOT" && cargo build --release --bin streamhouse)
+fi
+[[ -x "$BIN" ]] || { echo "run.sh: no broker binary at $BIN" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/streamhouse-e2e.XXXXXX")"
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+    sh_services_stop_ours
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "PostgreSQL on 127.0.0.1:$SH_PG_PORT"
+sh_pg_start
+S3ARGS=()
+NOTES=""
+if [[ -x "$VERSITYGW" ]]; then
+    S3ARGS=(--versitygw "$VERSITYGW")
+else
+    step "versitygw not available: falling back to moto on 127.0.0.1:$SH_S3_PORT"
+    NOTES="S3 server: moto (versitygw was not available); S3 numbers are dominated by moto"
+    sh_moto_start
+    sh_s3_create_bucket streamhouse-bench >"$LOGS/bucket.log" 2>&1
+    S3ARGS=(--s3-url "http://127.0.0.1:$SH_S3_PORT")
+fi
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+
+step "running the benchmark (broker logs under $WORK/logs until it ends; copies in $LOGS/last-run)"
+status=0
+"$VENV/bin/python" "$HERE/bench.py" ${ARGS[@]+"${ARGS[@]}"} \
+    --streamhouse-bin "$BIN" --kafka-lib "$LIB" \
+    --pg-url "postgres://postgres@127.0.0.1:$SH_PG_PORT" "${S3ARGS[@]}" \
+    --workdir "$WORK" --out "$OUT" --notes "$NOTES" || status=$?
+rm -rf "$LOGS/last-run"
+cp -r "$WORK/logs" "$LOGS/last-run" 2>/dev/null || true
+exit "$status"
