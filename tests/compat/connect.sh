@@ -119,6 +119,7 @@ connect_java() {
     WORKER_PID=$!
 }
 
+# shellcheck disable=SC2034  # the T_ variables are read by fill
 setup_names() {   # setup_names KIND
     T_BOOTSTRAP="$BROKER_BOOTSTRAP"
     T_DIR="$W/$1"
