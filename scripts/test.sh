@@ -15,10 +15,14 @@
 #                                          $CARGO_TARGET_DIR/debug/streamhouse)
 #   ./scripts/test.sh --no-compat          setup, cargo test and build only
 #
+# Further compat runners (each also a --compat-only CLIENT): go (franz-go and
+# Sarama), node (KafkaJS), pyclients (kafka-python and aiokafka).
+#
 # Everything it installs or writes lives in ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}:
 # venv/ (moto, confluent-kafka, pytest), m2/ + java/lib (kafka-clients and
-# kafka-tools 4.4.0 jars), java/classes, postgres/ (the test cluster on
-# 127.0.0.1:54329), logs/, compat-runs/ (broker logs), and target/ (the
+# kafka-tools 4.4.0 jars), java/classes, go/ (module and build caches, the
+# franz-go/Sarama runner binary go/bin/compat), node/ (KafkaJS node_modules),
+# postgres/ (the test cluster on 127.0.0.1:54329), logs/, compat-runs/ (broker logs), and target/ (the
 # default CARGO_TARGET_DIR). Nothing is left in the repo.
 #
 # Exit status is non-zero if any phase fails. The last line is
@@ -41,7 +45,7 @@ while (($#)); do
         --compat-only) MODE=compat ;;
         --no-compat) MODE=nocompat ;;
         -h | --help) usage; exit 0 ;;
-        kcat | python | java | crash)
+        kcat | python | java | crash | go | node | pyclients)
             [[ "$MODE" == compat ]] || { echo "test.sh: '$1' only goes after --compat-only" >&2; exit 2; }
             CLIENTS+=("$1") ;;
         *) echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -97,6 +101,9 @@ ensure_apt_packages() {
     command -v python3 >/dev/null || need+=(python3)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
     command -v curl >/dev/null || need+=(curl)
+    command -v go >/dev/null || need+=(golang-go)
+    command -v node >/dev/null || need+=(nodejs)
+    command -v npm >/dev/null || need+=(npm)
     ((${#need[@]})) || return 0
     echo "installing with apt-get: ${need[*]}" >&2
     quiet "$LOGS/apt-update.log" as_root apt-get update -q
@@ -152,6 +159,42 @@ ensure_java_classes() {
     echo "$want" >"$JAVA_DIR/classes.stamp"
 }
 
+# The franz-go/Sarama runner (tests/compat/go): modules and build cache in
+# $STREAMHOUSE_CACHE/go, the binary in go/bin/compat; rebuilt when a source,
+# go.mod or go.sum changes.
+GO_DIR="$STREAMHOUSE_CACHE/go"
+ensure_go_compat() {
+    local src="$ROOT/tests/compat/go" want
+    want="$(stamp_of "$src/go.mod" "$src/go.sum" "$src"/*.go)"
+    if [[ -x "$GO_DIR/bin/compat" && "$(cat "$GO_DIR/bin/compat.stamp" 2>/dev/null)" == "$want" ]]; then
+        return 0
+    fi
+    echo "building the Go compat runner (franz-go, Sarama) into $GO_DIR/bin" >&2
+    rm -f "$GO_DIR/bin/compat" "$GO_DIR/bin/compat.stamp"
+    mkdir -p "$GO_DIR/bin"
+    quiet "$LOGS/go-build.log" env GOPATH="$GO_DIR" GOMODCACHE="$GO_DIR/mod" GOCACHE="$GO_DIR/build" \
+        GOFLAGS=-modcacherw bash -c 'cd "$1" && go mod download && go build -trimpath -o "$2" .' \
+        _ "$src" "$GO_DIR/bin/compat"
+    echo "$want" >"$GO_DIR/bin/compat.stamp"
+}
+
+# KafkaJS (tests/compat/node): npm ci of the lock file into $STREAMHOUSE_CACHE/node.
+NODE_DIR="$STREAMHOUSE_CACHE/node"
+ensure_node_modules() {
+    local src="$ROOT/tests/compat/node" want
+    want="$(stamp_of "$src/package.json" "$src/package-lock.json")"
+    if [[ -d "$NODE_DIR/node_modules/kafkajs" && "$(cat "$NODE_DIR/.streamhouse-stamp" 2>/dev/null)" == "$want" ]]; then
+        return 0
+    fi
+    echo "installing KafkaJS (npm ci) into $NODE_DIR" >&2
+    rm -rf "$NODE_DIR"
+    mkdir -p "$NODE_DIR"
+    cp "$src/package.json" "$src/package-lock.json" "$NODE_DIR/"
+    quiet "$LOGS/npm.log" bash -c 'cd "$1" && npm ci --no-audit --no-fund --ignore-scripts --cache "$2"' \
+        _ "$NODE_DIR" "$STREAMHOUSE_CACHE/npm-cache"
+    echo "$want" >"$NODE_DIR/.streamhouse-stamp"
+}
+
 ensure_cargo() {
     command -v cargo >/dev/null && return 0
     [[ -x "$HOME/.cargo/bin/cargo" ]] && { export PATH="$HOME/.cargo/bin:$PATH"; return 0; }
@@ -171,7 +214,8 @@ trap 'exit 130' INT TERM
 # ---- the run --------------------------------------------------------------
 
 phase_start setup
-if ensure_apt_packages && ensure_venv && ensure_java_jars && ensure_java_classes; then
+if ensure_apt_packages && ensure_venv && ensure_java_jars && ensure_java_classes \
+        && ensure_go_compat && ensure_node_modules; then
     phase_end ok
 else
     phase_end FAILED
