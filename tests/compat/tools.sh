@@ -64,7 +64,9 @@ fi
 # Class-data-sharing archives, one per tool class, made by the tool's first
 # run (for these jars): a short-lived tool then starts in half the time, and
 # the runner starts some forty of them per backend pair.
-CDS_DIR="$JAVA_DIR/cds-$(head -c 12 "$JAVA_DIR/lib.stamp" 2>/dev/null)"
+# An archive only fits the JVM and jars that made it (a stale one is ignored
+# silently, never remade), so both name its folder.
+CDS_DIR="$JAVA_DIR/cds-$({ cat "$JAVA_DIR/lib.stamp"; java -version 2>&1; } 2>/dev/null | sha256sum | head -c 12)"
 mkdir -p "$CDS_DIR"
 find "$JAVA_DIR" -maxdepth 1 -name 'cds-*' ! -path "$CDS_DIR" -exec rm -rf {} + 2>/dev/null
 
