@@ -45,7 +45,7 @@ while (($#)); do
         --compat-only) MODE=compat ;;
         --no-compat) MODE=nocompat ;;
         -h | --help) usage; exit 0 ;;
-        kcat | python | java | crash | go | node | pyclients)
+        kcat | python | java | crash | tools | connect | go | node | pyclients)
             [[ "$MODE" == compat ]] || { echo "test.sh: '$1' only goes after --compat-only" >&2; exit 2; }
             CLIENTS+=("$1") ;;
         *) echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
