@@ -262,7 +262,8 @@ def render(run_dir):
     w("```")
     w("")
     head = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "?"
-    w("This page: run `%s` (%s UTC), broker built from `%s` (plus any uncommitted changes of that work tree), "
+    w("This page: run `%s` (%s UTC), generated in a work tree at commit `%s` (the broker is whatever "
+      "binary the run was given, normally the debug build of that tree), "
       "backend pairs: %s. %d scenarios passed, %d failed, %d failed as known gaps (xfail)."
       % (os.path.basename(os.path.normpath(run_dir)),
          time.strftime("%Y-%m-%d %H:%M", time.gmtime(os.path.getmtime(os.path.join(run_dir, "results.txt")))),

@@ -19,7 +19,9 @@ var franzCodecs = map[string]kgo.CompressionCodec{
 	"zstd":   kgo.ZstdCompression(),
 }
 
-func ctxT() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), ioTimeout) }
+func ctxT() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), ioTimeout)
+}
 
 func runFranz(r *runner, boot string) {
 	base, err := kgo.NewClient(kgo.SeedBrokers(boot))

@@ -62,6 +62,8 @@ type runner struct {
 }
 
 func (r *runner) scenario(name string, body func() error) bool {
+	t0 := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "%s/%s/%s: %.2fs\n", r.client, r.label, name, time.Since(t0).Seconds()) }()
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {

@@ -26,6 +26,9 @@ func saramaConfig() *sarama.Config {
 	c.Net.DialTimeout = 10 * time.Second
 	c.Net.ReadTimeout = ioTimeout
 	c.Metadata.Retry.Backoff = 200 * time.Millisecond
+	// A consumer's Close waits out its fetch in flight: short fetch waits keep
+	// each read at ~0.1 s instead of ~0.6 s.
+	c.Consumer.MaxWaitTime = 100 * time.Millisecond
 	return c
 }
 
