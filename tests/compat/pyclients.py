@@ -105,7 +105,7 @@ class Scenarios:
         try:
             await asyncio.wait_for(fn(*args), 3 * TIMEOUT_S)
             err = None
-        except Exception as e:  # noqa: BLE001
+        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001
             err = "%s: %s" % (type(e).__name__, str(e).replace("\n", " ")[:600])
             if os.environ.get("COMPAT_DEBUG"):
                 traceback.print_exc()
@@ -628,9 +628,13 @@ def main(argv):
                     run_kafka_python(sc)
                 else:
                     asyncio.run(run_aiokafka(sc))
-            except Exception as e:  # noqa: BLE001 - a crash of the runner itself
+            except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - a crash of the runner itself
                 traceback.print_exc()
                 record("FAIL", "%s/run" % sc.prefix, "%s: %s" % (type(e).__name__, e))
+            except BaseException:
+                # SIGINT (run_all.sh's timeout) and the like: no broker is left behind.
+                broker.stop()
+                raise
             if not broker.running():
                 record("FAIL", "%s/broker-alive" % sc.prefix, "the broker died during the run")
             failed = FAILED and not failed_before
