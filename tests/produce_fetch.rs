@@ -3,11 +3,12 @@
 
 mod common;
 
-use common::{decode_records, record_batch, unique_topic, Backend, TestBroker, TestClient};
+use common::{
+    decode_records, produce, record_batch, unique_topic, Backend, TestBroker, TestClient,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -26,28 +27,6 @@ pub async fn create_topic(client: &mut TestClient, topic: &str, partitions: i32)
         panic!("not a CreateTopics response")
     };
     assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
-}
-
-/// Produces one batch to one partition; returns (error code, base offset).
-pub async fn produce(
-    client: &mut TestClient,
-    topic: &str,
-    partition: i32,
-    batch: bytes::Bytes,
-) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
-    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
-        panic!("not a Produce response")
-    };
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
 }
 
 pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {

@@ -156,7 +156,7 @@ async fn read_partition(
         .index_entries(topic.id, partition, fetch_offset, INDEX_ENTRIES_PER_READ)
         .await
         .map_err(|e| errors::catalog(&e))?;
-    let fetched = broker
+    let records = broker
         .reader
         .read(&entries, fetch_offset, budget)
         .await
@@ -164,7 +164,7 @@ async fn read_partition(
             tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, "fetch read failed");
             errors::storage(&e)
         })?;
-    Ok((offsets, fetched.records))
+    Ok((offsets, records))
 }
 
 async fn wait_for_change(watches: &mut [watch::Receiver<PartitionOffsets>], deadline: Instant) {

@@ -93,7 +93,7 @@ async fn lookup(
         .read(std::slice::from_ref(&entry), from, usize::MAX)
         .await
         .map_err(|e| errors::storage(&e))?;
-    let records = &fetched.records;
+    let records = &fetched;
     let ranges = batch::split(records).map_err(|_| ResponseError::CorruptMessage)?;
     for range in ranges {
         let bytes = &records[range];

@@ -20,7 +20,7 @@ pub mod writer;
 pub use error::StorageError;
 pub use metrics::Metrics;
 pub use producers::ProducerAppend;
-pub use reader::{FetchedRun, ObjectReader, ReadCacheConfig};
+pub use reader::{ObjectReader, ReadCacheConfig};
 pub use store::open_store;
 pub use watermarks::Watermarks;
 pub use writer::{Append, AppendOutcome, ObjectWriter, WriterConfig};

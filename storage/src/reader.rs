@@ -32,15 +32,6 @@ impl Default for ReadCacheConfig {
     }
 }
 
-/// What a fetch of one partition returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedRun {
-    /// Whole batches with their assigned base offsets.
-    pub records: Bytes,
-    /// Offset after the last batch returned.
-    pub next_offset: i64,
-}
-
 pub struct ObjectReader {
     store: Arc<dyn ObjectStore>,
     /// Whole objects by key.
@@ -88,15 +79,15 @@ impl ObjectReader {
     /// Reads whole batches of one partition starting with the batch that holds
     /// `from_offset`, following `entries` (consecutive index entries), until
     /// `max_bytes` would be exceeded. At least one batch is returned when any
-    /// exists, even if it is larger than `max_bytes`, as Kafka does.
+    /// exists, even if it is larger than `max_bytes`, as Kafka does. The batches
+    /// carry their assigned base offsets.
     pub async fn read(
         &self,
         entries: &[IndexEntry],
         from_offset: i64,
         max_bytes: usize,
-    ) -> Result<FetchedRun, StorageError> {
+    ) -> Result<Bytes, StorageError> {
         let mut out = BytesMut::new();
-        let mut next_offset = from_offset;
         'entries: for entry in entries {
             let run = self.run_bytes(entry).await?;
             let ranges = batch::split(&run).map_err(|e| corrupt(entry, &e.to_string()))?;
@@ -115,7 +106,6 @@ impl ObjectReader {
                 let at = out.len();
                 out.extend_from_slice(&run[range]);
                 batch::set_base_offset(&mut out[at..], batch_base);
-                next_offset = base_offset;
                 if out.len() >= max_bytes {
                     break 'entries;
                 }
@@ -124,10 +114,7 @@ impl ObjectReader {
                 return Err(corrupt(entry, "batches do not fill the entry's offsets"));
             }
         }
-        Ok(FetchedRun {
-            records: out.freeze(),
-            next_offset,
-        })
+        Ok(out.freeze())
     }
 }
 

@@ -191,14 +191,6 @@ impl ObjectWriter {
         Ok(outcome)
     }
 
-    /// Queues an append and waits for its outcome.
-    pub async fn append(&self, append: Append) -> AppendOutcome {
-        let outcome = self.submit(append).await.map_err(Arc::new)?;
-        outcome
-            .await
-            .unwrap_or_else(|_| Err(Arc::new(StorageError::ShuttingDown)))
-    }
-
     /// Seals what is buffered, waits until every queued append is committed and
     /// answered, and stops the write path. Appends queued afterwards fail with
     /// [`StorageError::ShuttingDown`].

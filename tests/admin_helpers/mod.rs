@@ -6,11 +6,13 @@
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_protocol::versions::advertised;
 
+// Not every test crate that includes these helpers produces.
+#[allow(unused_imports)]
+pub use crate::common::produce;
 use crate::common::TestClient;
 
 pub const TOPIC: i8 = 2;
@@ -41,28 +43,6 @@ pub fn name(topic: &str) -> TopicName {
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let api = advertised(key).expect("advertised");
     api.min..=api.max
-}
-
-/// (error code, base offset) of producing `batch` to one partition.
-pub async fn produce(
-    client: &mut TestClient,
-    topic: &str,
-    partition: i32,
-    batch: bytes::Bytes,
-) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
-        panic!("not a Produce response")
-    };
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
 }
 
 pub fn s(text: &str) -> StrBytes {

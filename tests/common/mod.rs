@@ -304,6 +304,31 @@ pub fn decode_records(mut records: Bytes) -> Vec<(i64, String, String)> {
         .collect()
 }
 
+/// (error code, base offset) of producing `batch` with acks=all to one
+/// partition, over Produce v9.
+pub async fn produce(
+    client: &mut TestClient,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+) -> (i16, i64) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
+        panic!("not a Produce response")
+    };
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
 pub fn unique_topic(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
