@@ -269,6 +269,137 @@ async fn fetch_honours_partition_max_bytes_but_returns_at_least_one_batch() {
     );
 }
 
+/// A fetch of `partitions` of `topic` from offset 0 with the given response
+/// `max_bytes` and per-partition limits; answers (offsets fetched, high
+/// watermark) per partition, in request order.
+async fn fetch_partitions(
+    client: &mut TestClient,
+    topic: &str,
+    max_bytes: i32,
+    partitions: &[(i32, i32)],
+) -> Vec<(Vec<i64>, i64)> {
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(partition, partition_max_bytes)| {
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(partition_max_bytes)
+                    })
+                    .collect(),
+            )]);
+    let ResponseKind::Fetch(response) = client.call(ApiKey::Fetch, 12, &request).await else {
+        panic!("not a Fetch response")
+    };
+    response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, 0, "partition {}", p.partition_index);
+            let offsets = decode_records(p.records.clone().unwrap())
+                .iter()
+                .map(|r| r.0)
+                .collect();
+            (offsets, p.high_watermark)
+        })
+        .collect()
+}
+
+fn range(from: i64, to: i64) -> Vec<i64> {
+    (from..to).collect()
+}
+
+/// Partition 0 is empty; partitions 1-3 hold three batches of 10 records, all
+/// of `batch` bytes. Kafka reads the partitions in order: the first one with
+/// data gets a batch even beyond the limits, later ones only whole batches
+/// that fit in both their own limit and what is left of the response's.
+#[tokio::test]
+async fn response_max_bytes_limits_later_partitions_to_whole_batches_that_fit() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("response-max-bytes");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 4).await;
+    let batch = record_batch(10, 0, 1, Compression::None);
+    let size = batch.len() as i32;
+    for partition in 1..4 {
+        for _ in 0..3 {
+            produce(&mut client, &topic, partition, batch.clone()).await;
+        }
+    }
+    let all = [(0, 1 << 20), (1, 1 << 20), (2, 1 << 20), (3, 1 << 20)];
+    let none = (Vec::new(), 30);
+
+    let answer = fetch_partitions(&mut client, &topic, 1, &all).await;
+    assert_eq!(
+        answer,
+        vec![
+            (Vec::new(), 0),
+            (range(0, 10), 30),
+            none.clone(),
+            none.clone()
+        ],
+        "only the first batch of the first partition with data"
+    );
+
+    let answer = fetch_partitions(&mut client, &topic, size * 5 / 2, &all).await;
+    assert_eq!(
+        answer,
+        vec![
+            (Vec::new(), 0),
+            (range(0, 20), 30),
+            none.clone(),
+            none.clone()
+        ],
+        "half a batch left is no batch for partition 2"
+    );
+
+    let answer = fetch_partitions(&mut client, &topic, size * 9 / 2, &all).await;
+    assert_eq!(
+        answer,
+        vec![
+            (Vec::new(), 0),
+            (range(0, 30), 30),
+            (range(0, 10), 30),
+            none.clone()
+        ]
+    );
+
+    let limits = [(1, 1), (2, 1), (3, 1 << 20)];
+    let answer = fetch_partitions(&mut client, &topic, 50 << 20, &limits).await;
+    assert_eq!(
+        answer,
+        vec![(range(0, 10), 30), none.clone(), (range(0, 30), 30)],
+        "a partition limit is exceeded only by the first partition with data"
+    );
+}
+
+/// More partitions than are read at once: the budget left for each is only
+/// known once those before it are settled.
+#[tokio::test]
+async fn response_max_bytes_holds_across_many_partitions_read_concurrently() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("many-partitions-max-bytes");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 20).await;
+    let batch = record_batch(10, 0, 1, Compression::None);
+    let size = batch.len() as i32;
+    for partition in 0..20 {
+        produce(&mut client, &topic, partition, batch.clone()).await;
+    }
+    let all: Vec<(i32, i32)> = (0..20).map(|p| (p, 1 << 20)).collect();
+    let answer = fetch_partitions(&mut client, &topic, size * 13 + size / 2, &all).await;
+    let mut expected = vec![(range(0, 10), 10); 13];
+    expected.extend(vec![(Vec::new(), 10); 7]);
+    assert_eq!(answer, expected);
+}
+
 #[tokio::test]
 async fn list_offsets_by_time_earliest_and_latest() {
     let broker = TestBroker::start(Backend::Embedded).await;

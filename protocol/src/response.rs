@@ -20,7 +20,7 @@ pub fn encode(
     version: i16,
     body: &ResponseKind,
 ) -> anyhow::Result<BytesMut> {
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(capacity_for(body, version));
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
@@ -29,6 +29,23 @@ pub fn encode(
     let length = i32::try_from(buf.len() - LENGTH_PREFIX_BYTES)?;
     buf[..LENGTH_PREFIX_BYTES].copy_from_slice(&length.to_be_bytes());
     Ok(buf)
+}
+
+/// Bytes to reserve for a response frame. A Fetch response carries megabytes of
+/// records; growing its buffer by doubling from a small start copies them
+/// about twice more and touches fresh pages at every step, so its exact size
+/// is computed first (a walk over the message, not over the records).
+fn capacity_for(body: &ResponseKind, version: i16) -> usize {
+    const SMALL_RESPONSE_BYTES: usize = 256;
+    /// Length prefix and the largest response header (correlation id and
+    /// empty tagged fields), with room to spare.
+    const HEADER_BYTES: usize = 16;
+    match body {
+        ResponseKind::Fetch(fetch) => fetch
+            .compute_size(version)
+            .map_or(SMALL_RESPONSE_BYTES, |size| size + HEADER_BYTES),
+        _ => SMALL_RESPONSE_BYTES,
+    }
 }
 
 /// The advertised API table as ApiVersions entries.
@@ -72,5 +89,30 @@ mod tests {
         assert_eq!(frame.get_i32(), 9, "correlation id");
         assert_eq!(frame.get_i16(), UNSUPPORTED_VERSION);
         assert_eq!(frame.get_i32() as usize, ADVERTISED.len());
+    }
+
+    #[test]
+    fn a_fetch_response_frame_is_allocated_once_at_its_size() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::FetchResponse;
+        let records = bytes::Bytes::from(vec![7u8; 100_000]);
+        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_partitions(vec![PartitionData::default().with_records(Some(records))])]);
+        for version in [4, 12] {
+            let frame = encode(
+                1,
+                ApiKey::Fetch,
+                version,
+                &ResponseKind::Fetch(body.clone()),
+            )
+            .unwrap();
+            assert!(frame.len() > 100_000);
+            assert!(
+                frame.capacity() - frame.len() <= 16,
+                "v{version}: {} bytes reserved for {}",
+                frame.capacity(),
+                frame.len()
+            );
+        }
     }
 }

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
+use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use streamhouse_metadata::{PartitionOffsets, Topic};
+use streamhouse_protocol::batch;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -19,6 +21,13 @@ use crate::{errors, Broker};
 /// Index entries read per partition per round; a partition with more data
 /// simply returns less and the client fetches again.
 const INDEX_ENTRIES_PER_READ: u32 = 64;
+
+/// Partitions of one fetch read at once. Each read may itself keep several
+/// GETs in flight (see `storage::reader`), and partitions of a catch-up read
+/// mostly share objects, so a handful is enough to overlap their catalog
+/// queries and GETs without letting one fetch of 1000 partitions flood the
+/// store.
+const PARTITION_READS_IN_FLIGHT: usize = 8;
 
 pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> FetchResponse {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
@@ -70,6 +79,23 @@ struct Round {
     has_error: bool,
 }
 
+/// One partition of the request, with its topic as resolved.
+struct Wanted<'a> {
+    topic: &'a Result<Option<Topic>, ResponseError>,
+    partition: &'a FetchPartition,
+}
+
+/// Reads every requested partition, several at once, and answers in request
+/// order with Kafka's byte limits.
+///
+/// Kafka reads partitions one after another: the first partition with data
+/// gets at least one batch even beyond the limits; every later one only the
+/// whole batches that fit in its `partition_max_bytes` and in what is left of
+/// the response's `max_bytes` (possibly none). Here each read starts with the
+/// budget the partitions settled before it left (an upper bound of its exact
+/// budget) and is trimmed to the exact one when its turn comes, which gives
+/// the same answer: a read with a larger budget returns a longer prefix of the
+/// same batches.
 async fn read_round(
     broker: &Broker,
     topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
@@ -80,22 +106,27 @@ async fn read_round(
         bytes: 0,
         has_error: false,
     };
-    for (wanted, topic) in topics {
-        let mut partitions = Vec::with_capacity(wanted.partitions.len());
-        for partition in &wanted.partitions {
-            let index = partition.partition;
-            let data = match topic {
-                Err(error) => Err(*error),
-                Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
-                    let budget = max_bytes
-                        .saturating_sub(round.bytes)
-                        .min(usize::try_from(partition.partition_max_bytes).unwrap_or(0));
-                    let skip = round.bytes > 0 && budget == 0;
-                    read_partition(broker, topic, index, partition.fetch_offset, budget, skip).await
-                }
-                Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
+    // Collected rather than chained: a closure-built iterator held across the
+    // awaits below makes the handler's future not provably `Send`.
+    let mut wanted = Vec::new();
+    for (fetch_topic, topic) in topics {
+        for partition in &fetch_topic.partitions {
+            wanted.push(Wanted { topic, partition });
+        }
+    }
+    let mut wanted = wanted.into_iter();
+    let mut reads = FuturesOrdered::new();
+    for next in wanted.by_ref().take(PARTITION_READS_IN_FLIGHT) {
+        reads.push_back(read_wanted(broker, next, max_bytes, 0));
+    }
+    for (fetch_topic, _) in topics {
+        let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
+        for partition in &fetch_topic.partitions {
+            let Some((index, read)) = reads.next().await else {
+                break;
             };
-            let data = match data {
+            let partition_max = usize::try_from(partition.partition_max_bytes).unwrap_or(0);
+            let data = match settle(read, max_bytes, round.bytes, partition_max) {
                 Ok((offsets, records)) => {
                     round.bytes += records.len();
                     PartitionData::default()
@@ -119,15 +150,97 @@ async fn read_round(
                     .with_aborted_transactions(Some(Vec::new()))
                     .with_preferred_read_replica(BrokerId(-1)),
             );
+            if let Some(next) = wanted.next() {
+                reads.push_back(read_wanted(broker, next, max_bytes, round.bytes));
+            }
         }
         round.responses.push(
             FetchableTopicResponse::default()
-                .with_topic(wanted.topic.clone())
-                .with_topic_id(wanted.topic_id)
+                .with_topic(fetch_topic.topic.clone())
+                .with_topic_id(fetch_topic.topic_id)
                 .with_partitions(partitions),
         );
     }
     round
+}
+
+/// A partition read with the budget left by `settled` bytes of the partitions
+/// before it whose reads are done; see [`read_round`].
+async fn read_wanted(
+    broker: &Broker,
+    wanted: Wanted<'_>,
+    max_bytes: usize,
+    settled: usize,
+) -> (i32, Read) {
+    let index = wanted.partition.partition;
+    let read = match wanted.topic {
+        Err(error) => Err(*error),
+        Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
+            let budget = max_bytes
+                .saturating_sub(settled)
+                .min(usize::try_from(wanted.partition.partition_max_bytes).unwrap_or(0));
+            let skip = settled > 0 && budget == 0;
+            read_partition(
+                broker,
+                topic,
+                index,
+                wanted.partition.fetch_offset,
+                budget,
+                skip,
+            )
+            .await
+        }
+        Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
+    };
+    (index, read)
+}
+
+/// A partition's offsets and the outcome of reading its records.
+type Read = Result<(PartitionOffsets, Result<Bytes, ResponseError>), ResponseError>;
+
+/// A partition's answer once the `before` bytes of the partitions ahead of it
+/// in the response are known: Kafka's limits applied exactly.
+fn settle(
+    read: Read,
+    max_bytes: usize,
+    before: usize,
+    partition_max_bytes: usize,
+) -> Result<(PartitionOffsets, Bytes), ResponseError> {
+    let (offsets, records) = read?;
+    if before == 0 {
+        // Nothing settled before it, so it was read with its exact budget and
+        // the first batch rule applies.
+        return Ok((offsets, records?));
+    }
+    let left = max_bytes.saturating_sub(before);
+    if left == 0 {
+        // Kafka does not read it at all; neither does its failure count.
+        return Ok((offsets, Bytes::new()));
+    }
+    Ok((
+        offsets,
+        whole_batches_within(records?, left.min(partition_max_bytes)),
+    ))
+}
+
+/// The longest run of whole batches at the start of `records` that fits in
+/// `budget` bytes.
+fn whole_batches_within(records: Bytes, budget: usize) -> Bytes {
+    if records.len() <= budget {
+        return records;
+    }
+    // The reader returns whole batches it has split already; a failure here
+    // cannot happen, and answering nothing is the safe reading of one.
+    let Ok(ranges) = batch::split(&records) else {
+        return Bytes::new();
+    };
+    let end = ranges
+        .iter()
+        .map(|range| range.end)
+        .take_while(|end| *end <= budget)
+        .last()
+        .unwrap_or(0);
+    records.slice(..end)
 }
 
 /// Reads one partition. Offsets outside `log start ..= high watermark` are out
@@ -139,7 +252,7 @@ async fn read_partition(
     fetch_offset: i64,
     budget: usize,
     skip: bool,
-) -> Result<(PartitionOffsets, Bytes), ResponseError> {
+) -> Read {
     let offsets = match broker.watermarks.get(topic.id, partition).await {
         Ok(Some(offsets)) => offsets,
         Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
@@ -149,21 +262,23 @@ async fn read_partition(
         return Err(ResponseError::OffsetOutOfRange);
     }
     if fetch_offset == offsets.high_watermark || skip {
-        return Ok((offsets, Bytes::new()));
+        return Ok((offsets, Ok(Bytes::new())));
     }
-    let entries = broker
+    let records = match broker
         .catalog
         .index_entries(topic.id, partition, fetch_offset, INDEX_ENTRIES_PER_READ)
         .await
-        .map_err(|e| errors::catalog(&e))?;
-    let records = broker
-        .reader
-        .read(&entries, fetch_offset, budget)
-        .await
-        .map_err(|e| {
-            tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, "fetch read failed");
-            errors::storage(&e)
-        })?;
+    {
+        Ok(entries) => broker
+            .reader
+            .read(&entries, fetch_offset, budget)
+            .await
+            .map_err(|e| {
+                tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, "fetch read failed");
+                errors::storage(&e)
+            }),
+        Err(e) => Err(errors::catalog(&e)),
+    };
     Ok((offsets, records))
 }
 
