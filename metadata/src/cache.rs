@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use moka::future::Cache;
 
 use crate::{
-    Catalog, IndexEntry, NewObject, NewTopic, PartitionOffsets, Result, RunAppend, RunOutcome,
-    Topic, TopicId,
+    Catalog, IndexEntry, NewTopic, ObjectCommit, PartitionOffsets, Result, RunOutcome, Topic,
+    TopicId,
 };
 
 /// Bound on cached topics per index (by name, by id).
@@ -169,15 +169,12 @@ impl<C: Catalog> Catalog for CachedCatalog<C> {
         self.inner.partition_offsets(topic, partition).await
     }
 
-    async fn commit_object(
-        &self,
-        object: &NewObject,
-        runs: &[RunAppend],
-    ) -> Result<Vec<RunOutcome>> {
-        let outcomes = self.inner.commit_object(object, runs).await?;
+    async fn commit_objects(&self, commits: &[ObjectCommit]) -> Result<Vec<Vec<RunOutcome>>> {
+        let outcomes = self.inner.commit_objects(commits).await?;
         // A run for a vanished partition means its topic was deleted (by another
         // agent, or we would have forgotten it already): stop serving it.
-        for (run, outcome) in runs.iter().zip(&outcomes) {
+        let runs = commits.iter().flat_map(|commit| &commit.runs);
+        for (run, outcome) in runs.zip(outcomes.iter().flatten()) {
             if *outcome == RunOutcome::UnknownPartition {
                 self.forget_id(run.topic).await;
             }

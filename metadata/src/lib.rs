@@ -9,7 +9,7 @@
 //!
 //! Invariants worth naming:
 //! - `high_watermark` of a partition only grows, and only inside
-//!   [`Catalog::commit_object`], in the same transaction that inserts the index
+//!   [`Catalog::commit_objects`], in the same transaction that inserts the index
 //!   rows covering the new offsets. A reader never sees offsets without data.
 //! - Index entries of one partition never overlap and leave no gaps between
 //!   `log_start_offset` and `high_watermark`.
@@ -24,7 +24,8 @@ pub mod sql;
 pub use cache::CachedCatalog;
 pub use error::{CatalogError, Result};
 pub use model::{
-    IndexEntry, NewObject, NewTopic, PartitionOffsets, RunAppend, RunOutcome, Topic, TopicId,
+    IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets, RunAppend, RunOutcome, Topic,
+    TopicId,
 };
 pub use sql::{Backend, SqlCatalog};
 
@@ -77,16 +78,30 @@ pub trait Catalog: Send + Sync + 'static {
         partition: i32,
     ) -> Result<Option<PartitionOffsets>>;
 
-    /// Records an uploaded object and appends its runs to their partitions, in ONE
-    /// transaction: either every run of the object is in the index with its offsets
-    /// assigned, or none is. Runs are applied in the order given (callers sort them
-    /// by topic and partition so that concurrent committers lock rows in the same
-    /// order). The outcome at index `i` belongs to `runs[i]`.
+    /// Records uploaded objects and appends their runs to their partitions, in ONE
+    /// transaction: either every run of every object is in the index with its
+    /// offsets assigned, or none is. Objects are applied in the order given and
+    /// each object's runs in their order, so a partition's runs get ascending
+    /// offsets in that order (callers sort each object's runs by topic and
+    /// partition). The outcome at `[i][j]` belongs to `commits[i].runs[j]`.
+    ///
+    /// Several objects in one call is the write path's group commit: one
+    /// transaction's fixed cost shared by every object uploaded meanwhile.
+    async fn commit_objects(&self, commits: &[ObjectCommit]) -> Result<Vec<Vec<RunOutcome>>>;
+
+    /// [`Catalog::commit_objects`] of a single object.
     async fn commit_object(
         &self,
         object: &NewObject,
         runs: &[RunAppend],
-    ) -> Result<Vec<RunOutcome>>;
+    ) -> Result<Vec<RunOutcome>> {
+        let commit = ObjectCommit {
+            object: object.clone(),
+            runs: runs.to_vec(),
+        };
+        let mut outcomes = self.commit_objects(&[commit]).await?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
 
     /// Index entries of a partition whose `last_offset >= from_offset`, in offset
     /// order, at most `limit` of them. One indexed query; never a scan of history.

@@ -59,6 +59,14 @@ pub struct RunAppend {
     pub producer_batches: Vec<crate::producers::NewProducerBatch>,
 }
 
+/// An uploaded object and the runs it holds, as committed by
+/// [`crate::Catalog::commit_objects`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectCommit {
+    pub object: NewObject,
+    pub runs: Vec<RunAppend>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunOutcome {
     /// The run now holds offsets `base_offset ..= base_offset + record_offsets - 1`.

@@ -88,6 +88,7 @@ pub struct Metrics {
     pub store_other_requests: AtomicU64,
     pub catalog_commit_latency: Latency,
     pub objects_sealed: AtomicU64,
+    pub objects_committed: AtomicU64,
     pub batches_appended: AtomicU64,
 }
 
@@ -105,6 +106,8 @@ impl Metrics {
                 &self.store_other_requests,
             ),
             ("streamhouse_objects_sealed_total", &self.objects_sealed),
+            // Divided by the commit latency's count: objects per group commit.
+            ("streamhouse_objects_committed_total", &self.objects_committed),
             ("streamhouse_batches_appended_total", &self.batches_appended),
         ];
         for (name, counter) in counters {

@@ -10,7 +10,9 @@
 //!    pressure instead of unbounded memory);
 //! 3. the committer commits sealed objects strictly in seal order, so a producer's
 //!    pipelined batches keep their order in every partition, then answers waiters,
-//!    warms the read cache and wakes fetches.
+//!    warms the read cache and wakes fetches. Objects whose uploads finished
+//!    while it was busy are committed together in one transaction (group
+//!    commit), so a slow catalog costs latency but not throughput.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +23,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_metadata::producers::NewProducerBatch;
-use streamhouse_metadata::{Catalog, NewObject, RunAppend, RunOutcome, TopicId};
+use streamhouse_metadata::{Catalog, NewObject, ObjectCommit, RunAppend, RunOutcome, TopicId};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -399,47 +401,114 @@ async fn commit_in_order(
     failures: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(sealed) = sealed_rx.recv().await {
-        if sealed.generation < failures.load(Ordering::Acquire) {
-            sealed.upload.abort();
-            fail_all(sealed.runs, &Arc::new(StorageError::EarlierWriteFailed));
-            continue;
-        }
-        let uploaded = match sealed.upload.await {
-            Ok(result) => result.map_err(StorageError::Store),
-            Err(join) => Err(StorageError::CorruptObject {
-                key: sealed.key.to_string(),
-                reason: format!("upload task failed: {join}"),
-            }),
+    let mut waiting: Option<SealedObject> = None;
+    loop {
+        let first = match waiting.take() {
+            Some(sealed) => sealed,
+            None => match sealed_rx.recv().await {
+                Some(sealed) => sealed,
+                None => break,
+            },
         };
-        if let Err(e) = uploaded {
+        let mut group = Vec::new();
+        group.extend(settle_upload(first, &failures).await);
+        // Group commit: the objects behind it whose uploads have finished too
+        // (they did while we waited, or while the previous commit ran) share its
+        // transaction. The first unfinished one waits for the next round, so
+        // commits stay in seal order.
+        loop {
+            match sealed_rx.try_recv() {
+                Ok(sealed) if sealed.upload.is_finished() => {
+                    group.extend(settle_upload(sealed, &failures).await);
+                }
+                Ok(sealed) => {
+                    waiting = Some(sealed);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            commit_group(group, &*catalog, &watermarks, &reader, &failures, &metrics).await;
+        }
+    }
+}
+
+/// Waits for an object's upload. `None` (its producers answered with the error)
+/// if the upload failed, or if an earlier object failed after this one was
+/// started: its idempotence checks counted on batches that never landed.
+async fn settle_upload(mut sealed: SealedObject, failures: &AtomicU64) -> Option<SealedObject> {
+    if sealed.generation < failures.load(Ordering::Acquire) {
+        sealed.upload.abort();
+        fail_all(sealed.runs, &Arc::new(StorageError::EarlierWriteFailed));
+        return None;
+    }
+    let uploaded = match (&mut sealed.upload).await {
+        Ok(result) => result.map_err(StorageError::Store),
+        Err(join) => Err(StorageError::CorruptObject {
+            key: sealed.key.to_string(),
+            reason: format!("upload task failed: {join}"),
+        }),
+    };
+    match uploaded {
+        Ok(()) => Some(sealed),
+        Err(e) => {
             tracing::error!(key = %sealed.key, error = %e, "object upload failed; producers get an error");
             failures.fetch_add(1, Ordering::AcqRel);
             fail_all(sealed.runs, &Arc::new(e));
-            continue;
+            None
         }
-        let object = NewObject {
-            key: sealed.key.to_string(),
-            size_bytes: sealed.bytes.len() as i64,
-        };
-        let appends: Vec<RunAppend> = sealed.runs.iter().map(|r| r.append.clone()).collect();
-        let started = std::time::Instant::now();
-        let committed = catalog.commit_object(&object, &appends).await;
-        metrics.catalog_commit_latency.record(started.elapsed());
-        let outcomes = match committed {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                tracing::error!(key = %sealed.key, error = %e, "catalog commit failed; producers get an error");
-                failures.fetch_add(1, Ordering::AcqRel);
-                fail_all(sealed.runs, &Arc::new(StorageError::Catalog(e)));
-                continue;
+    }
+}
+
+/// Commits uploaded objects in one catalog transaction, then answers their
+/// producers, caches the objects and wakes fetches.
+async fn commit_group(
+    group: Vec<SealedObject>,
+    catalog: &dyn Catalog,
+    watermarks: &Watermarks,
+    reader: &ObjectReader,
+    failures: &AtomicU64,
+    metrics: &Metrics,
+) {
+    let commits: Vec<ObjectCommit> = group
+        .iter()
+        .map(|sealed| ObjectCommit {
+            object: NewObject {
+                key: sealed.key.to_string(),
+                size_bytes: sealed.bytes.len() as i64,
+            },
+            runs: sealed.runs.iter().map(|r| r.append.clone()).collect(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let committed = catalog.commit_objects(&commits).await;
+    metrics.catalog_commit_latency.record(started.elapsed());
+    let outcomes = match committed {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::error!(objects = group.len(), error = %e, "catalog commit failed; producers get an error");
+            failures.fetch_add(1, Ordering::AcqRel);
+            let e = Arc::new(StorageError::Catalog(e));
+            for sealed in group {
+                fail_all(sealed.runs, &e);
             }
-        };
-        let mut committed = Vec::with_capacity(outcomes.len());
+            return;
+        }
+    };
+    metrics
+        .objects_committed
+        .fetch_add(group.len() as u64, Ordering::Relaxed);
+    for (sealed, outcomes) in group.into_iter().zip(outcomes) {
+        let mut advanced = Vec::with_capacity(outcomes.len());
         for (run, outcome) in sealed.runs.into_iter().zip(outcomes) {
             match outcome {
                 RunOutcome::Appended { base_offset } => {
-                    committed.push((run.append.clone(), base_offset));
+                    advanced.push((
+                        run.append.topic,
+                        run.append.partition,
+                        base_offset + run.append.record_offsets,
+                    ));
                     for waiter in run.waiters {
                         let offset = base_offset + waiter.offset_in_run;
                         waiter.finish(Ok(offset));
@@ -453,11 +522,11 @@ async fn commit_in_order(
                 }
             }
         }
-        reader.cache_committed(&object.key, &sealed.bytes).await;
-        for (run, base_offset) in committed {
-            watermarks
-                .advance(run.topic, run.partition, base_offset + run.record_offsets)
-                .await;
+        reader
+            .cache_committed(sealed.key.as_ref(), &sealed.bytes)
+            .await;
+        for (topic, partition, high_watermark) in advanced {
+            watermarks.advance(topic, partition, high_watermark).await;
         }
     }
 }

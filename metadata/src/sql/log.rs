@@ -1,30 +1,11 @@
-//! The partitions' logs: committing objects (which assigns offsets) and reading the
-//! offset index back.
+//! The partitions' logs: their offsets and the offset index, read back. Writing
+//! them is `commit.rs`.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
-use super::rows::{get, index_entry, now_ms};
-use super::SqlCatalog;
-use crate::{
-    CatalogError, IndexEntry, NewObject, PartitionOffsets, Result, RunAppend, RunOutcome, TopicId,
-};
-
-/// Advances the high watermark by a run's offsets and returns the new one. On
-/// PostgreSQL the row lock it takes is held to the end of the transaction, so
-/// concurrent committers of one partition take turns; on SQLite the transaction
-/// holds the database's write lock already.
-const ADVANCE_PARTITION: &str = "\
-    UPDATE partitions \
-    SET next_offset = next_offset + $1, \
-        max_timestamp = CASE WHEN max_timestamp > $2 THEN max_timestamp ELSE $2 END \
-    WHERE topic_id = $3 AND partition_index = $4 \
-    RETURNING next_offset, max_timestamp";
-
-const INSERT_INDEX_ENTRY: &str = "\
-    INSERT INTO index_entries (topic_id, partition_index, base_offset, last_offset, \
-        object_id, position, length, max_timestamp, running_max_timestamp) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+use super::rows::{get, index_entry};
+use crate::{CatalogError, IndexEntry, PartitionOffsets, Result, RunAppend, TopicId};
 
 /// Index entries with the key of their object, limited to what lies at or above the
 /// partition's log start. Entries never overlap, so ordering by `last_offset` is
@@ -67,68 +48,6 @@ pub(super) fn check_runs(runs: &[RunAppend]) -> Result<()> {
         ))),
         None => Ok(()),
     }
-}
-
-pub(super) async fn commit_object(
-    catalog: &SqlCatalog,
-    object: &NewObject,
-    runs: &[RunAppend],
-) -> Result<Vec<RunOutcome>> {
-    let mut tx = catalog.begin_write().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO objects (key, size_bytes, state, created_at_ms) \
-         VALUES ($1, $2, 'live', $3) RETURNING id",
-    )
-    .bind(object.key.as_str())
-    .bind(object.size_bytes)
-    .bind(now_ms())
-    .fetch_one(&mut *tx)
-    .await?;
-    let object_id: i64 = get(&inserted, "id")?;
-
-    let mut outcomes = Vec::with_capacity(runs.len());
-    for run in runs {
-        let topic = run.topic.to_string();
-        let advanced = sqlx::query(ADVANCE_PARTITION)
-            .bind(run.record_offsets)
-            .bind(run.max_timestamp)
-            .bind(topic.as_str())
-            .bind(i64::from(run.partition))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(advanced) = advanced else {
-            outcomes.push(RunOutcome::UnknownPartition);
-            continue;
-        };
-        let next_offset: i64 = get(&advanced, "next_offset")?;
-        let running_max_timestamp: i64 = get(&advanced, "max_timestamp")?;
-        let base_offset = next_offset - run.record_offsets;
-        sqlx::query(INSERT_INDEX_ENTRY)
-            .bind(topic.as_str())
-            .bind(i64::from(run.partition))
-            .bind(base_offset)
-            .bind(next_offset - 1)
-            .bind(object_id)
-            .bind(run.position)
-            .bind(run.length)
-            .bind(run.max_timestamp)
-            .bind(running_max_timestamp)
-            .execute(&mut *tx)
-            .await?;
-        if !run.producer_batches.is_empty() {
-            super::producers::record_batches(
-                &mut tx,
-                &topic,
-                run.partition,
-                base_offset,
-                &run.producer_batches,
-            )
-            .await?;
-        }
-        outcomes.push(RunOutcome::Appended { base_offset });
-    }
-    tx.commit().await?;
-    Ok(outcomes)
 }
 
 pub(super) async fn partition_offsets<'e, E>(

@@ -9,6 +9,7 @@
 
 mod admin;
 mod cluster;
+mod commit;
 mod connect;
 mod groups;
 mod log;
@@ -25,8 +26,8 @@ use sqlx::{Any, AnyPool, Transaction};
 pub use admin::ConfigUpdate;
 
 use crate::{
-    Catalog, IndexEntry, NewObject, NewTopic, PartitionOffsets, Result, RunAppend, RunOutcome,
-    Topic, TopicId,
+    Catalog, IndexEntry, NewTopic, ObjectCommit, PartitionOffsets, Result, RunOutcome, Topic,
+    TopicId,
 };
 
 /// Which database a [`SqlCatalog`] talks to.
@@ -162,13 +163,11 @@ impl Catalog for SqlCatalog {
         .await
     }
 
-    async fn commit_object(
-        &self,
-        object: &NewObject,
-        runs: &[RunAppend],
-    ) -> Result<Vec<RunOutcome>> {
-        log::check_runs(runs)?;
-        self.retrying("commit_object", || log::commit_object(self, object, runs))
+    async fn commit_objects(&self, commits: &[ObjectCommit]) -> Result<Vec<Vec<RunOutcome>>> {
+        for commit in commits {
+            log::check_runs(&commit.runs)?;
+        }
+        self.retrying("commit_objects", || commit::commit_objects(self, commits))
             .await
     }
 

@@ -4,7 +4,7 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use super::rows::{get, now_ms};
 use super::SqlCatalog;
-use crate::producers::{NewProducerBatch, ProducerBatch, ProducerIdentity, RECENT_BATCHES_KEPT};
+use crate::producers::{ProducerBatch, ProducerIdentity, RECENT_BATCHES_KEPT};
 use crate::{CatalogError, Result, TopicId};
 
 /// Kafka gives a producer a new id rather than let its epoch reach the maximum.
@@ -110,50 +110,4 @@ pub(super) async fn recent_batches(
 
 fn narrow<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T> {
     T::try_from(value).map_err(|_| CatalogError::Corrupt(format!("{what} {value} out of range")))
-}
-
-/// Records a run's idempotent batches (inside the commit's transaction) and
-/// forgets all but the newest few of each producer on the partition.
-pub(super) async fn record_batches(
-    tx: &mut Transaction<'static, Any>,
-    topic: &str,
-    partition: i32,
-    run_base_offset: i64,
-    batches: &[NewProducerBatch],
-) -> Result<()> {
-    for batch in batches {
-        sqlx::query(
-            "INSERT INTO producer_batches (topic_id, partition_index, producer_id, epoch, \
-             first_sequence, last_sequence, base_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(topic)
-        .bind(i64::from(partition))
-        .bind(batch.producer_id)
-        .bind(i64::from(batch.epoch))
-        .bind(i64::from(batch.first_sequence))
-        .bind(i64::from(batch.last_sequence))
-        .bind(run_base_offset + batch.offset_in_run)
-        .execute(&mut **tx)
-        .await?;
-    }
-    let mut producers: Vec<i64> = batches.iter().map(|b| b.producer_id).collect();
-    producers.sort_unstable();
-    producers.dedup();
-    for producer_id in producers {
-        sqlx::query(
-            "DELETE FROM producer_batches \
-             WHERE topic_id = $1 AND partition_index = $2 AND producer_id = $3 \
-               AND base_offset < (SELECT MIN(base_offset) FROM ( \
-                   SELECT base_offset FROM producer_batches \
-                   WHERE topic_id = $1 AND partition_index = $2 AND producer_id = $3 \
-                   ORDER BY base_offset DESC LIMIT $4) AS newest)",
-        )
-        .bind(topic)
-        .bind(i64::from(partition))
-        .bind(producer_id)
-        .bind(RECENT_BATCHES_KEPT as i64)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use streamhouse_metadata::{
-    Catalog, CatalogError, IndexEntry, NewObject, NewTopic, PartitionOffsets, RunAppend,
-    RunOutcome, Topic, TopicId,
+    Catalog, CatalogError, IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets,
+    RunAppend, RunOutcome, Topic, TopicId,
 };
 
 // The consumer-group cases live in their own file; the macro finds them here.
@@ -583,5 +583,108 @@ pub async fn producer_batches_are_recorded_with_their_offsets_newest_five_kept(
             .await
             .unwrap(),
         vec![]
+    );
+}
+
+/// The write path's group commit: several objects in one transaction get their
+/// offsets in object order, the index's running max timestamp carries across
+/// them, and the producer windows are trimmed over the whole group.
+pub async fn objects_committed_together_get_offsets_in_order(catalog: &dyn Catalog) {
+    use streamhouse_metadata::producers::NewProducerBatch;
+    let topic = create(catalog, "grouped", 2).await;
+    let doomed = create(catalog, "doomed", 1).await;
+    catalog.delete_topic("doomed").await.unwrap();
+    let producer = catalog.init_producer(None).await.unwrap();
+    let idempotent = |position: i64, sequence: i32| {
+        let mut append = run_at(&topic, 0, position, 2, 5_000);
+        append.producer_batches = vec![NewProducerBatch {
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
+            first_sequence: sequence,
+            last_sequence: sequence + 1,
+            offset_in_run: 0,
+        }];
+        append
+    };
+    let commits = vec![
+        ObjectCommit {
+            object: object("g1"),
+            runs: vec![idempotent(0, 0), run_at(&topic, 1, 200, 3, 9_000)],
+        },
+        ObjectCommit {
+            object: object("g2"),
+            runs: vec![idempotent(0, 2), run_at(&doomed, 0, 200, 1, 1)],
+        },
+        ObjectCommit {
+            object: object("g3"),
+            runs: (0..5)
+                .map(|i| idempotent(i * 200, 4 + 2 * i as i32))
+                .chain([run_at(&topic, 1, 2_000, 1, 7_000)])
+                .collect(),
+        },
+    ];
+    let outcomes = catalog.commit_objects(&commits).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            vec![appended(0), appended(0)],
+            vec![appended(2), RunOutcome::UnknownPartition],
+            vec![
+                appended(4),
+                appended(6),
+                appended(8),
+                appended(10),
+                appended(12),
+                appended(3)
+            ],
+        ]
+    );
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 0).await.unwrap(),
+        offsets(0, 14)
+    );
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 1).await.unwrap(),
+        offsets(0, 4)
+    );
+    let p1 = all_entries(catalog, topic.id, 1).await;
+    assert_eq!(
+        p1,
+        vec![
+            entry(0, 2, "g1", 200, 9_000),
+            entry(3, 3, "g3", 2_000, 7_000)
+        ]
+    );
+    // The second entry's own timestamp is lower, but the running maximum keeps
+    // the lookup for 8,000 on the first.
+    let found = catalog
+        .first_entry_at_or_after_timestamp(topic.id, 1, 8_000)
+        .await
+        .unwrap();
+    assert_eq!(found, Some(entry(0, 2, "g1", 200, 9_000)));
+    let kept: Vec<i64> = catalog
+        .producer_batches(topic.id, 0, producer.producer_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|batch| batch.base_offset)
+        .collect();
+    assert_eq!(kept, vec![4, 6, 8, 10, 12]);
+
+    // One bad object (a key already used) fails the whole group.
+    let failing = vec![
+        ObjectCommit {
+            object: object("g4"),
+            runs: vec![run(&topic, 1, 0, 1)],
+        },
+        ObjectCommit {
+            object: object("g1"),
+            runs: vec![run(&topic, 1, 0, 1)],
+        },
+    ];
+    assert!(catalog.commit_objects(&failing).await.is_err());
+    assert_eq!(
+        catalog.partition_offsets(topic.id, 1).await.unwrap(),
+        offsets(0, 4)
     );
 }

@@ -25,6 +25,7 @@ macro_rules! conformance_tests {
             commits_assign_contiguous_offsets_across_runs_and_objects,
             one_object_holds_runs_of_several_partitions_and_topics,
             runs_for_missing_partitions_are_reported_while_the_rest_commit,
+            objects_committed_together_get_offsets_in_order,
             a_failed_commit_appends_nothing,
             invalid_requests_are_refused,
             index_entries_start_at_the_entry_holding_the_offset,
