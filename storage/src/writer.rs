@@ -4,7 +4,9 @@
 //!
 //! Three stages run concurrently:
 //! 1. the packer task owns the open object and seals it when it reaches
-//!    `flush_bytes` or when its first batch is `flush_interval` old;
+//!    `flush_bytes`, when its first batch is `flush_interval` old, or (with
+//!    `seal_when_idle`) as soon as no earlier object is uploading or
+//!    committing;
 //! 2. each sealed object uploads in its own task, at most `max_inflight_uploads`
 //!    at once (a full pipeline stops the packer, which stops producers: back
 //!    pressure instead of unbounded memory);
@@ -15,7 +17,7 @@
 //!    commit), so a slow catalog costs latency but not throughput.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_metadata::producers::NewProducerBatch;
 use streamhouse_metadata::{Catalog, NewObject, ObjectCommit, RunAppend, RunOutcome, TopicId};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -42,6 +44,18 @@ pub struct WriterConfig {
     pub flush_interval: Duration,
     /// Sealed objects uploading at once.
     pub max_inflight_uploads: usize,
+    /// Seal the open object at once when no earlier object is still uploading
+    /// or committing, instead of waiting for `flush_interval`.
+    ///
+    /// Why: a producer that waits for its acknowledgements (every Kafka
+    /// producer, within its in-flight limit) otherwise pays the whole interval
+    /// on every round trip, which caps its throughput at its in-flight bytes
+    /// per (interval + PUT + commit). Sealing when idle makes the round trip
+    /// PUT + commit; while an object is in flight the next one fills, so under
+    /// load objects still grow and the interval still bounds the wait. The cost:
+    /// up to one PUT per (PUT + commit) time while idle, against one per
+    /// interval.
+    pub seal_when_idle: bool,
 }
 
 impl Default for WriterConfig {
@@ -50,6 +64,7 @@ impl Default for WriterConfig {
             flush_bytes: 4 * 1024 * 1024,
             flush_interval: Duration::from_millis(10),
             max_inflight_uploads: 4,
+            seal_when_idle: true,
         }
     }
 }
@@ -110,6 +125,7 @@ struct Packer {
     failures: Arc<AtomicU64>,
     catalog: Arc<dyn Catalog>,
     metrics: Arc<Metrics>,
+    pipeline: Arc<Pipeline>,
 }
 
 struct SealedRun {
@@ -129,6 +145,31 @@ struct SealedObject {
 }
 
 type Submission = (Append, oneshot::Sender<AppendOutcome>);
+
+/// Objects between seal and the end of their commit, shared by the packer
+/// (which counts them in) and the committer (which counts them out).
+#[derive(Default)]
+struct Pipeline {
+    busy: AtomicUsize,
+    /// Signalled when `busy` drops to zero.
+    idle: Notify,
+}
+
+impl Pipeline {
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
+    fn sealed(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn finished(&self, objects: usize) {
+        if objects > 0 && self.busy.fetch_sub(objects, Ordering::AcqRel) == objects {
+            self.idle.notify_one();
+        }
+    }
+}
 
 /// Handle to the agent's write path. Cheap to share behind an `Arc`.
 pub struct ObjectWriter {
@@ -151,8 +192,10 @@ impl ObjectWriter {
         let (sealed_tx, sealed_rx) = mpsc::channel(config.max_inflight_uploads.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
         let failures = Arc::new(AtomicU64::new(0));
+        let pipeline = Arc::new(Pipeline::default());
         let committer = tokio::spawn(commit_in_order(
             sealed_rx,
+            Arc::clone(&pipeline),
             Arc::clone(&catalog),
             watermarks,
             reader,
@@ -168,6 +211,7 @@ impl ObjectWriter {
             failures,
             catalog,
             metrics,
+            pipeline,
         };
         let packer = tokio::spawn(pack(
             packer, rx, stop_rx, sealed_tx, store, config, committer,
@@ -217,12 +261,20 @@ async fn pack(
     committer: JoinHandle<()>,
 ) {
     let mut deadline: Option<Instant> = None;
+    let pipeline = Arc::clone(&packer.pipeline);
     loop {
         let submission = tokio::select! {
             next = rx.recv() => next,
             _ = sleep_until(deadline) => {
                 packer.seal(&sealed_tx, &store).await;
                 deadline = None;
+                continue;
+            }
+            _ = pipeline.idle.notified(), if config.seal_when_idle && !packer.open.is_empty() => {
+                if pipeline.is_idle() {
+                    packer.seal(&sealed_tx, &store).await;
+                    deadline = None;
+                }
                 continue;
             }
             _ = &mut stop => {
@@ -238,7 +290,10 @@ async fn pack(
             break;
         };
         packer.add(append, reply).await;
-        if packer.open_bytes >= config.flush_bytes {
+        // Appends already queued join this object before an idle seal, so
+        // requests that arrive together share one PUT.
+        let idle_seal = config.seal_when_idle && rx.is_empty() && pipeline.is_idle();
+        if packer.open_bytes >= config.flush_bytes || (idle_seal && !packer.open.is_empty()) {
             packer.seal(&sealed_tx, &store).await;
             deadline = None;
         } else if deadline.is_none() && !packer.open.is_empty() {
@@ -387,7 +442,9 @@ impl Packer {
             runs,
             upload,
         };
+        self.pipeline.sealed();
         if let Err(mpsc::error::SendError(sealed)) = sealed_tx.send(sealed).await {
+            self.pipeline.finished(1);
             fail_all(sealed.runs, &Arc::new(StorageError::ShuttingDown));
         }
     }
@@ -395,6 +452,7 @@ impl Packer {
 
 async fn commit_in_order(
     mut sealed_rx: mpsc::Receiver<SealedObject>,
+    pipeline: Arc<Pipeline>,
     catalog: Arc<dyn Catalog>,
     watermarks: Arc<Watermarks>,
     reader: Arc<ObjectReader>,
@@ -411,6 +469,7 @@ async fn commit_in_order(
             },
         };
         let mut group = Vec::new();
+        let mut taken = 1;
         group.extend(settle_upload(first, &failures).await);
         // Group commit: the objects behind it whose uploads have finished too
         // (they did while we waited, or while the previous commit ran) share its
@@ -419,6 +478,7 @@ async fn commit_in_order(
         loop {
             match sealed_rx.try_recv() {
                 Ok(sealed) if sealed.upload.is_finished() => {
+                    taken += 1;
                     group.extend(settle_upload(sealed, &failures).await);
                 }
                 Ok(sealed) => {
@@ -431,6 +491,7 @@ async fn commit_in_order(
         if !group.is_empty() {
             commit_group(group, &*catalog, &watermarks, &reader, &failures, &metrics).await;
         }
+        pipeline.finished(taken);
     }
 }
 

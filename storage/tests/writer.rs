@@ -1,0 +1,257 @@
+//! The write path's sealing and commit policies, against a SQLite catalog and an
+//! in-memory store whose PUTs a test can hold back.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use streamhouse_metadata::{Catalog, NewTopic, TopicId};
+use streamhouse_storage::instrumented::InstrumentedStore;
+use streamhouse_storage::{
+    Append, AppendOutcome, Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks,
+    WriterConfig,
+};
+use tokio::sync::{oneshot, Semaphore};
+
+/// An in-memory store whose first PUT waits until the test adds a permit.
+struct GatedStore {
+    inner: InMemory,
+    first_put: Semaphore,
+    puts_started: std::sync::atomic::AtomicUsize,
+}
+
+impl fmt::Display for GatedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GatedStore")
+    }
+}
+
+impl fmt::Debug for GatedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GatedStore")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for GatedStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        if self.puts_started.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _permit = self.first_put.acquire().await;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A record batch header of `records` offsets and a small body: the write path
+/// reads only what the produce handler already validated.
+fn append(topic: TopicId, records: i32) -> Append {
+    let body = 16;
+    let mut b = BytesMut::new();
+    b.put_i64(0); // baseOffset
+    b.put_i32((61 - 12 + body) as i32); // batchLength
+    b.put_i32(0); // partitionLeaderEpoch
+    b.put_i8(2); // magic
+    b.put_u32(0); // crc
+    b.put_i16(0); // attributes
+    b.put_i32(records - 1); // lastOffsetDelta
+    b.put_i64(1_000); // baseTimestamp
+    b.put_i64(1_000); // maxTimestamp
+    b.put_i64(-1); // producerId
+    b.put_i16(-1); // producerEpoch
+    b.put_i32(-1); // baseSequence
+    b.put_i32(records); // recordsCount
+    b.put_bytes(7, body);
+    Append {
+        topic,
+        partition: 0,
+        batches: b.freeze(),
+        batch_count: 1,
+        offset_count: i64::from(records),
+        min_timestamp: 1_000,
+        max_timestamp: 1_000,
+        producer: None,
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    writer: ObjectWriter,
+    metrics: Arc<Metrics>,
+    gate: Arc<GatedStore>,
+    topic: TopicId,
+}
+
+async fn setup(config: WriterConfig) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let catalog: Arc<dyn Catalog> = streamhouse_metadata::open(&url).await.unwrap();
+    let topic = catalog
+        .create_topic(&NewTopic {
+            name: "t".into(),
+            partition_count: 1,
+            configs: Default::default(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let metrics = Arc::new(Metrics::default());
+    let gate = Arc::new(GatedStore {
+        inner: InMemory::new(),
+        first_put: Semaphore::new(0),
+        puts_started: Default::default(),
+    });
+    let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
+        Arc::clone(&gate) as Arc<dyn ObjectStore>,
+        Arc::clone(&metrics),
+    ));
+    let reader = Arc::new(ObjectReader::new(
+        Arc::clone(&store),
+        &ReadCacheConfig::default(),
+    ));
+    let watermarks = Arc::new(Watermarks::new(Arc::clone(&catalog)));
+    let writer = ObjectWriter::start(
+        store,
+        catalog,
+        watermarks,
+        reader,
+        config,
+        Arc::clone(&metrics),
+    );
+    Setup {
+        _dir: dir,
+        writer,
+        metrics,
+        gate,
+        topic,
+    }
+}
+
+async fn outcome(rx: oneshot::Receiver<AppendOutcome>) -> i64 {
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("append answered within 10 s")
+        .expect("writer alive")
+        .expect("append committed")
+}
+
+const AN_HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn an_idle_write_path_seals_at_once_instead_of_waiting_for_the_interval() {
+    let s = setup(WriterConfig {
+        flush_interval: AN_HOUR,
+        ..WriterConfig::default()
+    })
+    .await;
+    s.gate.first_put.add_permits(1);
+    let first = s.writer.submit(append(s.topic, 3)).await.unwrap();
+    assert_eq!(outcome(first).await, 0);
+    let second = s.writer.submit(append(s.topic, 2)).await.unwrap();
+    assert_eq!(outcome(second).await, 3);
+    s.writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_idle_sealing_an_append_waits_for_the_interval() {
+    let s = setup(WriterConfig {
+        flush_interval: AN_HOUR,
+        seal_when_idle: false,
+        ..WriterConfig::default()
+    })
+    .await;
+    s.gate.first_put.add_permits(1);
+    let mut pending = s.writer.submit(append(s.topic, 3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        pending.try_recv().is_err(),
+        "answered before any seal rule applied"
+    );
+    // Shutting down seals what is buffered.
+    s.writer.shutdown().await;
+    assert_eq!(outcome(pending).await, 0);
+}
+
+#[tokio::test]
+async fn objects_uploaded_while_an_earlier_one_uploads_commit_together_in_order() {
+    // Every append its own object (flush_bytes 1), none sealed for idleness.
+    let s = setup(WriterConfig {
+        flush_bytes: 1,
+        flush_interval: AN_HOUR,
+        seal_when_idle: false,
+        ..WriterConfig::default()
+    })
+    .await;
+    let mut replies = Vec::new();
+    for records in [1, 2, 3, 4] {
+        replies.push(s.writer.submit(append(s.topic, records)).await.unwrap());
+    }
+    // The first upload is held; the three behind it finish.
+    while s.metrics.store_puts.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(s.metrics.catalog_commit_latency.count(), 0);
+    s.gate.first_put.add_permits(1);
+    let mut offsets = Vec::new();
+    for reply in replies {
+        offsets.push(outcome(reply).await);
+    }
+    assert_eq!(offsets, vec![0, 1, 3, 6], "offsets follow seal order");
+    assert_eq!(s.metrics.objects_committed.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        s.metrics.catalog_commit_latency.count(),
+        1,
+        "one transaction for the four objects"
+    );
+    s.writer.shutdown().await;
+}
