@@ -44,6 +44,13 @@ pub struct RunDescriptor {
     pub max_timestamp: i64,
 }
 
+/// Footer space reserved by [`ObjectEncoder::with_capacity`]: the descriptors
+/// of 63 runs. An object's buffer is its memory in the read cache, so it must
+/// not be grown by doubling when the footer is written (that made every cached
+/// object cost twice its weight); objects with more runs are copied once into
+/// an exact buffer instead.
+const FOOTER_RESERVE_BYTES: usize = 4096;
+
 /// Assembles one object. Runs are written in the order they are added.
 pub struct ObjectEncoder {
     buf: BytesMut,
@@ -51,8 +58,20 @@ pub struct ObjectEncoder {
 }
 
 impl ObjectEncoder {
+    /// An encoder for `bytes` of runs, whose object is allocated once when
+    /// its footer fits in [`FOOTER_RESERVE_BYTES`].
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(bytes + HEADER_BYTES + TRAILER_BYTES);
+        Self::with_footer_capacity(bytes, FOOTER_RESERVE_BYTES)
+    }
+
+    /// An encoder for `bytes` of runs in `runs` runs, whose object is
+    /// allocated once at exactly its size.
+    pub fn for_runs(bytes: usize, runs: usize) -> Self {
+        Self::with_footer_capacity(bytes, footer_bytes(runs))
+    }
+
+    fn with_footer_capacity(bytes: usize, footer: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(HEADER_BYTES + bytes + footer);
         buf.put_slice(MAGIC);
         buf.put_u16(VERSION);
         buf.put_u16(0);
@@ -90,7 +109,17 @@ impl ObjectEncoder {
     }
 
     /// Writes the footer and returns the object's bytes.
-    pub fn finish(mut self) -> Bytes {
+    pub fn finish(self) -> Bytes {
+        self.finish_buf().freeze()
+    }
+
+    fn finish_buf(mut self) -> BytesMut {
+        let size = self.buf.len() + footer_bytes(self.runs.len());
+        if self.buf.capacity() < size {
+            let mut exact = BytesMut::with_capacity(size);
+            exact.put_slice(&self.buf);
+            self.buf = exact;
+        }
         let footer_start = self.buf.len();
         self.buf.put_u32(self.runs.len() as u32);
         for run in &self.runs {
@@ -108,8 +137,13 @@ impl ObjectEncoder {
         let crc = crc32fast::hash(&self.buf);
         self.buf.put_u32(crc);
         self.buf.put_slice(MAGIC);
-        self.buf.freeze()
+        self.buf
     }
+}
+
+/// Bytes after the runs: run count, descriptors, footer length, CRC, magic.
+fn footer_bytes(runs: usize) -> usize {
+    4 + DESCRIPTOR_BYTES * runs + TRAILER_BYTES
 }
 
 /// Totals of one run, kept by the writer as batches arrive.
@@ -249,6 +283,40 @@ mod tests {
         let mut object = encoder.finish().to_vec();
         object[8] ^= 0xff;
         assert_eq!(decode_footer(&object), Err(FormatError::ChecksumMismatch));
+    }
+
+    /// The object's buffer is its memory in the read cache.
+    fn encode(mut encoder: ObjectEncoder, runs: usize) -> BytesMut {
+        for partition in 0..runs {
+            let run = Bytes::from(vec![b'r'; 10]);
+            encoder.add_run(Uuid::nil(), partition as i32, [&run], stats(1));
+        }
+        encoder.finish_buf()
+    }
+
+    #[test]
+    fn an_object_of_known_runs_is_allocated_at_exactly_its_size() {
+        let object = encode(ObjectEncoder::for_runs(30, 3), 3);
+        assert_eq!(object.len(), HEADER_BYTES + 30 + footer_bytes(3));
+        assert_eq!(object.capacity(), object.len());
+    }
+
+    #[test]
+    fn a_footer_within_the_reserve_needs_no_second_buffer() {
+        let object = encode(ObjectEncoder::with_capacity(20), 2);
+        assert_eq!(
+            object.capacity(),
+            HEADER_BYTES + 20 + FOOTER_RESERVE_BYTES,
+            "the buffer allocated first"
+        );
+    }
+
+    #[test]
+    fn a_footer_beyond_the_reserve_moves_the_object_once_to_an_exact_buffer() {
+        let object = encode(ObjectEncoder::with_capacity(1000), 100);
+        assert_eq!(object.len(), HEADER_BYTES + 1000 + footer_bytes(100));
+        assert_eq!(object.capacity(), object.len(), "not grown by doubling");
+        assert_eq!(decode_footer(&object).unwrap().len(), 100);
     }
 
     #[test]
