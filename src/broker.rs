@@ -6,7 +6,8 @@ use anyhow::Context;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
-    Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks, WriterConfig,
+    CompactionWorker, Compactor, Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks,
+    WriterConfig,
 };
 
 use crate::coordinator::{Coordinator, CoordinatorNode};
@@ -16,6 +17,8 @@ pub struct Broker {
     pub config: Config,
     pub catalog: Arc<dyn Catalog>,
     pub writer: ObjectWriter,
+    /// Compacts small objects and deletes dead ones in the background.
+    pub compactor: Compactor,
     pub reader: Arc<ObjectReader>,
     pub watermarks: Arc<Watermarks>,
     pub cluster_id: String,
@@ -47,6 +50,12 @@ impl Broker {
                 capacity_bytes: config.read_cache_bytes,
             },
         ));
+        let compactor = Compactor::start(CompactionWorker::new(
+            Arc::clone(&store),
+            Arc::clone(&catalog),
+            config.compaction.clone(),
+            Arc::clone(&metrics),
+        ));
         let writer = ObjectWriter::start(
             store,
             Arc::clone(&catalog),
@@ -74,6 +83,7 @@ impl Broker {
             config,
             catalog,
             writer,
+            compactor,
             reader,
             watermarks,
             cluster_id,

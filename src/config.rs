@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde::Deserialize;
+use streamhouse_storage::CompactionConfig;
 
 /// Command line of `streamhouse`. Every flag is optional: with none, the broker
 /// serves the embedded default (SQLite catalog and a local object folder under
@@ -66,6 +67,20 @@ pub struct Cli {
     /// Serve Prometheus-format metrics over HTTP on this address [default: off]
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Compact objects smaller than half this size into objects of about this
+    /// size; 0 turns compaction off [default: the flush bytes]
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_TARGET_BYTES")]
+    pub compaction_target_bytes: Option<u64>,
+    /// Leave objects younger than this to tailing readers [default: 5000]
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_MIN_AGE_MS")]
+    pub compaction_min_age_ms: Option<u64>,
+    /// Compact small objects below the target once the oldest is this old [default: 60000]
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_MAX_AGE_MS")]
+    pub compaction_max_age_ms: Option<u64>,
+    /// Keep replaced and unreferenced objects in the store this long before
+    /// deleting them [default: 60000]
+    #[arg(long, env = "STREAMHOUSE_GC_GRACE_MS")]
+    pub gc_grace_ms: Option<u64>,
 }
 
 /// The same settings as read from a TOML file; every field optional so that old
@@ -88,6 +103,10 @@ struct FileConfig {
     node_id: Option<i32>,
     group_initial_rebalance_delay_ms: Option<u64>,
     metrics_listen: Option<String>,
+    compaction_target_bytes: Option<u64>,
+    compaction_min_age_ms: Option<u64>,
+    compaction_max_age_ms: Option<u64>,
+    gc_grace_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -110,6 +129,8 @@ pub struct Config {
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay: Duration,
     pub metrics_listen: Option<SocketAddr>,
+    /// Compaction of small objects and garbage collection of dead ones.
+    pub compaction: CompactionConfig,
 }
 
 impl Config {
@@ -195,8 +216,26 @@ impl Config {
                 })?),
                 None => None,
             };
+        let millis = |flag: Option<u64>, file: Option<u64>, default: u64| {
+            Duration::from_millis(flag.or(file).unwrap_or(default))
+        };
+        let compaction = CompactionConfig {
+            target_bytes: cli
+                .compaction_target_bytes
+                .or(file.compaction_target_bytes)
+                .unwrap_or(flush_bytes as u64),
+            min_age: millis(cli.compaction_min_age_ms, file.compaction_min_age_ms, 5000),
+            max_age: millis(
+                cli.compaction_max_age_ms,
+                file.compaction_max_age_ms,
+                60_000,
+            ),
+            gc_grace: millis(cli.gc_grace_ms, file.gc_grace_ms, 60_000),
+            ..CompactionConfig::default()
+        };
         Ok(Config {
             metrics_listen,
+            compaction,
             listen,
             advertise_host,
             advertise_port,
@@ -258,6 +297,28 @@ mod tests {
         assert_eq!(config.catalog_url, "sqlite://data/catalog.db");
         assert_eq!(config.store_url, "file://data/objects");
         assert_eq!(config.flush_interval, Duration::from_millis(10));
+        assert_eq!(config.compaction.target_bytes, 4 << 20);
+        assert_eq!(config.compaction.gc_grace, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn compaction_target_follows_the_flush_size_unless_set() {
+        let config = Config::resolve(Cli {
+            flush_bytes: Some(1 << 20),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.compaction.target_bytes, 1 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "compaction_target_bytes = 0\ngc_grace_ms = 5\n").unwrap();
+        let config = Config::resolve(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.compaction.target_bytes, 0);
+        assert_eq!(config.compaction.gc_grace, Duration::from_millis(5));
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Server {
         let _ = stop_tx.send(true);
         // Producers waiting on acks are answered once their objects commit.
         self.broker.writer.shutdown().await;
+        self.broker.compactor.shutdown().await;
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}
         })

@@ -274,4 +274,53 @@ impl<C: Catalog> Catalog for CachedCatalog<C> {
     ) -> Result<Vec<crate::producers::ProducerBatch>> {
         self.inner.partition_producers(topic, partition).await
     }
+
+    // Compaction and garbage collection never touch topics: pass through.
+    async fn small_live_objects(
+        &self,
+        max_size_bytes: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::compaction::StoredObject>> {
+        self.inner.small_live_objects(max_size_bytes, limit).await
+    }
+
+    async fn object_entries(&self, objects: &[i64]) -> Result<Vec<crate::compaction::ObjectEntry>> {
+        self.inner.object_entries(objects).await
+    }
+
+    async fn swap_compacted(
+        &self,
+        swap: &crate::compaction::CompactionSwap,
+    ) -> Result<crate::compaction::SwapOutcome> {
+        self.inner.swap_compacted(swap).await
+    }
+
+    async fn drop_entries_below_log_start(&self, limit: u32) -> Result<u64> {
+        self.inner.drop_entries_below_log_start(limit).await
+    }
+
+    async fn mark_unreferenced_objects(
+        &self,
+        created_before_ms: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<u64> {
+        self.inner
+            .mark_unreferenced_objects(created_before_ms, now_ms, limit)
+            .await
+    }
+
+    async fn objects_to_delete(
+        &self,
+        deleting_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::compaction::StoredObject>> {
+        self.inner
+            .objects_to_delete(deleting_before_ms, limit)
+            .await
+    }
+
+    async fn forget_objects(&self, objects: &[i64]) -> Result<u64> {
+        self.inner.forget_objects(objects).await
+    }
 }

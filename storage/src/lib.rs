@@ -7,6 +7,7 @@
 //! and a max timestamp; it knows nothing of Kafka requests. The catalog decides
 //! offsets; this crate moves bytes.
 
+pub mod compaction;
 mod error;
 pub mod format;
 pub mod instrumented;
@@ -17,6 +18,7 @@ pub mod store;
 pub mod watermarks;
 pub mod writer;
 
+pub use compaction::{CompactionConfig, CompactionWorker, Compactor};
 pub use error::StorageError;
 pub use metrics::Metrics;
 pub use producers::ProducerAppend;

@@ -90,6 +90,8 @@ pub struct Metrics {
     pub objects_sealed: AtomicU64,
     pub objects_committed: AtomicU64,
     pub batches_appended: AtomicU64,
+    /// Compaction and garbage collection.
+    pub compaction: crate::compaction::CompactionMetrics,
 }
 
 impl Metrics {
@@ -119,6 +121,7 @@ impl Metrics {
             .render("streamhouse_store_get_latency", &mut out);
         self.catalog_commit_latency
             .render("streamhouse_catalog_commit_latency", &mut out);
+        self.compaction.render(&mut out);
         out
     }
 }

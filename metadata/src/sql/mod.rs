@@ -9,6 +9,7 @@
 
 mod admin;
 mod cluster;
+mod compaction;
 mod commit;
 mod connect;
 mod groups;
@@ -277,5 +278,66 @@ impl Catalog for SqlCatalog {
             admin::partition_producers(&self.reads, topic, partition)
         })
         .await
+    }
+
+    async fn small_live_objects(
+        &self,
+        max_size_bytes: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::compaction::StoredObject>> {
+        self.retrying("small_live_objects", || {
+            compaction::small_live_objects(&self.reads, max_size_bytes, limit)
+        })
+        .await
+    }
+
+    async fn object_entries(&self, objects: &[i64]) -> Result<Vec<crate::compaction::ObjectEntry>> {
+        self.retrying("object_entries", || {
+            compaction::object_entries(&self.reads, objects)
+        })
+        .await
+    }
+
+    async fn swap_compacted(
+        &self,
+        swap: &crate::compaction::CompactionSwap,
+    ) -> Result<crate::compaction::SwapOutcome> {
+        self.retrying("swap_compacted", || compaction::swap(self, swap))
+            .await
+    }
+
+    async fn drop_entries_below_log_start(&self, limit: u32) -> Result<u64> {
+        self.retrying("drop_entries_below_log_start", || {
+            compaction::drop_entries_below_log_start(self, limit)
+        })
+        .await
+    }
+
+    async fn mark_unreferenced_objects(
+        &self,
+        created_before_ms: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<u64> {
+        self.retrying("mark_unreferenced_objects", || {
+            compaction::mark_unreferenced(self, created_before_ms, now_ms, limit)
+        })
+        .await
+    }
+
+    async fn objects_to_delete(
+        &self,
+        deleting_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::compaction::StoredObject>> {
+        self.retrying("objects_to_delete", || {
+            compaction::objects_to_delete(&self.reads, deleting_before_ms, limit)
+        })
+        .await
+    }
+
+    async fn forget_objects(&self, objects: &[i64]) -> Result<u64> {
+        self.retrying("forget_objects", || compaction::forget(self, objects))
+            .await
     }
 }

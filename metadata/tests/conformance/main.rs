@@ -9,6 +9,7 @@
 mod admin;
 mod agents;
 mod cases;
+mod compaction;
 mod groups;
 mod harness;
 
@@ -40,6 +41,12 @@ macro_rules! conformance_tests {
             log_start_moves_forward_only_and_within_the_log,
             partition_producers_lists_each_producers_newest_batch,
         );
+        conformance_tests!(@compaction $target;
+            a_compaction_swap_merges_adjacent_entries_and_keeps_lookups,
+            a_compaction_swap_is_refused_when_a_source_entry_changed,
+            a_compaction_swap_skips_partitions_of_deleted_topics,
+            garbage_collection_retires_objects_nothing_points_into,
+        );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,
             concurrent_creates_of_one_name_make_one_topic,
@@ -55,6 +62,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_catalog($target, |catalog| {
                     Box::pin(crate::cases::$case(catalog))
+                })
+                .await;
+            }
+        )*
+    };
+    (@compaction $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_catalog($target, |catalog| {
+                    Box::pin(crate::compaction::$case(catalog))
                 })
                 .await;
             }

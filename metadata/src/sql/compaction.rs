@@ -1,0 +1,261 @@
+//! Compaction and garbage collection of objects: finding small objects, the swap
+//! that moves their index entries to a compacted object, and the sweeps that
+//! retire objects nothing points into.
+//!
+//! Locking follows the committers: a swap locks each partition row (a no-op
+//! UPDATE, in topic/partition order) before touching its entries, so it takes
+//! turns with commits and DeleteTopics of that partition on PostgreSQL; on SQLite
+//! the write transaction excludes every other writer.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use super::rows::{get, to_i32, topic_id};
+use super::SqlCatalog;
+use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
+use crate::Result;
+
+const SELECT_SMALL_LIVE: &str = "\
+    SELECT id, key, size_bytes, created_at_ms FROM objects \
+    WHERE state = 'live' AND size_bytes < $1 \
+    ORDER BY id LIMIT $2";
+
+/// Served by `index_entries_by_object`.
+const SELECT_OBJECT_ENTRIES: &str = "\
+    SELECT e.topic_id, e.partition_index, e.base_offset, e.last_offset, e.object_id, \
+        e.position, e.length, e.max_timestamp, e.running_max_timestamp, p.log_start_offset \
+    FROM index_entries e \
+    JOIN partitions p ON p.topic_id = e.topic_id AND p.partition_index = e.partition_index \
+    WHERE e.object_id = $1";
+
+const INSERT_OBJECT: &str = "\
+    INSERT INTO objects (key, size_bytes, state, created_at_ms) \
+    VALUES ($1, $2, 'live', $3) RETURNING id";
+
+const LOCK_PARTITION: &str = "\
+    UPDATE partitions SET next_offset = next_offset \
+    WHERE topic_id = $1 AND partition_index = $2";
+
+/// Deletes a source entry only if it is still exactly as compaction read it.
+const DELETE_SOURCE_ENTRY: &str = "\
+    DELETE FROM index_entries \
+    WHERE topic_id = $1 AND partition_index = $2 AND base_offset = $3 \
+        AND last_offset = $4 AND object_id = $5";
+
+const INSERT_INDEX_ENTRY: &str = "\
+    INSERT INTO index_entries (topic_id, partition_index, base_offset, last_offset, \
+        object_id, position, length, max_timestamp, running_max_timestamp) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+const MARK_DELETING: &str = "\
+    UPDATE objects SET state = 'deleting', deleting_since_ms = $1 \
+    WHERE id = $2 AND state = 'live'";
+
+/// Only partitions with a log start above 0 can have entries below it, so the
+/// scan starts from those and seeks each one's entries by `last_offset`.
+const DELETE_BELOW_LOG_START: &str = "\
+    DELETE FROM index_entries \
+    WHERE (topic_id, partition_index, base_offset) IN ( \
+        SELECT e.topic_id, e.partition_index, e.base_offset \
+        FROM partitions p \
+        JOIN index_entries e \
+            ON e.topic_id = p.topic_id AND e.partition_index = p.partition_index \
+            AND e.last_offset < p.log_start_offset \
+        WHERE p.log_start_offset > 0 \
+        LIMIT $1)";
+
+/// `state = 'live'` is checked again outside the subquery: on PostgreSQL an
+/// UPDATE that waited for a row re-checks only its own WHERE clause, and a
+/// concurrent swap may have marked the object already.
+const MARK_UNREFERENCED: &str = "\
+    UPDATE objects SET state = 'deleting', deleting_since_ms = $1 \
+    WHERE state = 'live' AND id IN ( \
+        SELECT o.id FROM objects o \
+        WHERE o.state = 'live' AND o.created_at_ms < $2 \
+            AND NOT EXISTS (SELECT 1 FROM index_entries e WHERE e.object_id = o.id) \
+        ORDER BY o.id LIMIT $3)";
+
+const SELECT_TO_DELETE: &str = "\
+    SELECT id, key, size_bytes, created_at_ms FROM objects \
+    WHERE state = 'deleting' AND deleting_since_ms < $1 \
+    ORDER BY id LIMIT $2";
+
+const DELETE_OBJECT: &str = "DELETE FROM objects WHERE id = $1 AND state = 'deleting'";
+
+fn stored_object(row: &AnyRow) -> Result<StoredObject> {
+    Ok(StoredObject {
+        id: get(row, "id")?,
+        key: get(row, "key")?,
+        size_bytes: get(row, "size_bytes")?,
+        created_at_ms: get(row, "created_at_ms")?,
+    })
+}
+
+fn object_entry(row: &AnyRow) -> Result<ObjectEntry> {
+    Ok(ObjectEntry {
+        topic: topic_id(&get::<String>(row, "topic_id")?)?,
+        partition: to_i32(get(row, "partition_index")?, "partition index")?,
+        base_offset: get(row, "base_offset")?,
+        last_offset: get(row, "last_offset")?,
+        object_id: get(row, "object_id")?,
+        position: get(row, "position")?,
+        length: get(row, "length")?,
+        max_timestamp: get(row, "max_timestamp")?,
+        running_max_timestamp: get(row, "running_max_timestamp")?,
+        log_start_offset: get(row, "log_start_offset")?,
+    })
+}
+
+pub(super) async fn small_live_objects<'e, E>(
+    executor: E,
+    max_size_bytes: i64,
+    limit: u32,
+) -> Result<Vec<StoredObject>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query(SELECT_SMALL_LIVE)
+        .bind(max_size_bytes)
+        .bind(i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(stored_object).collect()
+}
+
+/// One indexed query per object: the Any driver binds no arrays, and a compaction
+/// reads at most a few hundred objects.
+pub(super) async fn object_entries(
+    pool: &sqlx::AnyPool,
+    objects: &[i64],
+) -> Result<Vec<ObjectEntry>> {
+    let mut entries = Vec::new();
+    for object in objects {
+        let rows = sqlx::query(SELECT_OBJECT_ENTRIES)
+            .bind(*object)
+            .fetch_all(pool)
+            .await?;
+        for row in &rows {
+            entries.push(object_entry(row)?);
+        }
+    }
+    entries.sort_by_key(|e| (e.topic, e.partition, e.base_offset));
+    Ok(entries)
+}
+
+pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<SwapOutcome> {
+    let mut tx = catalog.begin_write().await?;
+    let inserted = sqlx::query(INSERT_OBJECT)
+        .bind(swap.object.key.as_str())
+        .bind(swap.object.size_bytes)
+        .bind(swap.now_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+    let object_id: i64 = get(&inserted, "id")?;
+    for partition in &swap.partitions {
+        let topic = partition.topic.to_string();
+        let index = i64::from(partition.partition);
+        let locked = sqlx::query(LOCK_PARTITION)
+            .bind(topic.as_str())
+            .bind(index)
+            .execute(&mut *tx)
+            .await?;
+        if locked.rows_affected() == 0 {
+            // Deleted with its topic, entries and all: nothing to move.
+            continue;
+        }
+        for source in &partition.sources {
+            let deleted = sqlx::query(DELETE_SOURCE_ENTRY)
+                .bind(topic.as_str())
+                .bind(index)
+                .bind(source.base_offset)
+                .bind(source.last_offset)
+                .bind(source.object_id)
+                .execute(&mut *tx)
+                .await?;
+            if deleted.rows_affected() != 1 {
+                // Dropping the transaction rolls it back.
+                return Ok(SwapOutcome::Conflict);
+            }
+        }
+        for entry in &partition.entries {
+            sqlx::query(INSERT_INDEX_ENTRY)
+                .bind(topic.as_str())
+                .bind(index)
+                .bind(entry.base_offset)
+                .bind(entry.last_offset)
+                .bind(object_id)
+                .bind(entry.position)
+                .bind(entry.length)
+                .bind(entry.max_timestamp)
+                .bind(entry.running_max_timestamp)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    for source in &swap.source_objects {
+        sqlx::query(MARK_DELETING)
+            .bind(swap.now_ms)
+            .bind(*source)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(SwapOutcome::Swapped)
+}
+
+pub(super) async fn drop_entries_below_log_start(catalog: &SqlCatalog, limit: u32) -> Result<u64> {
+    let mut tx = catalog.begin_write().await?;
+    let deleted = sqlx::query(DELETE_BELOW_LOG_START)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted.rows_affected())
+}
+
+pub(super) async fn mark_unreferenced(
+    catalog: &SqlCatalog,
+    created_before_ms: i64,
+    now_ms: i64,
+    limit: u32,
+) -> Result<u64> {
+    let mut tx = catalog.begin_write().await?;
+    let marked = sqlx::query(MARK_UNREFERENCED)
+        .bind(now_ms)
+        .bind(created_before_ms)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(marked.rows_affected())
+}
+
+pub(super) async fn objects_to_delete<'e, E>(
+    executor: E,
+    deleting_before_ms: i64,
+    limit: u32,
+) -> Result<Vec<StoredObject>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query(SELECT_TO_DELETE)
+        .bind(deleting_before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(stored_object).collect()
+}
+
+pub(super) async fn forget(catalog: &SqlCatalog, objects: &[i64]) -> Result<u64> {
+    let mut tx = catalog.begin_write().await?;
+    let mut forgotten = 0;
+    for object in objects {
+        let deleted = sqlx::query(DELETE_OBJECT)
+            .bind(*object)
+            .execute(&mut *tx)
+            .await?;
+        forgotten += deleted.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(forgotten)
+}

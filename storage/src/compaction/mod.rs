@@ -1,0 +1,302 @@
+//! Compaction of small objects and garbage collection of dead ones, run by
+//! every agent in the background.
+//!
+//! Under moderate load the write path seals an object every flush interval, so
+//! objects are a fraction of a MiB and a catch-up read costs one GET per small
+//! object. A compaction pass takes a run of live objects below half the target
+//! size, old enough that tailing readers are done with them (see [`plan`]),
+//! rewrites their runs into ONE object (see [`rewrite`]), uploads it, and swaps
+//! the index entries over in one catalog transaction that also marks the sources
+//! `deleting`. If another agent's compactor, DeleteTopics or DeleteRecords' trim
+//! changed a source entry meanwhile, the swap changes nothing and the new object
+//! is deleted; the next pass starts afresh.
+//!
+//! The garbage collector ([`gc`]) retires what nothing points into and deletes
+//! `deleting` objects from the store after a grace period, so a fetch that read
+//! an index entry just before a swap can still GET the old object.
+//!
+//! Several agents may compact the same objects at once; one swap wins and the
+//! others' work is thrown away. That wastes PUTs but never data.
+
+mod gc;
+mod metrics;
+pub mod plan;
+mod rewrite;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_metadata::compaction::{CompactionSwap, StoredObject, SwapOutcome};
+use streamhouse_metadata::{Catalog, NewObject};
+use tokio::sync::{oneshot, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::format::new_object_key;
+use crate::metrics::Metrics;
+use crate::StorageError;
+
+pub use gc::GcOutcome;
+pub use metrics::CompactionMetrics;
+
+/// Store requests one pass keeps in flight (GETs of sources, DELETEs).
+const CONCURRENT_REQUESTS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct CompactionConfig {
+    /// Size a compacted object aims for; 0 turns compaction off (garbage is
+    /// still collected).
+    pub target_bytes: u64,
+    /// See [`plan::Rules::min_age`].
+    pub min_age: Duration,
+    /// See [`plan::Rules::max_age`].
+    pub max_age: Duration,
+    /// How long an object stays in the store after it became `deleting`, and how
+    /// old an object without index entries must be before it is retired.
+    pub gc_grace: Duration,
+    /// Pause between passes that found nothing to compact.
+    pub idle_interval: Duration,
+    /// Pause between garbage collection sweeps.
+    pub gc_interval: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            target_bytes: 4 * 1024 * 1024,
+            min_age: Duration::from_secs(5),
+            max_age: Duration::from_secs(60),
+            gc_grace: Duration::from_secs(60),
+            idle_interval: Duration::from_secs(1),
+            gc_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassOutcome {
+    /// Nothing worth compacting (or compaction is off).
+    Idle,
+    /// `sources` objects were replaced by one of `bytes` bytes.
+    Compacted { sources: usize, bytes: u64 },
+    /// Another change got to a source entry first; nothing changed.
+    Conflict,
+}
+
+/// Runs compaction passes and garbage collection sweeps on demand. The
+/// background task ([`Compactor`]) calls these; tests call them directly.
+pub struct CompactionWorker {
+    store: Arc<dyn ObjectStore>,
+    catalog: Arc<dyn Catalog>,
+    config: CompactionConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl CompactionWorker {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        catalog: Arc<dyn Catalog>,
+        config: CompactionConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        CompactionWorker {
+            store,
+            catalog,
+            config,
+            metrics,
+        }
+    }
+
+    /// One compaction: choose sources, rewrite, upload, swap.
+    pub async fn compact_once(&self) -> Result<PassOutcome, StorageError> {
+        if self.config.target_bytes == 0 {
+            return Ok(PassOutcome::Idle);
+        }
+        let now = now_ms();
+        let small = i64::try_from(self.config.target_bytes / 2).unwrap_or(i64::MAX);
+        // Twice the cap, so young objects at the front cannot hide old ones.
+        let limit = u32::try_from(2 * plan::MAX_SOURCES).unwrap_or(u32::MAX);
+        let candidates = self.catalog.small_live_objects(small, limit).await?;
+        let rules = plan::Rules {
+            target_bytes: self.config.target_bytes,
+            min_age: self.config.min_age,
+            max_age: self.config.max_age,
+        };
+        let sources = plan::choose(&candidates, now, &rules);
+        self.metrics
+            .compaction
+            .pending_objects
+            .store(candidates.len() as u64, Ordering::Relaxed);
+        if sources.is_empty() {
+            self.metrics
+                .compaction
+                .last_idle_ms
+                .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+            return Ok(PassOutcome::Idle);
+        }
+        let ids: Vec<i64> = sources.iter().map(|o| o.id).collect();
+        let entries = self.catalog.object_entries(&ids).await?;
+        // Only objects with something left to copy are read; the others are dead
+        // and only need retiring.
+        let needed: Vec<&StoredObject> = sources
+            .iter()
+            .filter(|o| {
+                entries
+                    .iter()
+                    .any(|e| e.object_id == o.id && e.last_offset >= e.log_start_offset)
+            })
+            .collect();
+        let objects = self.read_all(&needed).await?;
+        let Some(rewritten) = rewrite::rewrite(&entries, &objects)? else {
+            // Nothing live in these objects: the collector retires them once
+            // their entries are trimmed.
+            return Ok(PassOutcome::Idle);
+        };
+        let key = new_object_key();
+        let size = rewritten.bytes.len() as u64;
+        let path = Path::from(key.as_str());
+        self.store
+            .put(&path, PutPayload::from(rewritten.bytes))
+            .await?;
+        let swap = CompactionSwap {
+            object: NewObject {
+                key,
+                size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+            },
+            partitions: rewritten.partitions,
+            source_objects: ids,
+            now_ms: now_ms(),
+        };
+        // On an error the new object stays in the store: the transaction may have
+        // committed with its answer lost, and then the index points into it.
+        match self.catalog.swap_compacted(&swap).await? {
+            SwapOutcome::Swapped => {
+                self.metrics
+                    .compaction
+                    .objects_compacted
+                    .fetch_add(sources.len() as u64, Ordering::Relaxed);
+                self.metrics
+                    .compaction
+                    .objects_written
+                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .compaction
+                    .bytes_rewritten
+                    .fetch_add(size, Ordering::Relaxed);
+                Ok(PassOutcome::Compacted {
+                    sources: sources.len(),
+                    bytes: size,
+                })
+            }
+            SwapOutcome::Conflict => {
+                self.metrics
+                    .compaction
+                    .conflicts
+                    .fetch_add(1, Ordering::Relaxed);
+                delete_if_present(&self.store, &path).await?;
+                Ok(PassOutcome::Conflict)
+            }
+        }
+    }
+
+    /// One garbage collection sweep; see [`gc`].
+    pub async fn collect_garbage(&self) -> Result<GcOutcome, StorageError> {
+        gc::sweep(self).await
+    }
+
+    /// GETs the objects, a few at a time, by id.
+    async fn read_all(
+        &self,
+        objects: &[&StoredObject],
+    ) -> Result<HashMap<i64, (String, Bytes)>, StorageError> {
+        // Owned requests: a stream borrowing from `objects` would make this
+        // future not `Send` (a known limitation of higher-ranked closures).
+        let requests: Vec<_> = objects
+            .iter()
+            .map(|object| {
+                let store = Arc::clone(&self.store);
+                let (id, key) = (object.id, object.key.clone());
+                async move {
+                    let bytes = store.get(&Path::from(key.as_str())).await?.bytes().await?;
+                    Ok::<_, StorageError>((id, (key, bytes)))
+                }
+            })
+            .collect();
+        futures::stream::iter(requests)
+            .buffer_unordered(CONCURRENT_REQUESTS)
+            .try_collect()
+            .await
+    }
+}
+
+/// Deletes an object; one already gone counts as deleted.
+async fn delete_if_present(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), StorageError> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The agent's background compactor and collector.
+pub struct Compactor {
+    /// Taken by `shutdown`; `None` afterwards.
+    task: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl Compactor {
+    pub fn start(worker: CompactionWorker) -> Self {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(run(worker, stop_rx));
+        Compactor {
+            task: Mutex::new(Some((stop_tx, task))),
+        }
+    }
+
+    /// Stops after the pass in progress, so no upload is left half-swapped.
+    pub async fn shutdown(&self) {
+        let Some((stop, task)) = self.task.lock().await.take() else {
+            return;
+        };
+        let _ = stop.send(());
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "compactor task failed");
+        }
+    }
+}
+
+async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
+    let mut next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
+    loop {
+        let pause = match worker.compact_once().await {
+            // Catching up: go straight on.
+            Ok(PassOutcome::Compacted { .. } | PassOutcome::Conflict) => Duration::ZERO,
+            Ok(PassOutcome::Idle) => worker.config.idle_interval,
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction pass failed; retrying later");
+                worker.config.idle_interval
+            }
+        };
+        if tokio::time::Instant::now() >= next_gc {
+            if let Err(e) = worker.collect_garbage().await {
+                tracing::warn!(error = %e, "garbage collection sweep failed; retrying later");
+            }
+            next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Compaction end to end on the storage layer: many small objects committed to a
+//! SQLite catalog and an in-memory store, compacted, read back as a catch-up
+//! consumer would, and collected.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_metadata::{Catalog, NewObject, NewTopic, RunAppend, RunOutcome, TopicId};
+use streamhouse_storage::compaction::PassOutcome;
+use streamhouse_storage::format::{new_object_key, ObjectEncoder, RunStats};
+use streamhouse_storage::instrumented::InstrumentedStore;
+use streamhouse_storage::{
+    CompactionConfig, CompactionWorker, Metrics, ObjectReader, ReadCacheConfig,
+};
+
+const PARTITIONS: i32 = 3;
+const OBJECTS: usize = 60;
+
+/// A magic-2 record batch of `records` offsets whose body is `fill` repeated:
+/// enough for the storage layer, which reads only headers.
+fn batch(records: i32, timestamp: i64, fill: u8, body: usize) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i64(0); // baseOffset, set on read
+    b.put_i32((61 - 12 + body) as i32); // batchLength
+    b.put_i32(0); // partitionLeaderEpoch
+    b.put_i8(2); // magic
+    b.put_u32(0); // crc, not checked past the produce path
+    b.put_i16(0); // attributes
+    b.put_i32(records - 1); // lastOffsetDelta
+    b.put_i64(timestamp); // baseTimestamp
+    b.put_i64(timestamp + 1); // maxTimestamp
+    b.put_i64(-1); // producerId
+    b.put_i16(-1); // producerEpoch
+    b.put_i32(-1); // baseSequence
+    b.put_i32(records); // recordsCount
+    b.put_bytes(fill, body);
+    b.freeze()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn ObjectStore>,
+    metrics: Arc<Metrics>,
+    topic: TopicId,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let catalog = streamhouse_metadata::open(&url).await.unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
+        Arc::new(InMemory::new()),
+        Arc::clone(&metrics),
+    ));
+    let topic = catalog
+        .create_topic(&NewTopic {
+            name: "t".into(),
+            partition_count: PARTITIONS,
+            configs: Default::default(),
+        })
+        .await
+        .unwrap()
+        .id;
+    Setup {
+        _dir: dir,
+        catalog,
+        store,
+        metrics,
+        topic,
+    }
+}
+
+/// Commits `OBJECTS` small objects, each with one to three batches for every
+/// partition, as the write path would.
+async fn write_small_objects(s: &Setup) {
+    for object in 0..OBJECTS {
+        let mut encoder = ObjectEncoder::with_capacity(64 * 1024);
+        let mut runs = Vec::new();
+        for partition in 0..PARTITIONS {
+            let batches: Vec<Bytes> = (0..1 + (object + partition as usize) % 3)
+                .map(|i| {
+                    let fill = (object * 7 + i * 3 + partition as usize) as u8;
+                    let timestamp = 1_000 * object as i64 + i64::from(partition);
+                    batch(1 + (i as i32 % 2) * 4, timestamp, fill, 500 + 100 * i)
+                })
+                .collect();
+            let stats = RunStats {
+                batch_count: batches.len() as u32,
+                offset_count: batches.iter().map(|b| i64::from(b[26]) + 1).sum(),
+                min_timestamp: 1_000 * object as i64,
+                max_timestamp: 1_000 * object as i64 + 10,
+            };
+            let (position, length) = encoder.add_run(s.topic, partition, &batches, stats);
+            runs.push(RunAppend {
+                topic: s.topic,
+                partition,
+                position: position as i64,
+                length: length as i64,
+                record_offsets: stats.offset_count,
+                max_timestamp: stats.max_timestamp,
+                producer_batches: Vec::new(),
+            });
+        }
+        let bytes = encoder.finish();
+        let key = new_object_key();
+        s.store
+            .put(&Path::from(key.as_str()), PutPayload::from(bytes.clone()))
+            .await
+            .unwrap();
+        let object = NewObject {
+            key,
+            size_bytes: bytes.len() as i64,
+        };
+        let outcomes = s.catalog.commit_object(&object, &runs).await.unwrap();
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, RunOutcome::Appended { .. })));
+    }
+}
+
+/// Reads every partition from offset 0 with an empty cache, as a catch-up
+/// consumer on another agent would; returns the bytes and the GETs it cost.
+async fn catch_up(s: &Setup) -> (Vec<Bytes>, u64, usize) {
+    let reader = ObjectReader::new(Arc::clone(&s.store), &ReadCacheConfig::default());
+    let gets_before = s.metrics.store_gets.load(Ordering::Relaxed);
+    let mut partitions = Vec::new();
+    let mut entries_seen = 0;
+    for partition in 0..PARTITIONS {
+        let high = s
+            .catalog
+            .partition_offsets(s.topic, partition)
+            .await
+            .unwrap()
+            .unwrap()
+            .high_watermark;
+        let mut out = BytesMut::new();
+        let mut offset = 0;
+        while offset < high {
+            let entries = s
+                .catalog
+                .index_entries(s.topic, partition, offset, 64)
+                .await
+                .unwrap();
+            entries_seen += entries.len();
+            let read = reader.read(&entries, offset, 1 << 20).await.unwrap();
+            assert!(!read.is_empty());
+            // Next offset: past the last batch read.
+            let mut at = 0;
+            while at < read.len() {
+                let len = i32::from_be_bytes(read[at + 8..at + 12].try_into().unwrap()) as usize;
+                let base = i64::from_be_bytes(read[at..at + 8].try_into().unwrap());
+                let delta = i32::from_be_bytes(read[at + 23..at + 27].try_into().unwrap());
+                offset = base + i64::from(delta) + 1;
+                at += len + 12;
+            }
+            out.extend_from_slice(&read);
+        }
+        partitions.push(out.freeze());
+    }
+    // Let read-ahead, if the reader does any, finish before counting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let gets = s.metrics.store_gets.load(Ordering::Relaxed) - gets_before;
+    (partitions, gets, entries_seen)
+}
+
+async fn store_keys(store: &Arc<dyn ObjectStore>) -> usize {
+    store
+        .list(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .len()
+}
+
+fn worker(s: &Setup, target_bytes: u64) -> CompactionWorker {
+    CompactionWorker::new(
+        Arc::clone(&s.store),
+        Arc::clone(&s.catalog),
+        CompactionConfig {
+            target_bytes,
+            min_age: Duration::ZERO,
+            gc_grace: Duration::ZERO,
+            ..CompactionConfig::default()
+        },
+        Arc::clone(&s.metrics),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_every_batch_and_cuts_catch_up_gets() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let (before, gets_before, entries_before) = catch_up(&s).await;
+    assert_eq!(gets_before, OBJECTS as u64, "one GET per small object");
+    assert_eq!(entries_before, OBJECTS * PARTITIONS as usize);
+
+    // Objects are 2-6 KiB: a 64 KiB target packs about 16 of them.
+    let worker = worker(&s, 64 * 1024);
+    let mut written = 0;
+    loop {
+        match worker.compact_once().await.unwrap() {
+            PassOutcome::Compacted { sources, bytes } => {
+                written += 1;
+                assert!(sources > 1, "{sources}");
+                // Sources add up to the target; merged runs need fewer descriptors.
+                assert!((60 * 1024..96 * 1024).contains(&bytes), "{bytes}");
+            }
+            PassOutcome::Idle => break,
+            PassOutcome::Conflict => panic!("no one else compacts"),
+        }
+    }
+    assert!(written >= 3, "{written}");
+
+    let (after, gets_after, entries_after) = catch_up(&s).await;
+    assert_eq!(
+        after, before,
+        "every batch reads back byte for byte at its offset"
+    );
+    // The tail below the target stays small until the max age.
+    let compacted = s
+        .metrics
+        .compaction
+        .objects_compacted
+        .load(Ordering::Relaxed);
+    let left_small = OBJECTS as u64 - compacted;
+    assert!(
+        gets_after <= written + left_small && gets_after < gets_before / 4,
+        "{gets_after} GETs after, {gets_before} before"
+    );
+    assert!(
+        entries_after <= (written + left_small) as usize * PARTITIONS as usize,
+        "adjacent entries were merged: {entries_after}"
+    );
+
+    // The sources are gone from the store after the (here zero) grace period,
+    // and reading still gives the same bytes.
+    assert_eq!(store_keys(&s.store).await, OBJECTS + written as usize);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let swept = worker.collect_garbage().await.unwrap();
+    assert_eq!(swept.objects_deleted, compacted);
+    assert_eq!(store_keys(&s.store).await, (written + left_small) as usize);
+    assert_eq!(catch_up(&s).await.0, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_small_objects_are_compacted_below_the_target() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let worker = CompactionWorker::new(
+        Arc::clone(&s.store),
+        Arc::clone(&s.catalog),
+        CompactionConfig {
+            target_bytes: 64 << 20,
+            min_age: Duration::ZERO,
+            max_age: Duration::from_secs(3600),
+            ..CompactionConfig::default()
+        },
+        Arc::clone(&s.metrics),
+    );
+    assert_eq!(worker.compact_once().await.unwrap(), PassOutcome::Idle);
+    let worker = CompactionWorker::new(
+        Arc::clone(&s.store),
+        Arc::clone(&s.catalog),
+        CompactionConfig {
+            target_bytes: 64 << 20,
+            min_age: Duration::ZERO,
+            max_age: Duration::ZERO,
+            ..CompactionConfig::default()
+        },
+        Arc::clone(&s.metrics),
+    );
+    let (before, _, _) = catch_up(&s).await;
+    assert!(matches!(
+        worker.compact_once().await.unwrap(),
+        PassOutcome::Compacted {
+            sources: OBJECTS,
+            ..
+        }
+    ));
+    let (after, gets, entries) = catch_up(&s).await;
+    assert_eq!(after, before);
+    assert_eq!(gets, 1);
+    assert_eq!(entries, PARTITIONS as usize, "one entry per partition");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topics_objects_are_collected() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let worker = worker(&s, 0);
+    assert_eq!(
+        worker.compact_once().await.unwrap(),
+        PassOutcome::Idle,
+        "off"
+    );
+    s.catalog.delete_topic("t").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // First sweep marks them, the next (after the zero grace) deletes them.
+    let first = worker.collect_garbage().await.unwrap();
+    assert_eq!(first.objects_marked, OBJECTS as u64);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = worker.collect_garbage().await.unwrap();
+    assert_eq!(
+        first.objects_deleted + second.objects_deleted,
+        OBJECTS as u64
+    );
+    assert_eq!(store_keys(&s.store).await, 0);
+}
