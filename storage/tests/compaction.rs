@@ -319,3 +319,122 @@ async fn a_deleted_topics_objects_are_collected() {
     );
     assert_eq!(store_keys(&s.store).await, 0);
 }
+
+/// A store that, on its first PUT, lets another agent's compactor run a whole
+/// pass first: the race a swap must lose cleanly.
+struct RacingStore {
+    inner: Arc<dyn ObjectStore>,
+    rival: tokio::sync::Mutex<Option<CompactionWorker>>,
+    rival_outcome: tokio::sync::Mutex<Option<PassOutcome>>,
+}
+
+impl std::fmt::Debug for RacingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RacingStore({:?})", self.inner)
+    }
+}
+
+impl std::fmt::Display for RacingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RacingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for RacingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        if let Some(rival) = self.rival.lock().await.take() {
+            let outcome = rival.compact_once().await.unwrap();
+            *self.rival_outcome.lock().await = Some(outcome);
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_loses_a_race_changes_nothing_and_deletes_its_object() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let (before, _, _) = catch_up(&s).await;
+    let rival = worker(&s, 64 * 1024);
+    let racing = Arc::new(RacingStore {
+        inner: Arc::clone(&s.store),
+        rival: tokio::sync::Mutex::new(Some(rival)),
+        rival_outcome: tokio::sync::Mutex::new(None),
+    });
+    let loser = CompactionWorker::new(
+        Arc::clone(&racing) as Arc<dyn ObjectStore>,
+        Arc::clone(&s.catalog),
+        CompactionConfig {
+            target_bytes: 64 * 1024,
+            min_age: Duration::ZERO,
+            ..CompactionConfig::default()
+        },
+        Arc::clone(&s.metrics),
+    );
+    // Both chose the same oldest objects; the rival swapped first.
+    assert_eq!(loser.compact_once().await.unwrap(), PassOutcome::Conflict);
+    assert!(matches!(
+        *racing.rival_outcome.lock().await,
+        Some(PassOutcome::Compacted { .. })
+    ));
+    assert_eq!(s.metrics.compaction.conflicts.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        s.metrics.compaction.objects_written.load(Ordering::Relaxed),
+        1
+    );
+    // The loser's upload is gone: the sources and the rival's object remain.
+    assert_eq!(store_keys(&s.store).await, OBJECTS + 1);
+    assert_eq!(catch_up(&s).await.0, before);
+}
