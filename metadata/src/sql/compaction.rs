@@ -15,10 +15,15 @@ use super::SqlCatalog;
 use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
 use crate::Result;
 
+/// Served by the partial index `objects_live_by_size` (migration 0005): once
+/// compaction has caught up, the small live objects are a few recent ones among
+/// many large ones, so they are found without a scan. `+id` keeps SQLite from
+/// preferring a scan in id order to avoid the sort (it has no statistics to know
+/// better); while there is a backlog, the sort covers the whole backlog.
 const SELECT_SMALL_LIVE: &str = "\
     SELECT id, key, size_bytes, created_at_ms FROM objects \
     WHERE state = 'live' AND size_bytes < $1 \
-    ORDER BY id LIMIT $2";
+    ORDER BY +id LIMIT $2";
 
 /// Served by `index_entries_by_object`.
 const SELECT_OBJECT_ENTRIES: &str = "\
@@ -64,6 +69,8 @@ const DELETE_BELOW_LOG_START: &str = "\
         WHERE p.log_start_offset > 0 \
         LIMIT $1)";
 
+/// A scan of the live objects older than the grace period, each probed in
+/// `index_entries_by_object`; it runs once per sweep (10 s).
 /// `state = 'live'` is checked again outside the subquery: on PostgreSQL an
 /// UPDATE that waited for a row re-checks only its own WHERE clause, and a
 /// concurrent swap may have marked the object already.
@@ -75,10 +82,11 @@ const MARK_UNREFERENCED: &str = "\
             AND NOT EXISTS (SELECT 1 FROM index_entries e WHERE e.object_id = o.id) \
         ORDER BY o.id LIMIT $3)";
 
+/// Served by the partial index `objects_deleting_by_time` (migration 0005).
 const SELECT_TO_DELETE: &str = "\
     SELECT id, key, size_bytes, created_at_ms FROM objects \
     WHERE state = 'deleting' AND deleting_since_ms < $1 \
-    ORDER BY id LIMIT $2";
+    ORDER BY deleting_since_ms, id LIMIT $2";
 
 const DELETE_OBJECT: &str = "DELETE FROM objects WHERE id = $1 AND state = 'deleting'";
 
