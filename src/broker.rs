@@ -64,6 +64,7 @@ impl Broker {
             WriterConfig {
                 flush_bytes: config.flush_bytes,
                 flush_interval: config.flush_interval,
+                seal_when_idle: config.seal_when_idle,
                 ..WriterConfig::default()
             },
             Arc::clone(&metrics),

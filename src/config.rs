@@ -43,6 +43,10 @@ pub struct Cli {
     /// Seal an object once its oldest batch waited this long [default: 10, or 50 for s3://]
     #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS")]
     pub flush_interval_ms: Option<u64>,
+    /// Seal the open object at once when no earlier one is uploading or
+    /// committing; false: only by size or interval, for the fewest PUTs [default: true]
+    #[arg(long, env = "STREAMHOUSE_SEAL_WHEN_IDLE")]
+    pub seal_when_idle: Option<bool>,
     /// Create unknown topics when clients ask for them in Metadata [default: true]
     #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS")]
     pub auto_create_topics: Option<bool>,
@@ -68,7 +72,7 @@ pub struct Cli {
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Compact objects smaller than half this size into objects of about this
-    /// size; 0 turns compaction off [default: the flush bytes]
+    /// size; 0 turns compaction off [default: twice the flush bytes]
     #[arg(long, env = "STREAMHOUSE_COMPACTION_TARGET_BYTES")]
     pub compaction_target_bytes: Option<u64>,
     /// Leave objects younger than this to tailing readers [default: 5000]
@@ -95,6 +99,7 @@ struct FileConfig {
     store: Option<String>,
     flush_bytes: Option<usize>,
     flush_interval_ms: Option<u64>,
+    seal_when_idle: Option<bool>,
     auto_create_topics: Option<bool>,
     default_partitions: Option<i32>,
     max_connections: Option<usize>,
@@ -120,6 +125,7 @@ pub struct Config {
     pub store_url: String,
     pub flush_bytes: usize,
     pub flush_interval: Duration,
+    pub seal_when_idle: bool,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_connections: usize,
@@ -223,7 +229,10 @@ impl Config {
             target_bytes: cli
                 .compaction_target_bytes
                 .or(file.compaction_target_bytes)
-                .unwrap_or(flush_bytes as u64),
+                // Twice the flush size: a compacted object is a little smaller
+                // than its sources (their headers and footers go), and catch-up
+                // reads should cost well under one GET per flush size.
+                .unwrap_or(2 * flush_bytes as u64),
             min_age: millis(cli.compaction_min_age_ms, file.compaction_min_age_ms, 5000),
             max_age: millis(
                 cli.compaction_max_age_ms,
@@ -244,6 +253,7 @@ impl Config {
             store_url,
             flush_bytes,
             flush_interval: Duration::from_millis(flush_interval_ms),
+            seal_when_idle: cli.seal_when_idle.or(file.seal_when_idle).unwrap_or(true),
             auto_create_topics: cli
                 .auto_create_topics
                 .or(file.auto_create_topics)
@@ -297,7 +307,8 @@ mod tests {
         assert_eq!(config.catalog_url, "sqlite://data/catalog.db");
         assert_eq!(config.store_url, "file://data/objects");
         assert_eq!(config.flush_interval, Duration::from_millis(10));
-        assert_eq!(config.compaction.target_bytes, 4 << 20);
+        assert!(config.seal_when_idle);
+        assert_eq!(config.compaction.target_bytes, 8 << 20);
         assert_eq!(config.compaction.gc_grace, Duration::from_secs(60));
     }
 
@@ -308,7 +319,7 @@ mod tests {
             ..Cli::default()
         })
         .unwrap();
-        assert_eq!(config.compaction.target_bytes, 1 << 20);
+        assert_eq!(config.compaction.target_bytes, 2 << 20);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "compaction_target_bytes = 0\ngc_grace_ms = 5\n").unwrap();

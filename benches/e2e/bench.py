@@ -55,6 +55,12 @@ QUICK = {
 }
 
 BROKERS = ["kafka", "sh-embedded", "sh-s3"]
+SCENARIOS = ["produce", "consume", "latency", "e2e", "fixed-1p", "produce-1000p", "fixed-1000p"]
+# The compactor's gauge of its last pass with nothing to do, and its default
+# minimum object age (storage/src/compaction).
+COMPACTION_IDLE = "streamhouse_compaction_last_idle_ms"
+COMPACTION_PENDING = "streamhouse_compaction_pending_objects"
+COMPACTION_MIN_AGE_S = 5
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -193,6 +199,10 @@ def wait_ready(port, proc, what, timeout=120):
 
 # ---- brokers -------------------------------------------------------------------
 
+class Skipped(Exception):
+    """A scenario left out by --scenarios."""
+
+
 class Broker:
     name = "?"
     proc = None
@@ -203,6 +213,19 @@ class Broker:
 
     def metrics(self):
         return {}
+
+    def wait_compacted(self, timeout=180):
+        """Seconds until the compactor (StreamHouse only) has made a pass that found
+        nothing to merge, late enough that everything written so far had reached
+        the compactor's minimum age (5 s)."""
+        t0 = time.time()
+        if COMPACTION_IDLE not in self.metrics():
+            return 0.0
+        while time.time() - t0 < timeout:
+            if self.metrics().get(COMPACTION_IDLE, 0) >= (t0 + COMPACTION_MIN_AGE_S + 1) * 1000:
+                return time.time() - t0
+            time.sleep(0.5)
+        raise Failed("compaction not idle after %d s" % timeout)
 
     def stop(self):
         if self.proc is not None:
@@ -446,10 +469,15 @@ class Bench:
     # One scenario: resets the broker's peak RSS, measures CPU and store
     # requests around `body`, and records the result (or the failure).
     def scenario(self, rep, broker, name, body):
+        if self.opts.scenarios and name not in self.opts.scenarios:
+            return {"ok": False, "skipped": True}
         log(" %s / %s" % (broker.name, name))
-        entry = {"rep": rep, "broker": broker.name, "scenario": name, "ok": False,
-                 "load_1m_before": os.getloadavg()[0]}
+        entry = {"rep": rep, "broker": broker.name, "scenario": name, "ok": False}
         try:
+            # The previous scenario's compaction is its own cost, not this one's.
+            if broker.metrics().get(COMPACTION_PENDING, 0) > 0:
+                entry["compaction_wait_before_s"] = broker.wait_compacted()
+            entry["load_1m_before"] = os.getloadavg()[0]
             pid = broker.pid()
             reset_peak_rss(pid)
             cpu0, m0, t0 = cpu_seconds(pid), broker.metrics(), time.time()
@@ -494,11 +522,20 @@ class Bench:
         def consume():
             if not produced["ok"]:
                 raise Failed("nothing produced")
-            return self.consume(broker, "tp8", s["produce_records"], os.path.join(logdir, "consume.log"))
+            v = self.consume(broker, "tp8", s["produce_records"], os.path.join(logdir, "consume.log"))
+            v["compaction_wait_s"] = compaction_wait
+            return v
         try:
+            if self.opts.scenarios and "consume" not in self.opts.scenarios:
+                raise Skipped()
+            # Catch-up reads are of data older than what compaction leaves alone;
+            # let it finish before the restart (Kafka has nothing to wait for).
+            compaction_wait = broker.wait_compacted() if produced["ok"] else 0.0
             broker.stop()
             broker.start()
             self.scenario(rep, broker, "consume", consume)
+        except Skipped:
+            pass
         except Exception as e:  # noqa: BLE001
             self.results.append({"rep": rep, "broker": broker.name, "scenario": "consume", "ok": False,
                                  "error": "restart failed: %s" % e})
@@ -549,6 +586,9 @@ def store_deltas(m0, m1, wall):
         "store_get_bytes": d("streamhouse_store_get_bytes_total"),
         "store_other": d("streamhouse_store_other_requests_total"),
         "objects_sealed": d("streamhouse_objects_sealed_total"),
+        "objects_committed": d("streamhouse_objects_committed_total"),
+        "catalog_commits": d("streamhouse_catalog_commit_latency_count"),
+        "compaction_bytes_rewritten": d("streamhouse_compaction_bytes_rewritten_total"),
     }
     n = d("streamhouse_store_put_latency_count")
     if n:
@@ -594,7 +634,10 @@ ROWS = [
     ("store PUTs per GiB written", "produce", "puts_per_gib", "", False, True),
     ("store mean PUT time (produce)", "produce", "store_put_mean_ms", "ms", False, True),
     ("store mean PUT time (@ 5 MiB/s)", "latency", "store_put_mean_ms", "ms", False, True),
+    ("catalog mean commit time (produce)", "produce", "catalog_commit_mean_ms", "ms", False, True),
+    ("objects per catalog commit (produce)", "produce", "objects_per_commit", "", True, True),
     ("catalog mean commit time (@ 5 MiB/s)", "latency", "catalog_commit_mean_ms", "ms", False, True),
+    ("wait for compaction before the catch-up read", "consume", "compaction_wait_s", "s", False, True),
     ("store GETs per GiB read", "consume", "gets_per_gib", "", False, True),
     ("store MiB per GET (catch-up)", "consume", "mib_per_get", "MiB", True, True),
     ("store PUTs/s @ 5 MiB/s, 1 partition", "fixed-1p", "store_puts_per_s", "/s", False, True),
@@ -621,6 +664,8 @@ def derived(values):
     gib_written = v.get("store_put_bytes", 0) / 2**30
     if "store_puts" in v and gib_written > 0:
         v["puts_per_gib"] = v["store_puts"] / gib_written
+    if v.get("catalog_commits"):
+        v["objects_per_commit"] = v["objects_committed"] / v["catalog_commits"]
     mib = v.get("mib")
     if "store_gets" in v and mib:
         v["gets_per_gib"] = v["store_gets"] / (mib / 1024)
@@ -788,7 +833,16 @@ def main():
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--notes", default="")
+    p.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(SCENARIOS)
+                   + " (consume needs produce)")
     opts = p.parse_args()
+    if opts.scenarios:
+        opts.scenarios = {x.strip() for x in opts.scenarios.split(",") if x.strip()}
+        unknown = opts.scenarios - set(SCENARIOS)
+        if unknown:
+            p.error("unknown scenarios: %s" % ", ".join(sorted(unknown)))
+        if "consume" in opts.scenarios:
+            opts.scenarios.add("produce")
 
     sizes = dict(QUICK if opts.quick else FULL)
     if opts.reps:

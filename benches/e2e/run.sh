@@ -12,6 +12,7 @@
 #   --out DIR                where results.json, results.md and the PNGs go
 #                            (default docs/benchmarks)
 #   --scale F                multiply record counts and durations (e.g. 0.1 to try it out)
+#   --scenarios LIST         subset of produce,consume,latency,e2e,fixed-1p,produce-1000p,fixed-1000p
 #   --no-build               use the release binary as it is
 #
 # Set-up, each step only if missing, everything under
@@ -40,6 +41,7 @@ while (($#)); do
         --reps) ARGS+=(--reps "${2:?--reps needs a number}"); shift ;;
         --brokers) ARGS+=(--brokers "${2:?--brokers needs a list}"); shift ;;
         --scale) ARGS+=(--scale "${2:?--scale needs a factor}"); shift ;;
+        --scenarios) ARGS+=(--scenarios "${2:?--scenarios needs a list}"); shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --no-build) BUILD=0 ;;
         -h | --help) usage; exit 0 ;;
