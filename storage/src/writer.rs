@@ -408,7 +408,7 @@ impl Packer {
         if self.open.is_empty() {
             return;
         }
-        let mut encoder = ObjectEncoder::with_capacity(self.open_bytes);
+        let mut encoder = ObjectEncoder::for_runs(self.open_bytes, self.open.len());
         let mut runs = Vec::with_capacity(self.open.len());
         for ((topic, partition), run) in std::mem::take(&mut self.open) {
             let (position, length) = encoder.add_run(topic, partition, &run.chunks, run.stats);
