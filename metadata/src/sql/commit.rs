@@ -22,27 +22,28 @@ use crate::{ObjectCommit, Result, RunOutcome};
 
 /// Rows per multi-row statement. The widest statement binds 9 values a row, so a
 /// chunk stays far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
-const ROWS_PER_STATEMENT: usize = 1000;
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
-type PartitionKey = (String, i32);
+pub(super) type PartitionKey = (String, i32);
 
 /// A partition's log head while the transaction assigns offsets.
-struct PartitionHead {
+pub(super) struct PartitionHead {
     next_offset: i64,
     max_timestamp: i64,
     changed: bool,
 }
 
-struct EntryRow {
-    topic: String,
-    partition: i32,
-    base_offset: i64,
-    last_offset: i64,
-    object_id: i64,
-    position: i64,
-    length: i64,
-    max_timestamp: i64,
-    running_max_timestamp: i64,
+/// An index row to insert.
+pub(super) struct EntryRow {
+    pub topic: String,
+    pub partition: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub object_id: i64,
+    pub position: i64,
+    pub length: i64,
+    pub max_timestamp: i64,
+    pub running_max_timestamp: i64,
 }
 
 struct ProducerRow {
@@ -121,7 +122,7 @@ pub(super) async fn commit_objects(
 }
 
 /// `($first, $first+1, ...), (...)`: `rows` tuples of `columns` placeholders.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         if row > 0 {
@@ -182,7 +183,7 @@ async fn insert_objects(
 /// Reads the heads of the partitions that exist among `keys` (sorted), locking
 /// their rows on PostgreSQL for the rest of the transaction; on SQLite the
 /// transaction holds the database's write lock already.
-async fn lock_partitions(
+pub(super) async fn lock_partitions(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     keys: &[PartitionKey],
@@ -245,7 +246,10 @@ async fn update_partitions(
     Ok(())
 }
 
-async fn insert_entries(tx: &mut Transaction<'static, Any>, entries: &[EntryRow]) -> Result<()> {
+pub(super) async fn insert_entries(
+    tx: &mut Transaction<'static, Any>,
+    entries: &[EntryRow],
+) -> Result<()> {
     for chunk in entries.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO index_entries (topic_id, partition_index, base_offset, last_offset, \

@@ -2,17 +2,19 @@
 //! that moves their index entries to a compacted object, and the sweeps that
 //! retire objects nothing points into.
 //!
-//! Locking follows the committers: a swap locks each partition row (a no-op
-//! UPDATE, in topic/partition order) before touching its entries, so it takes
-//! turns with commits and DeleteTopics of that partition on PostgreSQL; on SQLite
-//! the write transaction excludes every other writer.
+//! Locking follows the committers: a swap locks its partition rows (`SELECT ...
+//! FOR UPDATE` in topic/partition order, the committers' own statement) before
+//! touching their entries, so it takes turns with commits and DeleteTopics of
+//! those partitions on PostgreSQL; on SQLite the write transaction excludes every
+//! other writer.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor};
+use sqlx::{Any, AssertSqlSafe, Executor};
 
+use super::commit::{self, placeholders, EntryRow, PartitionKey, ROWS_PER_STATEMENT};
 use super::rows::{get, to_i32, topic_id};
 use super::SqlCatalog;
-use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
+use crate::compaction::{CompactionSwap, ObjectEntry, SourceEntry, StoredObject, SwapOutcome};
 use crate::Result;
 
 /// Served by the partial index `objects_live_by_size` (migration 0005): once
@@ -36,25 +38,6 @@ const SELECT_OBJECT_ENTRIES: &str = "\
 const INSERT_OBJECT: &str = "\
     INSERT INTO objects (key, size_bytes, state, created_at_ms) \
     VALUES ($1, $2, 'live', $3) RETURNING id";
-
-const LOCK_PARTITION: &str = "\
-    UPDATE partitions SET next_offset = next_offset \
-    WHERE topic_id = $1 AND partition_index = $2";
-
-/// Deletes a source entry only if it is still exactly as compaction read it.
-const DELETE_SOURCE_ENTRY: &str = "\
-    DELETE FROM index_entries \
-    WHERE topic_id = $1 AND partition_index = $2 AND base_offset = $3 \
-        AND last_offset = $4 AND object_id = $5";
-
-const INSERT_INDEX_ENTRY: &str = "\
-    INSERT INTO index_entries (topic_id, partition_index, base_offset, last_offset, \
-        object_id, position, length, max_timestamp, running_max_timestamp) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-const MARK_DELETING: &str = "\
-    UPDATE objects SET state = 'deleting', deleting_since_ms = $1 \
-    WHERE id = $2 AND state = 'live'";
 
 /// Only partitions with a log start above 0 can have entries below it, so the
 /// scan starts from those and seeks each one's entries by `last_offset`.
@@ -150,6 +133,10 @@ pub(super) async fn object_entries(
     Ok(entries)
 }
 
+/// A fixed number of multi-row statements, like the write path's commit: on
+/// SQLite the swap holds the database's only write lock, and every producer's
+/// commit waits behind it (one statement per source entry held it for tens of
+/// milliseconds per swap).
 pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<SwapOutcome> {
     let mut tx = catalog.begin_write().await?;
     let inserted = sqlx::query(INSERT_OBJECT)
@@ -159,53 +146,84 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
         .fetch_one(&mut *tx)
         .await?;
     let object_id: i64 = get(&inserted, "id")?;
-    for partition in &swap.partitions {
-        let topic = partition.topic.to_string();
-        let index = i64::from(partition.partition);
-        let locked = sqlx::query(LOCK_PARTITION)
-            .bind(topic.as_str())
-            .bind(index)
-            .execute(&mut *tx)
-            .await?;
-        if locked.rows_affected() == 0 {
-            // Deleted with its topic, entries and all: nothing to move.
-            continue;
-        }
-        for source in &partition.sources {
-            let deleted = sqlx::query(DELETE_SOURCE_ENTRY)
-                .bind(topic.as_str())
-                .bind(index)
+    let keys: Vec<PartitionKey> = swap
+        .partitions
+        .iter()
+        .map(|p| (p.topic.to_string(), p.partition))
+        .collect();
+    // Partitions deleted with their topic (entries and all) have nothing to move.
+    let existing = commit::lock_partitions(&mut tx, catalog.backend(), &keys).await?;
+    let moved: Vec<(&PartitionKey, &crate::compaction::PartitionSwap)> = keys
+        .iter()
+        .zip(&swap.partitions)
+        .filter(|(key, _)| existing.contains_key(*key))
+        .collect();
+
+    let sources: Vec<(&str, i32, SourceEntry)> = moved
+        .iter()
+        .flat_map(|((topic, partition), p)| {
+            p.sources
+                .iter()
+                .map(move |source| (topic.as_str(), *partition, *source))
+        })
+        .collect();
+    let mut deleted = 0;
+    for chunk in sources.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM index_entries \
+             WHERE (topic_id, partition_index, base_offset, last_offset, object_id) \
+                 IN (VALUES {})",
+            placeholders(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (topic, partition, source) in chunk {
+            query = query
+                .bind(*topic)
+                .bind(i64::from(*partition))
                 .bind(source.base_offset)
                 .bind(source.last_offset)
-                .bind(source.object_id)
-                .execute(&mut *tx)
-                .await?;
-            if deleted.rows_affected() != 1 {
-                // Dropping the transaction rolls it back.
-                return Ok(SwapOutcome::Conflict);
-            }
+                .bind(source.object_id);
         }
-        for entry in &partition.entries {
-            sqlx::query(INSERT_INDEX_ENTRY)
-                .bind(topic.as_str())
-                .bind(index)
-                .bind(entry.base_offset)
-                .bind(entry.last_offset)
-                .bind(object_id)
-                .bind(entry.position)
-                .bind(entry.length)
-                .bind(entry.max_timestamp)
-                .bind(entry.running_max_timestamp)
-                .execute(&mut *tx)
-                .await?;
-        }
+        deleted += query.execute(&mut *tx).await?.rows_affected();
     }
-    for source in &swap.source_objects {
-        sqlx::query(MARK_DELETING)
-            .bind(swap.now_ms)
-            .bind(*source)
-            .execute(&mut *tx)
-            .await?;
+    if deleted != sources.len() as u64 {
+        // A source entry is no longer as read. Dropping the transaction rolls it
+        // back.
+        return Ok(SwapOutcome::Conflict);
+    }
+
+    let entries: Vec<EntryRow> = moved
+        .iter()
+        .flat_map(|((topic, partition), p)| {
+            p.entries.iter().map(move |entry| EntryRow {
+                topic: topic.clone(),
+                partition: *partition,
+                base_offset: entry.base_offset,
+                last_offset: entry.last_offset,
+                object_id,
+                position: entry.position,
+                length: entry.length,
+                max_timestamp: entry.max_timestamp,
+                running_max_timestamp: entry.running_max_timestamp,
+            })
+        })
+        .collect();
+    commit::insert_entries(&mut tx, &entries).await?;
+
+    for chunk in swap.source_objects.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE objects SET state = 'deleting', deleting_since_ms = $1 \
+             WHERE state = 'live' AND id IN ({})",
+            (2..chunk.len() + 2)
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(swap.now_ms);
+        for source in chunk {
+            query = query.bind(*source);
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(SwapOutcome::Swapped)
