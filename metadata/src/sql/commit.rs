@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use sqlx::any::AnyArguments;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::rows::{get, now_ms, to_i32};
@@ -121,6 +122,21 @@ pub(super) async fn commit_objects(
     Ok(outcomes)
 }
 
+/// Rows up to which a multi-row statement is kept prepared per connection.
+const CACHED_UP_TO_ROWS: usize = 16;
+
+/// A multi-row statement of `rows` rows. Each row count is a different SQL text,
+/// and a prepared statement of a thousand rows is megabytes of SQLite bytecode:
+/// with sqlx's cache of 100 statements per connection, a 1000-partition topic
+/// filled the cache with such statements (hundreds of MiB). Small, common shapes
+/// stay cached; large ones are prepared for the one execution.
+pub(super) fn multi_row(
+    sql: String,
+    rows: usize,
+) -> sqlx::query::Query<'static, Any, AnyArguments> {
+    sqlx::query(AssertSqlSafe(sql)).persistent(rows <= CACHED_UP_TO_ROWS)
+}
+
 /// `($first, $first+1, ...), (...)`: `rows` tuples of `columns` placeholders.
 pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 6);
@@ -154,7 +170,7 @@ async fn insert_objects(
              RETURNING id, key",
             placeholders(chunk.len(), 4)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = multi_row(sql, chunk.len());
         for commit in chunk {
             query = query
                 .bind(commit.object.key.as_str())
@@ -200,7 +216,7 @@ pub(super) async fn lock_partitions(
              ORDER BY topic_id, partition_index{lock}",
             placeholders(chunk.len(), 2)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = multi_row(sql, chunk.len());
         for (topic, partition) in chunk {
             query = query.bind(topic.as_str()).bind(i64::from(*partition));
         }
@@ -233,7 +249,7 @@ async fn update_partitions(
              WHERE partitions.topic_id = v.column1 AND partitions.partition_index = v.column2",
             placeholders(chunk.len(), 4)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = multi_row(sql, chunk.len());
         for ((topic, partition), head) in chunk {
             query = query
                 .bind(topic.as_str())
@@ -256,7 +272,7 @@ pub(super) async fn insert_entries(
              object_id, position, length, max_timestamp, running_max_timestamp) VALUES {}",
             placeholders(chunk.len(), 9)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = multi_row(sql, chunk.len());
         for entry in chunk {
             query = query
                 .bind(entry.topic.as_str())
@@ -286,7 +302,7 @@ async fn record_producer_batches(
              first_sequence, last_sequence, base_offset) VALUES {}",
             placeholders(chunk.len(), 7)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = multi_row(sql, chunk.len());
         for row in chunk {
             query = query
                 .bind(row.topic.as_str())
@@ -319,7 +335,7 @@ async fn record_producer_batches(
             placeholders(chunk.len(), 3),
             RECENT_BATCHES_KEPT - 1
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = multi_row(sql, chunk.len());
         for (topic, partition, producer_id) in chunk {
             query = query
                 .bind(*topic)

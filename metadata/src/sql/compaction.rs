@@ -9,7 +9,7 @@
 //! other writer.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Executor};
+use sqlx::{Any, Executor};
 
 use super::commit::{self, placeholders, EntryRow, PartitionKey, ROWS_PER_STATEMENT};
 use super::rows::{get, to_i32, topic_id};
@@ -175,7 +175,7 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
                  IN (VALUES {})",
             placeholders(chunk.len(), 5)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = commit::multi_row(sql, chunk.len());
         for (topic, partition, source) in chunk {
             query = query
                 .bind(*topic)
@@ -219,7 +219,7 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(swap.now_ms);
+        let mut query = commit::multi_row(sql, chunk.len()).bind(swap.now_ms);
         for source in chunk {
             query = query.bind(*source);
         }
