@@ -109,7 +109,10 @@ impl Metrics {
             ),
             ("streamhouse_objects_sealed_total", &self.objects_sealed),
             // Divided by the commit latency's count: objects per group commit.
-            ("streamhouse_objects_committed_total", &self.objects_committed),
+            (
+                "streamhouse_objects_committed_total",
+                &self.objects_committed,
+            ),
             ("streamhouse_batches_appended_total", &self.batches_appended),
         ];
         for (name, counter) in counters {

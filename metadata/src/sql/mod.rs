@@ -9,8 +9,8 @@
 
 mod admin;
 mod cluster;
-mod compaction;
 mod commit;
+mod compaction;
 mod connect;
 mod groups;
 mod log;
