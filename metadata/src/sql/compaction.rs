@@ -27,13 +27,12 @@ const SELECT_SMALL_LIVE: &str = "\
     WHERE state = 'live' AND size_bytes < $1 \
     ORDER BY +id LIMIT $2";
 
-/// Served by `index_entries_by_object`.
+/// Completed with the objects' ids; served by `index_entries_by_object`.
 const SELECT_OBJECT_ENTRIES: &str = "\
     SELECT e.topic_id, e.partition_index, e.base_offset, e.last_offset, e.object_id, \
         e.position, e.length, e.max_timestamp, e.running_max_timestamp, p.log_start_offset \
     FROM index_entries e \
-    JOIN partitions p ON p.topic_id = e.topic_id AND p.partition_index = e.partition_index \
-    WHERE e.object_id = $1";
+    JOIN partitions p ON p.topic_id = e.topic_id AND p.partition_index = e.partition_index";
 
 const INSERT_OBJECT: &str = "\
     INSERT INTO objects (key, size_bytes, state, created_at_ms) \
@@ -71,8 +70,6 @@ const SELECT_TO_DELETE: &str = "\
     WHERE state = 'deleting' AND deleting_since_ms < $1 \
     ORDER BY deleting_since_ms, id LIMIT $2";
 
-const DELETE_OBJECT: &str = "DELETE FROM objects WHERE id = $1 AND state = 'deleting'";
-
 fn stored_object(row: &AnyRow) -> Result<StoredObject> {
     Ok(StoredObject {
         id: get(row, "id")?,
@@ -105,27 +102,55 @@ pub(super) async fn small_live_objects<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    let rows = sqlx::query(SELECT_SMALL_LIVE)
-        .bind(max_size_bytes)
+    stored_objects(executor, SELECT_SMALL_LIVE, max_size_bytes, limit).await
+}
+
+pub(super) async fn objects_to_delete<'e, E>(
+    executor: E,
+    deleting_before_ms: i64,
+    limit: u32,
+) -> Result<Vec<StoredObject>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    stored_objects(executor, SELECT_TO_DELETE, deleting_before_ms, limit).await
+}
+
+/// Object rows of a query taking one bound and a limit.
+async fn stored_objects<'e, E>(
+    executor: E,
+    sql: &'static str,
+    bound: i64,
+    limit: u32,
+) -> Result<Vec<StoredObject>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query(sql)
+        .bind(bound)
         .bind(i64::from(limit))
         .fetch_all(executor)
         .await?;
     rows.iter().map(stored_object).collect()
 }
 
-/// One indexed query per object: the Any driver binds no arrays, and a compaction
-/// reads at most a few hundred objects.
+/// One statement per chunk of objects (a pass has up to a thousand sources),
+/// each object's entries found through `index_entries_by_object`.
 pub(super) async fn object_entries(
     pool: &sqlx::AnyPool,
     objects: &[i64],
 ) -> Result<Vec<ObjectEntry>> {
     let mut entries = Vec::new();
-    for object in objects {
-        let rows = sqlx::query(SELECT_OBJECT_ENTRIES)
-            .bind(*object)
-            .fetch_all(pool)
-            .await?;
-        for row in &rows {
+    for chunk in objects.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "{SELECT_OBJECT_ENTRIES} WHERE e.object_id IN (VALUES {})",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = commit::multi_row(sql, chunk.len());
+        for object in chunk {
+            query = query.bind(*object);
+        }
+        for row in &query.fetch_all(pool).await? {
             entries.push(object_entry(row)?);
         }
     }
@@ -212,17 +237,16 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
 
     for chunk in swap.source_objects.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "UPDATE objects SET state = 'deleting', deleting_since_ms = $1 \
-             WHERE state = 'live' AND id IN ({})",
-            (2..chunk.len() + 2)
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "UPDATE objects SET state = 'deleting', deleting_since_ms = ${} \
+             WHERE state = 'live' AND id IN (VALUES {})",
+            chunk.len() + 1,
+            placeholders(chunk.len(), 1)
         );
-        let mut query = commit::multi_row(sql, chunk.len()).bind(swap.now_ms);
+        let mut query = commit::multi_row(sql, chunk.len());
         for source in chunk {
             query = query.bind(*source);
         }
+        query = query.bind(swap.now_ms);
         query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
@@ -256,31 +280,19 @@ pub(super) async fn mark_unreferenced(
     Ok(marked.rows_affected())
 }
 
-pub(super) async fn objects_to_delete<'e, E>(
-    executor: E,
-    deleting_before_ms: i64,
-    limit: u32,
-) -> Result<Vec<StoredObject>>
-where
-    E: Executor<'e, Database = Any>,
-{
-    let rows = sqlx::query(SELECT_TO_DELETE)
-        .bind(deleting_before_ms)
-        .bind(i64::from(limit))
-        .fetch_all(executor)
-        .await?;
-    rows.iter().map(stored_object).collect()
-}
-
 pub(super) async fn forget(catalog: &SqlCatalog, objects: &[i64]) -> Result<u64> {
     let mut tx = catalog.begin_write().await?;
     let mut forgotten = 0;
-    for object in objects {
-        let deleted = sqlx::query(DELETE_OBJECT)
-            .bind(*object)
-            .execute(&mut *tx)
-            .await?;
-        forgotten += deleted.rows_affected();
+    for chunk in objects.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM objects WHERE state = 'deleting' AND id IN (VALUES {})",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = commit::multi_row(sql, chunk.len());
+        for object in chunk {
+            query = query.bind(*object);
+        }
+        forgotten += query.execute(&mut *tx).await?.rows_affected();
     }
     tx.commit().await?;
     Ok(forgotten)
