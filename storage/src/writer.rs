@@ -599,3 +599,7 @@ fn fail_all(runs: Vec<SealedRun>, error: &Arc<StorageError>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

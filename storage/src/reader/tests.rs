@@ -1,27 +1,21 @@
 //! The read path against an in-memory store whose GETs take time and are
 //! counted, so concurrency, read-ahead and sharing are observable.
 
-use std::fmt;
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_metadata::IndexEntry;
 use streamhouse_protocol::batch::{self, BatchHeader};
 use uuid::Uuid;
 
 use super::{ObjectReader, ReadCacheConfig};
 use crate::format::{ObjectEncoder, RunStats};
+use crate::test_store::{HookedStore, StoreHooks};
 
 /// Batches per object, offsets per batch and bytes per batch of the fixture.
 const BATCHES: i64 = 2;
@@ -29,83 +23,30 @@ const OFFSETS: i64 = 10;
 const BATCH_BYTES: usize = 1000;
 const OBJECT_RUN_BYTES: usize = BATCHES as usize * BATCH_BYTES;
 
-/// An in-memory store whose GETs wait `delay`, counting them and the most that
-/// were in flight at once.
-struct SlowStore {
-    inner: InMemory,
+/// GETs that wait `delay`, counted, with the most that were in flight at once.
+struct SlowGets {
     delay: Duration,
     gets: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
 
-impl fmt::Display for SlowStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlowStore")
-    }
-}
-
-impl fmt::Debug for SlowStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlowStore")
-    }
-}
-
 #[async_trait]
-impl ObjectStore for SlowStore {
-    async fn put_opts(
-        &self,
-        at: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(at, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        at: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(at, opts).await
-    }
-
-    async fn get_opts(&self, at: &Path, options: GetOptions) -> Result<GetResult> {
+impl StoreHooks for SlowGets {
+    async fn before_get(&self) {
         self.gets.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.inner.get_opts(at, options).await
-    }
-
-    async fn get_ranges(&self, at: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.inner.get_ranges(at, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
+type SlowStore = HookedStore<SlowGets>;
+
 impl SlowStore {
     fn gets(&self) -> usize {
-        self.gets.load(Ordering::SeqCst)
+        self.hooks.gets.load(Ordering::SeqCst)
     }
 }
 
@@ -126,13 +67,12 @@ fn fake_batch() -> Bytes {
 /// `objects` objects, each holding one run of `BATCHES` batches of partition
 /// 0, stored behind a store whose GETs take `delay`; with their index entries.
 async fn fixture(objects: i64, delay: Duration) -> (Arc<SlowStore>, Vec<IndexEntry>) {
-    let store = Arc::new(SlowStore {
-        inner: InMemory::new(),
+    let store = Arc::new(SlowStore::new(SlowGets {
         delay,
         gets: AtomicUsize::new(0),
         in_flight: AtomicUsize::new(0),
         max_in_flight: AtomicUsize::new(0),
-    });
+    }));
     let batches: Vec<Bytes> = (0..BATCHES).map(|_| fake_batch()).collect();
     let mut entries = Vec::new();
     for i in 0..objects {
@@ -218,7 +158,7 @@ async fn the_objects_a_read_needs_are_fetched_concurrently() {
         .unwrap();
     assert_eq!(base_offsets(&out).len(), 16);
     assert_eq!(store.gets(), 8, "one GET per object");
-    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 8);
+    assert_eq!(store.hooks.max_in_flight.load(Ordering::SeqCst), 8);
 }
 
 #[tokio::test]

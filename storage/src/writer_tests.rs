@@ -1,97 +1,37 @@
 //! The write path's sealing and commit policies, against a SQLite catalog and an
-//! in-memory store whose PUTs a test can hold back.
+//! in-memory store whose first PUT a test can hold back.
 
-use std::fmt;
-use std::ops::Range;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{BufMut, Bytes, BytesMut};
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use bytes::{BufMut, BytesMut};
+use object_store::ObjectStore;
 use streamhouse_metadata::{Catalog, NewTopic, TopicId};
-use streamhouse_storage::instrumented::InstrumentedStore;
-use streamhouse_storage::{
-    Append, AppendOutcome, Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks,
-    WriterConfig,
-};
 use tokio::sync::{oneshot, Semaphore};
 
-/// An in-memory store whose first PUT waits until the test adds a permit.
-struct GatedStore {
-    inner: InMemory,
+use super::{Append, AppendOutcome, ObjectWriter, WriterConfig};
+use crate::instrumented::InstrumentedStore;
+use crate::test_store::{HookedStore, StoreHooks};
+use crate::{Metrics, ObjectReader, ReadCacheConfig, Watermarks};
+
+/// The first PUT waits until the test adds a permit.
+struct FirstPutGate {
     first_put: Semaphore,
-    puts_started: std::sync::atomic::AtomicUsize,
-}
-
-impl fmt::Display for GatedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GatedStore")
-    }
-}
-
-impl fmt::Debug for GatedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GatedStore")
-    }
+    puts_started: AtomicUsize,
 }
 
 #[async_trait]
-impl ObjectStore for GatedStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+impl StoreHooks for FirstPutGate {
+    async fn before_put(&self) {
         if self.puts_started.fetch_add(1, Ordering::SeqCst) == 0 {
             let _permit = self.first_put.acquire().await;
         }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
+
+type GatedStore = HookedStore<FirstPutGate>;
 
 /// A record batch header of `records` offsets and a small body: the write path
 /// reads only what the produce handler already validated.
@@ -146,11 +86,10 @@ async fn setup(config: WriterConfig) -> Setup {
         .unwrap()
         .id;
     let metrics = Arc::new(Metrics::default());
-    let gate = Arc::new(GatedStore {
-        inner: InMemory::new(),
+    let gate = Arc::new(GatedStore::new(FirstPutGate {
         first_put: Semaphore::new(0),
-        puts_started: Default::default(),
-    });
+        puts_started: AtomicUsize::new(0),
+    }));
     let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
         Arc::clone(&gate) as Arc<dyn ObjectStore>,
         Arc::clone(&metrics),
@@ -194,7 +133,7 @@ async fn an_idle_write_path_seals_at_once_instead_of_waiting_for_the_interval() 
         ..WriterConfig::default()
     })
     .await;
-    s.gate.first_put.add_permits(1);
+    s.gate.hooks.first_put.add_permits(1);
     let first = s.writer.submit(append(s.topic, 3)).await.unwrap();
     assert_eq!(outcome(first).await, 0);
     let second = s.writer.submit(append(s.topic, 2)).await.unwrap();
@@ -210,7 +149,7 @@ async fn without_idle_sealing_an_append_waits_for_the_interval() {
         ..WriterConfig::default()
     })
     .await;
-    s.gate.first_put.add_permits(1);
+    s.gate.hooks.first_put.add_permits(1);
     let mut pending = s.writer.submit(append(s.topic, 3)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -241,7 +180,7 @@ async fn objects_uploaded_while_an_earlier_one_uploads_commit_together_in_order(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(s.metrics.catalog_commit_latency.count(), 0);
-    s.gate.first_put.add_permits(1);
+    s.gate.hooks.first_put.add_permits(1);
     let mut offsets = Vec::new();
     for reply in replies {
         offsets.push(outcome(reply).await);
