@@ -603,6 +603,9 @@ def store_deltas(m0, m1, wall):
     n = d("streamhouse_catalog_commit_latency_count")
     if n:
         out["catalog_commit_mean_ms"] = d("streamhouse_catalog_commit_latency_sum_micros") / n / 1000
+    n = d("streamhouse_compaction_swap_latency_count")
+    if n:
+        out["compaction_swap_mean_ms"] = d("streamhouse_compaction_swap_latency_sum_micros") / n / 1000
     for key, name in [("store_put_p99_ms_cumulative", 'streamhouse_store_put_latency_micros{quantile="0.99"}'),
                       ("catalog_commit_p99_ms_cumulative",
                        'streamhouse_catalog_commit_latency_micros{quantile="0.99"}')]:
@@ -641,6 +644,7 @@ ROWS = [
     ("catalog mean commit time (produce)", "produce", "catalog_commit_mean_ms", "ms", False, True),
     ("objects per catalog commit (produce)", "produce", "objects_per_commit", "", True, True),
     ("catalog mean commit time (@ 5 MiB/s)", "latency", "catalog_commit_mean_ms", "ms", False, True),
+    ("compaction mean catalog swap time (@ 5 MiB/s)", "latency", "compaction_swap_mean_ms", "ms", False, True),
     ("wait for compaction before the catch-up read", "consume", "compaction_wait_s", "s", False, True),
     ("store GETs per GiB read", "consume", "gets_per_gib", "", False, True),
     ("store MiB per GET (catch-up)", "consume", "mib_per_get", "MiB", True, True),

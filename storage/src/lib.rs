@@ -9,6 +9,7 @@
 
 pub mod compaction;
 mod error;
+pub mod folder;
 pub mod format;
 pub mod instrumented;
 pub mod metrics;

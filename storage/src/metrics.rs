@@ -59,7 +59,7 @@ impl Latency {
         u64::MAX
     }
 
-    fn render(&self, name: &str, out: &mut String) {
+    pub(crate) fn render(&self, name: &str, out: &mut String) {
         let _ = writeln!(out, "{name}_count {}", self.count());
         let _ = writeln!(
             out,

@@ -2,7 +2,7 @@
 //!
 //! | URL | store |
 //! |-----|-------|
-//! | `file:///abs/path` or `file://rel/path` | a local folder (fsync on write) |
+//! | `file:///abs/path` or `file://rel/path` | a local folder (fsync on write; see [`crate::folder`]) |
 //! | `memory://` | in-process memory (tests) |
 //! | `s3://bucket?endpoint=..&region=..&allow_http=true&path_style=true&prefix=p` | S3 or an S3-compatible server |
 //!
@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 use url::Url;
 
+use crate::folder::FolderStore;
 use crate::StorageError;
 
 /// Builds the store a URL names. Errors say what is wrong with the URL.
@@ -33,11 +33,8 @@ pub fn open_store(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
         }
         std::fs::create_dir_all(path)
             .map_err(|e| invalid(format!("cannot create folder '{path}': {e}")))?;
-        let store = LocalFileSystem::new_with_prefix(path)
-            .map_err(|e| invalid(e.to_string()))?
-            // An acknowledged record must survive a machine crash, not only a
-            // process crash.
-            .with_fsync(true);
+        let store =
+            FolderStore::new(std::path::Path::new(path)).map_err(|e| invalid(e.to_string()))?;
         return Ok(Arc::new(store));
     }
     let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;

@@ -4,6 +4,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::metrics::Latency;
+
 #[derive(Default)]
 pub struct CompactionMetrics {
     /// Small objects whose entries compaction moved into bigger ones.
@@ -21,6 +23,9 @@ pub struct CompactionMetrics {
     pub last_idle_ms: AtomicU64,
     pub objects_deleted: AtomicU64,
     pub bytes_deleted: AtomicU64,
+    /// How long each catalog swap took: it holds the partitions' locks (all
+    /// of SQLite's write lock), so producers' commits wait for it.
+    pub swap_latency: Latency,
 }
 
 impl CompactionMetrics {
@@ -53,6 +58,8 @@ impl CompactionMetrics {
         for (name, value) in values {
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        self.swap_latency
+            .render("streamhouse_compaction_swap_latency", out);
     }
 }
 
@@ -67,6 +74,7 @@ mod tests {
         let mut text = String::new();
         metrics.render(&mut text);
         assert!(text.contains("streamhouse_compaction_objects_compacted_total 7\n"));
-        assert_eq!(text.lines().count(), 8);
+        assert_eq!(text.lines().count(), 8 + 5);
+        assert!(text.contains("streamhouse_compaction_swap_latency_count 0\n"));
     }
 }

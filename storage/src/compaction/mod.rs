@@ -23,7 +23,7 @@ mod metrics;
 pub mod plan;
 mod rewrite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,6 +37,7 @@ use streamhouse_metadata::{Catalog, NewObject};
 use tokio::sync::{oneshot, Mutex};
 use tokio::task::JoinHandle;
 
+use crate::folder::BackgroundWrite;
 use crate::format::new_object_key;
 use crate::metrics::Metrics;
 use crate::StorageError;
@@ -144,14 +145,12 @@ impl CompactionWorker {
         let entries = self.catalog.object_entries(&ids).await?;
         // Only objects with something left to copy are read; the others are dead
         // and only need retiring.
-        let needed: Vec<&StoredObject> = sources
+        let live: HashSet<i64> = entries
             .iter()
-            .filter(|o| {
-                entries
-                    .iter()
-                    .any(|e| e.object_id == o.id && e.last_offset >= e.log_start_offset)
-            })
+            .filter(|e| e.last_offset >= e.log_start_offset)
+            .map(|e| e.object_id)
             .collect();
+        let needed: Vec<&StoredObject> = sources.iter().filter(|o| live.contains(&o.id)).collect();
         let objects = self.read_all(&needed).await?;
         let Some(rewritten) = rewrite::rewrite(&entries, &objects)? else {
             // Nothing live in these objects: the collector retires them once
@@ -162,7 +161,11 @@ impl CompactionWorker {
         let size = rewritten.bytes.len() as u64;
         let path = Path::from(key.as_str());
         self.store
-            .put(&path, PutPayload::from(rewritten.bytes))
+            .put_opts(
+                &path,
+                PutPayload::from(rewritten.bytes),
+                BackgroundWrite::put_options(),
+            )
             .await?;
         let swap = CompactionSwap {
             object: NewObject {
@@ -175,7 +178,13 @@ impl CompactionWorker {
         };
         // On an error the new object stays in the store: the transaction may have
         // committed with its answer lost, and then the index points into it.
-        match self.catalog.swap_compacted(&swap).await? {
+        let started = std::time::Instant::now();
+        let swapped = self.catalog.swap_compacted(&swap).await?;
+        self.metrics
+            .compaction
+            .swap_latency
+            .record(started.elapsed());
+        match swapped {
             SwapOutcome::Swapped => {
                 self.metrics
                     .compaction
