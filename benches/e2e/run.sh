@@ -8,7 +8,8 @@
 #
 # Options (after the mode):
 #   --reps N                 repetitions instead of the mode's default
-#   --brokers LIST           subset of kafka,sh-embedded,sh-s3
+#   --brokers LIST           subset of kafka,sh-embedded,sh-s3; kafka-fsync (Kafka fsyncing
+#                            every append) runs only when named
 #   --out DIR                where results.json, results.md and the PNGs go
 #                            (default docs/benchmarks)
 #   --scale F                multiply record counts and durations (e.g. 0.1 to try it out)
