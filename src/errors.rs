@@ -37,9 +37,9 @@ pub fn storage(error: &StorageError) -> ResponseError {
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         // Retriable: the producer sends the batch again, in order.
         StorageError::EarlierWriteFailed => ResponseError::KafkaStorageError,
-        StorageError::InvalidStoreUrl { .. } | StorageError::CorruptObject { .. } => {
-            ResponseError::UnknownServerError
-        }
+        StorageError::InvalidStoreUrl { .. }
+        | StorageError::CorruptObject { .. }
+        | StorageError::TaskFailed { .. } => ResponseError::UnknownServerError,
     }
 }
 

@@ -32,4 +32,7 @@ pub enum StorageError {
     ShuttingDown,
     #[error("reading object '{key}' failed: {reason}")]
     ObjectRead { key: String, reason: String },
+    /// Work moved off the runtime's threads panicked or was cancelled.
+    #[error("{task} failed: {reason}")]
+    TaskFailed { task: &'static str, reason: String },
 }
