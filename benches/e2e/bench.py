@@ -482,6 +482,12 @@ class Bench:
             # The previous scenario's compaction is its own cost, not this one's.
             if broker.metrics().get(COMPACTION_PENDING, 0) > 0:
                 entry["compaction_wait_before_s"] = broker.wait_compacted()
+            # Written-back pages of the previous scenario (or broker: Kafka leaves
+            # hundreds of MiB unflushed) would otherwise compete with this one's
+            # fsyncs; the first measured runs were slower right after Kafka.
+            t_sync = time.time()
+            os.sync()
+            entry["sync_before_s"] = time.time() - t_sync
             entry["load_1m_before"] = os.getloadavg()[0]
             pid = broker.pid()
             reset_peak_rss(pid)
