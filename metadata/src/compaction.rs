@@ -37,17 +37,6 @@ pub struct ObjectEntry {
     pub log_start_offset: i64,
 }
 
-/// An entry that a swap removes. The swap goes through only if the source
-/// objects still hold as many entries as their partitions' `sources` list:
-/// an object's entries are only ever removed after its commit, never added, so
-/// an equal count means these same entries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SourceEntry {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    pub object_id: i64,
-}
-
 /// An entry of the new object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompactedEntry {
@@ -62,12 +51,17 @@ pub struct CompactedEntry {
     pub running_max_timestamp: i64,
 }
 
-/// What a swap does to one partition: remove `sources`, insert `entries`.
+/// What a swap does to one partition: remove its entries in the source
+/// objects, insert `entries`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionSwap {
     pub topic: TopicId,
     pub partition: i32,
-    pub sources: Vec<SourceEntry>,
+    /// How many of the partition's entries pointed into the source objects
+    /// when they were read. The swap goes through only if the sources still
+    /// hold that many: an object's entries are only ever removed after its
+    /// commit, never added, so an equal count means the same entries.
+    pub source_entries: usize,
     pub entries: Vec<CompactedEntry>,
 }
 

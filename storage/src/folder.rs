@@ -207,7 +207,9 @@ impl ObjectStore for FolderStore {
             store: "FolderStore",
             source: Box::new(e),
         })?;
-        // Allocated here, on the caller's thread: see the module doc.
+        // Allocated here, on the caller's thread: see the module doc. The
+        // range is read whole before this returns (StreamHouse reads whole
+        // objects of at most a few MiB), and handed out as a one-chunk stream.
         let mut buffer = Vec::with_capacity(len);
         let buffer = blocking(move || {
             file.seek(SeekFrom::Start(start))?;

@@ -199,7 +199,7 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
     // changed source: an object's entries are only ever removed after its
     // commit (trimmed, deleted with their topic, or moved by a swap), so fewer
     // rows than were read means one of them went meanwhile.
-    let expected: usize = moved.iter().map(|(_, p)| p.sources.len()).sum();
+    let expected: usize = moved.iter().map(|(_, p)| p.source_entries).sum();
     let mut deleted = 0;
     for chunk in swap.source_objects.chunks(ROWS_PER_STATEMENT) {
         let mut query = commit::multi_row(delete_entries_of_objects_sql(chunk.len()), chunk.len());

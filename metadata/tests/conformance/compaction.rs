@@ -5,8 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use streamhouse_metadata::compaction::{
-    CompactedEntry, CompactionSwap, ObjectEntry, PartitionSwap, SourceEntry, StoredObject,
-    SwapOutcome,
+    CompactedEntry, CompactionSwap, ObjectEntry, PartitionSwap, StoredObject, SwapOutcome,
 };
 use streamhouse_metadata::{Catalog, IndexEntry, NewObject, Topic};
 
@@ -45,16 +44,12 @@ fn swap_of(key: &str, entries: &[ObjectEntry], sources: &[StoredObject]) -> Comp
             partitions.push(PartitionSwap {
                 topic: e.topic,
                 partition: e.partition,
-                sources: Vec::new(),
+                source_entries: 0,
                 entries: Vec::new(),
             });
         }
         let p = partitions.last_mut().unwrap();
-        p.sources.push(SourceEntry {
-            base_offset: e.base_offset,
-            last_offset: e.last_offset,
-            object_id: e.object_id,
-        });
+        p.source_entries += 1;
         match p.entries.last_mut() {
             Some(m) if m.last_offset + 1 == e.base_offset => {
                 m.last_offset = e.last_offset;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use streamhouse_metadata::compaction::{CompactedEntry, ObjectEntry, PartitionSwap, SourceEntry};
+use streamhouse_metadata::compaction::{CompactedEntry, ObjectEntry, PartitionSwap};
 use streamhouse_protocol::batch;
 
 use crate::format::{ObjectEncoder, RunStats};
@@ -89,14 +89,7 @@ pub fn rewrite(
         partitions.push(PartitionSwap {
             topic: first.topic,
             partition: first.partition,
-            sources: group
-                .iter()
-                .map(|e| SourceEntry {
-                    base_offset: e.base_offset,
-                    last_offset: e.last_offset,
-                    object_id: e.object_id,
-                })
-                .collect(),
+            source_entries: group.len(),
             entries: compacted,
         });
     }
