@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use streamhouse_clock::SharedClock;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
@@ -25,12 +26,22 @@ pub struct Broker {
     pub coordinator: Arc<Coordinator>,
     /// Request counts and latencies of the store and the catalog commits.
     pub metrics: Arc<Metrics>,
+    /// What every time-dependent part of the agent reads the time from.
+    pub clock: SharedClock,
 }
 
 impl Broker {
     /// Opens the catalog and the object store the config names and starts the
     /// write path.
     pub async fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
+        Self::open_with_clock(config, streamhouse_clock::system()).await
+    }
+
+    /// [`Broker::open`] reading time from `clock` (tests drive a manual one).
+    pub async fn open_with_clock(
+        config: Config,
+        clock: SharedClock,
+    ) -> anyhow::Result<Arc<Broker>> {
         let catalog = streamhouse_metadata::open(&config.catalog_url)
             .await
             .with_context(|| format!("cannot open the catalog at {}", config.catalog_url))?;
@@ -77,6 +88,7 @@ impl Broker {
                 port: i32::from(config.advertise_port),
             },
             config.group_initial_rebalance_delay,
+            Arc::clone(&clock),
         )
         .await
         .context("cannot load consumer groups from the catalog")?;
@@ -90,6 +102,7 @@ impl Broker {
             cluster_id,
             coordinator,
             metrics,
+            clock,
         }))
     }
 

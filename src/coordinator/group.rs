@@ -1,7 +1,7 @@
 //! A classic group's state and its rebalance protocol: joining, choosing the
 //! protocol and the leader, completing a generation. Pure state: no I/O, no
-//! clock of its own (callers pass `now`). Sync, heartbeat, leave and expiry are
-//! in `lifecycle.rs`.
+//! clock of its own (callers pass `now`). SyncGroup is in `sync.rs`; heartbeats,
+//! leaving and expiry in `membership.rs`.
 //!
 //! This follows Apache Kafka's classic `GroupCoordinator`: the same states, the
 //! same errors in the same order of checks, and `group.initial.rebalance.delay.ms`

@@ -2,8 +2,11 @@
 //! coordinates, in memory, and persists what clients depend on to the catalog.
 //!
 //! - `group.rs`: the state machine of joining and rebalancing.
-//! - `election.rs`: choosing the protocol; each member's JoinGroup answer.
-//! - `lifecycle.rs`: sync, heartbeat, leave, commit checks, expiry, persistence form.
+//! - `join_answer.rs`: choosing the protocol; each member's JoinGroup answer.
+//! - `sync.rs`: SyncGroup, the leader's assignment handed out.
+//! - `membership.rs`: heartbeats, leaving, member checks, session and
+//!   rebalance expiry.
+//! - `persisted.rs`: what the catalog stores of a group, and resuming from it.
 //! - `member.rs`: a member and the answers parked members receive.
 //! - `subscription.rs`: bounds-checked parsing of "consumer" protocol metadata.
 //!
@@ -12,24 +15,29 @@
 //! group are ordered. A ticker advances timers (sessions, rebalance deadlines,
 //! the initial rebalance delay) every [`TICK`].
 
-mod election;
 mod group;
-mod lifecycle;
+mod join_answer;
 mod member;
+mod membership;
+mod persisted;
 mod subscription;
+mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
+use streamhouse_clock::SharedClock;
 use streamhouse_metadata::{Catalog, CatalogError};
 use tokio::sync::Mutex;
 
 pub use group::{Group, GroupState, JoinReply};
-pub use lifecycle::{SyncReply, SyncRequest};
 pub use member::{JoinRequest, JoinResult, Member, SyncResult};
 pub use subscription::subscribed_topics;
+pub use sync::{SyncReply, SyncRequest};
 
 /// Timer resolution: how late a deadline may be noticed.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -50,6 +58,8 @@ pub struct Coordinator {
     catalog: Arc<dyn Catalog>,
     this_node: CoordinatorNode,
     initial_delay: Duration,
+    /// Sessions, rebalance deadlines and the initial delay are measured on it.
+    clock: SharedClock,
     groups: std::sync::Mutex<HashMap<String, Arc<Mutex<Group>>>>,
 }
 
@@ -60,8 +70,9 @@ impl Coordinator {
         catalog: Arc<dyn Catalog>,
         this_node: CoordinatorNode,
         initial_delay: Duration,
+        clock: SharedClock,
     ) -> Result<Arc<Coordinator>, CatalogError> {
-        let now = Instant::now();
+        let now = clock.now();
         let groups = catalog
             .load_groups()
             .await?
@@ -75,6 +86,7 @@ impl Coordinator {
             catalog,
             this_node,
             initial_delay,
+            clock,
             groups: std::sync::Mutex::new(groups),
         });
         tokio::spawn(run_timers(Arc::downgrade(&coordinator)));
@@ -150,7 +162,7 @@ impl Coordinator {
         };
         let reply = {
             let mut group = group.lock().await;
-            let reply = group.join(request, Instant::now());
+            let reply = group.join(request, self.clock.now());
             if group.is_unused() {
                 // A refused first join must not leave a phantom group behind (it
                 // would be listed). Dead: anyone holding it retries with a new one.
@@ -174,12 +186,14 @@ impl Coordinator {
         };
         let reply = {
             let mut group = group.lock().await;
-            let reply = group.sync(request, Instant::now());
+            let reply = group.sync(request, self.clock.now());
             if matches!(reply, SyncReply::Persist(_)) {
                 group.dirty = true;
                 match self.persist(&mut group).await {
                     Ok(()) => group.release_syncs(),
-                    Err(error) => group.fail_syncs(crate::errors::catalog(&error), Instant::now()),
+                    Err(error) => {
+                        group.fail_syncs(crate::errors::catalog(&error), self.clock.now())
+                    }
                 }
             }
             reply
@@ -203,7 +217,7 @@ impl Coordinator {
             return Some(ResponseError::UnknownMemberId);
         };
         let mut group = group.lock().await;
-        group.heartbeat(member_id, instance_id, generation, Instant::now())
+        group.heartbeat(member_id, instance_id, generation, self.clock.now())
     }
 
     /// Removes members; the answer holds one error per (member id, instance id).
@@ -216,7 +230,7 @@ impl Coordinator {
             return vec![Some(ResponseError::UnknownMemberId); members.len()];
         };
         let mut group = group.lock().await;
-        let now = Instant::now();
+        let now = self.clock.now();
         let errors = members
             .iter()
             .map(|(member_id, instance_id)| group.leave(member_id, instance_id.as_deref(), now))
@@ -242,7 +256,8 @@ impl Coordinator {
             None => return Some(ResponseError::IllegalGeneration),
         };
         let mut group = group.lock().await;
-        if let Some(error) = group.check_commit(member_id, instance_id, generation, Instant::now())
+        if let Some(error) =
+            group.check_commit(member_id, instance_id, generation, self.clock.now())
         {
             return Some(error);
         }
@@ -301,7 +316,7 @@ async fn run_timers(coordinator: Weak<Coordinator>) {
         };
         for group in coordinator.groups() {
             let mut group = group.lock().await;
-            group.tick(Instant::now());
+            group.tick(coordinator.clock.now());
             let _ = coordinator.persist(&mut group).await;
         }
     }

@@ -139,7 +139,7 @@ async fn queue(
     append.batches = if stamp_append_time {
         // The topic's timestamps are the broker's: stamp a copy of the
         // validated batches (the CRC is recomputed), and index them by it.
-        append_time = now_ms();
+        append_time = broker.clock.now_ms();
         let mut stamped = bytes::BytesMut::from(&records[..]);
         for range in ranges {
             if let Some(bytes) = stamped.get_mut(range) {
@@ -196,13 +196,6 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
             .with_error_message(Some(StrBytes::from_string(e.to_string()))),
         Err(_) => response.with_error_code(ResponseError::NotLeaderOrFollower.code()),
     }
-}
-
-/// Milliseconds since the epoch, Kafka's timestamp unit.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The idempotence fields of a partition's batches: all from one producer with

@@ -1,0 +1,77 @@
+//! The persisted form of a classic group: what the catalog stores and how a
+//! restarted coordinator resumes a group from it.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use streamhouse_metadata::groups::{StoredGroup, StoredMember};
+
+use super::group::{Group, GroupState};
+use super::member::Member;
+
+impl Group {
+    pub fn to_stored(&self) -> StoredGroup {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        StoredGroup {
+            group_id: self.id.clone(),
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            generation: self.generation,
+            leader_id: self.leader.clone(),
+            members: self
+                .members
+                .values()
+                .map(|m| StoredMember {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata(&protocol).to_vec(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as a restarted coordinator resumes it: Stable with its members
+    /// (whose sessions start now), or Empty, as Kafka loads groups.
+    pub fn from_stored(
+        stored: StoredGroup,
+        initial_delay: std::time::Duration,
+        now: Instant,
+    ) -> Group {
+        let mut group = Group::new(&stored.group_id, initial_delay);
+        group.stored = true;
+        group.protocol_type = stored.protocol_type;
+        group.protocol_name = stored.protocol_name;
+        group.generation = stored.generation;
+        group.leader = stored.leader_id;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let protocol_type = group.protocol_type.clone().unwrap_or_default();
+        for m in stored.members {
+            let member = Member {
+                id: m.member_id.clone(),
+                instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                protocol_type: protocol_type.clone(),
+                protocols: vec![(protocol.clone(), Bytes::from(m.subscription))],
+                assignment: Bytes::from(m.assignment),
+                join_waiter: None,
+                sync_waiter: None,
+                session_deadline: now + super::member::millis(m.session_timeout_ms),
+            };
+            group.members.insert(m.member_id, member);
+        }
+        group.state = if group.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        group
+    }
+}
