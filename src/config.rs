@@ -1,117 +1,192 @@
-//! Broker configuration: command-line flags, each also settable by an environment
-//! variable, over an optional TOML file, over defaults. A flag beats its variable,
-//! which beats the file.
+//! The agent's own settings. Each is declared once, as a field of [`Settings`]:
+//! its flag, environment variable, config-file key (the field name), default
+//! and help text. [`Config`] is the settings resolved: addresses parsed,
+//! defaults that depend on other settings filled in, limits checked.
+//!
+//! A flag beats its variable, which beats the file, which beats the default.
+//! clap reads the flags, the variables and the defaults; the file then fills in
+//! every setting clap took from its default ([`ArgMatches::value_source`]).
+//!
+//! Adding a setting is a field here plus its use in [`Config::resolve`]. Its
+//! doc comment is both the `--help` text and the README's configuration table
+//! row, which a test keeps in step.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::Parser;
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use serde::{Deserialize, Serialize};
 use streamhouse_storage::CompactionConfig;
 
-/// Command line of `streamhouse`. Every flag is optional: with none, the broker
-/// serves the embedded default (SQLite catalog and a local object folder under
-/// `./data`, listening on 127.0.0.1:9092).
-#[derive(Debug, Parser, Default)]
+/// The command line of `streamhouse`, which is also the schema of its config
+/// file. With nothing set, the broker serves the embedded setup: a SQLite
+/// catalog and a local object folder under `data`, on 127.0.0.1:9092.
+//
+// The fields' doc comments are their `--help` text. A default that depends on
+// other settings is `None` here, worked out by `Config::resolve` and named in
+// the field's help as `[default: ...]`.
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(name = "streamhouse", version, about)]
-pub struct Cli {
-    /// Address to listen on for Kafka clients [default: 127.0.0.1:9092]
-    #[arg(long, env = "STREAMHOUSE_LISTEN")]
-    pub listen: Option<String>,
-    /// host:port clients are told to connect to [default: the listen address]
+// Every key optional, so that old files keep working as settings are added;
+// a misspelt key is an error rather than silently ignored.
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on for Kafka clients, IP:PORT
+    #[arg(long, env = "STREAMHOUSE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// HOST:PORT clients are told to connect to; required when listening on
+    /// 0.0.0.0 [default: the listen address]
     #[arg(long, env = "STREAMHOUSE_ADVERTISE")]
     pub advertise: Option<String>,
-    /// Folder for the embedded catalog and objects [default: ./data]
-    #[arg(long, env = "STREAMHOUSE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Folder of the embedded catalog and objects
+    #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
     /// Catalog database: sqlite://PATH or postgres://USER@HOST:PORT/DB
     /// [default: sqlite://DATA_DIR/catalog.db]
     #[arg(long, env = "STREAMHOUSE_CATALOG")]
     pub catalog: Option<String>,
-    /// Object store: file://PATH, memory:// or s3://BUCKET?endpoint=..&region=..
+    /// Object store: file://PATH, memory:// or
+    /// s3://BUCKET?endpoint=URL&region=R&allow_http=true&path_style=true&prefix=P
     /// [default: file://DATA_DIR/objects]
     #[arg(long, env = "STREAMHOUSE_STORE")]
     pub store: Option<String>,
-    /// TOML file with any of these settings (flag names with underscores)
+    /// TOML file with any of these settings, keyed by flag name with
+    /// underscores (flush_interval_ms = 20) [default: none]
     #[arg(long, env = "STREAMHOUSE_CONFIG")]
+    // Not a key of the file itself.
+    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Seal an object once it holds this many bytes [default: 4194304]
-    #[arg(long, env = "STREAMHOUSE_FLUSH_BYTES")]
-    pub flush_bytes: Option<usize>,
-    /// Seal an object once its oldest batch waited this long [default: 10, or 50 for s3://]
+    /// Seal the open object once it holds this many bytes
+    #[arg(long, env = "STREAMHOUSE_FLUSH_BYTES", default_value_t = 4 << 20)]
+    pub flush_bytes: usize,
+    /// Seal the open object once its oldest batch waited this long, while
+    /// earlier objects are in flight (see --seal-when-idle) [default: 10, or
+    /// 50 for s3:// stores]
     #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS")]
     pub flush_interval_ms: Option<u64>,
     /// Seal the open object at once when no earlier one is uploading or
-    /// committing; false: only by size or interval, for the fewest PUTs [default: true]
-    #[arg(long, env = "STREAMHOUSE_SEAL_WHEN_IDLE")]
-    pub seal_when_idle: Option<bool>,
-    /// Create unknown topics when clients ask for them in Metadata [default: true]
-    #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS")]
-    pub auto_create_topics: Option<bool>,
-    /// Partitions of auto-created topics and of CreateTopics asking for -1 [default: 1]
-    #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS")]
-    pub default_partitions: Option<i32>,
-    /// Most client connections served at once [default: 10000]
-    #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Largest request accepted, in bytes [default: 104857600]
-    #[arg(long, env = "STREAMHOUSE_MAX_FRAME_BYTES")]
-    pub max_frame_bytes: Option<usize>,
-    /// Memory for recently written and read objects, in bytes [default: 268435456]
-    #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES")]
-    pub read_cache_bytes: Option<u64>,
-    /// This agent's broker id [default: 0]
-    #[arg(long, env = "STREAMHOUSE_NODE_ID")]
-    pub node_id: Option<i32>,
-    /// How long the first rebalance of an empty group waits for more members [default: 3000]
-    #[arg(long, env = "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
-    pub group_initial_rebalance_delay_ms: Option<u64>,
-    /// Serve Prometheus-format metrics over HTTP on this address [default: off]
+    /// committing; false: only by size or interval, for the fewest PUTs
+    ///
+    /// With true a producer's round trip is one PUT plus one catalog commit,
+    /// not the interval as well, for up to one PUT per (PUT + commit) time
+    /// while idle. False suits stores billed per request, such as AWS S3.
+    #[arg(long, env = "STREAMHOUSE_SEAL_WHEN_IDLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seal_when_idle: bool,
+    /// Create unknown topics when clients ask for them in Metadata
+    #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics asking for -1
+    #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+    /// Most client connections served at once
+    #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Largest request accepted, in bytes
+    #[arg(long, env = "STREAMHOUSE_MAX_FRAME_BYTES",
+          default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+    /// Memory for recently written and read objects, in bytes
+    ///
+    /// It holds objects written, read, and read ahead for catch-up consumers,
+    /// and is the largest part of the broker's memory.
+    #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 256 << 20)]
+    pub read_cache_bytes: u64,
+    /// This agent's broker id, reported to clients
+    #[arg(long, env = "STREAMHOUSE_NODE_ID", default_value_t = 0)]
+    pub node_id: i32,
+    /// How long the first rebalance of an empty consumer group waits for more
+    /// members (Kafka's group.initial.rebalance.delay.ms); 0 for tests and
+    /// single consumers
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off]
+    ///
+    /// They count object-store requests, bytes and latencies, and catalog
+    /// commit latencies.
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
-    /// Compact objects smaller than half this size into objects of about this
-    /// size; 0 turns compaction off [default: twice the flush bytes]
+    /// Compact live objects smaller than half this size into objects of about
+    /// this size; 0 turns compaction off [default: twice the flush bytes]
+    ///
+    /// A catch-up read then costs about one GET per target size.
     #[arg(long, env = "STREAMHOUSE_COMPACTION_TARGET_BYTES")]
     pub compaction_target_bytes: Option<u64>,
-    /// Leave objects younger than this to tailing readers [default: 5000]
-    #[arg(long, env = "STREAMHOUSE_COMPACTION_MIN_AGE_MS")]
-    pub compaction_min_age_ms: Option<u64>,
-    /// Compact small objects below the target once the oldest is this old [default: 60000]
-    #[arg(long, env = "STREAMHOUSE_COMPACTION_MAX_AGE_MS")]
-    pub compaction_max_age_ms: Option<u64>,
-    /// Keep replaced and unreferenced objects in the store this long before
-    /// deleting them [default: 60000]
-    #[arg(long, env = "STREAMHOUSE_GC_GRACE_MS")]
-    pub gc_grace_ms: Option<u64>,
+    /// Leave objects younger than this to tailing readers, who read them from
+    /// the cache
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_MIN_AGE_MS",
+        default_value_t = 5000
+    )]
+    pub compaction_min_age_ms: u64,
+    /// Compact small objects that add up to less than the target once the
+    /// oldest is this old (slow topics)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_MAX_AGE_MS",
+        default_value_t = 60_000
+    )]
+    pub compaction_max_age_ms: u64,
+    /// Keep compacted-away and unreferenced objects in the store this long
+    /// before deleting them
+    ///
+    /// A fetch that read an object's index entry can still GET it meanwhile.
+    #[arg(long, env = "STREAMHOUSE_GC_GRACE_MS", default_value_t = 60_000)]
+    pub gc_grace_ms: u64,
 }
 
-/// The same settings as read from a TOML file; every field optional so that old
-/// files keep working as settings are added.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    advertise: Option<String>,
-    data_dir: Option<PathBuf>,
-    catalog: Option<String>,
-    store: Option<String>,
-    flush_bytes: Option<usize>,
-    flush_interval_ms: Option<u64>,
-    seal_when_idle: Option<bool>,
-    auto_create_topics: Option<bool>,
-    default_partitions: Option<i32>,
-    max_connections: Option<usize>,
-    max_frame_bytes: Option<usize>,
-    read_cache_bytes: Option<u64>,
-    node_id: Option<i32>,
-    group_initial_rebalance_delay_ms: Option<u64>,
-    metrics_listen: Option<String>,
-    compaction_target_bytes: Option<u64>,
-    compaction_min_age_ms: Option<u64>,
-    compaction_max_age_ms: Option<u64>,
-    gc_grace_ms: Option<u64>,
+impl Default for Settings {
+    /// The built-in defaults: an empty command line, the environment ignored.
+    fn default() -> Settings {
+        let command = Settings::command().mut_args(|arg| arg.env(None::<&'static str>));
+        let matches = command
+            .try_get_matches_from(["streamhouse"])
+            .expect("every setting has a default");
+        Settings::from_arg_matches(&matches).expect("every default parses")
+    }
+}
+
+impl Settings {
+    /// This process's settings: its command line and environment over the file
+    /// `--config` names. Like clap, prints and exits on `--help`, `--version` or
+    /// a malformed flag (status 2).
+    pub fn load() -> anyhow::Result<Settings> {
+        Settings::layered(&Settings::command().get_matches())
+    }
+
+    /// The settings clap parsed into `matches`, over the file they name.
+    fn layered(matches: &ArgMatches) -> anyhow::Result<Settings> {
+        let given = Settings::from_arg_matches(matches)?;
+        let Some(path) = &given.config else {
+            return Ok(given);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let invalid = || format!("config file {} is invalid", path.display());
+        // Parsed straight from the text, so that errors carry the line.
+        let file: Settings = toml::from_str(&text).with_context(invalid)?;
+        let mut layered = toml::Table::try_from(&file).with_context(invalid)?;
+        let flags = toml::Table::try_from(&given)
+            .context("a flag or variable is beyond what a TOML file can hold")?;
+        for (key, value) in flags {
+            if matches!(
+                matches.value_source(&key),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                layered.insert(key, value);
+            }
+        }
+        let mut settings: Settings = layered.try_into().with_context(invalid)?;
+        settings.config = given.config;
+        Ok(settings)
+    }
 }
 
 /// Resolved settings.
@@ -140,20 +215,36 @@ pub struct Config {
 }
 
 impl Config {
-    /// Resolves the command line (and the file it may name) into settings.
-    pub fn resolve(cli: Cli) -> anyhow::Result<Config> {
-        let file = match &cli.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let listen_text = cli
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:9092".to_string());
-        let listen: SocketAddr = listen_text
+    /// Checks the settings and works out the defaults that depend on others.
+    /// Errors name the flag, whichever layer the value came from.
+    pub fn resolve(settings: Settings) -> anyhow::Result<Config> {
+        let Settings {
+            listen,
+            advertise,
+            data_dir,
+            catalog,
+            store,
+            config: _,
+            flush_bytes,
+            flush_interval_ms,
+            seal_when_idle,
+            auto_create_topics,
+            default_partitions,
+            max_connections,
+            max_frame_bytes,
+            read_cache_bytes,
+            node_id,
+            group_initial_rebalance_delay_ms,
+            metrics_listen,
+            compaction_target_bytes,
+            compaction_min_age_ms,
+            compaction_max_age_ms,
+            gc_grace_ms,
+        } = settings;
+        let listen: SocketAddr = listen
             .parse()
-            .with_context(|| format!("--listen '{listen_text}' is not an IP:PORT address"))?;
-        let (advertise_host, advertise_port) = match cli.advertise.or(file.advertise) {
+            .with_context(|| format!("--listen '{listen}' is not an IP:PORT address"))?;
+        let (advertise_host, advertise_port) = match advertise {
             Some(text) => parse_host_port(&text)
                 .with_context(|| format!("--advertise '{text}' is not HOST:PORT"))?,
             None => {
@@ -163,18 +254,10 @@ impl Config {
                 (listen.ip().to_string(), listen.port())
             }
         };
-        let data_dir = cli
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("data"));
-        let catalog_url = cli
-            .catalog
-            .or(file.catalog)
+        let catalog_url = catalog
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("catalog.db").display()));
-        let store_url = cli
-            .store
-            .or(file.store)
-            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let store_url =
+            store.unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
         // A remote store's PUT takes tens of milliseconds: sealing more often
         // only multiplies requests without lowering latency much.
         let default_interval = if store_url.starts_with("s3://") {
@@ -182,69 +265,39 @@ impl Config {
         } else {
             10
         };
-        let flush_interval_ms = cli
-            .flush_interval_ms
-            .or(file.flush_interval_ms)
-            .unwrap_or(default_interval);
-        let default_partitions = cli
-            .default_partitions
-            .or(file.default_partitions)
-            .unwrap_or(1);
         if default_partitions < 1 {
             bail!("--default-partitions must be at least 1, not {default_partitions}");
         }
-        let flush_bytes = cli.flush_bytes.or(file.flush_bytes).unwrap_or(4 << 20);
         if flush_bytes == 0 {
             bail!("--flush-bytes must be at least 1");
         }
-        let max_connections = cli
-            .max_connections
-            .or(file.max_connections)
-            .unwrap_or(10_000);
         if max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
-        let max_frame_bytes = cli
-            .max_frame_bytes
-            .or(file.max_frame_bytes)
-            .unwrap_or(streamhouse_protocol::frame::DEFAULT_MAX_FRAME_BYTES);
         if max_frame_bytes < 1024 {
             bail!("--max-frame-bytes must be at least 1024");
         }
-        let node_id = cli.node_id.or(file.node_id).unwrap_or(0);
         if node_id < 0 {
             bail!("--node-id must not be negative");
         }
         let metrics_listen =
-            match cli.metrics_listen.or(file.metrics_listen) {
+            match metrics_listen {
                 Some(text) => Some(text.parse().with_context(|| {
                     format!("--metrics-listen '{text}' is not an IP:PORT address")
                 })?),
                 None => None,
             };
-        let millis = |flag: Option<u64>, file: Option<u64>, default: u64| {
-            Duration::from_millis(flag.or(file).unwrap_or(default))
-        };
         let compaction = CompactionConfig {
-            target_bytes: cli
-                .compaction_target_bytes
-                .or(file.compaction_target_bytes)
-                // Twice the flush size: a compacted object is a little smaller
-                // than its sources (their headers and footers go), and catch-up
-                // reads should cost well under one GET per flush size.
-                .unwrap_or(2 * flush_bytes as u64),
-            min_age: millis(cli.compaction_min_age_ms, file.compaction_min_age_ms, 5000),
-            max_age: millis(
-                cli.compaction_max_age_ms,
-                file.compaction_max_age_ms,
-                60_000,
-            ),
-            gc_grace: millis(cli.gc_grace_ms, file.gc_grace_ms, 60_000),
+            // Twice the flush size: a compacted object is a little smaller
+            // than its sources (their headers and footers go), and catch-up
+            // reads should cost well under one GET per flush size.
+            target_bytes: compaction_target_bytes.unwrap_or(2 * flush_bytes as u64),
+            min_age: Duration::from_millis(compaction_min_age_ms),
+            max_age: Duration::from_millis(compaction_max_age_ms),
+            gc_grace: Duration::from_millis(gc_grace_ms),
             ..CompactionConfig::default()
         };
         Ok(Config {
-            metrics_listen,
-            compaction,
             listen,
             advertise_host,
             advertise_port,
@@ -252,33 +305,19 @@ impl Config {
             catalog_url,
             store_url,
             flush_bytes,
-            flush_interval: Duration::from_millis(flush_interval_ms),
-            seal_when_idle: cli.seal_when_idle.or(file.seal_when_idle).unwrap_or(true),
-            auto_create_topics: cli
-                .auto_create_topics
-                .or(file.auto_create_topics)
-                .unwrap_or(true),
+            flush_interval: Duration::from_millis(flush_interval_ms.unwrap_or(default_interval)),
+            seal_when_idle,
+            auto_create_topics,
             default_partitions,
             max_connections,
             max_frame_bytes,
-            read_cache_bytes: cli
-                .read_cache_bytes
-                .or(file.read_cache_bytes)
-                .unwrap_or(256 << 20),
+            read_cache_bytes,
             node_id,
-            group_initial_rebalance_delay: Duration::from_millis(
-                cli.group_initial_rebalance_delay_ms
-                    .or(file.group_initial_rebalance_delay_ms)
-                    .unwrap_or(3000),
-            ),
+            group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
+            metrics_listen,
+            compaction,
         })
     }
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
 }
 
 fn parse_host_port(text: &str) -> anyhow::Result<(String, u16)> {
@@ -299,76 +338,144 @@ fn parse_host_port(text: &str) -> anyhow::Result<(String, u16)> {
 mod tests {
     use super::*;
 
+    /// The settings of this command line (and the environment), over its file.
+    fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+        let matches = Settings::command()
+            .try_get_matches_from(std::iter::once("streamhouse").chain(args.iter().copied()))?;
+        Settings::layered(&matches)
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        (dir, path)
+    }
+
     #[test]
     fn defaults_are_the_embedded_setup() {
-        let config = Config::resolve(Cli::default()).unwrap();
+        let config = Config::resolve(Settings::default()).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
         assert_eq!(config.advertise_host, "127.0.0.1");
         assert_eq!(config.catalog_url, "sqlite://data/catalog.db");
         assert_eq!(config.store_url, "file://data/objects");
+        assert_eq!(config.flush_bytes, 4 << 20);
         assert_eq!(config.flush_interval, Duration::from_millis(10));
         assert!(config.seal_when_idle);
+        assert!(config.auto_create_topics);
+        assert_eq!(config.default_partitions, 1);
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_frame_bytes, 100 << 20);
+        assert_eq!(config.read_cache_bytes, 256 << 20);
+        assert_eq!(config.node_id, 0);
+        assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));
+        assert_eq!(config.metrics_listen, None);
         assert_eq!(config.compaction.target_bytes, 8 << 20);
+        assert_eq!(config.compaction.min_age, Duration::from_secs(5));
+        assert_eq!(config.compaction.max_age, Duration::from_secs(60));
         assert_eq!(config.compaction.gc_grace, Duration::from_secs(60));
     }
 
     #[test]
+    fn s3_stores_flush_less_often_by_default() {
+        let config = Config::resolve(Settings {
+            store: Some("s3://bucket?region=r".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(config.flush_interval, Duration::from_millis(50));
+    }
+
+    #[test]
     fn compaction_target_follows_the_flush_size_unless_set() {
-        let config = Config::resolve(Cli {
-            flush_bytes: Some(1 << 20),
-            ..Cli::default()
-        })
-        .unwrap();
+        let config = Config::resolve(parse(&["--flush-bytes", "1048576"]).unwrap()).unwrap();
         assert_eq!(config.compaction.target_bytes, 2 << 20);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "compaction_target_bytes = 0\ngc_grace_ms = 5\n").unwrap();
-        let config = Config::resolve(Cli {
-            config: Some(path),
-            ..Cli::default()
-        })
-        .unwrap();
+        let (_dir, path) = file("compaction_target_bytes = 0\ngc_grace_ms = 5\n");
+        let config = Config::resolve(parse(&["--config", &path]).unwrap()).unwrap();
         assert_eq!(config.compaction.target_bytes, 0);
         assert_eq!(config.compaction.gc_grace, Duration::from_millis(5));
     }
 
     #[test]
-    fn flags_beat_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
+    fn flags_beat_the_file_which_beats_the_default() {
+        let (_dir, path) = file("listen = \"127.0.0.1:1000\"\ndefault_partitions = 3\n");
+        let settings = parse(&["--config", &path, "--listen", "127.0.0.1:2000"]).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:2000");
+        assert_eq!(settings.default_partitions, 3);
+        assert_eq!(settings.node_id, 0);
+        assert_eq!(settings.config.as_deref(), Some(path.as_ref()));
+    }
+
+    #[test]
+    fn a_flag_set_to_its_default_still_beats_the_file() {
+        let (_dir, path) = file("seal_when_idle = false\nflush_bytes = 10\n");
+        let settings = parse(&[
+            "--config",
             &path,
-            "listen = \"127.0.0.1:1000\"\ndefault_partitions = 3\n",
-        )
+            "--seal-when-idle",
+            "true",
+            "--flush-bytes",
+            "4194304",
+        ])
         .unwrap();
-        let cli = Cli {
-            config: Some(path),
-            listen: Some("127.0.0.1:2000".into()),
-            ..Cli::default()
-        };
-        let config = Config::resolve(cli).unwrap();
-        assert_eq!(config.listen.port(), 2000);
-        assert_eq!(config.default_partitions, 3);
+        assert!(settings.seal_when_idle);
+        assert_eq!(settings.flush_bytes, 4 << 20);
+    }
+
+    /// The only test that sets variables, and the only one that asserts these
+    /// two settings after parsing, so tests running in parallel are unaffected.
+    #[test]
+    fn variables_beat_the_file_and_flags_beat_variables() {
+        let (_dir, path) = file("compaction_min_age_ms = 1\ncompaction_max_age_ms = 2\n");
+        std::env::set_var("STREAMHOUSE_COMPACTION_MIN_AGE_MS", "10");
+        std::env::set_var("STREAMHOUSE_COMPACTION_MAX_AGE_MS", "20");
+        let settings = parse(&["--config", &path, "--compaction-min-age-ms", "100"]);
+        std::env::remove_var("STREAMHOUSE_COMPACTION_MIN_AGE_MS");
+        std::env::remove_var("STREAMHOUSE_COMPACTION_MAX_AGE_MS");
+        let settings = settings.unwrap();
+        assert_eq!(settings.compaction_min_age_ms, 100);
+        assert_eq!(settings.compaction_max_age_ms, 20);
     }
 
     #[test]
     fn unknown_file_keys_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listne = \"x\"\n").unwrap();
-        let err = Config::resolve(Cli {
-            config: Some(path),
-            ..Cli::default()
-        })
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        let (_dir, path) = file("listne = \"x\"\n");
+        let err = parse(&["--config", &path]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `listne`"),
+            "{err:#}"
+        );
+        let (_dir, path) = file("config = \"other.toml\"\n");
+        let err = parse(&["--config", &path]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `config`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn file_values_of_the_wrong_type_are_rejected_with_their_line() {
+        let (_dir, path) = file("\nflush_bytes = \"big\"\n");
+        let err = format!("{:#}", parse(&["--config", &path]).unwrap_err());
+        assert!(err.contains("is invalid"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_flags_are_refused_by_clap_with_status_2() {
+        let err = Settings::command()
+            .try_get_matches_from(["streamhouse", "--flush-bytes", "lots"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--flush-bytes"), "{err}");
     }
 
     #[test]
     fn bad_listen_address_is_explained() {
-        let err = Config::resolve(Cli {
-            listen: Some("nowhere".into()),
-            ..Cli::default()
+        let err = Config::resolve(Settings {
+            listen: "nowhere".into(),
+            ..Settings::default()
         })
         .unwrap_err();
         assert!(err.to_string().contains("--listen 'nowhere'"), "{err}");
@@ -376,11 +483,70 @@ mod tests {
 
     #[test]
     fn wildcard_listen_needs_advertise() {
-        let err = Config::resolve(Cli {
-            listen: Some("0.0.0.0:9092".into()),
-            ..Cli::default()
+        let err = Config::resolve(Settings {
+            listen: "0.0.0.0:9092".into(),
+            ..Settings::default()
         })
         .unwrap_err();
         assert!(err.to_string().contains("--advertise"), "{err}");
+    }
+
+    /// The rows of the README's configuration table, from the declarations:
+    /// flag, variable, default (clap's, or the help's `[default: ...]`) and the
+    /// full help text.
+    fn readme_table() -> String {
+        let mut rows = String::from("| flag | variable | default | meaning |\n|---|---|---|---|\n");
+        for arg in Settings::command().get_arguments() {
+            let flag = arg.get_long().expect("every setting is a long flag");
+            let variable = arg.get_env().expect("every setting has a variable");
+            let help = arg.get_long_help().or(arg.get_help()).unwrap().to_string();
+            let help = help.replace("\n\n", ". ").replace('\n', " ");
+            let (meaning, default) = match arg.get_default_values() {
+                [value] => (help, format!("`{}`", value.to_string_lossy())),
+                _ => {
+                    let start = help.find(" [default: ").unwrap_or_else(|| {
+                        panic!("--{flag}: no default, so its help must say `[default: ...]`")
+                    });
+                    let end = start + help[start..].find(']').unwrap();
+                    let default = help[start + " [default: ".len()..end].to_string();
+                    (format!("{}{}", &help[..start], &help[end + 1..]), default)
+                }
+            };
+            assert!(!meaning.contains('|'), "--{flag}: '|' would split the row");
+            rows += &format!(
+                "| `--{flag}` | `{}` | {default} | {meaning} |\n",
+                variable.to_string_lossy()
+            );
+        }
+        rows
+    }
+
+    #[test]
+    fn readme_configuration_table_matches_the_declarations() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme
+            .find("| flag | variable | default | meaning |")
+            .expect("README has the configuration table");
+        let end = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len(), |n| start + n + 1);
+        let expected = readme_table();
+        if readme[start..end] == expected {
+            return;
+        }
+        if std::env::var_os("STREAMHOUSE_UPDATE_README").is_some() {
+            std::fs::write(
+                path,
+                format!("{}{expected}{}", &readme[..start], &readme[end..]),
+            )
+            .unwrap();
+            return;
+        }
+        panic!(
+            "README.md's configuration table differs from the settings declared in \
+             src/config.rs. Regenerate it with\n  STREAMHOUSE_UPDATE_README=1 cargo test \
+             -p streamhouse --lib readme_configuration_table\nExpected:\n{expected}"
+        );
     }
 }

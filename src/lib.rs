@@ -1,7 +1,7 @@
 //! StreamHouse: a Kafka wire-protocol compatible broker whose records live in
 //! object storage and whose catalog lives in SQL.
 //!
-//! - [`config`]: flags, environment and config file.
+//! - [`config`]: the agent's settings: flags, environment and config file.
 //! - [`server`]: the listener, the connection limit and graceful shutdown.
 //! - [`connection`]: one client connection: frames in, responses out, in order.
 //! - [`broker`]: the agent's shared state.
@@ -36,5 +36,5 @@ pub mod topic_config;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use broker::Broker;
-pub use config::{Cli, Config};
+pub use config::{Config, Settings};
 pub use server::Server;

@@ -135,7 +135,7 @@ async fn create_topics_refuses_invalid_configs(backend: Backend) {
 }
 
 async fn broker_configs_are_described_read_only(backend: Backend) {
-    let broker = TestBroker::start_with(backend, |cli| cli.default_partitions = Some(3)).await;
+    let broker = TestBroker::start_with(backend, |cli| cli.default_partitions = 3).await;
     let mut client = broker.client().await;
     let result = describe(&mut client, 4, BROKER, "0", None).await;
     assert_eq!(result.error_code, 0);
