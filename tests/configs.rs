@@ -8,7 +8,7 @@ mod admin_helpers;
 use admin_helpers::*;
 use common::{unique_topic, Backend, TestBroker};
 use kafka_protocol::messages::*;
-use streamhouse::topic_config::TOPIC_CONFIGS;
+use streamhouse::config::topic::TOPIC_CONFIGS;
 
 on_both_backends!(
     describe_reports_every_topic_config_with_its_source,

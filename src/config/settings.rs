@@ -545,7 +545,7 @@ mod tests {
         }
         panic!(
             "README.md's configuration table differs from the settings declared in \
-             src/config.rs. Regenerate it with\n  STREAMHOUSE_UPDATE_README=1 cargo test \
+             src/config/settings.rs. Regenerate it with\n  STREAMHOUSE_UPDATE_README=1 cargo test \
              -p streamhouse --lib readme_configuration_table\nExpected:\n{expected}"
         );
     }
