@@ -1,7 +1,8 @@
 //! StreamHouse: a Kafka wire-protocol compatible broker whose records live in
 //! object storage and whose catalog lives in SQL.
 //!
-//! - [`config`]: flags, environment and config file.
+//! - [`config`]: the agent's settings (flags, environment, config file), and
+//!   topic and broker configs as Kafka defines them.
 //! - [`server`]: the listener, the connection limit and graceful shutdown.
 //! - [`connection`]: one client connection: frames in, responses out, in order.
 //! - [`broker`]: the agent's shared state.
@@ -17,7 +18,6 @@ pub mod errors;
 pub mod handlers;
 pub mod metrics_http;
 pub mod server;
-pub mod topic_config;
 
 /// mimalloc reserves huge allocations lazily (MAP_NORESERVE), so a request that
 /// declares an array of two billion elements in a few bytes — which the protocol
@@ -36,5 +36,5 @@ pub mod topic_config;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use broker::Broker;
-pub use config::{Cli, Config};
+pub use config::{Config, Settings};
 pub use server::Server;

@@ -4,8 +4,7 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use clap::Parser;
-use streamhouse::{Broker, Cli, Config, Server};
+use streamhouse::{Broker, Config, Server, Settings};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -17,8 +16,7 @@ fn main() -> std::process::ExitCode {
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
-    let config = match Config::resolve(cli) {
+    let config = match Settings::load().and_then(Config::resolve) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("streamhouse: {e:#}");

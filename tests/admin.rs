@@ -129,10 +129,8 @@ async fn metadata_without_auto_create_reports_unknown_topics() {
 
 #[tokio::test]
 async fn auto_creation_can_be_disabled_on_the_broker() {
-    let broker = TestBroker::start_with(Backend::Embedded, |cli| {
-        cli.auto_create_topics = Some(false)
-    })
-    .await;
+    let broker =
+        TestBroker::start_with(Backend::Embedded, |cli| cli.auto_create_topics = false).await;
     let mut client = broker.client().await;
     let response = metadata(&mut client, Some(vec!["wanted"]), true).await;
     assert_eq!(response.topics[0].error_code, 3);

@@ -8,7 +8,7 @@ mod admin_helpers;
 use admin_helpers::*;
 use common::{unique_topic, Backend, TestBroker};
 use kafka_protocol::messages::*;
-use streamhouse::topic_config::TOPIC_CONFIGS;
+use streamhouse::config::topic::TOPIC_CONFIGS;
 
 on_both_backends!(
     describe_reports_every_topic_config_with_its_source,
@@ -135,7 +135,7 @@ async fn create_topics_refuses_invalid_configs(backend: Backend) {
 }
 
 async fn broker_configs_are_described_read_only(backend: Backend) {
-    let broker = TestBroker::start_with(backend, |cli| cli.default_partitions = Some(3)).await;
+    let broker = TestBroker::start_with(backend, |cli| cli.default_partitions = 3).await;
     let mut client = broker.client().await;
     let result = describe(&mut client, 4, BROKER, "0", None).await;
     assert_eq!(result.error_code, 0);

@@ -17,10 +17,7 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::*;
 
 async fn broker(backend: Backend) -> TestBroker {
-    TestBroker::start_with(backend, |cli| {
-        cli.group_initial_rebalance_delay_ms = Some(0)
-    })
-    .await
+    TestBroker::start_with(backend, |cli| cli.group_initial_rebalance_delay_ms = 0).await
 }
 
 async fn create_topic(client: &mut TestClient, name: &str, partitions: i32) {

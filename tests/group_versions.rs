@@ -27,7 +27,7 @@ async fn every_advertised_group_api_version_round_trips() {
         api.min..=api.max
     };
     let broker = TestBroker::start_with(Backend::Embedded, |cli| {
-        cli.group_initial_rebalance_delay_ms = Some(0)
+        cli.group_initial_rebalance_delay_ms = 0
     })
     .await;
     let mut client = broker.client().await;

@@ -13,7 +13,7 @@ use group_helpers::*;
 
 async fn broker(delay_ms: u64) -> TestBroker {
     TestBroker::start_with(Backend::Embedded, |cli| {
-        cli.group_initial_rebalance_delay_ms = Some(delay_ms)
+        cli.group_initial_rebalance_delay_ms = delay_ms
     })
     .await
 }

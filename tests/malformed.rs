@@ -39,10 +39,8 @@ async fn a_negative_frame_length_closes_the_connection() {
 
 #[tokio::test]
 async fn an_oversized_frame_length_closes_the_connection_without_allocating() {
-    let broker = TestBroker::start_with(Backend::Embedded, |cli| {
-        cli.max_frame_bytes = Some(1024 * 1024)
-    })
-    .await;
+    let broker =
+        TestBroker::start_with(Backend::Embedded, |cli| cli.max_frame_bytes = 1024 * 1024).await;
     let mut client = broker.client().await;
     client.send_raw(&i32::MAX.to_be_bytes()).await;
     assert!(client.is_closed().await);

@@ -1,10 +1,12 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs: Kafka's requests
+//! and responses translated to and from `crate::config` (what the configs are,
+//! how they are checked and changed).
 //!
 //! Topic configs live in the catalog exactly as set; every change is validated
-//! against Kafka's topic config table (`topic_config`) and written in one catalog
+//! against Kafka's topic config table (`config::topic`) and written in one catalog
 //! transaction, which also drops the topic from the lookup cache so Produce
 //! applies a new `max.message.bytes` at once. The broker's own configs come from
-//! its command line and are read-only: StreamHouse has no dynamic broker configs.
+//! its settings and are read-only: StreamHouse has no dynamic broker configs.
 
 use std::collections::BTreeMap;
 
@@ -20,19 +22,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, Topic};
 
-use super::broker_configs::{self, ConfigEntry};
-use super::config_ops::{changed, Change, OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT};
-use crate::topic_config::{self, invalid_topic_name, ConfigType};
+use crate::config::alter::{changed, Change, OP_DELETE};
+use crate::config::topic::{self as topic_configs, invalid_topic_name};
+use crate::config::{ConfigEntry, SOURCE_DEFAULT};
 use crate::{errors, Broker};
 
 /// Resource types of the config APIs (Kafka's `ConfigResource.Type`).
-pub const RESOURCE_TOPIC: i8 = 2;
-pub const RESOURCE_BROKER: i8 = 4;
-
-/// Config sources of DescribeConfigs.
-pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-pub const SOURCE_STATIC_BROKER: i8 = 4;
-pub const SOURCE_DEFAULT: i8 = 5;
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
 
 type Failure = (ResponseError, String);
 
@@ -47,8 +44,13 @@ pub async fn describe(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let entries = match resource.resource_type {
-            RESOURCE_TOPIC => topic_entries(broker, &resource.resource_name).await,
-            RESOURCE_BROKER => broker_configs::entries(broker, &resource.resource_name),
+            RESOURCE_TOPIC => find_topic(broker, &resource.resource_name)
+                .await
+                .map(|topic| topic_configs::described(&topic.configs)),
+            RESOURCE_BROKER => {
+                crate::config::broker::entries(&broker.config, &resource.resource_name)
+                    .map_err(|message| (ResponseError::InvalidRequest, message))
+            }
             other => Err(unsupported_type(other)),
         };
         let result = match entries {
@@ -80,45 +82,6 @@ pub async fn describe(
         results.push(result);
     }
     DescribeConfigsResponse::default().with_results(results)
-}
-
-/// Every topic config: the topic's own value, else Kafka's default.
-async fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, Failure> {
-    let topic = find_topic(broker, name).await?;
-    let mut entries: Vec<ConfigEntry> = topic_config::TOPIC_CONFIGS
-        .iter()
-        .map(|def| {
-            let set = topic.configs.get(def.name);
-            ConfigEntry {
-                name: def.name.to_string(),
-                value: Some(set.map_or(def.default, String::as_str).to_string()),
-                source: if set.is_some() {
-                    SOURCE_DYNAMIC_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                },
-                default: Some(def.default),
-                read_only: false,
-                kind: def.kind,
-                doc: def.doc,
-            }
-        })
-        .collect();
-    // Keys stored before validation existed are still the topic's: show them.
-    for (key, value) in &topic.configs {
-        if topic_config::definition(key).is_none() {
-            entries.push(ConfigEntry {
-                name: key.clone(),
-                value: Some(value.clone()),
-                source: SOURCE_DYNAMIC_TOPIC,
-                default: None,
-                read_only: false,
-                kind: ConfigType::Str,
-                doc: "",
-            });
-        }
-    }
-    Ok(entries)
 }
 
 fn described(
@@ -180,7 +143,7 @@ pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfig
             }
             // AlterConfigs replaces the whole set: what is not named is reset.
             let update = move |_: &BTreeMap<String, String>| {
-                topic_config::validate_all(&configs).map(|()| configs.clone())
+                topic_configs::validate_all(&configs).map(|()| configs.clone())
             };
             apply(
                 broker,
@@ -222,41 +185,13 @@ pub async fn incremental_alter(
                     (None, _) => return Err(null_value(&config.name)),
                     (Some(value), _) => value.to_string(),
                 };
-                match config.config_operation {
-                    OP_SET | OP_DELETE => {}
-                    op @ (OP_APPEND | OP_SUBTRACT) => {
-                        let is_list = topic_config::definition(&name)
-                            .is_some_and(|d| d.kind == ConfigType::List);
-                        if !is_list {
-                            let verb = if op == OP_APPEND {
-                                "append"
-                            } else {
-                                "subtract"
-                            };
-                            return Err((
-                                ResponseError::InvalidRequest,
-                                format!(
-                                    "Config value {verb} is not allowed for config key: {name}"
-                                ),
-                            ));
-                        }
-                    }
-                    op => {
-                        return Err((
-                            ResponseError::InvalidRequest,
-                            format!("Unknown config operation {op} for config key: {name}"),
-                        ))
-                    }
-                }
-                changes.push(Change {
-                    name,
-                    op: config.config_operation,
-                    value,
-                });
+                let change = Change::new(name, config.config_operation, value)
+                    .map_err(|message| (ResponseError::InvalidRequest, message))?;
+                changes.push(change);
             }
             let update = move |current: &BTreeMap<String, String>| {
                 let configs = changed(current, &changes);
-                topic_config::validate_all(&configs).map(|()| configs)
+                topic_configs::validate_all(&configs).map(|()| configs)
             };
             apply(
                 broker,

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, NewTopic, Topic};
 
 use super::cluster;
-use crate::topic_config::invalid_topic_name;
+use crate::config::topic::invalid_topic_name;
 use crate::{errors, Broker};
 
 pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {

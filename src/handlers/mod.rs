@@ -6,9 +6,7 @@
 //! [`PendingResponse`] that the connection awaits and writes in order.
 
 mod api_versions;
-mod broker_configs;
 mod cluster;
-mod config_ops;
 mod configs;
 mod fetch;
 mod group_admin;

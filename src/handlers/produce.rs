@@ -12,7 +12,7 @@ use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, ProducerAppend};
 use tokio::sync::oneshot;
 
-use crate::topic_config::{log_append_time, max_message_bytes};
+use crate::config::topic::{log_append_time, max_message_bytes};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.

@@ -13,12 +13,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, NewTopic};
 
-use crate::topic_config::{self, invalid_topic_name};
+use crate::config::topic::{self as topic_configs, invalid_topic_name};
+use crate::config::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 use crate::{errors, Broker};
-
-/// Config source values of DescribeConfigs/CreateTopics.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 /// Most partitions one topic may have. Each partition costs catalog rows, not
 /// disks, but a typo like 1000000 should still be refused.
@@ -111,7 +108,7 @@ pub async fn create(
             ));
             continue;
         }
-        if let Err(message) = topic_config::validate_all(&configs) {
+        if let Err(message) = topic_configs::validate_all(&configs) {
             results.push(fail(result, ResponseError::InvalidConfig, message));
             continue;
         }
@@ -168,7 +165,7 @@ fn described(
     if version < 5 {
         return result;
     }
-    let mut configs: Vec<CreatableTopicConfigs> = topic_config::defaults()
+    let mut configs: Vec<CreatableTopicConfigs> = topic_configs::defaults()
         .filter(|(key, _)| !topic.configs.contains_key(*key))
         .map(|(key, value)| config_entry(key, value, SOURCE_DEFAULT))
         .collect();
@@ -176,7 +173,7 @@ fn described(
         topic
             .configs
             .iter()
-            .map(|(key, value)| config_entry(key, value, SOURCE_TOPIC)),
+            .map(|(key, value)| config_entry(key, value, SOURCE_DYNAMIC_TOPIC)),
     );
     configs.sort_by(|a, b| a.name.cmp(&b.name));
     result.with_configs(Some(configs))

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use streamhouse::{Broker, Cli, Config, Server};
+use streamhouse::{Broker, Config, Server, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -68,7 +68,7 @@ impl TestBroker {
         Self::start_with(backend, |_| {}).await
     }
 
-    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Cli)) -> TestBroker {
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestBroker {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let (catalog_url, store_url) = match backend {
             Backend::Embedded => (
@@ -108,22 +108,22 @@ impl TestBroker {
         catalog_url: String,
         store_url: String,
         port: Option<u16>,
-        tweak: impl FnOnce(&mut Cli),
+        tweak: impl FnOnce(&mut Settings),
     ) -> TestBroker {
         let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
             .await
             .expect("bind test port");
         let addr = listener.local_addr().unwrap();
-        let mut cli = Cli {
-            listen: Some(addr.to_string()),
-            data_dir: Some(PathBuf::from(dir.path())),
+        let mut settings = Settings {
+            listen: addr.to_string(),
+            data_dir: PathBuf::from(dir.path()),
             catalog: Some(catalog_url.clone()),
             store: Some(store_url.clone()),
             flush_interval_ms: Some(5),
-            ..Cli::default()
+            ..Settings::default()
         };
-        tweak(&mut cli);
-        let config = Config::resolve(cli).expect("valid test config");
+        tweak(&mut settings);
+        let config = Config::resolve(settings).expect("valid test config");
         let broker = Broker::open(config).await.expect("open broker");
         let server = Server::with_listener(broker, listener);
         let (stop, stopped) = oneshot::channel::<()>();

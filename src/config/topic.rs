@@ -1,6 +1,10 @@
-//! Topic names and topic configs as Kafka defines them.
+//! Topic configs as Kafka defines them: the table of every config's name, type,
+//! default and validator, the checks on a whole config set, and the two configs
+//! that change what StreamHouse does. Also the rules for topic names.
 
 use std::collections::BTreeMap;
+
+use super::{ConfigEntry, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
@@ -28,18 +32,6 @@ pub fn invalid_topic_name(name: &str) -> Option<String> {
         ));
     }
     None
-}
-
-/// How DescribeConfigs v3+ types a config (`config_type`); codes are Kafka's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConfigType {
-    Boolean = 1,
-    /// Kafka's STRING.
-    Str = 2,
-    Int = 3,
-    Long = 5,
-    Double = 6,
-    List = 7,
 }
 
 /// What values a config accepts, beyond parsing as its type.
@@ -146,6 +138,45 @@ pub fn definition(name: &str) -> Option<&'static TopicConfigDef> {
 /// Kafka's defaults for every topic config, reported when a topic does not set them.
 pub fn defaults() -> impl Iterator<Item = (&'static str, &'static str)> {
     TOPIC_CONFIGS.iter().map(|d| (d.name, d.default))
+}
+
+/// Every config of a topic set to `configs`, as DescribeConfigs reports it: the
+/// topic's own value, else Kafka's default.
+pub fn described(configs: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let mut entries: Vec<ConfigEntry> = TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let set = configs.get(def.name);
+            ConfigEntry {
+                name: def.name.to_string(),
+                value: Some(set.map_or(def.default, String::as_str).to_string()),
+                source: if set.is_some() {
+                    SOURCE_DYNAMIC_TOPIC
+                } else {
+                    SOURCE_DEFAULT
+                },
+                default: Some(def.default),
+                read_only: false,
+                kind: def.kind,
+                doc: def.doc,
+            }
+        })
+        .collect();
+    // Keys stored before validation existed are still the topic's: show them.
+    for (key, value) in configs {
+        if definition(key).is_none() {
+            entries.push(ConfigEntry {
+                name: key.clone(),
+                value: Some(value.clone()),
+                source: SOURCE_DYNAMIC_TOPIC,
+                default: None,
+                read_only: false,
+                kind: ConfigType::Str,
+                doc: "",
+            });
+        }
+    }
+    entries
 }
 
 /// Checks one config, with Kafka's wording for what is wrong.

@@ -3,40 +3,21 @@
 //! with. All are read-only (they come from flags, the environment or the config
 //! file); the Kafka defaults StreamHouse behaves by are reported as DEFAULT_CONFIG.
 
-use kafka_protocol::error::ResponseError;
+use super::{Config, ConfigEntry, ConfigType, SOURCE_DEFAULT, SOURCE_STATIC_BROKER};
 
-use super::configs::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER};
-use crate::topic_config::ConfigType;
-use crate::Broker;
-
-/// One config as DescribeConfigs reports it.
-pub struct ConfigEntry {
-    pub name: String,
-    pub value: Option<String>,
-    pub source: i8,
-    /// Kafka's default, listed as a synonym when the value overrides it.
-    pub default: Option<&'static str>,
-    pub read_only: bool,
-    pub kind: ConfigType,
-    pub doc: &'static str,
-}
-
-/// The configs of broker `name`: this agent's node id, or "" for the
-/// cluster-wide dynamic defaults (StreamHouse has none).
-pub fn entries(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, (ResponseError, String)> {
+/// The configs of broker `name` for an agent running with `config`: `name` is
+/// its node id, or "" for the cluster-wide dynamic defaults (StreamHouse has
+/// none). Err: why `name` is not this agent, in Kafka's words.
+pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> {
     if name.is_empty() {
         return Ok(Vec::new());
     }
-    let node_id = broker.node_id();
+    let node_id = config.node_id;
     if name.trim().parse::<i32>().ok() != Some(node_id) {
-        return Err((
-            ResponseError::InvalidRequest,
-            format!(
-                "Unexpected broker id, expected {node_id} or empty string, but received {name}"
-            ),
+        return Err(format!(
+            "Unexpected broker id, expected {node_id} or empty string, but received {name}"
         ));
     }
-    let config = &broker.config;
     let set = |name: &str, value: String, kind: ConfigType, doc: &'static str| ConfigEntry {
         name: name.to_string(),
         value: Some(value),

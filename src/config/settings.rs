@@ -1,0 +1,552 @@
+//! The agent's own settings. Each is declared once, as a field of [`Settings`]:
+//! its flag, environment variable, config-file key (the field name), default
+//! and help text. [`Config`] is the settings resolved: addresses parsed,
+//! defaults that depend on other settings filled in, limits checked.
+//!
+//! A flag beats its variable, which beats the file, which beats the default.
+//! clap reads the flags, the variables and the defaults; the file then fills in
+//! every setting clap took from its default ([`ArgMatches::value_source`]).
+//!
+//! Adding a setting is a field here plus its use in [`Config::resolve`]. Its
+//! doc comment is both the `--help` text and the README's configuration table
+//! row, which a test keeps in step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use serde::{Deserialize, Serialize};
+use streamhouse_storage::CompactionConfig;
+
+/// The command line of `streamhouse`, which is also the schema of its config
+/// file. With nothing set, the broker serves the embedded setup: a SQLite
+/// catalog and a local object folder under `data`, on 127.0.0.1:9092.
+//
+// The fields' doc comments are their `--help` text. A default that depends on
+// other settings is `None` here, worked out by `Config::resolve` and named in
+// the field's help as `[default: ...]`.
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
+#[command(name = "streamhouse", version, about)]
+// Every key optional, so that old files keep working as settings are added;
+// a misspelt key is an error rather than silently ignored.
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on for Kafka clients, IP:PORT
+    #[arg(long, env = "STREAMHOUSE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// HOST:PORT clients are told to connect to; required when listening on
+    /// 0.0.0.0 [default: the listen address]
+    #[arg(long, env = "STREAMHOUSE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Folder of the embedded catalog and objects
+    #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Catalog database: sqlite://PATH or postgres://USER@HOST:PORT/DB
+    /// [default: sqlite://DATA_DIR/catalog.db]
+    #[arg(long, env = "STREAMHOUSE_CATALOG")]
+    pub catalog: Option<String>,
+    /// Object store: file://PATH, memory:// or
+    /// s3://BUCKET?endpoint=URL&region=R&allow_http=true&path_style=true&prefix=P
+    /// [default: file://DATA_DIR/objects]
+    #[arg(long, env = "STREAMHOUSE_STORE")]
+    pub store: Option<String>,
+    /// TOML file with any of these settings, keyed by flag name with
+    /// underscores (flush_interval_ms = 20) [default: none]
+    #[arg(long, env = "STREAMHOUSE_CONFIG")]
+    // Not a key of the file itself.
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Seal the open object once it holds this many bytes
+    #[arg(long, env = "STREAMHOUSE_FLUSH_BYTES", default_value_t = 4 << 20)]
+    pub flush_bytes: usize,
+    /// Seal the open object once its oldest batch waited this long, while
+    /// earlier objects are in flight (see --seal-when-idle) [default: 10, or
+    /// 50 for s3:// stores]
+    #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS")]
+    pub flush_interval_ms: Option<u64>,
+    /// Seal the open object at once when no earlier one is uploading or
+    /// committing; false: only by size or interval, for the fewest PUTs
+    ///
+    /// With true a producer's round trip is one PUT plus one catalog commit,
+    /// not the interval as well, for up to one PUT per (PUT + commit) time
+    /// while idle. False suits stores billed per request, such as AWS S3.
+    #[arg(long, env = "STREAMHOUSE_SEAL_WHEN_IDLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seal_when_idle: bool,
+    /// Create unknown topics when clients ask for them in Metadata
+    #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics asking for -1
+    #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+    /// Most client connections served at once
+    #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Largest request accepted, in bytes
+    #[arg(long, env = "STREAMHOUSE_MAX_FRAME_BYTES",
+          default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+    /// Memory for recently written and read objects, in bytes
+    ///
+    /// It holds objects written, read, and read ahead for catch-up consumers,
+    /// and is the largest part of the broker's memory.
+    #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 256 << 20)]
+    pub read_cache_bytes: u64,
+    /// This agent's broker id, reported to clients
+    #[arg(long, env = "STREAMHOUSE_NODE_ID", default_value_t = 0)]
+    pub node_id: i32,
+    /// How long the first rebalance of an empty consumer group waits for more
+    /// members (Kafka's group.initial.rebalance.delay.ms); 0 for tests and
+    /// single consumers
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off]
+    ///
+    /// They count object-store requests, bytes and latencies, and catalog
+    /// commit latencies.
+    #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Compact live objects smaller than half this size into objects of about
+    /// this size; 0 turns compaction off [default: twice the flush bytes]
+    ///
+    /// A catch-up read then costs about one GET per target size.
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_TARGET_BYTES")]
+    pub compaction_target_bytes: Option<u64>,
+    /// Leave objects younger than this to tailing readers, who read them from
+    /// the cache
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_MIN_AGE_MS",
+        default_value_t = 5000
+    )]
+    pub compaction_min_age_ms: u64,
+    /// Compact small objects that add up to less than the target once the
+    /// oldest is this old (slow topics)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_MAX_AGE_MS",
+        default_value_t = 60_000
+    )]
+    pub compaction_max_age_ms: u64,
+    /// Keep compacted-away and unreferenced objects in the store this long
+    /// before deleting them
+    ///
+    /// A fetch that read an object's index entry can still GET it meanwhile.
+    #[arg(long, env = "STREAMHOUSE_GC_GRACE_MS", default_value_t = 60_000)]
+    pub gc_grace_ms: u64,
+}
+
+impl Default for Settings {
+    /// The built-in defaults: an empty command line, the environment ignored.
+    fn default() -> Settings {
+        let command = Settings::command().mut_args(|arg| arg.env(None::<&'static str>));
+        let matches = command
+            .try_get_matches_from(["streamhouse"])
+            .expect("every setting has a default");
+        Settings::from_arg_matches(&matches).expect("every default parses")
+    }
+}
+
+impl Settings {
+    /// This process's settings: its command line and environment over the file
+    /// `--config` names. Like clap, prints and exits on `--help`, `--version` or
+    /// a malformed flag (status 2).
+    pub fn load() -> anyhow::Result<Settings> {
+        Settings::layered(&Settings::command().get_matches())
+    }
+
+    /// The settings clap parsed into `matches`, over the file they name.
+    fn layered(matches: &ArgMatches) -> anyhow::Result<Settings> {
+        let given = Settings::from_arg_matches(matches)?;
+        let Some(path) = &given.config else {
+            return Ok(given);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let invalid = || format!("config file {} is invalid", path.display());
+        // Parsed straight from the text, so that errors carry the line.
+        let file: Settings = toml::from_str(&text).with_context(invalid)?;
+        let mut layered = toml::Table::try_from(&file).with_context(invalid)?;
+        let flags = toml::Table::try_from(&given)
+            .context("a flag or variable is beyond what a TOML file can hold")?;
+        for (key, value) in flags {
+            if matches!(
+                matches.value_source(&key),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                layered.insert(key, value);
+            }
+        }
+        let mut settings: Settings = layered.try_into().with_context(invalid)?;
+        settings.config = given.config;
+        Ok(settings)
+    }
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub advertise_host: String,
+    pub advertise_port: u16,
+    pub data_dir: PathBuf,
+    pub catalog_url: String,
+    pub store_url: String,
+    pub flush_bytes: usize,
+    pub flush_interval: Duration,
+    pub seal_when_idle: bool,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    pub max_connections: usize,
+    pub max_frame_bytes: usize,
+    pub read_cache_bytes: u64,
+    pub node_id: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay: Duration,
+    pub metrics_listen: Option<SocketAddr>,
+    /// Compaction of small objects and garbage collection of dead ones.
+    pub compaction: CompactionConfig,
+}
+
+impl Config {
+    /// Checks the settings and works out the defaults that depend on others.
+    /// Errors name the flag, whichever layer the value came from.
+    pub fn resolve(settings: Settings) -> anyhow::Result<Config> {
+        let Settings {
+            listen,
+            advertise,
+            data_dir,
+            catalog,
+            store,
+            config: _,
+            flush_bytes,
+            flush_interval_ms,
+            seal_when_idle,
+            auto_create_topics,
+            default_partitions,
+            max_connections,
+            max_frame_bytes,
+            read_cache_bytes,
+            node_id,
+            group_initial_rebalance_delay_ms,
+            metrics_listen,
+            compaction_target_bytes,
+            compaction_min_age_ms,
+            compaction_max_age_ms,
+            gc_grace_ms,
+        } = settings;
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("--listen '{listen}' is not an IP:PORT address"))?;
+        let (advertise_host, advertise_port) = match advertise {
+            Some(text) => parse_host_port(&text)
+                .with_context(|| format!("--advertise '{text}' is not HOST:PORT"))?,
+            None => {
+                if listen.ip().is_unspecified() {
+                    bail!("--listen {listen} binds every interface: also set --advertise HOST:PORT so clients know where to connect");
+                }
+                (listen.ip().to_string(), listen.port())
+            }
+        };
+        let catalog_url = catalog
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("catalog.db").display()));
+        let store_url =
+            store.unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        // A remote store's PUT takes tens of milliseconds: sealing more often
+        // only multiplies requests without lowering latency much.
+        let default_interval = if store_url.starts_with("s3://") {
+            50
+        } else {
+            10
+        };
+        if default_partitions < 1 {
+            bail!("--default-partitions must be at least 1, not {default_partitions}");
+        }
+        if flush_bytes == 0 {
+            bail!("--flush-bytes must be at least 1");
+        }
+        if max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        if max_frame_bytes < 1024 {
+            bail!("--max-frame-bytes must be at least 1024");
+        }
+        if node_id < 0 {
+            bail!("--node-id must not be negative");
+        }
+        let metrics_listen =
+            match metrics_listen {
+                Some(text) => Some(text.parse().with_context(|| {
+                    format!("--metrics-listen '{text}' is not an IP:PORT address")
+                })?),
+                None => None,
+            };
+        let compaction = CompactionConfig {
+            // Twice the flush size: a compacted object is a little smaller
+            // than its sources (their headers and footers go), and catch-up
+            // reads should cost well under one GET per flush size.
+            target_bytes: compaction_target_bytes.unwrap_or(2 * flush_bytes as u64),
+            min_age: Duration::from_millis(compaction_min_age_ms),
+            max_age: Duration::from_millis(compaction_max_age_ms),
+            gc_grace: Duration::from_millis(gc_grace_ms),
+            ..CompactionConfig::default()
+        };
+        Ok(Config {
+            listen,
+            advertise_host,
+            advertise_port,
+            data_dir,
+            catalog_url,
+            store_url,
+            flush_bytes,
+            flush_interval: Duration::from_millis(flush_interval_ms.unwrap_or(default_interval)),
+            seal_when_idle,
+            auto_create_topics,
+            default_partitions,
+            max_connections,
+            max_frame_bytes,
+            read_cache_bytes,
+            node_id,
+            group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
+            metrics_listen,
+            compaction,
+        })
+    }
+}
+
+fn parse_host_port(text: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = text.rsplit_once(':').context("missing ':PORT'")?;
+    if host.is_empty() {
+        bail!("missing host");
+    }
+    let port = port
+        .parse()
+        .context("port is not a number from 1 to 65535")?;
+    if port == 0 {
+        bail!("port must not be 0");
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings of this command line (and the environment), over its file.
+    fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+        let matches = Settings::command()
+            .try_get_matches_from(std::iter::once("streamhouse").chain(args.iter().copied()))?;
+        Settings::layered(&matches)
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let config = Config::resolve(Settings::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.advertise_host, "127.0.0.1");
+        assert_eq!(config.catalog_url, "sqlite://data/catalog.db");
+        assert_eq!(config.store_url, "file://data/objects");
+        assert_eq!(config.flush_bytes, 4 << 20);
+        assert_eq!(config.flush_interval, Duration::from_millis(10));
+        assert!(config.seal_when_idle);
+        assert!(config.auto_create_topics);
+        assert_eq!(config.default_partitions, 1);
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_frame_bytes, 100 << 20);
+        assert_eq!(config.read_cache_bytes, 256 << 20);
+        assert_eq!(config.node_id, 0);
+        assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.compaction.target_bytes, 8 << 20);
+        assert_eq!(config.compaction.min_age, Duration::from_secs(5));
+        assert_eq!(config.compaction.max_age, Duration::from_secs(60));
+        assert_eq!(config.compaction.gc_grace, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn s3_stores_flush_less_often_by_default() {
+        let config = Config::resolve(Settings {
+            store: Some("s3://bucket?region=r".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(config.flush_interval, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn compaction_target_follows_the_flush_size_unless_set() {
+        let config = Config::resolve(parse(&["--flush-bytes", "1048576"]).unwrap()).unwrap();
+        assert_eq!(config.compaction.target_bytes, 2 << 20);
+        let (_dir, path) = file("compaction_target_bytes = 0\ngc_grace_ms = 5\n");
+        let config = Config::resolve(parse(&["--config", &path]).unwrap()).unwrap();
+        assert_eq!(config.compaction.target_bytes, 0);
+        assert_eq!(config.compaction.gc_grace, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_default() {
+        let (_dir, path) = file("listen = \"127.0.0.1:1000\"\ndefault_partitions = 3\n");
+        let settings = parse(&["--config", &path, "--listen", "127.0.0.1:2000"]).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:2000");
+        assert_eq!(settings.default_partitions, 3);
+        assert_eq!(settings.node_id, 0);
+        assert_eq!(settings.config.as_deref(), Some(path.as_ref()));
+    }
+
+    #[test]
+    fn a_flag_set_to_its_default_still_beats_the_file() {
+        let (_dir, path) = file("seal_when_idle = false\nflush_bytes = 10\n");
+        let settings = parse(&[
+            "--config",
+            &path,
+            "--seal-when-idle",
+            "true",
+            "--flush-bytes",
+            "4194304",
+        ])
+        .unwrap();
+        assert!(settings.seal_when_idle);
+        assert_eq!(settings.flush_bytes, 4 << 20);
+    }
+
+    /// The only test that sets variables, and the only one that asserts these
+    /// two settings after parsing, so tests running in parallel are unaffected.
+    #[test]
+    fn variables_beat_the_file_and_flags_beat_variables() {
+        let (_dir, path) = file("compaction_min_age_ms = 1\ncompaction_max_age_ms = 2\n");
+        std::env::set_var("STREAMHOUSE_COMPACTION_MIN_AGE_MS", "10");
+        std::env::set_var("STREAMHOUSE_COMPACTION_MAX_AGE_MS", "20");
+        let settings = parse(&["--config", &path, "--compaction-min-age-ms", "100"]);
+        std::env::remove_var("STREAMHOUSE_COMPACTION_MIN_AGE_MS");
+        std::env::remove_var("STREAMHOUSE_COMPACTION_MAX_AGE_MS");
+        let settings = settings.unwrap();
+        assert_eq!(settings.compaction_min_age_ms, 100);
+        assert_eq!(settings.compaction_max_age_ms, 20);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let (_dir, path) = file("listne = \"x\"\n");
+        let err = parse(&["--config", &path]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `listne`"),
+            "{err:#}"
+        );
+        let (_dir, path) = file("config = \"other.toml\"\n");
+        let err = parse(&["--config", &path]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `config`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn file_values_of_the_wrong_type_are_rejected_with_their_line() {
+        let (_dir, path) = file("\nflush_bytes = \"big\"\n");
+        let err = format!("{:#}", parse(&["--config", &path]).unwrap_err());
+        assert!(err.contains("is invalid"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_flags_are_refused_by_clap_with_status_2() {
+        let err = Settings::command()
+            .try_get_matches_from(["streamhouse", "--flush-bytes", "lots"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--flush-bytes"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_is_explained() {
+        let err = Config::resolve(Settings {
+            listen: "nowhere".into(),
+            ..Settings::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--listen 'nowhere'"), "{err}");
+    }
+
+    #[test]
+    fn wildcard_listen_needs_advertise() {
+        let err = Config::resolve(Settings {
+            listen: "0.0.0.0:9092".into(),
+            ..Settings::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--advertise"), "{err}");
+    }
+
+    /// The rows of the README's configuration table, from the declarations:
+    /// flag, variable, default (clap's, or the help's `[default: ...]`) and the
+    /// full help text.
+    fn readme_table() -> String {
+        let mut rows = String::from("| flag | variable | default | meaning |\n|---|---|---|---|\n");
+        for arg in Settings::command().get_arguments() {
+            let flag = arg.get_long().expect("every setting is a long flag");
+            let variable = arg.get_env().expect("every setting has a variable");
+            let help = arg.get_long_help().or(arg.get_help()).unwrap().to_string();
+            let help = help.replace("\n\n", ". ").replace('\n', " ");
+            let (meaning, default) = match arg.get_default_values() {
+                [value] => (help, format!("`{}`", value.to_string_lossy())),
+                _ => {
+                    let start = help.find(" [default: ").unwrap_or_else(|| {
+                        panic!("--{flag}: no default, so its help must say `[default: ...]`")
+                    });
+                    let end = start + help[start..].find(']').unwrap();
+                    let default = help[start + " [default: ".len()..end].to_string();
+                    (format!("{}{}", &help[..start], &help[end + 1..]), default)
+                }
+            };
+            assert!(!meaning.contains('|'), "--{flag}: '|' would split the row");
+            rows += &format!(
+                "| `--{flag}` | `{}` | {default} | {meaning} |\n",
+                variable.to_string_lossy()
+            );
+        }
+        rows
+    }
+
+    #[test]
+    fn readme_configuration_table_matches_the_declarations() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme
+            .find("| flag | variable | default | meaning |")
+            .expect("README has the configuration table");
+        let end = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len(), |n| start + n + 1);
+        let expected = readme_table();
+        if readme[start..end] == expected {
+            return;
+        }
+        if std::env::var_os("STREAMHOUSE_UPDATE_README").is_some() {
+            std::fs::write(
+                path,
+                format!("{}{expected}{}", &readme[..start], &readme[end..]),
+            )
+            .unwrap();
+            return;
+        }
+        panic!(
+            "README.md's configuration table differs from the settings declared in \
+             src/config/settings.rs. Regenerate it with\n  STREAMHOUSE_UPDATE_README=1 cargo test \
+             -p streamhouse --lib readme_configuration_table\nExpected:\n{expected}"
+        );
+    }
+}
