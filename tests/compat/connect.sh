@@ -248,15 +248,14 @@ run_scenario() {   # run_scenario NAME FUNCTION
     worker_kill
 }
 
-for backend in ${CONNECT_BACKENDS:-$COMPAT_BACKENDS}; do
-    if ! broker_start "$backend" "connect-$backend" --group-initial-rebalance-delay-ms 0; then
-        record FAIL "connect/$backend/broker-start" "see the broker log above"
-        continue
-    fi
+run_backend() {
+    backend="$1"
     W="$BROKER_DIR/connect"
     mkdir -p "$W"
     run_scenario standalone scenario_standalone
     run_scenario distributed scenario_distributed
-    broker_cleanup
-done
+}
+
+COMPAT_BACKENDS="${CONNECT_BACKENDS:-$COMPAT_BACKENDS}"
+on_each_backend connect run_backend --group-initial-rebalance-delay-ms 0
 exit "$COMPAT_FAILED"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Apache Kafka 4.4.0 command-line tools (kafka-tools jar, run as
 # `java -cp 'lib/*' CLASS`) against a fresh StreamHouse broker, on each backend
-# pair in COMPAT_BACKENDS. The acceptance checks of issues 3 (consumer groups
-# with the Java client) and 4 (idempotent producer, admin tools):
+# pair in COMPAT_BACKENDS: consumer groups with the Java client, the idempotent
+# producer and the admin tools.
 #
 #   producer-perf    ProducerPerformance with its default producer settings
 #                    (idempotent, acks=all); no error, the log end is the count
@@ -457,11 +457,8 @@ run_scenario() {   # run_scenario NAME FUNCTION
     stop_members
 }
 
-for backend in $COMPAT_BACKENDS; do
-    if ! broker_start "$backend" "tools-$backend" --group-initial-rebalance-delay-ms 0; then
-        record FAIL "tools/$backend/broker-start" "see the broker log above"
-        continue
-    fi
+run_backend() {
+    backend="$1"
     W="$BROKER_DIR/tools"
     mkdir -p "$W"
     printf 'enable.idempotence=true\nacks=all\nretries=2147483647\n' >"$W/idempotent.properties"
@@ -472,6 +469,7 @@ for backend in $COMPAT_BACKENDS; do
     run_scenario delete-records scenario_delete_records
     run_scenario group-command scenario_group_command
     run_scenario java-group scenario_java_group
-    broker_cleanup
-done
+}
+
+on_each_backend tools run_backend --group-initial-rebalance-delay-ms 0
 exit "$COMPAT_FAILED"
