@@ -132,7 +132,8 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 
 step "running the benchmark (broker logs under $WORK/logs until it ends; copies in $LOGS/last-run)"
 status=0
-"$VENV/bin/python" "$HERE/bench.py" ${ARGS[@]+"${ARGS[@]}"} \
+# The bench package (benches/e2e/bench), without __pycache__ in the repo.
+PYTHONPATH="$HERE" PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m bench ${ARGS[@]+"${ARGS[@]}"} \
     --streamhouse-bin "$BIN" --kafka-lib "$LIB" \
     --pg-url "postgres://postgres@127.0.0.1:$SH_PG_PORT" "${S3ARGS[@]}" \
     --workdir "$WORK" --out "$OUT" --notes "$NOTES" || status=$?
