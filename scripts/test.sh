@@ -48,7 +48,8 @@ while (($#)); do
         --no-compat) MODE=nocompat ;;
         -h | --help) usage; exit 0 ;;
         *)
-            if ! bash "$ROOT/tests/compat/run_all.sh" --list | grep -qx -- "$1"; then
+            known_clients="$(bash "$ROOT/tests/compat/run_all.sh" --list)"
+            if ! grep -qx -- "$1" <<<"$known_clients"; then
                 echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2
             fi
             [[ "$MODE" == compat ]] || { echo "test.sh: '$1' only goes after --compat-only" >&2; exit 2; }
