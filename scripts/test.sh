@@ -118,15 +118,11 @@ ensure_java_jars() {
 
 ensure_java_classes() {
     local -a srcs=("$ROOT"/tests/compat/java/*.java)
-    local want
-    want="$(stamp_of "${srcs[@]}" "$JAVA_DIR/lib.stamp")"
-    if [[ -d "$JAVA_DIR/classes" && "$(cat "$JAVA_DIR/classes.stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
+    up_to_date "$JAVA_DIR/classes.stamp" "${srcs[@]}" "$JAVA_DIR/lib.stamp" && [[ -d "$JAVA_DIR/classes" ]] && return 0
     rm -rf "${JAVA_DIR:?}/classes"
     mkdir -p "$JAVA_DIR/classes"
-    quiet "$LOGS/javac.log" javac -encoding UTF-8 -d "$JAVA_DIR/classes" -cp "$JAVA_DIR/lib/*" "${srcs[@]}"
-    echo "$want" >"$JAVA_DIR/classes.stamp"
+    quiet "$LOGS/javac.log" javac -encoding UTF-8 -d "$JAVA_DIR/classes" -cp "$JAVA_DIR/lib/*" "${srcs[@]}" || return 1
+    echo "$STAMP_WANT" >"$JAVA_DIR/classes.stamp"
 }
 
 # The franz-go/Sarama runner (tests/compat/go): modules and build cache in
@@ -134,35 +130,30 @@ ensure_java_classes() {
 # go.mod or go.sum changes.
 GO_DIR="$STREAMHOUSE_CACHE/go"
 ensure_go_compat() {
-    local src="$ROOT/tests/compat/go" want
-    want="$(stamp_of "$src/go.mod" "$src/go.sum" "$src"/*.go)"
-    if [[ -x "$GO_DIR/bin/compat" && "$(cat "$GO_DIR/bin/compat.stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
+    local src="$ROOT/tests/compat/go"
+    up_to_date "$GO_DIR/bin/compat.stamp" "$src/go.mod" "$src/go.sum" "$src"/*.go && [[ -x "$GO_DIR/bin/compat" ]] && return 0
     echo "building the Go compat runner (franz-go, Sarama) into $GO_DIR/bin" >&2
     rm -f "$GO_DIR/bin/compat" "$GO_DIR/bin/compat.stamp"
     mkdir -p "$GO_DIR/bin"
     quiet "$LOGS/go-build.log" env GOPATH="$GO_DIR" GOMODCACHE="$GO_DIR/mod" GOCACHE="$GO_DIR/build" \
         GOFLAGS=-modcacherw bash -c 'cd "$1" && go mod download && go build -trimpath -o "$2" .' \
-        _ "$src" "$GO_DIR/bin/compat"
-    echo "$want" >"$GO_DIR/bin/compat.stamp"
+        _ "$src" "$GO_DIR/bin/compat" || return 1
+    echo "$STAMP_WANT" >"$GO_DIR/bin/compat.stamp"
 }
 
 # KafkaJS (tests/compat/node): npm ci of the lock file into $STREAMHOUSE_CACHE/node.
 NODE_DIR="$STREAMHOUSE_CACHE/node"
 ensure_node_modules() {
-    local src="$ROOT/tests/compat/node" want
-    want="$(stamp_of "$src/package.json" "$src/package-lock.json")"
-    if [[ -d "$NODE_DIR/node_modules/kafkajs" && "$(cat "$NODE_DIR/.streamhouse-stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
+    local src="$ROOT/tests/compat/node"
+    up_to_date "$NODE_DIR/.streamhouse-stamp" "$src/package.json" "$src/package-lock.json" \
+        && [[ -d "$NODE_DIR/node_modules/kafkajs" ]] && return 0
     echo "installing KafkaJS (npm ci) into $NODE_DIR" >&2
     rm -rf "$NODE_DIR"
     mkdir -p "$NODE_DIR"
     cp "$src/package.json" "$src/package-lock.json" "$NODE_DIR/"
     quiet "$LOGS/npm.log" bash -c 'cd "$1" && npm ci --no-audit --no-fund --ignore-scripts --cache "$2"' \
-        _ "$NODE_DIR" "$STREAMHOUSE_CACHE/npm-cache"
-    echo "$want" >"$NODE_DIR/.streamhouse-stamp"
+        _ "$NODE_DIR" "$STREAMHOUSE_CACHE/npm-cache" || return 1
+    echo "$STAMP_WANT" >"$NODE_DIR/.streamhouse-stamp"
 }
 
 ensure_cargo() {
