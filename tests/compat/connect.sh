@@ -55,16 +55,7 @@ fi
 
 # connect/AppInfoParser.java (see there why) is compiled when it or the jars changed.
 SHIM_CLASSES="$STREAMHOUSE_CACHE/java/connect-classes"
-want="$(cat "$TEMPLATES/AppInfoParser.java" "$STREAMHOUSE_CACHE/java/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-if [[ "$(cat "$SHIM_CLASSES.stamp" 2>/dev/null)" != "$want" ]]; then
-    rm -rf "$SHIM_CLASSES"
-    mkdir -p "$SHIM_CLASSES"
-    if ! javac -encoding UTF-8 -d "$SHIM_CLASSES" -cp "$LIB/*" "$TEMPLATES/AppInfoParser.java" >"$COMPAT_RUN_DIR/connect-javac.log" 2>&1; then
-        record FAIL "connect/setup" "javac failed: $(head -c 600 "$COMPAT_RUN_DIR/connect-javac.log")"
-        exit 1
-    fi
-    echo "$want" >"$SHIM_CLASSES.stamp"
-fi
+compile_java connect "$SHIM_CLASSES" "$TEMPLATES/AppInfoParser.java" || exit 1
 
 # fill TEMPLATE OUT: the template without comments, @NAME@ replaced by $T_NAME.
 fill() {

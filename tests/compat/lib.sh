@@ -25,6 +25,10 @@
 #   broker_cleanup         broker_stop, then remove the data dir and database
 #                          (kept when COMPAT_KEEP=1 or after a FAIL)
 #   record PASS|FAIL NAME [detail]
+#   compile_java CLIENT DIR SOURCE...
+#       javac the SOURCEs against the Kafka jars of scripts/test.sh into DIR,
+#       unless DIR.stamp shows that they and the jars are unchanged. A javac
+#       error is the failed scenario CLIENT/setup (and status 1).
 
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$COMPAT_DIR/../.." && pwd)"
@@ -243,4 +247,18 @@ program_on_backend() {
     if ! kill -0 "$BROKER_PID" 2>/dev/null; then
         record FAIL "$client/$backend/broker-alive" "the broker died during the run"
     fi
+}
+
+compile_java() {
+    local client="$1" dir="$2" want log="$COMPAT_RUN_DIR/$1-javac.log"
+    shift 2
+    want="$(cat "$@" "$STREAMHOUSE_CACHE/java/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    [[ "$(cat "$dir.stamp" 2>/dev/null)" == "$want" ]] && return 0
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if ! javac -encoding UTF-8 -d "$dir" -cp "$STREAMHOUSE_CACHE/java/lib/*" "$@" >"$log" 2>&1; then
+        record FAIL "$client/setup" "javac failed: $(head -c 600 "$log")"
+        return 1
+    fi
+    echo "$want" >"$dir.stamp"
 }

@@ -49,17 +49,7 @@ if [[ ! -f "$LIB/kafka-tools-4.4.0.jar" ]]; then
 fi
 
 # Compiles java-tools/*.java when they or the jars changed.
-srcs=("$COMPAT_DIR"/java-tools/*.java)
-want="$(cat "${srcs[@]}" "$JAVA_DIR/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-if [[ "$(cat "$TOOLS_CLASSES.stamp" 2>/dev/null)" != "$want" ]]; then
-    rm -rf "$TOOLS_CLASSES"
-    mkdir -p "$TOOLS_CLASSES"
-    if ! javac -encoding UTF-8 -d "$TOOLS_CLASSES" -cp "$LIB/*" "${srcs[@]}" >"$COMPAT_RUN_DIR/tools-javac.log" 2>&1; then
-        record FAIL "tools/setup" "javac failed: $(head -c 600 "$COMPAT_RUN_DIR/tools-javac.log")"
-        exit 1
-    fi
-    echo "$want" >"$TOOLS_CLASSES.stamp"
-fi
+compile_java tools "$TOOLS_CLASSES" "$COMPAT_DIR"/java-tools/*.java || exit 1
 
 # Class-data-sharing archives, one per tool class, made by the tool's first
 # run (for these jars): a short-lived tool then starts in half the time, and
