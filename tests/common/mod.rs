@@ -4,8 +4,10 @@
 //! helpers of the submodules.
 //!
 //! - `client`: the wire client ([`TestClient`]).
-//! - `wire`: record batches, topics and produce, used by most files.
-//! - `admin`: the config APIs (DescribeConfigs, AlterConfigs, Incremental…).
+//! - `wire`: what most files send: topics created, record batches built,
+//!   produced, fetched and listed.
+//! - `admin`: the config APIs (DescribeConfigs, AlterConfigs,
+//!   IncrementalAlterConfigs).
 //! - `groups`: the consumer-group APIs.
 
 #![allow(dead_code)]
