@@ -9,42 +9,17 @@ use kafka_protocol::messages::{
     ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use streamhouse_protocol::test_util::BatchBuilder;
 use streamhouse_protocol::{batch, frame, request, response};
 use streamhouse_storage::format::{ObjectEncoder, RunStats};
 
 /// A batch of `count` records of `value_bytes` each, as a producer sends it.
 fn client_batch(count: usize, value_bytes: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'x'; value_bytes])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    BatchBuilder::new(count)
+        .timestamp(1_700_000_000_000)
+        .key(|i| format!("key-{i}"))
+        .value(move |_| vec![b'x'; value_bytes])
+        .build()
 }
 
 /// A Produce v9 frame with 8 partitions of one 16 KiB batch each (the Java

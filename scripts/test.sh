@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # StreamHouse's one test command. On a fresh Debian 12 machine it installs
 # what it needs (each step only if missing), starts PostgreSQL and an
-# S3-compatible server (moto), runs every Rust test, builds the broker and runs
+# S3-compatible server (moto), checks formatting and lints (cargo fmt --check,
+# cargo clippy -D warnings), runs every Rust test, builds the broker and runs
 # the real-client compatibility scenarios (kcat, confluent-kafka, the Java
 # client, SIGKILL durability) against it on both backend pairs.
 #
@@ -16,7 +17,8 @@
 #   ./scripts/test.sh --no-compat          setup, cargo test and build only
 #
 # Further compat runners (each also a --compat-only CLIENT): go (franz-go and
-# Sarama), node (KafkaJS), pyclients (kafka-python and aiokafka).
+# Sarama), node (KafkaJS), pyclients (kafka-python and aiokafka); the list is
+# tests/compat/run_all.sh's.
 #
 # Everything it installs or writes lives in ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}:
 # venv/ (moto, confluent-kafka, pytest), m2/ + java/lib (kafka-clients and
@@ -25,7 +27,8 @@
 # postgres/ (the test cluster on 127.0.0.1:54329), logs/, compat-runs/ (broker logs), and target/ (the
 # default CARGO_TARGET_DIR). Nothing is left in the repo.
 #
-# Exit status is non-zero if any phase fails. The last line is
+# Exit status is non-zero if any phase fails; a failed phase does not stop the
+# later ones (except setup and services). The last line is
 # "N passed, N failed" for the compat scenarios.
 set -euo pipefail
 
@@ -33,9 +36,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=services.sh
 source "$ROOT/scripts/services.sh"
-
-# The comment block above is the help text.
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
 
 MODE=all
 CLIENTS=()
@@ -45,10 +47,13 @@ while (($#)); do
         --compat-only) MODE=compat ;;
         --no-compat) MODE=nocompat ;;
         -h | --help) usage; exit 0 ;;
-        kcat | python | java | crash | tools | connect | go | node | pyclients)
+        *)
+            known_clients="$(bash "$ROOT/tests/compat/run_all.sh" --list)"
+            if ! grep -qx -- "$1" <<<"$known_clients"; then
+                echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2
+            fi
             [[ "$MODE" == compat ]] || { echo "test.sh: '$1' only goes after --compat-only" >&2; exit 2; }
             CLIENTS+=("$1") ;;
-        *) echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
@@ -73,16 +78,6 @@ print_phases() {
     echo "=== phase wall times"
     local p
     for p in "${PHASES[@]}"; do echo "  $p"; done
-}
-
-# Runs a command quietly: its output goes to a log that is shown only if it fails.
-quiet() {
-    local log="$1"; shift
-    if ! "$@" >"$log" 2>&1; then
-        echo "test.sh: failed: $*" >&2
-        tail -n 40 "$log" >&2
-        return 1
-    fi
 }
 
 as_root() {
@@ -111,52 +106,23 @@ ensure_apt_packages() {
         apt-get install -y -q --no-install-recommends "${need[@]}"
 }
 
-# sha256 of files, to notice when a requirement list or a source changed.
-stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
-
-ensure_venv() {
-    local req="$ROOT/tests/compat/requirements.txt" want
-    want="$(stamp_of "$req")"
-    if [[ -x "$SH_VENV/bin/python" && "$(cat "$SH_VENV/.streamhouse-stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
-    echo "creating the Python venv in $SH_VENV" >&2
-    rm -rf "$SH_VENV"
-    quiet "$LOGS/venv.log" python3 -m venv "$SH_VENV"
-    quiet "$LOGS/pip.log" "$SH_VENV/bin/pip" install --disable-pip-version-check -q -r "$req"
-    echo "$want" >"$SH_VENV/.streamhouse-stamp"
+ensure_compat_venv() {
+    ensure_venv "$SH_VENV" "$ROOT/tests/compat/requirements.txt" "$SH_VENV/.streamhouse-stamp" "$LOGS"
 }
 
+# kafka-clients and kafka-tools 4.4.0 for the Java runners.
 JAVA_DIR="$STREAMHOUSE_CACHE/java"
-
 ensure_java_jars() {
-    local pom="$ROOT/tests/compat/java/pom.xml" want
-    want="$(stamp_of "$pom")"
-    if [[ -d "$JAVA_DIR/lib" && "$(cat "$JAVA_DIR/lib.stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
-    echo "fetching kafka-clients and kafka-tools jars into $JAVA_DIR/lib" >&2
-    rm -rf "${JAVA_DIR:?}/lib" "$JAVA_DIR/lib.stamp"
-    mkdir -p "$JAVA_DIR"
-    # -f on a pom outside the work dir: Maven writes nothing next to it
-    # (packaging pom, only the dependency plugin runs).
-    quiet "$LOGS/maven.log" mvn -B -q -Dstyle.color=never -f "$pom" \
-        -Dmaven.repo.local="$STREAMHOUSE_CACHE/m2" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$JAVA_DIR/lib"
-    echo "$want" >"$JAVA_DIR/lib.stamp"
+    ensure_maven_jars "$ROOT/tests/compat/java/pom.xml" "$JAVA_DIR/lib" "$JAVA_DIR/lib.stamp" "$LOGS"
 }
 
 ensure_java_classes() {
     local -a srcs=("$ROOT"/tests/compat/java/*.java)
-    local want
-    want="$(stamp_of "${srcs[@]}" "$JAVA_DIR/lib.stamp")"
-    if [[ -d "$JAVA_DIR/classes" && "$(cat "$JAVA_DIR/classes.stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
+    up_to_date "$JAVA_DIR/classes.stamp" "${srcs[@]}" "$JAVA_DIR/lib.stamp" && [[ -d "$JAVA_DIR/classes" ]] && return 0
     rm -rf "${JAVA_DIR:?}/classes"
     mkdir -p "$JAVA_DIR/classes"
-    quiet "$LOGS/javac.log" javac -encoding UTF-8 -d "$JAVA_DIR/classes" -cp "$JAVA_DIR/lib/*" "${srcs[@]}"
-    echo "$want" >"$JAVA_DIR/classes.stamp"
+    quiet "$LOGS/javac.log" javac -encoding UTF-8 -d "$JAVA_DIR/classes" -cp "$JAVA_DIR/lib/*" "${srcs[@]}" || return 1
+    echo "$STAMP_WANT" >"$JAVA_DIR/classes.stamp"
 }
 
 # The franz-go/Sarama runner (tests/compat/go): modules and build cache in
@@ -164,35 +130,30 @@ ensure_java_classes() {
 # go.mod or go.sum changes.
 GO_DIR="$STREAMHOUSE_CACHE/go"
 ensure_go_compat() {
-    local src="$ROOT/tests/compat/go" want
-    want="$(stamp_of "$src/go.mod" "$src/go.sum" "$src"/*.go)"
-    if [[ -x "$GO_DIR/bin/compat" && "$(cat "$GO_DIR/bin/compat.stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
+    local src="$ROOT/tests/compat/go"
+    up_to_date "$GO_DIR/bin/compat.stamp" "$src/go.mod" "$src/go.sum" "$src"/*.go && [[ -x "$GO_DIR/bin/compat" ]] && return 0
     echo "building the Go compat runner (franz-go, Sarama) into $GO_DIR/bin" >&2
     rm -f "$GO_DIR/bin/compat" "$GO_DIR/bin/compat.stamp"
     mkdir -p "$GO_DIR/bin"
     quiet "$LOGS/go-build.log" env GOPATH="$GO_DIR" GOMODCACHE="$GO_DIR/mod" GOCACHE="$GO_DIR/build" \
         GOFLAGS=-modcacherw bash -c 'cd "$1" && go mod download && go build -trimpath -o "$2" .' \
-        _ "$src" "$GO_DIR/bin/compat"
-    echo "$want" >"$GO_DIR/bin/compat.stamp"
+        _ "$src" "$GO_DIR/bin/compat" || return 1
+    echo "$STAMP_WANT" >"$GO_DIR/bin/compat.stamp"
 }
 
 # KafkaJS (tests/compat/node): npm ci of the lock file into $STREAMHOUSE_CACHE/node.
 NODE_DIR="$STREAMHOUSE_CACHE/node"
 ensure_node_modules() {
-    local src="$ROOT/tests/compat/node" want
-    want="$(stamp_of "$src/package.json" "$src/package-lock.json")"
-    if [[ -d "$NODE_DIR/node_modules/kafkajs" && "$(cat "$NODE_DIR/.streamhouse-stamp" 2>/dev/null)" == "$want" ]]; then
-        return 0
-    fi
+    local src="$ROOT/tests/compat/node"
+    up_to_date "$NODE_DIR/.streamhouse-stamp" "$src/package.json" "$src/package-lock.json" \
+        && [[ -d "$NODE_DIR/node_modules/kafkajs" ]] && return 0
     echo "installing KafkaJS (npm ci) into $NODE_DIR" >&2
     rm -rf "$NODE_DIR"
     mkdir -p "$NODE_DIR"
     cp "$src/package.json" "$src/package-lock.json" "$NODE_DIR/"
     quiet "$LOGS/npm.log" bash -c 'cd "$1" && npm ci --no-audit --no-fund --ignore-scripts --cache "$2"' \
-        _ "$NODE_DIR" "$STREAMHOUSE_CACHE/npm-cache"
-    echo "$want" >"$NODE_DIR/.streamhouse-stamp"
+        _ "$NODE_DIR" "$STREAMHOUSE_CACHE/npm-cache" || return 1
+    echo "$STAMP_WANT" >"$NODE_DIR/.streamhouse-stamp"
 }
 
 ensure_cargo() {
@@ -214,7 +175,7 @@ trap 'exit 130' INT TERM
 # ---- the run --------------------------------------------------------------
 
 phase_start setup
-if ensure_apt_packages && ensure_venv && ensure_java_jars && ensure_java_classes \
+if ensure_apt_packages && ensure_compat_venv && ensure_java_jars && ensure_java_classes \
         && ensure_go_compat && ensure_node_modules; then
     phase_end ok
 else
@@ -248,6 +209,13 @@ BIN="$CARGO_TARGET_DIR/debug/streamhouse"
 BUILD_OK=1
 if [[ "$MODE" != compat ]]; then
     ensure_cargo
+    # Both checks run even if the first fails, so one run reports both.
+    phase_start "fmt+clippy"
+    lint_ok=1
+    cargo fmt --all --check || lint_ok=0
+    cargo clippy --all-targets --workspace -- -D warnings || lint_ok=0
+    if [[ "$lint_ok" == 1 ]]; then phase_end ok; else phase_end FAILED; fi
+
     phase_start "cargo test"
     # --no-fail-fast: one failing test binary must not hide the results of the others.
     if cargo test --workspace --no-fail-fast; then phase_end ok; else phase_end FAILED; fi

@@ -3,11 +3,11 @@
 //! version of each.
 
 mod common;
-#[macro_use]
-mod admin_helpers;
 
-use admin_helpers::*;
-use common::{producer_batch, record_batch, unique_topic, Backend, TestBroker, TestClient};
+use common::{
+    create_topic, name, on_both_backends, produce, producer_batch, record_batch, unique_topic,
+    versions, Backend, TestBroker, TestClient,
+};
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -84,7 +84,7 @@ async fn describe_producers_lists_idempotent_producers(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("producers");
-    create_partitioned(&mut client, &t, 1).await;
+    create_topic(&mut client, &t, 1).await;
     let request = InitProducerIdRequest::default()
         .with_transactional_id(None)
         .with_transaction_timeout_ms(60_000)
@@ -184,7 +184,7 @@ async fn offset_for_leader_epoch_answers_for_epoch_zero(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("epochs");
-    create_partitioned(&mut client, &t, 1).await;
+    create_topic(&mut client, &t, 1).await;
     produce(&mut client, &t, 0, record_batch(4, 0, 1, Compression::None)).await;
     for version in versions(ApiKey::OffsetForLeaderEpoch) {
         assert_eq!(
@@ -219,7 +219,7 @@ async fn metadata_reports_every_operation_when_asked(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("ops");
-    create_partitioned(&mut client, &t, 1).await;
+    create_topic(&mut client, &t, 1).await;
     for version in 8..=12 {
         for asked in [false, true] {
             let request = MetadataRequest::default()

@@ -3,11 +3,9 @@
 //! OffsetDelete, group state and offsets across a restart on both backends.
 
 mod common;
-mod group_helpers;
 
-use common::{unique_topic, Backend, TestBroker, TestClient};
-use group_helpers::*;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use common::groups::*;
+use common::{create_topic, on_both_backends, s, unique_topic, Backend, TestBroker, TestClient};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
@@ -16,19 +14,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::*;
 
+on_both_backends!(group_state_and_offsets_survive_a_restart);
+
 async fn broker(backend: Backend) -> TestBroker {
     TestBroker::start_with(backend, |cli| cli.group_initial_rebalance_delay_ms = 0).await
-}
-
-async fn create_topic(client: &mut TestClient, name: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(s(name)))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    let ResponseKind::CreateTopics(r) = client.call(ApiKey::CreateTopics, 7, &request).await else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, NONE);
 }
 
 /// One member joined and synced; returns its id (generation 1).
@@ -298,7 +287,7 @@ async fn groups_are_listed_described_and_deleted_only_when_empty() {
     );
 }
 
-async fn group_survives_a_restart(backend: Backend) {
+async fn group_state_and_offsets_survive_a_restart(backend: Backend) {
     let broker = broker(backend).await;
     let mut client = broker.client().await;
     let topic = unique_topic("t");
@@ -343,14 +332,4 @@ async fn group_survives_a_restart(backend: Backend) {
         heartbeat(&mut client, &group, 0, &id).await,
         ILLEGAL_GENERATION
     );
-}
-
-#[tokio::test]
-async fn group_state_and_offsets_survive_a_restart_on_sqlite() {
-    group_survives_a_restart(Backend::Embedded).await;
-}
-
-#[tokio::test]
-async fn group_state_and_offsets_survive_a_restart_on_postgres_and_s3() {
-    group_survives_a_restart(Backend::PostgresS3).await;
 }

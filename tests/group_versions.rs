@@ -3,10 +3,9 @@
 //! encoder fail.
 
 mod common;
-mod group_helpers;
 
-use common::{unique_topic, Backend, TestBroker};
-use group_helpers::*;
+use common::groups::*;
+use common::{create_topic_with, s, unique_topic, versions, Backend, TestBroker};
 
 /// Every advertised version of every group API, answered with a response the
 /// client decodes (a field set outside its version would fail the encoder).
@@ -20,18 +19,13 @@ async fn every_advertised_group_api_version_round_trips() {
         OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
     };
     use kafka_protocol::messages::*;
-    use streamhouse_protocol::versions::advertised;
 
-    let range = |key: ApiKey| {
-        let api = advertised(key).expect("advertised");
-        api.min..=api.max
-    };
     let broker = TestBroker::start_with(Backend::Embedded, |cli| {
         cli.group_initial_rebalance_delay_ms = 0
     })
     .await;
     let mut client = broker.client().await;
-    for version in range(ApiKey::FindCoordinator) {
+    for version in versions(ApiKey::FindCoordinator) {
         let request = FindCoordinatorRequest::default()
             .with_key(if version < 4 { s("g") } else { s("") })
             .with_coordinator_keys(if version >= 4 {
@@ -68,14 +62,8 @@ async fn every_advertised_group_api_version_round_trips() {
     assert_eq!(r.error_code, 42, "INVALID_REQUEST");
 
     let topic = unique_topic("t");
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s(&topic)))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    client.call(ApiKey::CreateTopics, 7, &create).await;
-    for version in range(ApiKey::JoinGroup) {
+    create_topic_with(&mut client, &topic, 1, &[]).await;
+    for version in versions(ApiKey::JoinGroup) {
         let group = format!("{topic}-g{version}");
         let mut joining = Join::consumer(&group, "", &[&topic]);
         let mut joined = join_v(&mut client, &joining, version).await;

@@ -4,12 +4,11 @@
 //! `group_offsets.rs`.
 
 mod common;
-mod group_helpers;
 
 use std::time::{Duration, Instant};
 
-use common::{unique_topic, Backend, TestBroker, TestClient};
-use group_helpers::*;
+use common::groups::*;
+use common::{s, unique_topic, Backend, TestBroker, TestClient};
 
 async fn broker(delay_ms: u64) -> TestBroker {
     TestBroker::start_with(Backend::Embedded, |cli| {

@@ -4,11 +4,14 @@
 
 mod common;
 
-use common::{producer_batch, unique_topic, Backend, TestBroker, TestClient};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use common::{
+    name, on_both_backends, producer_batch, unique_topic, Backend, TestBroker, TestClient,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
+
+on_both_backends!(retries_are_answered_with_the_original_offset);
 
 async fn init(client: &mut TestClient, current: Option<(i64, i16)>) -> (i16, i64, i16) {
     let (id, epoch) = current.unwrap_or((-1, -1));
@@ -24,27 +27,15 @@ async fn init(client: &mut TestClient, current: Option<(i64, i16)>) -> (i16, i64
     (r.error_code, r.producer_id.0, r.producer_epoch)
 }
 
+/// (error code, base offset) of producing `batch` to partition 0.
 async fn produce(client: &mut TestClient, topic: &str, batch: bytes::Bytes) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch))])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
-        panic!("not a Produce response")
-    };
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    common::produce(client, topic, 0, batch).await
 }
 
 async fn auto_create(client: &mut TestClient, topic: &str) {
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-        )
-        .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic))),
+    ]));
     client.call(ApiKey::Metadata, 4, &request).await;
 }
 
@@ -100,7 +91,7 @@ async fn retries_are_answered_with_the_original_offset(backend: Backend) {
         .with_max_wait_ms(0)
         .with_max_bytes(1 << 20)
         .with_topics(vec![fetch_request::FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+            .with_topic(name(&topic))
             .with_partitions(vec![fetch_request::FetchPartition::default()
                 .with_partition(0)
                 .with_partition_max_bytes(1 << 20)])]);
@@ -114,16 +105,6 @@ async fn retries_are_answered_with_the_original_offset(backend: Backend) {
         .map(|r| r.0)
         .collect();
     assert_eq!(offsets, (0..6).collect::<Vec<_>>());
-}
-
-#[tokio::test]
-async fn retries_are_answered_with_the_original_offset_embedded() {
-    retries_are_answered_with_the_original_offset(Backend::Embedded).await;
-}
-
-#[tokio::test]
-async fn retries_are_answered_with_the_original_offset_postgres_s3() {
-    retries_are_answered_with_the_original_offset(Backend::PostgresS3).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 mod common;
 
 use bytes::{BufMut, BytesMut};
-use common::{record_batch, unique_topic, Backend, TestBroker, TestClient};
+use common::{
+    create_topic_with, name, record_batch, unique_topic, Backend, TestBroker, TestClient,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -131,7 +133,7 @@ async fn produce_raw(client: &mut TestClient, topic: &str, records: bytes::Bytes
         .with_acks(1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_name(name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(records))])]);
@@ -151,10 +153,9 @@ async fn a_batch_with_a_bad_crc_is_a_corrupt_message() {
         .call(
             ApiKey::Metadata,
             1,
-            &MetadataRequest::default()
-                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-                )
-                .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))])),
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(name(&topic))),
+            ])),
         )
         .await;
     let mut batch = record_batch(3, 0, 1, Compression::None).to_vec();
@@ -182,16 +183,7 @@ async fn a_batch_larger_than_max_message_bytes_is_refused() {
     let broker = TestBroker::start(Backend::Embedded).await;
     let mut client = broker.client().await;
     let topic = unique_topic("too-large");
-    let request = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.clone())))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str("max.message.bytes"))
-                .with_value(Some(StrBytes::from_static_str("100")))]),
-    ]);
-    client.call(ApiKey::CreateTopics, 5, &request).await;
+    create_topic_with(&mut client, &topic, 1, &[("max.message.bytes", "100")]).await;
     let big = record_batch(20, 0, 1, Compression::None);
     assert!(big.len() > 100);
     assert_eq!(

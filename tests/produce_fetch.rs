@@ -4,69 +4,17 @@
 mod common;
 
 use common::{
-    decode_records, produce, record_batch, unique_topic, Backend, TestBroker, TestClient,
+    create_topic, decode_records, fetch, fetch_request, list_offset, name, on_both_backends,
+    produce, record_batch, unique_topic, Backend, TestBroker, TestClient,
 };
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-fn name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_string()))
-}
-
-pub async fn create_topic(client: &mut TestClient, topic: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    let ResponseKind::CreateTopics(response) = client.call(ApiKey::CreateTopics, 7, &request).await
-    else {
-        panic!("not a CreateTopics response")
-    };
-    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
-}
-
-pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1024 * 1024)])])
-}
-
-pub async fn fetch(
-    client: &mut TestClient,
-    request: &FetchRequest,
-) -> fetch_response::PartitionData {
-    let ResponseKind::Fetch(response) = client.call(ApiKey::Fetch, 12, request).await else {
-        panic!("not a Fetch response")
-    };
-    response.responses[0].partitions[0].clone()
-}
-
-async fn list_offset(client: &mut TestClient, topic: &str, timestamp: i64) -> (i16, i64) {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(timestamp)])]);
-    let ResponseKind::ListOffsets(response) = client.call(ApiKey::ListOffsets, 6, &request).await
-    else {
-        panic!("not a ListOffsets response")
-    };
-    let p = &response.topics[0].partitions[0];
-    (p.error_code, p.offset)
-}
+on_both_backends!(
+    round_trip_with_every_codec,
+    acknowledged_records_survive_a_restart,
+);
 
 async fn round_trip_with_every_codec(backend: Backend) {
     let broker = TestBroker::start(backend).await;
@@ -109,16 +57,6 @@ async fn round_trip_with_every_codec(backend: Backend) {
     assert_eq!((data.error_code, data.high_watermark), (0, 0));
 }
 
-#[tokio::test]
-async fn round_trip_with_every_codec_embedded() {
-    round_trip_with_every_codec(Backend::Embedded).await;
-}
-
-#[tokio::test]
-async fn round_trip_with_every_codec_postgres_s3() {
-    round_trip_with_every_codec(Backend::PostgresS3).await;
-}
-
 async fn acknowledged_records_survive_a_restart(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let topic = unique_topic("restart");
@@ -153,16 +91,6 @@ async fn acknowledged_records_survive_a_restart(backend: Backend) {
         .map(|r| r.0)
         .collect();
     assert_eq!(offsets, (0..10).collect::<Vec<_>>());
-}
-
-#[tokio::test]
-async fn acknowledged_records_survive_a_restart_embedded() {
-    acknowledged_records_survive_a_restart(Backend::Embedded).await;
-}
-
-#[tokio::test]
-async fn acknowledged_records_survive_a_restart_postgres_s3() {
-    acknowledged_records_survive_a_restart(Backend::PostgresS3).await;
 }
 
 #[tokio::test]

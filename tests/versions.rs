@@ -3,20 +3,15 @@
 
 mod common;
 
-use common::{record_batch, unique_topic, Backend, TestBroker};
+use common::{name, record_batch, unique_topic, Backend, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use streamhouse_protocol::versions::{accepts, advertised};
-
-fn name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_string()))
-}
 
 fn served(key: ApiKey) -> Vec<i16> {
     let api = advertised(key).expect("advertised");

@@ -30,8 +30,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benches/e2e"
 # shellcheck source-path=SCRIPTDIR source=../../scripts/services.sh
 source "$ROOT/scripts/services.sh"
-
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+# shellcheck source-path=SCRIPTDIR source=../../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 ARGS=()
 OUT="$ROOT/docs/benchmarks"
@@ -59,38 +59,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STREAMHOUSE_CACHE/target}"
 mkdir -p "$BENCH_CACHE" "$LOGS"
 
 step() { echo "==> $*" >&2; }
-quiet() {
-    local log="$1"; shift
-    if ! "$@" >"$log" 2>&1; then
-        echo "run.sh: failed: $*" >&2
-        tail -n 40 "$log" >&2
-        return 1
-    fi
-}
-stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 for tool in java mvn python3 psql; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool missing; ./scripts/test.sh --setup-only installs it" >&2; exit 1; }
 done
 
-want="$(stamp_of "$HERE/pom.xml")"
-if [[ ! -d "$LIB" || "$(cat "$BENCH_CACHE/kafka-lib.stamp" 2>/dev/null)" != "$want" ]]; then
-    step "fetching Kafka 4.4.0 broker and tools jars into $LIB"
-    rm -rf "$LIB" "$BENCH_CACHE/kafka-lib.stamp"
-    quiet "$LOGS/maven.log" mvn -B -q -Dstyle.color=never -f "$HERE/pom.xml" \
-        -Dmaven.repo.local="$STREAMHOUSE_CACHE/m2" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB"
-    echo "$want" >"$BENCH_CACHE/kafka-lib.stamp"
-fi
-
-want="$(stamp_of "$HERE/requirements.txt")"
-if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.stamp" 2>/dev/null)" != "$want" ]]; then
-    step "creating the venv $VENV"
-    rm -rf "$VENV"
-    quiet "$LOGS/venv.log" python3 -m venv "$VENV"
-    quiet "$LOGS/pip.log" "$VENV/bin/pip" install --disable-pip-version-check -q -r "$HERE/requirements.txt"
-    echo "$want" >"$VENV/.stamp"
-fi
+# The Kafka 4.4.0 broker and tools jars, and matplotlib and confluent-kafka.
+ensure_maven_jars "$HERE/pom.xml" "$LIB" "$BENCH_CACHE/kafka-lib.stamp" "$LOGS"
+ensure_venv "$VENV" "$HERE/requirements.txt" "$VENV/.stamp" "$LOGS"
 
 VERSITYGW="$STREAMHOUSE_CACHE/bin/versitygw"
 if [[ ! -x "$VERSITYGW" ]] && command -v go >/dev/null; then
@@ -132,7 +108,8 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 
 step "running the benchmark (broker logs under $WORK/logs until it ends; copies in $LOGS/last-run)"
 status=0
-"$VENV/bin/python" "$HERE/bench.py" ${ARGS[@]+"${ARGS[@]}"} \
+# The bench package (benches/e2e/bench), without __pycache__ in the repo.
+PYTHONPATH="$HERE" PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m bench ${ARGS[@]+"${ARGS[@]}"} \
     --streamhouse-bin "$BIN" --kafka-lib "$LIB" \
     --pg-url "postgres://postgres@127.0.0.1:$SH_PG_PORT" "${S3ARGS[@]}" \
     --workdir "$WORK" --out "$OUT" --notes "$NOTES" || status=$?

@@ -32,38 +32,15 @@ pub fn stamp(batch: &mut [u8], append_time: i64) -> bool {
 mod tests {
     use super::*;
     use crate::batch::{validate, BatchHeader};
+    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
+    use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
     fn batch() -> BytesMut {
-        let records: Vec<Record> = (0..3)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                // The encoder starts a new batch when offset - sequence changes.
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i,
-                key: None,
-                value: Some(bytes::Bytes::from_static(b"v")),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-        buf
+        BatchBuilder::new(3)
+            .timestamps(1_000, 1)
+            .value(|_| &b"v"[..])
+            .build_mut()
     }
 
     #[test]

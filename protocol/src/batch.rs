@@ -211,47 +211,16 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
 
-    fn record(i: i64) -> Record {
-        Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            // The encoder groups records whose offset - sequence is constant
-            // into one batch; this keeps the batch's base sequence at -1.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i,
-            key: Some(format!("k{i}").into()),
-            value: Some(format!("v{i}").into()),
-            headers: [(StrBytes::from_static_str("h"), None)]
-                .into_iter()
-                .collect(),
-        }
-    }
-
-    fn encoded_batch(count: i64) -> BytesMut {
-        let records: Vec<Record> = (0..count).map(record).collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf
+    fn encoded_batch(count: usize) -> BytesMut {
+        BatchBuilder::new(count)
+            .timestamps(1_700_000_000_000, 1)
+            .key(|i| format!("k{i}"))
+            .value(|i| format!("v{i}"))
+            .header("h", None)
+            .build_mut()
     }
 
     #[test]

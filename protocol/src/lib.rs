@@ -8,6 +8,8 @@
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
 //! - [`records`]: record timestamps inside a batch, decompressed under a cap.
+//! - `test_util` (feature `test-util`): a builder of client record batches for
+//!   tests and benchmarks.
 //!
 //! The connection loop in the broker owns the socket; everything here works on
 //! byte buffers it hands in.
@@ -18,6 +20,8 @@ pub mod frame;
 pub mod records;
 pub mod request;
 pub mod response;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 pub mod versions;
 
 pub use kafka_protocol;

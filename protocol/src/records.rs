@@ -160,43 +160,17 @@ fn parse_records(records: &[u8], base_timestamp: i64) -> Result<Vec<(i32, i64)>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
 
-    fn batch(compression: Compression, count: i64) -> BytesMut {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i * 10,
-                key: None,
-                value: Some(vec![b'x'; 100].into()),
-                headers: [(StrBytes::from_static_str("h"), None)]
-                    .into_iter()
-                    .collect(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf
+    fn batch(compression: Compression, count: usize) -> BytesMut {
+        BatchBuilder::new(count)
+            .timestamps(1_000, 10)
+            .value(|_| vec![b'x'; 100])
+            .header("h", None)
+            .compression(compression)
+            .build_mut()
     }
 
     #[test]

@@ -55,16 +55,7 @@ fi
 
 # connect/AppInfoParser.java (see there why) is compiled when it or the jars changed.
 SHIM_CLASSES="$STREAMHOUSE_CACHE/java/connect-classes"
-want="$(cat "$TEMPLATES/AppInfoParser.java" "$STREAMHOUSE_CACHE/java/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-if [[ "$(cat "$SHIM_CLASSES.stamp" 2>/dev/null)" != "$want" ]]; then
-    rm -rf "$SHIM_CLASSES"
-    mkdir -p "$SHIM_CLASSES"
-    if ! javac -encoding UTF-8 -d "$SHIM_CLASSES" -cp "$LIB/*" "$TEMPLATES/AppInfoParser.java" >"$COMPAT_RUN_DIR/connect-javac.log" 2>&1; then
-        record FAIL "connect/setup" "javac failed: $(head -c 600 "$COMPAT_RUN_DIR/connect-javac.log")"
-        exit 1
-    fi
-    echo "$want" >"$SHIM_CLASSES.stamp"
-fi
+compile_java connect "$SHIM_CLASSES" "$TEMPLATES/AppInfoParser.java" || exit 1
 
 # fill TEMPLATE OUT: the template without comments, @NAME@ replaced by $T_NAME.
 fill() {
@@ -248,15 +239,14 @@ run_scenario() {   # run_scenario NAME FUNCTION
     worker_kill
 }
 
-for backend in ${CONNECT_BACKENDS:-$COMPAT_BACKENDS}; do
-    if ! broker_start "$backend" "connect-$backend" --group-initial-rebalance-delay-ms 0; then
-        record FAIL "connect/$backend/broker-start" "see the broker log above"
-        continue
-    fi
+run_backend() {
+    backend="$1"
     W="$BROKER_DIR/connect"
     mkdir -p "$W"
     run_scenario standalone scenario_standalone
     run_scenario distributed scenario_distributed
-    broker_cleanup
-done
+}
+
+COMPAT_BACKENDS="${CONNECT_BACKENDS:-$COMPAT_BACKENDS}"
+on_each_backend connect run_backend --group-initial-rebalance-delay-ms 0
 exit "$COMPAT_FAILED"

@@ -46,10 +46,6 @@ compare() {
 
 run_backend() {
     local backend="$1" pfx="kcat/$1"
-    if ! broker_start "$backend" "kcat-$backend"; then
-        record FAIL "$pfx/broker-start" "see the broker log above"
-        return
-    fi
     local work="$BROKER_DIR/work"
     mkdir -p "$work"
     local -a kc=(kcat -b "$BROKER_BOOTSTRAP" -q)
@@ -71,7 +67,6 @@ run_backend() {
             done
         done
         broker_log_tail 30
-        broker_cleanup
         return
     fi
 
@@ -132,10 +127,7 @@ run_backend() {
         broker_log_tail 60
     fi
     [[ "$COMPAT_FAILED" == 1 ]] && broker_log_tail 30
-    broker_cleanup
 }
 
-for backend in $COMPAT_BACKENDS; do
-    run_backend "$backend"
-done
+on_each_backend kcat run_backend
 exit "$COMPAT_FAILED"

@@ -1,8 +1,21 @@
 # shellcheck shell=bash
-# Helpers for the shell compat runners (kcat.sh, java.sh): fresh brokers on
-# free ports, scenario results. The Python runners use harness.py, which
-# follows the same conventions (see its docstring for the environment).
+# Helpers for the shell compat runners (kcat.sh, java.sh, go.sh, ...): fresh
+# brokers on free ports, scenario results, and the loop over backend pairs
+# every runner shares. The Python runners use harness.py, which follows the
+# same conventions (see its docstring for the environment).
 #
+#   on_each_backend CLIENT FUNCTION [BROKER_ARG...]
+#       For each backend pair in COMPAT_BACKENDS: a fresh broker named
+#       CLIENT-BACKEND (broker_start with the BROKER_ARGs), FUNCTION BACKEND,
+#       then broker_cleanup. A broker that does not start is the failed
+#       scenario CLIENT/BACKEND/broker-start.
+#   run_program CLIENT TIMEOUT [BROKER_ARG...] -- COMMAND [ARG...]
+#       on_each_backend for a client program that runs every scenario itself:
+#       COMMAND (under TIMEOUT seconds, with {bootstrap} and {backend} in its
+#       arguments replaced) writes a line per scenario, "PASS NAME" or
+#       "FAIL|XFAIL NAME: DETAIL", recorded as they are. Its output goes to
+#       $BROKER_DIR/CLIENT.out and .err. A non-zero exit without a FAIL line
+#       fails CLIENT/BACKEND/run, a broker that died CLIENT/BACKEND/broker-alive.
 #   broker_start BACKEND NAME [extra broker args...]
 #       BACKEND is embedded or pg-s3. Sets BROKER_PID, BROKER_PORT,
 #       BROKER_BOOTSTRAP, BROKER_DIR, BROKER_LOG (and BROKER_DB for pg-s3).
@@ -12,6 +25,10 @@
 #   broker_cleanup         broker_stop, then remove the data dir and database
 #                          (kept when COMPAT_KEEP=1 or after a FAIL)
 #   record PASS|FAIL NAME [detail]
+#   compile_java CLIENT DIR SOURCE...
+#       javac the SOURCEs against the Kafka jars of scripts/test.sh into DIR,
+#       unless DIR.stamp shows that they and the jars are unchanged. A javac
+#       error is the failed scenario CLIENT/setup (and status 1).
 
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$COMPAT_DIR/../.." && pwd)"
@@ -170,4 +187,78 @@ broker_cleanup() {
 broker_log_tail() {
     echo "--- $BROKER_LOG (tail) ---"
     tail -n "${1:-40}" "$BROKER_LOG" 2>/dev/null
+}
+
+on_each_backend() {
+    local client="$1" fn="$2" backend
+    shift 2
+    for backend in $COMPAT_BACKENDS; do
+        if ! broker_start "$backend" "$client-$backend" "$@"; then
+            record FAIL "$client/$backend/broker-start" "see the broker log above"
+            continue
+        fi
+        "$fn" "$backend"
+        broker_cleanup
+    done
+}
+
+PROGRAM_CLIENT=""
+PROGRAM_TIMEOUT=""
+PROGRAM=()
+
+run_program() {
+    PROGRAM_CLIENT="$1" PROGRAM_TIMEOUT="$2"
+    shift 2
+    local -a broker_args=()
+    while (($#)) && [[ "$1" != -- ]]; do broker_args+=("$1"); shift; done
+    (($#)) || { echo "run_program: no -- COMMAND" >&2; return 2; }
+    shift
+    PROGRAM=("$@")
+    on_each_backend "$PROGRAM_CLIENT" program_on_backend ${broker_args[@]+"${broker_args[@]}"}
+}
+
+program_on_backend() {
+    local backend="$1" client="$PROGRAM_CLIENT"
+    local out="$BROKER_DIR/$client.out" err="$BROKER_DIR/$client.err"
+    local t0=$SECONDS arg rc line status name
+    local -a cmd=()
+    for arg in "${PROGRAM[@]}"; do
+        arg="${arg//"{bootstrap}"/$BROKER_BOOTSTRAP}"
+        cmd+=("${arg//"{backend}"/$backend}")
+    done
+    timeout --foreground "$PROGRAM_TIMEOUT" "${cmd[@]}" >"$out" 2>"$err"
+    rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+            "PASS "*) record PASS "${line#PASS }" ;;
+            "FAIL "* | "XFAIL "*)
+                status="${line%% *}"; name="${line#* }"
+                record "$status" "${name%%: *}" "${name#*: }" ;;
+        esac
+    done <"$out"
+    echo "$client/$backend: $((SECONDS - t0))s" >&2
+    if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
+        record FAIL "$client/$backend/run" "exited with status $rc; stderr tail: $(tail -n 8 "$err" | tr '\n' ' ')"
+    fi
+    if [[ "$rc" != 0 ]]; then
+        echo "--- $err (tail) ---"; tail -n 40 "$err"
+        broker_log_tail 40
+    fi
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        record FAIL "$client/$backend/broker-alive" "the broker died during the run"
+    fi
+}
+
+compile_java() {
+    local client="$1" dir="$2" want log="$COMPAT_RUN_DIR/$1-javac.log"
+    shift 2
+    want="$(cat "$@" "$STREAMHOUSE_CACHE/java/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    [[ "$(cat "$dir.stamp" 2>/dev/null)" == "$want" ]] && return 0
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if ! javac -encoding UTF-8 -d "$dir" -cp "$STREAMHOUSE_CACHE/java/lib/*" "$@" >"$log" 2>&1; then
+        record FAIL "$client/setup" "javac failed: $(head -c 600 "$log")"
+        return 1
+    fi
+    echo "$want" >"$dir.stamp"
 }

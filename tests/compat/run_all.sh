@@ -3,7 +3,8 @@
 # their scenarios. Each runner starts its own fresh brokers (one per backend
 # pair in COMPAT_BACKENDS, default "embedded pg-s3") and stops them.
 #
-#   tests/compat/run_all.sh [kcat|python|java|crash|tools|connect ...]   (default: all)
+#   tests/compat/run_all.sh [CLIENT ...]   (default: all, in the order of CLIENTS below)
+#   tests/compat/run_all.sh --list         the client names, one a line
 #
 #   kcat    tests/compat/kcat.sh              kcat 1.7.1 / librdkafka 2.0.2
 #   python  tests/compat/test_confluent_kafka.py (pytest)  confluent-kafka
@@ -32,9 +33,36 @@
 # "N passed, N failed". Exit status 1 if anything failed.
 set -uo pipefail
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# One line per client run: NAME KIND FILE [ARG...], FILE in tests/compat.
+# KIND sh runs FILE with bash (a runner using lib.sh), py with the venv's
+# Python, pytest with pytest in the venv. A name on several lines runs each
+# in turn. Adding a client is its runner file plus a line here.
+CLIENTS=(
+    "kcat      sh     kcat.sh"
+    "python    pytest test_confluent_kafka.py"
+    "java      sh     java.sh"
+    "crash     py     crash_test.py"
+    # The same with the idempotent producer: no value may be written twice.
+    "crash     py     crash_test.py --idempotent"
+    "tools     sh     tools.sh"
+    "connect   sh     connect.sh"
+    "go        sh     go.sh"
+    "node      sh     node.sh"
+    "pyclients py     pyclients.py"
+)
+ALL_CLIENTS=()
+for line in "${CLIENTS[@]}"; do
+    read -r name _ <<<"$line"
+    case " ${ALL_CLIENTS[*]} " in *" $name "*) ;; *) ALL_CLIENTS+=("$name") ;; esac
+done
+if [[ "${1:-}" == --list ]]; then
+    printf '%s\n' "${ALL_CLIENTS[@]}"
+    exit 0
+fi
+
 source "$COMPAT_DIR/lib.sh"
 
-ALL_CLIENTS=(kcat python java crash tools connect go node pyclients)
 clients=("$@")
 ((${#clients[@]})) || clients=("${ALL_CLIENTS[@]}")
 for c in "${clients[@]}"; do
@@ -82,29 +110,34 @@ fi
 # their brokers; the shell runners clean up on SIGTERM.
 CLIENT_TIMEOUT="${COMPAT_CLIENT_TIMEOUT:-900}"
 
-run_client() {
-    case "$1" in
-        kcat) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/kcat.sh" ;;
-        java) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/java.sh" ;;
-        go) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/go.sh" ;;
-        node) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/node.sh" ;;
-        pyclients)
-            [[ -x "$PY" ]] || { echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2; return 1; }
-            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" "$COMPAT_DIR/pyclients.py" ;;
-        tools) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/tools.sh" ;;
-        connect) timeout -k 30 "$CLIENT_TIMEOUT" bash "$COMPAT_DIR/connect.sh" ;;
-        python)
-            [[ -x "$PY" ]] || { echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2; return 1; }
-            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" -m pytest "$COMPAT_DIR/test_confluent_kafka.py" \
-                -p no:cacheprovider -v -rfE --tb=short --rootdir "$COMPAT_DIR" ;;
-        crash)
-            [[ -x "$PY" ]] || { echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2; return 1; }
-            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" "$COMPAT_DIR/crash_test.py"
-            local rc=$?
-            # The same with the idempotent producer: no value may be written twice.
-            timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" "$COMPAT_DIR/crash_test.py" --idempotent || rc=$?
-            return "$rc" ;;
+# One line of CLIENTS: NAME KIND FILE [ARG...].
+run_line() {
+    local -a words
+    read -r -a words <<<"$1"
+    local name="${words[0]}" kind="${words[1]}" file="$COMPAT_DIR/${words[2]}"
+    local -a args=("${words[@]:3}")
+    if [[ "$kind" != sh && ! -x "$PY" ]]; then
+        echo "no venv at $SH_VENV; run ./scripts/test.sh --setup-only" >&2
+        return 1
+    fi
+    case "$kind" in
+        sh) timeout -k 30 "$CLIENT_TIMEOUT" bash "$file" ${args[@]+"${args[@]}"} ;;
+        py) timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" "$file" ${args[@]+"${args[@]}"} ;;
+        pytest) timeout -s INT -k 60 "$CLIENT_TIMEOUT" "$PY" -m pytest "$file" ${args[@]+"${args[@]}"} \
+            -p no:cacheprovider -v -rfE --tb=short --rootdir "$COMPAT_DIR" ;;
+        *) echo "run_all.sh: unknown kind '$kind' of client $name" >&2; return 2 ;;
     esac
+}
+
+# Every line of a client, in order; the status is the last failure's.
+run_client() {
+    local line name rc=0
+    for line in "${CLIENTS[@]}"; do
+        read -r name _ <<<"$line"
+        [[ "$name" == "$1" ]] || continue
+        run_line "$line" || rc=$?
+    done
+    return "$rc"
 }
 
 declare -A client_pass client_fail client_secs client_xfail

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Apache Kafka 4.4.0 command-line tools (kafka-tools jar, run as
 # `java -cp 'lib/*' CLASS`) against a fresh StreamHouse broker, on each backend
-# pair in COMPAT_BACKENDS. The acceptance checks of issues 3 (consumer groups
-# with the Java client) and 4 (idempotent producer, admin tools):
+# pair in COMPAT_BACKENDS: consumer groups with the Java client, the idempotent
+# producer and the admin tools.
 #
 #   producer-perf    ProducerPerformance with its default producer settings
 #                    (idempotent, acks=all); no error, the log end is the count
@@ -49,17 +49,7 @@ if [[ ! -f "$LIB/kafka-tools-4.4.0.jar" ]]; then
 fi
 
 # Compiles java-tools/*.java when they or the jars changed.
-srcs=("$COMPAT_DIR"/java-tools/*.java)
-want="$(cat "${srcs[@]}" "$JAVA_DIR/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-if [[ "$(cat "$TOOLS_CLASSES.stamp" 2>/dev/null)" != "$want" ]]; then
-    rm -rf "$TOOLS_CLASSES"
-    mkdir -p "$TOOLS_CLASSES"
-    if ! javac -encoding UTF-8 -d "$TOOLS_CLASSES" -cp "$LIB/*" "${srcs[@]}" >"$COMPAT_RUN_DIR/tools-javac.log" 2>&1; then
-        record FAIL "tools/setup" "javac failed: $(head -c 600 "$COMPAT_RUN_DIR/tools-javac.log")"
-        exit 1
-    fi
-    echo "$want" >"$TOOLS_CLASSES.stamp"
-fi
+compile_java tools "$TOOLS_CLASSES" "$COMPAT_DIR"/java-tools/*.java || exit 1
 
 # Class-data-sharing archives, one per tool class, made by the tool's first
 # run (for these jars): a short-lived tool then starts in half the time, and
@@ -457,11 +447,8 @@ run_scenario() {   # run_scenario NAME FUNCTION
     stop_members
 }
 
-for backend in $COMPAT_BACKENDS; do
-    if ! broker_start "$backend" "tools-$backend" --group-initial-rebalance-delay-ms 0; then
-        record FAIL "tools/$backend/broker-start" "see the broker log above"
-        continue
-    fi
+run_backend() {
+    backend="$1"
     W="$BROKER_DIR/tools"
     mkdir -p "$W"
     printf 'enable.idempotence=true\nacks=all\nretries=2147483647\n' >"$W/idempotent.properties"
@@ -472,6 +459,7 @@ for backend in $COMPAT_BACKENDS; do
     run_scenario delete-records scenario_delete_records
     run_scenario group-command scenario_group_command
     run_scenario java-group scenario_java_group
-    broker_cleanup
-done
+}
+
+on_each_backend tools run_backend --group-initial-rebalance-delay-ms 0
 exit "$COMPAT_FAILED"

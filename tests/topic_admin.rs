@@ -1,16 +1,14 @@
-//! ApiVersions, Metadata, CreateTopics and DeleteTopics over the wire.
+//! Topic administration over the wire: CreateTopics (each kind of error,
+//! validate_only, configs), DeleteTopics, Metadata's topics and auto-creation,
+//! and ApiVersions.
 
 mod common;
 
-use common::{unique_topic, Backend, TestBroker, TestClient};
+use common::{name, unique_topic, Backend, TestBroker, TestClient};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-
-fn name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_string()))
-}
 
 async fn metadata(
     client: &mut TestClient,

@@ -1,7 +1,5 @@
-//! Consumer-group calls for the integration tests: one helper per API, speaking
-//! its newest version unless a test asks for another.
-
-#![allow(dead_code)]
+//! Consumer-group calls for the wire tests: one helper per API, speaking its
+//! newest version unless a test asks for another, and the group error codes.
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -11,9 +9,8 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
-use crate::common::TestClient;
+use super::{s, TestClient};
 
 pub const NONE: i16 = 0;
 pub const ILLEGAL_GENERATION: i16 = 22;
@@ -26,10 +23,6 @@ pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-
-pub fn s(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_owned())
-}
 
 /// ConsumerProtocolSubscription v0 metadata subscribing to `topics`.
 pub fn subscription(topics: &[&str]) -> Bytes {

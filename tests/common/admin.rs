@@ -1,19 +1,12 @@
-//! Helpers of the admin API tests (configs, partitions, cluster): typed
-//! requests over the test client, and a macro running a case on both backends.
+//! The config APIs for the wire tests: DescribeConfigs, AlterConfigs and
+//! IncrementalAlterConfigs as typed calls, and Kafka's resource types and
+//! alter operations as constants.
 
-#![allow(dead_code)]
-
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use streamhouse_protocol::versions::advertised;
 
-// Not every test crate that includes these helpers produces.
-#[allow(unused_imports)]
-pub use crate::common::produce;
-use crate::common::TestClient;
+use super::{s, TestClient};
 
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
@@ -22,60 +15,6 @@ pub const SET: i8 = 0;
 pub const DELETE: i8 = 1;
 pub const APPEND: i8 = 2;
 pub const SUBTRACT: i8 = 3;
-
-/// Runs an `async fn(Backend)` case on SQLite + files and on PostgreSQL + S3.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test] async fn $case() { super::$case(crate::common::Backend::Embedded).await })*
-        }
-        mod postgres_s3 {
-            $(#[tokio::test] async fn $case() { super::$case(crate::common::Backend::PostgresS3).await })*
-        }
-    };
-}
-
-pub fn name(topic: &str) -> TopicName {
-    TopicName(s(topic))
-}
-
-/// Every advertised version of an API.
-pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
-    let api = advertised(key).expect("advertised");
-    api.min..=api.max
-}
-
-pub fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
-
-pub async fn create_topic(
-    client: &mut TestClient,
-    name: &str,
-    configs: &[(&str, &str)],
-) -> (i16, Option<String>) {
-    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(s(name)))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)))
-                })
-                .collect(),
-        )]);
-    let ResponseKind::CreateTopics(r) = client.call(ApiKey::CreateTopics, 7, &request).await else {
-        panic!("not a CreateTopics response")
-    };
-    (
-        r.topics[0].error_code,
-        r.topics[0].error_message.as_ref().map(|m| m.to_string()),
-    )
-}
 
 pub async fn describe(
     client: &mut TestClient,
@@ -208,16 +147,4 @@ pub async fn describe_configs_reported(
         .collect();
     set.sort();
     set
-}
-
-/// Creates a topic of `partitions` partitions without configs.
-pub async fn create_partitioned(client: &mut TestClient, topic: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    let ResponseKind::CreateTopics(r) = client.call(ApiKey::CreateTopics, 7, &request).await else {
-        panic!("not a CreateTopics response")
-    };
-    assert_eq!(r.topics[0].error_code, 0);
 }

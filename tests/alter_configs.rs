@@ -1,14 +1,14 @@
 //! Changing topic configs over the wire: AlterConfigs, IncrementalAlterConfigs
-//! and their effect on Produce, on both backends.
+//! and their effect on Produce (max.message.bytes, message.timestamp.type), on
+//! both backends.
 
 mod common;
-#[macro_use]
-mod admin_helpers;
 
-use admin_helpers::*;
-use common::{record_batch, unique_topic, Backend, TestBroker, TestClient};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use common::admin::*;
+use common::{
+    create_topic_with, fetch_request, list_offsets, name, on_both_backends, produce, record_batch,
+    unique_topic, Backend, TestBroker, TestClient,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
@@ -25,7 +25,7 @@ async fn alter_configs_replaces_the_whole_set(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("alter");
-    create_topic(&mut client, &t, &[("cleanup.policy", "compact")]).await;
+    create_topic_with(&mut client, &t, 1, &[("cleanup.policy", "compact")]).await;
 
     assert_eq!(
         alter(&mut client, 2, TOPIC, &t, &[("retention.ms", "1000")], true).await,
@@ -97,7 +97,7 @@ async fn incremental_alter_sets_deletes_appends_and_subtracts(backend: Backend) 
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("incremental");
-    create_topic(&mut client, &t, &[("min.insync.replicas", "2")]).await;
+    create_topic_with(&mut client, &t, 1, &[("min.insync.replicas", "2")]).await;
 
     let ops = [
         ("retention.ms", SET, "1000"),
@@ -216,7 +216,7 @@ async fn a_new_max_message_bytes_applies_to_the_next_produce(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("limit");
-    create_topic(&mut client, &t, &[]).await;
+    create_topic_with(&mut client, &t, 1, &[]).await;
     assert_eq!(produce_code(&mut client, &t).await, 0);
     assert_eq!(
         incremental(
@@ -253,22 +253,9 @@ async fn a_new_max_message_bytes_applies_to_the_next_produce(backend: Backend) {
 /// The (attributes, max timestamp) of every batch fetched from offset 0, each
 /// checked for a valid CRC.
 async fn fetched_batch_headers(client: &mut TestClient, topic: &str) -> Vec<(i16, i64)> {
-    let request = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let ResponseKind::Fetch(r) = client.call(ApiKey::Fetch, 12, &request).await else {
-        panic!("not a Fetch response")
-    };
-    let records = r.responses[0].partitions[0]
+    let records = common::fetch(client, &fetch_request(topic, 0, 0, 0))
+        .await
         .records
-        .clone()
         .expect("records");
     batch::split(&records)
         .expect("whole batches")
@@ -284,9 +271,10 @@ async fn log_append_time_stamps_batches_with_the_broker_clock(backend: Backend) 
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("append-time");
-    create_topic(
+    create_topic_with(
         &mut client,
         &t,
+        1,
         &[("message.timestamp.type", "LogAppendTime")],
     )
     .await;
@@ -317,17 +305,7 @@ async fn log_append_time_stamps_batches_with_the_broker_clock(backend: Backend) 
         vec![(0x08, stamped)],
         "timestamp-type bit set, max timestamp = append time, CRC recomputed"
     );
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(name(&t))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(stamped)])]);
-    let ResponseKind::ListOffsets(r) = client.call(ApiKey::ListOffsets, 6, &request).await else {
-        panic!("not a ListOffsets response")
-    };
-    let found = &r.topics[0].partitions[0];
+    let found = list_offsets(&mut client, &t, stamped).await;
     assert_eq!(
         (found.offset, found.timestamp),
         (0, stamped),

@@ -1,12 +1,11 @@
-//! Topic and broker configs over the wire: DescribeConfigs and validation at
-//! CreateTopics, on both backends, and every advertised version of the config APIs.
+//! Reading configs over the wire: DescribeConfigs of topics and the broker,
+//! config validation at CreateTopics, on both backends; and every advertised
+//! version of the three config APIs.
 
 mod common;
-#[macro_use]
-mod admin_helpers;
 
-use admin_helpers::*;
-use common::{unique_topic, Backend, TestBroker};
+use common::admin::*;
+use common::{create_topic_with, on_both_backends, unique_topic, versions, Backend, TestBroker};
 use kafka_protocol::messages::*;
 use streamhouse::config::topic::TOPIC_CONFIGS;
 
@@ -21,9 +20,10 @@ async fn describe_reports_every_topic_config_with_its_source(backend: Backend) {
     let mut client = broker.client().await;
     let t = unique_topic("describe");
     assert_eq!(
-        create_topic(
+        create_topic_with(
             &mut client,
             &t,
+            1,
             &[("cleanup.policy", "compact"), ("retention.ms", "1000")]
         )
         .await
@@ -122,7 +122,7 @@ async fn create_topics_refuses_invalid_configs(backend: Backend) {
     ];
     for (key, value, message) in cases {
         assert_eq!(
-            create_topic(&mut client, &t, &[(key, value)]).await,
+            create_topic_with(&mut client, &t, 1, &[(key, value)]).await,
             (40, Some(message.into())),
             "{key}={value}"
         );
@@ -175,7 +175,7 @@ async fn every_advertised_config_version_round_trips() {
     let broker = TestBroker::start(Backend::Embedded).await;
     let mut client = broker.client().await;
     let t = unique_topic("versions");
-    create_topic(&mut client, &t, &[("cleanup.policy", "compact")]).await;
+    create_topic_with(&mut client, &t, 1, &[("cleanup.policy", "compact")]).await;
     for version in versions(ApiKey::DescribeConfigs) {
         for (kind, name) in [(TOPIC, t.as_str()), (BROKER, "0")] {
             let result = describe(&mut client, version, kind, name, None).await;

@@ -1,18 +1,17 @@
-//! CreatePartitions and DeleteRecords over the wire, on both backends, and every
-//! advertised version of each.
+//! Partition administration over the wire: CreatePartitions growing a topic
+//! and DeleteRecords advancing a partition's log start, on both backends, and
+//! every advertised version of each.
 
 mod common;
-#[macro_use]
-mod admin_helpers;
 
-use admin_helpers::*;
-use common::{record_batch, unique_topic, Backend, TestBroker, TestClient};
+use common::{
+    create_topic, fetch_request, list_offset, name, on_both_backends, produce, record_batch,
+    unique_topic, versions, Backend, TestBroker, TestClient,
+};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
@@ -61,7 +60,7 @@ async fn create_partitions_only_grows_a_topic(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("grow");
-    create_partitioned(&mut client, &t, 2).await;
+    create_topic(&mut client, &t, 2).await;
     assert_eq!(
         create_partitions(&mut client, 3, &t, 6, true).await,
         (0, None)
@@ -139,38 +138,14 @@ async fn delete_records(
 }
 
 async fn earliest(client: &mut TestClient, topic: &str) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(-2)])]);
-    let ResponseKind::ListOffsets(r) = client.call(ApiKey::ListOffsets, 6, &request).await else {
-        panic!()
-    };
-    r.topics[0].partitions[0].offset
+    list_offset(client, topic, -2).await.1
 }
 
 /// (error code, offsets of the fetched records).
 async fn fetch(client: &mut TestClient, topic: &str, offset: i64) -> (i16, Vec<i64>) {
-    let request = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)])]);
-    let ResponseKind::Fetch(r) = client.call(ApiKey::Fetch, 12, &request).await else {
-        panic!()
-    };
-    let p = &r.responses[0].partitions[0];
+    let p = common::fetch(client, &fetch_request(topic, 0, offset, 0)).await;
     let offsets = p
         .records
-        .clone()
         .map(common::decode_records)
         .unwrap_or_default()
         .iter()
@@ -183,7 +158,7 @@ async fn delete_records_advances_the_log_start_durably(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("trim");
-    create_partitioned(&mut client, &t, 1).await;
+    create_topic(&mut client, &t, 1).await;
     for i in 0..5 {
         produce(
             &mut client,
