@@ -12,6 +12,7 @@
 //! excludes every other writer.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
@@ -40,9 +41,8 @@ impl TopicCatalog for SqlCatalog {
     }
 
     async fn delete_topic(&self, name: &str) -> Result<Topic> {
-        let deleted = self.write("delete_topic", |tx| delete(tx, name)).await;
-        self.topic_cache.forget_changed(name, &deleted).await;
-        deleted
+        self.change_topic("delete_topic", name, |tx| delete(tx, name))
+            .await
     }
 
     async fn topic_by_name(&self, name: &str) -> Result<Option<Topic>> {
@@ -60,25 +60,38 @@ impl TopicCatalog for SqlCatalog {
     }
 
     async fn update_topic_configs(&self, name: &str, update: ConfigUpdate<'_>) -> Result<Topic> {
-        let updated = self
-            .write("update_topic_configs", |tx| {
-                update_configs(tx, name, update)
-            })
-            .await;
-        // At once, so the next produce applies the new max.message.bytes.
-        self.topic_cache.forget_changed(name, &updated).await;
-        updated
+        self.change_topic("update_topic_configs", name, |tx| {
+            update_configs(tx, name, update)
+        })
+        .await
     }
 
     async fn add_partitions(&self, name: &str, partition_count: i32) -> Result<Topic> {
-        let grown = self
-            .write("add_partitions", |tx| {
-                add_partitions(tx, name, partition_count)
-            })
-            .await;
-        // At once, so the next produce sees the new partitions.
-        self.topic_cache.forget_changed(name, &grown).await;
-        grown
+        self.change_topic("add_partitions", name, |tx| {
+            add_partitions(tx, name, partition_count)
+        })
+        .await
+    }
+}
+
+impl SqlCatalog {
+    /// A write transaction that changes the topic called `name`, after which the
+    /// cache forgets it, so the next produce sees the change (a deleted topic, a
+    /// new max.message.bytes, new partitions) at once. Also after a failure,
+    /// which may have been a commit whose answer was lost.
+    async fn change_topic<F, Fut>(
+        &self,
+        operation: &'static str,
+        name: &str,
+        transaction: F,
+    ) -> Result<Topic>
+    where
+        F: Fn(Transaction<'static, Any>) -> Fut,
+        Fut: Future<Output = Result<Topic>>,
+    {
+        let changed = self.write(operation, transaction).await;
+        self.topic_cache.forget_changed(name, &changed).await;
+        changed
     }
 }
 
