@@ -65,7 +65,7 @@ pub struct PartitionSwap {
     pub entries: Vec<CompactedEntry>,
 }
 
-/// One compaction, applied by [`crate::Catalog::swap_compacted`] in one transaction.
+/// One compaction, applied by [`crate::LifecycleCatalog::swap_compacted`] in one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompactionSwap {
     /// The uploaded object holding the new entries' bytes.

@@ -60,7 +60,7 @@ pub struct RunAppend {
 }
 
 /// An uploaded object and the runs it holds, as committed by
-/// [`crate::Catalog::commit_objects`].
+/// [`crate::LogCatalog::commit_objects`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectCommit {
     pub object: NewObject,

@@ -17,7 +17,7 @@ use sqlx::any::AnyArguments;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::rows::{get, now_ms, to_i32};
-use super::{Backend, SqlCatalog};
+use super::Backend;
 use crate::producers::RECENT_BATCHES_KEPT;
 use crate::{ObjectCommit, Result, RunOutcome};
 
@@ -57,11 +57,12 @@ struct ProducerRow {
     base_offset: i64,
 }
 
+/// The body of [`crate::LogCatalog::commit_objects`], on a write transaction.
 pub(super) async fn commit_objects(
-    catalog: &SqlCatalog,
+    mut tx: Transaction<'static, Any>,
+    backend: Backend,
     commits: &[ObjectCommit],
 ) -> Result<Vec<Vec<RunOutcome>>> {
-    let mut tx = catalog.begin_write().await?;
     let object_ids = insert_objects(&mut tx, commits).await?;
     let touched: Vec<PartitionKey> = {
         let mut keys: Vec<PartitionKey> = commits
@@ -73,7 +74,7 @@ pub(super) async fn commit_objects(
         keys.dedup();
         keys
     };
-    let mut heads = lock_partitions(&mut tx, catalog.backend(), &touched).await?;
+    let mut heads = lock_partitions(&mut tx, backend, &touched).await?;
 
     let mut outcomes = Vec::with_capacity(commits.len());
     let mut entries = Vec::new();
@@ -356,6 +357,7 @@ async fn record_producer_batches(
 
 #[cfg(test)]
 mod tests {
+    use super::super::SqlCatalog;
     use super::*;
 
     #[test]
@@ -372,10 +374,7 @@ mod tests {
         let statements = [
             (lock_partitions_sql(3, ""), 6),
             (trim_producer_batches_sql(3), 9),
-            (
-                super::super::compaction::delete_entries_of_objects_sql(3),
-                3,
-            ),
+            (super::super::lifecycle::delete_entries_of_objects_sql(3), 3),
         ];
         for (sql, params) in statements {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");

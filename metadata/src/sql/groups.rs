@@ -1,17 +1,57 @@
 //! Consumer groups: committed offsets (`group_offsets`) and the persisted state of
 //! classic groups (`consumer_groups`, `consumer_group_members`).
 //!
+//! The [`GroupCatalog`] of the SQL catalog.
+//!
 //! A group is stored whole: its row and all member rows are replaced in one
 //! transaction, so a reader never sees members of two generations mixed.
 
 use std::collections::BTreeMap;
 
-use sqlx::AnyPool;
+use async_trait::async_trait;
+use sqlx::{Any, AnyPool, Transaction};
 
 use super::rows::{get, now_ms, to_i32};
 use super::SqlCatalog;
+use crate::catalog::GroupCatalog;
 use crate::groups::{CommittedOffset, OffsetCommit, StoredGroup, StoredMember};
 use crate::Result;
+
+// Nothing here is cached: the coordinator holds its groups in memory.
+#[async_trait]
+impl GroupCatalog for SqlCatalog {
+    async fn commit_offsets(&self, group_id: &str, commits: &[OffsetCommit]) -> Result<()> {
+        self.write("commit_offsets", |tx| commit_offsets(tx, group_id, commits))
+            .await
+    }
+
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        self.read("committed_offsets", |pool| {
+            committed_offsets(pool, group_id)
+        })
+        .await
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        self.write("delete_offsets", |tx| {
+            delete_offsets(tx, group_id, partitions)
+        })
+        .await
+    }
+
+    async fn store_group(&self, group: &StoredGroup) -> Result<()> {
+        self.write("store_group", |tx| store_group(tx, group)).await
+    }
+
+    async fn load_groups(&self) -> Result<Vec<StoredGroup>> {
+        self.read("load_groups", load_groups).await
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.write("delete_group", |tx| delete_group(tx, group_id))
+            .await
+    }
+}
 
 /// Insert or overwrite one partition's offset; both databases know this form.
 const UPSERT_OFFSET: &str = "\
@@ -24,13 +64,12 @@ const UPSERT_OFFSET: &str = "\
         metadata = excluded.metadata, \
         commit_timestamp_ms = excluded.commit_timestamp_ms";
 
-pub(super) async fn commit_offsets(
-    catalog: &SqlCatalog,
+async fn commit_offsets(
+    mut tx: Transaction<'static, Any>,
     group_id: &str,
     commits: &[OffsetCommit],
 ) -> Result<()> {
     let now = now_ms();
-    let mut tx = catalog.begin_write().await?;
     for commit in commits {
         sqlx::query(UPSERT_OFFSET)
             .bind(group_id)
@@ -47,10 +86,7 @@ pub(super) async fn commit_offsets(
     Ok(())
 }
 
-pub(super) async fn committed_offsets(
-    pool: &AnyPool,
-    group_id: &str,
-) -> Result<Vec<CommittedOffset>> {
+async fn committed_offsets(pool: &AnyPool, group_id: &str) -> Result<Vec<CommittedOffset>> {
     let rows = sqlx::query(
         "SELECT topic_name, partition_index, committed_offset, leader_epoch, metadata, \
             commit_timestamp_ms \
@@ -73,12 +109,11 @@ pub(super) async fn committed_offsets(
         .collect()
 }
 
-pub(super) async fn delete_offsets(
-    catalog: &SqlCatalog,
+async fn delete_offsets(
+    mut tx: Transaction<'static, Any>,
     group_id: &str,
     partitions: &[(String, i32)],
 ) -> Result<()> {
-    let mut tx = catalog.begin_write().await?;
     for (topic, partition) in partitions {
         sqlx::query(
             "DELETE FROM group_offsets \
@@ -94,8 +129,7 @@ pub(super) async fn delete_offsets(
     Ok(())
 }
 
-pub(super) async fn store_group(catalog: &SqlCatalog, group: &StoredGroup) -> Result<()> {
-    let mut tx = catalog.begin_write().await?;
+async fn store_group(mut tx: Transaction<'static, Any>, group: &StoredGroup) -> Result<()> {
     sqlx::query(
         "INSERT INTO consumer_groups (group_id, protocol_type, protocol_name, generation, \
             leader_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -137,7 +171,7 @@ pub(super) async fn store_group(catalog: &SqlCatalog, group: &StoredGroup) -> Re
     Ok(())
 }
 
-pub(super) async fn load_groups(pool: &AnyPool) -> Result<Vec<StoredGroup>> {
+async fn load_groups(pool: &AnyPool) -> Result<Vec<StoredGroup>> {
     let group_rows = sqlx::query(
         "SELECT group_id, protocol_type, protocol_name, generation, leader_id \
          FROM consumer_groups ORDER BY group_id",
@@ -192,8 +226,7 @@ pub(super) async fn load_groups(pool: &AnyPool) -> Result<Vec<StoredGroup>> {
     Ok(groups.into_values().collect())
 }
 
-pub(super) async fn delete_group(catalog: &SqlCatalog, group_id: &str) -> Result<()> {
-    let mut tx = catalog.begin_write().await?;
+async fn delete_group(mut tx: Transaction<'static, Any>, group_id: &str) -> Result<()> {
     for statement in [
         "DELETE FROM consumer_group_members WHERE group_id = $1",
         "DELETE FROM consumer_groups WHERE group_id = $1",

@@ -1,11 +1,92 @@
-//! The partitions' logs: their offsets and the offset index, read back. Writing
-//! them is `commit.rs`.
+//! The partitions' logs: their offsets, the committed objects and the offset
+//! index, the [`LogCatalog`] of the SQL catalog. Commits (the one write on the
+//! produce path) are long enough for a file of their own, `commit.rs`.
 
+use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor};
+use sqlx::{Any, Executor, Transaction};
 
 use super::rows::{get, index_entry};
-use crate::{CatalogError, IndexEntry, PartitionOffsets, Result, RunAppend, TopicId};
+use super::{commit, SqlCatalog};
+use crate::catalog::LogCatalog;
+use crate::{
+    CatalogError, IndexEntry, ObjectCommit, PartitionOffsets, Result, RunAppend, RunOutcome,
+    TopicId,
+};
+
+#[async_trait]
+impl LogCatalog for SqlCatalog {
+    async fn partition_offsets(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Option<PartitionOffsets>> {
+        self.read("partition_offsets", |pool| {
+            partition_offsets(pool, topic, partition)
+        })
+        .await
+    }
+
+    async fn commit_objects(&self, commits: &[ObjectCommit]) -> Result<Vec<Vec<RunOutcome>>> {
+        for commit in commits {
+            check_runs(&commit.runs)?;
+        }
+        let outcomes = self
+            .write("commit_objects", |tx| {
+                commit::commit_objects(tx, self.backend, commits)
+            })
+            .await?;
+        // A run for a vanished partition means its topic was deleted (by another
+        // agent, or the cache would have forgotten it already): stop serving it.
+        let runs = commits.iter().flat_map(|commit| &commit.runs);
+        for (run, outcome) in runs.zip(outcomes.iter().flatten()) {
+            if *outcome == RunOutcome::UnknownPartition {
+                self.topic_cache.forget_id(run.topic).await;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn index_entries(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        from_offset: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read("index_entries", |pool| {
+            index_entries(pool, topic, partition, from_offset, limit)
+        })
+        .await
+    }
+
+    async fn first_entry_at_or_after_timestamp(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<IndexEntry>> {
+        self.read("first_entry_at_or_after_timestamp", |pool| {
+            first_entry_at_or_after_timestamp(pool, topic, partition, timestamp)
+        })
+        .await
+    }
+
+    async fn delete_records(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        before_offset: i64,
+    ) -> Result<Option<PartitionOffsets>> {
+        self.write("delete_records", |tx| {
+            delete_records(tx, topic, partition, before_offset)
+        })
+        .await
+    }
+}
 
 /// Index entries with the key of their object, limited to what lies at or above the
 /// partition's log start. Entries never overlap, so ordering by `last_offset` is
@@ -40,7 +121,7 @@ const SELECT_ENTRY_BY_TIMESTAMP: &str = "\
     LIMIT 1";
 
 /// Rejects runs that would break the index's invariants, before any transaction.
-pub(super) fn check_runs(runs: &[RunAppend]) -> Result<()> {
+fn check_runs(runs: &[RunAppend]) -> Result<()> {
     match runs.iter().find(|r| r.record_offsets < 1) {
         Some(run) => Err(CatalogError::InvalidArgument(format!(
             "run for partition {} of topic {} holds {} offsets; a run holds at least one",
@@ -50,7 +131,7 @@ pub(super) fn check_runs(runs: &[RunAppend]) -> Result<()> {
     }
 }
 
-pub(super) async fn partition_offsets<'e, E>(
+async fn partition_offsets<'e, E>(
     executor: E,
     topic: TopicId,
     partition: i32,
@@ -76,7 +157,7 @@ where
     .transpose()
 }
 
-pub(super) async fn index_entries<'e, E>(
+async fn index_entries<'e, E>(
     executor: E,
     topic: TopicId,
     partition: i32,
@@ -97,7 +178,7 @@ where
     rows.iter().map(index_entry).collect()
 }
 
-pub(super) async fn first_entry_at_or_after_timestamp<'e, E>(
+async fn first_entry_at_or_after_timestamp<'e, E>(
     executor: E,
     topic: TopicId,
     partition: i32,
@@ -114,4 +195,57 @@ where
         .fetch_optional(executor)
         .await?;
     row.as_ref().map(index_entry).transpose()
+}
+
+/// Locks the partition's row (a no-op UPDATE, which both databases accept) and
+/// moves its log start.
+async fn delete_records(
+    mut tx: Transaction<'static, Any>,
+    topic: TopicId,
+    partition: i32,
+    before_offset: i64,
+) -> Result<Option<PartitionOffsets>> {
+    let topic = topic.to_string();
+    // The lock also serialises with committers, which update this row: the high
+    // watermark read here cannot move until the transaction ends.
+    let current = sqlx::query(
+        "UPDATE partitions SET log_start_offset = log_start_offset \
+         WHERE topic_id = $1 AND partition_index = $2 \
+         RETURNING log_start_offset, next_offset",
+    )
+    .bind(topic.as_str())
+    .bind(i64::from(partition))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let log_start_offset: i64 = get(&current, "log_start_offset")?;
+    let high_watermark: i64 = get(&current, "next_offset")?;
+    let target = if before_offset == -1 {
+        high_watermark
+    } else {
+        before_offset
+    };
+    if target < 0 || target > high_watermark {
+        return Err(CatalogError::OffsetBeyondHighWatermark {
+            requested: before_offset,
+            high_watermark,
+        });
+    }
+    // The log start never moves back: deleting below it again is a no-op.
+    let log_start_offset = log_start_offset.max(target);
+    sqlx::query(
+        "UPDATE partitions SET log_start_offset = $1 WHERE topic_id = $2 AND partition_index = $3",
+    )
+    .bind(log_start_offset)
+    .bind(topic.as_str())
+    .bind(i64::from(partition))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(PartitionOffsets {
+        log_start_offset,
+        high_watermark,
+    }))
 }

@@ -1,20 +1,54 @@
-//! Producer ids, epochs and the recent batches of idempotent producers.
+//! Producer ids, epochs and the recent batches of idempotent producers: the
+//! [`ProducerCatalog`] of the SQL catalog. The batches are recorded by the
+//! commit that appends them (`commit.rs`).
 
+use async_trait::async_trait;
 use sqlx::{Any, AnyPool, Transaction};
 
-use super::rows::{get, now_ms};
+use super::rows::{get, now_ms, to_i32};
 use super::SqlCatalog;
+use crate::catalog::ProducerCatalog;
 use crate::producers::{ProducerBatch, ProducerIdentity, RECENT_BATCHES_KEPT};
 use crate::{CatalogError, Result, TopicId};
+
+#[async_trait]
+impl ProducerCatalog for SqlCatalog {
+    async fn init_producer(&self, existing: Option<ProducerIdentity>) -> Result<ProducerIdentity> {
+        self.write("init_producer", |tx| init_producer(tx, existing))
+            .await
+    }
+
+    async fn producer_batches(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        producer_id: i64,
+    ) -> Result<Vec<ProducerBatch>> {
+        self.read("producer_batches", |pool| {
+            recent_batches(pool, topic, partition, producer_id)
+        })
+        .await
+    }
+
+    async fn partition_producers(
+        &self,
+        topic: TopicId,
+        partition: i32,
+    ) -> Result<Vec<ProducerBatch>> {
+        self.read("partition_producers", |pool| {
+            partition_producers(pool, topic, partition)
+        })
+        .await
+    }
+}
 
 /// Kafka gives a producer a new id rather than let its epoch reach the maximum.
 const LAST_USABLE_EPOCH: i16 = i16::MAX - 1;
 
-pub(super) async fn init_producer(
-    catalog: &SqlCatalog,
+async fn init_producer(
+    mut tx: Transaction<'static, Any>,
     existing: Option<ProducerIdentity>,
 ) -> Result<ProducerIdentity> {
-    let mut tx = catalog.begin_write().await?;
     let identity = match existing {
         None => allocate(&mut tx).await?,
         Some(current) => {
@@ -75,7 +109,7 @@ async fn allocate(tx: &mut Transaction<'static, Any>) -> Result<ProducerIdentity
 }
 
 /// The producer's newest batches on a partition, oldest first.
-pub(super) async fn recent_batches(
+async fn recent_batches(
     pool: &AnyPool,
     topic: TopicId,
     partition: i32,
@@ -106,6 +140,40 @@ pub(super) async fn recent_batches(
         .collect::<Result<Vec<_>>>()?;
     batches.reverse();
     Ok(batches)
+}
+
+/// The newest batch of every producer that wrote to the partition, by producer id.
+async fn partition_producers(
+    pool: &AnyPool,
+    topic: TopicId,
+    partition: i32,
+) -> Result<Vec<ProducerBatch>> {
+    let rows = sqlx::query(
+        "SELECT b.producer_id, b.epoch, b.first_sequence, b.last_sequence, b.base_offset \
+         FROM producer_batches b \
+         WHERE b.topic_id = $1 AND b.partition_index = $2 \
+           AND b.base_offset = (SELECT MAX(n.base_offset) FROM producer_batches n \
+               WHERE n.topic_id = b.topic_id AND n.partition_index = b.partition_index \
+                 AND n.producer_id = b.producer_id) \
+         ORDER BY b.producer_id",
+    )
+    .bind(topic.to_string())
+    .bind(i64::from(partition))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let epoch: i64 = get(row, "epoch")?;
+            Ok(ProducerBatch {
+                producer_id: get(row, "producer_id")?,
+                epoch: i16::try_from(epoch)
+                    .map_err(|_| CatalogError::Corrupt(format!("epoch {epoch} out of range")))?,
+                first_sequence: to_i32(get(row, "first_sequence")?, "sequence")?,
+                last_sequence: to_i32(get(row, "last_sequence")?, "sequence")?,
+                base_offset: get(row, "base_offset")?,
+            })
+        })
+        .collect()
 }
 
 fn narrow<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T> {

@@ -1,13 +1,99 @@
-//! Topics, their configs and their partition rows: create, delete, look up.
+//! Topics, their configs and partition counts, and the cluster id: the
+//! [`TopicCatalog`] of the SQL catalog, with its topic-lookup cache.
+//!
+//! Lookups by name and id go through the cache; every change of a topic made
+//! here (create, delete, configs, partitions) invalidates it, also when the change
+//! failed, since a failure may be a commit whose answer was lost, or (creating)
+//! a name taken by a topic the cache still holds under an older id.
+//!
+//! Changes of an existing topic first take a row lock (a no-op UPDATE, which both
+//! databases accept, unlike `SELECT ... FOR UPDATE`), so concurrent changes of one
+//! topic on PostgreSQL take turns; on SQLite the write transaction already
+//! excludes every other writer.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
+use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor};
+use sqlx::{Any, Executor, Transaction};
 
 use super::rows::{get, now_ms, to_i32, topic_id};
-use super::SqlCatalog;
+use super::{cluster, SqlCatalog};
+use crate::catalog::{ConfigUpdate, TopicCatalog};
 use crate::{CatalogError, NewTopic, Result, Topic, TopicId};
+
+#[async_trait]
+impl TopicCatalog for SqlCatalog {
+    async fn cluster_id(&self) -> Result<String> {
+        // Two statements on two pools, neither in a transaction: a read, then an
+        // insert that does nothing if the row exists, so an attempt may repeat.
+        self.retrying("cluster_id", || cluster::cluster_id(self))
+            .await
+    }
+
+    async fn create_topic(&self, topic: &NewTopic) -> Result<Topic> {
+        let created = self.write("create_topic", |tx| create(tx, topic)).await;
+        // Also on failure: TopicAlreadyExists means our entry, if any, may be a
+        // since deleted and recreated namesake.
+        self.topic_cache.forget_name(&topic.name).await;
+        created
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<Topic> {
+        self.change_topic("delete_topic", name, |tx| delete(tx, name))
+            .await
+    }
+
+    async fn topic_by_name(&self, name: &str) -> Result<Option<Topic>> {
+        let load = || self.read("topic_by_name", |pool| by_name(pool, name));
+        self.topic_cache.by_name(name, load).await
+    }
+
+    async fn topic_by_id(&self, id: TopicId) -> Result<Option<Topic>> {
+        let load = || self.read("topic_by_id", |pool| by_id(pool, id));
+        self.topic_cache.by_id(id, load).await
+    }
+
+    async fn list_topics(&self) -> Result<Vec<Topic>> {
+        self.read("list_topics", list).await
+    }
+
+    async fn update_topic_configs(&self, name: &str, update: ConfigUpdate<'_>) -> Result<Topic> {
+        self.change_topic("update_topic_configs", name, |tx| {
+            update_configs(tx, name, update)
+        })
+        .await
+    }
+
+    async fn add_partitions(&self, name: &str, partition_count: i32) -> Result<Topic> {
+        self.change_topic("add_partitions", name, |tx| {
+            add_partitions(tx, name, partition_count)
+        })
+        .await
+    }
+}
+
+impl SqlCatalog {
+    /// A write transaction that changes the topic called `name`, after which the
+    /// cache forgets it, so the next produce sees the change (a deleted topic, a
+    /// new max.message.bytes, new partitions) at once. Also after a failure,
+    /// which may have been a commit whose answer was lost.
+    async fn change_topic<F, Fut>(
+        &self,
+        operation: &'static str,
+        name: &str,
+        transaction: F,
+    ) -> Result<Topic>
+    where
+        F: Fn(Transaction<'static, Any>) -> Fut,
+        Fut: Future<Output = Result<Topic>>,
+    {
+        let changed = self.write(operation, transaction).await;
+        self.topic_cache.forget_changed(name, &changed).await;
+        changed
+    }
+}
 
 /// A topic with its configs, one row per config (one row with NULL config columns
 /// for a topic without any), rows of one topic adjacent.
@@ -34,14 +120,13 @@ const INSERT_PARTITIONS: &str = "\
         (topic_id, partition_index, next_offset, log_start_offset, max_timestamp) \
     SELECT CAST($1 AS TEXT), n, 0, 0, CAST($3 AS BIGINT) FROM seq";
 
-pub(super) async fn create(catalog: &SqlCatalog, new: &NewTopic) -> Result<Topic> {
+async fn create(mut tx: Transaction<'static, Any>, new: &NewTopic) -> Result<Topic> {
     if new.partition_count < 1 {
         return Err(CatalogError::InvalidArgument(format!(
             "topic '{}' needs at least one partition, not {}",
             new.name, new.partition_count
         )));
     }
-    let mut tx = catalog.begin_write().await?;
     let taken = sqlx::query("SELECT id FROM topics WHERE name = $1")
         .bind(new.name.as_str())
         .fetch_optional(&mut *tx)
@@ -92,9 +177,8 @@ pub(super) async fn create(catalog: &SqlCatalog, new: &NewTopic) -> Result<Topic
     Ok(topic)
 }
 
-pub(super) async fn delete(catalog: &SqlCatalog, name: &str) -> Result<Topic> {
+async fn delete(mut tx: Transaction<'static, Any>, name: &str) -> Result<Topic> {
     let unknown = || CatalogError::UnknownTopic(name.to_owned());
-    let mut tx = catalog.begin_write().await?;
     let topic = by_name(&mut *tx, name).await?.ok_or_else(unknown)?;
     let id = topic.id.to_string();
     // Lock the partition rows first, in the order committers lock them. A commit
@@ -136,7 +220,7 @@ pub(super) async fn delete(catalog: &SqlCatalog, name: &str) -> Result<Topic> {
     Ok(topic)
 }
 
-pub(super) async fn by_name<'e, E>(executor: E, name: &str) -> Result<Option<Topic>>
+async fn by_name<'e, E>(executor: E, name: &str) -> Result<Option<Topic>>
 where
     E: Executor<'e, Database = Any>,
 {
@@ -147,7 +231,7 @@ where
     at_most_one(assemble(&rows)?)
 }
 
-pub(super) async fn by_id<'e, E>(executor: E, id: TopicId) -> Result<Option<Topic>>
+async fn by_id<'e, E>(executor: E, id: TopicId) -> Result<Option<Topic>>
 where
     E: Executor<'e, Database = Any>,
 {
@@ -159,7 +243,7 @@ where
     at_most_one(assemble(&rows)?)
 }
 
-pub(super) async fn list<'e, E>(executor: E) -> Result<Vec<Topic>>
+async fn list<'e, E>(executor: E) -> Result<Vec<Topic>>
 where
     E: Executor<'e, Database = Any>,
 {
@@ -167,6 +251,90 @@ where
         .fetch_all(executor)
         .await?;
     assemble(&rows)
+}
+
+/// Partition rows for indexes `$2 .. $3`, starting empty at offset 0.
+const INSERT_PARTITION_RANGE: &str = "\
+    WITH RECURSIVE seq (n) AS ( \
+        SELECT CAST($2 AS BIGINT) WHERE CAST($2 AS BIGINT) < CAST($3 AS BIGINT) \
+        UNION ALL \
+        SELECT n + 1 FROM seq WHERE n + 1 < CAST($3 AS BIGINT) \
+    ) \
+    INSERT INTO partitions \
+        (topic_id, partition_index, next_offset, log_start_offset, max_timestamp) \
+    SELECT CAST($1 AS TEXT), n, 0, 0, CAST($4 AS BIGINT) FROM seq";
+
+/// Locks the topic's row; false if there is no such topic.
+async fn lock_topic(tx: &mut Transaction<'static, Any>, name: &str) -> Result<bool> {
+    let locked = sqlx::query("UPDATE topics SET partition_count = partition_count WHERE name = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(locked.rows_affected() == 1)
+}
+
+async fn update_configs(
+    mut tx: Transaction<'static, Any>,
+    name: &str,
+    update: ConfigUpdate<'_>,
+) -> Result<Topic> {
+    let unknown = || CatalogError::UnknownTopic(name.to_owned());
+    if !lock_topic(&mut tx, name).await? {
+        return Err(unknown());
+    }
+    let mut topic = by_name(&mut *tx, name).await?.ok_or_else(unknown)?;
+    let configs = update(&topic.configs).map_err(CatalogError::InvalidConfig)?;
+    let id = topic.id.to_string();
+    sqlx::query("DELETE FROM topic_configs WHERE topic_id = $1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    for (key, value) in &configs {
+        sqlx::query("INSERT INTO topic_configs (topic_id, key, value) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(key.as_str())
+            .bind(value.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    topic.configs = configs;
+    Ok(topic)
+}
+
+async fn add_partitions(
+    mut tx: Transaction<'static, Any>,
+    name: &str,
+    partition_count: i32,
+) -> Result<Topic> {
+    let unknown = || CatalogError::UnknownTopic(name.to_owned());
+    if !lock_topic(&mut tx, name).await? {
+        return Err(unknown());
+    }
+    let mut topic = by_name(&mut *tx, name).await?.ok_or_else(unknown)?;
+    if partition_count <= topic.partition_count {
+        return Err(CatalogError::PartitionCountNotIncreased {
+            topic: name.to_owned(),
+            current: topic.partition_count,
+            requested: partition_count,
+        });
+    }
+    let id = topic.id.to_string();
+    sqlx::query("UPDATE topics SET partition_count = $1 WHERE id = $2")
+        .bind(i64::from(partition_count))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(INSERT_PARTITION_RANGE)
+        .bind(id.as_str())
+        .bind(i64::from(topic.partition_count))
+        .bind(i64::from(partition_count))
+        .bind(i64::MIN)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    topic.partition_count = partition_count;
+    Ok(topic)
 }
 
 fn at_most_one(mut topics: Vec<Topic>) -> Result<Option<Topic>> {

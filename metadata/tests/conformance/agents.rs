@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamhouse_metadata::{CachedCatalog, Catalog, CatalogError, RunOutcome};
+use streamhouse_metadata::prelude::*;
+use streamhouse_metadata::{CatalogError, RunOutcome};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -123,7 +124,7 @@ pub async fn reopening_the_database_shows_the_same_topics_and_offsets(db: &TestD
 }
 
 pub async fn cache_reflects_this_agents_creates_and_deletes_at_once(db: &TestDb) {
-    let catalog = CachedCatalog::new(db.open_uncached().await);
+    let catalog = db.open_cached().await;
     assert_eq!(catalog.topic_by_name("orders").await.unwrap(), None);
 
     let first = create(&catalog, "orders", 1).await;
@@ -151,7 +152,7 @@ pub async fn cache_reflects_this_agents_creates_and_deletes_at_once(db: &TestDb)
 
 pub async fn cache_sees_other_agents_creates_at_once_and_deletes_within_its_ttl(db: &TestDb) {
     let ttl = Duration::from_millis(300);
-    let cached = CachedCatalog::with_limits(db.open_uncached().await, 100, ttl);
+    let cached = db.open_cached().await.with_topic_cache(100, ttl);
     let other = db.open_uncached().await;
 
     // Absence is not cached.
@@ -179,7 +180,7 @@ pub async fn cache_sees_other_agents_creates_at_once_and_deletes_within_its_ttl(
 }
 
 pub async fn cache_forgets_a_topic_once_a_commit_finds_it_deleted(db: &TestDb) {
-    let cached = CachedCatalog::new(db.open_uncached().await);
+    let cached = db.open_cached().await;
     let other = db.open_uncached().await;
     let topic = create(&other, "orders", 1).await;
     assert_eq!(
@@ -192,6 +193,24 @@ pub async fn cache_forgets_a_topic_once_a_commit_finds_it_deleted(db: &TestDb) {
     assert_eq!(outcomes, vec![RunOutcome::UnknownPartition]);
     assert_eq!(cached.topic_by_id(topic.id).await.unwrap(), None);
     assert_eq!(cached.topic_by_name("orders").await.unwrap(), None);
+}
+
+pub async fn without_the_cache_lookups_see_other_agents_deletes_at_once(db: &TestDb) {
+    let uncached = db.open_uncached().await;
+    let other = db.open_uncached().await;
+    let topic = create(&other, "orders", 1).await;
+    assert_eq!(
+        uncached.topic_by_name("orders").await.unwrap(),
+        Some(topic.clone())
+    );
+    assert_eq!(
+        uncached.topic_by_id(topic.id).await.unwrap(),
+        Some(topic.clone())
+    );
+
+    other.delete_topic("orders").await.unwrap();
+    assert_eq!(uncached.topic_by_name("orders").await.unwrap(), None);
+    assert_eq!(uncached.topic_by_id(topic.id).await.unwrap(), None);
 }
 
 /// Agents racing to create one name: exactly one topic results, the others are

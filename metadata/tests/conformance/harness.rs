@@ -7,14 +7,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
-use streamhouse_metadata::{Backend, CachedCatalog, Catalog, SqlCatalog};
+use streamhouse_metadata::{Backend, Catalog, SqlCatalog};
 use tempfile::TempDir;
 
 pub const POSTGRES_URL_VAR: &str = "STREAMHOUSE_TEST_POSTGRES_URL";
 
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-/// A backend and whether the catalog under test has the cache in front.
+/// A backend and whether the catalog under test caches topic lookups.
 #[derive(Clone, Copy, Debug)]
 pub struct Target {
     pub backend: Backend,
@@ -49,20 +49,25 @@ impl TestDb {
     /// Opens another catalog on this database, as another agent (or the same one
     /// after a restart) would.
     pub async fn open(&self) -> Arc<dyn Catalog> {
-        let sql = self.open_uncached().await;
         if self.target.cached {
-            Arc::new(CachedCatalog::new(sql))
+            Arc::new(self.open_cached().await)
         } else {
-            Arc::new(sql)
+            Arc::new(self.open_uncached().await)
         }
     }
 
-    pub async fn open_uncached(&self) -> SqlCatalog {
+    /// A catalog with the topic cache, whatever the target says.
+    pub async fn open_cached(&self) -> SqlCatalog {
         let catalog = SqlCatalog::connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("cannot open catalog {}: {e}", self.url));
         assert_eq!(catalog.backend(), self.target.backend);
         catalog
+    }
+
+    /// A catalog that asks the database for every topic lookup.
+    pub async fn open_uncached(&self) -> SqlCatalog {
+        self.open_cached().await.without_topic_cache()
     }
 }
 

@@ -1,5 +1,5 @@
-//! The catalog conformance suite: the same cases against every backend, with and
-//! without the cache in front.
+//! The catalog conformance suite: the same cases against every backend, with the
+//! topic cache on and off.
 //!
 //! SQLite runs on a fresh temporary file per test. PostgreSQL needs a server in
 //! `STREAMHOUSE_TEST_POSTGRES_URL` (see `metadata/README.md`); each test creates a
@@ -101,6 +101,15 @@ macro_rules! cache_tests {
     };
 }
 
+/// What turning the cache off changes; run once per backend.
+macro_rules! uncached_tests {
+    ($target:expr) => {
+        conformance_tests!(@database $target;
+            without_the_cache_lookups_see_other_agents_deletes_at_once,
+        );
+    };
+}
+
 mod sqlite {
     conformance_tests!(crate::harness::SQLITE);
     cache_tests!(crate::harness::SQLITE);
@@ -108,6 +117,7 @@ mod sqlite {
 
 mod sqlite_uncached {
     conformance_tests!(crate::harness::SQLITE_UNCACHED);
+    uncached_tests!(crate::harness::SQLITE_UNCACHED);
 }
 
 mod postgres {
@@ -117,4 +127,5 @@ mod postgres {
 
 mod postgres_uncached {
     conformance_tests!(crate::harness::POSTGRES_UNCACHED);
+    uncached_tests!(crate::harness::POSTGRES_UNCACHED);
 }

@@ -1,6 +1,6 @@
-//! Compaction and garbage collection of objects: finding small objects, the swap
-//! that moves their index entries to a compacted object, and the sweeps that
-//! retire objects nothing points into.
+//! Compaction and garbage collection of objects, the [`LifecycleCatalog`] of the
+//! SQL catalog: finding small objects, the swap that moves their index entries to
+//! a compacted object, and the sweeps that retire objects nothing points into.
 //!
 //! Locking follows the committers: a swap locks its partition rows (`SELECT ...
 //! FOR UPDATE` in topic/partition order, the committers' own statement) before
@@ -8,14 +8,78 @@
 //! those partitions on PostgreSQL; on SQLite the write transaction excludes every
 //! other writer.
 
+use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor};
+use sqlx::{Any, Executor, Transaction};
 
 use super::commit::{self, placeholders, EntryRow, PartitionKey, ROWS_PER_STATEMENT};
 use super::rows::{get, to_i32, topic_id};
-use super::SqlCatalog;
+use super::{Backend, SqlCatalog};
+use crate::catalog::LifecycleCatalog;
 use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
 use crate::Result;
+
+// Compaction and garbage collection never change a topic: the topic cache is
+// not involved.
+#[async_trait]
+impl LifecycleCatalog for SqlCatalog {
+    async fn small_live_objects(
+        &self,
+        max_size_bytes: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredObject>> {
+        self.read("small_live_objects", |pool| {
+            stored_objects(pool, SELECT_SMALL_LIVE, max_size_bytes, limit)
+        })
+        .await
+    }
+
+    async fn object_entries(&self, objects: &[i64]) -> Result<Vec<ObjectEntry>> {
+        self.read("object_entries", |pool| object_entries(pool, objects))
+            .await
+    }
+
+    async fn swap_compacted(&self, swap: &CompactionSwap) -> Result<SwapOutcome> {
+        self.write("swap_compacted", |tx| {
+            swap_compacted(tx, self.backend, swap)
+        })
+        .await
+    }
+
+    async fn drop_entries_below_log_start(&self, limit: u32) -> Result<u64> {
+        self.write("drop_entries_below_log_start", |tx| {
+            drop_entries_below_log_start(tx, limit)
+        })
+        .await
+    }
+
+    async fn mark_unreferenced_objects(
+        &self,
+        created_before_ms: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<u64> {
+        self.write("mark_unreferenced_objects", |tx| {
+            mark_unreferenced(tx, created_before_ms, now_ms, limit)
+        })
+        .await
+    }
+
+    async fn objects_to_delete(
+        &self,
+        deleting_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredObject>> {
+        self.read("objects_to_delete", |pool| {
+            stored_objects(pool, SELECT_TO_DELETE, deleting_before_ms, limit)
+        })
+        .await
+    }
+
+    async fn forget_objects(&self, objects: &[i64]) -> Result<u64> {
+        self.write("forget_objects", |tx| forget(tx, objects)).await
+    }
+}
 
 /// Served by the partial index `objects_live_by_size` (migration 0005): once
 /// compaction has caught up, the small live objects are a few recent ones among
@@ -94,28 +158,6 @@ fn object_entry(row: &AnyRow) -> Result<ObjectEntry> {
     })
 }
 
-pub(super) async fn small_live_objects<'e, E>(
-    executor: E,
-    max_size_bytes: i64,
-    limit: u32,
-) -> Result<Vec<StoredObject>>
-where
-    E: Executor<'e, Database = Any>,
-{
-    stored_objects(executor, SELECT_SMALL_LIVE, max_size_bytes, limit).await
-}
-
-pub(super) async fn objects_to_delete<'e, E>(
-    executor: E,
-    deleting_before_ms: i64,
-    limit: u32,
-) -> Result<Vec<StoredObject>>
-where
-    E: Executor<'e, Database = Any>,
-{
-    stored_objects(executor, SELECT_TO_DELETE, deleting_before_ms, limit).await
-}
-
 /// Object rows of a query taking one bound and a limit.
 async fn stored_objects<'e, E>(
     executor: E,
@@ -136,10 +178,7 @@ where
 
 /// One statement per chunk of objects (a pass has up to a thousand sources),
 /// each object's entries found through `index_entries_by_object`.
-pub(super) async fn object_entries(
-    pool: &sqlx::AnyPool,
-    objects: &[i64],
-) -> Result<Vec<ObjectEntry>> {
+async fn object_entries(pool: &sqlx::AnyPool, objects: &[i64]) -> Result<Vec<ObjectEntry>> {
     let mut entries = Vec::new();
     for chunk in objects.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -170,8 +209,11 @@ pub(super) fn delete_entries_of_objects_sql(objects: usize) -> String {
 /// SQLite the swap holds the database's only write lock, and every producer's
 /// commit waits behind it (one statement per source entry held it for tens of
 /// milliseconds per swap).
-pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<SwapOutcome> {
-    let mut tx = catalog.begin_write().await?;
+async fn swap_compacted(
+    mut tx: Transaction<'static, Any>,
+    backend: Backend,
+    swap: &CompactionSwap,
+) -> Result<SwapOutcome> {
     let inserted = sqlx::query(INSERT_OBJECT)
         .bind(swap.object.key.as_str())
         .bind(swap.object.size_bytes)
@@ -185,7 +227,7 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
         .map(|p| (p.topic.to_string(), p.partition))
         .collect();
     // Partitions deleted with their topic (entries and all) have nothing to move.
-    let existing = commit::lock_partitions(&mut tx, catalog.backend(), &keys).await?;
+    let existing = commit::lock_partitions(&mut tx, backend, &keys).await?;
     let moved: Vec<(&PartitionKey, &crate::compaction::PartitionSwap)> = keys
         .iter()
         .zip(&swap.partitions)
@@ -250,8 +292,10 @@ pub(super) async fn swap(catalog: &SqlCatalog, swap: &CompactionSwap) -> Result<
     Ok(SwapOutcome::Swapped)
 }
 
-pub(super) async fn drop_entries_below_log_start(catalog: &SqlCatalog, limit: u32) -> Result<u64> {
-    let mut tx = catalog.begin_write().await?;
+async fn drop_entries_below_log_start(
+    mut tx: Transaction<'static, Any>,
+    limit: u32,
+) -> Result<u64> {
     let deleted = sqlx::query(DELETE_BELOW_LOG_START)
         .bind(i64::from(limit))
         .execute(&mut *tx)
@@ -260,13 +304,12 @@ pub(super) async fn drop_entries_below_log_start(catalog: &SqlCatalog, limit: u3
     Ok(deleted.rows_affected())
 }
 
-pub(super) async fn mark_unreferenced(
-    catalog: &SqlCatalog,
+async fn mark_unreferenced(
+    mut tx: Transaction<'static, Any>,
     created_before_ms: i64,
     now_ms: i64,
     limit: u32,
 ) -> Result<u64> {
-    let mut tx = catalog.begin_write().await?;
     let marked = sqlx::query(MARK_UNREFERENCED)
         .bind(now_ms)
         .bind(created_before_ms)
@@ -277,8 +320,7 @@ pub(super) async fn mark_unreferenced(
     Ok(marked.rows_affected())
 }
 
-pub(super) async fn forget(catalog: &SqlCatalog, objects: &[i64]) -> Result<u64> {
-    let mut tx = catalog.begin_write().await?;
+async fn forget(mut tx: Transaction<'static, Any>, objects: &[i64]) -> Result<u64> {
     let mut forgotten = 0;
     for chunk in objects.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
