@@ -34,6 +34,8 @@ pub use sql::{Backend, SqlCatalog};
 
 use std::sync::Arc;
 
+use streamhouse_clock::SharedClock;
+
 /// The catalog traits, so that their operations can be called on a concrete
 /// catalog with one import: `use streamhouse_metadata::prelude::*;`. (On
 /// `dyn Catalog` they resolve without it.)
@@ -52,4 +54,9 @@ pub mod prelude {
 /// [`CatalogError::InvalidUrl`].
 pub async fn open(url: &str) -> Result<Arc<dyn Catalog>> {
     Ok(Arc::new(SqlCatalog::connect(url).await?))
+}
+
+/// [`open`], with the catalog stamping rows with the time `clock` reads.
+pub async fn open_with_clock(url: &str, clock: SharedClock) -> Result<Arc<dyn Catalog>> {
+    Ok(Arc::new(SqlCatalog::connect(url).await?.with_clock(clock)))
 }

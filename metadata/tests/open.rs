@@ -1,7 +1,10 @@
 //! Opening a catalog from a URL.
 
+use std::time::Duration;
+
 use sqlx::{Connection, SqliteConnection};
-use streamhouse_metadata::{open, CatalogError, NewTopic};
+use streamhouse_clock::{Clock, ManualClock};
+use streamhouse_metadata::{open, open_with_clock, CatalogError, NewTopic};
 
 fn topic(name: &str) -> NewTopic {
     NewTopic {
@@ -57,4 +60,16 @@ async fn bad_urls_are_invalid_urls_with_a_reason() {
             Ok(_) => panic!("{url}: opened"),
         }
     }
+}
+
+#[tokio::test]
+async fn rows_are_stamped_with_the_injected_clock() {
+    let clock = ManualClock::new();
+    // A day ahead of the system clock: only the injected clock can give this.
+    clock.advance(Duration::from_secs(86_400));
+    let catalog = open_with_clock("sqlite::memory:", clock.clone())
+        .await
+        .unwrap();
+    let created = catalog.create_topic(&topic("stamped")).await.unwrap();
+    assert_eq!(created.created_at_ms, clock.now_ms());
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
-use super::rows::{get, now_ms, to_i32};
+use super::rows::{get, to_i32};
 use super::Backend;
 use crate::producers::RECENT_BATCHES_KEPT;
 use crate::{ObjectCommit, Result, RunOutcome};
@@ -62,8 +62,9 @@ pub(super) async fn commit_objects(
     mut tx: Transaction<'static, Any>,
     backend: Backend,
     commits: &[ObjectCommit],
+    now_ms: i64,
 ) -> Result<Vec<Vec<RunOutcome>>> {
-    let object_ids = insert_objects(&mut tx, commits).await?;
+    let object_ids = insert_objects(&mut tx, commits, now_ms).await?;
     let touched: Vec<PartitionKey> = {
         let mut keys: Vec<PartitionKey> = commits
             .iter()
@@ -188,8 +189,8 @@ fn trim_producer_batches_sql(rows: usize) -> String {
 async fn insert_objects(
     tx: &mut Transaction<'static, Any>,
     commits: &[ObjectCommit],
+    created_at: i64,
 ) -> Result<Vec<i64>> {
-    let created_at = now_ms();
     let mut ids = BTreeMap::new();
     for chunk in commits.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{Any, AnyPool, Transaction};
 
-use super::rows::{get, now_ms, to_i32};
+use super::rows::{get, to_i32};
 use super::SqlCatalog;
 use crate::catalog::GroupCatalog;
 use crate::groups::{CommittedOffset, OffsetCommit, StoredGroup, StoredMember};
@@ -21,8 +21,10 @@ use crate::Result;
 #[async_trait]
 impl GroupCatalog for SqlCatalog {
     async fn commit_offsets(&self, group_id: &str, commits: &[OffsetCommit]) -> Result<()> {
-        self.write("commit_offsets", |tx| commit_offsets(tx, group_id, commits))
-            .await
+        self.write("commit_offsets", |tx| {
+            commit_offsets(tx, group_id, commits, self.clock.now_ms())
+        })
+        .await
     }
 
     async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
@@ -40,7 +42,10 @@ impl GroupCatalog for SqlCatalog {
     }
 
     async fn store_group(&self, group: &StoredGroup) -> Result<()> {
-        self.write("store_group", |tx| store_group(tx, group)).await
+        self.write("store_group", |tx| {
+            store_group(tx, group, self.clock.now_ms())
+        })
+        .await
     }
 
     async fn load_groups(&self) -> Result<Vec<StoredGroup>> {
@@ -68,8 +73,8 @@ async fn commit_offsets(
     mut tx: Transaction<'static, Any>,
     group_id: &str,
     commits: &[OffsetCommit],
+    now_ms: i64,
 ) -> Result<()> {
-    let now = now_ms();
     for commit in commits {
         sqlx::query(UPSERT_OFFSET)
             .bind(group_id)
@@ -78,7 +83,7 @@ async fn commit_offsets(
             .bind(commit.offset)
             .bind(i64::from(commit.leader_epoch))
             .bind(commit.metadata.clone())
-            .bind(now)
+            .bind(now_ms)
             .execute(&mut *tx)
             .await?;
     }
@@ -129,7 +134,11 @@ async fn delete_offsets(
     Ok(())
 }
 
-async fn store_group(mut tx: Transaction<'static, Any>, group: &StoredGroup) -> Result<()> {
+async fn store_group(
+    mut tx: Transaction<'static, Any>,
+    group: &StoredGroup,
+    now_ms: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO consumer_groups (group_id, protocol_type, protocol_name, generation, \
             leader_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -142,7 +151,7 @@ async fn store_group(mut tx: Transaction<'static, Any>, group: &StoredGroup) -> 
     .bind(group.protocol_name.clone())
     .bind(i64::from(group.generation))
     .bind(group.leader_id.clone())
-    .bind(now_ms())
+    .bind(now_ms)
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM consumer_group_members WHERE group_id = $1")

@@ -33,7 +33,7 @@ impl LogCatalog for SqlCatalog {
         }
         let outcomes = self
             .write("commit_objects", |tx| {
-                commit::commit_objects(tx, self.backend, commits)
+                commit::commit_objects(tx, self.backend, commits, self.clock.now_ms())
             })
             .await?;
         // A run for a vanished partition means its topic was deleted (by another

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Any, AnyPool, Transaction};
+use streamhouse_clock::SharedClock;
 
 use crate::cache::{TopicCache, DEFAULT_MAX_TOPICS, DEFAULT_TTL};
 use crate::Result;
@@ -57,6 +58,9 @@ pub struct SqlCatalog {
     /// Serves `topic_by_name` and `topic_by_id`, the lookups of every produce and
     /// fetch (see the `cache` module for what it may serve stale, and for how long).
     topic_cache: Arc<TopicCache>,
+    /// Stamps the rows' wall-clock times (`created_at_ms` and the like), which
+    /// compaction and garbage collection compare ages against.
+    clock: SharedClock,
 }
 
 impl SqlCatalog {
@@ -73,7 +77,14 @@ impl SqlCatalog {
             reads,
             writes,
             topic_cache: Arc::new(TopicCache::new(DEFAULT_MAX_TOPICS, DEFAULT_TTL)),
+            clock: streamhouse_clock::system(),
         }
+    }
+
+    /// This catalog stamping rows with the time `clock` reads.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// This catalog with a topic cache of its own, of at most `max_topics` topics

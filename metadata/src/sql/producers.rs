@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::{Any, AnyPool, Transaction};
 
-use super::rows::{get, now_ms, to_i32};
+use super::rows::{get, to_i32};
 use super::SqlCatalog;
 use crate::catalog::ProducerCatalog;
 use crate::producers::{ProducerBatch, ProducerIdentity, RECENT_BATCHES_KEPT};
@@ -14,8 +14,10 @@ use crate::{CatalogError, Result, TopicId};
 #[async_trait]
 impl ProducerCatalog for SqlCatalog {
     async fn init_producer(&self, existing: Option<ProducerIdentity>) -> Result<ProducerIdentity> {
-        self.write("init_producer", |tx| init_producer(tx, existing))
-            .await
+        self.write("init_producer", |tx| {
+            init_producer(tx, existing, self.clock.now_ms())
+        })
+        .await
     }
 
     async fn producer_batches(
@@ -48,9 +50,10 @@ const LAST_USABLE_EPOCH: i16 = i16::MAX - 1;
 async fn init_producer(
     mut tx: Transaction<'static, Any>,
     existing: Option<ProducerIdentity>,
+    now_ms: i64,
 ) -> Result<ProducerIdentity> {
     let identity = match existing {
-        None => allocate(&mut tx).await?,
+        None => allocate(&mut tx, now_ms).await?,
         Some(current) => {
             let row = sqlx::query("SELECT epoch FROM producers WHERE producer_id = $1")
                 .bind(current.producer_id)
@@ -67,7 +70,7 @@ async fn init_producer(
                 });
             }
             if current.epoch >= LAST_USABLE_EPOCH {
-                allocate(&mut tx).await?
+                allocate(&mut tx, now_ms).await?
             } else {
                 let bumped = ProducerIdentity {
                     producer_id: current.producer_id,
@@ -77,7 +80,7 @@ async fn init_producer(
                     "UPDATE producers SET epoch = $1, updated_at_ms = $2 WHERE producer_id = $3",
                 )
                 .bind(i64::from(bumped.epoch))
-                .bind(now_ms())
+                .bind(now_ms)
                 .bind(bumped.producer_id)
                 .execute(&mut *tx)
                 .await?;
@@ -89,7 +92,7 @@ async fn init_producer(
     Ok(identity)
 }
 
-async fn allocate(tx: &mut Transaction<'static, Any>) -> Result<ProducerIdentity> {
+async fn allocate(tx: &mut Transaction<'static, Any>, now_ms: i64) -> Result<ProducerIdentity> {
     let row = sqlx::query(
         "UPDATE producer_ids SET next_producer_id = next_producer_id + 1 \
          WHERE singleton = 1 RETURNING next_producer_id",
@@ -99,7 +102,7 @@ async fn allocate(tx: &mut Transaction<'static, Any>) -> Result<ProducerIdentity
     let producer_id = get::<i64>(&row, "next_producer_id")? - 1;
     sqlx::query("INSERT INTO producers (producer_id, epoch, updated_at_ms) VALUES ($1, 0, $2)")
         .bind(producer_id)
-        .bind(now_ms())
+        .bind(now_ms)
         .execute(&mut **tx)
         .await?;
     Ok(ProducerIdentity {

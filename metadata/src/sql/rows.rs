@@ -2,8 +2,6 @@
 //! malformed UUID, a partition number beyond `i32`) is [`CatalogError::Corrupt`]:
 //! the database was written by something other than this crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use sqlx::any::AnyRow;
 use sqlx::{Any, Decode, Row, Type};
 
@@ -36,11 +34,4 @@ pub(super) fn index_entry(row: &AnyRow) -> Result<IndexEntry> {
         length: get(row, "length")?,
         max_timestamp: get(row, "max_timestamp")?,
     })
-}
-
-/// Wall-clock milliseconds since the epoch, for `created_at_ms` columns.
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Transaction};
 
-use super::rows::{get, now_ms, to_i32, topic_id};
+use super::rows::{get, to_i32, topic_id};
 use super::{cluster, SqlCatalog};
 use crate::catalog::{ConfigUpdate, TopicCatalog};
 use crate::{CatalogError, NewTopic, Result, Topic, TopicId};
@@ -33,7 +33,9 @@ impl TopicCatalog for SqlCatalog {
     }
 
     async fn create_topic(&self, topic: &NewTopic) -> Result<Topic> {
-        let created = self.write("create_topic", |tx| create(tx, topic)).await;
+        let created = self
+            .write("create_topic", |tx| create(tx, topic, self.clock.now_ms()))
+            .await;
         // Also on failure: TopicAlreadyExists means our entry, if any, may be a
         // since deleted and recreated namesake.
         self.topic_cache.forget_name(&topic.name).await;
@@ -120,7 +122,7 @@ const INSERT_PARTITIONS: &str = "\
         (topic_id, partition_index, next_offset, log_start_offset, max_timestamp) \
     SELECT CAST($1 AS TEXT), n, 0, 0, CAST($3 AS BIGINT) FROM seq";
 
-async fn create(mut tx: Transaction<'static, Any>, new: &NewTopic) -> Result<Topic> {
+async fn create(mut tx: Transaction<'static, Any>, new: &NewTopic, now_ms: i64) -> Result<Topic> {
     if new.partition_count < 1 {
         return Err(CatalogError::InvalidArgument(format!(
             "topic '{}' needs at least one partition, not {}",
@@ -139,7 +141,7 @@ async fn create(mut tx: Transaction<'static, Any>, new: &NewTopic) -> Result<Top
         name: new.name.clone(),
         partition_count: new.partition_count,
         configs: new.configs.clone(),
-        created_at_ms: now_ms(),
+        created_at_ms: now_ms,
     };
     let id = topic.id.to_string();
     sqlx::query(
