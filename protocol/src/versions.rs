@@ -66,7 +66,7 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
-    // Admin (issue 4). DescribeConfigs v0 is gone from Kafka 4 and the codec;
+    // Admin. DescribeConfigs v0 is gone from Kafka 4 and the codec;
     // OffsetForLeaderEpoch v0-1 likewise.
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),

@@ -235,9 +235,10 @@ async fn swap_compacted(
         .collect();
 
     // Entries are deleted by object (one bound id per object, a seek in
-    // `index_entries_by_object`) rather than by a five-column row per entry:
-    // with a few hundred sources, the swap went from 47-50 ms to about 13 ms
-    // on SQLite, all of it with the write lock held. The count still catches a
+    // `index_entries_by_object`) rather than by a five-column row per entry,
+    // because the swap holds SQLite's write lock while it deletes, and
+    // per-entry deletes of a few hundred sources made it several times
+    // longer (docs/benchmarks.md has the figures). The count still catches a
     // changed source: an object's entries are only ever removed after its
     // commit (trimmed, deleted with their topic, or moved by a swap), so fewer
     // rows than were read means one of them went meanwhile.

@@ -15,8 +15,8 @@ import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
 /**
- * One member of a consumer group, for tests/compat/tools.sh (the group
- * scenario of issue 3): a KafkaConsumer (kafka-clients 4.4.0, classic
+ * One member of a consumer group, for tests/compat/tools.sh (its group
+ * scenario): a KafkaConsumer (kafka-clients 4.4.0, classic
  * protocol) that subscribes to a topic, commits synchronously after every
  * poll that returned records, and reports on stdout, one line each:
  *
