@@ -7,6 +7,7 @@
 //! and a max timestamp; it knows nothing of Kafka requests. The catalog decides
 //! offsets; this crate moves bytes.
 
+pub mod background;
 pub mod compaction;
 mod error;
 pub mod folder;
@@ -21,6 +22,7 @@ mod test_store;
 pub mod watermarks;
 pub mod writer;
 
+pub use background::BackgroundWrite;
 pub use compaction::{CompactionConfig, CompactionWorker, Compactor};
 pub use error::StorageError;
 pub use metrics::Metrics;

@@ -37,7 +37,7 @@ use streamhouse_metadata::{Catalog, NewObject};
 use tokio::sync::{oneshot, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::folder::BackgroundWrite;
+use crate::background::BackgroundWrite;
 use crate::format::new_object_key;
 use crate::metrics::Metrics;
 use crate::StorageError;
