@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use prometheus_client::registry::Registry;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
@@ -25,6 +26,8 @@ pub struct Broker {
     pub coordinator: Arc<Coordinator>,
     /// Request counts and latencies of the store and the catalog commits.
     pub metrics: Arc<Metrics>,
+    /// Every metric family of the agent, as the metrics endpoint serves them.
+    pub registry: Arc<Registry>,
 }
 
 impl Broker {
@@ -37,6 +40,8 @@ impl Broker {
         let store = streamhouse_storage::open_store(&config.store_url)
             .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
         let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
         let store: Arc<dyn object_store::ObjectStore> =
             Arc::new(InstrumentedStore::new(store, Arc::clone(&metrics)));
         let cluster_id = catalog
@@ -90,6 +95,7 @@ impl Broker {
             cluster_id,
             coordinator,
             metrics,
+            registry: Arc::new(registry),
         }))
     }
 

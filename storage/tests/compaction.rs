@@ -2,7 +2,6 @@
 //! SQLite catalog and an in-memory store, compacted, read back as a catch-up
 //! consumer would, and collected.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,7 +129,7 @@ async fn write_small_objects(s: &Setup) {
 /// consumer on another agent would; returns the bytes and the GETs it cost.
 async fn catch_up(s: &Setup) -> (Vec<Bytes>, u64, usize) {
     let reader = ObjectReader::new(Arc::clone(&s.store), &ReadCacheConfig::default());
-    let gets_before = s.metrics.store_gets.load(Ordering::Relaxed);
+    let gets_before = s.metrics.store_gets.get();
     let mut partitions = Vec::new();
     let mut entries_seen = 0;
     for partition in 0..PARTITIONS {
@@ -167,7 +166,7 @@ async fn catch_up(s: &Setup) -> (Vec<Bytes>, u64, usize) {
     }
     // Let read-ahead, if the reader does any, finish before counting.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let gets = s.metrics.store_gets.load(Ordering::Relaxed) - gets_before;
+    let gets = s.metrics.store_gets.get() - gets_before;
     (partitions, gets, entries_seen)
 }
 
@@ -225,11 +224,7 @@ async fn compaction_keeps_every_batch_and_cuts_catch_up_gets() {
         "every batch reads back byte for byte at its offset"
     );
     // The tail below the target stays small until the max age.
-    let compacted = s
-        .metrics
-        .compaction
-        .objects_compacted
-        .load(Ordering::Relaxed);
+    let compacted = s.metrics.compaction.objects_compacted.get();
     let left_small = OBJECTS as u64 - compacted;
     // One GET per object: 3 compacted ones and the 9 small ones after them,
     // left for the max age (60 GETs before).
@@ -429,11 +424,8 @@ async fn a_compaction_that_loses_a_race_changes_nothing_and_deletes_its_object()
         *racing.rival_outcome.lock().await,
         Some(PassOutcome::Compacted { .. })
     ));
-    assert_eq!(s.metrics.compaction.conflicts.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        s.metrics.compaction.objects_written.load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(s.metrics.compaction.conflicts.get(), 1);
+    assert_eq!(s.metrics.compaction.objects_written.get(), 1);
     // The loser's upload is gone: the sources and the rival's object remain.
     assert_eq!(store_keys(&s.store).await, OBJECTS + 1);
     assert_eq!(catch_up(&s).await.0, before);

@@ -7,8 +7,6 @@
 //! whose object is gone, which the next sweep deletes again (a missing object
 //! counts as deleted); the reverse order would leak the object forever.
 
-use std::sync::atomic::Ordering;
-
 use futures::StreamExt;
 use object_store::path::Path;
 
@@ -67,14 +65,11 @@ pub(super) async fn sweep(worker: &CompactionWorker) -> Result<GcOutcome, Storag
     };
     let bytes: i64 = deleted.iter().map(|(_, size)| *size).sum();
     let metrics = &worker.metrics;
-    metrics
-        .compaction
-        .objects_deleted
-        .fetch_add(objects_deleted, Ordering::Relaxed);
+    metrics.compaction.objects_deleted.inc_by(objects_deleted);
     metrics
         .compaction
         .bytes_deleted
-        .fetch_add(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
+        .inc_by(u64::try_from(bytes).unwrap_or(0));
     Ok(GcOutcome {
         entries_trimmed,
         objects_marked,

@@ -19,12 +19,10 @@
 //! others' work is thrown away. That wastes PUTs but never data.
 
 mod gc;
-mod metrics;
 pub mod plan;
 mod rewrite;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,7 +41,6 @@ use crate::metrics::Metrics;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
-pub use metrics::CompactionMetrics;
 
 /// Store requests one pass keeps in flight (GETs of sources, DELETEs).
 const CONCURRENT_REQUESTS: usize = 8;
@@ -133,12 +130,12 @@ impl CompactionWorker {
         self.metrics
             .compaction
             .pending_objects
-            .store(candidates.len() as u64, Ordering::Relaxed);
+            .set(candidates.len() as u64);
         if sources.is_empty() {
             self.metrics
                 .compaction
                 .last_idle_ms
-                .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+                .set(u64::try_from(now).unwrap_or(0));
             return Ok(PassOutcome::Idle);
         }
         let ids: Vec<i64> = sources.iter().map(|o| o.id).collect();
@@ -196,25 +193,16 @@ impl CompactionWorker {
                 self.metrics
                     .compaction
                     .objects_compacted
-                    .fetch_add(sources.len() as u64, Ordering::Relaxed);
-                self.metrics
-                    .compaction
-                    .objects_written
-                    .fetch_add(1, Ordering::Relaxed);
-                self.metrics
-                    .compaction
-                    .bytes_rewritten
-                    .fetch_add(size, Ordering::Relaxed);
+                    .inc_by(sources.len() as u64);
+                self.metrics.compaction.objects_written.inc();
+                self.metrics.compaction.bytes_rewritten.inc_by(size);
                 Ok(PassOutcome::Compacted {
                     sources: sources.len(),
                     bytes: size,
                 })
             }
             SwapOutcome::Conflict => {
-                self.metrics
-                    .compaction
-                    .conflicts
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.compaction.conflicts.inc();
                 delete_if_present(&self.store, &path).await?;
                 Ok(PassOutcome::Conflict)
             }

@@ -97,9 +97,7 @@ impl Committer {
                 return;
             }
         };
-        self.metrics
-            .objects_committed
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        self.metrics.objects_committed.inc_by(group.len() as u64);
         for (sealed, outcomes) in group.into_iter().zip(outcomes) {
             let mut advanced = Vec::with_capacity(outcomes.len());
             for (run, outcome) in sealed.runs.into_iter().zip(outcomes) {

@@ -184,7 +184,7 @@ impl Packer {
         });
         self.metrics
             .batches_appended
-            .fetch_add(u64::from(append.batch_count), Ordering::Relaxed);
+            .inc_by(u64::from(append.batch_count));
         run.stats.batch_count += append.batch_count;
         run.stats.offset_count += append.offset_count;
         run.stats.min_timestamp = run.stats.min_timestamp.min(append.min_timestamp);
@@ -238,7 +238,7 @@ impl Packer {
             });
         }
         let bytes = encoder.finish();
-        self.metrics.objects_sealed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.objects_sealed.inc();
         let sealed = SealedObject::upload(&self.store, open.generation, bytes, runs);
         self.pipeline.sealed();
         if let Err(mpsc::error::SendError(sealed)) = self.sealed.send(sealed).await {
