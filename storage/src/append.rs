@@ -1,5 +1,5 @@
 //! What a produce request hands the write path, and what it gets back: the
-//! types the writer and the idempotence checks of [`crate::producers`] share.
+//! types the writer and the idempotence checks (`storage::producers`) share.
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use object_store::{Extensions, PutOptions};
 
 /// Marks a put as background work that may take longer so that foreground
 /// writes do not wait behind it. The local folder store
-/// ([`crate::folder::FolderStore`]) writes such puts in paced pieces; other
+/// (`FolderStore` in `storage::folder`) writes such puts in paced pieces; other
 /// stores ignore the mark.
 #[derive(Clone, Copy, Debug)]
 pub struct BackgroundWrite;

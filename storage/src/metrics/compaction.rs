@@ -1,4 +1,4 @@
-//! What compaction and garbage collection count (see [`crate::compaction`]).
+//! What compaction and garbage collection count (see `storage::compaction`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -17,7 +17,7 @@ pub struct CompactionMetrics {
     /// Swaps refused because a source entry changed meanwhile.
     pub conflicts: Counter,
     /// Live objects below half the target at the last pass, young ones
-    /// included (at most twice [`crate::compaction::plan::MAX_SOURCES`]).
+    /// included (at most twice `compaction::plan::MAX_SOURCES`).
     pub pending_objects: Gauge<u64, AtomicU64>,
     /// Wall-clock milliseconds of the last pass that found nothing worth
     /// compacting. A benchmark that wants to read compacted objects waits until

@@ -3,14 +3,14 @@
 //! and only then acknowledged.
 //!
 //! Three stages run concurrently, one file each:
-//! 1. the packer ([`packer`]) task owns the open object and seals it when it
+//! 1. the packer (`packer.rs`) task owns the open object and seals it when it
 //!    reaches `flush_bytes`, when its first batch is `flush_interval` old, or
 //!    (with `seal_when_idle`) as soon as no earlier object is uploading or
 //!    committing;
-//! 2. each sealed object uploads in its own task ([`uploader`]), at most
+//! 2. each sealed object uploads in its own task (`uploader.rs`), at most
 //!    `max_inflight_uploads` at once (a full pipeline stops the packer, which
 //!    stops producers: back pressure instead of unbounded memory);
-//! 3. the committer ([`committer`]) commits sealed objects strictly in seal
+//! 3. the committer (`committer.rs`) commits sealed objects strictly in seal
 //!    order, so a producer's pipelined batches keep their order in every
 //!    partition, then answers waiters, warms the read cache and wakes fetches.
 //!    Objects whose uploads finished while it was busy are committed together
@@ -18,8 +18,8 @@
 //!    not throughput.
 //!
 //! This module owns the handle ([`ObjectWriter`]), its configuration, the wiring
-//! of the three stages and what they hand each other: a [`Waiter`] per append
-//! and the [`Pipeline`] count of objects between seal and commit.
+//! of the three stages and what they hand each other: a `Waiter` per append
+//! and the `Pipeline` count of objects between seal and commit.
 
 mod committer;
 mod packer;
