@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use prometheus_client::registry::Registry;
 use streamhouse_clock::SharedClock;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
@@ -28,6 +29,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// What every time-dependent part of the agent reads the time from.
     pub clock: SharedClock,
+    /// Every metric family of the agent, as the metrics endpoint serves them.
+    pub registry: Arc<Registry>,
 }
 
 impl Broker {
@@ -49,6 +52,8 @@ impl Broker {
         let store = streamhouse_storage::open_store(&config.store_url)
             .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
         let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
         let store: Arc<dyn object_store::ObjectStore> =
             Arc::new(InstrumentedStore::new(store, Arc::clone(&metrics)));
         let cluster_id = catalog
@@ -62,12 +67,15 @@ impl Broker {
                 capacity_bytes: config.read_cache_bytes,
             },
         ));
-        let compactor = Compactor::start(CompactionWorker::new(
-            Arc::clone(&store),
-            Arc::clone(&catalog),
-            config.compaction.clone(),
-            Arc::clone(&metrics),
-        ));
+        let compactor = Compactor::start(
+            CompactionWorker::new(
+                Arc::clone(&store),
+                Arc::clone(&catalog),
+                config.compaction.clone(),
+                Arc::clone(&metrics),
+            )
+            .with_clock(Arc::clone(&clock)),
+        );
         let writer = ObjectWriter::start(
             store,
             Arc::clone(&catalog),
@@ -104,6 +112,7 @@ impl Broker {
             coordinator,
             metrics,
             clock,
+            registry: Arc::new(registry),
         }))
     }
 

@@ -49,7 +49,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let listener = streamhouse::metrics_http::bind(addr).await?;
         tokio::spawn(streamhouse::metrics_http::serve(
             listener,
-            Arc::clone(&broker.metrics),
+            Arc::clone(&broker.registry),
         ));
     }
     tracing::info!(

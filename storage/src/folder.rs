@@ -35,23 +35,7 @@ use object_store::{
     PutResult, Result,
 };
 
-/// Marks a put, through [`PutOptions::extensions`], as background work that
-/// may take longer so that foreground writes do not wait behind it. Stores
-/// other than [`FolderStore`] ignore it.
-#[derive(Clone, Copy, Debug)]
-pub struct BackgroundWrite;
-
-impl BackgroundWrite {
-    /// Put options carrying the mark.
-    pub fn put_options() -> PutOptions {
-        let mut extensions = Extensions::new();
-        extensions.insert(BackgroundWrite);
-        PutOptions {
-            extensions,
-            ..PutOptions::default()
-        }
-    }
-}
+use crate::background::BackgroundWrite;
 
 /// Bytes written and fsynced per blocking call of a background write: a
 /// fraction of a millisecond to a few milliseconds of disk time.

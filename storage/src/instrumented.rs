@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,10 +51,8 @@ impl ObjectStore for InstrumentedStore {
         let started = Instant::now();
         let result = self.inner.put_opts(location, payload, opts).await;
         self.metrics.store_put_latency.record(started.elapsed());
-        self.metrics.store_puts.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .store_put_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.store_puts.inc();
+        self.metrics.store_put_bytes.inc_by(bytes);
         result
     }
 
@@ -64,9 +61,7 @@ impl ObjectStore for InstrumentedStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.metrics
-            .store_other_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_other_requests.inc();
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -74,20 +69,16 @@ impl ObjectStore for InstrumentedStore {
         let started = Instant::now();
         let result = self.inner.get_opts(location, options).await;
         self.metrics.store_get_latency.record(started.elapsed());
-        self.metrics.store_gets.fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_gets.inc();
         if let Ok(got) = &result {
             let size = got.range.end - got.range.start;
-            self.metrics
-                .store_get_bytes
-                .fetch_add(size, Ordering::Relaxed);
+            self.metrics.store_get_bytes.inc_by(size);
         }
         result
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.metrics
-            .store_gets
-            .fetch_add(ranges.len() as u64, Ordering::Relaxed);
+        self.metrics.store_gets.inc_by(ranges.len() as u64);
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -95,30 +86,22 @@ impl ObjectStore for InstrumentedStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        self.metrics
-            .store_other_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_other_requests.inc();
         self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.metrics
-            .store_other_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_other_requests.inc();
         self.inner.list(prefix)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.metrics
-            .store_other_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_other_requests.inc();
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.metrics
-            .store_other_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_other_requests.inc();
         self.inner.copy_opts(from, to, options).await
     }
 }
@@ -139,10 +122,10 @@ mod tests {
             .await
             .unwrap();
         store.get(&path).await.unwrap().bytes().await.unwrap();
-        assert_eq!(metrics.store_puts.load(Ordering::Relaxed), 1);
-        assert_eq!(metrics.store_put_bytes.load(Ordering::Relaxed), 10);
-        assert_eq!(metrics.store_gets.load(Ordering::Relaxed), 1);
-        assert_eq!(metrics.store_get_bytes.load(Ordering::Relaxed), 10);
+        assert_eq!(metrics.store_puts.get(), 1);
+        assert_eq!(metrics.store_put_bytes.get(), 10);
+        assert_eq!(metrics.store_gets.get(), 1);
+        assert_eq!(metrics.store_get_bytes.get(), 10);
         assert_eq!(metrics.store_put_latency.count(), 1);
     }
 }

@@ -7,6 +7,8 @@
 //! and a max timestamp; it knows nothing of Kafka requests. The catalog decides
 //! offsets; this crate moves bytes.
 
+mod append;
+pub mod background;
 pub mod compaction;
 mod error;
 pub mod folder;
@@ -21,11 +23,12 @@ mod test_store;
 pub mod watermarks;
 pub mod writer;
 
+pub use append::{Append, AppendOutcome, ProducerAppend};
+pub use background::BackgroundWrite;
 pub use compaction::{CompactionConfig, CompactionWorker, Compactor};
 pub use error::StorageError;
 pub use metrics::Metrics;
-pub use producers::ProducerAppend;
 pub use reader::{ObjectReader, ReadCacheConfig};
 pub use store::open_store;
 pub use watermarks::Watermarks;
-pub use writer::{Append, AppendOutcome, ObjectWriter, WriterConfig};
+pub use writer::{ObjectWriter, WriterConfig};

@@ -20,18 +20,8 @@ use std::collections::VecDeque;
 use streamhouse_metadata::producers::{ProducerBatch, RECENT_BATCHES_KEPT};
 use tokio::sync::watch;
 
-use crate::writer::AppendOutcome;
+use crate::append::{AppendOutcome, ProducerAppend};
 use crate::StorageError;
-
-/// The idempotence fields of an append (all its batches from one producer, with
-/// contiguous sequences).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProducerAppend {
-    pub producer_id: i64,
-    pub epoch: i16,
-    pub first_sequence: i32,
-    pub last_sequence: i32,
-}
 
 /// Where an append's outcome will be published.
 pub type OutcomeReceiver = watch::Receiver<Option<AppendOutcome>>;

@@ -9,6 +9,9 @@
 //! S3 credentials come from the usual AWS environment variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL`).
+//!
+//! What a request may tell any store beyond object_store's options (a put that
+//! is background work) is in [`crate::background`].
 
 use std::sync::Arc;
 

@@ -2,7 +2,6 @@
 //! SQLite catalog and an in-memory store, compacted, read back as a catch-up
 //! consumer would, and collected.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_clock::ManualClock;
 use streamhouse_metadata::{Catalog, NewObject, NewTopic, RunAppend, RunOutcome, TopicId};
 use streamhouse_storage::compaction::PassOutcome;
 use streamhouse_storage::format::{new_object_key, ObjectEncoder, RunStats};
@@ -49,12 +49,17 @@ struct Setup {
     store: Arc<dyn ObjectStore>,
     metrics: Arc<Metrics>,
     topic: TopicId,
+    /// The catalog stamps objects with it and workers measure ages on it.
+    clock: Arc<ManualClock>,
 }
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
-    let catalog = streamhouse_metadata::open(&url).await.unwrap();
+    let clock = ManualClock::new();
+    let catalog = streamhouse_metadata::open_with_clock(&url, clock.clone())
+        .await
+        .unwrap();
     let metrics = Arc::new(Metrics::default());
     let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
         Arc::new(InMemory::new()),
@@ -75,6 +80,7 @@ async fn setup() -> Setup {
         store,
         metrics,
         topic,
+        clock,
     }
 }
 
@@ -130,7 +136,7 @@ async fn write_small_objects(s: &Setup) {
 /// consumer on another agent would; returns the bytes and the GETs it cost.
 async fn catch_up(s: &Setup) -> (Vec<Bytes>, u64, usize) {
     let reader = ObjectReader::new(Arc::clone(&s.store), &ReadCacheConfig::default());
-    let gets_before = s.metrics.store_gets.load(Ordering::Relaxed);
+    let gets_before = s.metrics.store_gets.get();
     let mut partitions = Vec::new();
     let mut entries_seen = 0;
     for partition in 0..PARTITIONS {
@@ -167,7 +173,7 @@ async fn catch_up(s: &Setup) -> (Vec<Bytes>, u64, usize) {
     }
     // Let read-ahead, if the reader does any, finish before counting.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let gets = s.metrics.store_gets.load(Ordering::Relaxed) - gets_before;
+    let gets = s.metrics.store_gets.get() - gets_before;
     (partitions, gets, entries_seen)
 }
 
@@ -192,6 +198,7 @@ fn worker(s: &Setup, target_bytes: u64) -> CompactionWorker {
         },
         Arc::clone(&s.metrics),
     )
+    .with_clock(s.clock.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,11 +232,7 @@ async fn compaction_keeps_every_batch_and_cuts_catch_up_gets() {
         "every batch reads back byte for byte at its offset"
     );
     // The tail below the target stays small until the max age.
-    let compacted = s
-        .metrics
-        .compaction
-        .objects_compacted
-        .load(Ordering::Relaxed);
+    let compacted = s.metrics.compaction.objects_compacted.get();
     let left_small = OBJECTS as u64 - compacted;
     // One GET per object: 3 compacted ones and the 9 small ones after them,
     // left for the max age (60 GETs before).
@@ -248,7 +251,7 @@ async fn compaction_keeps_every_batch_and_cuts_catch_up_gets() {
     // The sources are gone from the store after the (here zero) grace period,
     // and reading still gives the same bytes.
     assert_eq!(store_keys(&s.store).await, OBJECTS + written as usize);
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.clock.advance(Duration::from_millis(1));
     let swept = worker.collect_garbage().await.unwrap();
     assert_eq!(swept.objects_deleted, compacted);
     assert_eq!(store_keys(&s.store).await, (written + left_small) as usize);
@@ -307,16 +310,57 @@ async fn a_deleted_topics_objects_are_collected() {
         "off"
     );
     s.catalog.delete_topic("t").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.clock.advance(Duration::from_millis(1));
     // First sweep marks them, the next (after the zero grace) deletes them.
     let first = worker.collect_garbage().await.unwrap();
     assert_eq!(first.objects_marked, OBJECTS as u64);
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.clock.advance(Duration::from_millis(1));
     let second = worker.collect_garbage().await.unwrap();
     assert_eq!(
         first.objects_deleted + second.objects_deleted,
         OBJECTS as u64
     );
+    assert_eq!(store_keys(&s.store).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_objects_wait_out_the_grace_period_on_the_clock() {
+    const GRACE: Duration = Duration::from_secs(60);
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let worker = CompactionWorker::new(
+        Arc::clone(&s.store),
+        Arc::clone(&s.catalog),
+        CompactionConfig {
+            target_bytes: 0,
+            gc_grace: GRACE,
+            ..CompactionConfig::default()
+        },
+        Arc::clone(&s.metrics),
+    )
+    .with_clock(s.clock.clone());
+    s.catalog.delete_topic("t").await.unwrap();
+
+    // Unreferenced, but created less than the grace period ago: left alone.
+    let sweep = worker.collect_garbage().await.unwrap();
+    assert_eq!((sweep.objects_marked, sweep.objects_deleted), (0, 0));
+
+    // Past the grace period since creation: marked, and kept a grace period more
+    // for fetches that read their index entries before the topic went.
+    s.clock.advance(GRACE + Duration::from_millis(1));
+    let sweep = worker.collect_garbage().await.unwrap();
+    assert_eq!(
+        (sweep.objects_marked, sweep.objects_deleted),
+        (OBJECTS as u64, 0)
+    );
+    s.clock.advance(GRACE - Duration::from_millis(1));
+    let sweep = worker.collect_garbage().await.unwrap();
+    assert_eq!((sweep.objects_marked, sweep.objects_deleted), (0, 0));
+    assert_eq!(store_keys(&s.store).await, OBJECTS);
+
+    s.clock.advance(Duration::from_millis(2));
+    let sweep = worker.collect_garbage().await.unwrap();
+    assert_eq!(sweep.objects_deleted, OBJECTS as u64);
     assert_eq!(store_keys(&s.store).await, 0);
 }
 
@@ -429,11 +473,8 @@ async fn a_compaction_that_loses_a_race_changes_nothing_and_deletes_its_object()
         *racing.rival_outcome.lock().await,
         Some(PassOutcome::Compacted { .. })
     ));
-    assert_eq!(s.metrics.compaction.conflicts.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        s.metrics.compaction.objects_written.load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(s.metrics.compaction.conflicts.get(), 1);
+    assert_eq!(s.metrics.compaction.objects_written.get(), 1);
     // The loser's upload is gone: the sources and the rival's object remain.
     assert_eq!(store_keys(&s.store).await, OBJECTS + 1);
     assert_eq!(catch_up(&s).await.0, before);

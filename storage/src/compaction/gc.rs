@@ -7,12 +7,10 @@
 //! whose object is gone, which the next sweep deletes again (a missing object
 //! counts as deleted); the reverse order would leak the object forever.
 
-use std::sync::atomic::Ordering;
-
 use futures::StreamExt;
 use object_store::path::Path;
 
-use super::{delete_if_present, now_ms, CompactionWorker, CONCURRENT_REQUESTS};
+use super::{delete_if_present, CompactionWorker, CONCURRENT_REQUESTS};
 use crate::StorageError;
 
 /// Rows one sweep handles per step, so a sweep's transactions stay short; the
@@ -31,7 +29,7 @@ pub(super) async fn sweep(worker: &CompactionWorker) -> Result<GcOutcome, Storag
     let catalog = &worker.catalog;
     let grace = i64::try_from(worker.config.gc_grace.as_millis()).unwrap_or(i64::MAX);
     let entries_trimmed = catalog.drop_entries_below_log_start(SWEEP_LIMIT).await?;
-    let now = now_ms();
+    let now = worker.clock.now_ms();
     let objects_marked = catalog
         .mark_unreferenced_objects(now.saturating_sub(grace), now, SWEEP_LIMIT)
         .await?;
@@ -67,14 +65,11 @@ pub(super) async fn sweep(worker: &CompactionWorker) -> Result<GcOutcome, Storag
     };
     let bytes: i64 = deleted.iter().map(|(_, size)| *size).sum();
     let metrics = &worker.metrics;
-    metrics
-        .compaction
-        .objects_deleted
-        .fetch_add(objects_deleted, Ordering::Relaxed);
+    metrics.compaction.objects_deleted.inc_by(objects_deleted);
     metrics
         .compaction
         .bytes_deleted
-        .fetch_add(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
+        .inc_by(u64::try_from(bytes).unwrap_or(0));
     Ok(GcOutcome {
         entries_trimmed,
         objects_marked,

@@ -19,31 +19,29 @@
 //! others' work is thrown away. That wastes PUTs but never data.
 
 mod gc;
-mod metrics;
 pub mod plan;
 mod rewrite;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_clock::SharedClock;
 use streamhouse_metadata::compaction::{CompactionSwap, StoredObject, SwapOutcome};
 use streamhouse_metadata::{Catalog, NewObject};
 use tokio::sync::{oneshot, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::folder::BackgroundWrite;
+use crate::background::BackgroundWrite;
 use crate::format::new_object_key;
 use crate::metrics::Metrics;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
-pub use metrics::CompactionMetrics;
 
 /// Store requests one pass keeps in flight (GETs of sources, DELETEs).
 const CONCURRENT_REQUESTS: usize = 8;
@@ -97,6 +95,9 @@ pub struct CompactionWorker {
     catalog: Arc<dyn Catalog>,
     config: CompactionConfig,
     metrics: Arc<Metrics>,
+    /// Ages (`min_age`, `max_age`, the grace period) are measured on it, against
+    /// the catalog's `created_at_ms`, which the catalog stamps with the same clock.
+    clock: SharedClock,
 }
 
 impl CompactionWorker {
@@ -111,7 +112,14 @@ impl CompactionWorker {
             catalog,
             config,
             metrics,
+            clock: streamhouse_clock::system(),
         }
+    }
+
+    /// This worker measuring ages on `clock` (the agent's, or a test's manual one).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// One compaction: choose sources, rewrite, upload, swap.
@@ -119,7 +127,7 @@ impl CompactionWorker {
         if self.config.target_bytes == 0 {
             return Ok(PassOutcome::Idle);
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let small = i64::try_from(self.config.target_bytes / 2).unwrap_or(i64::MAX);
         // Twice the cap, so young objects at the front cannot hide old ones.
         let limit = u32::try_from(2 * plan::MAX_SOURCES).unwrap_or(u32::MAX);
@@ -133,12 +141,12 @@ impl CompactionWorker {
         self.metrics
             .compaction
             .pending_objects
-            .store(candidates.len() as u64, Ordering::Relaxed);
+            .set(candidates.len() as u64);
         if sources.is_empty() {
             self.metrics
                 .compaction
                 .last_idle_ms
-                .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+                .set(u64::try_from(now).unwrap_or(0));
             return Ok(PassOutcome::Idle);
         }
         let ids: Vec<i64> = sources.iter().map(|o| o.id).collect();
@@ -181,7 +189,7 @@ impl CompactionWorker {
             },
             partitions: rewritten.partitions,
             source_objects: ids,
-            now_ms: now_ms(),
+            now_ms: self.clock.now_ms(),
         };
         // On an error the new object stays in the store: the transaction may have
         // committed with its answer lost, and then the index points into it.
@@ -196,25 +204,16 @@ impl CompactionWorker {
                 self.metrics
                     .compaction
                     .objects_compacted
-                    .fetch_add(sources.len() as u64, Ordering::Relaxed);
-                self.metrics
-                    .compaction
-                    .objects_written
-                    .fetch_add(1, Ordering::Relaxed);
-                self.metrics
-                    .compaction
-                    .bytes_rewritten
-                    .fetch_add(size, Ordering::Relaxed);
+                    .inc_by(sources.len() as u64);
+                self.metrics.compaction.objects_written.inc();
+                self.metrics.compaction.bytes_rewritten.inc_by(size);
                 Ok(PassOutcome::Compacted {
                     sources: sources.len(),
                     bytes: size,
                 })
             }
             SwapOutcome::Conflict => {
-                self.metrics
-                    .compaction
-                    .conflicts
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.compaction.conflicts.inc();
                 delete_if_present(&self.store, &path).await?;
                 Ok(PassOutcome::Conflict)
             }
@@ -257,12 +256,6 @@ async fn delete_if_present(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The agent's background compactor and collector.

@@ -176,7 +176,7 @@ async fn objects_uploaded_while_an_earlier_one_uploads_commit_together_in_order(
         replies.push(s.writer.submit(append(s.topic, records)).await.unwrap());
     }
     // The first upload is held; the three behind it finish.
-    while s.metrics.store_puts.load(Ordering::SeqCst) < 3 {
+    while s.metrics.store_puts.get() < 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(s.metrics.catalog_commit_latency.count(), 0);
@@ -186,7 +186,7 @@ async fn objects_uploaded_while_an_earlier_one_uploads_commit_together_in_order(
         offsets.push(outcome(reply).await);
     }
     assert_eq!(offsets, vec![0, 1, 3, 6], "offsets follow seal order");
-    assert_eq!(s.metrics.objects_committed.load(Ordering::SeqCst), 4);
+    assert_eq!(s.metrics.objects_committed.get(), 4);
     assert_eq!(
         s.metrics.catalog_commit_latency.count(),
         1,

@@ -1,0 +1,86 @@
+//! What compaction and garbage collection count (see `storage::compaction`).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::Latency;
+
+#[derive(Default, Debug)]
+pub struct CompactionMetrics {
+    /// Small objects whose entries compaction moved into bigger ones.
+    pub objects_compacted: Counter,
+    pub objects_written: Counter,
+    pub bytes_rewritten: Counter,
+    /// Swaps refused because a source entry changed meanwhile.
+    pub conflicts: Counter,
+    /// Live objects below half the target at the last pass, young ones
+    /// included (at most twice `compaction::plan::MAX_SOURCES`).
+    pub pending_objects: Gauge<u64, AtomicU64>,
+    /// Wall-clock milliseconds of the last pass that found nothing worth
+    /// compacting. A benchmark that wants to read compacted objects waits until
+    /// this passes the end of its produce phase plus the minimum age.
+    pub last_idle_ms: Gauge<u64, AtomicU64>,
+    pub objects_deleted: Counter,
+    pub bytes_deleted: Counter,
+    /// How long each catalog swap took: it holds the partitions' locks (all
+    /// of SQLite's write lock), so producers' commits wait for it.
+    pub swap_latency: Latency,
+}
+
+impl CompactionMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        let counters = [
+            (
+                "streamhouse_compaction_objects_compacted",
+                "Small objects whose entries compaction moved into bigger ones",
+                &self.objects_compacted,
+            ),
+            (
+                "streamhouse_compaction_objects_written",
+                "Objects compaction wrote and swapped in",
+                &self.objects_written,
+            ),
+            (
+                "streamhouse_compaction_bytes_rewritten",
+                "Bytes of the objects compaction swapped in",
+                &self.bytes_rewritten,
+            ),
+            (
+                "streamhouse_compaction_conflicts",
+                "Compaction swaps refused because a source entry changed meanwhile",
+                &self.conflicts,
+            ),
+            (
+                "streamhouse_gc_objects_deleted",
+                "Objects the garbage collector deleted from the store",
+                &self.objects_deleted,
+            ),
+            (
+                "streamhouse_gc_bytes_deleted",
+                "Bytes of the objects the garbage collector deleted",
+                &self.bytes_deleted,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "streamhouse_compaction_pending_objects",
+            "Live objects below half the compaction target at the last pass",
+            self.pending_objects.clone(),
+        );
+        registry.register(
+            "streamhouse_compaction_last_idle_ms",
+            "Wall-clock time in Unix milliseconds of the last compaction pass that found nothing to do",
+            self.last_idle_ms.clone(),
+        );
+        self.swap_latency.register(
+            registry,
+            "streamhouse_compaction_swap_latency",
+            "Latency of compaction's catalog swaps",
+        );
+    }
+}

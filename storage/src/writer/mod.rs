@@ -1,0 +1,209 @@
+//! The write path: batches from all partitions are packed into one open object,
+//! sealed by size or age, uploaded, committed to the catalog in one transaction,
+//! and only then acknowledged.
+//!
+//! Three stages run concurrently, one file each:
+//! 1. the packer (`packer.rs`) task owns the open object and seals it when it
+//!    reaches `flush_bytes`, when its first batch is `flush_interval` old, or
+//!    (with `seal_when_idle`) as soon as no earlier object is uploading or
+//!    committing;
+//! 2. each sealed object uploads in its own task (`uploader.rs`), at most
+//!    `max_inflight_uploads` at once (a full pipeline stops the packer, which
+//!    stops producers: back pressure instead of unbounded memory);
+//! 3. the committer (`committer.rs`) commits sealed objects strictly in seal
+//!    order, so a producer's pipelined batches keep their order in every
+//!    partition, then answers waiters, warms the read cache and wakes fetches.
+//!    Objects whose uploads finished while it was busy are committed together
+//!    in one transaction (group commit), so a slow catalog costs latency but
+//!    not throughput.
+//!
+//! This module owns the handle ([`ObjectWriter`]), its configuration, the wiring
+//! of the three stages and what they hand each other: a `Waiter` per append
+//! and the `Pipeline` count of objects between seal and commit.
+
+mod committer;
+mod packer;
+mod uploader;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use streamhouse_metadata::Catalog;
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::task::JoinHandle;
+
+pub use crate::append::{Append, AppendOutcome};
+use crate::metrics::Metrics;
+use crate::producers::OutcomeSender;
+use crate::reader::ObjectReader;
+use crate::{StorageError, Watermarks};
+use committer::Committer;
+use packer::Packer;
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Seal the open object once it holds this many bytes.
+    pub flush_bytes: usize,
+    /// Seal the open object once its oldest batch has waited this long.
+    pub flush_interval: Duration,
+    /// Sealed objects uploading at once.
+    pub max_inflight_uploads: usize,
+    /// Seal the open object at once when no earlier object is still uploading
+    /// or committing, instead of waiting for `flush_interval`.
+    ///
+    /// Why: a producer that waits for its acknowledgements (every Kafka
+    /// producer, within its in-flight limit) otherwise pays the whole interval
+    /// on every round trip, which caps its throughput at its in-flight bytes
+    /// per (interval + PUT + commit). Sealing when idle makes the round trip
+    /// PUT + commit; while an object is in flight the next one fills, so under
+    /// load objects still grow and the interval still bounds the wait. The cost:
+    /// up to one PUT per (PUT + commit) time while idle, against one per
+    /// interval.
+    pub seal_when_idle: bool,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            flush_bytes: 4 * 1024 * 1024,
+            flush_interval: Duration::from_millis(10),
+            max_inflight_uploads: 4,
+            seal_when_idle: true,
+        }
+    }
+}
+
+/// An append waiting for its outcome, from the packer to the committer.
+struct Waiter {
+    /// Offset of this append within its run.
+    offset_in_run: i64,
+    reply: oneshot::Sender<AppendOutcome>,
+    /// For idempotent appends: where retries of the same batch wait.
+    publish: Option<OutcomeSender>,
+}
+
+impl Waiter {
+    fn finish(self, outcome: AppendOutcome) {
+        if let Some(publish) = self.publish {
+            publish.send_replace(Some(outcome.clone()));
+        }
+        let _ = self.reply.send(outcome);
+    }
+}
+
+type Submission = (Append, oneshot::Sender<AppendOutcome>);
+
+/// Objects between seal and the end of their commit, shared by the packer
+/// (which counts them in) and the committer (which counts them out).
+#[derive(Default)]
+struct Pipeline {
+    busy: AtomicUsize,
+    /// Signalled when `busy` drops to zero.
+    idle: Notify,
+}
+
+impl Pipeline {
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
+    fn sealed(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn finished(&self, objects: usize) {
+        if objects > 0 && self.busy.fetch_sub(objects, Ordering::AcqRel) == objects {
+            self.idle.notify_one();
+        }
+    }
+}
+
+/// Handle to the agent's write path. Cheap to share behind an `Arc`.
+pub struct ObjectWriter {
+    submissions: mpsc::Sender<Submission>,
+    /// Taken by `shutdown`; `None` afterwards.
+    packer: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl ObjectWriter {
+    pub fn start(
+        store: Arc<dyn ObjectStore>,
+        catalog: Arc<dyn Catalog>,
+        watermarks: Arc<Watermarks>,
+        reader: Arc<ObjectReader>,
+        config: WriterConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        // Bounded so that a stalled store pushes back on producers.
+        let (tx, rx) = mpsc::channel(1024);
+        // Its capacity bounds the uploads in flight: the packer waits on a
+        // full channel.
+        let (sealed_tx, sealed_rx) = mpsc::channel(config.max_inflight_uploads.max(1));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        // Failed objects so far: a later object whose producer checks were made
+        // before a failure cannot be committed (see `uploader`).
+        let failures = Arc::new(AtomicU64::new(0));
+        let pipeline = Arc::new(Pipeline::default());
+        let committer = tokio::spawn(
+            Committer {
+                sealed: sealed_rx,
+                pipeline: Arc::clone(&pipeline),
+                catalog: Arc::clone(&catalog),
+                watermarks,
+                reader,
+                failures: Arc::clone(&failures),
+                metrics: Arc::clone(&metrics),
+            }
+            .run(),
+        );
+        let packer = Packer {
+            store,
+            catalog,
+            config,
+            sealed: sealed_tx,
+            pipeline,
+            failures,
+            metrics,
+            open: Default::default(),
+            windows: Default::default(),
+        };
+        let packer = tokio::spawn(packer.run(rx, stop_rx, committer));
+        ObjectWriter {
+            submissions: tx,
+            packer: Mutex::new(Some((stop_tx, packer))),
+        }
+    }
+
+    /// Queues an append. Appends queued by one caller are stored in the order
+    /// they were queued. The receiver resolves once the append is durable and
+    /// committed (or failed); dropping it does not cancel the append.
+    pub async fn submit(
+        &self,
+        append: Append,
+    ) -> Result<oneshot::Receiver<AppendOutcome>, StorageError> {
+        let (reply, outcome) = oneshot::channel();
+        self.submissions
+            .send((append, reply))
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        Ok(outcome)
+    }
+
+    /// Seals what is buffered, waits until every queued append is committed and
+    /// answered, and stops the write path. Appends queued afterwards fail with
+    /// [`StorageError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        let Some((stop, packer)) = self.packer.lock().await.take() else {
+            return;
+        };
+        let _ = stop.send(());
+        if let Err(e) = packer.await {
+            tracing::error!(error = %e, "object writer task failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! The uploader: each sealed object's PUT runs in its own task from the moment
+//! it is sealed, and the committer settles the uploads in seal order. How many
+//! are in flight is bounded by the channel from the packer to the committer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_metadata::RunAppend;
+use tokio::task::JoinHandle;
+
+use super::Waiter;
+use crate::format::new_object_key;
+use crate::StorageError;
+
+pub(super) struct SealedRun {
+    pub(super) append: RunAppend,
+    pub(super) waiters: Vec<Waiter>,
+}
+
+/// A sealed object, its upload under way.
+pub(super) struct SealedObject {
+    /// Failed objects the packer had seen when this one was started; if more
+    /// have failed by its turn to commit, its producer checks were made against
+    /// batches that never landed, so it fails too.
+    generation: u64,
+    pub(super) key: Path,
+    pub(super) bytes: Bytes,
+    pub(super) runs: Vec<SealedRun>,
+    upload: JoinHandle<Result<(), object_store::Error>>,
+}
+
+impl SealedObject {
+    /// Names the object and starts its upload.
+    pub(super) fn upload(
+        store: &Arc<dyn ObjectStore>,
+        generation: u64,
+        bytes: Bytes,
+        runs: Vec<SealedRun>,
+    ) -> Self {
+        let key = Path::from(new_object_key());
+        let upload = {
+            let store = Arc::clone(store);
+            let key = key.clone();
+            let payload = PutPayload::from(bytes.clone());
+            tokio::spawn(async move { store.put(&key, payload).await.map(|_| ()) })
+        };
+        SealedObject {
+            generation,
+            key,
+            bytes,
+            runs,
+            upload,
+        }
+    }
+
+    /// Whether the upload has ended, successfully or not.
+    pub(super) fn upload_finished(&self) -> bool {
+        self.upload.is_finished()
+    }
+
+    /// Waits for the upload. `None` (its producers answered with the error)
+    /// if the upload failed, or if an earlier object failed after this one was
+    /// started: its idempotence checks counted on batches that never landed.
+    /// A failed upload counts in `failures`.
+    pub(super) async fn settle(mut self, failures: &AtomicU64) -> Option<SealedObject> {
+        if self.generation < failures.load(Ordering::Acquire) {
+            self.upload.abort();
+            fail_all(self.runs, &Arc::new(StorageError::EarlierWriteFailed));
+            return None;
+        }
+        let uploaded = match (&mut self.upload).await {
+            Ok(result) => result.map_err(StorageError::Store),
+            Err(join) => Err(StorageError::CorruptObject {
+                key: self.key.to_string(),
+                reason: format!("upload task failed: {join}"),
+            }),
+        };
+        match uploaded {
+            Ok(()) => Some(self),
+            Err(e) => {
+                tracing::error!(key = %self.key, error = %e, "object upload failed; producers get an error");
+                failures.fetch_add(1, Ordering::AcqRel);
+                fail_all(self.runs, &Arc::new(e));
+                None
+            }
+        }
+    }
+}
+
+/// Answers every append of these runs with `error`.
+pub(super) fn fail_all(runs: Vec<SealedRun>, error: &Arc<StorageError>) {
+    for run in runs {
+        for waiter in run.waiters {
+            waiter.finish(Err(Arc::clone(error)));
+        }
+    }
+}
