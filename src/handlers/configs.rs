@@ -220,7 +220,7 @@ async fn apply(
     broker: &Broker,
     name: &str,
     validate_only: bool,
-    update: streamhouse_metadata::sql::ConfigUpdate<'_>,
+    update: streamhouse_metadata::ConfigUpdate<'_>,
 ) -> Result<(), Failure> {
     if validate_only {
         let topic = find_topic(broker, name).await?;

@@ -35,8 +35,6 @@ use streamhouse_clock::SharedClock;
 use crate::cache::{TopicCache, DEFAULT_MAX_TOPICS, DEFAULT_TTL};
 use crate::Result;
 
-pub use crate::catalog::ConfigUpdate;
-
 /// Which database a [`SqlCatalog`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
