@@ -11,6 +11,7 @@ mod append;
 pub mod background;
 pub mod compaction;
 mod error;
+pub mod faulty;
 pub mod folder;
 pub mod format;
 pub mod instrumented;
