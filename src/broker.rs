@@ -85,6 +85,7 @@ impl Broker {
                 flush_bytes: config.flush_bytes,
                 flush_interval: config.flush_interval,
                 seal_when_idle: config.seal_when_idle,
+                max_buffered_bytes: WriterConfig::BUFFERED_FLUSH_SIZES * config.flush_bytes,
                 ..WriterConfig::default()
             },
             Arc::clone(&metrics),

@@ -29,6 +29,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(WriterConfig::default()).await
+}
+
+async fn setup_with(config: WriterConfig) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
     let catalog = streamhouse_metadata::open(&url).await.unwrap();
@@ -53,7 +57,7 @@ async fn setup() -> Setup {
         Arc::clone(&catalog),
         Arc::new(Watermarks::new(Arc::clone(&catalog))),
         reader,
-        WriterConfig::default(),
+        config,
         Arc::new(Metrics::default()),
     );
     Setup {
@@ -220,4 +224,55 @@ async fn injected_latency_slows_appends_without_failing_them() {
     let mut sorted = outcomes.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, vec![0, 1]);
+}
+
+#[tokio::test]
+async fn submissions_beyond_the_byte_budget_wait_until_earlier_appends_are_answered() {
+    let batch_bytes = append(TopicId::nil(), 1, None).batches.len();
+    let s = setup_with(WriterConfig {
+        max_buffered_bytes: 3 * batch_bytes,
+        ..WriterConfig::default()
+    })
+    .await;
+    s.faults.set_hung(true);
+    let mut admitted = Vec::new();
+    for _ in 0..3 {
+        admitted.push(s.submit(append(s.topic, 1, None)).await);
+    }
+    // The budget is spent on appends the hung store holds: the next waits.
+    let fourth = s.writer.submit(append(s.topic, 1, None));
+    tokio::pin!(fourth);
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut fourth).await;
+    assert!(early.is_err(), "admitted beyond the byte budget");
+
+    s.faults.set_hung(false);
+    let fourth = fourth.await.unwrap();
+    let mut offsets = Vec::new();
+    for pending in admitted {
+        offsets.push(answer(pending).await.unwrap());
+    }
+    offsets.push(answer(fourth).await.unwrap());
+    offsets.sort_unstable();
+    assert_eq!(offsets, vec![0, 1, 2, 3]);
+}
+
+#[tokio::test]
+async fn an_append_larger_than_the_whole_budget_still_passes_alone() {
+    let s = setup_with(WriterConfig {
+        max_buffered_bytes: 10,
+        ..WriterConfig::default()
+    })
+    .await;
+    assert_eq!(
+        answer(s.submit(append(s.topic, 2, None)).await)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        answer(s.submit(append(s.topic, 2, None)).await)
+            .await
+            .unwrap(),
+        2
+    );
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use streamhouse_metadata::Catalog;
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use crate::append::{Append, AppendOutcome};
@@ -62,15 +62,31 @@ pub struct WriterConfig {
     /// up to one PUT per (PUT + commit) time while idle, against one per
     /// interval.
     pub seal_when_idle: bool,
+    /// Most bytes of batches submitted and not yet answered, wherever they are
+    /// in the pipeline (queued, in the open object, uploading, committing).
+    /// A submission that would exceed it waits, which stops the producer's
+    /// connection: the write path's memory is bounded in bytes, whatever the
+    /// number or size of the appends. One append larger than the whole budget
+    /// still passes, alone.
+    pub max_buffered_bytes: usize,
+}
+
+impl WriterConfig {
+    /// Room for the pipeline at full speed (the open object, the sealed ones
+    /// queued and uploading, a group being committed: about ten flush sizes)
+    /// with a margin, so the budget bounds memory without throttling.
+    pub const BUFFERED_FLUSH_SIZES: usize = 16;
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
+        let flush_bytes = 4 * 1024 * 1024;
         WriterConfig {
-            flush_bytes: 4 * 1024 * 1024,
+            flush_bytes,
             flush_interval: Duration::from_millis(10),
             max_inflight_uploads: 4,
             seal_when_idle: true,
+            max_buffered_bytes: Self::BUFFERED_FLUSH_SIZES * flush_bytes,
         }
     }
 }
@@ -79,7 +95,7 @@ impl Default for WriterConfig {
 struct Waiter {
     /// Offset of this append within its run.
     offset_in_run: i64,
-    reply: oneshot::Sender<AppendOutcome>,
+    reply: Reply,
     /// For idempotent appends: where retries of the same batch wait.
     publish: Option<OutcomeSender>,
 }
@@ -93,7 +109,20 @@ impl Waiter {
     }
 }
 
-type Submission = (Append, oneshot::Sender<AppendOutcome>);
+/// Where an append's outcome goes, holding the append's share of the write
+/// path's byte budget until it is answered (or dropped).
+struct Reply {
+    sender: oneshot::Sender<AppendOutcome>,
+    _buffered: OwnedSemaphorePermit,
+}
+
+impl Reply {
+    fn send(self, outcome: AppendOutcome) -> Result<(), AppendOutcome> {
+        self.sender.send(outcome)
+    }
+}
+
+type Submission = (Append, Reply);
 
 /// Objects between seal and the end of their commit, shared by the packer
 /// (which counts them in) and the committer (which counts them out).
@@ -123,6 +152,11 @@ impl Pipeline {
 /// Handle to the agent's write path. Cheap to share behind an `Arc`.
 pub struct ObjectWriter {
     submissions: mpsc::Sender<Submission>,
+    /// Bytes of submitted, unanswered appends; see
+    /// [`WriterConfig::max_buffered_bytes`].
+    buffered: Arc<Semaphore>,
+    /// The budget's size, the most one append may take of it.
+    max_buffered_bytes: u32,
     /// Taken by `shutdown`; `None` afterwards.
     packer: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
@@ -142,6 +176,11 @@ impl ObjectWriter {
         // full channel.
         let (sealed_tx, sealed_rx) = mpsc::channel(config.max_inflight_uploads.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
+        // Semaphore permits are counted in u32 per acquisition; a budget beyond
+        // 4 GiB is clamped to that.
+        let max_buffered_bytes =
+            u32::try_from(config.max_buffered_bytes.max(1)).unwrap_or(u32::MAX);
+        let buffered = Arc::new(Semaphore::new(max_buffered_bytes as usize));
         // Failed objects so far: a later object whose producer checks were made
         // before a failure cannot be committed (see `uploader`).
         let failures = Arc::new(AtomicU64::new(0));
@@ -172,6 +211,8 @@ impl ObjectWriter {
         let packer = tokio::spawn(packer.run(rx, stop_rx, committer));
         ObjectWriter {
             submissions: tx,
+            buffered,
+            max_buffered_bytes,
             packer: Mutex::new(Some((stop_tx, packer))),
         }
     }
@@ -183,7 +224,18 @@ impl ObjectWriter {
         &self,
         append: Append,
     ) -> Result<oneshot::Receiver<AppendOutcome>, StorageError> {
-        let (reply, outcome) = oneshot::channel();
+        let cost = u32::try_from(append.batches.len())
+            .unwrap_or(u32::MAX)
+            .min(self.max_buffered_bytes);
+        let buffered = Arc::clone(&self.buffered)
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        let (sender, outcome) = oneshot::channel();
+        let reply = Reply {
+            sender,
+            _buffered: buffered,
+        };
         self.submissions
             .send((append, reply))
             .await

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::uploader::{fail_all, SealedObject, SealedRun};
-use super::{Append, AppendOutcome, Pipeline, Submission, Waiter, WriterConfig};
+use super::{Append, Pipeline, Reply, Submission, Waiter, WriterConfig};
 use crate::append::ProducerAppend;
 use crate::format::{ObjectEncoder, RunStats};
 use crate::metrics::Metrics;
@@ -126,7 +126,7 @@ impl Packer {
 
     /// Adds an append to the open object, after the idempotence checks for
     /// appends from idempotent producers.
-    async fn add(&mut self, append: Append, reply: oneshot::Sender<AppendOutcome>) {
+    async fn add(&mut self, append: Append, reply: Reply) {
         let failures = self.failures.load(Ordering::Acquire);
         if failures != self.windows.seen_failures {
             // Windows may hold batches of failed objects; reload from the catalog.
