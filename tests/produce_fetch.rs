@@ -8,6 +8,7 @@ use common::{
     produce, record_batch, unique_topic, Backend, TestBroker, TestClient,
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
 
@@ -361,6 +362,55 @@ async fn list_offsets_by_time_earliest_and_latest() {
     assert_eq!(list_offset(&mut client, &topic, 2_500).await, (0, 8));
     assert_eq!(list_offset(&mut client, &topic, 3_000).await, (0, 8));
     assert_eq!(list_offset(&mut client, &topic, 9_999).await, (0, -1));
+}
+
+#[tokio::test]
+async fn list_offsets_naming_a_partition_repeatedly_answers_each_entry() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let topic = unique_topic("list-offsets-repeated");
+    let mut client = broker.client().await;
+    create_topic(&mut client, &topic, 1).await;
+    for (base, time) in [(0, 1_000), (4, 2_000)] {
+        produce(
+            &mut client,
+            &topic,
+            0,
+            record_batch(4, base, time, Compression::Gzip),
+        )
+        .await;
+    }
+    // One partition, named 50 times with a time and once for the latest: a
+    // hostile client's way to make one request search the same batch over and
+    // over. Every entry still gets its answer, in request order.
+    let mut wanted: Vec<_> = (0..50)
+        .map(|_| {
+            ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(1_500)
+        })
+        .collect();
+    wanted.push(
+        ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(-1),
+    );
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(&topic))
+            .with_partitions(wanted)]);
+    let ResponseKind::ListOffsets(response) = client.call(ApiKey::ListOffsets, 6, &request).await
+    else {
+        panic!("not a ListOffsets response")
+    };
+    let answers: Vec<(i16, i64, i64)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.offset, p.timestamp))
+        .collect();
+    let mut expected = vec![(0, 4, 2_000); 50];
+    expected.push((0, 8, -1));
+    assert_eq!(answers, expected);
 }
 
 #[tokio::test]

@@ -1,13 +1,23 @@
 //! ListOffsets: earliest (log start), latest (high watermark), and the first
 //! offset whose timestamp is at or after a given time.
+//!
+//! A timestamp search may decompress a batch, which is CPU work bounded only
+//! by [`MAX_DECOMPRESSED_BYTES`]; so it runs on the blocking pool, at most
+//! [`CONCURRENT_TIMESTAMP_SEARCHES`] at once per agent, and a partition named
+//! several times in one request is looked up once.
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use streamhouse_metadata::Topic;
+use streamhouse_metadata::{Topic, TopicId};
 use streamhouse_protocol::{batch, records as batch_records};
+
+use tokio::sync::Semaphore;
 
 use crate::{errors, Broker};
 
@@ -15,6 +25,12 @@ use crate::{errors, Broker};
 /// what a batch within max.message.bytes holds, far below a decompression bomb.
 /// A batch beyond it is answered with its first offset.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Timestamp searches running at once on this agent: each may hold up to
+/// [`MAX_DECOMPRESSED_BYTES`] and a core, so a flood of them costs at most
+/// this many of each while other clients' requests go on.
+const CONCURRENT_TIMESTAMP_SEARCHES: usize = 2;
+static TIMESTAMP_SEARCHES: Semaphore = Semaphore::const_new(CONCURRENT_TIMESTAMP_SEARCHES);
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -27,6 +43,9 @@ pub async fn handle(
     // The leader epoch exists from v4; earlier versions must leave it unset.
     let leader_epoch = if version >= 4 { 0 } else { -1 };
     let mut topics = Vec::with_capacity(request.topics.len());
+    // Answers already worked out in this request, by (topic, partition, time).
+    let mut answered: HashMap<(TopicId, i32, i64), Result<(i64, i64), ResponseError>> =
+        HashMap::new();
     for wanted in request.topics {
         let topic = broker.catalog.topic_by_name(&wanted.name.0).await;
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
@@ -35,7 +54,15 @@ pub async fn handle(
             let found = match &topic {
                 Err(e) => Err(errors::catalog(e)),
                 Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
-                    lookup(broker, topic, index, partition.timestamp).await
+                    let key = (topic.id, index, partition.timestamp);
+                    match answered.get(&key) {
+                        Some(answer) => *answer,
+                        None => {
+                            let answer = lookup(broker, topic, index, partition.timestamp).await;
+                            answered.insert(key, answer);
+                            answer
+                        }
+                    }
                 }
                 Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
             };
@@ -93,7 +120,24 @@ async fn lookup(
         .read(std::slice::from_ref(&entry), from, usize::MAX)
         .await
         .map_err(|e| errors::storage(&e))?;
-    let records = &fetched;
+    let _permit = TIMESTAMP_SEARCHES
+        .acquire()
+        .await
+        .map_err(|_| ResponseError::UnknownServerError)?;
+    let last_offset = entry.last_offset;
+    tokio::task::spawn_blocking(move || search(&fetched, from, timestamp, last_offset))
+        .await
+        .map_err(|_| ResponseError::UnknownServerError)?
+}
+
+/// The first record at or after `timestamp` among `records` (an index entry's
+/// batches, from `from`), record by record.
+fn search(
+    records: &Bytes,
+    from: i64,
+    timestamp: i64,
+    last_offset: i64,
+) -> Result<(i64, i64), ResponseError> {
     let ranges = batch::split(records).map_err(|_| ResponseError::CorruptMessage)?;
     for range in ranges {
         let bytes = &records[range];
@@ -123,5 +167,5 @@ async fn lookup(
     }
     // The index said this entry reaches the time, but its batches start below the
     // log start offset: the answer is the first readable offset after them.
-    Ok((entry.last_offset + 1, -1))
+    Ok((last_offset + 1, -1))
 }
