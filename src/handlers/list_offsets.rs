@@ -32,6 +32,9 @@ const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 const CONCURRENT_TIMESTAMP_SEARCHES: usize = 2;
 static TIMESTAMP_SEARCHES: Semaphore = Semaphore::const_new(CONCURRENT_TIMESTAMP_SEARCHES);
 
+/// One partition's (offset, timestamp), or why there is none.
+type Answer = Result<(i64, i64), ResponseError>;
+
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
@@ -44,8 +47,7 @@ pub async fn handle(
     let leader_epoch = if version >= 4 { 0 } else { -1 };
     let mut topics = Vec::with_capacity(request.topics.len());
     // Answers already worked out in this request, by (topic, partition, time).
-    let mut answered: HashMap<(TopicId, i32, i64), Result<(i64, i64), ResponseError>> =
-        HashMap::new();
+    let mut answered: HashMap<(TopicId, i32, i64), Answer> = HashMap::new();
     for wanted in request.topics {
         let topic = broker.catalog.topic_by_name(&wanted.name.0).await;
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
@@ -89,12 +91,7 @@ pub async fn handle(
 
 /// The (offset, timestamp) answer for one partition. Timestamps of earliest and
 /// latest are -1, as in Kafka; a time after every record gives offset -1.
-async fn lookup(
-    broker: &Broker,
-    topic: &Topic,
-    partition: i32,
-    timestamp: i64,
-) -> Result<(i64, i64), ResponseError> {
+async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) -> Answer {
     let offsets = match broker.watermarks.get(topic.id, partition).await {
         Ok(Some(offsets)) => offsets,
         Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
