@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
 use streamhouse_protocol::{frame, request, response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -25,7 +25,10 @@ use crate::Broker;
 /// handful (max.in.flight.requests.per.connection defaults to 5).
 const MAX_IN_FLIGHT: usize = 32;
 
-/// Initial read buffer; grows only to the size of a validated frame.
+/// Initial read buffer, and the least room made for each read. A frame's
+/// declared length is not reserved up front: the buffer grows with the bytes
+/// that arrive (see [`make_room`]), so a peer cannot pin memory by declaring
+/// large frames and stalling.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 pub async fn serve(
@@ -89,14 +92,8 @@ pub async fn serve(
                 break 'connection;
             }
         }
-        if let Ok(Some(length)) = frame::declared_length(&buf, max_frame) {
-            buf.reserve(frame::LENGTH_PREFIX_BYTES + length - buf.len());
-        }
-        if buf.capacity() == buf.len() {
-            buf.reserve(READ_BUFFER_BYTES);
-        }
         tokio::select! {
-            read = read_half.read_buf(&mut buf) => match read {
+            read = read_more(&mut read_half, &mut buf, max_frame) => match read {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
@@ -111,6 +108,43 @@ pub async fn serve(
     }
     drop(pending_tx);
     let _ = writer.await;
+}
+
+/// Reads what the peer has sent into `buf`, after making room for it; `Ok(0)`
+/// at the end of the stream. Cancel safe: nothing is lost if the read is
+/// dropped before it completes.
+async fn read_more<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max_frame: usize,
+) -> std::io::Result<usize> {
+    make_room(buf, max_frame);
+    reader.read_buf(buf).await
+}
+
+/// Makes room in `buf` for the next read: a chunk, or as much as is buffered
+/// already, whichever is larger, but never past the end of the frame under
+/// way. So the buffer grows geometrically with the bytes that actually
+/// arrived (a large frame costs a handful of reallocations), and a peer that
+/// declares a large frame and stalls holds at most about twice what it sent.
+fn make_room(buf: &mut BytesMut, max_frame: usize) {
+    let spare = buf.capacity() - buf.len();
+    let wanted = match frame::declared_length(buf, max_frame) {
+        Ok(Some(length)) => {
+            let missing = (frame::LENGTH_PREFIX_BYTES + length).saturating_sub(buf.len());
+            // Past its end, the next frame's prefix: one chunk reads it.
+            if missing == 0 {
+                READ_BUFFER_BYTES
+            } else {
+                missing.min(buf.len().max(READ_BUFFER_BYTES))
+            }
+        }
+        // No whole prefix yet, or a bad one that the caller closes on.
+        _ => READ_BUFFER_BYTES,
+    };
+    if spare == 0 || spare < wanted.min(READ_BUFFER_BYTES) {
+        buf.reserve(wanted);
+    }
 }
 
 async fn write_responses(
@@ -143,4 +177,76 @@ async fn write_responses(
         }
     }
     let _ = socket.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    async fn read_until(socket: &mut tokio::io::DuplexStream, buf: &mut BytesMut, len: usize) {
+        while buf.len() < len {
+            assert!(read_more(socket, buf, 100 * MIB).await.unwrap() > 0);
+        }
+    }
+
+    /// A peer that declares a large frame and sends only its start costs about
+    /// what it sent, not what it declared.
+    #[tokio::test]
+    async fn a_stalled_large_frame_holds_only_the_bytes_it_sent() {
+        let (mut peer, mut socket) = tokio::io::duplex(64 * 1024);
+        let mut buf = BytesMut::new();
+        let declared = 90 * MIB;
+        peer.write_all(&(declared as i32).to_be_bytes())
+            .await
+            .unwrap();
+        read_until(&mut socket, &mut buf, 4).await;
+        for sent in [1004, 2004] {
+            peer.write_all(&[7; 1000]).await.unwrap();
+            read_until(&mut socket, &mut buf, sent).await;
+        }
+        assert_eq!(buf.len(), 2004);
+        assert!(
+            buf.capacity() <= MIB,
+            "{} bytes reserved for 2004 received",
+            buf.capacity()
+        );
+    }
+
+    /// The buffer still grows to hold a whole large frame sent in pieces.
+    #[tokio::test]
+    async fn a_large_frame_arriving_in_pieces_is_read_whole() {
+        let (mut peer, mut socket) = tokio::io::duplex(64 * 1024);
+        let body: Vec<u8> = (0..5 * MIB).map(|i| (i % 251) as u8).collect();
+        let sent = body.clone();
+        let sender = tokio::spawn(async move {
+            peer.write_all(&(sent.len() as i32).to_be_bytes())
+                .await
+                .unwrap();
+            for piece in sent.chunks(10_000) {
+                peer.write_all(piece).await.unwrap();
+            }
+            peer
+        });
+        let mut buf = BytesMut::new();
+        let length = loop {
+            if let Some(length) = frame::check(&buf, 100 * MIB).unwrap() {
+                break length;
+            }
+            assert!(read_more(&mut socket, &mut buf, 100 * MIB).await.unwrap() > 0);
+            // Room for at most what arrived again, plus one chunk.
+            assert!(
+                buf.capacity() <= 2 * buf.len() + MIB,
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
+        };
+        assert_eq!(length, body.len());
+        assert_eq!(&buf[frame::LENGTH_PREFIX_BYTES..], &body[..]);
+        drop(sender.await.unwrap());
+    }
 }
