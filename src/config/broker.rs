@@ -84,6 +84,12 @@ pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> 
             List,
             "Address this agent listens on (--listen).",
         ),
+        set(
+            "fetch.max.bytes",
+            config.fetch_max_bytes.to_string(),
+            Int,
+            "Most record bytes one fetch response returns (--fetch-max-bytes).",
+        ),
         fixed(
             "log.cleanup.policy",
             "delete",

@@ -88,6 +88,11 @@ pub struct Settings {
     #[arg(long, env = "STREAMHOUSE_MAX_FRAME_BYTES",
           default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+    /// Most record bytes one fetch response returns, whatever the client asks
+    /// (Kafka's fetch.max.bytes); the first batch is returned whole even if
+    /// larger, so a consumer always makes progress
+    #[arg(long, env = "STREAMHOUSE_FETCH_MAX_BYTES", default_value_t = 55 << 20)]
+    pub fetch_max_bytes: usize,
     /// Memory for recently written and read objects, in bytes
     ///
     /// It holds objects written, read, and read ahead for catch-up consumers,
@@ -205,6 +210,8 @@ pub struct Config {
     pub default_partitions: i32,
     pub max_connections: usize,
     pub max_frame_bytes: usize,
+    /// Kafka's `fetch.max.bytes`: the cap on a fetch response's `max_bytes`.
+    pub fetch_max_bytes: usize,
     pub read_cache_bytes: u64,
     pub node_id: i32,
     /// Kafka's `group.initial.rebalance.delay.ms`.
@@ -232,6 +239,7 @@ impl Config {
             default_partitions,
             max_connections,
             max_frame_bytes,
+            fetch_max_bytes,
             read_cache_bytes,
             node_id,
             group_initial_rebalance_delay_ms,
@@ -277,6 +285,10 @@ impl Config {
         if max_frame_bytes < 1024 {
             bail!("--max-frame-bytes must be at least 1024");
         }
+        // Kafka's own lower bound for fetch.max.bytes.
+        if fetch_max_bytes < 1024 {
+            bail!("--fetch-max-bytes must be at least 1024");
+        }
         if node_id < 0 {
             bail!("--node-id must not be negative");
         }
@@ -311,6 +323,7 @@ impl Config {
             default_partitions,
             max_connections,
             max_frame_bytes,
+            fetch_max_bytes,
             read_cache_bytes,
             node_id,
             group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
@@ -367,6 +380,7 @@ mod tests {
         assert_eq!(config.default_partitions, 1);
         assert_eq!(config.max_connections, 10_000);
         assert_eq!(config.max_frame_bytes, 100 << 20);
+        assert_eq!(config.fetch_max_bytes, 57_671_680);
         assert_eq!(config.read_cache_bytes, 256 << 20);
         assert_eq!(config.node_id, 0);
         assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));
