@@ -5,9 +5,16 @@
 //! loop, in order; what it must wait for (durable commits, fetch long-polls) runs
 //! as a future, so a pipelining client keeps several requests in flight. At most
 //! [`MAX_IN_FLIGHT`] responses are pending; past that the read loop stops reading.
+//!
+//! Timeouts (`--connections-max-idle-ms`): a connection that sent no request
+//! for that long while owed no response is closed, as is one whose request
+//! under way has taken that long to arrive, or whose client has not read a
+//! response for that long.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -16,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::handlers::{self, Outcome, PendingResponse};
@@ -39,9 +47,21 @@ pub async fn serve(
 ) {
     let (mut read_half, write_half) = socket.into_split();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(write_half, pending_rx, peer));
+    let idle = broker.config.connections_max_idle;
+    let owed = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_responses(
+        write_half,
+        pending_rx,
+        peer,
+        Arc::clone(&owed),
+        idle,
+    ));
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let max_frame = broker.config.max_frame_bytes;
+    // When the last whole request arrived (or the connection opened), and when
+    // the first byte of the request under way did.
+    let mut last_request = Instant::now();
+    let mut request_started: Option<Instant> = None;
     'connection: loop {
         // Take every whole frame already buffered.
         loop {
@@ -88,10 +108,23 @@ pub async fn serve(
                     PendingResponse::ready(Outcome::Close)
                 }
             };
+            last_request = Instant::now();
+            request_started = None;
+            owed.fetch_add(1, Ordering::Relaxed);
             if pending_tx.send(pending).await.is_err() {
                 break 'connection;
             }
         }
+        if !buf.is_empty() && request_started.is_none() {
+            request_started = Some(Instant::now());
+        }
+        // Kafka closes a connection idle for connections.max.idle.ms. A request
+        // trickled in a byte at a time keeps a socket busy without ever being
+        // idle, so one request's bytes get the same time in all, counted from
+        // its first byte: generous for any real client (100 MiB in ten
+        // minutes is 170 KiB/s), yet it bounds how long a peer holds a
+        // connection slot and its partial frame.
+        let deadline = request_started.unwrap_or(last_request) + idle;
         tokio::select! {
             read = read_more(&mut read_half, &mut buf, max_frame) => match read {
                 Ok(0) => break,
@@ -101,6 +134,20 @@ pub async fn serve(
                     break;
                 }
             },
+            _ = tokio::time::sleep_until(deadline) => {
+                if request_started.is_some() {
+                    tracing::debug!(%peer, "closing connection: request not received in time");
+                    break;
+                }
+                // A long-polling fetch or a producer awaiting its ack is not
+                // idle: the client waits on us.
+                if owed.load(Ordering::Relaxed) > 0 {
+                    last_request = Instant::now();
+                    continue;
+                }
+                tracing::debug!(%peer, "closing idle connection");
+                break;
+            }
             _ = stop.changed() => break,
             // The writer stopped (closed by a bad request, or the peer is gone).
             _ = pending_tx.closed() => break,
@@ -147,10 +194,16 @@ fn make_room(buf: &mut BytesMut, max_frame: usize) {
     }
 }
 
+/// Writes each response once it is ready, in request order; `owed` counts the
+/// responses not yet written. A client that takes longer than `idle` to read
+/// one response is not reading: its connection is closed rather than left to
+/// hold responses in memory.
 async fn write_responses(
     mut socket: OwnedWriteHalf,
     mut incoming: mpsc::Receiver<PendingResponse>,
     peer: SocketAddr,
+    owed: Arc<AtomicUsize>,
+    idle: Duration,
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut reading = true;
@@ -162,12 +215,22 @@ async fn write_responses(
             },
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
                 Outcome::Respond(frame) => {
-                    if let Err(e) = socket.write_all(&frame).await {
-                        tracing::debug!(%peer, error = %e, "write failed");
-                        return;
+                    match tokio::time::timeout(idle, socket.write_all(&frame)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "closing connection: response not read in time");
+                            return;
+                        }
                     }
+                    owed.fetch_sub(1, Ordering::Relaxed);
                 }
-                Outcome::NoResponse => {}
+                Outcome::NoResponse => {
+                    owed.fetch_sub(1, Ordering::Relaxed);
+                }
                 Outcome::Close => {
                     let _ = socket.shutdown().await;
                     return;

@@ -4,11 +4,18 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
 use common::{
     admin, create_topic, decode_records, fetch, fetch_request, produce, record_batch, unique_topic,
-    Backend, TestBroker,
+    Backend, TestBroker, TestClient,
 };
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
+use streamhouse_protocol::test_util::BatchBuilder;
+use tokio::io::AsyncWriteExt;
 
 /// Kafka's `fetch.max.bytes` caps a fetch whatever `max_bytes` it asks for.
 #[tokio::test]
@@ -74,4 +81,131 @@ async fn a_first_batch_larger_than_fetch_max_bytes_is_returned_whole() {
     let records = partition.records.unwrap();
     assert_eq!(records.len(), batch.len());
     assert_eq!(decode_records(records).len(), 200);
+}
+
+/// A broker whose connections idle out after `idle_ms`.
+async fn broker_idling_after(idle_ms: u64) -> TestBroker {
+    TestBroker::start_with(Backend::Embedded, |s| s.connections_max_idle_ms = idle_ms).await
+}
+
+async fn api_versions(client: &mut TestClient) {
+    let response = client
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    assert!(matches!(response, ResponseKind::ApiVersions(r) if r.error_code == 0));
+}
+
+/// Kafka's `connections.max.idle.ms`: a socket that never sends a byte is
+/// closed once it has been idle that long, not before.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let broker = broker_idling_after(300).await;
+    let started = Instant::now();
+    let mut silent = broker.client().await;
+    assert!(silent.is_closed().await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    api_versions(&mut broker.client().await).await;
+}
+
+/// Idle means no request: a client sending one every 100 ms outlives the
+/// 300 ms timeout many times over, then idles out once it stops.
+#[tokio::test]
+async fn a_connection_sending_requests_is_not_idle() {
+    let broker = broker_idling_after(300).await;
+    let mut client = broker.client().await;
+    for _ in 0..12 {
+        api_versions(&mut client).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(client.is_closed().await);
+}
+
+/// A client waiting on a long-polling fetch is owed a response, so it is not
+/// idle even when the wait is longer than the idle timeout.
+#[tokio::test]
+async fn a_long_poll_longer_than_the_idle_timeout_is_answered() {
+    let broker = broker_idling_after(300).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("long-poll");
+    create_topic(&mut client, &topic, 1).await;
+    let started = Instant::now();
+    let partition = fetch(&mut client, &fetch_request(&topic, 0, 0, 1_000)).await;
+    assert_eq!(partition.error_code, 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    api_versions(&mut client).await;
+}
+
+/// A request trickled in a byte at a time never leaves the socket idle, but
+/// its bytes must all arrive within the timeout of its first.
+#[tokio::test]
+async fn a_request_trickled_slower_than_the_timeout_closes_the_connection() {
+    let broker = broker_idling_after(500).await;
+    let mut client = broker.client().await;
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(0)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str(
+            "a-slow-client-with-a-long-id",
+        )))
+        .encode(&mut frame, 1)
+        .unwrap();
+    let length = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    // 100 ms apart: well inside the idle timeout, but the whole request
+    // takes several times that.
+    assert!(frame.len() * 100 > 2 * 500);
+    for byte in frame.iter() {
+        if client.stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        client.is_closed().await,
+        "no response, the connection closed"
+    );
+}
+
+/// A client that pipelines fetches and never reads their responses is closed
+/// once a response has waited the idle timeout to be written, rather than
+/// holding its responses in memory for good.
+#[tokio::test]
+async fn a_client_that_does_not_read_its_responses_is_closed() {
+    let broker = broker_idling_after(500).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("unread");
+    create_topic(&mut client, &topic, 1).await;
+    for i in 0..4 {
+        let batch = BatchBuilder::new(8)
+            .first(8 * i)
+            .value(|_| vec![7u8; 100_000])
+            .build();
+        assert_eq!(produce(&mut client, &topic, 0, batch).await.0, 0);
+    }
+    // 32 responses of about 1 MiB: far more than the sockets' buffers hold.
+    for _ in 0..32 {
+        client
+            .send(ApiKey::Fetch, 12, &fetch_request(&topic, 0, 0, 0))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let mut responses = 0;
+    while client.receive_frame().await.is_some() {
+        responses += 1;
+    }
+    assert!(
+        responses < 32,
+        "{responses} responses, then the connection closed"
+    );
 }

@@ -66,6 +66,12 @@ pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> 
             Str,
             "Batches are stored in the producer's codec.",
         ),
+        set(
+            "connections.max.idle.ms",
+            config.connections_max_idle.as_millis().to_string(),
+            Long,
+            "Idle connections are closed after this long (--connections-max-idle-ms).",
+        ),
         fixed(
             "default.replication.factor",
             "1",

@@ -84,6 +84,17 @@ pub struct Settings {
     /// Most client connections served at once
     #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Close a connection that sent no request for this long while no response
+    /// was owed to it (Kafka's connections.max.idle.ms); also the most time
+    /// one request's bytes may take to arrive once its first byte has
+    ///
+    /// A socket that never sends a byte is closed after this long too.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000
+    )]
+    pub connections_max_idle_ms: u64,
     /// Largest request accepted, in bytes
     #[arg(long, env = "STREAMHOUSE_MAX_FRAME_BYTES",
           default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
@@ -209,6 +220,9 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_connections: usize,
+    /// Kafka's `connections.max.idle.ms`, also the deadline of one request's
+    /// bytes.
+    pub connections_max_idle: Duration,
     pub max_frame_bytes: usize,
     /// Kafka's `fetch.max.bytes`: the cap on a fetch response's `max_bytes`.
     pub fetch_max_bytes: usize,
@@ -238,6 +252,7 @@ impl Config {
             auto_create_topics,
             default_partitions,
             max_connections,
+            connections_max_idle_ms,
             max_frame_bytes,
             fetch_max_bytes,
             read_cache_bytes,
@@ -282,6 +297,9 @@ impl Config {
         if max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        if connections_max_idle_ms == 0 {
+            bail!("--connections-max-idle-ms must be at least 1");
+        }
         if max_frame_bytes < 1024 {
             bail!("--max-frame-bytes must be at least 1024");
         }
@@ -322,6 +340,7 @@ impl Config {
             auto_create_topics,
             default_partitions,
             max_connections,
+            connections_max_idle: Duration::from_millis(connections_max_idle_ms),
             max_frame_bytes,
             fetch_max_bytes,
             read_cache_bytes,
@@ -379,6 +398,7 @@ mod tests {
         assert!(config.auto_create_topics);
         assert_eq!(config.default_partitions, 1);
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.connections_max_idle, Duration::from_secs(600));
         assert_eq!(config.max_frame_bytes, 100 << 20);
         assert_eq!(config.fetch_max_bytes, 57_671_680);
         assert_eq!(config.read_cache_bytes, 256 << 20);
