@@ -1,10 +1,11 @@
-//! The listener: accepts connections up to the configured limit, one task per
-//! connection, and shuts down gracefully: stop accepting, let every connection
+//! The listener: accepts connections up to the configured limits (in all, and
+//! per IP address), one task per connection, and shuts down gracefully: stop accepting, let every connection
 //! finish the requests it has read, flush the write path so every waiting
 //! producer gets its answer, then return.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -46,6 +47,7 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(self.broker.config.max_connections));
+        let addresses = Arc::new(PerAddress::new(self.broker.config.max_connections_per_ip));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -62,6 +64,14 @@ impl Server {
                             continue;
                         }
                     };
+                    // Kafka closes a connection over its address's quota at
+                    // once; logged at debug, as a flood of them would flood
+                    // the log too.
+                    let Some(slot) = addresses.take(peer.ip()) else {
+                        tracing::debug!(%peer, limit = self.broker.config.max_connections_per_ip, "connection limit of this address reached; closing new connection");
+                        drop(socket);
+                        continue;
+                    };
                     let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                         tracing::warn!(%peer, limit = self.broker.config.max_connections, "connection limit reached; closing new connection");
                         drop(socket);
@@ -73,6 +83,7 @@ impl Server {
                     connections.spawn(async move {
                         connection::serve(broker, socket, peer, stop).await;
                         drop(permit);
+                        drop(slot);
                     });
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -94,5 +105,59 @@ impl Server {
         }
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Connections open per IP address, for `--max-connections-per-ip`.
+struct PerAddress {
+    limit: usize,
+    /// A std mutex: held for a map update, never across an await.
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    fn new(limit: usize) -> PerAddress {
+        PerAddress {
+            limit,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, released when dropped; `None`
+    /// when `ip` has as many as the limit allows.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            addresses: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+struct AddressSlot {
+    addresses: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .addresses
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            // Forget addresses with no connection, so the map stays as small
+            // as the connections open.
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }

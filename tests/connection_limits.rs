@@ -209,3 +209,34 @@ async fn a_client_that_does_not_read_its_responses_is_closed() {
         "{responses} responses, then the connection closed"
     );
 }
+
+/// Kafka's `max.connections.per.ip`: past the cap, a new connection from the
+/// same address is closed at once; the ones open keep working, and a slot
+/// freed by a closed connection can be used again.
+#[tokio::test]
+async fn connections_past_the_per_address_cap_are_closed() {
+    let broker = TestBroker::start_with(Backend::Embedded, |s| s.max_connections_per_ip = 2).await;
+    let mut first = broker.client().await;
+    let mut second = broker.client().await;
+    api_versions(&mut first).await;
+    api_versions(&mut second).await;
+    let started = Instant::now();
+    let mut third = broker.client().await;
+    assert!(third.is_closed().await);
+    assert!(started.elapsed() < Duration::from_secs(1), "closed at once");
+    api_versions(&mut first).await;
+    api_versions(&mut second).await;
+    drop(first);
+    // The broker notices the close when it next reads: retry for a while.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = broker.client().await;
+        let request = ApiVersionsRequest::default();
+        again.send(ApiKey::ApiVersions, 3, &request).await;
+        if again.receive_frame().await.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot is used again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -120,6 +120,12 @@ pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> 
             Int,
             "Connections served at once (--max-connections).",
         ),
+        set(
+            "max.connections.per.ip",
+            config.max_connections_per_ip.to_string(),
+            Int,
+            "Connections served at once from one IP address (--max-connections-per-ip).",
+        ),
         fixed(
             "message.max.bytes",
             "1048588",

@@ -84,6 +84,14 @@ pub struct Settings {
     /// Most client connections served at once
     #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most connections served at once from one IP address (Kafka's
+    /// max.connections.per.ip); further ones from it are closed at once
+    #[arg(
+        long,
+        env = "STREAMHOUSE_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 2_147_483_647
+    )]
+    pub max_connections_per_ip: usize,
     /// Close a connection that sent no request for this long while no response
     /// was owed to it (Kafka's connections.max.idle.ms); also the most time
     /// one request's bytes may take to arrive once its first byte has
@@ -220,6 +228,8 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_connections: usize,
+    /// Kafka's `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
     /// Kafka's `connections.max.idle.ms`, also the deadline of one request's
     /// bytes.
     pub connections_max_idle: Duration,
@@ -252,6 +262,7 @@ impl Config {
             auto_create_topics,
             default_partitions,
             max_connections,
+            max_connections_per_ip,
             connections_max_idle_ms,
             max_frame_bytes,
             fetch_max_bytes,
@@ -297,6 +308,9 @@ impl Config {
         if max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        if max_connections_per_ip == 0 {
+            bail!("--max-connections-per-ip must be at least 1");
+        }
         if connections_max_idle_ms == 0 {
             bail!("--connections-max-idle-ms must be at least 1");
         }
@@ -340,6 +354,7 @@ impl Config {
             auto_create_topics,
             default_partitions,
             max_connections,
+            max_connections_per_ip,
             connections_max_idle: Duration::from_millis(connections_max_idle_ms),
             max_frame_bytes,
             fetch_max_bytes,
@@ -398,6 +413,7 @@ mod tests {
         assert!(config.auto_create_topics);
         assert_eq!(config.default_partitions, 1);
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_connections_per_ip, 2_147_483_647);
         assert_eq!(config.connections_max_idle, Duration::from_secs(600));
         assert_eq!(config.max_frame_bytes, 100 << 20);
         assert_eq!(config.fetch_max_bytes, 57_671_680);
