@@ -5,17 +5,25 @@
 //! loop, in order; what it must wait for (durable commits, fetch long-polls) runs
 //! as a future, so a pipelining client keeps several requests in flight. At most
 //! [`MAX_IN_FLIGHT`] responses are pending; past that the read loop stops reading.
+//!
+//! Timeouts (`--connections-max-idle-ms`): a connection that sent no request
+//! for that long while owed no response is closed, as is one whose request
+//! under way has taken that long to arrive, or whose client has not read a
+//! response for that long.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
 use streamhouse_protocol::{frame, request, response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::handlers::{self, Outcome, PendingResponse};
@@ -25,7 +33,10 @@ use crate::Broker;
 /// handful (max.in.flight.requests.per.connection defaults to 5).
 const MAX_IN_FLIGHT: usize = 32;
 
-/// Initial read buffer; grows only to the size of a validated frame.
+/// Initial read buffer, and the least room made for each read. A frame's
+/// declared length is not reserved up front: the buffer grows with the bytes
+/// that arrive (see [`make_room`]), so a peer cannot pin memory by declaring
+/// large frames and stalling.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 pub async fn serve(
@@ -36,9 +47,21 @@ pub async fn serve(
 ) {
     let (mut read_half, write_half) = socket.into_split();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(write_half, pending_rx, peer));
+    let idle = broker.config.connections_max_idle;
+    let owed = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_responses(
+        write_half,
+        pending_rx,
+        peer,
+        Arc::clone(&owed),
+        idle,
+    ));
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let max_frame = broker.config.max_frame_bytes;
+    // When the last whole request arrived (or the connection opened), and when
+    // the first byte of the request under way did.
+    let mut last_request = Instant::now();
+    let mut request_started: Option<Instant> = None;
     'connection: loop {
         // Take every whole frame already buffered.
         loop {
@@ -85,18 +108,25 @@ pub async fn serve(
                     PendingResponse::ready(Outcome::Close)
                 }
             };
+            last_request = Instant::now();
+            request_started = None;
+            owed.fetch_add(1, Ordering::Relaxed);
             if pending_tx.send(pending).await.is_err() {
                 break 'connection;
             }
         }
-        if let Ok(Some(length)) = frame::declared_length(&buf, max_frame) {
-            buf.reserve(frame::LENGTH_PREFIX_BYTES + length - buf.len());
+        if !buf.is_empty() && request_started.is_none() {
+            request_started = Some(Instant::now());
         }
-        if buf.capacity() == buf.len() {
-            buf.reserve(READ_BUFFER_BYTES);
-        }
+        // Kafka closes a connection idle for connections.max.idle.ms. A request
+        // trickled in a byte at a time keeps a socket busy without ever being
+        // idle, so one request's bytes get the same time in all, counted from
+        // its first byte: generous for any real client (100 MiB in ten
+        // minutes is 170 KiB/s), yet it bounds how long a peer holds a
+        // connection slot and its partial frame.
+        let deadline = request_started.unwrap_or(last_request) + idle;
         tokio::select! {
-            read = read_half.read_buf(&mut buf) => match read {
+            read = read_more(&mut read_half, &mut buf, max_frame) => match read {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
@@ -104,6 +134,20 @@ pub async fn serve(
                     break;
                 }
             },
+            _ = tokio::time::sleep_until(deadline) => {
+                if request_started.is_some() {
+                    tracing::debug!(%peer, "closing connection: request not received in time");
+                    break;
+                }
+                // A long-polling fetch or a producer awaiting its ack is not
+                // idle: the client waits on us.
+                if owed.load(Ordering::Relaxed) > 0 {
+                    last_request = Instant::now();
+                    continue;
+                }
+                tracing::debug!(%peer, "closing idle connection");
+                break;
+            }
             _ = stop.changed() => break,
             // The writer stopped (closed by a bad request, or the peer is gone).
             _ = pending_tx.closed() => break,
@@ -113,10 +157,53 @@ pub async fn serve(
     let _ = writer.await;
 }
 
+/// Reads what the peer has sent into `buf`, after making room for it; `Ok(0)`
+/// at the end of the stream. Cancel safe: nothing is lost if the read is
+/// dropped before it completes.
+async fn read_more<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max_frame: usize,
+) -> std::io::Result<usize> {
+    make_room(buf, max_frame);
+    reader.read_buf(buf).await
+}
+
+/// Makes room in `buf` for the next read: a chunk, or as much as is buffered
+/// already, whichever is larger, but never past the end of the frame under
+/// way. So the buffer grows geometrically with the bytes that actually
+/// arrived (a large frame costs a handful of reallocations), and a peer that
+/// declares a large frame and stalls holds at most about twice what it sent.
+fn make_room(buf: &mut BytesMut, max_frame: usize) {
+    let spare = buf.capacity() - buf.len();
+    let wanted = match frame::declared_length(buf, max_frame) {
+        Ok(Some(length)) => {
+            let missing = (frame::LENGTH_PREFIX_BYTES + length).saturating_sub(buf.len());
+            // Past its end, the next frame's prefix: one chunk reads it.
+            if missing == 0 {
+                READ_BUFFER_BYTES
+            } else {
+                missing.min(buf.len().max(READ_BUFFER_BYTES))
+            }
+        }
+        // No whole prefix yet, or a bad one that the caller closes on.
+        _ => READ_BUFFER_BYTES,
+    };
+    if spare == 0 || spare < wanted.min(READ_BUFFER_BYTES) {
+        buf.reserve(wanted);
+    }
+}
+
+/// Writes each response once it is ready, in request order; `owed` counts the
+/// responses not yet written. A client that takes longer than `idle` to read
+/// one response is not reading: its connection is closed rather than left to
+/// hold responses in memory.
 async fn write_responses(
     mut socket: OwnedWriteHalf,
     mut incoming: mpsc::Receiver<PendingResponse>,
     peer: SocketAddr,
+    owed: Arc<AtomicUsize>,
+    idle: Duration,
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut reading = true;
@@ -128,12 +215,22 @@ async fn write_responses(
             },
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
                 Outcome::Respond(frame) => {
-                    if let Err(e) = socket.write_all(&frame).await {
-                        tracing::debug!(%peer, error = %e, "write failed");
-                        return;
+                    match tokio::time::timeout(idle, socket.write_all(&frame)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "closing connection: response not read in time");
+                            return;
+                        }
                     }
+                    owed.fetch_sub(1, Ordering::Relaxed);
                 }
-                Outcome::NoResponse => {}
+                Outcome::NoResponse => {
+                    owed.fetch_sub(1, Ordering::Relaxed);
+                }
                 Outcome::Close => {
                     let _ = socket.shutdown().await;
                     return;
@@ -143,4 +240,76 @@ async fn write_responses(
         }
     }
     let _ = socket.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    async fn read_until(socket: &mut tokio::io::DuplexStream, buf: &mut BytesMut, len: usize) {
+        while buf.len() < len {
+            assert!(read_more(socket, buf, 100 * MIB).await.unwrap() > 0);
+        }
+    }
+
+    /// A peer that declares a large frame and sends only its start costs about
+    /// what it sent, not what it declared.
+    #[tokio::test]
+    async fn a_stalled_large_frame_holds_only_the_bytes_it_sent() {
+        let (mut peer, mut socket) = tokio::io::duplex(64 * 1024);
+        let mut buf = BytesMut::new();
+        let declared = 90 * MIB;
+        peer.write_all(&(declared as i32).to_be_bytes())
+            .await
+            .unwrap();
+        read_until(&mut socket, &mut buf, 4).await;
+        for sent in [1004, 2004] {
+            peer.write_all(&[7; 1000]).await.unwrap();
+            read_until(&mut socket, &mut buf, sent).await;
+        }
+        assert_eq!(buf.len(), 2004);
+        assert!(
+            buf.capacity() <= MIB,
+            "{} bytes reserved for 2004 received",
+            buf.capacity()
+        );
+    }
+
+    /// The buffer still grows to hold a whole large frame sent in pieces.
+    #[tokio::test]
+    async fn a_large_frame_arriving_in_pieces_is_read_whole() {
+        let (mut peer, mut socket) = tokio::io::duplex(64 * 1024);
+        let body: Vec<u8> = (0..5 * MIB).map(|i| (i % 251) as u8).collect();
+        let sent = body.clone();
+        let sender = tokio::spawn(async move {
+            peer.write_all(&(sent.len() as i32).to_be_bytes())
+                .await
+                .unwrap();
+            for piece in sent.chunks(10_000) {
+                peer.write_all(piece).await.unwrap();
+            }
+            peer
+        });
+        let mut buf = BytesMut::new();
+        let length = loop {
+            if let Some(length) = frame::check(&buf, 100 * MIB).unwrap() {
+                break length;
+            }
+            assert!(read_more(&mut socket, &mut buf, 100 * MIB).await.unwrap() > 0);
+            // Room for at most what arrived again, plus one chunk.
+            assert!(
+                buf.capacity() <= 2 * buf.len() + MIB,
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
+        };
+        assert_eq!(length, body.len());
+        assert_eq!(&buf[frame::LENGTH_PREFIX_BYTES..], &body[..]);
+        drop(sender.await.unwrap());
+    }
 }

@@ -16,8 +16,16 @@ fn main() -> std::process::ExitCode {
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = match Settings::load().and_then(Config::resolve) {
+    let mut config = match Settings::load().and_then(Config::resolve) {
         Ok(config) => config,
+        Err(e) => {
+            eprintln!("streamhouse: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    config.max_connections = match streamhouse::server::fit_descriptor_limit(config.max_connections)
+    {
+        Ok(max_connections) => max_connections,
         Err(e) => {
             eprintln!("streamhouse: {e:#}");
             return std::process::ExitCode::from(2);

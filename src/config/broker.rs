@@ -66,6 +66,12 @@ pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> 
             Str,
             "Batches are stored in the producer's codec.",
         ),
+        set(
+            "connections.max.idle.ms",
+            config.connections_max_idle.as_millis().to_string(),
+            Long,
+            "Idle connections are closed after this long (--connections-max-idle-ms).",
+        ),
         fixed(
             "default.replication.factor",
             "1",
@@ -83,6 +89,12 @@ pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> 
             format!("PLAINTEXT://{}", config.listen),
             List,
             "Address this agent listens on (--listen).",
+        ),
+        set(
+            "fetch.max.bytes",
+            config.fetch_max_bytes.to_string(),
+            Int,
+            "Most record bytes one fetch response returns (--fetch-max-bytes).",
         ),
         fixed(
             "log.cleanup.policy",
@@ -107,6 +119,12 @@ pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> 
             config.max_connections.to_string(),
             Int,
             "Connections served at once (--max-connections).",
+        ),
+        set(
+            "max.connections.per.ip",
+            config.max_connections_per_ip.to_string(),
+            Int,
+            "Connections served at once from one IP address (--max-connections-per-ip).",
         ),
         fixed(
             "message.max.bytes",

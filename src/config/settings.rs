@@ -84,10 +84,34 @@ pub struct Settings {
     /// Most client connections served at once
     #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most connections served at once from one IP address (Kafka's
+    /// max.connections.per.ip); further ones from it are closed at once
+    #[arg(
+        long,
+        env = "STREAMHOUSE_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 2_147_483_647
+    )]
+    pub max_connections_per_ip: usize,
+    /// Close a connection that sent no request for this long while no response
+    /// was owed to it (Kafka's connections.max.idle.ms); also the most time
+    /// one request's bytes may take to arrive once its first byte has
+    ///
+    /// A socket that never sends a byte is closed after this long too.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000
+    )]
+    pub connections_max_idle_ms: u64,
     /// Largest request accepted, in bytes
     #[arg(long, env = "STREAMHOUSE_MAX_FRAME_BYTES",
           default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+    /// Most record bytes one fetch response returns, whatever the client asks
+    /// (Kafka's fetch.max.bytes); the first batch is returned whole even if
+    /// larger, so a consumer always makes progress
+    #[arg(long, env = "STREAMHOUSE_FETCH_MAX_BYTES", default_value_t = 55 << 20)]
+    pub fetch_max_bytes: usize,
     /// Memory for recently written and read objects, in bytes
     ///
     /// It holds objects written, read, and read ahead for catch-up consumers,
@@ -204,7 +228,14 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_connections: usize,
+    /// Kafka's `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
+    /// Kafka's `connections.max.idle.ms`, also the deadline of one request's
+    /// bytes.
+    pub connections_max_idle: Duration,
     pub max_frame_bytes: usize,
+    /// Kafka's `fetch.max.bytes`: the cap on a fetch response's `max_bytes`.
+    pub fetch_max_bytes: usize,
     pub read_cache_bytes: u64,
     pub node_id: i32,
     /// Kafka's `group.initial.rebalance.delay.ms`.
@@ -231,7 +262,10 @@ impl Config {
             auto_create_topics,
             default_partitions,
             max_connections,
+            max_connections_per_ip,
+            connections_max_idle_ms,
             max_frame_bytes,
+            fetch_max_bytes,
             read_cache_bytes,
             node_id,
             group_initial_rebalance_delay_ms,
@@ -274,8 +308,18 @@ impl Config {
         if max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        if max_connections_per_ip == 0 {
+            bail!("--max-connections-per-ip must be at least 1");
+        }
+        if connections_max_idle_ms == 0 {
+            bail!("--connections-max-idle-ms must be at least 1");
+        }
         if max_frame_bytes < 1024 {
             bail!("--max-frame-bytes must be at least 1024");
+        }
+        // Kafka's own lower bound for fetch.max.bytes.
+        if fetch_max_bytes < 1024 {
+            bail!("--fetch-max-bytes must be at least 1024");
         }
         if node_id < 0 {
             bail!("--node-id must not be negative");
@@ -310,7 +354,10 @@ impl Config {
             auto_create_topics,
             default_partitions,
             max_connections,
+            max_connections_per_ip,
+            connections_max_idle: Duration::from_millis(connections_max_idle_ms),
             max_frame_bytes,
+            fetch_max_bytes,
             read_cache_bytes,
             node_id,
             group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
@@ -366,7 +413,10 @@ mod tests {
         assert!(config.auto_create_topics);
         assert_eq!(config.default_partitions, 1);
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_connections_per_ip, 2_147_483_647);
+        assert_eq!(config.connections_max_idle, Duration::from_secs(600));
         assert_eq!(config.max_frame_bytes, 100 << 20);
+        assert_eq!(config.fetch_max_bytes, 57_671_680);
         assert_eq!(config.read_cache_bytes, 256 << 20);
         assert_eq!(config.node_id, 0);
         assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));

@@ -1,5 +1,8 @@
 //! Fetch: whole batches from the requested offsets, with their assigned offsets;
-//! long-polls up to `max_wait_ms` until `min_bytes` are available.
+//! long-polls up to `max_wait_ms` until `min_bytes` are available. A response
+//! holds at most `--fetch-max-bytes` (Kafka's `fetch.max.bytes`) whatever the
+//! request's `max_bytes`, except that a first batch larger than that is
+//! returned whole.
 
 use std::time::Duration;
 
@@ -32,8 +35,14 @@ const PARTITION_READS_IN_FLIGHT: usize = 8;
 pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> FetchResponse {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
-    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    // As Kafka: the broker's fetch.max.bytes caps what the client asks, and a
+    // fetch never waits for more than it may return.
+    let max_bytes = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(broker.config.fetch_max_bytes);
+    let min_bytes = usize::try_from(request.min_bytes)
+        .unwrap_or(0)
+        .min(max_bytes);
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
         let topic = match broker.catalog.topic_by_name(&wanted.topic.0).await {
