@@ -9,7 +9,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use super::{Backend, SqlCatalog};
 use crate::{CatalogError, Result};
@@ -64,6 +64,9 @@ pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
             // Each new connection to `:memory:` would be a new, empty database, so
             // one connection serves everything and is never recycled.
             let pool = sqlite_options(1)
+                // Nor replaced after a failed rollback (see `fit_for_reuse`):
+                // that would replace the database by an empty one without its
+                // schema.
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(any_options(&url)?)
@@ -76,6 +79,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
             // run in parallel, so reads and writes share one pool.
             let pool = AnyPoolOptions::new()
                 .max_connections(POSTGRES_CONNECTIONS)
+                .after_release(|conn, _meta| Box::pin(fit_for_reuse(conn)))
                 .connect_with(any_options(&url)?)
                 .await?;
             // Takes an advisory lock: agents starting together migrate once.
@@ -99,8 +103,30 @@ fn sqlite_options(max_connections: u32) -> AnyPoolOptions {
         })
 }
 
+/// Whether a connection coming back to its pool may serve again: not if it still
+/// counts an open transaction.
+///
+/// A transaction dropped without commit queues a ROLLBACK on its connection. When
+/// the database already rolled back by itself — SQLite does on SQLITE_FULL,
+/// SQLITE_IOERR or SQLITE_NOMEM, and a COMMIT that failed on a full disk leaves
+/// the same state — that ROLLBACK fails, the driver keeps counting the
+/// transaction as open, and every later `BEGIN` on the connection fails. On
+/// SQLite's single write connection that would stop every write until restart. The
+/// ping runs whatever the connection has queued, the rollback included; a
+/// connection still in a transaction after it is closed, and the pool opens a
+/// fresh one when it is next needed.
+async fn fit_for_reuse(conn: &mut AnyConnection) -> sqlx::Result<bool> {
+    conn.ping().await?;
+    let fit = !conn.is_in_transaction();
+    if !fit {
+        tracing::warn!("catalog connection left in a failed transaction; replacing it");
+    }
+    Ok(fit)
+}
+
 async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool> {
     Ok(sqlite_options(max_connections)
+        .after_release(|conn, _meta| Box::pin(fit_for_reuse(conn)))
         .connect_with(any_options(url)?)
         .await?)
 }

@@ -161,3 +161,6 @@ impl SqlCatalog {
         retry::retrying(self.backend, operation, attempt).await
     }
 }
+
+#[cfg(test)]
+mod tests;
