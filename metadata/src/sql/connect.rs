@@ -4,12 +4,13 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
 
 use super::{Backend, SqlCatalog};
 use crate::{CatalogError, Result};
@@ -47,7 +48,7 @@ enum Target {
     },
 }
 
-pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
+pub(super) async fn connect(url: &str, timeout: Duration) -> Result<SqlCatalog> {
     sqlx::any::install_default_drivers();
     let catalog = match parse(url)? {
         Target::SqliteFile { url } => {
@@ -58,7 +59,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
             let writes = sqlite_pool(&url, 1).await?;
             SQLITE_MIGRATIONS.run(&writes).await?;
             let reads = sqlite_pool(&url, SQLITE_READERS).await?;
-            SqlCatalog::new(Backend::Sqlite, reads, writes)
+            SqlCatalog::new(Backend::Sqlite, reads, writes, timeout)
         }
         Target::SqliteMemory { url } => {
             // Each new connection to `:memory:` would be a new, empty database, so
@@ -72,7 +73,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
                 .connect_with(any_options(&url)?)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
-            SqlCatalog::new(Backend::Sqlite, pool.clone(), pool)
+            SqlCatalog::new(Backend::Sqlite, pool.clone(), pool, timeout)
         }
         Target::Postgres { url } => {
             // Row locks serialise writers that touch the same partitions; the rest
@@ -80,11 +81,17 @@ pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
             let pool = AnyPoolOptions::new()
                 .max_connections(POSTGRES_CONNECTIONS)
                 .after_release(|conn, _meta| Box::pin(fit_for_reuse(conn)))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(statement_timeout(timeout)).await?;
+                        Ok(())
+                    })
+                })
                 .connect_with(any_options(&url)?)
                 .await?;
             // Takes an advisory lock: agents starting together migrate once.
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            SqlCatalog::new(Backend::Postgres, pool.clone(), pool)
+            SqlCatalog::new(Backend::Postgres, pool.clone(), pool, timeout)
         }
     };
     tracing::info!(backend = ?catalog.backend(), "catalog open");
@@ -101,6 +108,17 @@ fn sqlite_options(max_connections: u32) -> AnyPoolOptions {
                 Ok(())
             })
         })
+}
+
+/// Makes the server cancel a statement that runs longer than the catalog
+/// timeout. The catalog gives up on the operation at the same time (see
+/// `retry.rs`), but only the server can stop the statement: without this a
+/// statement waiting for a lock would keep its connection, and the locks it
+/// already took, until the lock came free.
+fn statement_timeout(timeout: Duration) -> AssertSqlSafe<String> {
+    // The setting is in milliseconds; 0 would mean no limit.
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+    AssertSqlSafe(format!("SET statement_timeout = {ms}"))
 }
 
 /// Whether a connection coming back to its pool may serve again: not if it still
@@ -305,7 +323,7 @@ mod tests {
     async fn sqlite_connections_are_durable_patient_and_check_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let catalog = connect(&url).await.unwrap();
+        let catalog = connect(&url, super::super::DEFAULT_TIMEOUT).await.unwrap();
         for pool in [&catalog.reads, &catalog.writes] {
             let mut conn = pool.acquire().await.unwrap();
             for (pragma, expected) in [
