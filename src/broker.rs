@@ -93,7 +93,7 @@ impl Broker {
             Arc::clone(&metrics),
         );
         let coordinator = Coordinator::start(
-            Arc::clone(&catalog),
+            catalog.clone(),
             CoordinatorNode {
                 node_id: config.node_id,
                 host: config.advertise_host.clone(),
