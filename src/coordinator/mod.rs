@@ -31,6 +31,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
 use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
@@ -144,7 +145,11 @@ impl Coordinator {
             group.stored = true;
         }
         if let Err(error) = &result {
-            tracing::warn!(group = %group.id, %error, "cannot store group");
+            // The timer retries a dirty group every tick while the catalog fails.
+            static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+            if let Some(suppressed) = WARNINGS.allow() {
+                tracing::warn!(group = %group.id, %error, suppressed, "cannot store group");
+            }
             group.dirty = true;
         }
         result
