@@ -11,6 +11,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 
 use super::{Backend, SqlCatalog};
 use crate::{CatalogError, Result};
@@ -137,7 +138,14 @@ async fn fit_for_reuse(conn: &mut AnyConnection) -> sqlx::Result<bool> {
     conn.ping().await?;
     let fit = !conn.is_in_transaction();
     if !fit {
-        tracing::warn!("catalog connection left in a failed transaction; replacing it");
+        // Once per failed transaction for as long as the disk stays full.
+        static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+        if let Some(suppressed) = WARNINGS.allow() {
+            tracing::warn!(
+                suppressed,
+                "catalog connection left in a failed transaction; replacing it"
+            );
+        }
     }
     Ok(fit)
 }
