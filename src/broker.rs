@@ -45,10 +45,13 @@ impl Broker {
         config: Config,
         clock: SharedClock,
     ) -> anyhow::Result<Arc<Broker>> {
-        let catalog =
-            streamhouse_metadata::open_with_clock(&config.catalog_url, Arc::clone(&clock))
-                .await
-                .with_context(|| format!("cannot open the catalog at {}", config.catalog_url))?;
+        let catalog = streamhouse_metadata::open_with_timeout(
+            &config.catalog_url,
+            Arc::clone(&clock),
+            config.catalog_timeout,
+        )
+        .await
+        .with_context(|| format!("cannot open the catalog at {}", config.catalog_url))?;
         let store = streamhouse_storage::open_store(&config.store_url)
             .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
         let metrics = Arc::new(Metrics::default());
@@ -91,7 +94,7 @@ impl Broker {
             Arc::clone(&metrics),
         );
         let coordinator = Coordinator::start(
-            Arc::clone(&catalog),
+            catalog.clone(),
             CoordinatorNode {
                 node_id: config.node_id,
                 host: config.advertise_host.clone(),

@@ -17,6 +17,11 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         CatalogError::OffsetBeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
         // Database unreachable or failing: retriable for the client.
         CatalogError::Database(_) => ResponseError::KafkaStorageError,
+        // Not KAFKA_STORAGE_ERROR, which tells the client nothing was written:
+        // a write that timed out may still have committed. REQUEST_TIMED_OUT is
+        // what Kafka answers when it cannot tell, and is retriable; an
+        // idempotent producer's retry is then deduplicated.
+        CatalogError::Timeout { .. } => ResponseError::RequestTimedOut,
         CatalogError::InvalidUrl { .. }
         | CatalogError::Migration(_)
         | CatalogError::Corrupt(_)
@@ -54,4 +59,20 @@ pub fn batch(error: &BatchError) -> ResponseError {
 /// Error code of an optional error: 0 for none.
 pub fn code(error: Option<ResponseError>) -> i16 {
     error.map_or(0, |e| e.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_catalog_timeout_is_request_timed_out() {
+        let timeout = CatalogError::Timeout {
+            operation: "commit_objects",
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(catalog(&timeout), ResponseError::RequestTimedOut);
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -59,7 +60,10 @@ impl Server {
                         Err(e) => {
                             // Out of file descriptors and the like: back off rather
                             // than spin.
-                            tracing::warn!(error = %e, "accept failed");
+                            static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                            if let Some(suppressed) = WARNINGS.allow() {
+                                tracing::warn!(error = %e, suppressed, "accept failed");
+                            }
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
@@ -73,7 +77,10 @@ impl Server {
                         continue;
                     };
                     let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        tracing::warn!(%peer, limit = self.broker.config.max_connections, "connection limit reached; closing new connection");
+                        static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                        if let Some(suppressed) = WARNINGS.allow() {
+                            tracing::warn!(%peer, limit = self.broker.config.max_connections, suppressed, "connection limit reached; closing new connection");
+                        }
                         drop(socket);
                         continue;
                     };

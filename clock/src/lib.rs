@@ -15,6 +15,10 @@
 //! Sleeping is left to the runtime: a timer task wakes on its own schedule and
 //! then asks the clock what time it is, so a manual clock decides what the
 //! task finds.
+//!
+//! [`throttle`] holds repeated warnings to one per period.
+
+pub mod throttle;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

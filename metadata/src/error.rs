@@ -1,5 +1,7 @@
 //! Errors of the catalog. The broker maps them to Kafka error codes in one place.
 
+use std::time::Duration;
+
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +12,13 @@ pub enum CatalogError {
     UnknownTopic(String),
     #[error("invalid catalog URL '{url}': {reason}")]
     InvalidUrl { url: String, reason: String },
+    /// The operation did not finish within the catalog timeout (a lock held
+    /// elsewhere, a stalled database). Whether a write took effect is unknown.
+    #[error("catalog operation {operation} did not finish within {after:?}")]
+    Timeout {
+        operation: &'static str,
+        after: Duration,
+    },
     #[error("catalog database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("catalog migration failed: {0}")]

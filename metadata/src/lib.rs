@@ -30,9 +30,10 @@ pub use model::{
     IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets, RunAppend, RunOutcome, Topic,
     TopicId,
 };
-pub use sql::{Backend, SqlCatalog};
+pub use sql::{Backend, SqlCatalog, DEFAULT_TIMEOUT};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use streamhouse_clock::SharedClock;
 
@@ -59,4 +60,18 @@ pub async fn open(url: &str) -> Result<Arc<dyn Catalog>> {
 /// [`open`], with the catalog stamping rows with the time `clock` reads.
 pub async fn open_with_clock(url: &str, clock: SharedClock) -> Result<Arc<dyn Catalog>> {
     Ok(Arc::new(SqlCatalog::connect(url).await?.with_clock(clock)))
+}
+
+/// [`open_with_clock`] with catalog operations failing with
+/// [`CatalogError::Timeout`] after `timeout` instead of [`DEFAULT_TIMEOUT`].
+pub async fn open_with_timeout(
+    url: &str,
+    clock: SharedClock,
+    timeout: Duration,
+) -> Result<Arc<dyn Catalog>> {
+    Ok(Arc::new(
+        SqlCatalog::connect_with_timeout(url, timeout)
+            .await?
+            .with_clock(clock),
+    ))
 }

@@ -48,6 +48,13 @@ pub struct Settings {
     /// [default: sqlite://DATA_DIR/catalog.db]
     #[arg(long, env = "STREAMHOUSE_CATALOG")]
     pub catalog: Option<String>,
+    /// Fail a catalog operation that has not finished after this long (a lock
+    /// held elsewhere, a stalled database); the request gets REQUEST_TIMED_OUT
+    ///
+    /// Below clients' request.timeout.ms (30 s by default), so that the broker
+    /// still answers. On PostgreSQL also each statement's statement_timeout.
+    #[arg(long, env = "STREAMHOUSE_CATALOG_TIMEOUT_MS", default_value_t = 25_000)]
+    pub catalog_timeout_ms: u64,
     /// Object store: file://PATH, memory:// or
     /// s3://BUCKET?endpoint=URL&region=R&allow_http=true&path_style=true&prefix=P
     /// [default: file://DATA_DIR/objects]
@@ -221,6 +228,7 @@ pub struct Config {
     pub advertise_port: u16,
     pub data_dir: PathBuf,
     pub catalog_url: String,
+    pub catalog_timeout: Duration,
     pub store_url: String,
     pub flush_bytes: usize,
     pub flush_interval: Duration,
@@ -254,6 +262,7 @@ impl Config {
             advertise,
             data_dir,
             catalog,
+            catalog_timeout_ms,
             store,
             config: _,
             flush_bytes,
@@ -324,6 +333,9 @@ impl Config {
         if node_id < 0 {
             bail!("--node-id must not be negative");
         }
+        if catalog_timeout_ms == 0 {
+            bail!("--catalog-timeout-ms must be at least 1");
+        }
         let metrics_listen =
             match metrics_listen {
                 Some(text) => Some(text.parse().with_context(|| {
@@ -347,6 +359,7 @@ impl Config {
             advertise_port,
             data_dir,
             catalog_url,
+            catalog_timeout: Duration::from_millis(catalog_timeout_ms),
             store_url,
             flush_bytes,
             flush_interval: Duration::from_millis(flush_interval_ms.unwrap_or(default_interval)),
@@ -406,6 +419,10 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
         assert_eq!(config.advertise_host, "127.0.0.1");
         assert_eq!(config.catalog_url, "sqlite://data/catalog.db");
+        assert_eq!(
+            config.catalog_timeout,
+            streamhouse_metadata::DEFAULT_TIMEOUT
+        );
         assert_eq!(config.store_url, "file://data/objects");
         assert_eq!(config.flush_bytes, 4 << 20);
         assert_eq!(config.flush_interval, Duration::from_millis(10));

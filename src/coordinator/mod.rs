@@ -13,7 +13,8 @@
 //! Each group sits behind its own async mutex; catalog writes that must precede
 //! an answer (the generation's assignment) happen under it, so stores of one
 //! group are ordered. A ticker advances timers (sessions, rebalance deadlines,
-//! the initial rebalance delay) every [`TICK`].
+//! the initial rebalance delay) every [`TICK`], never waiting for the catalog
+//! (see `run_timers`).
 
 mod group;
 mod join_answer;
@@ -30,8 +31,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
-use streamhouse_metadata::{Catalog, CatalogError};
+use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
 
 pub use group::{Group, GroupState, JoinReply};
@@ -55,7 +57,8 @@ pub const KEY_TYPE_GROUP: i8 = 0;
 pub const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub struct Coordinator {
-    catalog: Arc<dyn Catalog>,
+    /// Only the groups' part of the catalog: all the coordinator stores.
+    catalog: Arc<dyn GroupCatalog>,
     this_node: CoordinatorNode,
     initial_delay: Duration,
     /// Sessions, rebalance deadlines and the initial delay are measured on it.
@@ -67,7 +70,7 @@ impl Coordinator {
     /// Loads every stored group and starts the timer task, which ends once the
     /// coordinator is dropped.
     pub async fn start(
-        catalog: Arc<dyn Catalog>,
+        catalog: Arc<dyn GroupCatalog>,
         this_node: CoordinatorNode,
         initial_delay: Duration,
         clock: SharedClock,
@@ -142,7 +145,11 @@ impl Coordinator {
             group.stored = true;
         }
         if let Err(error) = &result {
-            tracing::warn!(group = %group.id, %error, "cannot store group");
+            // The timer retries a dirty group every tick while the catalog fails.
+            static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+            if let Some(suppressed) = WARNINGS.allow() {
+                tracing::warn!(group = %group.id, %error, suppressed, "cannot store group");
+            }
             group.dirty = true;
         }
         result
@@ -301,11 +308,19 @@ impl Coordinator {
         None
     }
 
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+    pub fn catalog(&self) -> &Arc<dyn GroupCatalog> {
         &self.catalog
     }
 }
 
+/// Advances every group's timers each tick without waiting for the catalog.
+///
+/// A group whose lock is taken (a request in progress, or its save still
+/// running) is skipped this tick and looked at again the next: waiting for it
+/// would let one group stalled in the catalog stop every other group's
+/// sessions from lapsing. A group the tick changed is saved on a task of its
+/// own that keeps the group's lock until the catalog answers, so saves of one
+/// group stay in order and at most one per group is in flight.
 async fn run_timers(coordinator: Weak<Coordinator>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -315,9 +330,16 @@ async fn run_timers(coordinator: Weak<Coordinator>) {
             return;
         };
         for group in coordinator.groups() {
-            let mut group = group.lock().await;
+            let Ok(mut group) = group.try_lock_owned() else {
+                continue;
+            };
             group.tick(coordinator.clock.now());
-            let _ = coordinator.persist(&mut group).await;
+            if group.dirty {
+                let coordinator = Arc::clone(&coordinator);
+                tokio::spawn(async move {
+                    let _ = coordinator.persist(&mut group).await;
+                });
+            }
         }
     }
 }

@@ -1,23 +1,28 @@
 //! The coordinator's timers read the injected clock: sessions lapse when the
 //! clock says so, not when the wall clock does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use streamhouse_clock::ManualClock;
+use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit, StoredGroup};
+use streamhouse_metadata::{GroupCatalog, SqlCatalog};
+use tokio::sync::Semaphore;
 
 use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, SyncRequest, TICK};
 
 const SESSION: Duration = Duration::from_secs(10);
 
-fn join_request() -> JoinRequest {
+fn join_request(session: Duration) -> JoinRequest {
     JoinRequest {
         member_id: String::new(),
         instance_id: None,
         client_id: "c".into(),
         client_host: "/127.0.0.1".into(),
-        session_timeout_ms: SESSION.as_millis() as i32,
+        session_timeout_ms: session.as_millis() as i32,
         rebalance_timeout_ms: 30_000,
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
@@ -36,24 +41,22 @@ async fn a_few_ticks() {
     tokio::time::sleep(TICK * 5).await;
 }
 
-#[tokio::test]
-async fn a_session_lapses_when_the_clock_passes_its_deadline_and_not_before() {
-    let catalog = streamhouse_metadata::open("sqlite::memory:").await.unwrap();
-    let clock = ManualClock::new();
-    let node = CoordinatorNode {
+fn node() -> CoordinatorNode {
+    CoordinatorNode {
         node_id: 0,
         host: "127.0.0.1".into(),
         port: 9092,
-    };
-    let coordinator = Coordinator::start(catalog, node, Duration::ZERO, clock.clone())
-        .await
-        .unwrap();
+    }
+}
 
-    let joined = coordinator.join("g", join_request()).await;
+/// Joins one member with `session` and hands it its assignment: the group is
+/// stable. Returns the member id.
+async fn stable_group(coordinator: &Coordinator, group_id: &str, session: Duration) -> String {
+    let joined = coordinator.join(group_id, join_request(session)).await;
     assert_eq!((joined.error, joined.generation), (None, 1));
     let synced = coordinator
         .sync(
-            "g",
+            group_id,
             SyncRequest {
                 member_id: joined.member_id.clone(),
                 instance_id: None,
@@ -65,7 +68,21 @@ async fn a_session_lapses_when_the_clock_passes_its_deadline_and_not_before() {
         )
         .await;
     assert_eq!(synced.error, None);
-    assert_eq!(members_of(&coordinator, "g").await, (1, GroupState::Stable));
+    assert_eq!(
+        members_of(coordinator, group_id).await,
+        (1, GroupState::Stable)
+    );
+    joined.member_id
+}
+
+#[tokio::test]
+async fn a_session_lapses_when_the_clock_passes_its_deadline_and_not_before() {
+    let catalog = streamhouse_metadata::open("sqlite::memory:").await.unwrap();
+    let clock = ManualClock::new();
+    let coordinator = Coordinator::start(catalog, node(), Duration::ZERO, clock.clone())
+        .await
+        .unwrap();
+    let member_id = stable_group(&coordinator, "g", SESSION).await;
 
     // Real time passes but the clock does not: the member stays.
     clock.advance(SESSION - Duration::from_millis(1));
@@ -77,7 +94,121 @@ async fn a_session_lapses_when_the_clock_passes_its_deadline_and_not_before() {
     a_few_ticks().await;
     assert_eq!(members_of(&coordinator, "g").await, (0, GroupState::Empty));
     assert_eq!(
-        coordinator.heartbeat("g", &joined.member_id, None, 1).await,
+        coordinator.heartbeat("g", &member_id, None, 1).await,
         Some(ResponseError::UnknownMemberId)
     );
+}
+
+/// The groups' catalog, except that once `block` is called, storing the group
+/// `stuck` waits until `release`: a catalog stalled for one group's save.
+struct StallingSaves {
+    inner: SqlCatalog,
+    stuck: &'static str,
+    blocked: std::sync::atomic::AtomicBool,
+    gate: Semaphore,
+}
+
+impl StallingSaves {
+    fn block(&self) {
+        self.blocked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        self.blocked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+#[async_trait]
+impl GroupCatalog for StallingSaves {
+    async fn commit_offsets(
+        &self,
+        group_id: &str,
+        commits: &[OffsetCommit],
+    ) -> streamhouse_metadata::Result<()> {
+        self.inner.commit_offsets(group_id, commits).await
+    }
+
+    async fn committed_offsets(
+        &self,
+        group_id: &str,
+    ) -> streamhouse_metadata::Result<Vec<CommittedOffset>> {
+        self.inner.committed_offsets(group_id).await
+    }
+
+    async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> streamhouse_metadata::Result<()> {
+        self.inner.delete_offsets(group_id, partitions).await
+    }
+
+    async fn store_group(&self, group: &StoredGroup) -> streamhouse_metadata::Result<()> {
+        if group.group_id == self.stuck && self.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+            let _pass = self.gate.acquire().await;
+        }
+        self.inner.store_group(group).await
+    }
+
+    async fn load_groups(&self) -> streamhouse_metadata::Result<Vec<StoredGroup>> {
+        self.inner.load_groups().await
+    }
+
+    async fn delete_group(&self, group_id: &str) -> streamhouse_metadata::Result<()> {
+        self.inner.delete_group(group_id).await
+    }
+}
+
+/// A save stalled in the catalog holds up its own group only: the timer goes on
+/// expiring the sessions of the others, and the stalled save lands once the
+/// catalog answers.
+#[tokio::test]
+async fn a_stalled_save_of_one_group_does_not_stop_the_timers_of_the_others() {
+    let catalog = Arc::new(StallingSaves {
+        inner: SqlCatalog::connect("sqlite::memory:").await.unwrap(),
+        stuck: "stuck",
+        blocked: Default::default(),
+        gate: Semaphore::new(0),
+    });
+    let clock = ManualClock::new();
+    let coordinator = Coordinator::start(
+        Arc::clone(&catalog) as Arc<dyn GroupCatalog>,
+        node(),
+        Duration::ZERO,
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    // Kafka's group.min.session.timeout.ms.
+    let short = Duration::from_secs(6);
+    stable_group(&coordinator, "stuck", short).await;
+    stable_group(&coordinator, "live", SESSION).await;
+
+    // The member of `stuck` expires first, and saving its group stalls.
+    catalog.block();
+    clock.advance(short);
+    a_few_ticks().await;
+
+    clock.advance(SESSION - short);
+    a_few_ticks().await;
+    assert_eq!(
+        members_of(&coordinator, "live").await,
+        (0, GroupState::Empty)
+    );
+
+    catalog.release();
+    a_few_ticks().await;
+    assert_eq!(
+        members_of(&coordinator, "stuck").await,
+        (0, GroupState::Empty)
+    );
+    let stored = catalog.load_groups().await.unwrap();
+    let members: Vec<(&str, usize)> = stored
+        .iter()
+        .map(|group| (group.group_id.as_str(), group.members.len()))
+        .collect();
+    assert_eq!(members, vec![("live", 0), ("stuck", 0)]);
 }

@@ -14,6 +14,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::{PartitionOffsets, Topic};
 use streamhouse_protocol::batch;
 use tokio::sync::watch;
@@ -283,7 +284,10 @@ async fn read_partition(
             .read(&entries, fetch_offset, budget)
             .await
             .map_err(|e| {
-                tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, "fetch read failed");
+                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(suppressed) = WARNINGS.allow() {
+                    tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, suppressed, "fetch read failed");
+                }
                 errors::storage(&e)
             }),
         Err(e) => Err(errors::catalog(&e)),

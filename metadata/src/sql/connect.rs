@@ -4,12 +4,14 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 
 use super::{Backend, SqlCatalog};
 use crate::{CatalogError, Result};
@@ -47,7 +49,7 @@ enum Target {
     },
 }
 
-pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
+pub(super) async fn connect(url: &str, timeout: Duration) -> Result<SqlCatalog> {
     sqlx::any::install_default_drivers();
     let catalog = match parse(url)? {
         Target::SqliteFile { url } => {
@@ -58,29 +60,39 @@ pub(super) async fn connect(url: &str) -> Result<SqlCatalog> {
             let writes = sqlite_pool(&url, 1).await?;
             SQLITE_MIGRATIONS.run(&writes).await?;
             let reads = sqlite_pool(&url, SQLITE_READERS).await?;
-            SqlCatalog::new(Backend::Sqlite, reads, writes)
+            SqlCatalog::new(Backend::Sqlite, reads, writes, timeout)
         }
         Target::SqliteMemory { url } => {
             // Each new connection to `:memory:` would be a new, empty database, so
             // one connection serves everything and is never recycled.
             let pool = sqlite_options(1)
+                // Nor replaced after a failed rollback (see `fit_for_reuse`):
+                // that would replace the database by an empty one without its
+                // schema.
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(any_options(&url)?)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
-            SqlCatalog::new(Backend::Sqlite, pool.clone(), pool)
+            SqlCatalog::new(Backend::Sqlite, pool.clone(), pool, timeout)
         }
         Target::Postgres { url } => {
             // Row locks serialise writers that touch the same partitions; the rest
             // run in parallel, so reads and writes share one pool.
             let pool = AnyPoolOptions::new()
                 .max_connections(POSTGRES_CONNECTIONS)
+                .after_release(|conn, _meta| Box::pin(fit_for_reuse(conn)))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(statement_timeout(timeout)).await?;
+                        Ok(())
+                    })
+                })
                 .connect_with(any_options(&url)?)
                 .await?;
             // Takes an advisory lock: agents starting together migrate once.
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            SqlCatalog::new(Backend::Postgres, pool.clone(), pool)
+            SqlCatalog::new(Backend::Postgres, pool.clone(), pool, timeout)
         }
     };
     tracing::info!(backend = ?catalog.backend(), "catalog open");
@@ -99,8 +111,48 @@ fn sqlite_options(max_connections: u32) -> AnyPoolOptions {
         })
 }
 
+/// Makes the server cancel a statement that runs longer than the catalog
+/// timeout. The catalog gives up on the operation at the same time (see
+/// `retry.rs`), but only the server can stop the statement: without this a
+/// statement waiting for a lock would keep its connection, and the locks it
+/// already took, until the lock came free.
+fn statement_timeout(timeout: Duration) -> AssertSqlSafe<String> {
+    // The setting is in milliseconds; 0 would mean no limit.
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+    AssertSqlSafe(format!("SET statement_timeout = {ms}"))
+}
+
+/// Whether a connection coming back to its pool may serve again: not if it still
+/// counts an open transaction.
+///
+/// A transaction dropped without commit queues a ROLLBACK on its connection. When
+/// the database already rolled back by itself — SQLite does on SQLITE_FULL,
+/// SQLITE_IOERR or SQLITE_NOMEM, and a COMMIT that failed on a full disk leaves
+/// the same state — that ROLLBACK fails, the driver keeps counting the
+/// transaction as open, and every later `BEGIN` on the connection fails. On
+/// SQLite's single write connection that would stop every write until restart. The
+/// ping runs whatever the connection has queued, the rollback included; a
+/// connection still in a transaction after it is closed, and the pool opens a
+/// fresh one when it is next needed.
+async fn fit_for_reuse(conn: &mut AnyConnection) -> sqlx::Result<bool> {
+    conn.ping().await?;
+    let fit = !conn.is_in_transaction();
+    if !fit {
+        // Once per failed transaction for as long as the disk stays full.
+        static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+        if let Some(suppressed) = WARNINGS.allow() {
+            tracing::warn!(
+                suppressed,
+                "catalog connection left in a failed transaction; replacing it"
+            );
+        }
+    }
+    Ok(fit)
+}
+
 async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool> {
     Ok(sqlite_options(max_connections)
+        .after_release(|conn, _meta| Box::pin(fit_for_reuse(conn)))
         .connect_with(any_options(url)?)
         .await?)
 }
@@ -279,7 +331,7 @@ mod tests {
     async fn sqlite_connections_are_durable_patient_and_check_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let catalog = connect(&url).await.unwrap();
+        let catalog = connect(&url, super::super::DEFAULT_TIMEOUT).await.unwrap();
         for pool in [&catalog.reads, &catalog.writes] {
             let mut conn = pool.acquire().await.unwrap();
             for (pragma, expected) in [

@@ -35,6 +35,13 @@ use streamhouse_clock::SharedClock;
 use crate::cache::{TopicCache, DEFAULT_MAX_TOPICS, DEFAULT_TTL};
 use crate::Result;
 
+/// How long one catalog operation may take, retries included, unless the
+/// catalog is opened with another limit.
+///
+/// Clients give up on a request after their `request.timeout.ms`, 30 s by
+/// default; a catalog call must end before that so the broker can still answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(25);
+
 /// Which database a [`SqlCatalog`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -59,23 +66,34 @@ pub struct SqlCatalog {
     /// Stamps the rows' wall-clock times (`created_at_ms` and the like), which
     /// compaction and garbage collection compare ages against.
     clock: SharedClock,
+    /// The most one operation may take, retries included (see `retry.rs`); on
+    /// PostgreSQL also each statement's `statement_timeout`.
+    timeout: Duration,
 }
 
 impl SqlCatalog {
     /// Connects to the database at `url` (see [`crate::open`] for the accepted forms)
     /// and brings its schema up to date. Topic lookups are cached
-    /// ([`DEFAULT_MAX_TOPICS`], [`DEFAULT_TTL`]).
+    /// ([`DEFAULT_MAX_TOPICS`], [`DEFAULT_TTL`]); operations time out after
+    /// [`DEFAULT_TIMEOUT`].
     pub async fn connect(url: &str) -> Result<Self> {
-        connect::connect(url).await
+        Self::connect_with_timeout(url, DEFAULT_TIMEOUT).await
     }
 
-    fn new(backend: Backend, reads: AnyPool, writes: AnyPool) -> Self {
+    /// [`SqlCatalog::connect`] with operations failing with
+    /// [`crate::CatalogError::Timeout`] after `timeout`.
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
+        connect::connect(url, timeout).await
+    }
+
+    fn new(backend: Backend, reads: AnyPool, writes: AnyPool, timeout: Duration) -> Self {
         Self {
             backend,
             reads,
             writes,
             topic_cache: Arc::new(TopicCache::new(DEFAULT_MAX_TOPICS, DEFAULT_TTL)),
             clock: streamhouse_clock::system(),
+            timeout,
         }
     }
 
@@ -149,7 +167,8 @@ impl SqlCatalog {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or transient failures (lock
-    /// contention) have gone on too long. Every attempt must be a whole transaction
+    /// contention) have gone on too long; fails with a timeout when all that
+    /// takes longer than the catalog timeout. Every attempt must be a whole transaction
     /// or a single statement, so that a failed one left nothing behind. Operations
     /// go through [`SqlCatalog::read`] or [`SqlCatalog::write`], which make sure of
     /// that; only one that is neither calls this directly.
@@ -158,6 +177,9 @@ impl SqlCatalog {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        retry::retrying(self.backend, operation, attempt).await
+        retry::retrying(self.backend, operation, self.timeout, attempt).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,11 @@
 //! serialisation conflict. Neither says anything about the request, so the caller
 //! should not see them: the whole transaction is tried again, with backoff, until a
 //! time budget runs out.
+//!
+//! The catalog timeout bounds the whole: attempts, backoff and waiting for a
+//! connection. Past it the operation fails with [`CatalogError::Timeout`], also
+//! when PostgreSQL cancelled a statement for running past its
+//! `statement_timeout` (set to the same limit, see `connect.rs`).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,6 +23,28 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(super) async fn retrying<T, F, Fut>(
+    backend: Backend,
+    operation: &'static str,
+    timeout: Duration,
+    attempt: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let timed_out = || CatalogError::Timeout {
+        operation,
+        after: timeout,
+    };
+    // Dropping an attempt on timeout drops its transaction, which rolls back.
+    match tokio::time::timeout(timeout, retrying_untimed(backend, operation, attempt)).await {
+        Ok(Err(error)) if is_statement_timeout(backend, &error) => Err(timed_out()),
+        Ok(result) => result,
+        Err(_elapsed) => Err(timed_out()),
+    }
+}
+
+async fn retrying_untimed<T, F, Fut>(
     backend: Backend,
     operation: &'static str,
     mut attempt: F,
@@ -52,6 +79,17 @@ where
     }
 }
 
+fn is_statement_timeout(backend: Backend, error: &CatalogError) -> bool {
+    backend == Backend::Postgres && database_code(error).as_deref() == Some(PG_QUERY_CANCELED)
+}
+
+fn database_code(error: &CatalogError) -> Option<String> {
+    let CatalogError::Database(sqlx::Error::Database(db)) = error else {
+        return None;
+    };
+    db.code().map(|code| code.into_owned())
+}
+
 fn is_transient(backend: Backend, error: &CatalogError) -> bool {
     let CatalogError::Database(sqlx::Error::Database(db)) = error else {
         return false;
@@ -72,6 +110,8 @@ const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
 const PG_SERIALIZATION_FAILURE: &str = "40001";
 const PG_DEADLOCK_DETECTED: &str = "40P01";
+/// Also what a statement cancelled by `statement_timeout` reports.
+const PG_QUERY_CANCELED: &str = "57014";
 
 #[cfg(test)]
 mod tests {
@@ -107,7 +147,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
             holder.execute("COMMIT").await.unwrap();
         });
-        let result = retrying(Backend::Sqlite, "test", || async {
+        let result = retrying(Backend::Sqlite, "test", Duration::from_secs(60), || async {
             attempts.fetch_add(1, Ordering::Relaxed);
             impatient
                 .execute("INSERT INTO t VALUES (1)")
@@ -128,7 +168,7 @@ mod tests {
             .await
             .unwrap();
         let attempts = AtomicU32::new(0);
-        let result = retrying(Backend::Sqlite, "test", || async {
+        let result = retrying(Backend::Sqlite, "test", Duration::from_secs(60), || async {
             attempts.fetch_add(1, Ordering::Relaxed);
             pool.execute("SELECT * FROM missing_table")
                 .await

@@ -14,6 +14,8 @@ use crate::harness::TestDb;
 
 // The admin case about several agents lives with the other admin cases.
 pub use crate::admin::concurrent_config_updates_lose_nothing;
+// So is the one about the catalog timeout.
+pub use crate::timeouts::a_commit_stuck_on_a_lock_times_out_and_the_catalog_recovers;
 
 const TASKS: i64 = 8;
 const COMMITS_PER_TASK: i64 = 25;

@@ -12,6 +12,7 @@ mod cases;
 mod compaction;
 mod groups;
 mod harness;
+mod timeouts;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
 macro_rules! conformance_tests {
@@ -54,6 +55,7 @@ macro_rules! conformance_tests {
             reopening_the_database_shows_the_same_topics_and_offsets,
             every_agent_reports_the_same_cluster_id,
             concurrent_config_updates_lose_nothing,
+            a_commit_stuck_on_a_lock_times_out_and_the_catalog_recovers,
         );
     };
     (@catalog $target:expr; $($case:ident,)*) => {

@@ -9,6 +9,7 @@
 
 use futures::StreamExt;
 use object_store::path::Path;
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 
 use super::{delete_if_present, CompactionWorker, CONCURRENT_REQUESTS};
 use crate::StorageError;
@@ -45,7 +46,10 @@ pub(super) async fn sweep(worker: &CompactionWorker) -> Result<GcOutcome, Storag
                 match delete_if_present(&store, &Path::from(object.key.as_str())).await {
                     Ok(()) => Some((object.id, object.size_bytes)),
                     Err(e) => {
-                        tracing::warn!(key = %object.key, error = %e, "cannot delete object; the next sweep retries");
+                        static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                        if let Some(suppressed) = WARNINGS.allow() {
+                            tracing::warn!(key = %object.key, error = %e, suppressed, "cannot delete object; the next sweep retries");
+                        }
                         None
                     }
                 }

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
 use streamhouse_metadata::compaction::{CompactionSwap, StoredObject, SwapOutcome};
 use streamhouse_metadata::{Catalog, NewObject};
@@ -293,13 +294,19 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
             Ok(PassOutcome::Compacted { .. } | PassOutcome::Conflict) => Duration::ZERO,
             Ok(PassOutcome::Idle) => worker.config.idle_interval,
             Err(e) => {
-                tracing::warn!(error = %e, "compaction pass failed; retrying later");
+                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(suppressed) = WARNINGS.allow() {
+                    tracing::warn!(error = %e, suppressed, "compaction pass failed; retrying later");
+                }
                 worker.config.idle_interval
             }
         };
         if tokio::time::Instant::now() >= next_gc {
             if let Err(e) = worker.collect_garbage().await {
-                tracing::warn!(error = %e, "garbage collection sweep failed; retrying later");
+                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(suppressed) = WARNINGS.allow() {
+                    tracing::warn!(error = %e, suppressed, "garbage collection sweep failed; retrying later");
+                }
             }
             next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
         }

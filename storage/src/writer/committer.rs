@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::{Catalog, NewObject, ObjectCommit, RunOutcome};
 use tokio::sync::mpsc;
 
@@ -88,7 +89,10 @@ impl Committer {
         let outcomes = match committed {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                tracing::error!(objects = group.len(), error = %e, "catalog commit failed; producers get an error");
+                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(suppressed) = WARNINGS.allow() {
+                    tracing::error!(objects = group.len(), error = %e, suppressed, "catalog commit failed; producers get an error");
+                }
                 self.failures.fetch_add(1, Ordering::AcqRel);
                 let e = Arc::new(StorageError::Catalog(e));
                 for sealed in group {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::RunAppend;
 use tokio::task::JoinHandle;
 
@@ -81,7 +82,10 @@ impl SealedObject {
         match uploaded {
             Ok(()) => Some(self),
             Err(e) => {
-                tracing::error!(key = %self.key, error = %e, "object upload failed; producers get an error");
+                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(suppressed) = WARNINGS.allow() {
+                    tracing::error!(key = %self.key, error = %e, suppressed, "object upload failed; producers get an error");
+                }
                 failures.fetch_add(1, Ordering::AcqRel);
                 fail_all(self.runs, &Arc::new(e));
                 None
