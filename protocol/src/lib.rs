@@ -22,6 +22,7 @@ pub mod request;
 pub mod response;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod validate;
 pub mod versions;
 
 pub use kafka_protocol;
