@@ -143,13 +143,13 @@ fn first_three(errors: &[(i32, RecordProblem)]) -> String {
 }
 
 impl InvalidBatch {
-    /// Whether this is only timestamps out of range (Kafka's INVALID_TIMESTAMP
-    /// rather than INVALID_RECORD).
-    pub fn is_timestamp_only(&self) -> bool {
+    /// Whether a record's timestamp is out of range: Kafka then answers
+    /// INVALID_TIMESTAMP rather than INVALID_RECORD for the whole batch.
+    pub fn has_bad_timestamp(&self) -> bool {
         match self {
             InvalidBatch::Records(errors) => errors
                 .iter()
-                .all(|(_, p)| matches!(p, RecordProblem::Timestamp { .. })),
+                .any(|(_, p)| matches!(p, RecordProblem::Timestamp { .. })),
             _ => false,
         }
     }
@@ -168,22 +168,33 @@ pub fn validate(
     batch: &[u8],
     timestamps: Option<TimestampBounds>,
 ) -> Result<ValidBatch, InvalidBatch> {
-    validate_capped(batch, timestamps, MAX_DECOMPRESSED_BYTES)
-}
-
-fn validate_capped(
-    batch: &[u8],
-    timestamps: Option<TimestampBounds>,
-    cap: usize,
-) -> Result<ValidBatch, InvalidBatch> {
     let header = batch::validate(batch).map_err(|e| match e {
-        // `validate` also refuses count 0 and negative counts as inconsistent;
-        // name them as Kafka does.
+        // `batch::validate` refuses count 0 and negative counts as
+        // inconsistent; name them as Kafka does.
         BatchError::InconsistentCount { records_count, .. } if records_count <= 0 => {
             InvalidBatch::InvalidCount(records_count)
         }
         e => InvalidBatch::Header(e),
     })?;
+    records(batch, &header, timestamps)
+}
+
+/// The part of [`validate`] after the header: `header` is what
+/// [`batch::validate`] returned for these bytes (size, magic and CRC checked).
+pub fn records(
+    batch: &[u8],
+    header: &BatchHeader,
+    timestamps: Option<TimestampBounds>,
+) -> Result<ValidBatch, InvalidBatch> {
+    records_capped(batch, header, timestamps, MAX_DECOMPRESSED_BYTES)
+}
+
+fn records_capped(
+    batch: &[u8],
+    header: &BatchHeader,
+    timestamps: Option<TimestampBounds>,
+    cap: usize,
+) -> Result<ValidBatch, InvalidBatch> {
     if header.producer_id >= 0 && header.base_sequence < 0 {
         return Err(InvalidBatch::InvalidSequence {
             producer_id: header.producer_id,
@@ -195,12 +206,12 @@ fn validate_capped(
         NONE => walk(&mut SliceInput { buf: body, at: 0 }, &header, timestamps)?,
         GZIP => walk(
             &mut StreamInput::new(flate2::read::GzDecoder::new(body), cap),
-            &header,
+            header,
             timestamps,
         )?,
         SNAPPY => walk(
             &mut StreamInput::new(SnappyReader::new(body, cap), cap),
-            &header,
+            header,
             timestamps,
         )?,
         LZ4 => walk(
@@ -208,7 +219,7 @@ fn validate_capped(
                 lz4::Decoder::new(body).map_err(|e| InvalidBatch::Decompression(e.to_string()))?,
                 cap,
             ),
-            &header,
+            header,
             timestamps,
         )?,
         ZSTD => walk(
@@ -217,13 +228,13 @@ fn validate_capped(
                     .map_err(|e| InvalidBatch::Decompression(e.to_string()))?,
                 cap,
             ),
-            &header,
+            header,
             timestamps,
         )?,
         other => return Err(InvalidBatch::UnknownCodec(other)),
     };
     Ok(ValidBatch {
-        header,
+        header: *header,
         max_timestamp,
     })
 }
@@ -834,7 +845,7 @@ mod tests {
                 ),
             ])
         );
-        assert!(!error.is_timestamp_only());
+        assert!(!error.has_bad_timestamp());
         assert!(error
             .to_string()
             .contains("record 1: Invalid offset delta 2"));
@@ -857,7 +868,7 @@ mod tests {
             vec![0, 4],
             "{error}"
         );
-        assert!(error.is_timestamp_only());
+        assert!(error.has_bad_timestamp());
         // Kafka's defaults admit any past timestamp.
         let defaults = TimestampBounds {
             now_ms: 1_020,
@@ -885,9 +896,13 @@ mod tests {
     fn decompression_stops_at_the_cap() {
         for codec in &CODECS[1..] {
             let batch = batch(*codec, 50);
-            assert!(validate_capped(&batch, None, 1 << 20).is_ok(), "{codec:?}");
+            let header = batch::validate(&batch).unwrap();
+            assert!(
+                records_capped(&batch, &header, None, 1 << 20).is_ok(),
+                "{codec:?}"
+            );
             assert_eq!(
-                validate_capped(&batch, None, 1024),
+                records_capped(&batch, &header, None, 1024),
                 Err(InvalidBatch::TooLarge(1024)),
                 "{codec:?}"
             );
