@@ -203,7 +203,7 @@ fn records_capped(
     }
     let body = &batch[HEADER_BYTES..];
     let max_timestamp = match header.compression_codec() {
-        NONE => walk(&mut SliceInput { buf: body, at: 0 }, &header, timestamps)?,
+        NONE => walk(&mut SliceInput { buf: body, at: 0 }, header, timestamps)?,
         GZIP => walk(
             &mut StreamInput::new(flate2::read::GzDecoder::new(body), cap),
             header,
