@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the produce path's CPU work: frame check and request
-//! decode, batch validation (CRC-32C), object encoding, and response encoding.
+//! decode, batch validation (CRC-32C, then every record, decompressing
+//! compressed batches), object encoding, and response encoding.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -9,7 +10,9 @@ use kafka_protocol::messages::{
     ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::Compression;
 use streamhouse_protocol::test_util::BatchBuilder;
+use streamhouse_protocol::validate::{self, TimestampBounds};
 use streamhouse_protocol::{batch, frame, request, response};
 use streamhouse_storage::format::{ObjectEncoder, RunStats};
 
@@ -97,5 +100,65 @@ fn produce_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, produce_path);
+/// 16 records of 1000 bytes (16 KiB, the Java producer's default batch) of
+/// lowercase letters from a fixed pseudo-random sequence: compressible about
+/// as well as text, not as well as a repeated byte.
+fn text_batch(compression: Compression) -> Bytes {
+    BatchBuilder::new(16)
+        .timestamp(1_700_000_000_000)
+        .key(|i| format!("key-{i}"))
+        .value(|i| {
+            let mut state = 0x9e37_79b9_u32.wrapping_mul(i as u32 + 1);
+            (0..1000)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    b'a' + (state >> 24) as u8 % 26
+                })
+                .collect::<Vec<u8>>()
+        })
+        .header("trace", Some(Bytes::from_static(b"00-0af7651916cd43dd-01")))
+        .compression(compression)
+        .build()
+}
+
+/// Record validation of one 16 KiB batch per codec, against the header-only
+/// check (CRC-32C) it adds to, and the hop to the blocking pool that
+/// compressed batches pay.
+fn validation(c: &mut Criterion) {
+    let bounds = Some(TimestampBounds {
+        now_ms: 1_700_000_000_000,
+        before_max_ms: i64::MAX,
+        after_max_ms: 3_600_000,
+    });
+    let mut group = c.benchmark_group("validate");
+    let plain = text_batch(Compression::None);
+    group.throughput(Throughput::Bytes(plain.len() as u64));
+    group.bench_function("header_crc_only_uncompressed_16KiB", |b| {
+        b.iter(|| batch::validate(&plain).expect("valid batch"))
+    });
+    for (name, codec) in [
+        ("none", Compression::None),
+        ("gzip", Compression::Gzip),
+        ("snappy", Compression::Snappy),
+        ("lz4", Compression::Lz4),
+        ("zstd", Compression::Zstd),
+    ] {
+        let bytes = text_batch(codec);
+        group.bench_function(format!("records_{name}_16KiB"), |b| {
+            b.iter(|| validate::validate(&bytes, bounds).expect("valid batch"))
+        });
+    }
+    group.finish();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
+    c.bench_function("validate/spawn_blocking_round_trip", |b| {
+        b.iter(|| {
+            runtime.block_on(async { tokio::task::spawn_blocking(|| 1).await.expect("joins") })
+        })
+    });
+}
+
+criterion_group!(benches, produce_path, validation);
 criterion_main!(benches);

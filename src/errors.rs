@@ -4,6 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::CatalogError;
 use streamhouse_protocol::batch::BatchError;
+use streamhouse_protocol::validate::InvalidBatch;
 use streamhouse_storage::StorageError;
 
 pub fn catalog(error: &CatalogError) -> ResponseError {
@@ -53,6 +54,27 @@ pub fn batch(error: &BatchError) -> ResponseError {
         ResponseError::CorruptMessage
     } else {
         ResponseError::InvalidRecord
+    }
+}
+
+/// A batch refused by record validation, as Kafka's log validator answers.
+pub fn invalid_batch(error: &InvalidBatch) -> ResponseError {
+    match error {
+        InvalidBatch::Header(e) => batch(e),
+        // Any record with a timestamp out of range makes the whole batch
+        // INVALID_TIMESTAMP in Kafka, whatever else is wrong.
+        InvalidBatch::Records(_) if error.has_bad_timestamp() => ResponseError::InvalidTimestamp,
+        // The CRC matched, so the producer wrote these bytes: retrying them
+        // cannot help (INVALID_RECORD is not retriable; CORRUPT_MESSAGE is).
+        InvalidBatch::Records(_)
+        | InvalidBatch::InvalidCount(_)
+        | InvalidBatch::InvalidSequence { .. }
+        | InvalidBatch::UnknownCodec(_)
+        | InvalidBatch::Decompression(_)
+        | InvalidBatch::TooFewRecords { .. }
+        | InvalidBatch::TrailingBytes { .. } => ResponseError::InvalidRecord,
+        // The Java producer splits a batch refused as too large and retries.
+        InvalidBatch::TooLarge(_) => ResponseError::MessageTooLarge,
     }
 }
 

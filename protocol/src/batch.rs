@@ -1,8 +1,8 @@
 //! A view of Kafka RecordBatch (magic 2) headers, read and patched in place.
 //!
-//! The broker never decodes records on the produce path: it validates each batch's
-//! header and CRC, stores the client's bytes unchanged, and writes the offset the
-//! catalog assigned into `baseOffset` on the way out.
+//! On the produce path the broker validates each batch's header and CRC here,
+//! then its records ([`crate::validate`]), stores the client's bytes unchanged,
+//! and writes the offset the catalog assigned into `baseOffset` on the way out.
 //!
 //! | offset | field                | bytes | note                                 |
 //! |-------:|----------------------|------:|--------------------------------------|

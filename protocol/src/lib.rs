@@ -8,6 +8,9 @@
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
 //! - [`records`]: record timestamps inside a batch, decompressed under a cap.
+//! - [`validate`]: every record of a produced batch checked as Kafka's log
+//!   validator does (count, framing, offset deltas, timestamps), compressed
+//!   batches decompressed as a bounded stream.
 //! - `test_util` (feature `test-util`): a builder of client record batches for
 //!   tests and benchmarks.
 //!
@@ -22,6 +25,7 @@ pub mod request;
 pub mod response;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod validate;
 pub mod versions;
 
 pub use kafka_protocol;

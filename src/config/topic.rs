@@ -296,6 +296,22 @@ pub fn max_message_bytes(configs: &BTreeMap<String, String>) -> usize {
         .unwrap_or(1_048_588)
 }
 
+/// How far behind and ahead of the broker's clock a `CreateTime` record's
+/// timestamp may be (`message.timestamp.before.max.ms`,
+/// `message.timestamp.after.max.ms`; Kafka 4's defaults: unbounded, one hour).
+pub fn timestamp_window(configs: &BTreeMap<String, String>) -> (i64, i64) {
+    let get = |name: &str, default: i64| {
+        configs
+            .get(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    (
+        get("message.timestamp.before.max.ms", i64::MAX),
+        get("message.timestamp.after.max.ms", 3_600_000),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,27 @@
 //! Produce: validate each partition's batches, queue them on the write path in
 //! arrival order, and answer once they are durable and committed.
+//!
+//! Validation is Kafka's: headers (size, magic, CRC) first, then every record
+//! (`streamhouse_protocol::validate`). Records of small uncompressed batches are
+//! walked inline; compressed or large ones on the blocking pool, at most one
+//! per core at a time, so decompression never holds an async worker.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, LazyLock};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_protocol::validate::{self, InvalidBatch, TimestampBounds, ValidBatch};
 use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, ProducerAppend};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
-use crate::config::topic::{log_append_time, max_message_bytes};
+use crate::config::topic::{log_append_time, max_message_bytes, timestamp_window};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.
@@ -24,7 +33,25 @@ enum Queued {
         append_time: i64,
     },
     Failed(ResponseError, Option<String>),
+    /// Refused by record validation: the error names the records.
+    Invalid(InvalidBatch),
 }
+
+/// A partition's uncompressed records up to this size are validated on the
+/// async worker: the walk costs per record, not per byte, so a batch of this
+/// size costs at worst (records of a few bytes) about one hop to the blocking
+/// pool and typically (records of hundreds of bytes) a small fraction of it.
+/// Beyond it (a 1 MiB batch of tiny records is about 100,000 records), and for
+/// every compressed batch, validation moves off. It holds the Java producer's
+/// default 16 KiB batch.
+const INLINE_VALIDATION_BYTES: usize = 32 * 1024;
+
+/// Record validations running on the blocking pool at once: one per core, so
+/// a client sending compression bombs costs CPU the other clients' requests
+/// queue behind fairly, not threads or memory without bound (each
+/// validation holds at most a codec's buffers and one snappy block).
+static OFF_WORKER_VALIDATIONS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
 
 /// Queues the request's batches (in order, now) and returns the future that
 /// builds the response once they are committed.
@@ -54,8 +81,7 @@ pub async fn handle(
                             topic.id,
                             partition.index,
                             partition.records,
-                            max_message_bytes(&topic.configs),
-                            log_append_time(&topic.configs),
+                            &topic.configs,
                         )
                         .await
                     }
@@ -89,9 +115,10 @@ async fn queue(
     topic: uuid::Uuid,
     partition: i32,
     records: Option<bytes::Bytes>,
-    max_batch_bytes: usize,
-    stamp_append_time: bool,
+    configs: &std::collections::BTreeMap<String, String>,
 ) -> Queued {
+    let max_batch_bytes = max_message_bytes(configs);
+    let stamp_append_time = log_append_time(configs);
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Queued::Failed(
             ResponseError::InvalidRecord,
@@ -113,6 +140,7 @@ async fn queue(
         producer: None,
     };
     let mut producer = Producer::default();
+    let mut headers = Vec::with_capacity(ranges.len());
     for range in ranges.iter().cloned() {
         let size = range.len();
         let header = match batch::validate(&records[range]) {
@@ -130,10 +158,27 @@ async fn queue(
         if let Err(message) = producer.add(&header) {
             return Queued::Failed(ResponseError::InvalidRecord, Some(message));
         }
+        headers.push(header);
+    }
+    let timestamps = (!stamp_append_time).then(|| {
+        let (before_max_ms, after_max_ms) = timestamp_window(configs);
+        TimestampBounds {
+            now_ms: broker.clock.now_ms(),
+            before_max_ms,
+            after_max_ms,
+        }
+    });
+    let valid = match validate_records(&records, &ranges, headers, timestamps).await {
+        Ok(valid) => valid,
+        Err(queued) => return queued,
+    };
+    for batch in valid {
         append.batch_count += 1;
-        append.offset_count += header.offset_count();
-        append.min_timestamp = append.min_timestamp.min(header.base_timestamp);
-        append.max_timestamp = append.max_timestamp.max(header.max_timestamp);
+        append.offset_count += batch.header.offset_count();
+        append.min_timestamp = append.min_timestamp.min(batch.header.base_timestamp);
+        // The records' own largest timestamp, which Kafka writes into the
+        // header; the client's `maxTimestamp` is not trusted for the index.
+        append.max_timestamp = append.max_timestamp.max(batch.max_timestamp);
     }
     let mut append_time = -1;
     append.batches = if stamp_append_time {
@@ -162,6 +207,41 @@ async fn queue(
     }
 }
 
+/// Validates the records of a partition's batches (headers already checked),
+/// inline or on the blocking pool (see [`INLINE_VALIDATION_BYTES`]).
+async fn validate_records(
+    records: &bytes::Bytes,
+    ranges: &[Range<usize>],
+    headers: Vec<batch::BatchHeader>,
+    timestamps: Option<TimestampBounds>,
+) -> Result<Vec<ValidBatch>, Queued> {
+    let all = move |records: &[u8], ranges: &[Range<usize>], headers: &[batch::BatchHeader]| {
+        ranges
+            .iter()
+            .zip(headers)
+            .map(|(range, header)| validate::records(&records[range.clone()], header, timestamps))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let off_worker = records.len() > INLINE_VALIDATION_BYTES
+        || headers
+            .iter()
+            .any(|h| h.compression_codec() != validate::NONE);
+    if !off_worker {
+        return all(records, ranges, &headers).map_err(Queued::Invalid);
+    }
+    // The semaphore is never closed; `acquire` cannot fail.
+    let _permit = OFF_WORKER_VALIDATIONS.acquire().await;
+    let records = records.clone();
+    let ranges = ranges.to_vec();
+    match tokio::task::spawn_blocking(move || all(&records, &ranges, &headers)).await {
+        Ok(result) => result.map_err(Queued::Invalid),
+        Err(e) => Err(Queued::Failed(
+            ResponseError::UnknownServerError,
+            Some(format!("Record validation failed: {e}")),
+        )),
+    }
+}
+
 async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_index(index)
@@ -178,6 +258,25 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
             return response
                 .with_error_code(error.code())
                 .with_error_message(message.map(StrBytes::from_string));
+        }
+        Queued::Invalid(invalid) => {
+            let record_errors = match &invalid {
+                InvalidBatch::Records(errors) => errors
+                    .iter()
+                    .map(|(index, problem)| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(*index)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(
+                                problem.to_string(),
+                            )))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return response
+                .with_error_code(errors::invalid_batch(&invalid).code())
+                .with_error_message(Some(StrBytes::from_string(invalid.to_string())))
+                .with_record_errors(record_errors);
         }
     };
     match outcome.await {
