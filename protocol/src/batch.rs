@@ -208,6 +208,22 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Kafka's codec ids (attributes bits 0-2, [`BatchHeader::compression_codec`])
+/// and the framing the Java client puts around snappy blocks.
+pub mod codec {
+    pub const NONE: i16 = 0;
+    pub const GZIP: i16 = 1;
+    pub const SNAPPY: i16 = 2;
+    pub const LZ4: i16 = 3;
+    pub const ZSTD: i16 = 4;
+
+    /// The xerial framing's magic, at the start of a snappy batch body that
+    /// uses it (librdkafka sends one raw block instead).
+    pub const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
+    /// The xerial header: magic, version and compatible version.
+    pub const XERIAL_HEADER_BYTES: usize = 16;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,16 +10,7 @@ use std::io::Read;
 
 use crate::batch::{BatchHeader, HEADER_BYTES};
 
-/// Kafka's codec ids (attributes bits 0-2).
-const NONE: i16 = 0;
-const GZIP: i16 = 1;
-const SNAPPY: i16 = 2;
-const LZ4: i16 = 3;
-const ZSTD: i16 = 4;
-
-/// The xerial framing Kafka's Java client puts around snappy blocks.
-const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_BYTES: usize = 16;
+use crate::batch::codec::{GZIP, LZ4, NONE, SNAPPY, XERIAL_HEADER_BYTES, XERIAL_MAGIC, ZSTD};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordsError {

@@ -32,16 +32,8 @@ use crate::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
 /// MESSAGE_TOO_LARGE, which makes the Java producer split it and retry.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
-/// Kafka's codec ids (attributes bits 0-2).
-pub const NONE: i16 = 0;
-const GZIP: i16 = 1;
-const SNAPPY: i16 = 2;
-const LZ4: i16 = 3;
-const ZSTD: i16 = 4;
-
-/// The xerial framing Kafka's Java client puts around snappy blocks.
-const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_BYTES: usize = 16;
+pub use crate::batch::codec::NONE;
+use crate::batch::codec::{GZIP, LZ4, SNAPPY, XERIAL_HEADER_BYTES, XERIAL_MAGIC, ZSTD};
 
 /// Buffer between a codec's reader and the record parser.
 const STREAM_BUFFER_BYTES: usize = 16 * 1024;
