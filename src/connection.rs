@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
+use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_protocol::{frame, request, response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -69,7 +70,12 @@ pub async fn serve(
                 Ok(Some(length)) => length,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                    // A hostile client can open connections faster than anyone
+                    // reads the log: one line per period, with a count.
+                    static BAD_FRAMES: Throttle = Throttle::new(WARN_EVERY);
+                    if let Some(suppressed) = BAD_FRAMES.allow() {
+                        tracing::warn!(%peer, error = %e, suppressed, "closing connection: bad frame");
+                    }
                     break 'connection;
                 }
             };
@@ -104,7 +110,10 @@ pub async fn serve(
                 Err(e) => {
                     // Kafka closes the connection on requests it cannot parse; the
                     // responses already owed are still delivered first.
-                    tracing::warn!(%peer, error = %e, "closing connection: bad request");
+                    static BAD_REQUESTS: Throttle = Throttle::new(WARN_EVERY);
+                    if let Some(suppressed) = BAD_REQUESTS.allow() {
+                        tracing::warn!(%peer, error = %e, suppressed, "closing connection: bad request");
+                    }
                     PendingResponse::ready(Outcome::Close)
                 }
             };
