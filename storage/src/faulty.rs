@@ -1,6 +1,8 @@
-//! A fault-injecting store decorator, for tests and fault drills: around any
-//! `Arc<dyn ObjectStore>`, it fails, delays, hangs, or performs a PUT and then
-//! reports it failed, as a real store and the network in front of it can.
+//! A store decorator that runs hooks around PUTs and GETs ([`HookedStore`]),
+//! and the hooks that inject faults ([`Faults`]), for tests and fault drills:
+//! around any `Arc<dyn ObjectStore>`, they fail, delay, hang, or perform a PUT
+//! and then report it failed, as a real store and the network in front of it
+//! can. Tests that only count or hold requests back write hooks of their own.
 //!
 //! Faults are armed through the shared [`Faults`] handle while the store is in
 //! use, so a test can break the store in the middle of a run and mend it again.
@@ -109,51 +111,110 @@ impl Faults {
     }
 }
 
-pub struct FaultyStore {
-    inner: Arc<dyn ObjectStore>,
-    faults: Arc<Faults>,
+/// What a [`HookedStore`] runs around each request; each hook may fail it.
+#[async_trait]
+pub trait StoreHooks: Send + Sync + 'static {
+    /// Before a PUT reaches the store; an error stops it there.
+    async fn before_put(&self, _location: &Path) -> Result<()> {
+        Ok(())
+    }
+    /// After the store took a PUT; an error is the answer lost on the way back.
+    async fn after_put(&self, _location: &Path) -> Result<()> {
+        Ok(())
+    }
+    /// Before a GET (or a ranged GET) reaches the store.
+    async fn before_get(&self, _location: &Path) -> Result<()> {
+        Ok(())
+    }
 }
+
+#[async_trait]
+impl<H: StoreHooks> StoreHooks for Arc<H> {
+    async fn before_put(&self, location: &Path) -> Result<()> {
+        H::before_put(self, location).await
+    }
+    async fn after_put(&self, location: &Path) -> Result<()> {
+        H::after_put(self, location).await
+    }
+    async fn before_get(&self, location: &Path) -> Result<()> {
+        H::before_get(self, location).await
+    }
+}
+
+#[async_trait]
+impl StoreHooks for Faults {
+    async fn before_put(&self, location: &Path) -> Result<()> {
+        self.delay().await;
+        if Faults::take(&self.failing_puts) {
+            return Err(self.injected_error("failed PUT", location));
+        }
+        Ok(())
+    }
+
+    async fn after_put(&self, location: &Path) -> Result<()> {
+        if Faults::take(&self.lost_put_answers) {
+            return Err(self.injected_error("lost answer to a PUT", location));
+        }
+        Ok(())
+    }
+
+    async fn before_get(&self, location: &Path) -> Result<()> {
+        self.delay().await;
+        if Faults::take(&self.failing_gets) {
+            return Err(self.injected_error("failed GET", location));
+        }
+        Ok(())
+    }
+}
+
+/// Any store, with `hooks` run around its PUTs and GETs; every other call
+/// passes straight through.
+pub struct HookedStore<H> {
+    /// The store itself, for reads and writes that bypass the hooks.
+    pub inner: Arc<dyn ObjectStore>,
+    pub hooks: H,
+}
+
+impl<H> HookedStore<H> {
+    pub fn with_hooks(inner: Arc<dyn ObjectStore>, hooks: H) -> Self {
+        HookedStore { inner, hooks }
+    }
+}
+
+/// A store whose faults the returned [`Faults`] arm and disarm.
+pub type FaultyStore = HookedStore<Arc<Faults>>;
 
 impl FaultyStore {
     /// Wraps `inner`; the returned handle arms and disarms the faults.
     pub fn new(inner: Arc<dyn ObjectStore>) -> (FaultyStore, Arc<Faults>) {
         let faults = Arc::new(Faults::default());
-        let store = FaultyStore {
-            inner,
-            faults: Arc::clone(&faults),
-        };
-        (store, faults)
+        (HookedStore::with_hooks(inner, Arc::clone(&faults)), faults)
     }
 }
 
-impl fmt::Display for FaultyStore {
+impl<H> fmt::Display for HookedStore<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore({})", self.inner)
+        write!(f, "HookedStore({})", self.inner)
     }
 }
 
-impl fmt::Debug for FaultyStore {
+impl<H> fmt::Debug for HookedStore<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore({:?})", self.inner)
+        write!(f, "HookedStore({:?})", self.inner)
     }
 }
 
 #[async_trait]
-impl ObjectStore for FaultyStore {
+impl<H: StoreHooks> ObjectStore for HookedStore<H> {
     async fn put_opts(
         &self,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.faults.delay().await;
-        if Faults::take(&self.faults.failing_puts) {
-            return Err(self.faults.injected_error("failed PUT", location));
-        }
+        self.hooks.before_put(location).await?;
         let result = self.inner.put_opts(location, payload, opts).await?;
-        if Faults::take(&self.faults.lost_put_answers) {
-            return Err(self.faults.injected_error("lost answer to a PUT", location));
-        }
+        self.hooks.after_put(location).await?;
         Ok(result)
     }
 
@@ -166,18 +227,12 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.faults.delay().await;
-        if Faults::take(&self.faults.failing_gets) {
-            return Err(self.faults.injected_error("failed GET", location));
-        }
+        self.hooks.before_get(location).await?;
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.faults.delay().await;
-        if Faults::take(&self.faults.failing_gets) {
-            return Err(self.faults.injected_error("failed GET", location));
-        }
+        self.hooks.before_get(location).await?;
         self.inner.get_ranges(location, ranges).await
     }
 

@@ -19,8 +19,6 @@ pub mod metrics;
 pub mod producers;
 pub mod reader;
 pub mod store;
-#[cfg(test)]
-mod test_store;
 pub mod watermarks;
 pub mod writer;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
+use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_metadata::IndexEntry;
@@ -14,8 +15,8 @@ use streamhouse_protocol::batch::{self, BatchHeader};
 use uuid::Uuid;
 
 use super::{ObjectReader, ReadCacheConfig};
+use crate::faulty::{HookedStore, StoreHooks};
 use crate::format::{ObjectEncoder, RunStats};
-use crate::test_store::{HookedStore, StoreHooks};
 
 /// Batches per object, offsets per batch and bytes per batch of the fixture.
 const BATCHES: i64 = 2;
@@ -33,12 +34,13 @@ struct SlowGets {
 
 #[async_trait]
 impl StoreHooks for SlowGets {
-    async fn before_get(&self) {
+    async fn before_get(&self, _location: &Path) -> object_store::Result<()> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -67,12 +69,15 @@ fn fake_batch() -> Bytes {
 /// `objects` objects, each holding one run of `BATCHES` batches of partition
 /// 0, stored behind a store whose GETs take `delay`; with their index entries.
 async fn fixture(objects: i64, delay: Duration) -> (Arc<SlowStore>, Vec<IndexEntry>) {
-    let store = Arc::new(SlowStore::new(SlowGets {
-        delay,
-        gets: AtomicUsize::new(0),
-        in_flight: AtomicUsize::new(0),
-        max_in_flight: AtomicUsize::new(0),
-    }));
+    let store = Arc::new(SlowStore::with_hooks(
+        Arc::new(InMemory::new()),
+        SlowGets {
+            delay,
+            gets: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        },
+    ));
     let batches: Vec<Bytes> = (0..BATCHES).map(|_| fake_batch()).collect();
     let mut entries = Vec::new();
     for i in 0..objects {

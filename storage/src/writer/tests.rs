@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
+use object_store::memory::InMemory;
+use object_store::path::Path;
 use object_store::ObjectStore;
 use streamhouse_metadata::{Catalog, NewTopic, TopicId};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::{Append, AppendOutcome, ObjectWriter, WriterConfig};
+use crate::faulty::{HookedStore, StoreHooks};
 use crate::instrumented::InstrumentedStore;
-use crate::test_store::{HookedStore, StoreHooks};
 use crate::{Metrics, ObjectReader, ReadCacheConfig, Watermarks};
 
 /// The first PUT waits until the test adds a permit.
@@ -24,10 +26,11 @@ struct FirstPutGate {
 
 #[async_trait]
 impl StoreHooks for FirstPutGate {
-    async fn before_put(&self) {
+    async fn before_put(&self, _location: &Path) -> object_store::Result<()> {
         if self.puts_started.fetch_add(1, Ordering::SeqCst) == 0 {
             let _permit = self.first_put.acquire().await;
         }
+        Ok(())
     }
 }
 
@@ -86,10 +89,13 @@ async fn setup(config: WriterConfig) -> Setup {
         .unwrap()
         .id;
     let metrics = Arc::new(Metrics::default());
-    let gate = Arc::new(GatedStore::new(FirstPutGate {
-        first_put: Semaphore::new(0),
-        puts_started: AtomicUsize::new(0),
-    }));
+    let gate = Arc::new(GatedStore::with_hooks(
+        Arc::new(InMemory::new()),
+        FirstPutGate {
+            first_put: Semaphore::new(0),
+            puts_started: AtomicUsize::new(0),
+        },
+    ));
     let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
         Arc::clone(&gate) as Arc<dyn ObjectStore>,
         Arc::clone(&metrics),
