@@ -25,7 +25,7 @@ class Brokers:
         if backend in self.failed:
             pytest.fail(self.failed[backend], pytrace=False)
         if backend not in self.started:
-            b = harness.Broker(backend, "py-" + backend)
+            b = harness.new_broker(backend, "py-" + backend)
             try:
                 b.start()
             except harness.BrokerError as e:

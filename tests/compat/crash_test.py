@@ -22,7 +22,15 @@ retried without idempotence) and reported. With --idempotent
 
   no-duplicates       every value is in the log exactly once
 
-Usage: crash_test.py [--records N] [--kill-after FRACTION] [--idempotent]
+With --agents N (N > 1, scenarios named crash-Nagents/... and
+crash-idempotent-Nagents/...) the broker is a cluster of N agents sharing one
+catalog and store (harness.Cluster), the producer is bootstrapped with all of
+them, and the SIGKILL hits the agent that leads partition 0, which is then
+started again on its port; the second restart kills and restarts them all.
+
+  cluster-formed      Metadata through every agent lists all N (at the start)
+
+Usage: crash_test.py [--records N] [--kill-after FRACTION] [--idempotent] [--agents N]
 """
 
 import argparse
@@ -133,9 +141,21 @@ def check_log(log, acked, sent_values):
     return contiguous, durable, dups
 
 
+def leader_agent(cluster, producer, topic, partition):
+    """Index of the agent the cluster names as the partition's leader."""
+    md = producer.list_topics(topic, timeout=10)
+    node = md.topics[topic].partitions[partition].leader
+    return cluster.index_of_port(md.brokers[node].port), node
+
+
 def run_backend(backend, args):
-    name = "%s/%s" % ("crash-idempotent" if args.idempotent else "crash", backend)
-    broker = harness.Broker(backend, "crash-" + backend)
+    base = "crash-idempotent" if args.idempotent else "crash"
+    if args.agents > 1:
+        base += "-%dagents" % args.agents
+        broker = harness.Cluster(backend, "crash-" + backend, args.agents)
+    else:
+        broker = harness.Broker(backend, "crash-" + backend)
+    name = "%s/%s" % (base, backend)
     ok = True
 
     def fail(scenario, detail):
@@ -147,7 +167,12 @@ def run_backend(backend, args):
         harness.record("PASS", "%s/%s" % (name, scenario))
 
     try:
-        broker.start()
+        try:
+            broker.start()
+            if args.agents > 1:
+                passed("cluster-formed")
+        except harness.ClusterNotFormed as e:
+            fail("cluster-formed", str(e))
         logger = client_logger(os.path.join(broker.dir, "clients.log"))
         topic = harness.unique("crash")
         admin = AdminClient({"bootstrap.servers": broker.bootstrap}, logger=logger)
@@ -183,10 +208,18 @@ def run_backend(backend, args):
             nonlocal restarted, restart_error
             time.sleep(0.5)
             try:
-                broker.start()
+                victim.start()
                 restarted = True
             except harness.BrokerError as e:
                 restart_error = e
+
+        # The process to kill: the broker, or partition 0's leader in a cluster.
+        victim = broker
+        if args.agents > 1:
+            idx, node = leader_agent(broker, producer, topic, 0)
+            victim = broker.agents[idx]
+            print("crash %s: partition 0 is led by node %d, agent %d (%s)" % (backend, node, idx, victim.bootstrap),
+                  flush=True)
 
         restarter = None
         burst_end = kill_at + KILL_BURST
@@ -212,7 +245,7 @@ def run_backend(backend, args):
                 with lock:
                     acked_before_kill = len(acked)
                 in_flight = len(producer)
-                broker.kill9()
+                victim.kill9()
                 killed = True
                 print("crash %s: SIGKILL after %d sent, %d acked, %d in flight or queued"
                       % (backend, i + 1, acked_before_kill, in_flight), flush=True)
@@ -283,6 +316,7 @@ def main():
     ap.add_argument("--kill-after", type=float, default=0.4,
                     help="SIGKILL after this fraction of the records (plus a burst of %d) is sent" % KILL_BURST)
     ap.add_argument("--idempotent", action="store_true", help="enable.idempotence=true")
+    ap.add_argument("--agents", type=int, default=1, help="a cluster of this many agents")
     args = ap.parse_args()
     results = [run_backend(b, args) for b in harness.backends()]
     return 0 if all(results) else 1

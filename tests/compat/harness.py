@@ -13,7 +13,14 @@ Backend pairs (COMPAT_BACKENDS, default "embedded pg-s3"):
 Environment read: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse),
 STREAMHOUSE_CACHE, STREAMHOUSE_TEST_POSTGRES_URL, STREAMHOUSE_TEST_S3_URL,
 COMPAT_RUN_DIR (where broker dirs and logs go), COMPAT_RESULTS (file that
-PASS/FAIL lines are appended to), COMPAT_KEEP=1 (keep data dirs and databases).
+PASS/FAIL lines are appended to), COMPAT_KEEP=1 (keep data dirs and databases),
+COMPAT_AGENTS (new_broker starts a Cluster of that many agents instead of one
+broker when above 1), COMPAT_AGENT_LEASE_MS (the agents' --agent-lease-ms,
+default 2000; empty: no such flag).
+
+A Cluster is N agents (processes) on N ports sharing one data dir, and for
+pg-s3 one database and one store prefix; it offers what a Broker does
+(bootstrap lists every agent) plus agents[i] to stop, kill or restart one.
 """
 
 import os
@@ -284,3 +291,139 @@ def _psql_in(db, sql):
     if r.returncode != 0:
         raise BrokerError("psql %r failed: %s" % (sql, r.stderr.strip()))
     return r.stdout
+
+
+def agents_wanted():
+    return int(os.environ.get("COMPAT_AGENTS") or "1")
+
+
+def new_broker(backend, name, extra_args=()):
+    """A Broker, or a Cluster of COMPAT_AGENTS agents when that is above 1."""
+    n = agents_wanted()
+    return Cluster(backend, name, n, extra_args) if n > 1 else Broker(backend, name, extra_args)
+
+
+class ClusterNotFormed(BrokerError):
+    pass
+
+
+class Cluster:
+    """N agents sharing one catalog and store. start() starts every agent that
+    is not running (the first time, one after the other so node ids follow
+    the index), then waits until Metadata through every agent lists all of
+    them (ClusterNotFormed if not within FORM_TIMEOUT_S; the agents keep
+    running). agents[i] is a Broker: agents[i].kill9() and .start() restart
+    one on its port."""
+
+    FORM_TIMEOUT_S = 20.0
+
+    def __init__(self, backend, name, agents=3, extra_args=()):
+        self.backend = backend
+        self.name = unique(name)
+        self.dir = os.path.join(run_dir(), self.name)
+        self.data_dir = os.path.join(self.dir, "data")
+        lease = os.environ.get("COMPAT_AGENT_LEASE_MS", "2000")
+        args = (["--agent-lease-ms", lease] if lease else []) + list(extra_args)
+        self.agents = []
+        ports = set()
+        for i in range(agents):
+            a = Broker(backend, name, args)
+            a.name, a.dir, a.data_dir = self.name, self.dir, self.data_dir
+            a.log_path = os.path.join(self.dir, "agent-%d.log" % i)
+            while a.port is None or a.port in ports:
+                a.port = free_port()
+            ports.add(a.port)
+            self.agents.append(a)
+        self.db = self.bucket = self.s3_prefix = None
+
+    @property
+    def bootstrap(self):
+        return ",".join(a.bootstrap for a in self.agents)
+
+    @property
+    def log_path(self):
+        return " ".join(a.log_path for a in self.agents)
+
+    @property
+    def proc(self):
+        """The process of the first agent that is not running (else agent 0's)."""
+        return next((a.proc for a in self.agents if not a.running()), self.agents[0].proc)
+
+    def index_of_port(self, port):
+        return next(i for i, a in enumerate(self.agents) if a.port == port)
+
+    def start(self):
+        first = self.agents[0]
+        if first.backend_args is None:
+            os.makedirs(self.data_dir, exist_ok=True)
+            backend_args = first._prepare_backend()
+            self.db, self.bucket, self.s3_prefix = first.db, first.bucket, first.s3_prefix
+            for a in self.agents:
+                a.backend_args = backend_args
+        for a in self.agents:
+            if not a.running():
+                a.start()
+        self.wait_formed()
+        return self
+
+    def listed(self, agent, timeout=5.0):
+        """host:port of every broker Metadata through that agent lists, sorted."""
+        from confluent_kafka.admin import AdminClient  # the venv's; only clusters need it
+        admin = AdminClient({"bootstrap.servers": agent.bootstrap})
+        md = admin.list_topics(timeout=timeout)
+        return sorted("%s:%d" % (b.host, b.port) for b in md.brokers.values())
+
+    def wait_formed(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.FORM_TIMEOUT_S)
+        while True:
+            live = [a for a in self.agents if a.running()]
+            want = sorted(a.bootstrap for a in live)
+            seen = {}
+            for a in live:
+                try:
+                    seen[a.bootstrap] = self.listed(a)
+                except Exception as e:  # noqa: BLE001 - not answering yet is not formed yet
+                    seen[a.bootstrap] = "error: %s" % e
+            if all(v == want for v in seen.values()):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterNotFormed("the cluster did not form within %.0f s: live agents %s; %s"
+                                       % (timeout or self.FORM_TIMEOUT_S, want,
+                                          "; ".join("%s lists %s" % kv for kv in sorted(seen.items()))))
+            time.sleep(0.3)
+
+    def running(self):
+        return all(a.running() for a in self.agents)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM to every agent at once, SIGKILL after `timeout` seconds."""
+        for a in self.agents:
+            if a.running():
+                a.proc.send_signal(signal.SIGTERM)
+        for a in self.agents:
+            a.stop(timeout)
+
+    def kill9(self):
+        for a in self.agents:
+            a.kill9()
+
+    def cleanup(self, keep=False):
+        self.stop()
+        if keep or os.environ.get("COMPAT_KEEP") == "1":
+            return
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.db:
+            try:
+                _psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.db)
+            except BrokerError:
+                pass
+
+    def log_tail(self, lines=30):
+        return "\n".join("--- agent %d (%s) ---\n%s" % (i, a.log_path, a.log_tail(lines))
+                         for i, a in enumerate(self.agents))
+
+    def s3_keys(self):
+        return self.agents[0].s3_keys()
+
+    def pg_tables(self):
+        return self.agents[0].pg_tables()

@@ -11,7 +11,10 @@
 #   CODEC/from-timestamp     kcat -C -o s@T -e, T taken between the bursts: 500..999
 # for CODEC in none gzip snappy lz4 zstd. Output format '%k|%s|%o|%h'.
 #
-# Usage: tests/compat/kcat.sh   (STREAMHOUSE_BIN, COMPAT_BACKENDS, COMPAT_KEEP=1)
+# With COMPAT_AGENTS=N the broker is a cluster of N agents and the names are
+# kcat-Nagents/...; kcat_cluster.sh has the scenarios about the cluster itself.
+#
+# Usage: tests/compat/kcat.sh   (STREAMHOUSE_BIN, COMPAT_BACKENDS, COMPAT_KEEP=1, COMPAT_AGENTS)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -45,17 +48,19 @@ compare() {
 }
 
 run_backend() {
-    local backend="$1" pfx="kcat/$1"
+    local backend="$1" pfx="kcat$(agents_tag)/$1"
     local work="$BROKER_DIR/work"
     mkdir -p "$work"
     local -a kc=(kcat -b "$BROKER_BOOTSTRAP" -q)
 
     # metadata
     if timeout --foreground 30 "${kc[@]}" -L >"$work/metadata.txt" 2>"$work/metadata.err"; then
-        if grep -q "at $BROKER_BOOTSTRAP" "$work/metadata.txt"; then
+        local addr missing=""
+        for addr in ${BROKER_BOOTSTRAP//,/ }; do grep -q "at $addr" "$work/metadata.txt" || missing+="$addr "; done
+        if [[ -z "$missing" ]]; then
             record PASS "$pfx/metadata"
         else
-            record FAIL "$pfx/metadata" "broker $BROKER_BOOTSTRAP not in: $(tr '\n' ' ' <"$work/metadata.txt" | head -c 400)"
+            record FAIL "$pfx/metadata" "broker $missing not in: $(tr '\n' ' ' <"$work/metadata.txt" | head -c 400)"
         fi
     else
         record FAIL "$pfx/metadata" "kcat -L failed: $(tail -n 5 "$work/metadata.err" | tr '\n' ' ')"
@@ -122,7 +127,7 @@ run_backend() {
         compare "$pfx/$codec/from-timestamp" "$work/$codec.timestamp" "$work/$codec.half.expected" "$rc" "$work/$codec.timestamp.err"
     done
 
-    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+    if ! broker_alive; then
         record FAIL "$pfx/broker-alive" "the broker died during the run"
         broker_log_tail 60
     fi

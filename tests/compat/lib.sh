@@ -11,8 +11,8 @@
 #       scenario CLIENT/BACKEND/broker-start.
 #   run_program CLIENT TIMEOUT [BROKER_ARG...] -- COMMAND [ARG...]
 #       on_each_backend for a client program that runs every scenario itself:
-#       COMMAND (under TIMEOUT seconds, with {bootstrap} and {backend} in its
-#       arguments replaced) writes a line per scenario, "PASS NAME" or
+#       COMMAND (under TIMEOUT seconds, with {bootstrap}, {backend} and {dir}
+#       (BROKER_DIR) in its arguments replaced) writes a line per scenario, "PASS NAME" or
 #       "FAIL|XFAIL NAME: DETAIL", recorded as they are. Its output goes to
 #       $BROKER_DIR/CLIENT.out and .err. A non-zero exit without a FAIL line
 #       fails CLIENT/BACKEND/run, a broker that died CLIENT/BACKEND/broker-alive.
@@ -24,6 +24,19 @@
 #   broker_stop            SIGTERM, then SIGKILL after 10 s
 #   broker_cleanup         broker_stop, then remove the data dir and database
 #                          (kept when COMPAT_KEEP=1 or after a FAIL)
+#   cluster_start BACKEND NAME N [extra agent args...]
+#       N agents sharing one data dir (pg-s3: one database and store prefix),
+#       each on its own free port, with --agent-lease-ms
+#       $COMPAT_AGENT_LEASE_MS (2000; empty: no such flag); waits until Metadata through every agent
+#       lists all N. Sets BROKER_DIR (the cluster's dir, see cluster_lib.sh
+#       for its files and the agent_* functions), AGENT_PORTS,
+#       BROKER_BOOTSTRAP (every agent, comma-separated) and BROKER_PID/PORT/
+#       LOG (agent 0's). "{i}" in an extra arg is the agent's index
+#       (--zone 'z{i}'). Status 1 if an agent did not start, 2 if they started
+#       but did not form a cluster of N. broker_launch, _stop, _kill9,
+#       _cleanup, _alive and _log_tail then act on every agent.
+#   COMPAT_AGENTS=N        on_each_backend (and run_program) start clusters of
+#                          N agents instead of one broker
 #   record PASS|FAIL NAME [detail]
 #   compile_java CLIENT DIR SOURCE...
 #       javac the SOURCEs against the Kafka jars of scripts/test.sh into DIR,
@@ -34,10 +47,13 @@ COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$COMPAT_DIR/../.." && pwd)"
 # shellcheck source=../../scripts/services.sh
 source "$REPO_ROOT/scripts/services.sh"
+# shellcheck source=cluster_lib.sh
+source "$COMPAT_DIR/cluster_lib.sh"
 
 : "${STREAMHOUSE_BIN:=${CARGO_TARGET_DIR:-$STREAMHOUSE_CACHE/target}/debug/streamhouse}"
 : "${COMPAT_BACKENDS:=embedded pg-s3}"
 : "${COMPAT_S3_MODE:=prefix}"
+: "${COMPAT_AGENTS:=1}"
 BROKER_READY_TIMEOUT_S=30
 
 if [[ -z "${COMPAT_RUN_DIR:-}" ]]; then
@@ -63,12 +79,19 @@ free_port() {
 
 now_ms() { date +%s%3N; }
 
+# "-Nagents" when runners start clusters of N agents (COMPAT_AGENTS), else "":
+# for scenario names that must not mix with the single broker's.
+agents_tag() { ((COMPAT_AGENTS > 1)) && echo "-${COMPAT_AGENTS}agents"; }
+
 BROKER_PID=""
 BROKER_DB=""
 
-broker_start() {
+# The dir, database and store of a fresh broker or cluster: sets BROKER_NAME,
+# BROKER_DIR, BROKER_LOG, BROKER_DB and BACKEND_ARGS (--data-dir and, for
+# pg-s3, --catalog and --store).
+broker_prepare() {
     local backend="$1" name="$2"
-    shift 2
+    CLUSTER_N=0
     BROKER_NAME="$(unique "$name")"
     BROKER_DIR="$COMPAT_RUN_DIR/$BROKER_NAME"
     BROKER_LOG="$BROKER_DIR/broker.log"
@@ -105,22 +128,92 @@ broker_start() {
             ;;
         *) echo "unknown backend $backend" >&2; return 1 ;;
     esac
+    BACKEND_ARGS=("${args[@]}")
+}
+
+broker_start() {
+    local backend="$1" name="$2"
+    shift 2
+    broker_prepare "$backend" "$name" || return 1
     BROKER_PORT="$(free_port)"
     BROKER_BOOTSTRAP="127.0.0.1:$BROKER_PORT"
-    BROKER_ARGS=(--listen "$BROKER_BOOTSTRAP" "${args[@]}" "$@")
+    BROKER_ARGS=(--listen "$BROKER_BOOTSTRAP" "${BACKEND_ARGS[@]}" "$@")
     broker_launch
 }
 
-# (Re)starts the broker with BROKER_ARGS on BROKER_PORT; waits for TCP.
+CLUSTER_N=0
+AGENT_PORTS=()
+
+cluster_start() {
+    local backend="$1" name="$2" n="$3" i port
+    shift 3
+    broker_prepare "$backend" "$name" || return 1
+    AGENT_PORTS=()
+    for ((i = 0; i < n; i++)); do
+        # Distinct ports: free_port may hand out one just released.
+        while :; do
+            port="$(free_port)"
+            [[ " ${AGENT_PORTS[*]} " == *" $port "* ]] || break
+        done
+        AGENT_PORTS+=("$port")
+        echo "$port" >"$BROKER_DIR/agent-$i.port"
+        local -a lease=()
+        [[ -n "$COMPAT_AGENT_LEASE_MS" ]] && lease=(--agent-lease-ms "$COMPAT_AGENT_LEASE_MS")
+        printf '%s\0' "$STREAMHOUSE_BIN" --listen "127.0.0.1:$port" "${BACKEND_ARGS[@]}" \
+            ${lease[@]+"${lease[@]}"} ${@+"${@//"{i}"/$i}"} >"$BROKER_DIR/agent-$i.cmd"
+    done
+    echo "$n" >"$BROKER_DIR/agents"
+    CLUSTER_N="$n"
+    BROKER_BOOTSTRAP="$(printf '127.0.0.1:%s,' "${AGENT_PORTS[@]}")"
+    BROKER_BOOTSTRAP="${BROKER_BOOTSTRAP%,}"
+    BROKER_PORT="${AGENT_PORTS[0]}"
+    BROKER_LOG="$(agent_log 0)"
+    # One after the other: node ids are then given in index order.
+    for ((i = 0; i < n; i++)); do
+        agent_start "$i" || { cluster_kill9; return 1; }
+    done
+    BROKER_PID="$(agent_pid 0)"
+    cluster_wait_formed 20 || return 2
+}
+
+cluster_kill9() {
+    local i
+    for ((i = 0; i < CLUSTER_N; i++)); do agent_kill9 "$i"; done
+}
+
+# SIGTERM to every agent at once, then SIGKILL after COMPAT_AGENT_STOP_S.
+cluster_stop() {
+    local i
+    for ((i = 0; i < CLUSTER_N; i++)); do agent_alive "$i" && kill -TERM "$(agent_pid "$i")" 2>/dev/null; done
+    for ((i = 0; i < CLUSTER_N; i++)); do agent_wait_gone "$i" "$COMPAT_AGENT_STOP_S" || agent_kill9 "$i"; done
+}
+
+# Is the broker, or every agent of the cluster, running?
+broker_alive() {
+    if ((CLUSTER_N)); then
+        local i
+        for ((i = 0; i < CLUSTER_N; i++)); do agent_alive "$i" || return 1; done
+        return 0
+    fi
+    [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null
+}
+
+# (Re)starts the broker with BROKER_ARGS on BROKER_PORT (a cluster: every
+# agent that is not running); waits for TCP.
 broker_launch() {
+    if ((CLUSTER_N)); then
+        local i
+        for ((i = 0; i < CLUSTER_N; i++)); do agent_alive "$i" || agent_start "$i" || return 1; done
+        BROKER_PID="$(agent_pid 0)"
+        return 0
+    fi
     echo "=== start at $(date +%T): $STREAMHOUSE_BIN ${BROKER_ARGS[*]}" >>"$BROKER_LOG"
     # Without STREAMHOUSE_* settings a developer may have exported (the flags
     # are what the tests mean; STREAMHOUSE_LOG and _CACHE stay), no colour
     # codes in the log.
     local -a unset_env=()
-    local v
-    for v in $(compgen -e | grep '^STREAMHOUSE_' | grep -vxE 'STREAMHOUSE_(LOG|CACHE)'); do unset_env+=(-u "$v"); done
-    env "${unset_env[@]}" NO_COLOR=1 "$STREAMHOUSE_BIN" "${BROKER_ARGS[@]}" >>"$BROKER_LOG" 2>&1 </dev/null &
+    mapfile -t unset_env < <(sh_broker_env_args)
+    env ${unset_env[@]+"${unset_env[@]}"} NO_COLOR=1 "$STREAMHOUSE_BIN" "${BROKER_ARGS[@]}" >>"$BROKER_LOG" 2>&1 </dev/null &
     BROKER_PID=$!
     local deadline=$((SECONDS + BROKER_READY_TIMEOUT_S))
     while ((SECONDS < deadline)); do
@@ -150,6 +243,7 @@ broker_launch() {
 }
 
 broker_kill9() {
+    if ((CLUSTER_N)); then cluster_kill9; return; fi
     if [[ -n "$BROKER_PID" ]]; then
         kill -KILL "$BROKER_PID" 2>/dev/null || true
         wait "$BROKER_PID" 2>/dev/null || true
@@ -158,6 +252,7 @@ broker_kill9() {
 }
 
 broker_stop() {
+    if ((CLUSTER_N)); then cluster_stop; return; fi
     if [[ -n "$BROKER_PID" ]]; then
         kill -TERM "$BROKER_PID" 2>/dev/null || true
         local i
@@ -182,9 +277,18 @@ broker_cleanup() {
             >/dev/null 2>&1 || true
     fi
     BROKER_DIR=""
+    CLUSTER_N=0
 }
 
 broker_log_tail() {
+    if ((CLUSTER_N)); then
+        local i
+        for ((i = 0; i < CLUSTER_N; i++)); do
+            echo "--- $(agent_log "$i") (tail) ---"
+            tail -n "${1:-40}" "$(agent_log "$i")" 2>/dev/null
+        done
+        return
+    fi
     echo "--- $BROKER_LOG (tail) ---"
     tail -n "${1:-40}" "$BROKER_LOG" 2>/dev/null
 }
@@ -193,7 +297,15 @@ on_each_backend() {
     local client="$1" fn="$2" backend
     shift 2
     for backend in $COMPAT_BACKENDS; do
-        if ! broker_start "$backend" "$client-$backend" "$@"; then
+        if ((COMPAT_AGENTS > 1)); then
+            cluster_start "$backend" "$client-$backend" "$COMPAT_AGENTS" "$@"
+            case $? in
+                0) ;;
+                2) record FAIL "$client/$backend/cluster-formed" "see what each agent listed above" ;;
+                *) record FAIL "$client/$backend/broker-start" "see the agent logs above"
+                   broker_cleanup; continue ;;
+            esac
+        elif ! broker_start "$backend" "$client-$backend" "$@"; then
             record FAIL "$client/$backend/broker-start" "see the broker log above"
             continue
         fi
@@ -224,6 +336,7 @@ program_on_backend() {
     local -a cmd=()
     for arg in "${PROGRAM[@]}"; do
         arg="${arg//"{bootstrap}"/$BROKER_BOOTSTRAP}"
+        arg="${arg//"{dir}"/$BROKER_DIR}"
         cmd+=("${arg//"{backend}"/$backend}")
     done
     timeout --foreground "$PROGRAM_TIMEOUT" "${cmd[@]}" >"$out" 2>"$err"
@@ -244,8 +357,8 @@ program_on_backend() {
         echo "--- $err (tail) ---"; tail -n 40 "$err"
         broker_log_tail 40
     fi
-    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-        record FAIL "$client/$backend/broker-alive" "the broker died during the run"
+    if ! broker_alive; then
+        record FAIL "$client/$backend/broker-alive" "the broker (or an agent) died during the run"
     fi
 }
 

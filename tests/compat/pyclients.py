@@ -614,8 +614,8 @@ def main(argv):
     for client in clients:
         for backend in harness.backends():
             t0 = time.monotonic()
-            broker = harness.Broker(backend, client + "-" + backend,
-                                    extra_args=["--group-initial-rebalance-delay-ms", "0"])
+            broker = harness.new_broker(backend, client + "-" + backend,
+                                        extra_args=["--group-initial-rebalance-delay-ms", "0"])
             sc = Scenarios(client, backend, broker)
             try:
                 broker.start()
