@@ -4,14 +4,15 @@
 # S3-compatible server (moto), checks formatting and lints (cargo fmt --check,
 # cargo clippy -D warnings), runs every Rust test, builds the broker and runs
 # the real-client compatibility scenarios (kcat, confluent-kafka, the Java
-# client, SIGKILL durability) against it on both backend pairs.
+# client, SIGKILL durability; kcat, the crash test and the Java client also
+# against a cluster of three agents) against it on both backend pairs.
 #
 #   ./scripts/test.sh                      everything
 #   ./scripts/test.sh --setup-only         install + start services, print exports
 #                                          to eval; the services keep running
 #   ./scripts/test.sh --compat-only [CLIENT...]
 #                                          only the compat runners (kcat python
-#                                          java crash), against the broker already
+#                                          java crash cluster), against the broker already
 #                                          built ($STREAMHOUSE_BIN or
 #                                          $CARGO_TARGET_DIR/debug/streamhouse)
 #   ./scripts/test.sh --no-compat          setup, cargo test and build only

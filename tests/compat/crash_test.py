@@ -316,7 +316,8 @@ def main():
     ap.add_argument("--kill-after", type=float, default=0.4,
                     help="SIGKILL after this fraction of the records (plus a burst of %d) is sent" % KILL_BURST)
     ap.add_argument("--idempotent", action="store_true", help="enable.idempotence=true")
-    ap.add_argument("--agents", type=int, default=1, help="a cluster of this many agents")
+    ap.add_argument("--agents", type=int, default=harness.agents_wanted(),
+                    help="a cluster of this many agents (default: COMPAT_AGENTS, else 1)")
     args = ap.parse_args()
     results = [run_backend(b, args) for b in harness.backends()]
     return 0 if all(results) else 1

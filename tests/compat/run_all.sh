@@ -7,10 +7,17 @@
 #   tests/compat/run_all.sh --list         the client names, one a line
 #
 #   kcat    tests/compat/kcat.sh              kcat 1.7.1 / librdkafka 2.0.2
+#           tests/compat/kcat_cluster.sh      the same against three agents: brokers,
+#                                             leaders by the rendezvous hash, zones,
+#                                             produce and consume across agents
 #   python  tests/compat/test_confluent_kafka.py (pytest)  confluent-kafka
 #   java    tests/compat/java.sh              kafka-clients 4.4.0
 #   crash   tests/compat/crash_test.py        SIGKILL durability (plain and
-#                                             --idempotent producer)
+#                                             --idempotent producer; each also with
+#                                             three agents, SIGKILL of a leader)
+#   cluster tests/compat/cluster.sh           three agents under Java clients: the
+#                                             group coordinator SIGKILLed, a rolling
+#                                             SIGTERM restart
 #   go      tests/compat/go.sh                franz-go (kgo + kadm) and Sarama
 #   node    tests/compat/node.sh              KafkaJS 2.2.4
 #   pyclients tests/compat/pyclients.py       kafka-python and aiokafka
@@ -21,7 +28,10 @@
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
-# COMPAT_BACKENDS, COMPAT_KEEP=1 (keep data dirs), COMPAT_S3_MODE=bucket (a
+# COMPAT_BACKENDS, COMPAT_KEEP=1 (keep data dirs), COMPAT_AGENTS=N (every
+# runner against clusters of N agents instead of one broker; the three-agent
+# runners above use 3 unless N > 1), COMPAT_AGENT_LEASE_MS (the agents'
+# --agent-lease-ms, 2000), COMPAT_S3_MODE=bucket (a
 # fresh bucket per broker instead of a key prefix), COMPAT_REFERENCE=1 (the
 # broker is Apache Kafka, see reference/kafka-as-streamhouse.sh: skip the
 # checks of StreamHouse's storage layout). PostgreSQL and moto are
@@ -40,11 +50,16 @@ COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # in turn. Adding a client is its runner file plus a line here.
 CLIENTS=(
     "kcat      sh     kcat.sh"
+    "kcat      sh     kcat_cluster.sh"
     "python    pytest test_confluent_kafka.py"
     "java      sh     java.sh"
     "crash     py     crash_test.py"
     # The same with the idempotent producer: no value may be written twice.
     "crash     py     crash_test.py --idempotent"
+    # Both again with three agents: the SIGKILL hits partition 0's leader.
+    "crash     py     crash_test.py --agents 3"
+    "crash     py     crash_test.py --idempotent --agents 3"
+    "cluster   sh     cluster.sh"
     "tools     sh     tools.sh"
     "connect   sh     connect.sh"
     "go        sh     go.sh"
