@@ -16,8 +16,9 @@ action="$2"
 [[ -f "$BROKER_DIR/agents" ]] || { echo "agentctl.sh: $BROKER_DIR holds no cluster" >&2; exit 2; }
 case "$action" in
     start | kill9 | stop | alive)
-        (($# == 3)) && [[ "$3" =~ ^[0-9]+$ ]] && (($3 < $(cluster_n))) ||
-            { echo "agentctl.sh: $action needs an agent index below $(cluster_n)" >&2; exit 2; }
+        if ! (($# == 3)) || ! [[ "$3" =~ ^[0-9]+$ ]] || (($3 >= $(cluster_n))); then
+            echo "agentctl.sh: $action needs an agent index below $(cluster_n)" >&2; exit 2
+        fi
         "agent_$action" "$3" ;;
     formed) cluster_wait_formed "${3:-20}" ;;
     *) echo "agentctl.sh: unknown action '$action'" >&2; exit 2 ;;

@@ -132,7 +132,7 @@ cluster_wait_formed() {
         sleep 0.3
     done
     {
-        echo "the cluster did not form within ${1:-20} s: live agents $(echo $want)"
+        echo "the cluster did not form within ${1:-20} s: live agents ${want//$'\n'/ }"
         for ((i = 0; i < n; i++)); do
             agent_alive "$i" && echo "  agent $i (127.0.0.1:$(agent_port "$i")) lists: $(agent_listed_brokers "$i" | tr '\n' ' ')"
         done

@@ -12,10 +12,13 @@
 #                         its address, with distinct node ids
 #   same-leaders          kcat -L -t T through each agent names the same leader
 #                         for each of the 30 partitions
-#   leaders-by-hash       those leaders are the hash's winners over the listed
-#                         node ids (topic id from confluent-kafka's
-#                         describe_topics), and each agent leads 30/N +-40%
-#                         of them (6-14 for 3)
+#   leaders-by-hash       for 5 topics of 30 partitions, each described through
+#                         another agent, every leader is the hash's winner over
+#                         the listed node ids (topic ids from confluent-kafka's
+#                         describe_topics), and each agent leads 30/N +-40% of
+#                         a topic's partitions on average (6-14 for 3). One
+#                         topic alone would miss that range for some agent with
+#                         a chance of 18% (random topic ids); five, 0.2%.
 #   zone-leaders          with streamhouse_zone=zI in client.id every partition
 #                         is led by agent I (design 4.2)
 #   produce-zone-a        1,000 keyed records with kcat -P as a client of zone
@@ -33,6 +36,7 @@ AGENTS="${COMPAT_AGENTS:-3}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PARTITIONS=30
+TOPICS=5
 N=1000
 KCAT_TIMEOUT=45
 FORMAT='%p|%o|%k|%s\n'
@@ -73,8 +77,10 @@ for t in m.get("topics") or []:
 run_backend() {
     local backend="$1" pfx="$NAME/$1" w="$BROKER_DIR/work" i
     mkdir -p "$w"
-    local topic
-    topic="$(unique kcat-cluster)"
+    local topic t
+    local -a topics=()
+    for ((t = 0; t < TOPICS; t++)); do topics+=("$(unique "kcat-cluster-$t")"); done
+    topic="${topics[0]}"
 
     # metadata: every agent lists all, at their addresses, distinct node ids.
     local want problems="" node_of_agent=() listed
@@ -104,10 +110,13 @@ print(next((b["id"] for b in json.load(open(sys.argv[1]))["brokers"] if b["name"
         record FAIL "$pfx/metadata" "$problems"
     fi
 
-    # The topic (auto-created with 30 partitions) and its leaders through each agent.
-    for ((i = 0; i < 50; i++)); do
-        meta_json "$w/topic.json" 0 "" "$topic" && [[ "$(leaders "$w/topic.json" | grep -c ':[0-9]')" == "$PARTITIONS" ]] && break
-        sleep 0.2
+    # The topics (auto-created with 30 partitions), topic t described through agent t % N.
+    for ((t = 0; t < TOPICS; t++)); do
+        for ((i = 0; i < 50; i++)); do
+            meta_json "$w/topic$t.json" $((t % AGENTS)) "" "${topics[t]}" &&
+                [[ "$(leaders "$w/topic$t.json" | grep -c ':[0-9]')" == "$PARTITIONS" ]] && break
+            sleep 0.2
+        done
     done
     problems=""
     for ((i = 0; i < AGENTS; i++)); do
@@ -120,14 +129,19 @@ print(next((b["id"] for b in json.load(open(sys.argv[1]))["brokers"] if b["name"
     done
     if [[ -z "$problems" ]]; then record PASS "$pfx/same-leaders"; else record FAIL "$pfx/same-leaders" "$problems"; fi
 
-    local topic_id out
-    if ! topic_id="$("$PY" "$COMPAT_DIR/placement.py" topic-id "127.0.0.1:${AGENT_PORTS[0]}" "$topic" 2>"$w/topic-id.err")"; then
-        record FAIL "$pfx/leaders-by-hash" "no topic id (confluent-kafka describe_topics): $(tail -n 3 "$w/topic-id.err" | tr '\n' ' ')"
-    elif out="$(python3 "$COMPAT_DIR/placement.py" check "$topic_id" "$LEAD_MIN" "$LEAD_MAX" <"$w/topic-0.json" 2>&1)"; then
-        echo "$pfx: topic id $topic_id; $out"
-        record PASS "$pfx/leaders-by-hash"
+    local out
+    local -a ids=() files=()
+    if ! mapfile -t ids < <("$PY" "$COMPAT_DIR/placement.py" topic-id "127.0.0.1:${AGENT_PORTS[0]}" "${topics[@]}" 2>"$w/topic-id.err") ||
+            ((${#ids[@]} != TOPICS)); then
+        record FAIL "$pfx/leaders-by-hash" "no topic ids (confluent-kafka describe_topics): $(tail -n 3 "$w/topic-id.err" | tr '\n' ' ')"
     else
-        record FAIL "$pfx/leaders-by-hash" "topic id $topic_id: $(tr '\n' ' ' <<<"$out" | head -c 600)"
+        for ((t = 0; t < TOPICS; t++)); do files+=("$w/topic$t.json=${ids[t]}"); done
+        if out="$(python3 "$COMPAT_DIR/placement.py" check $((LEAD_MIN * TOPICS)) $((LEAD_MAX * TOPICS)) "${files[@]}" 2>&1)"; then
+            echo "$pfx: $TOPICS topics of $PARTITIONS partitions, $out"
+            record PASS "$pfx/leaders-by-hash"
+        else
+            record FAIL "$pfx/leaders-by-hash" "$(tr '\n' ' ' <<<"$out" | head -c 600)"
+        fi
     fi
 
     # Zones: a client of zone zI is served by agent I alone.

@@ -10,16 +10,17 @@ cluster names as a partition's leader or a group's coordinator.
 Usage (standard library only, except topic-id):
   placement.py selftest
       checks the design's test vectors; exit status 1 on a mismatch
-  placement.py check TOPIC_ID MIN MAX < METADATA_JSON
-      METADATA_JSON is `kcat -L -J -t TOPIC` (through any agent): every
-      partition's leader must be the winner over the brokers it lists, and
-      every broker must lead between MIN and MAX partitions. Prints one line
-      per finding; exit status 1 if any.
+  placement.py check MIN MAX JSON_FILE=TOPIC_ID...
+      each JSON_FILE is `kcat -L -J -t TOPIC` (through any agent) for the
+      topic with that id: every partition's leader must be the winner over
+      the brokers listed, and every broker must lead between MIN and MAX of
+      all the files' partitions together. Prints the count per broker, then
+      one line per finding; exit status 1 if any.
   placement.py leaders TOPIC_ID PARTITIONS NODE...
       the leader of each partition, space-separated
-  placement.py topic-id BOOTSTRAP TOPIC
-      the topic's id (UUID) through confluent-kafka's describe_topics (needs
-      the compat venv)
+  placement.py topic-id BOOTSTRAP TOPIC...
+      each topic's id (UUID), one a line, through confluent-kafka's
+      describe_topics (needs the compat venv)
 """
 
 import hashlib
@@ -83,19 +84,25 @@ def selftest():
     return bad
 
 
-def check(topic_id, lo, hi, meta):
-    """Findings (strings) for kcat's -L -J metadata of one topic."""
-    nodes = sorted(b["id"] for b in meta["brokers"])
-    topics = meta.get("topics") or []
-    if len(topics) != 1:
-        return ["expected one topic in the metadata, got %d" % len(topics)]
+def check(lo, hi, metas):
+    """Findings (strings) for kcat's -L -J metadata of topics: [(topic id, metadata)]."""
     findings = []
-    counts = {n: 0 for n in nodes}
-    for p in topics[0]["partitions"]:
-        want = leader(topic_id, p["partition"], nodes)
-        if p["leader"] != want:
-            findings.append("partition %d: leader %s, the hash over %s says %d" % (p["partition"], p["leader"], nodes, want))
-        counts[p["leader"]] = counts.get(p["leader"], 0) + 1
+    counts = {}
+    for topic_id, meta in metas:
+        nodes = sorted(b["id"] for b in meta["brokers"])
+        for n in nodes:
+            counts.setdefault(n, 0)
+        topics = meta.get("topics") or []
+        if len(topics) != 1:
+            findings.append("expected one topic in the metadata, got %d" % len(topics))
+            continue
+        name = topics[0]["topic"]
+        for p in topics[0]["partitions"]:
+            want = leader(topic_id, p["partition"], nodes)
+            if p["leader"] != want:
+                findings.append("%s partition %d: leader %s, the hash over %s says %d"
+                                % (name, p["partition"], p["leader"], nodes, want))
+            counts[p["leader"]] = counts.get(p["leader"], 0) + 1
     for n, c in sorted(counts.items()):
         if not lo <= c <= hi:
             findings.append("broker %d leads %d partitions, expected %d-%d" % (n, c, lo, hi))
@@ -103,14 +110,18 @@ def check(topic_id, lo, hi, meta):
     return findings
 
 
-def topic_id_of(bootstrap, topic):
+def topic_ids(bootstrap, topics):
     from confluent_kafka import TopicCollection
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    d = admin.describe_topics(TopicCollection([topic]), request_timeout=20)[topic].result(30)
-    hi = d.topic_id.get_most_significant_bits() & (2**64 - 1)
-    lo = d.topic_id.get_least_significant_bits() & (2**64 - 1)
-    return str(uuid.UUID(int=(hi << 64) | lo))
+    futures = admin.describe_topics(TopicCollection(topics), request_timeout=20)
+    out = []
+    for t in topics:
+        d = futures[t].result(30)
+        hi = d.topic_id.get_most_significant_bits() & (2**64 - 1)
+        lo = d.topic_id.get_least_significant_bits() & (2**64 - 1)
+        out.append(str(uuid.UUID(int=(hi << 64) | lo)))
+    return out
 
 
 def main(argv):
@@ -119,8 +130,13 @@ def main(argv):
         for b in bad:
             print(b)
         return 1 if bad else 0
-    if len(argv) == 4 and argv[0] == "check":
-        findings = check(argv[1], int(argv[2]), int(argv[3]), json.load(sys.stdin))
+    if len(argv) >= 4 and argv[0] == "check":
+        metas = []
+        for arg in argv[3:]:
+            path, _, topic_id = arg.rpartition("=")
+            with open(path) as f:
+                metas.append((topic_id, json.load(f)))
+        findings = check(int(argv[1]), int(argv[2]), metas)
         for f in findings:
             print(f)
         return 1 if findings else 0
@@ -128,8 +144,8 @@ def main(argv):
         nodes = [int(n) for n in argv[3:]]
         print(" ".join(str(leader(argv[1], p, nodes)) for p in range(int(argv[2]))))
         return 0
-    if len(argv) == 3 and argv[0] == "topic-id":
-        print(topic_id_of(argv[1], argv[2]))
+    if len(argv) >= 3 and argv[0] == "topic-id":
+        print("\n".join(topic_ids(argv[1], argv[2:])))
         return 0
     print(__doc__, file=sys.stderr)
     return 2
