@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use streamhouse_metadata::agents::{AgentRegistration, Renewal};
-use streamhouse_metadata::prelude::*;
 use streamhouse_metadata::CatalogError;
 
 use crate::harness::TestDb;
