@@ -168,7 +168,8 @@ cluster_start() {
     BROKER_BOOTSTRAP="${BROKER_BOOTSTRAP%,}"
     BROKER_PORT="${AGENT_PORTS[0]}"
     BROKER_LOG="$(agent_log 0)"
-    # One after the other: node ids are then given in index order.
+    # One after the other, as an operator would. Node ids come from
+    # registration, which follows the listen: runners map them by address.
     for ((i = 0; i < n; i++)); do
         agent_start "$i" || { cluster_kill9; return 1; }
     done

@@ -170,6 +170,7 @@ public final class ClusterTest {
         /** Records from this index on were sent after the event (the kill). */
         volatile long eventIndex = Long.MAX_VALUE;
         volatile long eventMs;
+        volatile long eventStartMs;
         /** Per partition: when its first record sent after the event was consumed (0: not yet). */
         final AtomicLongArray partitionBackMs = new AtomicLongArray(PARTITIONS);
         final AtomicLongArray partitionConsumed = new AtomicLongArray(PARTITIONS);
@@ -312,12 +313,15 @@ public final class ClusterTest {
                     + assigned + ", " + consumed.size() + " of " + sent.get() + " records consumed, errors " + errorSummary());
         }
 
-        void markEvent() {
+        /** The event (a kill that began at startedMs) is over: from now on a
+         * record sent, or a commit begun, cannot have reached the dead agent. */
+        void markEvent(long startedMs) {
+            eventStartMs = startedMs;
             eventMs = now();
             eventIndex = sent.get();
         }
 
-        /** Milliseconds from the event until every partition and member is back, or -1. */
+        /** Milliseconds from the start of the event until every partition and member is back, or -1. */
         long resumedAfterMs() {
             long last = 0;
             for (int p = 0; p < PARTITIONS; p++) {
@@ -334,7 +338,7 @@ public final class ClusterTest {
                 }
                 last = Math.max(last, t);
             }
-            return last - eventMs;
+            return last - eventStartMs;
         }
 
         String notBack() {
@@ -416,8 +420,9 @@ public final class ClusterTest {
             Map<Integer, Integer> before = leadersByAgent(admin, load.topic);
             info("failover: group coordinated by agent " + victim + " (node " + g.coordinator().id()
                     + "); partitions led per agent " + before + "; SIGKILL after " + load.sent.get() + " records");
-            load.markEvent();
+            long killStart = now();
             agentctlOrThrow("kill9", Integer.toString(victim));
+            load.markEvent(killStart);
             long deadline = now() + limit + 20000;
             long resumed;
             while ((resumed = load.resumedAfterMs()) < 0 && now() < deadline) {
