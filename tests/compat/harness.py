@@ -309,11 +309,11 @@ class ClusterNotFormed(BrokerError):
 
 class Cluster:
     """N agents sharing one catalog and store. start() starts every agent that
-    is not running (node ids come from registration, in no fixed order:
-    index_of_port maps a broker to its agent), then waits until Metadata through every agent lists all of
-    them (ClusterNotFormed if not within FORM_TIMEOUT_S; the agents keep
-    running). agents[i] is a Broker: agents[i].kill9() and .start() restart
-    one on its port."""
+    is not running, then waits until Metadata through every agent lists all
+    of them (ClusterNotFormed if not within FORM_TIMEOUT_S; the agents keep
+    running). Node ids come from registration, in no fixed order:
+    index_of_port maps a broker to its agent. agents[i] is a Broker:
+    agents[i].kill9() and .start() restart one on its port."""
 
     FORM_TIMEOUT_S = 20.0
 
