@@ -33,6 +33,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
+use streamhouse_metadata::groups::GroupFence;
 use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
 
@@ -140,7 +141,10 @@ impl Coordinator {
             return Ok(());
         }
         group.dirty = false;
-        let result = self.catalog.store_group(&group.to_stored()).await;
+        let result = self
+            .catalog
+            .store_group(&group.to_stored(), GroupFence::Unfenced)
+            .await;
         if result.is_ok() {
             group.stored = true;
         }
@@ -283,7 +287,7 @@ impl Coordinator {
             return None;
         }
         self.catalog
-            .commit_offsets(group_id, commits)
+            .commit_offsets(group_id, GroupFence::Unfenced, commits)
             .await
             .err()
             .map(|e| crate::errors::catalog(&e))
@@ -300,7 +304,11 @@ impl Coordinator {
             GroupState::Empty => {}
             _ => return Some(ResponseError::NonEmptyGroup),
         }
-        if let Err(error) = self.catalog.delete_group(group_id).await {
+        if let Err(error) = self
+            .catalog
+            .delete_group(group_id, GroupFence::Unfenced)
+            .await
+        {
             return Some(crate::errors::catalog(&error));
         }
         group.state = GroupState::Dead;

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use streamhouse_clock::ManualClock;
-use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit, StoredGroup};
+use streamhouse_metadata::groups::{
+    Acquisition, CommittedOffset, GroupFence, GroupLease, OffsetCommit, StoredGroup,
+};
 use streamhouse_metadata::{GroupCatalog, SqlCatalog};
 use tokio::sync::Semaphore;
 
@@ -126,9 +128,10 @@ impl GroupCatalog for StallingSaves {
     async fn commit_offsets(
         &self,
         group_id: &str,
+        fence: GroupFence,
         commits: &[OffsetCommit],
     ) -> streamhouse_metadata::Result<()> {
-        self.inner.commit_offsets(group_id, commits).await
+        self.inner.commit_offsets(group_id, fence, commits).await
     }
 
     async fn committed_offsets(
@@ -141,24 +144,66 @@ impl GroupCatalog for StallingSaves {
     async fn delete_offsets(
         &self,
         group_id: &str,
+        fence: GroupFence,
         partitions: &[(String, i32)],
     ) -> streamhouse_metadata::Result<()> {
-        self.inner.delete_offsets(group_id, partitions).await
+        self.inner.delete_offsets(group_id, fence, partitions).await
     }
 
-    async fn store_group(&self, group: &StoredGroup) -> streamhouse_metadata::Result<()> {
+    async fn store_group(
+        &self,
+        group: &StoredGroup,
+        fence: GroupFence,
+    ) -> streamhouse_metadata::Result<()> {
         if group.group_id == self.stuck && self.blocked.load(std::sync::atomic::Ordering::SeqCst) {
             let _pass = self.gate.acquire().await;
         }
-        self.inner.store_group(group).await
+        self.inner.store_group(group, fence).await
+    }
+
+    async fn load_group(
+        &self,
+        group_id: &str,
+    ) -> streamhouse_metadata::Result<Option<StoredGroup>> {
+        self.inner.load_group(group_id).await
     }
 
     async fn load_groups(&self) -> streamhouse_metadata::Result<Vec<StoredGroup>> {
         self.inner.load_groups().await
     }
 
-    async fn delete_group(&self, group_id: &str) -> streamhouse_metadata::Result<()> {
-        self.inner.delete_group(group_id).await
+    async fn delete_group(
+        &self,
+        group_id: &str,
+        fence: GroupFence,
+    ) -> streamhouse_metadata::Result<()> {
+        self.inner.delete_group(group_id, fence).await
+    }
+
+    async fn group_leases(
+        &self,
+        group_ids: &[String],
+    ) -> streamhouse_metadata::Result<Vec<GroupLease>> {
+        self.inner.group_leases(group_ids).await
+    }
+
+    async fn acquire_group(
+        &self,
+        group_id: &str,
+        node_id: i32,
+        incarnation: &str,
+    ) -> streamhouse_metadata::Result<Acquisition> {
+        self.inner
+            .acquire_group(group_id, node_id, incarnation)
+            .await
+    }
+
+    async fn release_group(
+        &self,
+        group_id: &str,
+        epoch: i64,
+    ) -> streamhouse_metadata::Result<bool> {
+        self.inner.release_group(group_id, epoch).await
     }
 }
 

@@ -16,7 +16,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
-use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit};
+use streamhouse_metadata::groups::{CommittedOffset, GroupFence, OffsetCommit};
 
 use super::groups::text;
 use crate::coordinator::{subscribed_topics, GroupState};
@@ -298,7 +298,7 @@ pub async fn delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDele
     } else {
         broker
             .catalog
-            .delete_offsets(&request.group_id, &deletable)
+            .delete_offsets(&request.group_id, GroupFence::Unfenced, &deletable)
             .await
             .err()
             .map(|e| errors::catalog(&e))
