@@ -12,7 +12,7 @@ use streamhouse_storage::{
     WriterConfig,
 };
 
-use crate::coordinator::{Coordinator, CoordinatorNode};
+use crate::coordinator::{Coordinator, CoordinatorNode, Solo};
 use crate::Config;
 
 pub struct Broker {
@@ -93,18 +93,18 @@ impl Broker {
             },
             Arc::clone(&metrics),
         );
+        let this_node = CoordinatorNode {
+            node_id: config.node_id,
+            host: config.advertise_host.clone(),
+            port: i32::from(config.advertise_port),
+        };
         let coordinator = Coordinator::start(
             catalog.clone(),
-            CoordinatorNode {
-                node_id: config.node_id,
-                host: config.advertise_host.clone(),
-                port: i32::from(config.advertise_port),
-            },
+            Arc::new(Solo(this_node.clone())),
+            this_node,
             config.group_initial_rebalance_delay,
             Arc::clone(&clock),
-        )
-        .await
-        .context("cannot load consumer groups from the catalog")?;
+        );
         Ok(Arc::new(Broker {
             config,
             catalog,

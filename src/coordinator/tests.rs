@@ -14,7 +14,7 @@ use streamhouse_metadata::groups::{
 use streamhouse_metadata::{GroupCatalog, SqlCatalog};
 use tokio::sync::Semaphore;
 
-use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, SyncRequest, TICK};
+use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, Solo, SyncRequest, TICK};
 
 const SESSION: Duration = Duration::from_secs(10);
 
@@ -51,6 +51,17 @@ fn node() -> CoordinatorNode {
     }
 }
 
+/// A coordinator outside any cluster, without an initial rebalance delay.
+fn solo(catalog: Arc<dyn GroupCatalog>, clock: streamhouse_clock::SharedClock) -> Arc<Coordinator> {
+    Coordinator::start(
+        catalog,
+        Arc::new(Solo(node())),
+        node(),
+        Duration::ZERO,
+        clock,
+    )
+}
+
 /// Joins one member with `session` and hands it its assignment: the group is
 /// stable. Returns the member id.
 async fn stable_group(coordinator: &Coordinator, group_id: &str, session: Duration) -> String {
@@ -81,9 +92,7 @@ async fn stable_group(coordinator: &Coordinator, group_id: &str, session: Durati
 async fn a_session_lapses_when_the_clock_passes_its_deadline_and_not_before() {
     let catalog = streamhouse_metadata::open("sqlite::memory:").await.unwrap();
     let clock = ManualClock::new();
-    let coordinator = Coordinator::start(catalog, node(), Duration::ZERO, clock.clone())
-        .await
-        .unwrap();
+    let coordinator = solo(catalog, clock.clone());
     let member_id = stable_group(&coordinator, "g", SESSION).await;
 
     // Real time passes but the clock does not: the member stays.
@@ -219,14 +228,7 @@ async fn a_stalled_save_of_one_group_does_not_stop_the_timers_of_the_others() {
         gate: Semaphore::new(0),
     });
     let clock = ManualClock::new();
-    let coordinator = Coordinator::start(
-        Arc::clone(&catalog) as Arc<dyn GroupCatalog>,
-        node(),
-        Duration::ZERO,
-        clock.clone(),
-    )
-    .await
-    .unwrap();
+    let coordinator = solo(Arc::clone(&catalog) as Arc<dyn GroupCatalog>, clock.clone());
     // Kafka's group.min.session.timeout.ms.
     let short = Duration::from_secs(6);
     stable_group(&coordinator, "stuck", short).await;
