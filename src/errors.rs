@@ -29,7 +29,7 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         | CatalogError::Migration(_)
         | CatalogError::Corrupt(_)
         | CatalogError::InvalidArgument(_)
-        // Registration errors stop an agent at start; no request meets them.
+        // Only membership at start-up meets these; no request does.
         | CatalogError::NodeIdInUse { .. }
         | CatalogError::AddressHasOtherNodeId { .. } => ResponseError::UnknownServerError,
     }

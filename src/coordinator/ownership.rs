@@ -306,24 +306,21 @@ impl Coordinator {
         }
     }
 
-    /// A clean shutdown: every group stored, its parked JoinGroup and SyncGroup
-    /// answered NOT_COORDINATOR, its lease released. Requests arriving later
-    /// are answered NOT_COORDINATOR too.
+    /// A clean shutdown: every group stored and its parked JoinGroup and
+    /// SyncGroup answered NOT_COORDINATOR; requests arriving later are
+    /// answered so too. The leases stay: leaving the cluster next releases all
+    /// of them with this agent's row, in one transaction.
     pub async fn shutdown(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let slots: Vec<(String, Slot)> = self.slot_map().drain().collect();
-        for (group_id, slot) in slots {
+        for (_, slot) in slots {
             if let Some(group) = slot.group {
                 let mut group = group.lock().await;
                 if group.state != GroupState::Dead {
                     let _ = self.persist(&mut group).await;
                 }
                 group.unload(ResponseError::NotCoordinator);
-            }
-            if let GroupFence::Lease(epoch) = slot.fence {
-                if let Err(error) = self.catalog.release_group(&group_id, epoch).await {
-                    tracing::warn!(group = %group_id, %error, "cannot release the group's lease");
-                }
             }
         }
     }

@@ -63,3 +63,38 @@ impl Placement for Solo {
         (node_id == self.0.node_id).then(|| self.0.clone())
     }
 }
+
+/// In a cluster: the agent's membership, whose view places groups by
+/// rendezvous hashing over every live agent.
+impl Placement for crate::cluster::Membership {
+    fn this_agent(&self) -> Option<AgentId> {
+        Some(AgentId {
+            node_id: self.node_id(),
+            incarnation: self.incarnation().to_string(),
+        })
+    }
+
+    fn lease_valid(&self) -> bool {
+        crate::cluster::Membership::lease_valid(self)
+    }
+
+    fn view_epoch(&self) -> i64 {
+        self.view().epoch
+    }
+
+    fn winner(&self, group_id: &str) -> Option<CoordinatorNode> {
+        self.view().group_coordinator(group_id).map(node)
+    }
+
+    fn agent(&self, node_id: i32) -> Option<CoordinatorNode> {
+        self.view().agent(node_id).map(node)
+    }
+}
+
+fn node(agent: &streamhouse_metadata::agents::Agent) -> CoordinatorNode {
+    CoordinatorNode {
+        node_id: agent.node_id,
+        host: agent.host.clone(),
+        port: agent.port,
+    }
+}
