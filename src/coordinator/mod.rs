@@ -19,6 +19,8 @@
 //! the initial rebalance delay) every [`TICK`], never waiting for the catalog
 //! (see `run_timers`).
 
+#[cfg(test)]
+mod cluster_tests;
 mod group;
 mod join_answer;
 mod member;
@@ -303,7 +305,10 @@ impl Coordinator {
             .iter()
             .map(|(member_id, instance_id)| group.leave(member_id, instance_id.as_deref(), now))
             .collect();
-        let _ = self.persist(&mut group).await;
+        if let Err(CatalogError::NotCoordinator { .. }) = self.persist(&mut group).await {
+            // The departures are void: the group's new owner never saw them.
+            return Err(ResponseError::NotCoordinator);
+        }
         Ok(errors)
     }
 

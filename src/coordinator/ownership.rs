@@ -311,8 +311,7 @@ impl Coordinator {
     /// answered so too. The leases stay: leaving the cluster next releases all
     /// of them with this agent's row, in one transaction.
     pub async fn shutdown(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let slots: Vec<(String, Slot)> = self.slot_map().drain().collect();
         for (_, slot) in slots {
             if let Some(group) = slot.group {

@@ -16,9 +16,9 @@ use tokio::sync::Semaphore;
 
 use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, Solo, SyncRequest, TICK};
 
-const SESSION: Duration = Duration::from_secs(10);
+pub(super) const SESSION: Duration = Duration::from_secs(10);
 
-fn join_request(session: Duration) -> JoinRequest {
+pub(super) fn join_request(session: Duration) -> JoinRequest {
     JoinRequest {
         member_id: String::new(),
         instance_id: None,
@@ -32,14 +32,14 @@ fn join_request(session: Duration) -> JoinRequest {
     }
 }
 
-async fn members_of(coordinator: &Coordinator, group_id: &str) -> (usize, GroupState) {
+pub(super) async fn members_of(coordinator: &Coordinator, group_id: &str) -> (usize, GroupState) {
     let group = coordinator.group(group_id).expect("the group exists");
     let group = group.lock().await;
     (group.members.len(), group.state)
 }
 
 /// Lets the timer task run a few ticks of real time.
-async fn a_few_ticks() {
+pub(super) async fn a_few_ticks() {
     tokio::time::sleep(TICK * 5).await;
 }
 
@@ -64,7 +64,11 @@ fn solo(catalog: Arc<dyn GroupCatalog>, clock: streamhouse_clock::SharedClock) -
 
 /// Joins one member with `session` and hands it its assignment: the group is
 /// stable. Returns the member id.
-async fn stable_group(coordinator: &Coordinator, group_id: &str, session: Duration) -> String {
+pub(super) async fn stable_group(
+    coordinator: &Coordinator,
+    group_id: &str,
+    session: Duration,
+) -> String {
     let joined = coordinator.join(group_id, join_request(session)).await;
     assert_eq!((joined.error, joined.generation), (None, 1));
     let synced = coordinator
