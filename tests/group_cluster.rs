@@ -139,6 +139,25 @@ async fn every_agent_names_one_coordinator_and_only_it_serves_the_group(backend:
         describe(&mut clients[other], group).await.error_code,
         NOT_COORDINATOR
     );
+    // OffsetFetch v1 has no top-level error: each partition asked for says it.
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partition_indexes(vec![0, 1]),
+        ]));
+    let ResponseKind::OffsetFetch(fetched) =
+        clients[other].call(ApiKey::OffsetFetch, 1, &request).await
+    else {
+        panic!("not an OffsetFetch response")
+    };
+    let errors: Vec<(i32, i16)> = fetched.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(errors, vec![(0, NOT_COORDINATOR), (1, NOT_COORDINATOR)]);
     assert_eq!(
         heartbeat(&mut clients[owner], group, generation, &member).await,
         NONE
