@@ -172,3 +172,41 @@ async fn transactional_ids_are_refused() {
     assert_ne!(r.error_code, 0);
     assert_eq!(r.producer_id.0, -1);
 }
+
+/// Kafka answers a retry with the original batch's LogAppendTime, not the
+/// time the retry arrived.
+#[tokio::test]
+async fn a_retry_on_a_log_append_time_topic_gets_the_original_append_time() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("stamped");
+    let configs = [("message.timestamp.type", "LogAppendTime")];
+    let (error, message) = common::create_topic_with(&mut client, &topic, 1, &configs).await;
+    assert_eq!(error, 0, "{message:?}");
+    let (_, pid, _) = init(&mut client, None).await;
+    let mut send = async |batch| {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(name(&topic))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch)),
+                ])]);
+        let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
+            panic!("not a Produce response")
+        };
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset, p.log_append_time_ms)
+    };
+    let (error, base_offset, original) = send(batch(pid, 0, 0, 2)).await;
+    assert_eq!((error, base_offset), (0, 0));
+    assert!(original > 0);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(send(batch(pid, 0, 0, 2)).await, (0, 0, original));
+    let (error, base_offset, later) = send(batch(pid, 0, 2, 1)).await;
+    assert_eq!((error, base_offset), (0, 2));
+    assert!(later >= original + 20, "{later} {original}");
+}

@@ -2,8 +2,9 @@
 //! sqlx's `Any` driver.
 //!
 //! Each catalog trait is implemented in the file of its concern (`topics.rs`,
-//! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`); `commit.rs` and
-//! `cluster.rs` hold the larger bodies those call, `rows.rs` the row decoding.
+//! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`); `commit.rs` (with
+//! `producer_windows.rs`) and `cluster.rs` hold the larger bodies those call,
+//! `rows.rs` the row decoding.
 //! This file holds the catalog itself and the two ways an operation reaches the
 //! database, [`SqlCatalog::read`] and [`SqlCatalog::write`], which apply the
 //! retry of transient failures (`retry.rs`) so that no operation does.
@@ -20,6 +21,7 @@ mod connect;
 mod groups;
 mod lifecycle;
 mod log;
+mod producer_windows;
 mod producers;
 mod retry;
 mod rows;
