@@ -12,6 +12,7 @@ use streamhouse_storage::{
     WriterConfig,
 };
 
+use crate::cluster::{AgentIdentity, Membership};
 use crate::coordinator::{Coordinator, CoordinatorNode};
 use crate::Config;
 
@@ -25,6 +26,9 @@ pub struct Broker {
     pub watermarks: Arc<Watermarks>,
     pub cluster_id: String,
     pub coordinator: Arc<Coordinator>,
+    /// This agent's place in the cluster: its node id, the live agents, and
+    /// where partitions and groups belong among them.
+    pub membership: Arc<Membership>,
     /// Request counts and latencies of the store and the catalog commits.
     pub metrics: Arc<Metrics>,
     /// What every time-dependent part of the agent reads the time from.
@@ -63,6 +67,18 @@ impl Broker {
             .cluster_id()
             .await
             .context("cannot read the cluster id from the catalog")?;
+        let membership = Membership::join(
+            Arc::clone(&catalog),
+            AgentIdentity {
+                node_id: config.node_id,
+                host: config.advertise_host.clone(),
+                port: i32::from(config.advertise_port),
+                zone: config.zone.clone(),
+                lease: config.agent_lease,
+            },
+        )
+        .await
+        .context("cannot join the cluster")?;
         let watermarks = Arc::new(Watermarks::new(Arc::clone(&catalog)));
         let reader = Arc::new(ObjectReader::new(
             Arc::clone(&store),
@@ -96,7 +112,7 @@ impl Broker {
         let coordinator = Coordinator::start(
             catalog.clone(),
             CoordinatorNode {
-                node_id: config.node_id,
+                node_id: membership.node_id(),
                 host: config.advertise_host.clone(),
                 port: i32::from(config.advertise_port),
             },
@@ -114,13 +130,15 @@ impl Broker {
             watermarks,
             cluster_id,
             coordinator,
+            membership,
             metrics,
             clock,
             registry: Arc::new(registry),
         }))
     }
 
+    /// This agent's broker id, as registered in the catalog.
     pub fn node_id(&self) -> i32 {
-        self.config.node_id
+        self.membership.node_id()
     }
 }

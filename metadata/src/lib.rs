@@ -12,6 +12,7 @@
 //! the one implementation is [`SqlCatalog`] (`sql/`), one file per concern.
 //! The invariants of the log are named in [`LogCatalog`]'s module.
 
+pub mod agents;
 pub mod cache;
 mod catalog;
 pub mod compaction;
@@ -22,8 +23,8 @@ pub mod producers;
 pub mod sql;
 
 pub use catalog::{
-    Catalog, ConfigUpdate, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog,
-    TopicCatalog,
+    AgentCatalog, Catalog, ConfigUpdate, GroupCatalog, LifecycleCatalog, LogCatalog,
+    ProducerCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -42,7 +43,8 @@ use streamhouse_clock::SharedClock;
 /// `dyn Catalog` they resolve without it.)
 pub mod prelude {
     pub use crate::catalog::{
-        Catalog, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog, TopicCatalog,
+        AgentCatalog, Catalog, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog,
+        TopicCatalog,
     };
 }
 

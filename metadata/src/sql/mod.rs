@@ -15,6 +15,7 @@
 //! two small decisions: how a write transaction begins (here) and which errors are
 //! worth retrying (`retry.rs`).
 
+mod agents;
 mod cluster;
 mod commit;
 mod connect;

@@ -13,6 +13,7 @@ mod compaction;
 mod groups;
 mod harness;
 mod idempotence;
+mod membership;
 mod timeouts;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
@@ -122,6 +123,32 @@ macro_rules! cache_tests {
     };
 }
 
+/// Membership cases; they open their catalogs themselves, so they run once per
+/// backend.
+macro_rules! membership_tests {
+    ($target:expr) => {
+        membership_tests!(@each $target;
+            automatic_node_ids_fill_gaps_from_zero_and_each_change_bumps_the_epoch,
+            an_agent_restarting_on_its_address_replaces_its_previous_row,
+            a_node_id_held_by_a_live_agent_is_refused_and_a_lapsed_one_is_taken,
+            lapsed_agents_are_reaped_only_by_a_renewal_that_may_reap,
+            agents_registering_together_get_distinct_node_ids,
+            counters_start_at_zero_and_track_membership,
+        );
+    };
+    (@each $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::membership::$case(db))
+                })
+                .await;
+            }
+        )*
+    };
+}
+
 /// What turning the cache off changes; run once per backend.
 macro_rules! uncached_tests {
     ($target:expr) => {
@@ -134,6 +161,7 @@ macro_rules! uncached_tests {
 mod sqlite {
     conformance_tests!(crate::harness::SQLITE);
     cache_tests!(crate::harness::SQLITE);
+    membership_tests!(crate::harness::SQLITE);
 }
 
 mod sqlite_uncached {
@@ -144,6 +172,7 @@ mod sqlite_uncached {
 mod postgres {
     conformance_tests!(crate::harness::POSTGRES);
     cache_tests!(crate::harness::POSTGRES);
+    membership_tests!(crate::harness::POSTGRES);
 }
 
 mod postgres_uncached {
