@@ -11,7 +11,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-on_both_backends!(retries_are_answered_with_the_original_offset);
+on_both_backends!(
+    retries_are_answered_with_the_original_offset,
+    a_producer_moving_between_agents_keeps_its_sequence_and_retries_append_once,
+);
 
 async fn init(client: &mut TestClient, current: Option<(i64, i16)>) -> (i16, i64, i16) {
     let (id, epoch) = current.unwrap_or((-1, -1));
@@ -105,6 +108,61 @@ async fn retries_are_answered_with_the_original_offset(backend: Backend) {
         .map(|r| r.0)
         .collect();
     assert_eq!(offsets, (0..6).collect::<Vec<_>>());
+}
+
+/// Two agents on one catalog and store: the commit judges sequences, so a
+/// retry through the other agent is a duplicate, and an agent that last saw
+/// the producer several batches ago does not refuse its next one.
+async fn a_producer_moving_between_agents_keeps_its_sequence_and_retries_append_once(
+    backend: Backend,
+) {
+    let a = TestBroker::start(backend).await;
+    let b = a.another_agent(|_| {}).await;
+    let (mut to_a, mut to_b) = (a.client().await, b.client().await);
+    let topic = unique_topic("moving");
+    auto_create(&mut to_a, &topic).await;
+    let (_, pid, _) = init(&mut to_a, None).await;
+    assert_eq!(
+        produce(&mut to_a, &topic, batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    // The answer was lost; the client retries through the other agent.
+    assert_eq!(
+        produce(&mut to_b, &topic, batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut to_b, &topic, batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    // Back on the first agent, which last saw sequence 0.
+    assert_eq!(
+        produce(&mut to_a, &topic, batch(pid, 0, 5, 1)).await,
+        (0, 5)
+    );
+    assert_eq!(
+        produce(&mut to_b, &topic, batch(pid, 0, 9, 1)).await.0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(name(&topic))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let ResponseKind::Fetch(r) = to_a.call(ApiKey::Fetch, 11, &fetch).await else {
+        panic!()
+    };
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 6);
+    let offsets: Vec<i64> = common::decode_records(p.records.clone().unwrap())
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(offsets, (0..6).collect::<Vec<_>>(), "nothing stored twice");
 }
 
 #[tokio::test]
