@@ -8,8 +8,8 @@ use streamhouse_clock::SharedClock;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
-    CompactionWorker, Compactor, Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, Watermarks,
-    WriterConfig,
+    CompactionWorker, Compactor, Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, ShareOfWork,
+    Watermarks, WriterConfig,
 };
 
 use crate::cluster::{AgentIdentity, Membership};
@@ -93,7 +93,8 @@ impl Broker {
                 config.compaction.clone(),
                 Arc::clone(&metrics),
             )
-            .with_clock(Arc::clone(&clock)),
+            .with_clock(Arc::clone(&clock))
+            .with_share(Arc::clone(&membership) as Arc<dyn ShareOfWork>),
         );
         let writer = ObjectWriter::start(
             store,

@@ -23,7 +23,7 @@ pub mod writer;
 
 pub use append::{Append, AppendOutcome, Appended, ProducerAppend};
 pub use background::BackgroundWrite;
-pub use compaction::{CompactionConfig, CompactionWorker, Compactor};
+pub use compaction::{CompactionConfig, CompactionWorker, Compactor, ShareOfWork, WorkShare};
 pub use error::StorageError;
 pub use metrics::Metrics;
 pub use reader::{ObjectReader, ReadCacheConfig};

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             partition_producers_lists_each_producers_newest_batch,
         );
         conformance_tests!(@compaction $target;
+            compaction_candidates_are_only_those_of_the_shards_asked_for,
             a_compaction_swap_merges_adjacent_entries_and_keeps_lookups,
             a_compaction_swap_is_refused_when_a_source_entry_changed,
             a_compaction_swap_skips_partitions_of_deleted_topics,
