@@ -13,7 +13,7 @@ use streamhouse_storage::{
 };
 
 use crate::cluster::{AgentIdentity, Membership};
-use crate::coordinator::{Coordinator, CoordinatorNode};
+use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
 use crate::Config;
 
 pub struct Broker {
@@ -112,6 +112,7 @@ impl Broker {
         );
         let coordinator = Coordinator::start(
             catalog.clone(),
+            Arc::clone(&membership) as Arc<dyn Placement>,
             CoordinatorNode {
                 node_id: membership.node_id(),
                 host: config.advertise_host.clone(),
@@ -119,9 +120,7 @@ impl Broker {
             },
             config.group_initial_rebalance_delay,
             Arc::clone(&clock),
-        )
-        .await
-        .context("cannot load consumer groups from the catalog")?;
+        );
         Ok(Arc::new(Broker {
             config,
             catalog,

@@ -2,6 +2,7 @@
 //! exhaustive on purpose: a new internal error must be given its Kafka meaning.
 
 use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::producers::ProducerError;
 use streamhouse_metadata::CatalogError;
 use streamhouse_protocol::batch::BatchError;
 use streamhouse_protocol::validate::InvalidBatch;
@@ -16,6 +17,8 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig,
         CatalogError::PartitionCountNotIncreased { .. } => ResponseError::InvalidPartitions,
         CatalogError::OffsetBeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
+        // Another agent took the group over: the client finds its coordinator again.
+        CatalogError::NotCoordinator { .. } => ResponseError::NotCoordinator,
         // Database unreachable or failing: retriable for the client.
         CatalogError::Database(_) => ResponseError::KafkaStorageError,
         // Not KAFKA_STORAGE_ERROR, which tells the client nothing was written:
@@ -42,8 +45,12 @@ pub fn storage(error: &StorageError) -> ResponseError {
             ResponseError::KafkaStorageError
         }
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
-        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        StorageError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
         // Retriable: the producer sends the batch again, in order.
         StorageError::EarlierWriteFailed => ResponseError::KafkaStorageError,
         StorageError::InvalidStoreUrl { .. }

@@ -10,8 +10,10 @@ mod admin;
 mod agents;
 mod cases;
 mod compaction;
+mod group_leases;
 mod groups;
 mod harness;
+mod idempotence;
 mod membership;
 mod timeouts;
 
@@ -50,6 +52,13 @@ macro_rules! conformance_tests {
             a_compaction_swap_skips_partitions_of_deleted_topics,
             garbage_collection_retires_objects_nothing_points_into,
         );
+        conformance_tests!(@idempotence $target;
+            a_batch_committed_through_another_agent_is_a_duplicate_with_its_offset_and_time,
+            a_gap_in_sequences_is_out_of_order_and_takes_no_offsets,
+            a_stale_epoch_is_refused_and_a_new_epoch_restarts_at_zero,
+            a_duplicate_inside_one_commit_gets_the_offset_the_original_got_there,
+            a_run_is_split_into_entries_around_the_appends_it_does_not_keep,
+        );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,
             concurrent_creates_of_one_name_make_one_topic,
@@ -77,6 +86,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_catalog($target, |catalog| {
                     Box::pin(crate::compaction::$case(catalog))
+                })
+                .await;
+            }
+        )*
+    };
+    (@idempotence $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::idempotence::$case(db))
                 })
                 .await;
             }
@@ -131,6 +151,32 @@ macro_rules! membership_tests {
     };
 }
 
+/// Group lease cases; they register agents on catalogs they open, so they run
+/// once per backend.
+macro_rules! group_lease_tests {
+    ($target:expr) => {
+        group_lease_tests!(@each $target;
+            a_free_group_is_acquired_at_epoch_one_and_each_acquisition_bumps_it,
+            a_group_is_not_taken_over_while_its_owners_row_exists,
+            a_group_is_taken_over_once_its_owner_left_or_was_reaped,
+            group_writes_under_an_old_lease_epoch_are_refused,
+            a_lease_is_released_only_at_its_own_epoch,
+            of_agents_acquiring_a_group_together_one_wins,
+        );
+    };
+    (@each $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::group_leases::$case(db))
+                })
+                .await;
+            }
+        )*
+    };
+}
+
 /// What turning the cache off changes; run once per backend.
 macro_rules! uncached_tests {
     ($target:expr) => {
@@ -144,6 +190,7 @@ mod sqlite {
     conformance_tests!(crate::harness::SQLITE);
     cache_tests!(crate::harness::SQLITE);
     membership_tests!(crate::harness::SQLITE);
+    group_lease_tests!(crate::harness::SQLITE);
 }
 
 mod sqlite_uncached {
@@ -155,6 +202,7 @@ mod postgres {
     conformance_tests!(crate::harness::POSTGRES);
     cache_tests!(crate::harness::POSTGRES);
     membership_tests!(crate::harness::POSTGRES);
+    group_lease_tests!(crate::harness::POSTGRES);
 }
 
 mod postgres_uncached {
