@@ -15,15 +15,17 @@
 pub mod cache;
 mod catalog;
 pub mod compaction;
+pub mod counters;
 mod error;
 pub mod groups;
+pub mod heads;
 mod model;
 pub mod producers;
 pub mod sql;
 
 pub use catalog::{
-    Catalog, ConfigUpdate, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog,
-    TopicCatalog,
+    Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener, LifecycleCatalog, LogCatalog,
+    ProducerCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -42,7 +44,8 @@ use streamhouse_clock::SharedClock;
 /// `dyn Catalog` they resolve without it.)
 pub mod prelude {
     pub use crate::catalog::{
-        Catalog, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog, TopicCatalog,
+        Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog,
+        TopicCatalog,
     };
 }
 

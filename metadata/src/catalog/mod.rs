@@ -11,12 +11,14 @@
 //! methods resolve on the trait object without importing the supertrait. Code
 //! holding a concrete catalog (a `SqlCatalog`) imports [`crate::prelude`].
 
+mod changes;
 mod groups;
 mod lifecycle;
 mod log;
 mod producers;
 mod topics;
 
+pub use changes::{ChangeCatalog, HeadListener};
 pub use groups::GroupCatalog;
 pub use lifecycle::LifecycleCatalog;
 pub use log::LogCatalog;
@@ -28,11 +30,17 @@ pub use topics::{ConfigUpdate, TopicCatalog};
 /// Implemented for everything that implements all its supertraits; nothing
 /// implements it by hand.
 pub trait Catalog:
-    TopicCatalog + LogCatalog + GroupCatalog + ProducerCatalog + LifecycleCatalog
+    TopicCatalog + LogCatalog + GroupCatalog + ProducerCatalog + LifecycleCatalog + ChangeCatalog
 {
 }
 
 impl<T> Catalog for T where
-    T: TopicCatalog + LogCatalog + GroupCatalog + ProducerCatalog + LifecycleCatalog + ?Sized
+    T: TopicCatalog
+        + LogCatalog
+        + GroupCatalog
+        + ProducerCatalog
+        + LifecycleCatalog
+        + ChangeCatalog
+        + ?Sized
 {
 }

@@ -9,6 +9,7 @@
 mod admin;
 mod agents;
 mod cases;
+mod changes;
 mod compaction;
 mod groups;
 mod harness;
@@ -103,6 +104,28 @@ macro_rules! cache_tests {
     };
 }
 
+/// How agents learn of each other's changes; run once per backend.
+macro_rules! change_tests {
+    ($target:expr) => {
+        change_tests!(@each $target;
+            topic_changes_bump_the_catalog_counter,
+            head_changes_list_each_change_once_in_order,
+            heads_and_existing_topics_are_read_in_one_go,
+            announced_heads_reach_other_agents_listeners,
+            the_counter_poll_drops_topics_cached_before_another_agents_change,
+        );
+    };
+    (@each $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| Box::pin(crate::changes::$case(db)))
+                    .await;
+            }
+        )*
+    };
+}
+
 /// What turning the cache off changes; run once per backend.
 macro_rules! uncached_tests {
     ($target:expr) => {
@@ -115,6 +138,7 @@ macro_rules! uncached_tests {
 mod sqlite {
     conformance_tests!(crate::harness::SQLITE);
     cache_tests!(crate::harness::SQLITE);
+    change_tests!(crate::harness::SQLITE);
 }
 
 mod sqlite_uncached {
@@ -125,6 +149,7 @@ mod sqlite_uncached {
 mod postgres {
     conformance_tests!(crate::harness::POSTGRES);
     cache_tests!(crate::harness::POSTGRES);
+    change_tests!(crate::harness::POSTGRES);
 }
 
 mod postgres_uncached {
