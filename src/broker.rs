@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use streamhouse_clock::SharedClock;
+use streamhouse_metadata::counters::{CounterPoll, POLL_INTERVAL};
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
@@ -23,6 +24,10 @@ pub struct Broker {
     pub compactor: Compactor,
     pub reader: Arc<ObjectReader>,
     pub watermarks: Arc<Watermarks>,
+    /// The catalog's counters, read every quarter second: what other agents
+    /// changed. Subscribe to react to a counter (the topic cache and the
+    /// heads view already do).
+    pub counters: CounterPoll,
     pub cluster_id: String,
     pub coordinator: Arc<Coordinator>,
     /// Request counts and latencies of the store and the catalog commits.
@@ -63,7 +68,9 @@ impl Broker {
             .cluster_id()
             .await
             .context("cannot read the cluster id from the catalog")?;
+        let counters = CounterPoll::start(Arc::clone(&catalog), POLL_INTERVAL).await;
         let watermarks = Arc::new(Watermarks::new(Arc::clone(&catalog)));
+        watermarks.start_feed(config.node_id, counters.subscribe());
         let reader = Arc::new(ObjectReader::new(
             Arc::clone(&store),
             &ReadCacheConfig {
@@ -112,6 +119,7 @@ impl Broker {
             compactor,
             reader,
             watermarks,
+            counters,
             cluster_id,
             coordinator,
             metrics,

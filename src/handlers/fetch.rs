@@ -17,7 +17,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::{PartitionOffsets, Topic};
 use streamhouse_protocol::batch;
-use tokio::sync::watch;
+use streamhouse_storage::watermarks::Subscription;
 use tokio::time::Instant;
 
 use crate::{errors, Broker};
@@ -70,13 +70,18 @@ pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> Fe
                 }
             }
         }
-        let round = read_round(broker, &topics, max_bytes).await;
+        let mut round = read_round(broker, &topics, max_bytes).await;
         let now = Instant::now();
-        if round.bytes >= min_bytes.max(1)
-            || round.has_error
-            || now >= deadline
-            || watches.is_empty()
-        {
+        if round.bytes >= min_bytes.max(1) || round.has_error || watches.is_empty() {
+            return FetchResponse::default().with_responses(round.responses);
+        }
+        if now >= deadline {
+            // Before answering short because of the view: the catalog's heads,
+            // in case an announcement was lost (its agent died between commit
+            // and announcement), so a consumer is never kept waiting for ever.
+            if heads_moved(broker, &topics).await {
+                round = read_round(broker, &topics, max_bytes).await;
+            }
             return FetchResponse::default().with_responses(round.responses);
         }
         wait_for_change(&mut watches, deadline).await;
@@ -263,11 +268,14 @@ async fn read_partition(
     budget: usize,
     skip: bool,
 ) -> Read {
-    let offsets = match broker.watermarks.get(topic.id, partition).await {
-        Ok(Some(offsets)) => offsets,
-        Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
-        Err(e) => return Err(errors::catalog(&e)),
-    };
+    let mut offsets = head(broker.watermarks.get(topic.id, partition).await)?;
+    // The view may lag other agents' commits: an offset beyond its high
+    // watermark may be one another agent handed out, and only the catalog may
+    // call it out of range. (Below the log start needs no check: the view's
+    // log start is never ahead of the catalog's.)
+    if fetch_offset > offsets.high_watermark {
+        offsets = head(broker.watermarks.refresh(topic.id, partition).await)?;
+    }
     if fetch_offset < offsets.log_start_offset || fetch_offset > offsets.high_watermark {
         return Err(ResponseError::OffsetOutOfRange);
     }
@@ -279,6 +287,16 @@ async fn read_partition(
         .index_entries(topic.id, partition, fetch_offset, INDEX_ENTRIES_PER_READ)
         .await
     {
+        Ok(entries) if entries.is_empty() => {
+            // The view says there are offsets from here; the index, which
+            // hides what lies below the log start, has none: another agent
+            // moved the log start past them.
+            offsets = head(broker.watermarks.refresh(topic.id, partition).await)?;
+            if fetch_offset < offsets.log_start_offset {
+                return Err(ResponseError::OffsetOutOfRange);
+            }
+            Ok(Bytes::new())
+        }
         Ok(entries) => broker
             .reader
             .read(&entries, fetch_offset, budget)
@@ -295,7 +313,38 @@ async fn read_partition(
     Ok((offsets, records))
 }
 
-async fn wait_for_change(watches: &mut [watch::Receiver<PartitionOffsets>], deadline: Instant) {
+/// Re-reads the requested partitions' heads from the catalog; true if the
+/// view had missed a change.
+async fn heads_moved(
+    broker: &Broker,
+    topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+) -> bool {
+    let mut partitions = Vec::new();
+    for (wanted, topic) in topics {
+        if let Ok(Some(topic)) = topic {
+            partitions.extend(wanted.partitions.iter().map(|p| (topic.id, p.partition)));
+        }
+    }
+    // A failure leaves the answer as the view made it.
+    broker
+        .watermarks
+        .refresh_many(&partitions)
+        .await
+        .unwrap_or(false)
+}
+
+/// A head from the view, or the answer when there is none.
+fn head(
+    found: streamhouse_metadata::Result<Option<PartitionOffsets>>,
+) -> Result<PartitionOffsets, ResponseError> {
+    match found {
+        Ok(Some(offsets)) => Ok(offsets),
+        Ok(None) => Err(ResponseError::UnknownTopicOrPartition),
+        Err(e) => Err(errors::catalog(&e)),
+    }
+}
+
+async fn wait_for_change(watches: &mut [Subscription], deadline: Instant) {
     let changes = watches.iter_mut().map(|rx| rx.changed().boxed());
     tokio::select! {
         _ = select_all(changes) => {}

@@ -91,8 +91,12 @@ pub async fn handle(
 
 /// The (offset, timestamp) answer for one partition. Timestamps of earliest and
 /// latest are -1, as in Kafka; a time after every record gives offset -1.
+///
+/// The head is read from the catalog, not the agent's view, which may lag
+/// other agents' commits: as a Kafka leader's, the answer includes every
+/// acknowledged write, wherever it was produced.
 async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) -> Answer {
-    let offsets = match broker.watermarks.get(topic.id, partition).await {
+    let offsets = match broker.watermarks.refresh(topic.id, partition).await {
         Ok(Some(offsets)) => offsets,
         Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
         Err(e) => return Err(errors::catalog(&e)),

@@ -128,6 +128,19 @@ impl TestBroker {
         .await
     }
 
+    /// Starts another agent on the same catalog and store as `self`, on a
+    /// port of its own.
+    pub async fn another_agent(&self) -> TestBroker {
+        Self::start_on(
+            Arc::clone(&self.dir),
+            self.catalog_url.clone(),
+            self.store_url.clone(),
+            None,
+            |_| {},
+        )
+        .await
+    }
+
     async fn start_on(
         dir: Arc<tempfile::TempDir>,
         catalog_url: String,
