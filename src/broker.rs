@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use streamhouse_clock::SharedClock;
-use streamhouse_metadata::counters::{CounterPoll, POLL_INTERVAL};
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
@@ -13,6 +12,7 @@ use streamhouse_storage::{
     WriterConfig,
 };
 
+use crate::cluster::{AgentIdentity, Membership};
 use crate::coordinator::{Coordinator, CoordinatorNode};
 use crate::Config;
 
@@ -24,12 +24,11 @@ pub struct Broker {
     pub compactor: Compactor,
     pub reader: Arc<ObjectReader>,
     pub watermarks: Arc<Watermarks>,
-    /// The catalog's counters, read every quarter second: what other agents
-    /// changed. Subscribe to react to a counter (the topic cache and the
-    /// heads view already do).
-    pub counters: CounterPoll,
     pub cluster_id: String,
     pub coordinator: Arc<Coordinator>,
+    /// This agent's place in the cluster: its node id, the live agents, and
+    /// where partitions and groups belong among them.
+    pub membership: Arc<Membership>,
     /// Request counts and latencies of the store and the catalog commits.
     pub metrics: Arc<Metrics>,
     /// What every time-dependent part of the agent reads the time from.
@@ -68,9 +67,20 @@ impl Broker {
             .cluster_id()
             .await
             .context("cannot read the cluster id from the catalog")?;
-        let counters = CounterPoll::start(Arc::clone(&catalog), POLL_INTERVAL).await;
+        let membership = Membership::join(
+            Arc::clone(&catalog),
+            AgentIdentity {
+                node_id: config.node_id,
+                host: config.advertise_host.clone(),
+                port: i32::from(config.advertise_port),
+                zone: config.zone.clone(),
+                lease: config.agent_lease,
+            },
+        )
+        .await
+        .context("cannot join the cluster")?;
         let watermarks = Arc::new(Watermarks::new(Arc::clone(&catalog)));
-        watermarks.start_feed(config.node_id, counters.subscribe());
+        watermarks.start_feed(membership.node_id(), membership.counters());
         let reader = Arc::new(ObjectReader::new(
             Arc::clone(&store),
             &ReadCacheConfig {
@@ -103,7 +113,7 @@ impl Broker {
         let coordinator = Coordinator::start(
             catalog.clone(),
             CoordinatorNode {
-                node_id: config.node_id,
+                node_id: membership.node_id(),
                 host: config.advertise_host.clone(),
                 port: i32::from(config.advertise_port),
             },
@@ -119,16 +129,17 @@ impl Broker {
             compactor,
             reader,
             watermarks,
-            counters,
             cluster_id,
             coordinator,
+            membership,
             metrics,
             clock,
             registry: Arc::new(registry),
         }))
     }
 
+    /// This agent's broker id, as registered in the catalog.
     pub fn node_id(&self) -> i32 {
-        self.config.node_id
+        self.membership.node_id()
     }
 }

@@ -26,7 +26,10 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         CatalogError::InvalidUrl { .. }
         | CatalogError::Migration(_)
         | CatalogError::Corrupt(_)
-        | CatalogError::InvalidArgument(_) => ResponseError::UnknownServerError,
+        | CatalogError::InvalidArgument(_)
+        // Only membership at start-up meets these; no request does.
+        | CatalogError::NodeIdInUse { .. }
+        | CatalogError::AddressHasOtherNodeId { .. } => ResponseError::UnknownServerError,
     }
 }
 

@@ -6,11 +6,13 @@
 //! - [`server`]: the listener, the connection limit and graceful shutdown.
 //! - [`connection`]: one client connection: frames in, responses out, in order.
 //! - [`broker`]: the agent's shared state.
+//! - [`cluster`]: membership of the cluster of agents, and placement on it.
 //! - [`coordinator`]: consumer groups: membership, rebalances, committed offsets.
 //! - [`handlers`]: one module per Kafka API family.
 //! - [`errors`]: the one place internal errors become Kafka error codes.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod coordinator;

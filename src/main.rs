@@ -4,7 +4,10 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use streamhouse::{Broker, Config, Server, Settings};
+use streamhouse_metadata::CatalogError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +46,12 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // Another agent holds what this one was configured to be: as wrong a
+        // configuration as a bad flag.
+        Err(e) if e.chain().any(is_identity_conflict) => {
+            eprintln!("streamhouse: {e:#}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("streamhouse: {e:#}");
             std::process::ExitCode::FAILURE
@@ -51,8 +60,13 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // The port first: an agent that cannot listen must not register, or it
+    // would replace the row of the agent that holds the port.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let broker = Broker::open(config).await?;
-    let server = Server::bind(broker.clone()).await?;
+    let server = Server::with_listener(broker.clone(), listener);
     if let Some(addr) = broker.config.metrics_listen {
         let listener = streamhouse::metrics_http::bind(addr).await?;
         tokio::spawn(streamhouse::metrics_http::serve(
@@ -68,6 +82,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "StreamHouse is serving Kafka clients"
     );
     server.run(shutdown_signal()).await
+}
+
+fn is_identity_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<CatalogError>(),
+        Some(CatalogError::NodeIdInUse { .. } | CatalogError::AddressHasOtherNodeId { .. })
+    )
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

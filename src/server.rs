@@ -99,6 +99,9 @@ impl Server {
         tracing::info!("shutting down: finishing in-flight requests");
         drop(self.listener);
         let _ = stop_tx.send(true);
+        // Others take over this agent's partitions and groups now rather than
+        // after its lease; what is still in flight here finishes meanwhile.
+        self.broker.membership.leave().await;
         // Producers waiting on acks are answered once their objects commit.
         self.broker.writer.shutdown().await;
         self.broker.compactor.shutdown().await;

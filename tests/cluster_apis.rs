@@ -19,7 +19,7 @@ use kafka_protocol::records::Compression;
 on_both_backends!(
     describe_cluster_names_this_agent,
     describe_producers_lists_idempotent_producers,
-    offset_for_leader_epoch_answers_for_epoch_zero,
+    offset_for_leader_epoch_ends_every_epoch_at_the_high_watermark,
     metadata_reports_every_operation_when_asked,
 );
 
@@ -180,32 +180,50 @@ async fn end_offset(
     (p.error_code, p.leader_epoch, p.end_offset)
 }
 
-async fn offset_for_leader_epoch_answers_for_epoch_zero(backend: Backend) {
+/// Every partition's leader epoch is the membership epoch Metadata reports.
+async fn leader_epoch(client: &mut TestClient, topic: &str) -> i32 {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name(topic))),
+    ]));
+    let ResponseKind::Metadata(r) = client.call(ApiKey::Metadata, 12, &request).await else {
+        panic!()
+    };
+    r.topics[0].partitions[0].leader_epoch
+}
+
+async fn offset_for_leader_epoch_ends_every_epoch_at_the_high_watermark(backend: Backend) {
     let broker = TestBroker::start(backend).await;
     let mut client = broker.client().await;
     let t = unique_topic("epochs");
     create_topic(&mut client, &t, 1).await;
     produce(&mut client, &t, 0, record_batch(4, 0, 1, Compression::None)).await;
+    let current = leader_epoch(&mut client, &t).await;
+    assert!(current >= 1, "a registered agent's epoch: {current}");
     for version in versions(ApiKey::OffsetForLeaderEpoch) {
         assert_eq!(
-            end_offset(&mut client, version, &t, 0, 0, 0).await,
+            end_offset(&mut client, version, &t, 0, current, 0).await,
             (0, 0, 4),
             "v{version}: epoch 0 ends at the high watermark"
         );
         assert_eq!(
-            end_offset(&mut client, version, &t, 0, -1, 0).await,
-            (0, 0, 4),
-            "v{version}: no fencing"
+            end_offset(&mut client, version, &t, 0, -1, current).await,
+            (0, current, 4),
+            "v{version}: no fencing; the current epoch too"
         );
         assert_eq!(
-            end_offset(&mut client, version, &t, 0, -1, 3).await,
+            end_offset(&mut client, version, &t, 0, -1, current + 1).await,
             (0, -1, -1),
             "v{version}: an epoch never seen"
         );
         assert_eq!(
-            end_offset(&mut client, version, &t, 0, 2, 0).await,
+            end_offset(&mut client, version, &t, 0, current + 1, 0).await,
             (75, -1, -1),
             "v{version}: UNKNOWN_LEADER_EPOCH"
+        );
+        assert_eq!(
+            end_offset(&mut client, version, &t, 0, current - 1, 0).await,
+            (74, -1, -1),
+            "v{version}: FENCED_LEADER_EPOCH"
         );
         assert_eq!(
             end_offset(&mut client, version, &t, 1, -1, 0).await,

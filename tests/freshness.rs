@@ -34,7 +34,7 @@ const MESSAGE_TOO_LARGE: i16 = 10;
 
 async fn two_agents(backend: Backend) -> (TestBroker, TestBroker) {
     let a = TestBroker::start(backend).await;
-    let b = a.another_agent().await;
+    let b = a.another_agent(|_| {}).await;
     (a, b)
 }
 

@@ -5,8 +5,8 @@
 //! so a topic another agent creates is visible at once. This agent's own
 //! creates, deletes, config changes and added partitions invalidate at once (the
 //! SQL catalog calls the `forget_*` methods after each); another agent's are
-//! seen when the counter poll (`counters.rs`) finds the `catalog` counter moved
-//! and drops everything ([`TopicCache::forget_all`]), within a second. The
+//! seen when the agent's counter poll finds the `catalog` counter moved and
+//! drops everything ([`TopicCache::forget_all`]), within a second. The
 //! time-to-live bounds staleness should that poll fail.
 //!
 //! A lookup that races an invalidation must not cache its answer, which may

@@ -44,4 +44,19 @@ pub enum CatalogError {
     },
     #[error("offset {requested} is not between 0 and the high watermark {high_watermark}")]
     OffsetBeyondHighWatermark { requested: i64, high_watermark: i64 },
+    /// Another live agent holds the node id asked for.
+    #[error("node id {node_id} is held by a live agent at {host}:{port}; stop it or choose another --node-id")]
+    NodeIdInUse {
+        node_id: i32,
+        host: String,
+        port: i32,
+    },
+    /// The address this agent advertises is registered with another node id.
+    #[error("{host}:{port} is registered as node {registered}, not node {requested}; keep the node id or advertise another address")]
+    AddressHasOtherNodeId {
+        host: String,
+        port: i32,
+        registered: i32,
+        requested: i32,
+    },
 }

@@ -12,10 +12,10 @@
 //! the one implementation is [`SqlCatalog`] (`sql/`), one file per concern.
 //! The invariants of the log are named in [`LogCatalog`]'s module.
 
+pub mod agents;
 pub mod cache;
 mod catalog;
 pub mod compaction;
-pub mod counters;
 mod error;
 pub mod groups;
 pub mod heads;
@@ -24,8 +24,8 @@ pub mod producers;
 pub mod sql;
 
 pub use catalog::{
-    Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener, LifecycleCatalog, LogCatalog,
-    ProducerCatalog, TopicCatalog,
+    AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener,
+    LifecycleCatalog, LogCatalog, ProducerCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -44,8 +44,8 @@ use streamhouse_clock::SharedClock;
 /// `dyn Catalog` they resolve without it.)
 pub mod prelude {
     pub use crate::catalog::{
-        Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog,
-        TopicCatalog,
+        AgentCatalog, Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog,
+        ProducerCatalog, TopicCatalog,
     };
 }
 

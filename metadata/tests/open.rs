@@ -73,3 +73,22 @@ async fn rows_are_stamped_with_the_injected_clock() {
     let created = catalog.create_topic(&topic("stamped")).await.unwrap();
     assert_eq!(created.created_at_ms, clock.now_ms());
 }
+
+/// Agents sharing a new SQLite file start together: each migrates, none fails
+/// on another's tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_opening_a_new_sqlite_file_together_all_succeed() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for opened in opens {
+            opened.await.unwrap().unwrap();
+        }
+    }
+}

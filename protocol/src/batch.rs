@@ -208,6 +208,20 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// The `partitionLeaderEpoch` a broker that tracks no epoch writes: -1.
+pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+
+/// Writes [`NO_PARTITION_LEADER_EPOCH`] into a v2 batch's
+/// `partitionLeaderEpoch` field, which like `baseOffset` lies outside the CRC.
+///
+/// Producers fill the field freely; handed back to consumers it would become
+/// their last-seen leader epoch, and the Java consumer ignores metadata with an
+/// older epoch than that. With -1 positions carry no epoch, and consumers
+/// follow the cluster's epochs from metadata alone.
+pub fn clear_partition_leader_epoch(batch: &mut [u8]) {
+    batch[12..16].copy_from_slice(&NO_PARTITION_LEADER_EPOCH.to_be_bytes());
+}
+
 /// Kafka's codec ids (attributes bits 0-2, [`BatchHeader::compression_codec`])
 /// and the framing the Java client puts around snappy blocks.
 pub mod codec {

@@ -5,14 +5,13 @@
 
 use super::{Config, ConfigEntry, ConfigType, SOURCE_DEFAULT, SOURCE_STATIC_BROKER};
 
-/// The configs of broker `name` for an agent running with `config`: `name` is
-/// its node id, or "" for the cluster-wide dynamic defaults (StreamHouse has
-/// none). Err: why `name` is not this agent, in Kafka's words.
-pub fn entries(config: &Config, name: &str) -> Result<Vec<ConfigEntry>, String> {
+/// The configs of broker `name` for agent `node_id` running with `config`:
+/// `name` is its node id, or "" for the cluster-wide dynamic defaults
+/// (StreamHouse has none). Err: why `name` is not this agent, in Kafka's words.
+pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEntry>, String> {
     if name.is_empty() {
         return Ok(Vec::new());
     }
-    let node_id = config.node_id;
     if name.trim().parse::<i32>().ok() != Some(node_id) {
         return Err(format!(
             "Unexpected broker id, expected {node_id} or empty string, but received {name}"

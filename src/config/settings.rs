@@ -125,9 +125,27 @@ pub struct Settings {
     /// and is the largest part of the broker's memory.
     #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 256 << 20)]
     pub read_cache_bytes: u64,
-    /// This agent's broker id, reported to clients
-    #[arg(long, env = "STREAMHOUSE_NODE_ID", default_value_t = 0)]
-    pub node_id: i32,
+    /// This agent's broker id, reported to clients [default: the smallest id no
+    /// live agent holds]
+    ///
+    /// Two live agents may not share one; an agent restarted on the same
+    /// address keeps its id.
+    #[arg(long, env = "STREAMHOUSE_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// The zone (availability zone, rack) this agent runs in [default: none]
+    ///
+    /// Reported as the broker's rack. Clients that name a zone in their
+    /// client.id (`streamhouse_zone=Z`) are given partition leaders in it.
+    #[arg(long, env = "STREAMHOUSE_ZONE")]
+    pub zone: Option<String>,
+    /// How long this agent stays a member of the cluster without renewing its
+    /// lease in the catalog
+    ///
+    /// It renews every quarter of this. An agent that dies is noticed by the
+    /// others within about 1.3 times this; shorter notices deaths sooner and
+    /// risks dropping agents on a slow catalog.
+    #[arg(long, env = "STREAMHOUSE_AGENT_LEASE_MS", default_value_t = 10_000)]
+    pub agent_lease_ms: u64,
     /// How long the first rebalance of an empty consumer group waits for more
     /// members (Kafka's group.initial.rebalance.delay.ms); 0 for tests and
     /// single consumers
@@ -245,7 +263,10 @@ pub struct Config {
     /// Kafka's `fetch.max.bytes`: the cap on a fetch response's `max_bytes`.
     pub fetch_max_bytes: usize,
     pub read_cache_bytes: u64,
-    pub node_id: i32,
+    /// `--node-id`: None to be given one by the catalog.
+    pub node_id: Option<i32>,
+    pub zone: Option<String>,
+    pub agent_lease: Duration,
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay: Duration,
     pub metrics_listen: Option<SocketAddr>,
@@ -277,6 +298,8 @@ impl Config {
             fetch_max_bytes,
             read_cache_bytes,
             node_id,
+            zone,
+            agent_lease_ms,
             group_initial_rebalance_delay_ms,
             metrics_listen,
             compaction_target_bytes,
@@ -330,8 +353,17 @@ impl Config {
         if fetch_max_bytes < 1024 {
             bail!("--fetch-max-bytes must be at least 1024");
         }
-        if node_id < 0 {
+        if node_id.is_some_and(|id| id < 0) {
             bail!("--node-id must not be negative");
+        }
+        if let Some(zone) = zone
+            .as_deref()
+            .filter(|z| !crate::cluster::zone::valid_zone(z))
+        {
+            bail!("--zone '{zone}' must be 1 to 64 letters, digits, '.', '_' or '-'");
+        }
+        if agent_lease_ms < 1000 {
+            bail!("--agent-lease-ms must be at least 1000");
         }
         if catalog_timeout_ms == 0 {
             bail!("--catalog-timeout-ms must be at least 1");
@@ -373,6 +405,8 @@ impl Config {
             fetch_max_bytes,
             read_cache_bytes,
             node_id,
+            zone,
+            agent_lease: Duration::from_millis(agent_lease_ms),
             group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
             metrics_listen,
             compaction,
@@ -435,7 +469,7 @@ mod tests {
         assert_eq!(config.max_frame_bytes, 100 << 20);
         assert_eq!(config.fetch_max_bytes, 57_671_680);
         assert_eq!(config.read_cache_bytes, 256 << 20);
-        assert_eq!(config.node_id, 0);
+        assert_eq!(config.node_id, None);
         assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));
         assert_eq!(config.metrics_listen, None);
         assert_eq!(config.compaction.target_bytes, 8 << 20);
@@ -470,7 +504,7 @@ mod tests {
         let settings = parse(&["--config", &path, "--listen", "127.0.0.1:2000"]).unwrap();
         assert_eq!(settings.listen, "127.0.0.1:2000");
         assert_eq!(settings.default_partitions, 3);
-        assert_eq!(settings.node_id, 0);
+        assert_eq!(settings.node_id, None);
         assert_eq!(settings.config.as_deref(), Some(path.as_ref()));
     }
 

@@ -9,6 +9,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::cluster::View;
 use crate::Broker;
 
 /// Kafka's `AclOperation` codes.
@@ -67,7 +68,6 @@ pub fn describe(
     request: DescribeClusterRequest,
     version: i16,
 ) -> DescribeClusterResponse {
-    let node = BrokerId(broker.node_id());
     let mut response = DescribeClusterResponse::default();
     if version >= 1 {
         response = response.with_endpoint_type(ENDPOINT_BROKER);
@@ -82,17 +82,58 @@ pub fn describe(
     }
     response
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        // This agent is the cluster's controller as far as clients can tell.
-        .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(StrBytes::from_string(broker.config.advertise_host.clone()))
-            .with_port(i32::from(broker.config.advertise_port))])
+        // Every agent serves admin requests; the one answering is surely alive.
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(
+            brokers(broker, &broker.membership.view())
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.node_id))
+                        .with_host(StrBytes::from_string(b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.map(StrBytes::from_string))
+                })
+                .collect(),
+        )
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS
         } else {
             OPERATIONS_NOT_REQUESTED
         })
+}
+
+/// A broker as Metadata and DescribeCluster report it.
+pub struct BrokerEntry {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The live agents of `view`; this agent always among them, also in the
+/// moment between its own row being reaped and its registering again.
+pub fn brokers(broker: &Broker, view: &View) -> Vec<BrokerEntry> {
+    let mut brokers: Vec<BrokerEntry> = view
+        .agents
+        .iter()
+        .map(|a| BrokerEntry {
+            node_id: a.node_id,
+            host: a.host.clone(),
+            port: a.port,
+            rack: a.zone.clone(),
+        })
+        .collect();
+    let me = broker.node_id();
+    if view.agent(me).is_none() {
+        brokers.push(BrokerEntry {
+            node_id: me,
+            host: broker.config.advertise_host.clone(),
+            port: i32::from(broker.config.advertise_port),
+            rack: broker.config.zone.clone(),
+        });
+    }
+    brokers
 }
 
 #[cfg(test)]

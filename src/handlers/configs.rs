@@ -47,10 +47,12 @@ pub async fn describe(
             RESOURCE_TOPIC => find_topic(broker, &resource.resource_name)
                 .await
                 .map(|topic| topic_configs::described(&topic.configs)),
-            RESOURCE_BROKER => {
-                crate::config::broker::entries(&broker.config, &resource.resource_name)
-                    .map_err(|message| (ResponseError::InvalidRequest, message))
-            }
+            RESOURCE_BROKER => crate::config::broker::entries(
+                &broker.config,
+                broker.node_id(),
+                &resource.resource_name,
+            )
+            .map_err(|message| (ResponseError::InvalidRequest, message)),
             other => Err(unsupported_type(other)),
         };
         let result = match entries {

@@ -1,6 +1,9 @@
-//! OffsetForLeaderEpoch: every partition has had one leader epoch, 0, since it
-//! was created (Metadata reports leader epoch 0), so the answers follow Kafka's
-//! leader-epoch cache holding the single entry (epoch 0, log start offset).
+//! OffsetForLeaderEpoch: every partition's leader epoch is the membership
+//! epoch (Metadata reports it), and no two epochs ever held diverging records:
+//! every agent appends through one catalog. So every epoch up to the current
+//! one ends at the log end; clients that still hold epochs (offsets committed
+//! against Apache Kafka before a migration) validate their positions against
+//! that and never see a truncation.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -11,8 +14,6 @@ use streamhouse_metadata::PartitionOffsets;
 
 use crate::{errors, Broker};
 
-/// The only leader epoch there is.
-const LEADER_EPOCH: i32 = 0;
 /// Kafka's "no such epoch" values.
 const UNDEFINED_EPOCH: i32 = -1;
 const UNDEFINED_OFFSET: i64 = -1;
@@ -21,6 +22,18 @@ pub async fn handle(
     broker: &Broker,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    let mut view_epoch = broker.membership.view().leader_epoch();
+    if request
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|p| p.current_leader_epoch > view_epoch)
+    {
+        // The client saw a newer view on another agent: catch up once.
+        if let Ok(view) = broker.membership.refresh().await {
+            view_epoch = view.leader_epoch();
+        }
+    }
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let found = broker.catalog.topic_by_name(&topic.topic.0).await;
@@ -33,7 +46,14 @@ pub async fn handle(
             let offsets = match &found {
                 Err(e) => Err(errors::catalog(e)),
                 Ok(Some(t)) if (0..t.partition_count).contains(&partition.partition) => {
-                    match broker.watermarks.get(t.id, partition.partition).await {
+                    // From the catalog, not the cache: an end offset below the
+                    // client's position reads as truncation, and the client
+                    // would seek back.
+                    match broker
+                        .catalog
+                        .partition_offsets(t.id, partition.partition)
+                        .await
+                    {
                         Ok(Some(offsets)) => Ok(offsets),
                         Ok(None) => Err(ResponseError::UnknownTopicOrPartition),
                         Err(e) => Err(errors::catalog(&e)),
@@ -45,6 +65,7 @@ pub async fn handle(
                 end_offset(
                     partition.current_leader_epoch,
                     partition.leader_epoch,
+                    view_epoch,
                     offsets,
                 )
             });
@@ -67,22 +88,23 @@ pub async fn handle(
 fn end_offset(
     current: i32,
     requested: i32,
+    leader_epoch: i32,
     offsets: PartitionOffsets,
 ) -> Result<(i32, i64), ResponseError> {
-    if current > LEADER_EPOCH {
+    if current > leader_epoch {
+        // Retriable: the client asks again once this agent has caught up.
         return Err(ResponseError::UnknownLeaderEpoch);
     }
-    if current != -1 && current < LEADER_EPOCH {
+    if current != -1 && current < leader_epoch {
+        // The client refreshes its metadata and asks with the new epoch.
         return Err(ResponseError::FencedLeaderEpoch);
     }
-    Ok(match requested {
-        UNDEFINED_EPOCH => (UNDEFINED_EPOCH, UNDEFINED_OFFSET),
-        // The current epoch ends at the log end.
-        LEADER_EPOCH => (LEADER_EPOCH, offsets.high_watermark),
-        // An epoch this partition never had, newer than any: undefined.
-        e if e > LEADER_EPOCH => (UNDEFINED_EPOCH, UNDEFINED_OFFSET),
-        // Older than the first epoch: it ends where epoch 0 starts.
-        e => (e, offsets.log_start_offset),
+    Ok(if (0..=leader_epoch).contains(&requested) {
+        // No epoch ever diverged: each ends at the log end.
+        (requested, offsets.high_watermark)
+    } else {
+        // Newer than any, or no epoch at all: undefined, as in Kafka.
+        (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
     })
 }
 
@@ -97,17 +119,18 @@ mod tests {
 
     #[test]
     fn epochs_resolve_like_kafkas_leader() {
-        assert_eq!(end_offset(-1, 0, OFFSETS), Ok((0, 10)));
-        assert_eq!(end_offset(0, 0, OFFSETS), Ok((0, 10)));
-        assert_eq!(end_offset(-1, 5, OFFSETS), Ok((-1, -1)));
-        assert_eq!(end_offset(-1, -1, OFFSETS), Ok((-1, -1)));
-        assert_eq!(end_offset(-1, -3, OFFSETS), Ok((-3, 3)));
+        assert_eq!(end_offset(-1, 0, 4, OFFSETS), Ok((0, 10)));
+        assert_eq!(end_offset(4, 2, 4, OFFSETS), Ok((2, 10)));
+        assert_eq!(end_offset(4, 4, 4, OFFSETS), Ok((4, 10)));
+        assert_eq!(end_offset(-1, 5, 4, OFFSETS), Ok((-1, -1)));
+        assert_eq!(end_offset(-1, -1, 4, OFFSETS), Ok((-1, -1)));
+        assert_eq!(end_offset(-1, -3, 4, OFFSETS), Ok((-1, -1)));
         assert_eq!(
-            end_offset(1, 0, OFFSETS),
+            end_offset(5, 0, 4, OFFSETS),
             Err(ResponseError::UnknownLeaderEpoch)
         );
         assert_eq!(
-            end_offset(-2, 0, OFFSETS),
+            end_offset(3, 0, 4, OFFSETS),
             Err(ResponseError::FencedLeaderEpoch)
         );
     }

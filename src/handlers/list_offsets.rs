@@ -38,13 +38,10 @@ type Answer = Result<(i64, i64), ResponseError>;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub async fn handle(
-    broker: &Broker,
-    request: ListOffsetsRequest,
-    version: i16,
-) -> ListOffsetsResponse {
-    // The leader epoch exists from v4; earlier versions must leave it unset.
-    let leader_epoch = if version >= 4 { 0 } else { -1 };
+pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    // No epoch (-1), as for the records' partitionLeaderEpoch (see
+    // `clear_partition_leader_epoch`): a consumer's position then carries none.
+    let leader_epoch = -1;
     let mut topics = Vec::with_capacity(request.topics.len());
     // Answers already worked out in this request, by (topic, partition, time).
     let mut answered: HashMap<(TopicId, i32, i64), Answer> = HashMap::new();

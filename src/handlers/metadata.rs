@@ -1,5 +1,6 @@
-//! Metadata: this agent as the cluster's only broker and controller, the topics
-//! asked for (or all), and auto-creation of unknown topics when enabled.
+//! Metadata: the live agents as brokers (this one as the controller), the
+//! topics asked for (or all) with each partition's leader placed on the view,
+//! and auto-creation of unknown topics when enabled.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -9,12 +10,24 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, NewTopic, Topic};
 
+use std::sync::Arc;
+
 use super::cluster;
+use crate::cluster::{client_zone, View};
 use crate::config::topic::invalid_topic_name;
 use crate::{errors, Broker};
 
-pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let mut response = handle_topics(broker, &request, version).await;
+pub async fn handle(
+    broker: &Broker,
+    request: MetadataRequest,
+    version: i16,
+    client_id: Option<&str>,
+) -> MetadataResponse {
+    let placement = Placement {
+        view: broker.membership.view(),
+        zone: client_zone(client_id),
+    };
+    let mut response = handle_topics(broker, &request, version, &placement).await;
     // Authorized operations, only when asked (v8+; the cluster's only to v10).
     // Without an authorizer every supported operation is allowed, as in Kafka.
     if version >= 8 && request.include_topic_authorized_operations {
@@ -28,19 +41,33 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
     response
 }
 
+/// Where this request's client is told partitions live.
+struct Placement<'a> {
+    view: Arc<View>,
+    zone: Option<&'a str>,
+}
+
 async fn handle_topics(
     broker: &Broker,
     request: &MetadataRequest,
     version: i16,
+    placement: &Placement<'_>,
 ) -> MetadataResponse {
-    let node = BrokerId(broker.node_id());
+    let brokers = cluster::brokers(broker, &placement.view)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     let response = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node)
-            .with_host(StrBytes::from_string(broker.config.advertise_host.clone()))
-            .with_port(i32::from(broker.config.advertise_port))])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(node);
+        // Every agent serves admin requests; the one answering is surely alive.
+        .with_controller_id(BrokerId(broker.node_id()));
     // v0 asks for every topic with an empty list; v1+ with a null one.
     let requested = match request.topics.clone() {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics,
@@ -52,7 +79,10 @@ async fn handle_topics(
                     return response.with_error_code(errors::catalog(&e).code());
                 }
             };
-            let topics = topics.iter().map(|t| described(broker, t)).collect();
+            let topics = topics
+                .iter()
+                .map(|t| described(broker, t, placement))
+                .collect();
             return response.with_topics(topics);
         }
     };
@@ -69,7 +99,7 @@ async fn handle_topics(
             },
         };
         topics.push(match topic {
-            Ok(topic) => described(broker, &topic),
+            Ok(topic) => described(broker, &topic, placement),
             Err(error) => MetadataResponseTopic::default()
                 .with_name(wanted.name.clone())
                 .with_topic_id(wanted.topic_id)
@@ -115,16 +145,24 @@ async fn lookup_by_name(
     }
 }
 
-fn described(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id());
+fn described(broker: &Broker, topic: &Topic, placement: &Placement) -> MetadataResponseTopic {
+    let epoch = placement.view.leader_epoch();
     let partitions = (0..topic.partition_count)
         .map(|index| {
+            // Every agent serves every partition: the leader is only where
+            // this client is pointed. An empty view (this agent's own row
+            // reaped a moment ago) still points at this agent.
+            let leader = placement
+                .view
+                .partition_leader(topic.id, index, placement.zone)
+                .map_or(broker.node_id(), |a| a.node_id);
+            let leader = BrokerId(leader);
             MetadataResponsePartition::default()
                 .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_leader_id(leader)
+                .with_leader_epoch(epoch)
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
         })
         .collect();
     MetadataResponseTopic::default()

@@ -117,12 +117,12 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) 
         }),
         RequestKind::ListOffsets(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ListOffsets(
-                list_offsets::handle(&broker, body, version).await,
+                list_offsets::handle(&broker, body).await,
             ))
         }),
         RequestKind::Metadata(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::Metadata(
-                metadata::handle(&broker, body, version).await,
+                metadata::handle(&broker, body, version, request.header.client_id.as_deref()).await,
             ))
         }),
         RequestKind::CreateTopics(body) => PendingResponse::later(async move {

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 pub struct TestClient {
     pub stream: TcpStream,
     correlation_id: i32,
+    client_id: String,
 }
 
 impl TestClient {
@@ -23,7 +24,14 @@ impl TestClient {
         TestClient {
             stream,
             correlation_id: 0,
+            client_id: "streamhouse-test".into(),
         }
+    }
+
+    /// This client, sending `client_id` in its request headers from now on.
+    pub fn with_client_id(mut self, client_id: &str) -> TestClient {
+        self.client_id = client_id.into();
+        self
     }
 
     /// Sends one request and returns the decoded response.
@@ -45,7 +53,7 @@ impl TestClient {
             .with_request_api_key(api_key as i16)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("streamhouse-test")))
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())))
             .encode(&mut buf, api_key.request_header_version(version))
             .unwrap();
         body.encode(&mut buf, version).unwrap();

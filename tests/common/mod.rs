@@ -128,15 +128,17 @@ impl TestBroker {
         .await
     }
 
-    /// Starts another agent on the same catalog and store as `self`, on a
-    /// port of its own.
-    pub async fn another_agent(&self) -> TestBroker {
-        Self::start_on(
+    /// [`TestBroker::another_agent`], returning why the agent did not start.
+    pub async fn try_another_agent(
+        &self,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<TestBroker> {
+        Self::try_start_on(
             Arc::clone(&self.dir),
             self.catalog_url.clone(),
             self.store_url.clone(),
             None,
-            |_| {},
+            tweak,
         )
         .await
     }
@@ -148,6 +150,18 @@ impl TestBroker {
         port: Option<u16>,
         tweak: impl FnOnce(&mut Settings),
     ) -> TestBroker {
+        Self::try_start_on(dir, catalog_url, store_url, port, tweak)
+            .await
+            .expect("open broker")
+    }
+
+    async fn try_start_on(
+        dir: Arc<tempfile::TempDir>,
+        catalog_url: String,
+        store_url: String,
+        port: Option<u16>,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<TestBroker> {
         let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
             .await
             .expect("bind test port");
@@ -162,19 +176,41 @@ impl TestBroker {
         };
         tweak(&mut settings);
         let config = Config::resolve(settings).expect("valid test config");
-        let broker = Broker::open(config).await.expect("open broker");
+        let broker = Broker::open(config).await?;
         let server = Server::with_listener(broker, listener);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
-        TestBroker {
+        Ok(TestBroker {
             addr,
             dir,
             catalog_url,
             store_url,
             stop: Some(stop),
             task: Some(task),
+        })
+    }
+
+    /// Starts another agent on the catalog and store of `self`, on a port of
+    /// its own: a cluster of agents in one process.
+    pub async fn another_agent(&self, tweak: impl FnOnce(&mut Settings)) -> TestBroker {
+        Self::start_on(
+            Arc::clone(&self.dir),
+            self.catalog_url.clone(),
+            self.store_url.clone(),
+            None,
+            tweak,
+        )
+        .await
+    }
+
+    /// Stops the agent the way a SIGKILL would as far as others can tell: it
+    /// stops serving and renewing its lease, and never leaves the cluster.
+    pub fn kill(&mut self) {
+        self.stop.take();
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 

@@ -1,18 +1,15 @@
-//! What lets an agent see other agents' changes: the counters every change of
-//! a kind bumps, the heads changed since a point (SQLite), head notifications
-//! (PostgreSQL), and the topic cache's invalidation.
+//! What lets an agent see other agents' changes: the heads changed since a
+//! point (SQLite), head notifications (PostgreSQL), which topics still exist,
+//! and the topic cache's invalidation. (The counters that say what kind of
+//! change happened are read through `AgentCatalog::counters`.)
 
 use async_trait::async_trait;
 
-use crate::counters::Counters;
 use crate::heads::{HeadCursor, HeadFeed, HeadUpdate};
 use crate::{Result, TopicId};
 
 #[async_trait]
 pub trait ChangeCatalog: Send + Sync + 'static {
-    /// The counters (one row each): membership, catalog, heads.
-    async fn counters(&self) -> Result<Counters>;
-
     /// How this catalog carries head changes between agents.
     fn head_feed(&self) -> HeadFeed;
 

@@ -11,6 +11,7 @@
 //! methods resolve on the trait object without importing the supertrait. Code
 //! holding a concrete catalog (a `SqlCatalog`) imports [`crate::prelude`].
 
+mod agents;
 mod changes;
 mod groups;
 mod lifecycle;
@@ -18,6 +19,7 @@ mod log;
 mod producers;
 mod topics;
 
+pub use agents::AgentCatalog;
 pub use changes::{ChangeCatalog, HeadListener};
 pub use groups::GroupCatalog;
 pub use lifecycle::LifecycleCatalog;
@@ -30,7 +32,13 @@ pub use topics::{ConfigUpdate, TopicCatalog};
 /// Implemented for everything that implements all its supertraits; nothing
 /// implements it by hand.
 pub trait Catalog:
-    TopicCatalog + LogCatalog + GroupCatalog + ProducerCatalog + LifecycleCatalog + ChangeCatalog
+    TopicCatalog
+    + LogCatalog
+    + GroupCatalog
+    + ProducerCatalog
+    + LifecycleCatalog
+    + AgentCatalog
+    + ChangeCatalog
 {
 }
 
@@ -40,6 +48,7 @@ impl<T> Catalog for T where
         + GroupCatalog
         + ProducerCatalog
         + LifecycleCatalog
+        + AgentCatalog
         + ChangeCatalog
         + ?Sized
 {

@@ -1,5 +1,5 @@
-//! The [`ChangeCatalog`] of the SQL catalog: the counters, the heads changed
-//! since a point, and PostgreSQL's head notifications.
+//! The [`ChangeCatalog`] of the SQL catalog: the heads changed since a point,
+//! PostgreSQL's head notifications, and the counter bumps of changes.
 //!
 //! SQLite: every change of heads (a commit, DeleteRecords) bumps the `heads`
 //! counter and stamps the rows it changes with the new value
@@ -22,7 +22,6 @@ use super::commit::{multi_row, placeholders, ROWS_PER_STATEMENT};
 use super::rows::{get, to_i32, topic_id};
 use super::{Backend, SqlCatalog};
 use crate::catalog::{ChangeCatalog, HeadListener};
-use crate::counters::Counters;
 use crate::heads::{self, HeadCursor, HeadFeed, HeadUpdate};
 use crate::{CatalogError, PartitionOffsets, Result, TopicId};
 
@@ -90,26 +89,6 @@ impl fmt::Debug for Notifications {
 
 #[async_trait]
 impl ChangeCatalog for SqlCatalog {
-    async fn counters(&self) -> Result<Counters> {
-        self.read("counters", |pool| async move {
-            let rows = sqlx::query("SELECT name, value FROM counters")
-                .fetch_all(pool)
-                .await?;
-            let mut counters = Counters::default();
-            for row in &rows {
-                let value: i64 = get(row, "value")?;
-                match get::<String>(row, "name")?.as_str() {
-                    "membership" => counters.membership = value,
-                    "catalog" => counters.catalog = value,
-                    "heads" => counters.heads = value,
-                    _ => {}
-                }
-            }
-            Ok(counters)
-        })
-        .await
-    }
-
     fn head_feed(&self) -> HeadFeed {
         match self.backend {
             Backend::Sqlite => HeadFeed::Poll,

@@ -60,7 +60,7 @@ pub(super) async fn connect(url: &str, timeout: Duration) -> Result<SqlCatalog> 
             // pool is cheaper than letting several spin in SQLite's busy handler,
             // and that connection can begin every transaction as a writer.
             let writes = sqlite_pool(&url, 1).await?;
-            SQLITE_MIGRATIONS.run(&writes).await?;
+            migrate_sqlite_file(&writes).await?;
             let reads = sqlite_pool(&url, SQLITE_READERS).await?;
             SqlCatalog::new(Backend::Sqlite, reads, writes, timeout)
         }
@@ -101,6 +101,23 @@ pub(super) async fn connect(url: &str, timeout: Duration) -> Result<SqlCatalog> 
     };
     tracing::info!(backend = ?catalog.backend(), "catalog open");
     Ok(catalog)
+}
+
+/// Brings a SQLite file's schema up to date while holding its write lock.
+///
+/// Agents sharing one file may start together, and SQLite has no advisory lock
+/// for the migrator to take: two agents could both find a migration missing and
+/// the second would fail on the first one's tables. Inside one `BEGIN
+/// IMMEDIATE` transaction (each migration a savepoint in it) the first agent
+/// migrates and the others wait for its lock, then find nothing to do.
+async fn migrate_sqlite_file(pool: &AnyPool) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // `run` would take the transaction as an `Acquire`, whose future the
+    // compiler cannot prove `Send` for every lifetime (a known sqlx limitation);
+    // `run_direct` is what `run` calls, with the connection itself.
+    SQLITE_MIGRATIONS.run_direct(None, &mut *tx, false).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 fn sqlite_options(max_connections: u32) -> AnyPoolOptions {

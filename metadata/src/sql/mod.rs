@@ -14,6 +14,7 @@
 //! two small decisions: how a write transaction begins (here) and which errors are
 //! worth retrying (`retry.rs`).
 
+mod agents;
 mod changes;
 mod cluster;
 mod commit;

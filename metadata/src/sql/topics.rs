@@ -2,7 +2,7 @@
 //! [`TopicCatalog`] of the SQL catalog, with its topic-lookup cache.
 //!
 //! Every change of a topic bumps the `catalog` counter in its transaction, so
-//! other agents' counter polls drop their cached topics (`counters.rs`).
+//! other agents' counter polls drop their cached topics.
 //! Lookups by name and id go through the cache; every change of a topic made
 //! here (create, delete, configs, partitions) invalidates it, also when the change
 //! failed, since a failure may be a commit whose answer was lost, or (creating)

@@ -13,6 +13,7 @@ mod changes;
 mod compaction;
 mod groups;
 mod harness;
+mod membership;
 mod timeouts;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
@@ -104,6 +105,32 @@ macro_rules! cache_tests {
     };
 }
 
+/// Membership cases; they open their catalogs themselves, so they run once per
+/// backend.
+macro_rules! membership_tests {
+    ($target:expr) => {
+        membership_tests!(@each $target;
+            automatic_node_ids_fill_gaps_from_zero_and_each_change_bumps_the_epoch,
+            an_agent_restarting_on_its_address_replaces_its_previous_row,
+            a_node_id_held_by_a_live_agent_is_refused_and_a_lapsed_one_is_taken,
+            lapsed_agents_are_reaped_only_by_a_renewal_that_may_reap,
+            agents_registering_together_get_distinct_node_ids,
+            counters_start_at_zero_and_track_membership,
+        );
+    };
+    (@each $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::membership::$case(db))
+                })
+                .await;
+            }
+        )*
+    };
+}
+
 /// How agents learn of each other's changes; run once per backend.
 macro_rules! change_tests {
     ($target:expr) => {
@@ -112,7 +139,7 @@ macro_rules! change_tests {
             head_changes_list_each_change_once_in_order,
             heads_and_existing_topics_are_read_in_one_go,
             announced_heads_reach_other_agents_listeners,
-            the_counter_poll_drops_topics_cached_before_another_agents_change,
+            forgetting_cached_topics_shows_another_agents_change,
         );
     };
     (@each $target:expr; $($case:ident,)*) => {
@@ -138,6 +165,7 @@ macro_rules! uncached_tests {
 mod sqlite {
     conformance_tests!(crate::harness::SQLITE);
     cache_tests!(crate::harness::SQLITE);
+    membership_tests!(crate::harness::SQLITE);
     change_tests!(crate::harness::SQLITE);
 }
 
@@ -149,6 +177,7 @@ mod sqlite_uncached {
 mod postgres {
     conformance_tests!(crate::harness::POSTGRES);
     cache_tests!(crate::harness::POSTGRES);
+    membership_tests!(crate::harness::POSTGRES);
     change_tests!(crate::harness::POSTGRES);
 }
 

@@ -250,6 +250,7 @@ fn append_run(
         let at = out.len();
         out.extend_from_slice(&run[range]);
         batch::set_base_offset(&mut out[at..], batch_base);
+        batch::clear_partition_leader_epoch(&mut out[at..]);
         if out.len() >= max_bytes {
             return Ok(Appended::Full);
         }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
-use streamhouse_metadata::counters::Counters;
+use streamhouse_metadata::agents::Counters;
 use streamhouse_metadata::heads::{HeadCursor, HeadFeed, HeadUpdate};
 use streamhouse_metadata::{CatalogError, HeadListener};
 use tokio::sync::watch;
