@@ -103,7 +103,7 @@ impl Server {
         // after its lease; what is still in flight here finishes meanwhile.
         self.broker.membership.leave().await;
         // Producers waiting on acks are answered once their objects commit.
-        self.broker.writer.shutdown().await;
+        self.broker.log.shutdown().await;
         self.broker.compactor.shutdown().await;
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}

@@ -18,13 +18,10 @@ use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::{PartitionOffsets, Topic};
 use streamhouse_protocol::batch;
 use streamhouse_storage::watermarks::Subscription;
+use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
 
 use crate::{errors, Broker};
-
-/// Index entries read per partition per round; a partition with more data
-/// simply returns less and the client fetches again.
-const INDEX_ENTRIES_PER_READ: u32 = 64;
 
 /// Partitions of one fetch read at once. Each read may itself keep several
 /// GETs in flight (see `storage::reader`), and partitions of a catch-up read
@@ -59,10 +56,8 @@ pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> Fe
         for (wanted, topic) in &topics {
             if let Ok(Some(topic)) = topic {
                 for partition in &wanted.partitions {
-                    if let Ok(Some(mut rx)) = broker
-                        .watermarks
-                        .subscribe(topic.id, partition.partition)
-                        .await
+                    if let Ok(Some(mut rx)) =
+                        broker.log.subscribe(topic.id, partition.partition).await
                     {
                         rx.borrow_and_update();
                         watches.push(rx);
@@ -258,8 +253,7 @@ fn whole_batches_within(records: Bytes, budget: usize) -> Bytes {
     records.slice(..end)
 }
 
-/// Reads one partition. Offsets outside `log start ..= high watermark` are out
-/// of range; at the high watermark there is nothing yet.
+/// Reads one partition (see [`streamhouse_storage::Log::read`]).
 async fn read_partition(
     broker: &Broker,
     topic: &Topic,
@@ -268,49 +262,28 @@ async fn read_partition(
     budget: usize,
     skip: bool,
 ) -> Read {
-    let mut offsets = head(broker.watermarks.get(topic.id, partition).await)?;
-    // The view may lag other agents' commits: an offset beyond its high
-    // watermark may be one another agent handed out, and only the catalog may
-    // call it out of range. (Below the log start needs no check: the view's
-    // log start is never ahead of the catalog's.)
-    if fetch_offset > offsets.high_watermark {
-        offsets = head(broker.watermarks.refresh(topic.id, partition).await)?;
-    }
-    if fetch_offset < offsets.log_start_offset || fetch_offset > offsets.high_watermark {
-        return Err(ResponseError::OffsetOutOfRange);
-    }
-    if fetch_offset == offsets.high_watermark || skip {
-        return Ok((offsets, Ok(Bytes::new())));
-    }
-    let records = match broker
-        .catalog
-        .index_entries(topic.id, partition, fetch_offset, INDEX_ENTRIES_PER_READ)
+    let budget = ReadBudget {
+        max_bytes: budget,
+        at_least_one_batch: !skip,
+    };
+    match broker
+        .log
+        .read(topic.id, partition, fetch_offset, budget)
         .await
     {
-        Ok(entries) if entries.is_empty() => {
-            // The view says there are offsets from here; the index, which
-            // hides what lies below the log start, has none: another agent
-            // moved the log start past them.
-            offsets = head(broker.watermarks.refresh(topic.id, partition).await)?;
-            if fetch_offset < offsets.log_start_offset {
-                return Err(ResponseError::OffsetOutOfRange);
-            }
-            Ok(Bytes::new())
-        }
-        Ok(entries) => broker
-            .reader
-            .read(&entries, fetch_offset, budget)
-            .await
-            .map_err(|e| {
-                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
-                if let Some(suppressed) = WARNINGS.allow() {
-                    tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, suppressed, "fetch read failed");
+        Ok(read) => Ok((read.offsets, Ok(read.records))),
+        Err(e) => {
+            if let ReadError::Failed(failure) = &e {
+                if !matches!(failure, StorageError::UnknownPartition) {
+                    static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                    if let Some(suppressed) = WARNINGS.allow() {
+                        tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, suppressed, "fetch read failed");
+                    }
                 }
-                errors::storage(&e)
-            }),
-        Err(e) => Err(errors::catalog(&e)),
-    };
-    Ok((offsets, records))
+            }
+            Err(errors::read(&e))
+        }
+    }
 }
 
 /// Re-reads the requested partitions' heads from the catalog; true if the
@@ -326,22 +299,7 @@ async fn heads_moved(
         }
     }
     // A failure leaves the answer as the view made it.
-    broker
-        .watermarks
-        .refresh_many(&partitions)
-        .await
-        .unwrap_or(false)
-}
-
-/// A head from the view, or the answer when there is none.
-fn head(
-    found: streamhouse_metadata::Result<Option<PartitionOffsets>>,
-) -> Result<PartitionOffsets, ResponseError> {
-    match found {
-        Ok(Some(offsets)) => Ok(offsets),
-        Ok(None) => Err(ResponseError::UnknownTopicOrPartition),
-        Err(e) => Err(errors::catalog(&e)),
-    }
+    broker.log.refresh(&partitions).await.unwrap_or(false)
 }
 
 async fn wait_for_change(watches: &mut [Subscription], deadline: Instant) {
