@@ -8,11 +8,12 @@ use streamhouse_clock::SharedClock;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
-    CompactionWorker, Compactor, Log, LogConfig, Metrics, ReadCacheConfig, WriterConfig,
+    CompactionWorker, Compactor, Log, LogConfig, Metrics, ReadCacheConfig, ShareOfWork,
+    WriterConfig,
 };
 
 use crate::cluster::{AgentIdentity, Membership};
-use crate::coordinator::{Coordinator, CoordinatorNode};
+use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
 use crate::Config;
 
 pub struct Broker {
@@ -84,7 +85,8 @@ impl Broker {
                 config.compaction.clone(),
                 Arc::clone(&metrics),
             )
-            .with_clock(Arc::clone(&clock)),
+            .with_clock(Arc::clone(&clock))
+            .with_share(Arc::clone(&membership) as Arc<dyn ShareOfWork>),
         );
         let log = Log::open(
             store,
@@ -106,6 +108,7 @@ impl Broker {
         log.follow(membership.node_id(), membership.counters());
         let coordinator = Coordinator::start(
             catalog.clone(),
+            Arc::clone(&membership) as Arc<dyn Placement>,
             CoordinatorNode {
                 node_id: membership.node_id(),
                 host: config.advertise_host.clone(),
@@ -113,9 +116,7 @@ impl Broker {
             },
             config.group_initial_rebalance_delay,
             Arc::clone(&clock),
-        )
-        .await
-        .context("cannot load consumer groups from the catalog")?;
+        );
         Ok(Arc::new(Broker {
             config,
             catalog,

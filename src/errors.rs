@@ -16,6 +16,8 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig,
         CatalogError::PartitionCountNotIncreased { .. } => ResponseError::InvalidPartitions,
         CatalogError::OffsetBeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
+        // Another agent took the group over: the client finds its coordinator again.
+        CatalogError::NotCoordinator { .. } => ResponseError::NotCoordinator,
         // Database unreachable or failing: retriable for the client.
         CatalogError::Database(_) => ResponseError::KafkaStorageError,
         // Not KAFKA_STORAGE_ERROR, which tells the client nothing was written:

@@ -101,6 +101,9 @@ impl Server {
         let _ = stop_tx.send(true);
         // Others take over this agent's partitions and groups now rather than
         // after its lease; what is still in flight here finishes meanwhile.
+        // Groups are stored and their parked requests answered first; leaving
+        // then releases their leases in the same transaction as our row.
+        self.broker.coordinator.shutdown().await;
         self.broker.membership.leave().await;
         // Producers waiting on acks are answered once their objects commit.
         self.broker.log.shutdown().await;

@@ -86,3 +86,71 @@ pub enum SwapOutcome {
     /// or trimmed it first). Nothing changed; the caller deletes its new object.
     Conflict,
 }
+
+/// A set of compaction shards. Objects are split into [`Shards::COUNT`] shards
+/// by id, 1024 consecutive ids to a shard in turn, so that objects compacted
+/// together hold records of similar age; with several agents each compacts the
+/// shards placed on it, and none compacts the same objects as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shards(u16);
+
+impl Shards {
+    pub const COUNT: u32 = 16;
+    /// Consecutive object ids kept in one shard.
+    pub const RUN: i64 = 1024;
+    pub const ALL: Shards = Shards(u16::MAX);
+    pub const NONE: Shards = Shards(0);
+
+    /// The shards `owned` says are in the set.
+    pub fn from_fn(owned: impl Fn(u32) -> bool) -> Shards {
+        Shards(
+            (0..Self::COUNT)
+                .filter(|&s| owned(s))
+                .fold(0, |set, s| set | (1 << s)),
+        )
+    }
+
+    pub fn contains(self, shard: u32) -> bool {
+        shard < Self::COUNT && self.0 & (1 << shard) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn is_all(self) -> bool {
+        self == Self::ALL
+    }
+
+    /// The members, ascending.
+    pub fn iter(self) -> impl Iterator<Item = u32> {
+        (0..Self::COUNT).filter(move |&s| self.contains(s))
+    }
+
+    /// The shard object `id` belongs to.
+    pub fn of(id: i64) -> u32 {
+        // rem_euclid: ids are positive, but a negative one must not panic.
+        (id / Self::RUN).rem_euclid(i64::from(Self::COUNT)) as u32
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::Shards;
+
+    #[test]
+    fn ids_fall_into_shards_in_runs_of_1024() {
+        assert_eq!(Shards::of(0), 0);
+        assert_eq!(Shards::of(1023), 0);
+        assert_eq!(Shards::of(1024), 1);
+        assert_eq!(Shards::of(16 * 1024), 0);
+        let odd = Shards::from_fn(|s| s % 2 == 1);
+        assert_eq!(
+            odd.iter().collect::<Vec<_>>(),
+            vec![1, 3, 5, 7, 9, 11, 13, 15]
+        );
+        assert!(odd.contains(Shards::of(1024)) && !odd.contains(Shards::of(0)));
+        assert!(Shards::from_fn(|_| true).is_all());
+        assert!(Shards::from_fn(|_| false).is_empty());
+    }
+}

@@ -59,4 +59,14 @@ pub enum CatalogError {
         registered: i32,
         requested: i32,
     },
+    /// A group write made under a lease epoch that is no longer the group's:
+    /// another agent has taken the group over (or the lease row is missing).
+    #[error(
+        "group '{group_id}' is no longer coordinated under lease epoch {epoch} (now {current:?})"
+    )]
+    NotCoordinator {
+        group_id: String,
+        epoch: i64,
+        current: Option<i64>,
+    },
 }

@@ -151,6 +151,8 @@ impl Membership {
     /// others move its partitions and groups at once instead of after the lease.
     pub async fn leave(&self) {
         self.stop.send_replace(true);
+        // From now on it owns nothing, whatever its last view says.
+        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let tasks: Vec<_> =
             std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {

@@ -1,7 +1,8 @@
 //! The cluster of agents sharing one catalog and one store: this agent's
 //! membership (`membership.rs`), the view of the live agents and the placement
 //! of partitions, groups and background work on it (`view.rs`, by rendezvous
-//! hashing in `rendezvous.rs`), and the zone a client names (`zone.rs`).
+//! hashing in `rendezvous.rs`), the background work this agent does
+//! (`work.rs`), and the zone a client names (`zone.rs`).
 //!
 //! Agents never talk to each other: the catalog is the only channel. Every
 //! agent serves every partition; placement only says which agent clients are
@@ -11,6 +12,7 @@
 mod membership;
 pub mod rendezvous;
 mod view;
+mod work;
 pub mod zone;
 
 pub use membership::{AgentIdentity, Membership};

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::groups::GroupFence;
 use tokio::sync::oneshot;
 
 use super::member::{millis, JoinRequest, JoinResult, Member};
@@ -78,6 +79,9 @@ pub struct Group {
     /// Stored in the catalog at least once (or loaded from it).
     pub(super) stored: bool,
     pub(super) initial_delay: Duration,
+    /// What its catalog writes are conditioned on: the lease epoch this agent
+    /// loaded it under (see `ownership.rs`).
+    pub(super) fence: GroupFence,
 }
 
 /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
@@ -101,6 +105,7 @@ impl Group {
             dirty: false,
             stored: false,
             initial_delay,
+            fence: GroupFence::Unfenced,
         }
     }
 

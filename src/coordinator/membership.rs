@@ -160,4 +160,18 @@ impl Group {
             }
         }
     }
+
+    /// This agent no longer coordinates the group: every parked JoinGroup and
+    /// SyncGroup is answered with `error` (which sends the client to find the
+    /// coordinator again), and anyone still holding the group finds it Dead.
+    pub fn unload(&mut self, error: ResponseError) {
+        for member in self.members.values_mut() {
+            member.answer_join(JoinResult::error(&member.id, error));
+            member.answer_sync(SyncResult::error(error));
+        }
+        self.state = GroupState::Dead;
+        self.pending.clear();
+        self.rebalance = None;
+        self.sync_deadline = None;
+    }
 }

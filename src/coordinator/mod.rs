@@ -7,6 +7,11 @@
 //! - `membership.rs`: heartbeats, leaving, member checks, session and
 //!   rebalance expiry.
 //! - `persisted.rs`: what the catalog stores of a group, and resuming from it.
+//! - `offsets.rs`: committing and deleting offsets, deleting groups.
+//! - `ownership.rs`: which groups this agent coordinates in a cluster: leases
+//!   taken on first use, fencing, handoff, shutdown.
+//! - `lookup.rs`: FindCoordinator for groups, and ListGroups.
+//! - `placement.rs`: what the coordinator asks of the cluster's membership.
 //! - `member.rs`: a member and the answers parked members receive.
 //! - `subscription.rs`: bounds-checked parsing of "consumer" protocol metadata.
 //!
@@ -16,17 +21,24 @@
 //! the initial rebalance delay) every [`TICK`], never waiting for the catalog
 //! (see `run_timers`).
 
+#[cfg(test)]
+mod cluster_tests;
 mod group;
 mod join_answer;
+mod lookup;
 mod member;
 mod membership;
+mod offsets;
+mod ownership;
 mod persisted;
+mod placement;
 mod subscription;
 mod sync;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -37,20 +49,14 @@ use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
 
 pub use group::{Group, GroupState, JoinReply};
+pub use lookup::ListedGroup;
 pub use member::{JoinRequest, JoinResult, Member, SyncResult};
+pub use placement::{AgentId, CoordinatorNode, Placement, Solo};
 pub use subscription::subscribed_topics;
 pub use sync::{SyncReply, SyncRequest};
 
 /// Timer resolution: how late a deadline may be noticed.
 pub const TICK: Duration = Duration::from_millis(20);
-
-/// Where a coordinator lives: today always this agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CoordinatorNode {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-}
 
 /// FindCoordinator key types.
 pub const KEY_TYPE_GROUP: i8 = 0;
@@ -59,90 +65,134 @@ pub const KEY_TYPE_TRANSACTION: i8 = 1;
 pub struct Coordinator {
     /// Only the groups' part of the catalog: all the coordinator stores.
     catalog: Arc<dyn GroupCatalog>,
+    /// Who this agent is and which groups it should coordinate.
+    placement: Arc<dyn Placement>,
+    /// Named for transactional ids, which have no coordinator of their own yet.
     this_node: CoordinatorNode,
     initial_delay: Duration,
     /// Sessions, rebalance deadlines and the initial delay are measured on it.
     clock: SharedClock,
-    groups: std::sync::Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    /// The groups whose leases this agent holds (see `ownership.rs`).
+    slots: std::sync::Mutex<HashMap<String, ownership::Slot>>,
+    /// One gate per group being acquired, so that one acquisition runs at a time.
+    acquiring: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Set by [`Coordinator::shutdown`].
+    closed: AtomicBool,
 }
 
 impl Coordinator {
-    /// Loads every stored group and starts the timer task, which ends once the
-    /// coordinator is dropped.
-    pub async fn start(
+    /// Starts the coordinator and its timer task, which ends once the
+    /// coordinator is dropped. No group is loaded yet: each is loaded when
+    /// this agent takes it (`ownership.rs`).
+    pub fn start(
         catalog: Arc<dyn GroupCatalog>,
+        placement: Arc<dyn Placement>,
         this_node: CoordinatorNode,
         initial_delay: Duration,
         clock: SharedClock,
-    ) -> Result<Arc<Coordinator>, CatalogError> {
-        let now = clock.now();
-        let groups = catalog
-            .load_groups()
-            .await?
-            .into_iter()
-            .map(|stored| {
-                let group = Group::from_stored(stored, initial_delay, now);
-                (group.id.clone(), Arc::new(Mutex::new(group)))
-            })
-            .collect();
+    ) -> Arc<Coordinator> {
         let coordinator = Arc::new(Coordinator {
             catalog,
+            placement,
             this_node,
             initial_delay,
             clock,
-            groups: std::sync::Mutex::new(groups),
+            slots: std::sync::Mutex::new(HashMap::new()),
+            acquiring: std::sync::Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
         });
         tokio::spawn(run_timers(Arc::downgrade(&coordinator)));
-        Ok(coordinator)
+        coordinator
     }
 
-    /// The one placement decision: which agent coordinates this group or
-    /// transactional id. A single agent coordinates everything; a cluster of
-    /// agents would hash `key` over the live agents here.
-    pub fn placement(&self, _key_type: i8, _key: &str) -> CoordinatorNode {
-        self.this_node.clone()
+    /// The agent FindCoordinator names for a transactional id: this one, as
+    /// no agent coordinates transactions yet.
+    pub fn this_node(&self) -> &CoordinatorNode {
+        &self.this_node
     }
 
-    fn group_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
+    fn slot_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, ownership::Slot>> {
         // A panic while holding this lock cannot leave the map half-updated
-        // (every use is a single insert, remove or clone), so poisoning is ignored.
-        self.groups
+        // (every use is a single insert, remove or field update), so poisoning
+        // is ignored.
+        self.slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn acquiring(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<()>>>> {
+        // As `slot_map`.
+        self.acquiring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The group, if this agent holds it and it has state.
     pub fn group(&self, group_id: &str) -> Option<Arc<Mutex<Group>>> {
-        self.group_map().get(group_id).cloned()
+        self.slot_map()
+            .get(group_id)
+            .and_then(|slot| slot.group.clone())
     }
 
-    fn group_or_create(&self, group_id: &str) -> Arc<Mutex<Group>> {
-        Arc::clone(
-            self.group_map()
-                .entry(group_id.to_owned())
-                .or_insert_with(|| Arc::new(Mutex::new(Group::new(group_id, self.initial_delay)))),
-        )
+    /// [`Coordinator::group`] after making sure this agent coordinates it
+    /// (taking it over if it should).
+    pub async fn owned_group(
+        &self,
+        group_id: &str,
+    ) -> Result<Option<Arc<Mutex<Group>>>, ResponseError> {
+        self.ensure_owned(group_id).await?;
+        Ok(self.group(group_id))
     }
 
-    /// Every group, in id order.
+    /// The group, created empty if it has no state; None if this agent no
+    /// longer holds it (dropped since [`Coordinator::ensure_owned`]).
+    fn group_or_create(&self, group_id: &str) -> Option<Arc<Mutex<Group>>> {
+        let mut slots = self.slot_map();
+        let slot = slots.get_mut(group_id)?;
+        let fence = slot.fence;
+        let initial_delay = self.initial_delay;
+        Some(Arc::clone(slot.group.get_or_insert_with(|| {
+            let mut group = Group::new(group_id, initial_delay);
+            group.fence = fence;
+            Arc::new(Mutex::new(group))
+        })))
+    }
+
+    /// Forgets the group's state (the lease stays held).
+    fn remove_group(&self, group_id: &str) {
+        if let Some(slot) = self.slot_map().get_mut(group_id) {
+            slot.group = None;
+        }
+    }
+
+    /// Every group this agent holds, in id order.
     pub fn groups(&self) -> Vec<Arc<Mutex<Group>>> {
-        let map = self.group_map();
-        let mut ids: Vec<&String> = map.keys().collect();
+        let slots = self.slot_map();
+        let mut ids: Vec<&String> = slots.keys().collect();
         ids.sort();
         ids.into_iter()
-            .filter_map(|id| map.get(id).cloned())
+            .filter_map(|id| slots.get(id).and_then(|slot| slot.group.clone()))
             .collect()
     }
 
     /// Stores the group if it changed; a failure is logged (the next change
-    /// stores it again).
+    /// stores it again). Refused because another agent took the group over,
+    /// the group is dropped instead (see `ownership.rs`).
     async fn persist(&self, group: &mut Group) -> Result<(), CatalogError> {
         if !group.dirty {
             return Ok(());
         }
         group.dirty = false;
-        let result = self.catalog.store_group(&group.to_stored()).await;
+        let result = self
+            .catalog
+            .store_group(&group.to_stored(), group.fence)
+            .await;
         if result.is_ok() {
             group.stored = true;
+        }
+        if let Err(CatalogError::NotCoordinator { .. }) = &result {
+            self.fenced(group);
+            return result;
         }
         if let Err(error) = &result {
             // The timer retries a dirty group every tick while the catalog fails.
@@ -157,8 +207,14 @@ impl Coordinator {
 
     pub async fn join(&self, group_id: &str, request: JoinRequest) -> JoinResult {
         let member_id = request.member_id.clone();
+        if let Err(error) = self.ensure_owned(group_id).await {
+            return JoinResult::error(&member_id, error);
+        }
         let group = if member_id.is_empty() {
-            self.group_or_create(group_id)
+            match self.group_or_create(group_id) {
+                Some(group) => group,
+                None => return JoinResult::error(&member_id, ResponseError::NotCoordinator),
+            }
         } else {
             // A known member id for a group this coordinator does not have: the
             // group is gone (deleted, or its members all expired long ago).
@@ -174,7 +230,7 @@ impl Coordinator {
                 // A refused first join must not leave a phantom group behind (it
                 // would be listed). Dead: anyone holding it retries with a new one.
                 group.state = GroupState::Dead;
-                self.group_map().remove(group_id);
+                self.remove_group(group_id);
             }
             let _ = self.persist(&mut group).await;
             reply
@@ -188,6 +244,9 @@ impl Coordinator {
     }
 
     pub async fn sync(&self, group_id: &str, request: SyncRequest) -> SyncResult {
+        if let Err(error) = self.ensure_owned(group_id).await {
+            return SyncResult::error(error);
+        }
         let Some(group) = self.group(group_id) else {
             return SyncResult::error(ResponseError::UnknownMemberId);
         };
@@ -198,6 +257,8 @@ impl Coordinator {
                 group.dirty = true;
                 match self.persist(&mut group).await {
                     Ok(()) => group.release_syncs(),
+                    // Dropped, its waiters answered: nothing to rebalance here.
+                    Err(CatalogError::NotCoordinator { .. }) => {}
                     Err(error) => {
                         group.fail_syncs(crate::errors::catalog(&error), self.clock.now())
                     }
@@ -220,6 +281,9 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Option<ResponseError> {
+        if let Err(error) = self.ensure_owned(group_id).await {
+            return Some(error);
+        }
         let Some(group) = self.group(group_id) else {
             return Some(ResponseError::UnknownMemberId);
         };
@@ -227,14 +291,17 @@ impl Coordinator {
         group.heartbeat(member_id, instance_id, generation, self.clock.now())
     }
 
-    /// Removes members; the answer holds one error per (member id, instance id).
+    /// Removes members; the answer holds one error per (member id, instance
+    /// id), or the error of the whole request (this agent is not the
+    /// coordinator).
     pub async fn leave(
         &self,
         group_id: &str,
         members: &[(String, Option<String>)],
-    ) -> Vec<Option<ResponseError>> {
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.ensure_owned(group_id).await?;
         let Some(group) = self.group(group_id) else {
-            return vec![Some(ResponseError::UnknownMemberId); members.len()];
+            return Ok(vec![Some(ResponseError::UnknownMemberId); members.len()]);
         };
         let mut group = group.lock().await;
         let now = self.clock.now();
@@ -242,70 +309,11 @@ impl Coordinator {
             .iter()
             .map(|(member_id, instance_id)| group.leave(member_id, instance_id.as_deref(), now))
             .collect();
-        let _ = self.persist(&mut group).await;
-        errors
-    }
-
-    /// Checks an OffsetCommit's member and generation and, if allowed, stores the
-    /// offsets. The group is created for a commit outside group management.
-    pub async fn commit_offsets(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-        commits: &[streamhouse_metadata::groups::OffsetCommit],
-    ) -> Option<ResponseError> {
-        let group = match self.group(group_id) {
-            Some(group) => group,
-            None if generation < 0 => self.group_or_create(group_id),
-            // A generation of a group this coordinator never had.
-            None => return Some(ResponseError::IllegalGeneration),
-        };
-        let mut group = group.lock().await;
-        if let Some(error) =
-            group.check_commit(member_id, instance_id, generation, self.clock.now())
-        {
-            return Some(error);
+        if let Err(CatalogError::NotCoordinator { .. }) = self.persist(&mut group).await {
+            // The departures are void: the group's new owner never saw them.
+            return Err(ResponseError::NotCoordinator);
         }
-        if group.state == GroupState::Empty
-            && group.generation == 0
-            && group.protocol_type.is_none()
-        {
-            // First commit of a group outside group management: it must exist
-            // after a restart too (ListGroups, DescribeGroups).
-            group.dirty = true;
-        }
-        if let Err(error) = self.persist(&mut group).await {
-            return Some(crate::errors::catalog(&error));
-        }
-        if commits.is_empty() {
-            return None;
-        }
-        self.catalog
-            .commit_offsets(group_id, commits)
-            .await
-            .err()
-            .map(|e| crate::errors::catalog(&e))
-    }
-
-    /// Deletes an empty group and its offsets.
-    pub async fn delete_group(&self, group_id: &str) -> Option<ResponseError> {
-        let Some(group) = self.group(group_id) else {
-            return Some(ResponseError::GroupIdNotFound);
-        };
-        let mut group = group.lock().await;
-        match group.state {
-            GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
-            GroupState::Empty => {}
-            _ => return Some(ResponseError::NonEmptyGroup),
-        }
-        if let Err(error) = self.catalog.delete_group(group_id).await {
-            return Some(crate::errors::catalog(&error));
-        }
-        group.state = GroupState::Dead;
-        self.group_map().remove(group_id);
-        None
+        Ok(errors)
     }
 
     pub fn catalog(&self) -> &Arc<dyn GroupCatalog> {
@@ -329,10 +337,14 @@ async fn run_timers(coordinator: Weak<Coordinator>) {
         let Some(coordinator) = coordinator.upgrade() else {
             return;
         };
+        coordinator.follow_placement();
         for group in coordinator.groups() {
             let Ok(mut group) = group.try_lock_owned() else {
                 continue;
             };
+            if group.state == GroupState::Dead {
+                continue;
+            }
             group.tick(coordinator.clock.now());
             if group.dirty {
                 let coordinator = Arc::clone(&coordinator);

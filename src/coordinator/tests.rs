@@ -8,15 +8,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use streamhouse_clock::ManualClock;
-use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit, StoredGroup};
+use streamhouse_metadata::groups::{
+    Acquisition, CommittedOffset, GroupFence, GroupLease, OffsetCommit, StoredGroup,
+};
 use streamhouse_metadata::{GroupCatalog, SqlCatalog};
 use tokio::sync::Semaphore;
 
-use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, SyncRequest, TICK};
+use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, Solo, SyncRequest, TICK};
 
-const SESSION: Duration = Duration::from_secs(10);
+pub(super) const SESSION: Duration = Duration::from_secs(10);
 
-fn join_request(session: Duration) -> JoinRequest {
+pub(super) fn join_request(session: Duration) -> JoinRequest {
     JoinRequest {
         member_id: String::new(),
         instance_id: None,
@@ -30,14 +32,14 @@ fn join_request(session: Duration) -> JoinRequest {
     }
 }
 
-async fn members_of(coordinator: &Coordinator, group_id: &str) -> (usize, GroupState) {
+pub(super) async fn members_of(coordinator: &Coordinator, group_id: &str) -> (usize, GroupState) {
     let group = coordinator.group(group_id).expect("the group exists");
     let group = group.lock().await;
     (group.members.len(), group.state)
 }
 
 /// Lets the timer task run a few ticks of real time.
-async fn a_few_ticks() {
+pub(super) async fn a_few_ticks() {
     tokio::time::sleep(TICK * 5).await;
 }
 
@@ -49,9 +51,24 @@ fn node() -> CoordinatorNode {
     }
 }
 
+/// A coordinator outside any cluster, without an initial rebalance delay.
+fn solo(catalog: Arc<dyn GroupCatalog>, clock: streamhouse_clock::SharedClock) -> Arc<Coordinator> {
+    Coordinator::start(
+        catalog,
+        Arc::new(Solo(node())),
+        node(),
+        Duration::ZERO,
+        clock,
+    )
+}
+
 /// Joins one member with `session` and hands it its assignment: the group is
 /// stable. Returns the member id.
-async fn stable_group(coordinator: &Coordinator, group_id: &str, session: Duration) -> String {
+pub(super) async fn stable_group(
+    coordinator: &Coordinator,
+    group_id: &str,
+    session: Duration,
+) -> String {
     let joined = coordinator.join(group_id, join_request(session)).await;
     assert_eq!((joined.error, joined.generation), (None, 1));
     let synced = coordinator
@@ -79,9 +96,7 @@ async fn stable_group(coordinator: &Coordinator, group_id: &str, session: Durati
 async fn a_session_lapses_when_the_clock_passes_its_deadline_and_not_before() {
     let catalog = streamhouse_metadata::open("sqlite::memory:").await.unwrap();
     let clock = ManualClock::new();
-    let coordinator = Coordinator::start(catalog, node(), Duration::ZERO, clock.clone())
-        .await
-        .unwrap();
+    let coordinator = solo(catalog, clock.clone());
     let member_id = stable_group(&coordinator, "g", SESSION).await;
 
     // Real time passes but the clock does not: the member stays.
@@ -126,9 +141,10 @@ impl GroupCatalog for StallingSaves {
     async fn commit_offsets(
         &self,
         group_id: &str,
+        fence: GroupFence,
         commits: &[OffsetCommit],
     ) -> streamhouse_metadata::Result<()> {
-        self.inner.commit_offsets(group_id, commits).await
+        self.inner.commit_offsets(group_id, fence, commits).await
     }
 
     async fn committed_offsets(
@@ -141,24 +157,66 @@ impl GroupCatalog for StallingSaves {
     async fn delete_offsets(
         &self,
         group_id: &str,
+        fence: GroupFence,
         partitions: &[(String, i32)],
     ) -> streamhouse_metadata::Result<()> {
-        self.inner.delete_offsets(group_id, partitions).await
+        self.inner.delete_offsets(group_id, fence, partitions).await
     }
 
-    async fn store_group(&self, group: &StoredGroup) -> streamhouse_metadata::Result<()> {
+    async fn store_group(
+        &self,
+        group: &StoredGroup,
+        fence: GroupFence,
+    ) -> streamhouse_metadata::Result<()> {
         if group.group_id == self.stuck && self.blocked.load(std::sync::atomic::Ordering::SeqCst) {
             let _pass = self.gate.acquire().await;
         }
-        self.inner.store_group(group).await
+        self.inner.store_group(group, fence).await
+    }
+
+    async fn load_group(
+        &self,
+        group_id: &str,
+    ) -> streamhouse_metadata::Result<Option<StoredGroup>> {
+        self.inner.load_group(group_id).await
     }
 
     async fn load_groups(&self) -> streamhouse_metadata::Result<Vec<StoredGroup>> {
         self.inner.load_groups().await
     }
 
-    async fn delete_group(&self, group_id: &str) -> streamhouse_metadata::Result<()> {
-        self.inner.delete_group(group_id).await
+    async fn delete_group(
+        &self,
+        group_id: &str,
+        fence: GroupFence,
+    ) -> streamhouse_metadata::Result<()> {
+        self.inner.delete_group(group_id, fence).await
+    }
+
+    async fn group_leases(
+        &self,
+        group_ids: &[String],
+    ) -> streamhouse_metadata::Result<Vec<GroupLease>> {
+        self.inner.group_leases(group_ids).await
+    }
+
+    async fn acquire_group(
+        &self,
+        group_id: &str,
+        node_id: i32,
+        incarnation: &str,
+    ) -> streamhouse_metadata::Result<Acquisition> {
+        self.inner
+            .acquire_group(group_id, node_id, incarnation)
+            .await
+    }
+
+    async fn release_group(
+        &self,
+        group_id: &str,
+        epoch: i64,
+    ) -> streamhouse_metadata::Result<bool> {
+        self.inner.release_group(group_id, epoch).await
     }
 }
 
@@ -174,14 +232,7 @@ async fn a_stalled_save_of_one_group_does_not_stop_the_timers_of_the_others() {
         gate: Semaphore::new(0),
     });
     let clock = ManualClock::new();
-    let coordinator = Coordinator::start(
-        Arc::clone(&catalog) as Arc<dyn GroupCatalog>,
-        node(),
-        Duration::ZERO,
-        clock.clone(),
-    )
-    .await
-    .unwrap();
+    let coordinator = solo(Arc::clone(&catalog) as Arc<dyn GroupCatalog>, clock.clone());
     // Kafka's group.min.session.timeout.ms.
     let short = Duration::from_secs(6);
     stable_group(&coordinator, "stuck", short).await;

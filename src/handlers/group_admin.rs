@@ -23,18 +23,20 @@ pub async fn list(broker: &Broker, request: ListGroupsRequest, version: i16) -> 
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
+    let groups = match broker.coordinator.listed_groups().await {
+        Ok(groups) => groups,
+        Err(error) => return ListGroupsResponse::default().with_error_code(error.code()),
+    };
     let mut listed = Vec::new();
-    for group in broker.coordinator.groups() {
-        let group = group.lock().await;
+    for group in groups {
         let state = group.state.name();
-        if group.state == GroupState::Dead
-            || (!states.is_empty() && !states.contains(&state.to_lowercase()))
+        if (!states.is_empty() && !states.contains(&state.to_lowercase()))
             || (!types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE))
         {
             continue;
         }
         let mut entry = ListedGroup::default()
-            .with_group_id(GroupId(text(&group.id)))
+            .with_group_id(GroupId(text(&group.group_id)))
             .with_protocol_type(text(group.protocol_type.as_deref().unwrap_or("")));
         if version >= 4 {
             entry = entry.with_group_state(text(state));
@@ -54,7 +56,18 @@ pub async fn describe(
 ) -> DescribeGroupsResponse {
     let mut described = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
-        let Some(group) = broker.coordinator.group(&group_id) else {
+        let group = match broker.coordinator.owned_group(&group_id).await {
+            Ok(group) => group,
+            Err(error) => {
+                described.push(
+                    DescribedGroup::default()
+                        .with_group_id(group_id)
+                        .with_error_code(error.code()),
+                );
+                continue;
+            }
+        };
+        let Some(group) = group else {
             // As Kafka's classic coordinator: an unknown group is described as Dead.
             described.push(
                 DescribedGroup::default()

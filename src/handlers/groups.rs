@@ -9,7 +9,9 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::coordinator::{JoinRequest, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION};
+use crate::coordinator::{
+    CoordinatorNode, JoinRequest, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
+};
 use crate::{errors, Broker};
 
 pub(super) fn text(value: &str) -> StrBytes {
@@ -20,7 +22,7 @@ pub(super) fn optional(value: Option<&str>) -> Option<StrBytes> {
     value.map(text)
 }
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
@@ -31,24 +33,28 @@ pub fn find_coordinator(
     } else {
         vec![request.key]
     };
+    let nodes: Vec<CoordinatorNode> = match key_type {
+        KEY_TYPE_GROUP => {
+            let ids: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            broker.coordinator.group_coordinators(&ids).await
+        }
+        KEY_TYPE_TRANSACTION => vec![broker.coordinator.this_node().clone(); keys.len()],
+        _ => Vec::new(),
+    };
     let mut coordinators = Vec::with_capacity(keys.len());
-    for key in keys {
-        let entry = WireCoordinator::default().with_key(key.clone());
-        coordinators.push(
-            if matches!(key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
-                let node = broker.coordinator.placement(key_type, &key);
-                entry
-                    .with_node_id(BrokerId(node.node_id))
-                    .with_host(text(&node.host))
-                    .with_port(node.port)
-            } else {
-                entry
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(text(&format!("unknown key type {key_type}"))))
-            },
-        );
+    for (i, key) in keys.into_iter().enumerate() {
+        let entry = WireCoordinator::default().with_key(key);
+        coordinators.push(match nodes.get(i) {
+            Some(node) => entry
+                .with_node_id(BrokerId(node.node_id))
+                .with_host(text(&node.host))
+                .with_port(node.port),
+            None => entry
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(text(&format!("unknown key type {key_type}")))),
+        });
     }
     let response = FindCoordinatorResponse::default();
     if version >= 4 {
@@ -185,7 +191,11 @@ pub async fn leave(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let errors = broker.coordinator.leave(&request.group_id, &leaving).await;
+    let errors = match broker.coordinator.leave(&request.group_id, &leaving).await {
+        Ok(errors) => errors,
+        // Not for this agent: the whole request is answered so.
+        Err(error) => return LeaveGroupResponse::default().with_error_code(error.code()),
+    };
     if version < 3 {
         let error = errors.into_iter().flatten().next();
         return LeaveGroupResponse::default().with_error_code(errors::code(error));

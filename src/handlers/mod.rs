@@ -136,7 +136,7 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) 
             ))
         }),
         RequestKind::FindCoordinator(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::FindCoordinator(groups::find_coordinator(&broker, body, version)),
+            ResponseKind::FindCoordinator(groups::find_coordinator(&broker, body, version).await),
         )),
         RequestKind::JoinGroup(body) => {
             let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();

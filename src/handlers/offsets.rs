@@ -108,6 +108,9 @@ async fn fetch_group(
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Answer {
+    // Offsets are read from the catalog, but only the group's coordinator
+    // answers: a client sent elsewhere must learn it and look again.
+    broker.coordinator.ensure_owned(group_id).await?;
     let committed = broker
         .catalog
         .committed_offsets(group_id)
@@ -209,14 +212,32 @@ pub async fn fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
+    let asked = wanted.clone().unwrap_or_default();
     match fetch_group(broker, &request.group_id, wanted).await {
-        // The top-level error exists from v2; v1 can only say it per partition,
-        // and it has no partitions to say it on.
-        Err(error) => OffsetFetchResponse::default().with_error_code(if version >= 2 {
-            error.code()
-        } else {
-            0
-        }),
+        Err(error) if version >= 2 => OffsetFetchResponse::default().with_error_code(error.code()),
+        // The top-level error exists from v2; before, it can only be said on
+        // each partition asked for.
+        Err(error) => OffsetFetchResponse::default().with_topics(
+            asked
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(text(&topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_metadata(Some(text("")))
+                                        .with_error_code(error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
@@ -247,11 +268,15 @@ pub async fn fetch(
 }
 
 pub async fn delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let Some(group) = broker.coordinator.group(&request.group_id) else {
-        return OffsetDeleteResponse::default()
-            .with_error_code(ResponseError::GroupIdNotFound.code());
+    let group = match broker.coordinator.owned_group(&request.group_id).await {
+        Ok(Some(group)) => group,
+        Ok(None) => {
+            return OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+        }
+        Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
     };
-    let group = group.lock().await;
+    let mut group = group.lock().await;
     // None: every topic counts as subscribed (members present, subscriptions unknown).
     let subscribed: Option<Vec<String>> = match group.state {
         GroupState::Dead => {
@@ -297,11 +322,9 @@ pub async fn delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDele
         None
     } else {
         broker
-            .catalog
-            .delete_offsets(&request.group_id, &deletable)
+            .coordinator
+            .delete_offsets(&mut group, &deletable)
             .await
-            .err()
-            .map(|e| errors::catalog(&e))
     };
     OffsetDeleteResponse::default().with_topics(
         topics

@@ -25,7 +25,7 @@ pub mod writer;
 
 pub use append::{Append, AppendOutcome, ProducerAppend};
 pub use background::BackgroundWrite;
-pub use compaction::{CompactionConfig, CompactionWorker, Compactor};
+pub use compaction::{CompactionConfig, CompactionWorker, Compactor, ShareOfWork, WorkShare};
 pub use error::StorageError;
 pub use log::{Freshness, Log, LogConfig, ReadBudget, ReadError, ReadResult};
 pub use metrics::Metrics;

@@ -11,12 +11,14 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_clock::ManualClock;
+use streamhouse_metadata::compaction::Shards;
 use streamhouse_metadata::{Catalog, NewObject, NewTopic, RunAppend, RunOutcome, TopicId};
 use streamhouse_storage::compaction::PassOutcome;
 use streamhouse_storage::format::{new_object_key, ObjectEncoder, RunStats};
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
-    CompactionConfig, CompactionWorker, Metrics, ObjectReader, ReadCacheConfig,
+    CompactionConfig, CompactionWorker, Metrics, ObjectReader, ReadCacheConfig, ShareOfWork,
+    WorkShare,
 };
 
 const PARTITIONS: i32 = 3;
@@ -478,4 +480,29 @@ async fn a_compaction_that_loses_a_race_changes_nothing_and_deletes_its_object()
     // The loser's upload is gone: the sources and the rival's object remain.
     assert_eq!(store_keys(&s.store).await, OBJECTS + 1);
     assert_eq!(catch_up(&s).await.0, before);
+}
+
+/// An agent compacts only the shards placed on it, and nothing while it
+/// cannot be sure of its membership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_compacts_only_the_shards_of_its_share() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    // The test's objects have ids below 1024: all in shard 0.
+    let share = |compaction| {
+        Arc::new(WorkShare {
+            compaction,
+            gc: false,
+        }) as Arc<dyn ShareOfWork>
+    };
+    for excluded in [Shards::NONE, Shards::from_fn(|shard| shard != 0)] {
+        let idle = worker(&s, 64 * 1024).with_share(share(excluded));
+        assert_eq!(idle.compact_once().await.unwrap(), PassOutcome::Idle);
+    }
+    assert_eq!(s.metrics.compaction.objects_compacted.get(), 0);
+    let owner = worker(&s, 64 * 1024).with_share(share(Shards::from_fn(|shard| shard == 0)));
+    assert!(matches!(
+        owner.compact_once().await.unwrap(),
+        PassOutcome::Compacted { .. }
+    ));
 }

@@ -4,16 +4,17 @@
 
 use async_trait::async_trait;
 
-use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
+use crate::compaction::{CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome};
 use crate::Result;
 
 #[async_trait]
 pub trait LifecycleCatalog: Send + Sync + 'static {
-    /// Live objects smaller than `max_size_bytes`, in commit order (lowest id
-    /// first), at most `limit`: the candidates for compaction.
+    /// Live objects smaller than `max_size_bytes` in one of `shards`, in commit
+    /// order (lowest id first), at most `limit`: the candidates for compaction.
     async fn small_live_objects(
         &self,
         max_size_bytes: i64,
+        shards: Shards,
         limit: u32,
     ) -> Result<Vec<StoredObject>>;
 

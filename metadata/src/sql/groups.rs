@@ -4,25 +4,37 @@
 //! The [`GroupCatalog`] of the SQL catalog.
 //!
 //! A group is stored whole: its row and all member rows are replaced in one
-//! transaction, so a reader never sees members of two generations mixed.
+//! transaction, so a reader never sees members of two generations mixed. Every
+//! write first checks the group's fence (`group_leases.rs`) in the same
+//! transaction.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 
+use super::group_leases::{acquire, check_fence, group_leases, release};
 use super::rows::{get, to_i32};
 use super::SqlCatalog;
 use crate::catalog::GroupCatalog;
-use crate::groups::{CommittedOffset, OffsetCommit, StoredGroup, StoredMember};
+use crate::groups::{
+    Acquisition, CommittedOffset, GroupFence, GroupLease, OffsetCommit, StoredGroup, StoredMember,
+};
 use crate::Result;
 
 // Nothing here is cached: the coordinator holds its groups in memory.
 #[async_trait]
 impl GroupCatalog for SqlCatalog {
-    async fn commit_offsets(&self, group_id: &str, commits: &[OffsetCommit]) -> Result<()> {
-        self.write("commit_offsets", |tx| {
-            commit_offsets(tx, group_id, commits, self.clock.now_ms())
+    async fn commit_offsets(
+        &self,
+        group_id: &str,
+        fence: GroupFence,
+        commits: &[OffsetCommit],
+    ) -> Result<()> {
+        let backend = self.backend;
+        self.write("commit_offsets", |mut tx| async move {
+            check_fence(&mut tx, backend, group_id, fence).await?;
+            commit_offsets(tx, group_id, commits, self.clock.now_ms()).await
         })
         .await
     }
@@ -34,26 +46,70 @@ impl GroupCatalog for SqlCatalog {
         .await
     }
 
-    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
-        self.write("delete_offsets", |tx| {
-            delete_offsets(tx, group_id, partitions)
+    async fn delete_offsets(
+        &self,
+        group_id: &str,
+        fence: GroupFence,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let backend = self.backend;
+        self.write("delete_offsets", |mut tx| async move {
+            check_fence(&mut tx, backend, group_id, fence).await?;
+            delete_offsets(tx, group_id, partitions).await
         })
         .await
     }
 
-    async fn store_group(&self, group: &StoredGroup) -> Result<()> {
-        self.write("store_group", |tx| {
-            store_group(tx, group, self.clock.now_ms())
+    async fn store_group(&self, group: &StoredGroup, fence: GroupFence) -> Result<()> {
+        let backend = self.backend;
+        self.write("store_group", |mut tx| async move {
+            check_fence(&mut tx, backend, &group.group_id, fence).await?;
+            store_group(tx, group, self.clock.now_ms()).await
         })
         .await
+    }
+
+    async fn load_group(&self, group_id: &str) -> Result<Option<StoredGroup>> {
+        let groups = self
+            .read("load_group", |pool| load_groups(pool, Some(group_id)))
+            .await?;
+        Ok(groups.into_iter().next())
     }
 
     async fn load_groups(&self) -> Result<Vec<StoredGroup>> {
-        self.read("load_groups", load_groups).await
+        self.read("load_groups", |pool| load_groups(pool, None))
+            .await
     }
 
-    async fn delete_group(&self, group_id: &str) -> Result<()> {
-        self.write("delete_group", |tx| delete_group(tx, group_id))
+    async fn delete_group(&self, group_id: &str, fence: GroupFence) -> Result<()> {
+        let backend = self.backend;
+        self.write("delete_group", |mut tx| async move {
+            check_fence(&mut tx, backend, group_id, fence).await?;
+            delete_group(tx, group_id).await
+        })
+        .await
+    }
+
+    async fn group_leases(&self, group_ids: &[String]) -> Result<Vec<GroupLease>> {
+        self.read("group_leases", |pool| group_leases(pool, group_ids))
+            .await
+    }
+
+    async fn acquire_group(
+        &self,
+        group_id: &str,
+        node_id: i32,
+        incarnation: &str,
+    ) -> Result<Acquisition> {
+        let backend = self.backend;
+        self.write("acquire_group", |tx| {
+            acquire(tx, backend, group_id, node_id, incarnation)
+        })
+        .await
+    }
+
+    async fn release_group(&self, group_id: &str, epoch: i64) -> Result<bool> {
+        self.write("release_group", |tx| release(tx, group_id, epoch))
             .await
     }
 }
@@ -180,13 +236,21 @@ async fn store_group(
     Ok(())
 }
 
-async fn load_groups(pool: &AnyPool) -> Result<Vec<StoredGroup>> {
-    let group_rows = sqlx::query(
+/// Every stored group, or only `only`.
+async fn load_groups(pool: &AnyPool, only: Option<&str>) -> Result<Vec<StoredGroup>> {
+    let filter = if only.is_some() {
+        "WHERE group_id = $1"
+    } else {
+        ""
+    };
+    let mut query = sqlx::query(AssertSqlSafe(format!(
         "SELECT group_id, protocol_type, protocol_name, generation, leader_id \
-         FROM consumer_groups ORDER BY group_id",
-    )
-    .fetch_all(pool)
-    .await?;
+         FROM consumer_groups {filter} ORDER BY group_id"
+    )));
+    if let Some(group_id) = only {
+        query = query.bind(group_id);
+    }
+    let group_rows = query.fetch_all(pool).await?;
     let mut groups = BTreeMap::new();
     for row in &group_rows {
         let group_id: String = get(row, "group_id")?;
@@ -202,13 +266,15 @@ async fn load_groups(pool: &AnyPool) -> Result<Vec<StoredGroup>> {
             },
         );
     }
-    let member_rows = sqlx::query(
+    let mut query = sqlx::query(AssertSqlSafe(format!(
         "SELECT group_id, member_id, group_instance_id, client_id, client_host, \
             rebalance_timeout_ms, session_timeout_ms, subscription, assignment \
-         FROM consumer_group_members ORDER BY group_id, member_id",
-    )
-    .fetch_all(pool)
-    .await?;
+         FROM consumer_group_members {filter} ORDER BY group_id, member_id"
+    )));
+    if let Some(group_id) = only {
+        query = query.bind(group_id);
+    }
+    let member_rows = query.fetch_all(pool).await?;
     for row in &member_rows {
         let group_id: String = get(row, "group_id")?;
         let member = StoredMember {

@@ -10,13 +10,13 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Transaction};
+use sqlx::{Any, AssertSqlSafe, Executor, Transaction};
 
 use super::commit::{self, placeholders, EntryRow, PartitionKey, ROWS_PER_STATEMENT};
 use super::rows::{get, to_i32, topic_id};
 use super::{Backend, SqlCatalog};
 use crate::catalog::LifecycleCatalog;
-use crate::compaction::{CompactionSwap, ObjectEntry, StoredObject, SwapOutcome};
+use crate::compaction::{CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome};
 use crate::Result;
 
 // Compaction and garbage collection never change a topic: the topic cache is
@@ -26,10 +26,23 @@ impl LifecycleCatalog for SqlCatalog {
     async fn small_live_objects(
         &self,
         max_size_bytes: i64,
+        shards: Shards,
         limit: u32,
     ) -> Result<Vec<StoredObject>> {
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = select_small_live(shards);
         self.read("small_live_objects", |pool| {
-            stored_objects(pool, SELECT_SMALL_LIVE, max_size_bytes, limit)
+            let sql = sql.clone();
+            async move {
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(max_size_bytes)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(stored_object).collect()
+            }
         })
         .await
     }
@@ -86,10 +99,25 @@ impl LifecycleCatalog for SqlCatalog {
 /// many large ones, so they are found without a scan. `+id` keeps SQLite from
 /// preferring a scan in id order to avoid the sort (it has no statistics to know
 /// better); while there is a backlog, the sort covers the whole backlog.
-const SELECT_SMALL_LIVE: &str = "\
-    SELECT id, key, size_bytes, created_at_ms FROM objects \
-    WHERE state = 'live' AND size_bytes < $1 \
-    ORDER BY +id LIMIT $2";
+/// Served by the partial index `objects_live_by_size`; the shard condition
+/// filters what it finds. The shard numbers are integers this crate formats.
+fn select_small_live(shards: Shards) -> String {
+    let in_shards = if shards.is_all() {
+        String::new()
+    } else {
+        let list: Vec<String> = shards.iter().map(|s| s.to_string()).collect();
+        format!(
+            " AND ((id / {}) % {}) IN ({})",
+            Shards::RUN,
+            Shards::COUNT,
+            list.join(", ")
+        )
+    };
+    format!(
+        "SELECT id, key, size_bytes, created_at_ms FROM objects \
+         WHERE state = 'live' AND size_bytes < $1{in_shards} ORDER BY +id LIMIT $2"
+    )
+}
 
 /// Completed with the objects' ids; served by `index_entries_by_object`.
 const SELECT_OBJECT_ENTRIES: &str = "\

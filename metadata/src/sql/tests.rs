@@ -4,7 +4,7 @@ use sqlx::Executor;
 
 use super::SqlCatalog;
 use crate::catalog::GroupCatalog;
-use crate::groups::OffsetCommit;
+use crate::groups::{GroupFence, OffsetCommit};
 use crate::CatalogError;
 
 /// One offset commit, a single-row statement, with `bytes` of metadata so that a
@@ -56,13 +56,16 @@ async fn sqlite_writes_work_again_once_a_full_disk_has_space() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("full.db").display());
     let catalog = SqlCatalog::connect(&url).await.unwrap();
-    catalog.commit_offsets("g", &[offset(0, 10)]).await.unwrap();
+    catalog
+        .commit_offsets("g", GroupFence::Unfenced, &[offset(0, 10)])
+        .await
+        .unwrap();
 
     fill_the_disk(&catalog).await;
     let mut failure = None;
     for partition in 1..1000 {
         if let Err(error) = catalog
-            .commit_offsets("g", &[offset(partition, 2000)])
+            .commit_offsets("g", GroupFence::Unfenced, &[offset(partition, 2000)])
             .await
         {
             failure = Some(error);
@@ -74,7 +77,7 @@ async fn sqlite_writes_work_again_once_a_full_disk_has_space() {
 
     free_space(&catalog).await;
     catalog
-        .commit_offsets("g", &[offset(0, 20)])
+        .commit_offsets("g", GroupFence::Unfenced, &[offset(0, 20)])
         .await
         .expect("a write after space was freed");
     let committed = catalog.committed_offsets("g").await.unwrap();

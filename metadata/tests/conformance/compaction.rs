@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use streamhouse_metadata::compaction::{
-    CompactedEntry, CompactionSwap, ObjectEntry, PartitionSwap, StoredObject, SwapOutcome,
+    CompactedEntry, CompactionSwap, ObjectEntry, PartitionSwap, Shards, StoredObject, SwapOutcome,
 };
 use streamhouse_metadata::{Catalog, IndexEntry, NewObject, Topic};
 
@@ -28,7 +28,10 @@ fn keys(objects: &[StoredObject]) -> Vec<&str> {
 }
 
 async fn small_objects(catalog: &dyn Catalog) -> Vec<StoredObject> {
-    catalog.small_live_objects(1 << 40, 1000).await.unwrap()
+    catalog
+        .small_live_objects(1 << 40, Shards::ALL, 1000)
+        .await
+        .unwrap()
 }
 
 /// A swap that lays out each partition's entries back to back in a new object
@@ -104,6 +107,28 @@ async fn by_timestamp(catalog: &dyn Catalog, topic: &Topic, ts: i64) -> Option<I
         .first_entry_at_or_after_timestamp(topic.id, 0, ts)
         .await
         .unwrap()
+}
+
+/// Each agent asks only for the objects of its shards.
+pub async fn compaction_candidates_are_only_those_of_the_shards_asked_for(catalog: &dyn Catalog) {
+    three_small_objects(catalog).await;
+    let all = small_objects(catalog).await;
+    assert_eq!(all.len(), 3);
+    let candidates = |shards| async move {
+        catalog
+            .small_live_objects(1 << 40, shards, 1000)
+            .await
+            .unwrap()
+    };
+    let owning = Shards::from_fn(|s| s == Shards::of(all[0].id));
+    assert_eq!(
+        candidates(owning).await.len(),
+        3,
+        "ids below 1024 share a shard"
+    );
+    let others = Shards::from_fn(|s| s != Shards::of(all[0].id));
+    assert!(candidates(others).await.is_empty());
+    assert!(candidates(Shards::NONE).await.is_empty());
 }
 
 pub async fn a_compaction_swap_merges_adjacent_entries_and_keeps_lookups(catalog: &dyn Catalog) {

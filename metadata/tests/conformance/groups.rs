@@ -1,10 +1,18 @@
 //! What every catalog must do with consumer groups: committed offsets (stored,
 //! overwritten, read back, deleted) and the stored state of groups.
 
-use streamhouse_metadata::groups::{OffsetCommit, StoredGroup, StoredMember};
+use streamhouse_metadata::groups::{GroupFence, OffsetCommit, StoredGroup, StoredMember};
 use streamhouse_metadata::Catalog;
 
-fn offset(topic: &str, partition: i32, offset: i64, metadata: Option<&str>) -> OffsetCommit {
+/// Writes outside any lease, as a lone agent makes them.
+const UNFENCED: GroupFence = GroupFence::Unfenced;
+
+pub(crate) fn offset(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    metadata: Option<&str>,
+) -> OffsetCommit {
     OffsetCommit {
         topic: topic.to_owned(),
         partition,
@@ -14,7 +22,7 @@ fn offset(topic: &str, partition: i32, offset: i64, metadata: Option<&str>) -> O
     }
 }
 
-fn member(id: &str, instance: Option<&str>) -> StoredMember {
+pub(crate) fn member(id: &str, instance: Option<&str>) -> StoredMember {
     StoredMember {
         member_id: id.to_owned(),
         group_instance_id: instance.map(str::to_owned),
@@ -27,7 +35,7 @@ fn member(id: &str, instance: Option<&str>) -> StoredMember {
     }
 }
 
-fn group(id: &str, generation: i32, members: Vec<StoredMember>) -> StoredGroup {
+pub(crate) fn group(id: &str, generation: i32, members: Vec<StoredMember>) -> StoredGroup {
     StoredGroup {
         group_id: id.to_owned(),
         protocol_type: Some("consumer".to_owned()),
@@ -43,16 +51,17 @@ pub async fn committed_offsets_are_overwritten_and_read_back_in_order(catalog: &
     catalog
         .commit_offsets(
             "g",
+            UNFENCED,
             &[offset("b", 1, 10, Some("x")), offset("a", 0, 5, None)],
         )
         .await
         .unwrap();
     catalog
-        .commit_offsets("g", &[offset("b", 1, 12, Some("y"))])
+        .commit_offsets("g", UNFENCED, &[offset("b", 1, 12, Some("y"))])
         .await
         .unwrap();
     catalog
-        .commit_offsets("other", &[offset("a", 0, 99, None)])
+        .commit_offsets("other", UNFENCED, &[offset("a", 0, 99, None)])
         .await
         .unwrap();
     let read: Vec<(String, i32, i64, i32, Option<String>)> = catalog
@@ -73,7 +82,7 @@ pub async fn committed_offsets_are_overwritten_and_read_back_in_order(catalog: &
         ]
     );
     catalog
-        .delete_offsets("g", &[("a".to_owned(), 0), ("zzz".to_owned(), 4)])
+        .delete_offsets("g", UNFENCED, &[("a".to_owned(), 0), ("zzz".to_owned(), 4)])
         .await
         .unwrap();
     assert_eq!(catalog.committed_offsets("g").await.unwrap().len(), 1);
@@ -85,29 +94,36 @@ pub async fn stored_groups_are_replaced_whole_and_deleted_with_their_offsets(
 ) {
     assert_eq!(catalog.load_groups().await.unwrap(), vec![]);
     let first = group("g", 1, vec![member("m1", None), member("m2", Some("i2"))]);
-    catalog.store_group(&first).await.unwrap();
+    catalog.store_group(&first, UNFENCED).await.unwrap();
     let empty = StoredGroup {
         protocol_type: None,
         protocol_name: None,
         leader_id: None,
         ..group("a-simple", 0, vec![])
     };
-    catalog.store_group(&empty).await.unwrap();
+    catalog.store_group(&empty, UNFENCED).await.unwrap();
     assert_eq!(
         catalog.load_groups().await.unwrap(),
         vec![empty.clone(), first]
     );
     // The next generation has other members: the old ones are gone.
     let second = group("g", 2, vec![member("m3", None)]);
-    catalog.store_group(&second).await.unwrap();
-    assert_eq!(catalog.load_groups().await.unwrap(), vec![empty, second]);
+    catalog.store_group(&second, UNFENCED).await.unwrap();
+    assert_eq!(
+        catalog.load_groups().await.unwrap(),
+        vec![empty.clone(), second.clone()]
+    );
+    assert_eq!(catalog.load_group("g").await.unwrap(), Some(second));
+    assert_eq!(catalog.load_group("a-simple").await.unwrap(), Some(empty));
+    assert_eq!(catalog.load_group("missing").await.unwrap(), None);
     catalog
-        .commit_offsets("g", &[offset("t", 0, 1, None)])
+        .commit_offsets("g", UNFENCED, &[offset("t", 0, 1, None)])
         .await
         .unwrap();
-    catalog.delete_group("g").await.unwrap();
+    catalog.delete_group("g", UNFENCED).await.unwrap();
     assert_eq!(catalog.load_groups().await.unwrap().len(), 1);
+    assert_eq!(catalog.load_group("g").await.unwrap(), None);
     assert_eq!(catalog.committed_offsets("g").await.unwrap(), vec![]);
     // Deleting what is not there is not an error.
-    catalog.delete_group("g").await.unwrap();
+    catalog.delete_group("g", UNFENCED).await.unwrap();
 }

@@ -11,6 +11,7 @@ mod agents;
 mod cases;
 mod changes;
 mod compaction;
+mod group_leases;
 mod groups;
 mod harness;
 mod membership;
@@ -45,6 +46,7 @@ macro_rules! conformance_tests {
             partition_producers_lists_each_producers_newest_batch,
         );
         conformance_tests!(@compaction $target;
+            compaction_candidates_are_only_those_of_the_shards_asked_for,
             a_compaction_swap_merges_adjacent_entries_and_keeps_lookups,
             a_compaction_swap_is_refused_when_a_source_entry_changed,
             a_compaction_swap_skips_partitions_of_deleted_topics,
@@ -153,6 +155,32 @@ macro_rules! change_tests {
     };
 }
 
+/// Group lease cases; they register agents on catalogs they open, so they run
+/// once per backend.
+macro_rules! group_lease_tests {
+    ($target:expr) => {
+        group_lease_tests!(@each $target;
+            a_free_group_is_acquired_at_epoch_one_and_each_acquisition_bumps_it,
+            a_group_is_not_taken_over_while_its_owners_row_exists,
+            a_group_is_taken_over_once_its_owner_left_or_was_reaped,
+            group_writes_under_an_old_lease_epoch_are_refused,
+            a_lease_is_released_only_at_its_own_epoch,
+            of_agents_acquiring_a_group_together_one_wins,
+        );
+    };
+    (@each $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::group_leases::$case(db))
+                })
+                .await;
+            }
+        )*
+    };
+}
+
 /// What turning the cache off changes; run once per backend.
 macro_rules! uncached_tests {
     ($target:expr) => {
@@ -167,6 +195,7 @@ mod sqlite {
     cache_tests!(crate::harness::SQLITE);
     membership_tests!(crate::harness::SQLITE);
     change_tests!(crate::harness::SQLITE);
+    group_lease_tests!(crate::harness::SQLITE);
 }
 
 mod sqlite_uncached {
@@ -179,6 +208,7 @@ mod postgres {
     cache_tests!(crate::harness::POSTGRES);
     membership_tests!(crate::harness::POSTGRES);
     change_tests!(crate::harness::POSTGRES);
+    group_lease_tests!(crate::harness::POSTGRES);
 }
 
 mod postgres_uncached {

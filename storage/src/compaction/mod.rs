@@ -15,8 +15,11 @@
 //! `deleting` objects from the store after a grace period, so a fetch that read
 //! an index entry just before a swap can still GET the old object.
 //!
-//! Several agents may compact the same objects at once; one swap wins and the
-//! others' work is thrown away. That wastes PUTs but never data.
+//! In a cluster each agent compacts only the shards of objects placed on it and
+//! one agent collects garbage ([`WorkShare`], asked before every pass). While
+//! agents disagree about placement (a view change not yet seen everywhere) two
+//! may compact the same objects; one swap wins and the other's work is thrown
+//! away. That wastes PUTs but never data.
 
 mod gc;
 pub mod plan;
@@ -32,7 +35,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
-use streamhouse_metadata::compaction::{CompactionSwap, StoredObject, SwapOutcome};
+use streamhouse_metadata::compaction::{CompactionSwap, Shards, StoredObject, SwapOutcome};
 use streamhouse_metadata::{Catalog, NewObject};
 use tokio::sync::{oneshot, Mutex};
 use tokio::task::JoinHandle;
@@ -78,6 +81,40 @@ impl Default for CompactionConfig {
     }
 }
 
+/// The part of the background work this agent does at a moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkShare {
+    /// The compaction shards whose objects this agent compacts.
+    pub compaction: Shards,
+    /// Whether this agent collects garbage.
+    pub gc: bool,
+}
+
+impl WorkShare {
+    /// All of it: a lone agent's share.
+    pub const ALL: WorkShare = WorkShare {
+        compaction: Shards::ALL,
+        gc: true,
+    };
+    /// None of it: an agent that cannot be sure it is still a member.
+    pub const NONE: WorkShare = WorkShare {
+        compaction: Shards::NONE,
+        gc: false,
+    };
+}
+
+/// Tells the worker its share before each pass; the agent's membership
+/// implements it (storage knows nothing of agents).
+pub trait ShareOfWork: Send + Sync + 'static {
+    fn current(&self) -> WorkShare;
+}
+
+impl ShareOfWork for WorkShare {
+    fn current(&self) -> WorkShare {
+        *self
+    }
+}
+
 /// What one compaction pass did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PassOutcome {
@@ -99,6 +136,8 @@ pub struct CompactionWorker {
     /// Ages (`min_age`, `max_age`, the grace period) are measured on it, against
     /// the catalog's `created_at_ms`, which the catalog stamps with the same clock.
     clock: SharedClock,
+    /// Asked before each pass: which shards to compact, whether to collect.
+    share: Arc<dyn ShareOfWork>,
 }
 
 impl CompactionWorker {
@@ -114,7 +153,14 @@ impl CompactionWorker {
             config,
             metrics,
             clock: streamhouse_clock::system(),
+            share: Arc::new(WorkShare::ALL),
         }
+    }
+
+    /// This worker doing only the share `share` gives it at each pass.
+    pub fn with_share(mut self, share: Arc<dyn ShareOfWork>) -> Self {
+        self.share = share;
+        self
     }
 
     /// This worker measuring ages on `clock` (the agent's, or a test's manual one).
@@ -125,14 +171,18 @@ impl CompactionWorker {
 
     /// One compaction: choose sources, rewrite, upload, swap.
     pub async fn compact_once(&self) -> Result<PassOutcome, StorageError> {
-        if self.config.target_bytes == 0 {
+        let shards = self.share.current().compaction;
+        if self.config.target_bytes == 0 || shards.is_empty() {
             return Ok(PassOutcome::Idle);
         }
         let now = self.clock.now_ms();
         let small = i64::try_from(self.config.target_bytes / 2).unwrap_or(i64::MAX);
         // Twice the cap, so young objects at the front cannot hide old ones.
         let limit = u32::try_from(2 * plan::MAX_SOURCES).unwrap_or(u32::MAX);
-        let candidates = self.catalog.small_live_objects(small, limit).await?;
+        let candidates = self
+            .catalog
+            .small_live_objects(small, shards, limit)
+            .await?;
         let rules = plan::Rules {
             target_bytes: self.config.target_bytes,
             min_age: self.config.min_age,
@@ -301,7 +351,7 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
                 worker.config.idle_interval
             }
         };
-        if tokio::time::Instant::now() >= next_gc {
+        if tokio::time::Instant::now() >= next_gc && worker.share.current().gc {
             if let Err(e) = worker.collect_garbage().await {
                 static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
                 if let Some(suppressed) = WARNINGS.allow() {

@@ -1,0 +1,91 @@
+//! Which background work this agent does: the compaction shards and the
+//! garbage collection placed on it in its view, and nothing while it cannot be
+//! sure it is still a member (another agent may already have taken over).
+
+use streamhouse_metadata::compaction::Shards;
+use streamhouse_storage::{ShareOfWork, WorkShare};
+
+use super::Membership;
+
+/// Job names, part of the placement hash: changing one moves the job.
+const COMPACTION: &str = "compaction";
+const GARBAGE_COLLECTION: &str = "gc";
+
+impl ShareOfWork for Membership {
+    fn current(&self) -> WorkShare {
+        if !self.lease_valid() {
+            return WorkShare::NONE;
+        }
+        let view = self.view();
+        let me = self.node_id();
+        if view.agent(me).is_none() {
+            // Reaped, or not yet seen in the view: someone else may hold it all.
+            return WorkShare::NONE;
+        }
+        WorkShare {
+            compaction: Shards::from_fn(|shard| view.runs_job(me, COMPACTION, shard)),
+            gc: view.runs_job(me, GARBAGE_COLLECTION, 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cluster::AgentIdentity;
+
+    async fn agents(n: i32, dir: &tempfile::TempDir) -> Vec<Arc<Membership>> {
+        let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+        let mut agents = Vec::new();
+        for port in 0..n {
+            let catalog = streamhouse_metadata::open(&url).await.unwrap();
+            let identity = AgentIdentity {
+                node_id: None,
+                host: "127.0.0.1".into(),
+                port: 9000 + port,
+                zone: None,
+                lease: Duration::from_secs(5),
+            };
+            agents.push(Membership::join(catalog, identity).await.unwrap());
+        }
+        for agent in &agents {
+            agent.refresh().await.unwrap();
+        }
+        agents
+    }
+
+    fn assert_disjoint_and_complete(shares: &[WorkShare]) {
+        for shard in 0..Shards::COUNT {
+            let owners = shares
+                .iter()
+                .filter(|s| s.compaction.contains(shard))
+                .count();
+            assert_eq!(owners, 1, "shard {shard}: {shares:?}");
+        }
+        assert_eq!(shares.iter().filter(|s| s.gc).count(), 1, "{shares:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_shard_and_the_collection_run_on_exactly_one_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = agents(3, &dir).await;
+        let shares: Vec<WorkShare> = agents.iter().map(|a| a.current()).collect();
+        assert_disjoint_and_complete(&shares);
+        assert!(
+            shares.iter().filter(|s| !s.compaction.is_empty()).count() >= 2,
+            "16 shards spread over three agents: {shares:?}"
+        );
+
+        agents[1].leave().await;
+        for agent in [&agents[0], &agents[2]] {
+            agent.refresh().await.unwrap();
+        }
+        let left = agents[1].current();
+        let shares = vec![agents[0].current(), agents[2].current()];
+        assert_disjoint_and_complete(&shares);
+        assert_eq!(left, WorkShare::NONE, "a departed agent does nothing");
+    }
+}
