@@ -2,6 +2,7 @@
 //! exhaustive on purpose: a new internal error must be given its Kafka meaning.
 
 use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::producers::ProducerError;
 use streamhouse_metadata::CatalogError;
 use streamhouse_protocol::batch::BatchError;
 use streamhouse_protocol::validate::InvalidBatch;
@@ -51,8 +52,12 @@ pub fn storage(error: &StorageError) -> ResponseError {
             ResponseError::KafkaStorageError
         }
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
-        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        StorageError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
         // Retriable: the producer sends the batch again, in order.
         StorageError::EarlierWriteFailed => ResponseError::KafkaStorageError,
         StorageError::InvalidStoreUrl { .. }

@@ -11,7 +11,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-on_both_backends!(retries_are_answered_with_the_original_offset);
+on_both_backends!(
+    retries_are_answered_with_the_original_offset,
+    a_producer_moving_between_agents_keeps_its_sequence_and_retries_append_once,
+);
 
 async fn init(client: &mut TestClient, current: Option<(i64, i16)>) -> (i16, i64, i16) {
     let (id, epoch) = current.unwrap_or((-1, -1));
@@ -107,6 +110,61 @@ async fn retries_are_answered_with_the_original_offset(backend: Backend) {
     assert_eq!(offsets, (0..6).collect::<Vec<_>>());
 }
 
+/// Two agents on one catalog and store: the commit judges sequences, so a
+/// retry through the other agent is a duplicate, and an agent that last saw
+/// the producer several batches ago does not refuse its next one.
+async fn a_producer_moving_between_agents_keeps_its_sequence_and_retries_append_once(
+    backend: Backend,
+) {
+    let a = TestBroker::start(backend).await;
+    let b = a.another_agent(|_| {}).await;
+    let (mut to_a, mut to_b) = (a.client().await, b.client().await);
+    let topic = unique_topic("moving");
+    auto_create(&mut to_a, &topic).await;
+    let (_, pid, _) = init(&mut to_a, None).await;
+    assert_eq!(
+        produce(&mut to_a, &topic, batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    // The answer was lost; the client retries through the other agent.
+    assert_eq!(
+        produce(&mut to_b, &topic, batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut to_b, &topic, batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    // Back on the first agent, which last saw sequence 0.
+    assert_eq!(
+        produce(&mut to_a, &topic, batch(pid, 0, 5, 1)).await,
+        (0, 5)
+    );
+    assert_eq!(
+        produce(&mut to_b, &topic, batch(pid, 0, 9, 1)).await.0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(name(&topic))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let ResponseKind::Fetch(r) = to_a.call(ApiKey::Fetch, 11, &fetch).await else {
+        panic!()
+    };
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 6);
+    let offsets: Vec<i64> = common::decode_records(p.records.clone().unwrap())
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(offsets, (0..6).collect::<Vec<_>>(), "nothing stored twice");
+}
+
 #[tokio::test]
 async fn a_bumped_epoch_fences_the_old_one_and_restarts_sequences() {
     let broker = TestBroker::start(Backend::Embedded).await;
@@ -171,4 +229,42 @@ async fn transactional_ids_are_refused() {
     };
     assert_ne!(r.error_code, 0);
     assert_eq!(r.producer_id.0, -1);
+}
+
+/// Kafka answers a retry with the original batch's LogAppendTime, not the
+/// time the retry arrived.
+#[tokio::test]
+async fn a_retry_on_a_log_append_time_topic_gets_the_original_append_time() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("stamped");
+    let configs = [("message.timestamp.type", "LogAppendTime")];
+    let (error, message) = common::create_topic_with(&mut client, &topic, 1, &configs).await;
+    assert_eq!(error, 0, "{message:?}");
+    let (_, pid, _) = init(&mut client, None).await;
+    let mut send = async |batch| {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(name(&topic))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch)),
+                ])]);
+        let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
+            panic!("not a Produce response")
+        };
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset, p.log_append_time_ms)
+    };
+    let (error, base_offset, original) = send(batch(pid, 0, 0, 2)).await;
+    assert_eq!((error, base_offset), (0, 0));
+    assert!(original > 0);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(send(batch(pid, 0, 0, 2)).await, (0, 0, original));
+    let (error, base_offset, later) = send(batch(pid, 0, 2, 1)).await;
+    assert_eq!((error, base_offset), (0, 2));
+    assert!(later >= original + 20, "{later} {original}");
 }

@@ -29,8 +29,8 @@ pub use catalog::{
 };
 pub use error::{CatalogError, Result};
 pub use model::{
-    IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets, RunAppend, RunOutcome, Topic,
-    TopicId,
+    AppendOutcome, AppendSlice, IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets,
+    RunAppend, RunOutcome, Topic, TopicId,
 };
 pub use sql::{Backend, SqlCatalog, DEFAULT_TIMEOUT};
 

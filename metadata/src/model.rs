@@ -39,24 +39,59 @@ pub struct NewObject {
     pub size_bytes: i64,
 }
 
-/// A run of consecutive record batches of one partition, stored contiguously in
-/// one object. The catalog assigns its offsets: `record_offsets` offsets starting
-/// at the partition's high watermark.
+/// A run of one partition's appends, stored back to back in one object from
+/// `position`. The commit judges each append (idempotent ones against their
+/// producer's window) and gives the appends it keeps consecutive offsets from
+/// the partition's high watermark.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunAppend {
     pub topic: TopicId,
     pub partition: i32,
     /// Byte position of the run's first batch in the object.
     pub position: i64,
-    /// Length of the run in bytes.
+    /// The run's appends in the order they were received; at least one.
+    pub appends: Vec<AppendSlice>,
+}
+
+/// One append inside a run: whole record batches, as one produce request
+/// carried them for one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendSlice {
+    /// Length in bytes; the append starts where the previous one ends.
     pub length: i64,
-    /// Offsets the run occupies: the sum of `lastOffsetDelta + 1` over its batches.
-    pub record_offsets: i64,
-    /// Largest batch max-timestamp in the run (milliseconds).
+    /// Offsets it occupies: the sum of `lastOffsetDelta + 1` over its batches.
+    pub offset_count: i64,
+    /// Largest batch max-timestamp (milliseconds).
     pub max_timestamp: i64,
-    /// The run's batches from idempotent producers, recorded with their offsets
-    /// in the same transaction.
-    pub producer_batches: Vec<crate::producers::NewProducerBatch>,
+    /// The LogAppendTime its batches were stamped with; -1 on CreateTime topics.
+    pub append_time_ms: i64,
+    /// Set when its batches come from an idempotent producer.
+    pub producer: Option<crate::producers::ProducerAppend>,
+}
+
+impl RunAppend {
+    /// A run of one append from a producer that is not idempotent.
+    pub fn single(
+        topic: TopicId,
+        partition: i32,
+        position: i64,
+        length: i64,
+        offset_count: i64,
+        max_timestamp: i64,
+    ) -> RunAppend {
+        RunAppend {
+            topic,
+            partition,
+            position,
+            appends: vec![AppendSlice {
+                length,
+                offset_count,
+                max_timestamp,
+                append_time_ms: -1,
+                producer: None,
+            }],
+        }
+    }
 }
 
 /// An uploaded object and the runs it holds, as committed by
@@ -67,13 +102,32 @@ pub struct ObjectCommit {
     pub runs: Vec<RunAppend>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunOutcome {
-    /// The run now holds offsets `base_offset ..= base_offset + record_offsets - 1`.
-    Appended { base_offset: i64 },
+    /// One outcome per append of the run, in the run's order. Each maximal
+    /// span of consecutive appended appends is one index entry; the bytes of
+    /// the others stay in the object, unreferenced.
+    Committed(Vec<AppendOutcome>),
     /// The topic or partition no longer exists (deleted while the object was in
     /// flight); nothing was appended for this run.
     UnknownPartition,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The append holds offsets `base_offset .. base_offset + offset_count`.
+    Appended {
+        base_offset: i64,
+        append_time_ms: i64,
+    },
+    /// A retry of an idempotent batch committed before (or earlier in the same
+    /// commit): nothing was appended; the original's offset and append time.
+    Duplicate {
+        base_offset: i64,
+        append_time_ms: i64,
+    },
+    /// Refused by the sequence rules; nothing was appended.
+    Refused(crate::producers::ProducerError),
 }
 
 /// Where a range of offsets of one partition lives.

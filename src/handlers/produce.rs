@@ -29,8 +29,6 @@ enum Queued {
     Waiting {
         topic: uuid::Uuid,
         outcome: oneshot::Receiver<AppendOutcome>,
-        /// The time the batches were stamped with (LogAppendTime topics), else -1.
-        append_time: i64,
     },
     Failed(ResponseError, Option<String>),
     /// Refused by record validation: the error names the records.
@@ -137,6 +135,7 @@ async fn queue(
         offset_count: 0,
         min_timestamp: i64::MAX,
         max_timestamp: i64::MIN,
+        append_time_ms: -1,
         producer: None,
     };
     let mut producer = Producer::default();
@@ -180,11 +179,11 @@ async fn queue(
         // header; the client's `maxTimestamp` is not trusted for the index.
         append.max_timestamp = append.max_timestamp.max(batch.max_timestamp);
     }
-    let mut append_time = -1;
     append.batches = if stamp_append_time {
         // The topic's timestamps are the broker's: stamp a copy of the
         // validated batches (the CRC is recomputed), and index them by it.
-        append_time = broker.clock.now_ms();
+        let append_time = broker.clock.now_ms();
+        append.append_time_ms = append_time;
         let mut stamped = bytes::BytesMut::from(&records[..]);
         for range in ranges {
             if let Some(bytes) = stamped.get_mut(range) {
@@ -198,11 +197,7 @@ async fn queue(
     };
     append.producer = producer.append;
     match broker.log.append(append).await {
-        Ok(outcome) => Queued::Waiting {
-            topic,
-            outcome,
-            append_time,
-        },
+        Ok(outcome) => Queued::Waiting { topic, outcome },
         Err(e) => Queued::Failed(errors::storage(&e), Some(e.to_string())),
     }
 }
@@ -248,12 +243,8 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1);
-    let (topic, outcome, append_time) = match queued {
-        Queued::Waiting {
-            topic,
-            outcome,
-            append_time,
-        } => (topic, outcome, append_time),
+    let (topic, outcome) = match queued {
+        Queued::Waiting { topic, outcome } => (topic, outcome),
         Queued::Failed(error, message) => {
             return response
                 .with_error_code(error.code())
@@ -280,14 +271,15 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
         }
     };
     match outcome.await {
-        Ok(Ok(base_offset)) => {
+        // A retry of an idempotent batch is answered as its original was.
+        Ok(Ok(appended)) => {
             let log_start = match broker.log.offsets(topic, index, Freshness::Cached).await {
                 Ok(Some(offsets)) => offsets.log_start_offset,
                 _ => -1,
             };
             response
-                .with_base_offset(base_offset)
-                .with_log_append_time_ms(append_time)
+                .with_base_offset(appended.base_offset)
+                .with_log_append_time_ms(appended.append_time_ms)
                 .with_log_start_offset(log_start)
         }
         Ok(Err(e)) => response

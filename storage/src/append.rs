@@ -1,10 +1,11 @@
-//! What a produce request hands the write path, and what it gets back: the
-//! types the writer and the idempotence checks (`storage::producers`) share.
+//! What a produce request hands the write path, and what it gets back.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use streamhouse_metadata::TopicId;
+
+pub use streamhouse_metadata::producers::ProducerAppend;
 
 use crate::StorageError;
 
@@ -20,19 +21,22 @@ pub struct Append {
     pub offset_count: i64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
-    /// Set when the batches come from an idempotent producer.
+    /// The LogAppendTime the batches were stamped with; -1 on CreateTime topics.
+    pub append_time_ms: i64,
+    /// Set when the batches come from an idempotent producer; the catalog's
+    /// commit checks their sequences.
     pub producer: Option<ProducerAppend>,
 }
 
-/// The idempotence fields of an append (all its batches from one producer, with
-/// contiguous sequences).
+/// Where an acknowledged append is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProducerAppend {
-    pub producer_id: i64,
-    pub epoch: i16,
-    pub first_sequence: i32,
-    pub last_sequence: i32,
+pub struct Appended {
+    /// The offset of the append's first batch. For a retry of an idempotent
+    /// batch committed before, the original's.
+    pub base_offset: i64,
+    /// The LogAppendTime to answer (the original's for a retry); -1 on
+    /// CreateTime topics.
+    pub append_time_ms: i64,
 }
 
-/// The base offset the catalog assigned to an append's first batch.
-pub type AppendOutcome = Result<i64, Arc<StorageError>>;
+pub type AppendOutcome = Result<Appended, Arc<StorageError>>;

@@ -1,5 +1,6 @@
 //! Errors of the storage layer, mapped to Kafka error codes by the broker.
 
+use streamhouse_metadata::producers::ProducerError;
 use streamhouse_metadata::CatalogError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,18 +15,9 @@ pub enum StorageError {
     CorruptObject { key: String, reason: String },
     #[error("the partition no longer exists")]
     UnknownPartition,
-    #[error("producer {producer_id}: expected sequence {expected}, received {received}")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        expected: i32,
-        received: i32,
-    },
-    #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current}")]
-    InvalidProducerEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
+    /// Refused by the idempotent producer's sequence rules, in the commit.
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
     #[error("an earlier object failed; batches packed after it are refused so that they are retried in order")]
     EarlierWriteFailed,
     #[error("the broker is shutting down")]

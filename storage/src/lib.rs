@@ -17,13 +17,12 @@ pub mod format;
 pub mod instrumented;
 pub mod log;
 pub mod metrics;
-pub mod producers;
 pub mod reader;
 pub mod store;
 pub mod watermarks;
 pub mod writer;
 
-pub use append::{Append, AppendOutcome, ProducerAppend};
+pub use append::{Append, AppendOutcome, Appended, ProducerAppend};
 pub use background::BackgroundWrite;
 pub use compaction::{CompactionConfig, CompactionWorker, Compactor, ShareOfWork, WorkShare};
 pub use error::StorageError;

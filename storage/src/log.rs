@@ -317,15 +317,7 @@ mod tests {
             key: "elsewhere".into(),
             size_bytes: 10,
         };
-        let run = RunAppend {
-            topic: topic.id,
-            partition: 0,
-            position: 0,
-            length: 10,
-            record_offsets: count,
-            max_timestamp: 0,
-            producer_batches: Vec::new(),
-        };
+        let run = RunAppend::single(topic.id, 0, 0, 10, count, 0);
         catalog.commit_object(&object, &[run]).await.unwrap();
     }
 

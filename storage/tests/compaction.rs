@@ -107,15 +107,14 @@ async fn write_small_objects(s: &Setup) {
                 max_timestamp: 1_000 * object as i64 + 10,
             };
             let (position, length) = encoder.add_run(s.topic, partition, &batches, stats);
-            runs.push(RunAppend {
-                topic: s.topic,
+            runs.push(RunAppend::single(
+                s.topic,
                 partition,
-                position: position as i64,
-                length: length as i64,
-                record_offsets: stats.offset_count,
-                max_timestamp: stats.max_timestamp,
-                producer_batches: Vec::new(),
-            });
+                position as i64,
+                length as i64,
+                stats.offset_count,
+                stats.max_timestamp,
+            ));
         }
         let bytes = encoder.finish();
         let key = new_object_key();
@@ -130,7 +129,7 @@ async fn write_small_objects(s: &Setup) {
         let outcomes = s.catalog.commit_object(&object, &runs).await.unwrap();
         assert!(outcomes
             .iter()
-            .all(|o| matches!(o, RunOutcome::Appended { .. })));
+            .all(|o| matches!(o, RunOutcome::Committed(_))));
     }
 }
 

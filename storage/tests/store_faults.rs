@@ -14,7 +14,7 @@ use streamhouse_metadata::{Catalog, NewTopic, TopicId};
 use streamhouse_storage::faulty::{Faults, FaultyStore};
 use streamhouse_storage::{
     Append, AppendOutcome, Metrics, ObjectReader, ObjectWriter, ProducerAppend, ReadCacheConfig,
-    Watermarks, WriterConfig,
+    StorageError, Watermarks, WriterConfig,
 };
 use tokio::sync::oneshot;
 
@@ -98,15 +98,18 @@ fn append(topic: TopicId, records: i32, producer: Option<ProducerAppend>) -> App
         offset_count: i64::from(records),
         min_timestamp: 1_000,
         max_timestamp: 1_000,
+        append_time_ms: -1,
         producer,
     }
 }
 
-async fn answer(rx: oneshot::Receiver<AppendOutcome>) -> AppendOutcome {
+/// The append's base offset, or its error.
+async fn answer(rx: oneshot::Receiver<AppendOutcome>) -> Result<i64, Arc<StorageError>> {
     tokio::time::timeout(Duration::from_secs(10), rx)
         .await
         .expect("answered within 10 s")
         .expect("writer alive")
+        .map(|appended| appended.base_offset)
 }
 
 impl Setup {

@@ -24,11 +24,18 @@ pub trait LogCatalog: Send + Sync + 'static {
     ) -> Result<Option<PartitionOffsets>>;
 
     /// Records uploaded objects and appends their runs to their partitions, in ONE
-    /// transaction: either every run of every object is in the index with its
-    /// offsets assigned, or none is. Objects are applied in the order given and
-    /// each object's runs in their order, so a partition's runs get ascending
-    /// offsets in that order (callers sort each object's runs by topic and
-    /// partition). The outcome at `[i][j]` belongs to `commits[i].runs[j]`.
+    /// transaction: either every kept append of every run is in the index with
+    /// its offsets assigned, or nothing is. Objects are applied in the order
+    /// given, each object's runs in their order and each run's appends in
+    /// theirs, so a partition's appends get ascending offsets in that order
+    /// (callers sort each object's runs by topic and partition). The outcome at
+    /// `[i][j]` belongs to `commits[i].runs[j]`.
+    ///
+    /// Idempotent appends are judged here, against their producers' windows as
+    /// committed by any agent and as updated by the appends before them in the
+    /// same call ([`crate::producers::check`]): a retry is answered as a
+    /// [`crate::AppendOutcome::Duplicate`] of the original, an append out of
+    /// sequence or of a fenced epoch is refused, and neither takes offsets.
     ///
     /// Several objects in one call is the write path's group commit: one
     /// transaction's fixed cost shared by every object uploaded meanwhile.

@@ -1,12 +1,20 @@
-//! Committing uploaded objects: the one write on the produce path.
+//! Committing uploaded objects: the one write on the produce path, and the
+//! one place idempotent producers' sequences are judged.
 //!
 //! A commit of any number of objects with any number of runs is a fixed number of
 //! statements (each a multi-row statement, chunked only when it would exceed the
 //! databases' limits on bind parameters): insert the objects, lock and read the
-//! touched partitions, advance them, insert the index entries, record and trim
-//! the idempotent batches. One statement per run made a commit of eight
-//! partitions cost 17-40 round trips (16 ms on PostgreSQL under load), and the
-//! commit sits in every acknowledgement's latency.
+//! touched partitions, read the windows of the idempotent producers carried
+//! (`producer_windows.rs`), advance the partitions, insert the index entries,
+//! record and trim the idempotent batches. One statement per run made a commit of
+//! eight partitions cost 17-40 round trips (16 ms on PostgreSQL under load), and
+//! the commit sits in every acknowledgement's latency.
+//!
+//! Appends are judged in order (objects, then runs, then appends), each
+//! idempotent one against its producer's window as updated by the appends
+//! before it, so a retry that landed in a later object of the same group commit
+//! is a duplicate too. A run may keep only some of its appends: each maximal
+//! span of consecutive kept appends is one index entry.
 //!
 //! The statements' text varies only in how many placeholder tuples it has (and
 //! one constant); every value is bound, hence the `AssertSqlSafe`.
@@ -16,10 +24,11 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
+use super::producer_windows::{self, ProducerRow, Windows};
 use super::rows::{get, to_i32};
 use super::Backend;
-use crate::producers::RECENT_BATCHES_KEPT;
-use crate::{ObjectCommit, Result, RunOutcome};
+use crate::producers::{self, ProducerBatch, Verdict};
+use crate::{AppendOutcome, ObjectCommit, Result, RunAppend, RunOutcome};
 
 /// Rows per multi-row statement. The widest statement binds 9 values a row, so a
 /// chunk stays far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
@@ -47,16 +56,6 @@ pub(super) struct EntryRow {
     pub running_max_timestamp: i64,
 }
 
-struct ProducerRow {
-    topic: String,
-    partition: i32,
-    producer_id: i64,
-    epoch: i16,
-    first_sequence: i32,
-    last_sequence: i32,
-    base_offset: i64,
-}
-
 /// The body of [`crate::LogCatalog::commit_objects`], on a write transaction.
 pub(super) async fn commit_objects(
     mut tx: Transaction<'static, Any>,
@@ -75,53 +74,125 @@ pub(super) async fn commit_objects(
         keys.dedup();
         keys
     };
-    let mut heads = lock_partitions(&mut tx, backend, &touched).await?;
-
-    let mut outcomes = Vec::with_capacity(commits.len());
-    let mut entries = Vec::new();
-    let mut producer_rows = Vec::new();
-    for (commit, object_id) in commits.iter().zip(object_ids) {
-        let mut object_outcomes = Vec::with_capacity(commit.runs.len());
-        for run in &commit.runs {
-            let topic = run.topic.to_string();
-            let Some(head) = heads.get_mut(&(topic.clone(), run.partition)) else {
-                object_outcomes.push(RunOutcome::UnknownPartition);
-                continue;
-            };
-            let base_offset = head.next_offset;
-            head.next_offset += run.record_offsets;
-            head.max_timestamp = head.max_timestamp.max(run.max_timestamp);
-            head.changed = true;
-            producer_rows.extend(run.producer_batches.iter().map(|batch| ProducerRow {
-                topic: topic.clone(),
-                partition: run.partition,
-                producer_id: batch.producer_id,
-                epoch: batch.epoch,
-                first_sequence: batch.first_sequence,
-                last_sequence: batch.last_sequence,
-                base_offset: base_offset + batch.offset_in_run,
-            }));
-            entries.push(EntryRow {
-                topic,
-                partition: run.partition,
-                base_offset,
-                last_offset: head.next_offset - 1,
-                object_id,
-                position: run.position,
-                length: run.length,
-                max_timestamp: run.max_timestamp,
-                running_max_timestamp: head.max_timestamp,
-            });
-            object_outcomes.push(RunOutcome::Appended { base_offset });
-        }
-        outcomes.push(object_outcomes);
-    }
-
-    update_partitions(&mut tx, backend, &heads).await?;
-    insert_entries(&mut tx, &entries).await?;
-    record_producer_batches(&mut tx, &producer_rows).await?;
+    let heads = lock_partitions(&mut tx, backend, &touched).await?;
+    // Under the partitions' locks: no other commit can append to them (or
+    // record a batch of theirs) until this transaction ends.
+    let windows = producer_windows::load(&mut tx, commits, &heads).await?;
+    let mut appender = Appender {
+        heads,
+        windows,
+        entries: Vec::new(),
+        producer_rows: Vec::new(),
+    };
+    let outcomes = commits
+        .iter()
+        .zip(object_ids)
+        .map(|(commit, object_id)| {
+            commit
+                .runs
+                .iter()
+                .map(|run| appender.run(run, object_id))
+                .collect()
+        })
+        .collect();
+    update_partitions(&mut tx, backend, &appender.heads).await?;
+    insert_entries(&mut tx, &appender.entries).await?;
+    producer_windows::record(&mut tx, &appender.producer_rows).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Offsets assigned so far in the transaction, and the rows they produce.
+struct Appender {
+    heads: BTreeMap<PartitionKey, PartitionHead>,
+    windows: Windows,
+    entries: Vec<EntryRow>,
+    producer_rows: Vec<ProducerRow>,
+}
+
+impl Appender {
+    /// Judges a run's appends in order and appends those kept, one index entry
+    /// per span of consecutive kept appends.
+    fn run(&mut self, run: &RunAppend, object_id: i64) -> RunOutcome {
+        let topic = run.topic.to_string();
+        let Some(head) = self.heads.get_mut(&(topic.clone(), run.partition)) else {
+            return RunOutcome::UnknownPartition;
+        };
+        let mut outcomes = Vec::with_capacity(run.appends.len());
+        let mut span: Option<EntryRow> = None;
+        let mut position = run.position;
+        for append in &run.appends {
+            let window = append.producer.map(|producer| {
+                let key = (topic.clone(), run.partition, producer.producer_id);
+                (producer, self.windows.entry(key).or_default())
+            });
+            let verdict = match &window {
+                None => Verdict::Append,
+                Some((producer, window)) => producers::check(window.as_ref(), producer),
+            };
+            let outcome = match verdict {
+                Verdict::Append => {
+                    let base_offset = head.next_offset;
+                    head.next_offset += append.offset_count;
+                    head.max_timestamp = head.max_timestamp.max(append.max_timestamp);
+                    head.changed = true;
+                    if let Some((producer, window)) = window {
+                        let batch = ProducerBatch {
+                            producer_id: producer.producer_id,
+                            epoch: producer.epoch,
+                            first_sequence: producer.first_sequence,
+                            last_sequence: producer.last_sequence,
+                            base_offset,
+                            append_time_ms: append.append_time_ms,
+                        };
+                        producers::record(window, batch);
+                        self.producer_rows.push(ProducerRow {
+                            topic: topic.clone(),
+                            partition: run.partition,
+                            batch,
+                        });
+                    }
+                    let entry = span.get_or_insert_with(|| EntryRow {
+                        topic: topic.clone(),
+                        partition: run.partition,
+                        base_offset,
+                        last_offset: base_offset,
+                        object_id,
+                        position,
+                        length: 0,
+                        max_timestamp: i64::MIN,
+                        running_max_timestamp: i64::MIN,
+                    });
+                    entry.last_offset = head.next_offset - 1;
+                    entry.length += append.length;
+                    entry.max_timestamp = entry.max_timestamp.max(append.max_timestamp);
+                    entry.running_max_timestamp = head.max_timestamp;
+                    AppendOutcome::Appended {
+                        base_offset,
+                        append_time_ms: append.append_time_ms,
+                    }
+                }
+                Verdict::Duplicate {
+                    base_offset,
+                    append_time_ms,
+                } => {
+                    self.entries.extend(span.take());
+                    AppendOutcome::Duplicate {
+                        base_offset,
+                        append_time_ms,
+                    }
+                }
+                Verdict::Refused(e) => {
+                    self.entries.extend(span.take());
+                    AppendOutcome::Refused(e)
+                }
+            };
+            outcomes.push(outcome);
+            position += append.length;
+        }
+        self.entries.extend(span);
+        RunOutcome::Committed(outcomes)
+    }
 }
 
 /// Rows up to which a multi-row statement is kept prepared per connection.
@@ -165,23 +236,6 @@ fn lock_partitions_sql(rows: usize, lock: &str) -> String {
          WHERE (topic_id, partition_index) IN (VALUES {}) \
          ORDER BY topic_id, partition_index{lock}",
         placeholders(rows, 2)
-    )
-}
-
-/// Keeps the newest [`RECENT_BATCHES_KEPT`] batches of each (partition,
-/// producer) given. The subquery finds the oldest batch still kept (NULL while
-/// fewer are stored, which deletes nothing).
-fn trim_producer_batches_sql(rows: usize) -> String {
-    format!(
-        "DELETE FROM producer_batches \
-         WHERE (topic_id, partition_index, producer_id) IN (VALUES {}) \
-           AND base_offset < (SELECT kept.base_offset FROM producer_batches AS kept \
-               WHERE kept.topic_id = producer_batches.topic_id \
-                 AND kept.partition_index = producer_batches.partition_index \
-                 AND kept.producer_id = producer_batches.producer_id \
-               ORDER BY kept.base_offset DESC LIMIT 1 OFFSET {})",
-        placeholders(rows, 3),
-        RECENT_BATCHES_KEPT - 1
     )
 }
 
@@ -320,50 +374,6 @@ pub(super) async fn insert_entries(
     Ok(())
 }
 
-/// Records the idempotent batches with their offsets and forgets all but the
-/// newest [`RECENT_BATCHES_KEPT`] of each producer on each partition touched.
-async fn record_producer_batches(
-    tx: &mut Transaction<'static, Any>,
-    rows: &[ProducerRow],
-) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO producer_batches (topic_id, partition_index, producer_id, epoch, \
-             first_sequence, last_sequence, base_offset) VALUES {}",
-            placeholders(chunk.len(), 7)
-        );
-        let mut query = multi_row(sql, chunk.len());
-        for row in chunk {
-            query = query
-                .bind(row.topic.as_str())
-                .bind(i64::from(row.partition))
-                .bind(row.producer_id)
-                .bind(i64::from(row.epoch))
-                .bind(i64::from(row.first_sequence))
-                .bind(i64::from(row.last_sequence))
-                .bind(row.base_offset);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    let mut producers: Vec<(&str, i32, i64)> = rows
-        .iter()
-        .map(|row| (row.topic.as_str(), row.partition, row.producer_id))
-        .collect();
-    producers.sort_unstable();
-    producers.dedup();
-    for chunk in producers.chunks(ROWS_PER_STATEMENT) {
-        let mut query = multi_row(trim_producer_batches_sql(chunk.len()), chunk.len());
-        for (topic, partition, producer_id) in chunk {
-            query = query
-                .bind(*topic)
-                .bind(i64::from(*partition))
-                .bind(*producer_id);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::SqlCatalog;
@@ -382,7 +392,8 @@ mod tests {
         let catalog = SqlCatalog::connect("sqlite::memory:").await.unwrap();
         let statements = [
             (lock_partitions_sql(3, ""), 6),
-            (trim_producer_batches_sql(3), 9),
+            (producer_windows::trim_producer_batches_sql(3), 9),
+            (producer_windows::load_windows_sql(3), 9),
             (super::super::lifecycle::delete_entries_of_objects_sql(3), 3),
         ];
         for (sql, params) in statements {

@@ -122,13 +122,28 @@ const SELECT_ENTRY_BY_TIMESTAMP: &str = "\
 
 /// Rejects runs that would break the index's invariants, before any transaction.
 fn check_runs(runs: &[RunAppend]) -> Result<()> {
-    match runs.iter().find(|r| r.record_offsets < 1) {
-        Some(run) => Err(CatalogError::InvalidArgument(format!(
-            "run for partition {} of topic {} holds {} offsets; a run holds at least one",
-            run.partition, run.topic, run.record_offsets
-        ))),
-        None => Ok(()),
+    for run in runs {
+        let invalid = |what: String| {
+            Err(CatalogError::InvalidArgument(format!(
+                "run for partition {} of topic {}: {what}",
+                run.partition, run.topic
+            )))
+        };
+        if run.appends.is_empty() {
+            return invalid("no append; a run holds at least one".into());
+        }
+        if let Some(append) = run
+            .appends
+            .iter()
+            .find(|a| a.offset_count < 1 || a.length < 0)
+        {
+            return invalid(format!(
+                "an append of {} offsets and {} bytes; an append holds at least one offset",
+                append.offset_count, append.length
+            ));
+        }
     }
+    Ok(())
 }
 
 async fn partition_offsets<'e, E>(

@@ -2,12 +2,12 @@
 //! sqlx's `Any` driver.
 //!
 //! Each catalog trait is implemented in the file of its concern (`topics.rs`,
-//! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`, `changes.rs`); `commit.rs`,
-//! `group_leases.rs` and `cluster.rs` hold the larger bodies those call,
-//! `rows.rs` the row decoding. This file holds the catalog itself and the two
-//! ways an operation reaches the database, [`SqlCatalog::read`] and
-//! [`SqlCatalog::write`], which apply the retry of transient failures
-//! (`retry.rs`) so that no operation does.
+//! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`, `changes.rs`); `commit.rs` (with
+//! `producer_windows.rs`), `group_leases.rs` and `cluster.rs` hold the larger
+//! bodies those call, `rows.rs` the row decoding. This file holds the catalog
+//! itself and the two ways an operation reaches the database,
+//! [`SqlCatalog::read`] and [`SqlCatalog::write`], which apply the retry of
+//! transient failures (`retry.rs`) so that no operation does.
 //!
 //! The queries are shared: `$n` placeholders (SQLite accepts them), every integer a
 //! BIGINT read as `i64`, topic ids as UUID text. What differs per database lives in
@@ -24,6 +24,7 @@ mod group_leases;
 mod groups;
 mod lifecycle;
 mod log;
+mod producer_windows;
 mod producers;
 mod retry;
 mod rows;

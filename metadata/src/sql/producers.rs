@@ -1,8 +1,9 @@
 //! Producer ids, epochs and the recent batches of idempotent producers: the
-//! [`ProducerCatalog`] of the SQL catalog. The batches are recorded by the
-//! commit that appends them (`commit.rs`).
+//! [`ProducerCatalog`] of the SQL catalog. The batches are judged and recorded
+//! by the commit that appends them (`commit.rs`, `producer_windows.rs`).
 
 use async_trait::async_trait;
+use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Transaction};
 
 use super::rows::{get, to_i32};
@@ -119,7 +120,8 @@ async fn recent_batches(
     producer_id: i64,
 ) -> Result<Vec<ProducerBatch>> {
     let rows = sqlx::query(
-        "SELECT epoch, first_sequence, last_sequence, base_offset FROM producer_batches \
+        "SELECT producer_id, epoch, first_sequence, last_sequence, base_offset, append_time_ms \
+         FROM producer_batches \
          WHERE topic_id = $1 AND partition_index = $2 AND producer_id = $3 \
          ORDER BY base_offset DESC LIMIT $4",
     )
@@ -131,15 +133,7 @@ async fn recent_batches(
     .await?;
     let mut batches = rows
         .iter()
-        .map(|row| {
-            Ok(ProducerBatch {
-                producer_id,
-                epoch: narrow(get(row, "epoch")?, "epoch")?,
-                first_sequence: narrow(get(row, "first_sequence")?, "sequence")?,
-                last_sequence: narrow(get(row, "last_sequence")?, "sequence")?,
-                base_offset: get(row, "base_offset")?,
-            })
-        })
+        .map(batch_from_row)
         .collect::<Result<Vec<_>>>()?;
     batches.reverse();
     Ok(batches)
@@ -152,7 +146,8 @@ async fn partition_producers(
     partition: i32,
 ) -> Result<Vec<ProducerBatch>> {
     let rows = sqlx::query(
-        "SELECT b.producer_id, b.epoch, b.first_sequence, b.last_sequence, b.base_offset \
+        "SELECT b.producer_id, b.epoch, b.first_sequence, b.last_sequence, b.base_offset, \
+                b.append_time_ms \
          FROM producer_batches b \
          WHERE b.topic_id = $1 AND b.partition_index = $2 \
            AND b.base_offset = (SELECT MAX(n.base_offset) FROM producer_batches n \
@@ -164,21 +159,20 @@ async fn partition_producers(
     .bind(i64::from(partition))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let epoch: i64 = get(row, "epoch")?;
-            Ok(ProducerBatch {
-                producer_id: get(row, "producer_id")?,
-                epoch: i16::try_from(epoch)
-                    .map_err(|_| CatalogError::Corrupt(format!("epoch {epoch} out of range")))?,
-                first_sequence: to_i32(get(row, "first_sequence")?, "sequence")?,
-                last_sequence: to_i32(get(row, "last_sequence")?, "sequence")?,
-                base_offset: get(row, "base_offset")?,
-            })
-        })
-        .collect()
+    rows.iter().map(batch_from_row).collect()
 }
 
-fn narrow<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T> {
-    T::try_from(value).map_err(|_| CatalogError::Corrupt(format!("{what} {value} out of range")))
+/// Columns: producer_id, epoch, first_sequence, last_sequence, base_offset,
+/// append_time_ms.
+pub(super) fn batch_from_row(row: &AnyRow) -> Result<ProducerBatch> {
+    let epoch: i64 = get(row, "epoch")?;
+    Ok(ProducerBatch {
+        producer_id: get(row, "producer_id")?,
+        epoch: i16::try_from(epoch)
+            .map_err(|_| CatalogError::Corrupt(format!("epoch {epoch} out of range")))?,
+        first_sequence: to_i32(get(row, "first_sequence")?, "sequence")?,
+        last_sequence: to_i32(get(row, "last_sequence")?, "sequence")?,
+        base_offset: get(row, "base_offset")?,
+        append_time_ms: get(row, "append_time_ms")?,
+    })
 }

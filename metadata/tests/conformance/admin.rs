@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use streamhouse_metadata::producers::{NewProducerBatch, ProducerBatch};
+use streamhouse_metadata::producers::ProducerBatch;
 use streamhouse_metadata::{Catalog, CatalogError};
 use tokio::task::JoinSet;
 
-use crate::cases::{commit, create, offsets, run};
+use crate::cases::{commit, create, idempotent, offsets, run, run_of};
 use crate::harness::TestDb;
 
 fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -143,15 +143,10 @@ pub async fn log_start_moves_forward_only_and_within_the_log(catalog: &dyn Catal
 
 pub async fn partition_producers_lists_each_producers_newest_batch(catalog: &dyn Catalog) {
     let topic = create(catalog, "orders", 2).await;
-    let batch = |producer_id, first_sequence, offset_in_run| NewProducerBatch {
-        producer_id,
-        epoch: 1,
-        first_sequence,
-        last_sequence: first_sequence + 1,
-        offset_in_run,
+    let batch = |producer_id, first_sequence| {
+        idempotent(producer_id, 1, first_sequence, first_sequence + 1)
     };
-    let mut first = run(&topic, 0, 0, 6);
-    first.producer_batches = vec![batch(7, 0, 0), batch(3, 0, 2), batch(7, 2, 4)];
+    let first = run_of(&topic, 0, 0, vec![batch(7, 0), batch(3, 0), batch(7, 2)]);
     commit(catalog, "a", &[first]).await;
     let listed = catalog.partition_producers(topic.id, 0).await.unwrap();
     let expected = |producer_id, first_sequence, base_offset| ProducerBatch {
@@ -160,6 +155,7 @@ pub async fn partition_producers_lists_each_producers_newest_batch(catalog: &dyn
         first_sequence,
         last_sequence: first_sequence + 1,
         base_offset,
+        append_time_ms: -1,
     };
     assert_eq!(listed, vec![expected(3, 0, 2), expected(7, 2, 4)]);
     assert_eq!(

@@ -9,7 +9,9 @@ use streamhouse_metadata::{CatalogError, RunOutcome};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use crate::cases::{all_entries, appended, commit, create, new_topic, offsets, run};
+use crate::cases::{
+    all_entries, appended, base_offset_of, commit, create, new_topic, offsets, run,
+};
 use crate::harness::TestDb;
 
 // The admin case about several agents lives with the other admin cases.
@@ -40,9 +42,7 @@ pub async fn concurrent_commits_never_overlap_or_leave_gaps(db: &TestDb) {
                 }
                 let key = format!("t{task}-c{i}");
                 let outcomes = commit(&*catalog, &key, &runs).await;
-                let RunOutcome::Appended { base_offset } = outcomes[0] else {
-                    panic!("{outcomes:?}");
-                };
+                let base_offset = base_offset_of(&outcomes[0]);
                 bases.push((base_offset, size, key));
             }
             bases
@@ -289,7 +289,7 @@ pub async fn deleting_a_topic_while_commits_are_in_flight(db: &TestDb) {
             .expect("commit task")
             .iter()
             .map(|outcome| {
-                assert!(matches!(outcome[kept_at], RunOutcome::Appended { .. }));
+                assert!(matches!(outcome[kept_at], RunOutcome::Committed(_)));
                 // Both partitions vanish in the same transaction.
                 let gone = doomed_at
                     .iter()

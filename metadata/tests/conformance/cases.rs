@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use streamhouse_metadata::producers::ProducerAppend;
 use streamhouse_metadata::{
-    Catalog, CatalogError, IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets,
-    RunAppend, RunOutcome, Topic, TopicId,
+    AppendOutcome, AppendSlice, Catalog, CatalogError, IndexEntry, NewObject, NewTopic,
+    ObjectCommit, PartitionOffsets, RunAppend, RunOutcome, Topic, TopicId,
 };
 
 // The consumer-group cases live in their own file; the macro finds them here.
@@ -40,14 +41,52 @@ pub fn run_at(
     record_offsets: i64,
     max_timestamp: i64,
 ) -> RunAppend {
+    RunAppend::single(
+        topic.id,
+        partition,
+        position,
+        100 * record_offsets,
+        record_offsets,
+        max_timestamp,
+    )
+}
+
+/// A run of these appends at `position`.
+pub fn run_of(
+    topic: &Topic,
+    partition: i32,
+    position: i64,
+    appends: Vec<AppendSlice>,
+) -> RunAppend {
     RunAppend {
         topic: topic.id,
         partition,
         position,
-        length: 100 * record_offsets,
-        record_offsets,
-        max_timestamp,
-        producer_batches: Vec::new(),
+        appends,
+    }
+}
+
+/// An append of `offset_count` offsets without a producer; 100 bytes per offset.
+pub fn plain(offset_count: i64) -> AppendSlice {
+    AppendSlice {
+        length: 100 * offset_count,
+        offset_count,
+        max_timestamp: 1_000,
+        append_time_ms: -1,
+        producer: None,
+    }
+}
+
+/// An idempotent append of one offset per sequence, `first ..= last`.
+pub fn idempotent(producer_id: i64, epoch: i16, first: i32, last: i32) -> AppendSlice {
+    AppendSlice {
+        producer: Some(ProducerAppend {
+            producer_id,
+            epoch,
+            first_sequence: first,
+            last_sequence: last,
+        }),
+        ..plain(i64::from(last - first) + 1)
     }
 }
 
@@ -69,8 +108,23 @@ pub fn entry(base: i64, last: i64, key: &str, position: i64, max_timestamp: i64)
     }
 }
 
+/// A run of appends without producers, its first at `base_offset`.
 pub fn appended(base_offset: i64) -> RunOutcome {
-    RunOutcome::Appended { base_offset }
+    RunOutcome::Committed(vec![AppendOutcome::Appended {
+        base_offset,
+        append_time_ms: -1,
+    }])
+}
+
+/// The base offset of a run of one append that was appended.
+pub fn base_offset_of(outcome: &RunOutcome) -> i64 {
+    match outcome {
+        RunOutcome::Committed(appends) => match appends[..] {
+            [AppendOutcome::Appended { base_offset, .. }] => base_offset,
+            _ => panic!("{outcome:?}"),
+        },
+        RunOutcome::UnknownPartition => panic!("{outcome:?}"),
+    }
 }
 
 pub async fn create(catalog: &dyn Catalog, name: &str, partitions: i32) -> Topic {
@@ -547,20 +601,15 @@ pub async fn producer_ids_are_unique_and_epochs_bump(catalog: &dyn Catalog) {
 pub async fn producer_batches_are_recorded_with_their_offsets_newest_five_kept(
     catalog: &dyn Catalog,
 ) {
-    use streamhouse_metadata::producers::{NewProducerBatch, ProducerBatch};
+    use streamhouse_metadata::producers::ProducerBatch;
     let topic = create(catalog, "idempotent", 1).await;
     let producer = catalog.init_producer(None).await.unwrap();
-    // Seven commits of two offsets each; each run holds one idempotent batch
-    // after one offset of a non-idempotent batch.
+    // Seven commits of three offsets each; each run holds one idempotent batch
+    // of two offsets after one offset of a non-idempotent batch.
     for i in 0..7 {
-        let mut append = run(&topic, 0, 0, 3);
-        append.producer_batches = vec![NewProducerBatch {
-            producer_id: producer.producer_id,
-            epoch: producer.epoch,
-            first_sequence: i * 2,
-            last_sequence: i * 2 + 1,
-            offset_in_run: 1,
-        }];
+        let mut batch = idempotent(producer.producer_id, producer.epoch, i * 2, i * 2 + 1);
+        batch.append_time_ms = 50 + i64::from(i);
+        let append = run_of(&topic, 0, 0, vec![plain(1), batch]);
         commit(catalog, &format!("p{i}"), &[append]).await;
     }
     let batches = catalog
@@ -574,6 +623,7 @@ pub async fn producer_batches_are_recorded_with_their_offsets_newest_five_kept(
             first_sequence: i * 2,
             last_sequence: i * 2 + 1,
             base_offset: i64::from(i) * 3 + 1,
+            append_time_ms: 50 + i64::from(i),
         })
         .collect();
     assert_eq!(batches, expected);
@@ -590,21 +640,14 @@ pub async fn producer_batches_are_recorded_with_their_offsets_newest_five_kept(
 /// offsets in object order, the index's running max timestamp carries across
 /// them, and the producer windows are trimmed over the whole group.
 pub async fn objects_committed_together_get_offsets_in_order(catalog: &dyn Catalog) {
-    use streamhouse_metadata::producers::NewProducerBatch;
     let topic = create(catalog, "grouped", 2).await;
     let doomed = create(catalog, "doomed", 1).await;
     catalog.delete_topic("doomed").await.unwrap();
     let producer = catalog.init_producer(None).await.unwrap();
     let idempotent = |position: i64, sequence: i32| {
-        let mut append = run_at(&topic, 0, position, 2, 5_000);
-        append.producer_batches = vec![NewProducerBatch {
-            producer_id: producer.producer_id,
-            epoch: producer.epoch,
-            first_sequence: sequence,
-            last_sequence: sequence + 1,
-            offset_in_run: 0,
-        }];
-        append
+        let mut batch = idempotent(producer.producer_id, producer.epoch, sequence, sequence + 1);
+        batch.max_timestamp = 5_000;
+        run_of(&topic, 0, position, vec![batch])
     };
     let commits = vec![
         ObjectCommit {

@@ -14,6 +14,7 @@ mod compaction;
 mod group_leases;
 mod groups;
 mod harness;
+mod idempotence;
 mod membership;
 mod timeouts;
 
@@ -52,6 +53,13 @@ macro_rules! conformance_tests {
             a_compaction_swap_skips_partitions_of_deleted_topics,
             garbage_collection_retires_objects_nothing_points_into,
         );
+        conformance_tests!(@idempotence $target;
+            a_batch_committed_through_another_agent_is_a_duplicate_with_its_offset_and_time,
+            a_gap_in_sequences_is_out_of_order_and_takes_no_offsets,
+            a_stale_epoch_is_refused_and_a_new_epoch_restarts_at_zero,
+            a_duplicate_inside_one_commit_gets_the_offset_the_original_got_there,
+            a_run_is_split_into_entries_around_the_appends_it_does_not_keep,
+        );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,
             concurrent_creates_of_one_name_make_one_topic,
@@ -79,6 +87,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_catalog($target, |catalog| {
                     Box::pin(crate::compaction::$case(catalog))
+                })
+                .await;
+            }
+        )*
+    };
+    (@idempotence $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::idempotence::$case(db))
                 })
                 .await;
             }

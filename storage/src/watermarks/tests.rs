@@ -93,15 +93,7 @@ async fn commit_elsewhere(catalog: &dyn Catalog, topic: &Topic, key: &str, count
         key: key.into(),
         size_bytes: 10,
     };
-    let run = RunAppend {
-        topic: topic.id,
-        partition: 0,
-        position: 0,
-        length: 10,
-        record_offsets: count,
-        max_timestamp: 0,
-        producer_batches: Vec::new(),
-    };
+    let run = RunAppend::single(topic.id, 0, 0, 10, count, 0);
     catalog.commit_object(&object, &[run]).await.unwrap();
 }
 

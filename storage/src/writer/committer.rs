@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
-use streamhouse_metadata::{Catalog, NewObject, ObjectCommit, RunOutcome};
+use streamhouse_metadata::{AppendOutcome, Catalog, NewObject, ObjectCommit, RunOutcome};
 use tokio::sync::mpsc;
 
 use super::uploader::{fail_all, SealedObject};
-use super::Pipeline;
+use super::{Appended, Pipeline};
 use crate::metrics::Metrics;
 use crate::reader::ObjectReader;
 use crate::{StorageError, Watermarks};
@@ -106,21 +106,41 @@ impl Committer {
             let mut advanced = Vec::with_capacity(outcomes.len());
             for (run, outcome) in sealed.runs.into_iter().zip(outcomes) {
                 match outcome {
-                    RunOutcome::Appended { base_offset } => {
-                        advanced.push((
-                            run.append.topic,
-                            run.append.partition,
-                            base_offset + run.append.record_offsets,
-                        ));
-                        for waiter in run.waiters {
-                            let offset = base_offset + waiter.offset_in_run;
-                            waiter.finish(Ok(offset));
+                    RunOutcome::Committed(appends) => {
+                        let mut high_watermark = None;
+                        let answers = run.replies.into_iter().zip(&run.append.appends);
+                        for ((reply, append), outcome) in answers.zip(appends) {
+                            reply.send(match outcome {
+                                AppendOutcome::Appended {
+                                    base_offset,
+                                    append_time_ms,
+                                } => {
+                                    high_watermark = Some(base_offset + append.offset_count);
+                                    Ok(Appended {
+                                        base_offset,
+                                        append_time_ms,
+                                    })
+                                }
+                                AppendOutcome::Duplicate {
+                                    base_offset,
+                                    append_time_ms,
+                                } => Ok(Appended {
+                                    base_offset,
+                                    append_time_ms,
+                                }),
+                                AppendOutcome::Refused(e) => {
+                                    Err(Arc::new(StorageError::Producer(e)))
+                                }
+                            });
+                        }
+                        if let Some(high_watermark) = high_watermark {
+                            advanced.push((run.append.topic, run.append.partition, high_watermark));
                         }
                     }
                     RunOutcome::UnknownPartition => {
                         let e = Arc::new(StorageError::UnknownPartition);
-                        for waiter in run.waiters {
-                            waiter.finish(Err(Arc::clone(&e)));
+                        for reply in run.replies {
+                            reply.send(Err(Arc::clone(&e)));
                         }
                     }
                 }

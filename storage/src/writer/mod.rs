@@ -17,8 +17,12 @@
 //!    in one transaction (group commit), so a slow catalog costs latency but
 //!    not throughput.
 //!
+//! Idempotent producers' sequences are not checked here but in the catalog's
+//! commit, the one place that sees every agent's batches: the write path packs
+//! every append and answers each with the outcome the commit gave it.
+//!
 //! This module owns the handle ([`ObjectWriter`]), its configuration, the wiring
-//! of the three stages and what they hand each other: a `Waiter` per append
+//! of the three stages and what they hand each other: a `Reply` per append
 //! and the `Pipeline` count of objects between seal and commit.
 
 mod committer;
@@ -34,9 +38,8 @@ use streamhouse_metadata::Catalog;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use crate::append::{Append, AppendOutcome};
+pub use crate::append::{Append, AppendOutcome, Appended};
 use crate::metrics::Metrics;
-use crate::producers::OutcomeSender;
 use crate::reader::ObjectReader;
 use crate::{StorageError, Watermarks};
 use committer::Committer;
@@ -91,24 +94,6 @@ impl Default for WriterConfig {
     }
 }
 
-/// An append waiting for its outcome, from the packer to the committer.
-struct Waiter {
-    /// Offset of this append within its run.
-    offset_in_run: i64,
-    reply: Reply,
-    /// For idempotent appends: where retries of the same batch wait.
-    publish: Option<OutcomeSender>,
-}
-
-impl Waiter {
-    fn finish(self, outcome: AppendOutcome) {
-        if let Some(publish) = self.publish {
-            publish.send_replace(Some(outcome.clone()));
-        }
-        let _ = self.reply.send(outcome);
-    }
-}
-
 /// Where an append's outcome goes, holding the append's share of the write
 /// path's byte budget until it is answered (or dropped).
 struct Reply {
@@ -117,8 +102,9 @@ struct Reply {
 }
 
 impl Reply {
-    fn send(self, outcome: AppendOutcome) -> Result<(), AppendOutcome> {
-        self.sender.send(outcome)
+    /// Answers the append; a caller that stopped waiting is no error.
+    fn send(self, outcome: AppendOutcome) {
+        let _ = self.sender.send(outcome);
     }
 }
 
@@ -181,15 +167,15 @@ impl ObjectWriter {
         let max_buffered_bytes =
             u32::try_from(config.max_buffered_bytes.max(1)).unwrap_or(u32::MAX);
         let buffered = Arc::new(Semaphore::new(max_buffered_bytes as usize));
-        // Failed objects so far: a later object whose producer checks were made
-        // before a failure cannot be committed (see `uploader`).
+        // Failed objects so far: an object opened before a failure cannot be
+        // committed (see `uploader`).
         let failures = Arc::new(AtomicU64::new(0));
         let pipeline = Arc::new(Pipeline::default());
         let committer = tokio::spawn(
             Committer {
                 sealed: sealed_rx,
                 pipeline: Arc::clone(&pipeline),
-                catalog: Arc::clone(&catalog),
+                catalog,
                 watermarks,
                 reader,
                 failures: Arc::clone(&failures),
@@ -199,14 +185,12 @@ impl ObjectWriter {
         );
         let packer = Packer {
             store,
-            catalog,
             config,
             sealed: sealed_tx,
             pipeline,
             failures,
             metrics,
             open: Default::default(),
-            windows: Default::default(),
         };
         let packer = tokio::spawn(packer.run(rx, stop_rx, committer));
         ObjectWriter {

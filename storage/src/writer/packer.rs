@@ -1,34 +1,28 @@
 //! The packer: the task that owns the open object. It takes appends in the
-//! order they were submitted, runs the idempotence checks of
-//! [`crate::producers`], adds each append's batches to its partition's run,
-//! and seals the object by size, by age or when the pipeline is idle, handing
-//! it to the uploader.
+//! order they were submitted, adds each append's batches to its partition's
+//! run (idempotent or not: the commit judges sequences), and seals the object
+//! by size, by age or when the pipeline is idle, handing it to the uploader.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use streamhouse_metadata::producers::NewProducerBatch;
-use streamhouse_metadata::{Catalog, RunAppend, TopicId};
+use streamhouse_metadata::{AppendSlice, RunAppend, TopicId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::uploader::{fail_all, SealedObject, SealedRun};
-use super::{Append, Pipeline, Reply, Submission, Waiter, WriterConfig};
-use crate::append::ProducerAppend;
+use super::{Append, Pipeline, Reply, Submission, WriterConfig};
 use crate::format::{ObjectEncoder, RunStats};
 use crate::metrics::Metrics;
-use crate::producers::{ProducerWindow, Verdict};
 use crate::StorageError;
 
 /// What the packer task owns.
 pub(super) struct Packer {
     pub(super) store: Arc<dyn ObjectStore>,
-    pub(super) catalog: Arc<dyn Catalog>,
     pub(super) config: WriterConfig,
     /// To the committer; bounded, so a full pipeline stops the packer.
     pub(super) sealed: mpsc::Sender<SealedObject>,
@@ -37,7 +31,6 @@ pub(super) struct Packer {
     pub(super) failures: Arc<AtomicU64>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) open: OpenObject,
-    pub(super) windows: Windows,
 }
 
 /// The object being filled.
@@ -49,20 +42,14 @@ pub(super) struct OpenObject {
     generation: u64,
 }
 
+/// A partition's appends in the open object: `appends[i]` is answered on
+/// `replies[i]`.
 #[derive(Default)]
 struct OpenRun {
     chunks: Vec<Bytes>,
     stats: RunStats,
-    waiters: Vec<Waiter>,
-    producer_batches: Vec<NewProducerBatch>,
-}
-
-/// Idempotent producers' windows, as the packer last knew them.
-#[derive(Default)]
-pub(super) struct Windows {
-    producers: HashMap<(TopicId, i32, i64), Option<ProducerWindow>>,
-    /// Failed objects when the windows were last valid.
-    seen_failures: u64,
+    appends: Vec<AppendSlice>,
+    replies: Vec<Reply>,
 }
 
 impl Packer {
@@ -96,7 +83,7 @@ impl Packer {
                     // Take what is already queued, then refuse more.
                     rx.close();
                     while let Ok((append, reply)) = rx.try_recv() {
-                        self.add(append, reply).await;
+                        self.add(append, reply);
                     }
                     break;
                 }
@@ -104,7 +91,7 @@ impl Packer {
             let Some((append, reply)) = submission else {
                 break;
             };
-            self.add(append, reply).await;
+            self.add(append, reply);
             // Appends already queued join this object before an idle seal, so
             // requests that arrive together share one PUT.
             let idle_seal = seal_when_idle && rx.is_empty() && pipeline.is_idle();
@@ -124,64 +111,24 @@ impl Packer {
         }
     }
 
-    /// Adds an append to the open object, after the idempotence checks for
-    /// appends from idempotent producers.
-    async fn add(&mut self, append: Append, reply: Reply) {
-        let failures = self.failures.load(Ordering::Acquire);
-        if failures != self.windows.seen_failures {
-            // Windows may hold batches of failed objects; reload from the catalog.
-            self.windows.producers.clear();
-            self.windows.seen_failures = failures;
-        }
-        let publish = match append.producer {
-            None => None,
-            Some(producer) => match self.check_producer(&append, &producer).await {
-                Ok(Verdict::Accept(publish)) => Some(publish),
-                Ok(Verdict::Duplicate(mut original)) => {
-                    tokio::spawn(async move {
-                        let outcome = match original.wait_for(Option::is_some).await {
-                            Ok(outcome) => outcome
-                                .clone()
-                                .unwrap_or_else(|| Err(Arc::new(StorageError::ShuttingDown))),
-                            Err(_) => Err(Arc::new(StorageError::ShuttingDown)),
-                        };
-                        let _ = reply.send(outcome);
-                    });
-                    return;
-                }
-                Ok(Verdict::Reject(e)) => {
-                    let _ = reply.send(Err(Arc::new(e)));
-                    return;
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(Arc::new(e)));
-                    return;
-                }
-            },
-        };
+    /// Adds an append to the open object.
+    fn add(&mut self, append: Append, reply: Reply) {
         if self.open.runs.is_empty() {
-            self.open.generation = self.windows.seen_failures;
+            self.open.generation = self.failures.load(Ordering::Acquire);
         }
         let run = self
             .open
             .runs
             .entry((append.topic, append.partition))
             .or_default();
-        let offset_in_run = run.stats.offset_count;
-        if let Some(producer) = append.producer {
-            run.producer_batches.push(NewProducerBatch {
-                producer_id: producer.producer_id,
-                epoch: producer.epoch,
-                first_sequence: producer.first_sequence,
-                last_sequence: producer.last_sequence,
-                offset_in_run,
-            });
-        }
-        run.waiters.push(Waiter {
-            offset_in_run,
-            reply,
-            publish,
+        run.appends.push(AppendSlice {
+            length: append.batches.len() as i64,
+            offset_count: append.offset_count,
+            max_timestamp: append.max_timestamp,
+            append_time_ms: append.append_time_ms,
+            producer: append.producer,
         });
+        run.replies.push(reply);
         self.metrics
             .batches_appended
             .inc_by(u64::from(append.batch_count));
@@ -191,25 +138,6 @@ impl Packer {
         run.stats.max_timestamp = run.stats.max_timestamp.max(append.max_timestamp);
         self.open.bytes += append.batches.len();
         run.chunks.push(append.batches);
-    }
-
-    async fn check_producer(
-        &mut self,
-        append: &Append,
-        producer: &ProducerAppend,
-    ) -> Result<Verdict, StorageError> {
-        let key = (append.topic, append.partition, producer.producer_id);
-        let window = match self.windows.producers.entry(key) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(unknown) => {
-                let committed = self
-                    .catalog
-                    .producer_batches(append.topic, append.partition, producer.producer_id)
-                    .await?;
-                unknown.insert(ProducerWindow::from_committed(&committed))
-            }
-        };
-        Ok(ProducerWindow::check(window, producer))
     }
 
     /// Turns the open runs into an object (runs in topic/partition order, which
@@ -223,18 +151,15 @@ impl Packer {
         let mut encoder = ObjectEncoder::for_runs(open.bytes, open.runs.len());
         let mut runs = Vec::with_capacity(open.runs.len());
         for ((topic, partition), run) in open.runs {
-            let (position, length) = encoder.add_run(topic, partition, &run.chunks, run.stats);
+            let (position, _) = encoder.add_run(topic, partition, &run.chunks, run.stats);
             runs.push(SealedRun {
                 append: RunAppend {
                     topic,
                     partition,
                     position: position as i64,
-                    length: length as i64,
-                    record_offsets: run.stats.offset_count,
-                    max_timestamp: run.stats.max_timestamp,
-                    producer_batches: run.producer_batches,
+                    appends: run.appends,
                 },
-                waiters: run.waiters,
+                replies: run.replies,
             });
         }
         let bytes = encoder.finish();

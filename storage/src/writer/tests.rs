@@ -63,6 +63,7 @@ fn append(topic: TopicId, records: i32) -> Append {
         offset_count: i64::from(records),
         min_timestamp: 1_000,
         max_timestamp: 1_000,
+        append_time_ms: -1,
         producer: None,
     }
 }
@@ -128,6 +129,7 @@ async fn outcome(rx: oneshot::Receiver<AppendOutcome>) -> i64 {
         .expect("append answered within 10 s")
         .expect("writer alive")
         .expect("append committed")
+        .base_offset
 }
 
 const AN_HOUR: Duration = Duration::from_secs(3600);

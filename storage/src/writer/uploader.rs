@@ -12,20 +12,22 @@ use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::RunAppend;
 use tokio::task::JoinHandle;
 
-use super::Waiter;
+use super::Reply;
 use crate::format::new_object_key;
 use crate::StorageError;
 
 pub(super) struct SealedRun {
     pub(super) append: RunAppend,
-    pub(super) waiters: Vec<Waiter>,
+    /// One per append of `append`, in the same order.
+    pub(super) replies: Vec<Reply>,
 }
 
 /// A sealed object, its upload under way.
 pub(super) struct SealedObject {
     /// Failed objects the packer had seen when this one was started; if more
-    /// have failed by its turn to commit, its producer checks were made against
-    /// batches that never landed, so it fails too.
+    /// have failed by its turn to commit, it fails too, so that no batch
+    /// packed behind a failed one commits around the hole (a producer's
+    /// pipelined batches are retried in order; Kafka's producers expect it).
     generation: u64,
     pub(super) key: Path,
     pub(super) bytes: Bytes,
@@ -64,8 +66,7 @@ impl SealedObject {
 
     /// Waits for the upload. `None` (its producers answered with the error)
     /// if the upload failed, or if an earlier object failed after this one was
-    /// started: its idempotence checks counted on batches that never landed.
-    /// A failed upload counts in `failures`.
+    /// started. A failed upload counts in `failures`.
     pub(super) async fn settle(mut self, failures: &AtomicU64) -> Option<SealedObject> {
         if self.generation < failures.load(Ordering::Acquire) {
             self.upload.abort();
@@ -97,8 +98,8 @@ impl SealedObject {
 /// Answers every append of these runs with `error`.
 pub(super) fn fail_all(runs: Vec<SealedRun>, error: &Arc<StorageError>) {
     for run in runs {
-        for waiter in run.waiters {
-            waiter.finish(Err(Arc::clone(error)));
+        for reply in run.replies {
+            reply.send(Err(Arc::clone(error)));
         }
     }
 }
