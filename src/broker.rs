@@ -8,8 +8,8 @@ use streamhouse_clock::SharedClock;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
-    CompactionWorker, Compactor, Metrics, ObjectReader, ObjectWriter, ReadCacheConfig, ShareOfWork,
-    Watermarks, WriterConfig,
+    CompactionWorker, Compactor, Log, LogConfig, Metrics, ReadCacheConfig, ShareOfWork,
+    WriterConfig,
 };
 
 use crate::cluster::{AgentIdentity, Membership};
@@ -19,11 +19,10 @@ use crate::Config;
 pub struct Broker {
     pub config: Config,
     pub catalog: Arc<dyn Catalog>,
-    pub writer: ObjectWriter,
+    /// The partitions' logs: appends, reads, heads, the index.
+    pub log: Log,
     /// Compacts small objects and deletes dead ones in the background.
     pub compactor: Compactor,
-    pub reader: Arc<ObjectReader>,
-    pub watermarks: Arc<Watermarks>,
     pub cluster_id: String,
     pub coordinator: Arc<Coordinator>,
     /// This agent's place in the cluster: its node id, the live agents, and
@@ -79,13 +78,6 @@ impl Broker {
         )
         .await
         .context("cannot join the cluster")?;
-        let watermarks = Arc::new(Watermarks::new(Arc::clone(&catalog)));
-        let reader = Arc::new(ObjectReader::new(
-            Arc::clone(&store),
-            &ReadCacheConfig {
-                capacity_bytes: config.read_cache_bytes,
-            },
-        ));
         let compactor = Compactor::start(
             CompactionWorker::new(
                 Arc::clone(&store),
@@ -96,20 +88,24 @@ impl Broker {
             .with_clock(Arc::clone(&clock))
             .with_share(Arc::clone(&membership) as Arc<dyn ShareOfWork>),
         );
-        let writer = ObjectWriter::start(
+        let log = Log::open(
             store,
             Arc::clone(&catalog),
-            Arc::clone(&watermarks),
-            Arc::clone(&reader),
-            WriterConfig {
-                flush_bytes: config.flush_bytes,
-                flush_interval: config.flush_interval,
-                seal_when_idle: config.seal_when_idle,
-                max_buffered_bytes: WriterConfig::BUFFERED_FLUSH_SIZES * config.flush_bytes,
-                ..WriterConfig::default()
+            LogConfig {
+                writer: WriterConfig {
+                    flush_bytes: config.flush_bytes,
+                    flush_interval: config.flush_interval,
+                    seal_when_idle: config.seal_when_idle,
+                    max_buffered_bytes: WriterConfig::BUFFERED_FLUSH_SIZES * config.flush_bytes,
+                    ..WriterConfig::default()
+                },
+                read_cache: ReadCacheConfig {
+                    capacity_bytes: config.read_cache_bytes,
+                },
             },
             Arc::clone(&metrics),
         );
+        log.follow(membership.node_id(), membership.counters());
         let coordinator = Coordinator::start(
             catalog.clone(),
             Arc::clone(&membership) as Arc<dyn Placement>,
@@ -124,10 +120,8 @@ impl Broker {
         Ok(Arc::new(Broker {
             config,
             catalog,
-            writer,
+            log,
             compactor,
-            reader,
-            watermarks,
             cluster_id,
             coordinator,
             membership,

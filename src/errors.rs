@@ -6,7 +6,7 @@ use streamhouse_metadata::producers::ProducerError;
 use streamhouse_metadata::CatalogError;
 use streamhouse_protocol::batch::BatchError;
 use streamhouse_protocol::validate::InvalidBatch;
-use streamhouse_storage::StorageError;
+use streamhouse_storage::{ReadError, StorageError};
 
 pub fn catalog(error: &CatalogError) -> ResponseError {
     match error {
@@ -33,6 +33,13 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         // Only membership at start-up meets these; no request does.
         | CatalogError::NodeIdInUse { .. }
         | CatalogError::AddressHasOtherNodeId { .. } => ResponseError::UnknownServerError,
+    }
+}
+
+pub fn read(error: &ReadError) -> ResponseError {
+    match error {
+        ReadError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        ReadError::Failed(e) => storage(e),
     }
 }
 

@@ -106,7 +106,7 @@ impl Server {
         self.broker.coordinator.shutdown().await;
         self.broker.membership.leave().await;
         // Producers waiting on acks are answered once their objects commit.
-        self.broker.writer.shutdown().await;
+        self.broker.log.shutdown().await;
         self.broker.compactor.shutdown().await;
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}

@@ -2,10 +2,12 @@
 //!
 //! Every produce and fetch resolves a topic by name or id; those lookups are served
 //! from memory. Only topics that exist are cached: a miss always asks the database,
-//! so a topic another agent creates is visible at once. A topic another agent
-//! deletes stays visible here for at most the time-to-live; this agent's own
+//! so a topic another agent creates is visible at once. This agent's own
 //! creates, deletes, config changes and added partitions invalidate at once (the
-//! SQL catalog calls the `forget_*` methods after each).
+//! SQL catalog calls the `forget_*` methods after each); another agent's are
+//! seen when the agent's counter poll finds the `catalog` counter moved and
+//! drops everything ([`TopicCache::forget_all`]), within a second. The
+//! time-to-live bounds staleness should that poll fail.
 //!
 //! A lookup that races an invalidation must not cache its answer, which may
 //! predate the change: every invalidation bumps a generation, and a lookup only
@@ -137,6 +139,15 @@ impl TopicCache {
         };
         if let Some(topic) = indexes.by_id.remove(&id).await {
             indexes.by_name.invalidate(&topic.name).await;
+        }
+    }
+
+    /// Forgets every topic: another agent changed some.
+    pub(crate) fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(indexes) = &self.indexes {
+            indexes.by_name.invalidate_all();
+            indexes.by_id.invalidate_all();
         }
     }
 

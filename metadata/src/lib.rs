@@ -18,13 +18,14 @@ mod catalog;
 pub mod compaction;
 mod error;
 pub mod groups;
+pub mod heads;
 mod model;
 pub mod producers;
 pub mod sql;
 
 pub use catalog::{
-    AgentCatalog, Catalog, ConfigUpdate, GroupCatalog, LifecycleCatalog, LogCatalog,
-    ProducerCatalog, TopicCatalog,
+    AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener,
+    LifecycleCatalog, LogCatalog, ProducerCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -43,8 +44,8 @@ use streamhouse_clock::SharedClock;
 /// `dyn Catalog` they resolve without it.)
 pub mod prelude {
     pub use crate::catalog::{
-        AgentCatalog, Catalog, GroupCatalog, LifecycleCatalog, LogCatalog, ProducerCatalog,
-        TopicCatalog,
+        AgentCatalog, Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog,
+        ProducerCatalog, TopicCatalog,
     };
 }
 

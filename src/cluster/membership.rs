@@ -4,8 +4,9 @@
 //! Two tasks run while the agent is a member. The lease task renews every
 //! quarter lease and, once its own renewals have gone a whole lease without a
 //! gap, reaps agents whose leases lapsed. The poll task reads the catalog's
-//! change counters four times a second and reloads the view when the
-//! membership epoch moved. Both hold the membership weakly, so dropping the
+//! change counters four times a second, reloads the view when the
+//! membership epoch moved and drops the cached topics when the catalog
+//! counter moved. Both hold the membership weakly, so dropping the
 //! agent ends them.
 //!
 //! The agent never compares its clock with the catalog's: it trusts its lease
@@ -332,6 +333,11 @@ async fn poll_forever(membership: Weak<Membership>) {
         };
         let polled = async {
             let counters = membership.catalog.counters().await?;
+            if counters.catalog != membership.counters.borrow().catalog {
+                // Another agent changed topics or configs: before anyone
+                // reacting to the counter reads a topic back from the cache.
+                membership.catalog.forget_cached_topics().await;
+            }
             membership.counters.send_if_modified(|seen| {
                 let changed = *seen != counters;
                 *seen = counters;

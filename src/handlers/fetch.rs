@@ -17,14 +17,11 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::{PartitionOffsets, Topic};
 use streamhouse_protocol::batch;
-use tokio::sync::watch;
+use streamhouse_storage::watermarks::Subscription;
+use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
 
 use crate::{errors, Broker};
-
-/// Index entries read per partition per round; a partition with more data
-/// simply returns less and the client fetches again.
-const INDEX_ENTRIES_PER_READ: u32 = 64;
 
 /// Partitions of one fetch read at once. Each read may itself keep several
 /// GETs in flight (see `storage::reader`), and partitions of a catch-up read
@@ -59,10 +56,8 @@ pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> Fe
         for (wanted, topic) in &topics {
             if let Ok(Some(topic)) = topic {
                 for partition in &wanted.partitions {
-                    if let Ok(Some(mut rx)) = broker
-                        .watermarks
-                        .subscribe(topic.id, partition.partition)
-                        .await
+                    if let Ok(Some(mut rx)) =
+                        broker.log.subscribe(topic.id, partition.partition).await
                     {
                         rx.borrow_and_update();
                         watches.push(rx);
@@ -70,13 +65,18 @@ pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> Fe
                 }
             }
         }
-        let round = read_round(broker, &topics, max_bytes).await;
+        let mut round = read_round(broker, &topics, max_bytes).await;
         let now = Instant::now();
-        if round.bytes >= min_bytes.max(1)
-            || round.has_error
-            || now >= deadline
-            || watches.is_empty()
-        {
+        if round.bytes >= min_bytes.max(1) || round.has_error || watches.is_empty() {
+            return FetchResponse::default().with_responses(round.responses);
+        }
+        if now >= deadline {
+            // Before answering short because of the view: the catalog's heads,
+            // in case an announcement was lost (its agent died between commit
+            // and announcement), so a consumer is never kept waiting for ever.
+            if heads_moved(broker, &topics).await {
+                round = read_round(broker, &topics, max_bytes).await;
+            }
             return FetchResponse::default().with_responses(round.responses);
         }
         wait_for_change(&mut watches, deadline).await;
@@ -253,8 +253,7 @@ fn whole_batches_within(records: Bytes, budget: usize) -> Bytes {
     records.slice(..end)
 }
 
-/// Reads one partition. Offsets outside `log start ..= high watermark` are out
-/// of range; at the high watermark there is nothing yet.
+/// Reads one partition (see [`streamhouse_storage::Log::read`]).
 async fn read_partition(
     broker: &Broker,
     topic: &Topic,
@@ -263,39 +262,47 @@ async fn read_partition(
     budget: usize,
     skip: bool,
 ) -> Read {
-    let offsets = match broker.watermarks.get(topic.id, partition).await {
-        Ok(Some(offsets)) => offsets,
-        Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
-        Err(e) => return Err(errors::catalog(&e)),
+    let budget = ReadBudget {
+        max_bytes: budget,
+        at_least_one_batch: !skip,
     };
-    if fetch_offset < offsets.log_start_offset || fetch_offset > offsets.high_watermark {
-        return Err(ResponseError::OffsetOutOfRange);
-    }
-    if fetch_offset == offsets.high_watermark || skip {
-        return Ok((offsets, Ok(Bytes::new())));
-    }
-    let records = match broker
-        .catalog
-        .index_entries(topic.id, partition, fetch_offset, INDEX_ENTRIES_PER_READ)
+    match broker
+        .log
+        .read(topic.id, partition, fetch_offset, budget)
         .await
     {
-        Ok(entries) => broker
-            .reader
-            .read(&entries, fetch_offset, budget)
-            .await
-            .map_err(|e| {
-                static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
-                if let Some(suppressed) = WARNINGS.allow() {
-                    tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, suppressed, "fetch read failed");
+        Ok(read) => Ok((read.offsets, Ok(read.records))),
+        Err(e) => {
+            if let ReadError::Failed(failure) = &e {
+                if !matches!(failure, StorageError::UnknownPartition) {
+                    static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                    if let Some(suppressed) = WARNINGS.allow() {
+                        tracing::error!(topic = %topic.name, partition, fetch_offset, error = %e, suppressed, "fetch read failed");
+                    }
                 }
-                errors::storage(&e)
-            }),
-        Err(e) => Err(errors::catalog(&e)),
-    };
-    Ok((offsets, records))
+            }
+            Err(errors::read(&e))
+        }
+    }
 }
 
-async fn wait_for_change(watches: &mut [watch::Receiver<PartitionOffsets>], deadline: Instant) {
+/// Re-reads the requested partitions' heads from the catalog; true if the
+/// view had missed a change.
+async fn heads_moved(
+    broker: &Broker,
+    topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+) -> bool {
+    let mut partitions = Vec::new();
+    for (wanted, topic) in topics {
+        if let Ok(Some(topic)) = topic {
+            partitions.extend(wanted.partitions.iter().map(|p| (topic.id, p.partition)));
+        }
+    }
+    // A failure leaves the answer as the view made it.
+    broker.log.refresh(&partitions).await.unwrap_or(false)
+}
+
+async fn wait_for_change(watches: &mut [Subscription], deadline: Instant) {
     let changes = watches.iter_mut().map(|rx| rx.changed().boxed());
     tokio::select! {
         _ = select_all(changes) => {}

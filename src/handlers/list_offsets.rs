@@ -16,6 +16,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use streamhouse_metadata::{Topic, TopicId};
 use streamhouse_protocol::{batch, records as batch_records};
+use streamhouse_storage::Freshness;
 
 use tokio::sync::Semaphore;
 
@@ -88,11 +89,19 @@ pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
 
 /// The (offset, timestamp) answer for one partition. Timestamps of earliest and
 /// latest are -1, as in Kafka; a time after every record gives offset -1.
+///
+/// The head is read from the catalog, not the agent's view, which may lag
+/// other agents' commits: as a Kafka leader's, the answer includes every
+/// acknowledged write, wherever it was produced.
 async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) -> Answer {
-    let offsets = match broker.watermarks.get(topic.id, partition).await {
+    let offsets = match broker
+        .log
+        .offsets(topic.id, partition, Freshness::Authoritative)
+        .await
+    {
         Ok(Some(offsets)) => offsets,
         Ok(None) => return Err(ResponseError::UnknownTopicOrPartition),
-        Err(e) => return Err(errors::catalog(&e)),
+        Err(e) => return Err(errors::storage(&e)),
     };
     match timestamp {
         EARLIEST => return Ok((offsets.log_start_offset, -1)),
@@ -100,20 +109,14 @@ async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) 
         t if t < 0 => return Err(ResponseError::UnsupportedVersion),
         _ => {}
     }
-    let entry = broker
-        .catalog
-        .first_entry_at_or_after_timestamp(topic.id, partition, timestamp)
-        .await
-        .map_err(|e| errors::catalog(&e))?;
-    let Some(entry) = entry else {
-        return Ok((-1, -1));
-    };
-    let from = entry.base_offset.max(offsets.log_start_offset);
-    let fetched = broker
-        .reader
-        .read(std::slice::from_ref(&entry), from, usize::MAX)
+    let found = broker
+        .log
+        .entry_at_or_after_timestamp(topic.id, partition, timestamp, offsets.log_start_offset)
         .await
         .map_err(|e| errors::storage(&e))?;
+    let Some((entry, from, fetched)) = found else {
+        return Ok((-1, -1));
+    };
     let _permit = TIMESTAMP_SEARCHES
         .acquire()
         .await

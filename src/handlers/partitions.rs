@@ -129,20 +129,16 @@ pub async fn delete_records(
                 Err(e) => Err(errors::catalog(e)),
                 Ok(Some(t)) if (0..t.partition_count).contains(&index) => {
                     match broker
-                        .catalog
+                        .log
                         .delete_records(t.id, index, partition.offset)
                         .await
                     {
                         Ok(Some(offsets)) => {
-                            broker
-                                .watermarks
-                                .set_log_start(t.id, index, offsets.log_start_offset)
-                                .await;
                             tracing::info!(topic = %t.name, partition = index, log_start_offset = offsets.log_start_offset, "deleted records");
                             Ok(offsets.log_start_offset)
                         }
                         Ok(None) => Err(ResponseError::UnknownTopicOrPartition),
-                        Err(e) => Err(errors::catalog(&e)),
+                        Err(e) => Err(errors::storage(&e)),
                     }
                 }
                 Ok(_) => Err(ResponseError::UnknownTopicOrPartition),

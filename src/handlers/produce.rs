@@ -18,7 +18,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_protocol::validate::{self, InvalidBatch, TimestampBounds, ValidBatch};
 use streamhouse_protocol::{append_time, batch};
-use streamhouse_storage::{Append, AppendOutcome, ProducerAppend};
+use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::topic::{log_append_time, max_message_bytes, timestamp_window};
@@ -196,7 +196,7 @@ async fn queue(
         records
     };
     append.producer = producer.append;
-    match broker.writer.submit(append).await {
+    match broker.log.append(append).await {
         Ok(outcome) => Queued::Waiting { topic, outcome },
         Err(e) => Queued::Failed(errors::storage(&e), Some(e.to_string())),
     }
@@ -273,7 +273,7 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
     match outcome.await {
         // A retry of an idempotent batch is answered as its original was.
         Ok(Ok(appended)) => {
-            let log_start = match broker.watermarks.get(topic, index).await {
+            let log_start = match broker.log.offsets(topic, index, Freshness::Cached).await {
                 Ok(Some(offsets)) => offsets.log_start_offset,
                 _ => -1,
             };

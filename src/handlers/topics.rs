@@ -229,7 +229,7 @@ pub async fn delete(
         result = result.with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
         match broker.catalog.delete_topic(&name).await {
             Ok(deleted) => {
-                broker.watermarks.forget_topic(deleted.id);
+                broker.log.forget_topic(deleted.id);
                 tracing::info!(topic = %name, "deleted topic");
                 responses.push(result.with_topic_id(if version >= 6 { deleted.id } else { id }));
             }

@@ -12,6 +12,7 @@
 //! holding a concrete catalog (a `SqlCatalog`) imports [`crate::prelude`].
 
 mod agents;
+mod changes;
 mod groups;
 mod lifecycle;
 mod log;
@@ -19,6 +20,7 @@ mod producers;
 mod topics;
 
 pub use agents::AgentCatalog;
+pub use changes::{ChangeCatalog, HeadListener};
 pub use groups::GroupCatalog;
 pub use lifecycle::LifecycleCatalog;
 pub use log::LogCatalog;
@@ -30,7 +32,13 @@ pub use topics::{ConfigUpdate, TopicCatalog};
 /// Implemented for everything that implements all its supertraits; nothing
 /// implements it by hand.
 pub trait Catalog:
-    TopicCatalog + LogCatalog + GroupCatalog + ProducerCatalog + LifecycleCatalog + AgentCatalog
+    TopicCatalog
+    + LogCatalog
+    + GroupCatalog
+    + ProducerCatalog
+    + LifecycleCatalog
+    + AgentCatalog
+    + ChangeCatalog
 {
 }
 
@@ -41,6 +49,7 @@ impl<T> Catalog for T where
         + ProducerCatalog
         + LifecycleCatalog
         + AgentCatalog
+        + ChangeCatalog
         + ?Sized
 {
 }

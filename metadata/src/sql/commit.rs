@@ -95,7 +95,7 @@ pub(super) async fn commit_objects(
                 .collect()
         })
         .collect();
-    update_partitions(&mut tx, &appender.heads).await?;
+    update_partitions(&mut tx, backend, &appender.heads).await?;
     insert_entries(&mut tx, &appender.entries).await?;
     producer_windows::record(&mut tx, &appender.producer_rows).await?;
     tx.commit().await?;
@@ -312,17 +312,25 @@ pub(super) async fn lock_partitions(
     Ok(heads)
 }
 
+/// Advances the changed heads, stamping them with a new head change sequence
+/// number (SQLite; see `changes.rs`).
 async fn update_partitions(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     heads: &BTreeMap<PartitionKey, PartitionHead>,
 ) -> Result<()> {
     let changed: Vec<_> = heads.iter().filter(|(_, head)| head.changed).collect();
+    if !changed.is_empty() {
+        super::changes::next_head_seq(tx, backend).await?;
+    }
     for chunk in changed.chunks(ROWS_PER_STATEMENT) {
         // VALUES columns are named column1.. in both databases.
         let sql = format!(
-            "UPDATE partitions SET next_offset = v.column3, max_timestamp = v.column4 \
+            "UPDATE partitions SET next_offset = v.column3, max_timestamp = v.column4, \
+             change_seq = {} \
              FROM (VALUES {}) AS v \
              WHERE partitions.topic_id = v.column1 AND partitions.partition_index = v.column2",
+            super::changes::HEAD_SEQ,
             placeholders(chunk.len(), 4)
         );
         let mut query = multi_row(sql, chunk.len());

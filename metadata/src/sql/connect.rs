@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -13,6 +14,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 
+use super::changes::Notifications;
 use super::{Backend, SqlCatalog};
 use crate::{CatalogError, Result};
 
@@ -92,7 +94,9 @@ pub(super) async fn connect(url: &str, timeout: Duration) -> Result<SqlCatalog> 
                 .await?;
             // Takes an advisory lock: agents starting together migrate once.
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            SqlCatalog::new(Backend::Postgres, pool.clone(), pool, timeout)
+            let mut catalog = SqlCatalog::new(Backend::Postgres, pool.clone(), pool, timeout);
+            catalog.notifications = Some(Arc::new(Notifications::new(&url)?));
+            catalog
         }
     };
     tracing::info!(backend = ?catalog.backend(), "catalog open");

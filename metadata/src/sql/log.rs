@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Transaction};
+use sqlx::{Any, AssertSqlSafe, Executor, Transaction};
 
 use super::rows::{get, index_entry};
-use super::{commit, SqlCatalog};
+use super::{changes, commit, Backend, SqlCatalog};
 use crate::catalog::LogCatalog;
 use crate::{
     CatalogError, IndexEntry, ObjectCommit, PartitionOffsets, Result, RunAppend, RunOutcome,
@@ -82,7 +82,7 @@ impl LogCatalog for SqlCatalog {
         before_offset: i64,
     ) -> Result<Option<PartitionOffsets>> {
         self.write("delete_records", |tx| {
-            delete_records(tx, topic, partition, before_offset)
+            delete_records(tx, self.backend, topic, partition, before_offset)
         })
         .await
     }
@@ -216,6 +216,7 @@ where
 /// moves its log start.
 async fn delete_records(
     mut tx: Transaction<'static, Any>,
+    backend: Backend,
     topic: TopicId,
     partition: i32,
     before_offset: i64,
@@ -250,9 +251,12 @@ async fn delete_records(
     }
     // The log start never moves back: deleting below it again is a no-op.
     let log_start_offset = log_start_offset.max(target);
-    sqlx::query(
-        "UPDATE partitions SET log_start_offset = $1 WHERE topic_id = $2 AND partition_index = $3",
-    )
+    changes::next_head_seq(&mut tx, backend).await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE partitions SET log_start_offset = $1, change_seq = {} \
+         WHERE topic_id = $2 AND partition_index = $3",
+        changes::HEAD_SEQ
+    )))
     .bind(log_start_offset)
     .bind(topic.as_str())
     .bind(i64::from(partition))

@@ -2,7 +2,7 @@
 //! sqlx's `Any` driver.
 //!
 //! Each catalog trait is implemented in the file of its concern (`topics.rs`,
-//! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`); `commit.rs` (with
+//! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`, `changes.rs`); `commit.rs` (with
 //! `producer_windows.rs`), `group_leases.rs` and `cluster.rs` hold the larger
 //! bodies those call, `rows.rs` the row decoding. This file holds the catalog
 //! itself and the two ways an operation reaches the database,
@@ -16,6 +16,7 @@
 //! worth retrying (`retry.rs`).
 
 mod agents;
+mod changes;
 mod cluster;
 mod commit;
 mod connect;
@@ -73,6 +74,8 @@ pub struct SqlCatalog {
     /// The most one operation may take, retries included (see `retry.rs`); on
     /// PostgreSQL also each statement's `statement_timeout`.
     timeout: Duration,
+    /// PostgreSQL: the connections of head notifications (see `changes.rs`).
+    notifications: Option<Arc<changes::Notifications>>,
 }
 
 impl SqlCatalog {
@@ -98,6 +101,7 @@ impl SqlCatalog {
             topic_cache: Arc::new(TopicCache::new(DEFAULT_MAX_TOPICS, DEFAULT_TTL)),
             clock: streamhouse_clock::system(),
             timeout,
+            notifications: None,
         }
     }
 
@@ -126,6 +130,9 @@ impl SqlCatalog {
 
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
+        if let Some(notifications) = &self.notifications {
+            notifications.close().await;
+        }
         self.writes.close().await;
         self.reads.close().await;
     }

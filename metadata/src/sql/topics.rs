@@ -1,6 +1,8 @@
 //! Topics, their configs and partition counts, and the cluster id: the
 //! [`TopicCatalog`] of the SQL catalog, with its topic-lookup cache.
 //!
+//! Every change of a topic bumps the `catalog` counter in its transaction, so
+//! other agents' counter polls drop their cached topics.
 //! Lookups by name and id go through the cache; every change of a topic made
 //! here (create, delete, configs, partitions) invalidates it, also when the change
 //! failed, since a failure may be a commit whose answer was lost, or (creating)
@@ -19,7 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Transaction};
 
 use super::rows::{get, to_i32, topic_id};
-use super::{cluster, SqlCatalog};
+use super::{changes, cluster, SqlCatalog};
 use crate::catalog::{ConfigUpdate, TopicCatalog};
 use crate::{CatalogError, NewTopic, Result, Topic, TopicId};
 
@@ -175,6 +177,7 @@ async fn create(mut tx: Transaction<'static, Any>, new: &NewTopic, now_ms: i64) 
             .execute(&mut *tx)
             .await?;
     }
+    changes::bump(&mut tx, "catalog").await?;
     tx.commit().await?;
     Ok(topic)
 }
@@ -218,6 +221,7 @@ async fn delete(mut tx: Transaction<'static, Any>, name: &str) -> Result<Topic> 
         // Another agent deleted it while we waited for the partition locks.
         return Err(unknown());
     }
+    changes::bump(&mut tx, "catalog").await?;
     tx.commit().await?;
     Ok(topic)
 }
@@ -299,6 +303,7 @@ async fn update_configs(
             .execute(&mut *tx)
             .await?;
     }
+    changes::bump(&mut tx, "catalog").await?;
     tx.commit().await?;
     topic.configs = configs;
     Ok(topic)
@@ -334,6 +339,7 @@ async fn add_partitions(
         .bind(i64::MIN)
         .execute(&mut *tx)
         .await?;
+    changes::bump(&mut tx, "catalog").await?;
     tx.commit().await?;
     topic.partition_count = partition_count;
     Ok(topic)

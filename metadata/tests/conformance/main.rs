@@ -9,6 +9,7 @@
 mod admin;
 mod agents;
 mod cases;
+mod changes;
 mod compaction;
 mod group_leases;
 mod groups;
@@ -151,6 +152,28 @@ macro_rules! membership_tests {
     };
 }
 
+/// How agents learn of each other's changes; run once per backend.
+macro_rules! change_tests {
+    ($target:expr) => {
+        change_tests!(@each $target;
+            topic_changes_bump_the_catalog_counter,
+            head_changes_list_each_change_once_in_order,
+            heads_and_existing_topics_are_read_in_one_go,
+            announced_heads_reach_other_agents_listeners,
+            forgetting_cached_topics_shows_another_agents_change,
+        );
+    };
+    (@each $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| Box::pin(crate::changes::$case(db)))
+                    .await;
+            }
+        )*
+    };
+}
+
 /// Group lease cases; they register agents on catalogs they open, so they run
 /// once per backend.
 macro_rules! group_lease_tests {
@@ -190,6 +213,7 @@ mod sqlite {
     conformance_tests!(crate::harness::SQLITE);
     cache_tests!(crate::harness::SQLITE);
     membership_tests!(crate::harness::SQLITE);
+    change_tests!(crate::harness::SQLITE);
     group_lease_tests!(crate::harness::SQLITE);
 }
 
@@ -202,6 +226,7 @@ mod postgres {
     conformance_tests!(crate::harness::POSTGRES);
     cache_tests!(crate::harness::POSTGRES);
     membership_tests!(crate::harness::POSTGRES);
+    change_tests!(crate::harness::POSTGRES);
     group_lease_tests!(crate::harness::POSTGRES);
 }
 
