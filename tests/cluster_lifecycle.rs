@@ -23,8 +23,15 @@ on_both_backends!(compaction_and_collection_on_two_agents_lose_nothing_under_loa
 
 const PARTITIONS: i32 = 3;
 /// Long enough for several compaction passes and one garbage collection sweep
-/// (every 10 s) with a grace period shorter than the run.
-const LOAD: Duration = Duration::from_secs(12);
+/// (every 10 s) with a grace period shorter than the run; a longer soak with
+/// `STREAMHOUSE_LIFECYCLE_LOAD_SECS`.
+fn load() -> Duration {
+    let secs = std::env::var("STREAMHOUSE_LIFECYCLE_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    Duration::from_secs(secs)
+}
 
 fn eager_lifecycle(settings: &mut Settings) {
     settings.agent_lease_ms = 1000;
@@ -88,7 +95,7 @@ async fn compaction_and_collection_on_two_agents_lose_nothing_under_load(backend
         }));
     }
 
-    tokio::time::sleep(LOAD).await;
+    tokio::time::sleep(load()).await;
     stop.store(true, Ordering::Relaxed);
     let mut acked = 0;
     for producer in producers {
