@@ -195,14 +195,7 @@ impl TestBroker {
     /// Starts another agent on the catalog and store of `self`, on a port of
     /// its own: a cluster of agents in one process.
     pub async fn another_agent(&self, tweak: impl FnOnce(&mut Settings)) -> TestBroker {
-        Self::start_on(
-            Arc::clone(&self.dir),
-            self.catalog_url.clone(),
-            self.store_url.clone(),
-            None,
-            tweak,
-        )
-        .await
+        self.try_another_agent(tweak).await.expect("open broker")
     }
 
     /// Stops the agent the way a SIGKILL would as far as others can tell: it
