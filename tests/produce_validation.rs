@@ -19,6 +19,7 @@ use kafka_protocol::records::Compression;
 const CORRUPT_MESSAGE: i16 = 2;
 const INVALID_TIMESTAMP: i16 = 32;
 const INVALID_RECORD: i16 = 87;
+const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 
 on_both_backends!(
     a_header_claiming_two_billion_records_moves_nothing,
@@ -26,12 +27,24 @@ on_both_backends!(
     a_gzip_batch_whose_records_disagree_with_its_count_is_refused,
     a_bad_batch_leaves_the_other_partitions_of_the_request_alone,
     timestamps_beyond_the_topics_window_are_refused,
+    two_batches_for_one_partition_are_refused,
+    zstd_needs_produce_v7,
 );
 
 /// Produce v9 of `batches` (partition, records) to `topic`, acks=all; the
 /// partitions' answers in request order.
 async fn produce(
     client: &mut TestClient,
+    topic: &str,
+    batches: Vec<(i32, Bytes)>,
+) -> Vec<PartitionProduceResponse> {
+    produce_version(client, 9, topic, batches).await
+}
+
+/// [`produce`] over Produce `version`.
+async fn produce_version(
+    client: &mut TestClient,
+    version: i16,
     topic: &str,
     batches: Vec<(i32, Bytes)>,
 ) -> Vec<PartitionProduceResponse> {
@@ -50,7 +63,8 @@ async fn produce(
                     })
                     .collect(),
             )]);
-    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
+    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, version, &request).await
+    else {
         panic!("not a Produce response")
     };
     response.responses[0].partition_responses.clone()
@@ -258,4 +272,42 @@ async fn timestamps_beyond_the_topics_window_are_refused(backend: Backend) {
     let fresh = record_batch(1, 0, now, Compression::None);
     let answer = &produce(&mut client, &topic, vec![(0, fresh)]).await[0];
     assert_eq!((answer.error_code, answer.base_offset), (0, 0));
+}
+
+/// Kafka takes exactly one batch per partition in a request (v3+).
+async fn two_batches_for_one_partition_are_refused(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("two-batches");
+    create_topic(&mut client, &topic, 1).await;
+    let mut both = record_batch(2, 0, 1_000, Compression::None).to_vec();
+    both.extend_from_slice(&record_batch(3, 2, 1_000, Compression::None));
+    let answers = produce(&mut client, &topic, vec![(0, Bytes::from(both))]).await;
+    assert_eq!(answers[0].error_code, INVALID_RECORD);
+    assert!(answers[0]
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("exactly one record batch")));
+    assert_eq!(high_watermark(&mut client, &topic, 0).await, 0);
+}
+
+/// Produce v7 is how a client says it knows the broker reads zstd; before it,
+/// Kafka refuses zstd batches.
+async fn zstd_needs_produce_v7(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("zstd-version");
+    create_topic(&mut client, &topic, 1).await;
+    let zstd = || record_batch(2, 0, 1_000, Compression::Zstd);
+    let refused = produce_version(&mut client, 6, &topic, vec![(0, zstd())]).await;
+    assert_eq!(refused[0].error_code, UNSUPPORTED_COMPRESSION_TYPE);
+    assert_eq!(high_watermark(&mut client, &topic, 0).await, 0);
+    let accepted = produce_version(&mut client, 7, &topic, vec![(0, zstd())]).await;
+    assert_eq!(accepted[0].error_code, 0);
+    assert_eq!(high_watermark(&mut client, &topic, 0).await, 2);
+    let lz4 = record_batch(1, 2, 1_000, Compression::Lz4);
+    assert_eq!(
+        produce_version(&mut client, 6, &topic, vec![(0, lz4)]).await[0].error_code,
+        0
+    );
 }

@@ -56,7 +56,7 @@ static OFF_WORKER_VALIDATIONS: LazyLock<Semaphore> =
 pub async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
-    _version: i16,
+    version: i16,
 ) -> impl Future<Output = ProduceResponse> + Send + 'static {
     let acks_valid = matches!(request.acks, -1..=1);
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -76,6 +76,7 @@ pub async fn handle(
                     Ok(Some(topic)) if (0..topic.partition_count).contains(&partition.index) => {
                         queue(
                             broker,
+                            version,
                             topic.id,
                             partition.index,
                             partition.records,
@@ -110,6 +111,7 @@ pub async fn handle(
 
 async fn queue(
     broker: &Broker,
+    version: i16,
     topic: uuid::Uuid,
     partition: i32,
     records: Option<bytes::Bytes>,
@@ -138,6 +140,17 @@ async fn queue(
         append_time_ms: -1,
         producer: None,
     };
+    // As Kafka's ProduceRequest.validateRecords: one batch per partition, and
+    // zstd only from v7, which is what told the broker that the client knows
+    // brokers can read it.
+    if ranges.len() > 1 {
+        return Queued::Failed(
+            ResponseError::InvalidRecord,
+            Some(format!(
+                "Produce requests with version {version} are only allowed to contain exactly one record batch per partition"
+            )),
+        );
+    }
     let mut producer = Producer::default();
     let mut headers = Vec::with_capacity(ranges.len());
     for range in ranges.iter().cloned() {
@@ -146,6 +159,14 @@ async fn queue(
             Ok(header) => header,
             Err(e) => return Queued::Failed(errors::batch(&e), Some(e.to_string())),
         };
+        if version < 7 && header.compression_codec() == batch::codec::ZSTD {
+            return Queued::Failed(
+                ResponseError::UnsupportedCompressionType,
+                Some(format!(
+                    "Produce requests with version {version} are not allowed to use ZStandard compression"
+                )),
+            );
+        }
         if size > max_batch_bytes {
             return Queued::Failed(
                 ResponseError::MessageTooLarge,
