@@ -90,23 +90,8 @@ async fn retries_are_answered_with_the_original_offset(backend: Backend) {
         (0, 5)
     );
     // Nothing was stored twice.
-    let fetch = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![fetch_request::FetchTopic::default()
-            .with_topic(name(&topic))
-            .with_partitions(vec![fetch_request::FetchPartition::default()
-                .with_partition(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let ResponseKind::Fetch(r) = client.call(ApiKey::Fetch, 11, &fetch).await else {
-        panic!()
-    };
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.high_watermark, 6);
-    let offsets: Vec<i64> = common::decode_records(p.records.clone().unwrap())
-        .iter()
-        .map(|r| r.0)
-        .collect();
+    let (high_watermark, offsets) = stored_offsets(&mut client, &topic).await;
+    assert_eq!(high_watermark, 6);
     assert_eq!(offsets, (0..6).collect::<Vec<_>>());
 }
 
@@ -145,23 +130,8 @@ async fn a_producer_moving_between_agents_keeps_its_sequence_and_retries_append_
         45,
         "OUT_OF_ORDER_SEQUENCE_NUMBER"
     );
-    let fetch = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![fetch_request::FetchTopic::default()
-            .with_topic(name(&topic))
-            .with_partitions(vec![fetch_request::FetchPartition::default()
-                .with_partition(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let ResponseKind::Fetch(r) = to_a.call(ApiKey::Fetch, 11, &fetch).await else {
-        panic!()
-    };
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.high_watermark, 6);
-    let offsets: Vec<i64> = common::decode_records(p.records.clone().unwrap())
-        .iter()
-        .map(|r| r.0)
-        .collect();
+    let (high_watermark, offsets) = stored_offsets(&mut to_a, &topic).await;
+    assert_eq!(high_watermark, 6);
     assert_eq!(offsets, (0..6).collect::<Vec<_>>(), "nothing stored twice");
 }
 
@@ -267,4 +237,18 @@ async fn a_retry_on_a_log_append_time_topic_gets_the_original_append_time() {
     let (error, base_offset, later) = send(batch(pid, 0, 2, 1)).await;
     assert_eq!((error, base_offset), (0, 2));
     assert!(later >= original + 20, "{later} {original}");
+}
+
+/// The high watermark of partition 0 and the offsets of every record stored
+/// there.
+async fn stored_offsets(client: &mut TestClient, topic: &str) -> (i64, Vec<i64>) {
+    let p = common::fetch(client, &common::fetch_request(topic, 0, 0, 0)).await;
+    let offsets = p
+        .records
+        .map(common::decode_records)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    (p.high_watermark, offsets)
 }

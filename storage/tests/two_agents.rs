@@ -3,10 +3,13 @@
 //! batches are judged by the commit, so a retry that reaches both agents is
 //! stored once and a producer may move between agents freely.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
+use common::append;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use streamhouse_metadata::producers::ProducerError;
@@ -82,37 +85,15 @@ impl Cluster {
     /// One batch of `records` offsets with sequences from `first_sequence`,
     /// stamped with `append_time_ms`.
     fn batch(&self, first_sequence: i32, records: i32, append_time_ms: i64) -> Append {
-        let body = 16;
-        let mut b = BytesMut::new();
-        b.put_i64(0); // baseOffset
-        b.put_i32(61 - 12 + body); // batchLength
-        b.put_i32(0); // partitionLeaderEpoch
-        b.put_i8(2); // magic
-        b.put_u32(0); // crc
-        b.put_i16(0); // attributes
-        b.put_i32(records - 1); // lastOffsetDelta
-        b.put_i64(1_000); // baseTimestamp
-        b.put_i64(1_000); // maxTimestamp
-        b.put_i64(self.producer_id);
-        b.put_i16(0); // producerEpoch
-        b.put_i32(first_sequence);
-        b.put_i32(records); // recordsCount
-        b.put_bytes(7, body as usize);
+        let producer = ProducerAppend {
+            producer_id: self.producer_id,
+            epoch: 0,
+            first_sequence,
+            last_sequence: first_sequence + records - 1,
+        };
         Append {
-            topic: self.topic,
-            partition: 0,
-            batches: b.freeze(),
-            batch_count: 1,
-            offset_count: i64::from(records),
-            min_timestamp: 1_000,
-            max_timestamp: 1_000,
             append_time_ms,
-            producer: Some(ProducerAppend {
-                producer_id: self.producer_id,
-                epoch: 0,
-                first_sequence,
-                last_sequence: first_sequence + records - 1,
-            }),
+            ..append(self.topic, records, Some(producer))
         }
     }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::rows::{get, to_i32};
-use super::{Backend, SqlCatalog};
+use super::{changes, Backend, SqlCatalog};
 use crate::agents::{Agent, AgentRegistration, Counters, Membership, Registered, Renewal};
 use crate::catalog::AgentCatalog;
 use crate::{CatalogError, Result};
@@ -118,15 +118,6 @@ async fn lock_membership(tx: &mut Transaction<'static, Any>, backend: Backend) -
     Ok(())
 }
 
-/// Bumps a counter and returns its new value.
-pub(super) async fn bump_counter(tx: &mut Transaction<'static, Any>, name: &str) -> Result<i64> {
-    let row = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
-        .bind(name)
-        .fetch_one(&mut **tx)
-        .await?;
-    get(&row, "value")
-}
-
 async fn register(
     mut tx: Transaction<'static, Any>,
     backend: Backend,
@@ -188,7 +179,7 @@ async fn register(
     .bind(registration.lease_ms)
     .execute(&mut *tx)
     .await?;
-    let epoch = bump_counter(&mut tx, "membership").await?;
+    let epoch = changes::bump(&mut tx, "membership").await?;
     tx.commit().await?;
     Ok(Registered { node_id, epoch })
 }
@@ -260,7 +251,7 @@ async fn renew(
                 reaped.push(to_i32(get(&row, "node_id")?, "node id")?);
             }
             if !reaped.is_empty() {
-                bump_counter(&mut tx, "membership").await?;
+                changes::bump(&mut tx, "membership").await?;
             }
         }
     }
@@ -281,7 +272,7 @@ async fn deregister(
         .execute(&mut *tx)
         .await?;
     if deleted.rows_affected() > 0 {
-        bump_counter(&mut tx, "membership").await?;
+        changes::bump(&mut tx, "membership").await?;
     }
     // Released, so that the groups' next owners need not wait for anything.
     sqlx::query(

@@ -25,13 +25,13 @@ use crate::catalog::{ChangeCatalog, HeadListener};
 use crate::heads::{self, HeadCursor, HeadFeed, HeadUpdate};
 use crate::{CatalogError, PartitionOffsets, Result, TopicId};
 
-/// Bumps a counter inside a change's transaction.
-pub(super) async fn bump(tx: &mut Transaction<'static, Any>, counter: &str) -> Result<()> {
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1")
+/// Bumps a counter inside a change's transaction and returns its new value.
+pub(super) async fn bump(tx: &mut Transaction<'static, Any>, counter: &str) -> Result<i64> {
+    let row = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
         .bind(counter)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-    Ok(())
+    super::rows::get(&row, "value")
 }
 
 /// Takes the next head change sequence number on SQLite, which the statements
@@ -42,7 +42,7 @@ pub(super) async fn next_head_seq(
     backend: Backend,
 ) -> Result<()> {
     match backend {
-        Backend::Sqlite => bump(tx, "heads").await,
+        Backend::Sqlite => bump(tx, "heads").await.map(|_| ()),
         Backend::Postgres => Ok(()),
     }
 }
