@@ -4,6 +4,8 @@
 //!   is allocated.
 //! - [`request`] and [`response`]: request headers and bodies decoded, responses
 //!   encoded, on top of the `kafka-protocol` crate's message types.
+//! - [`counts`]: counts and lengths in a request kept within the bytes left,
+//!   so that none sizes an allocation before it is checked.
 //! - [`versions`]: the table of API versions this broker advertises.
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
@@ -19,6 +21,7 @@
 
 pub mod append_time;
 pub mod batch;
+pub mod counts;
 pub mod frame;
 pub mod records;
 pub mod request;

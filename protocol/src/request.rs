@@ -2,8 +2,10 @@
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
+use kafka_protocol::protocol::buf::ByteBuf;
 use kafka_protocol::protocol::Decodable;
 
+use crate::counts::GuardedBuf;
 use crate::versions;
 
 /// The fixed start of every request header: api key, api version, correlation id.
@@ -78,16 +80,63 @@ pub fn decode(frame: Bytes) -> Result<Request, RequestError> {
         correlation_id,
         reason: format!("{reason:#}"),
     };
-    let mut buf = frame;
-    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(version))
-        .map_err(malformed)?;
-    let body = RequestKind::decode(api_key, &mut buf, version).map_err(malformed)?;
+    let header_version = api_key.request_header_version(version);
+    // First with every count and length kept within the bytes left (see
+    // `counts`), so that no lying count sizes an allocation.
+    let mut guarded = GuardedBuf::new(frame.clone());
+    let guarded_decode = RequestHeader::decode(&mut guarded, header_version)
+        .and_then(|header| decode_body(api_key, &mut guarded, version).map(|body| (header, body)));
+    let (header, body) = match (guarded_decode, guarded.lowered()) {
+        (Ok(decoded), None) => decoded,
+        // Only plain integers larger than the bytes left were lowered (a
+        // lowered count cannot decode): decode again for their real values.
+        (Ok(_), Some(_)) => {
+            let mut buf = frame;
+            let header = RequestHeader::decode(&mut buf, header_version).map_err(malformed)?;
+            let body = decode_body(api_key, &mut buf, version).map_err(malformed)?;
+            (header, body)
+        }
+        (Err(error), None) => return Err(malformed(error)),
+        (Err(error), Some(lowered)) => {
+            return Err(malformed(error.context(format!(
+                "a count or length of {} with only {} bytes left",
+                lowered.value, lowered.bytes_left
+            ))))
+        }
+    };
     Ok(Request {
         header,
         api_key,
         version,
         body,
     })
+}
+
+/// Decodes the body of one of the requests the broker serves, from any
+/// buffer (`RequestKind::decode` takes only `Bytes`, so it cannot read
+/// through the [`GuardedBuf`]).
+macro_rules! decode_served {
+    ($api_key:expr, $buf:expr, $version:expr; $($kind:ident),* $(,)?) => {
+        match $api_key {
+            $(ApiKey::$kind => Ok(RequestKind::$kind(Decodable::decode($buf, $version)?)),)*
+            other => Err(anyhow::anyhow!("{other:?} requests are not served")),
+        }
+    };
+}
+
+/// Every key of [`versions::ADVERTISED`] (a test holds the two together).
+fn decode_body<B: ByteBuf>(
+    api_key: ApiKey,
+    buf: &mut B,
+    version: i16,
+) -> anyhow::Result<RequestKind> {
+    decode_served!(api_key, buf, version;
+        Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator,
+        JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, ListGroups, ApiVersions,
+        CreateTopics, DeleteTopics, InitProducerId, DeleteGroups, OffsetDelete,
+        OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, DeleteRecords, CreatePartitions,
+        IncrementalAlterConfigs, DescribeCluster, DescribeProducers,
+    )
 }
 
 #[cfg(test)]
@@ -120,6 +169,84 @@ mod tests {
         assert_eq!(request.correlation_id(), 42);
         assert_eq!(request.client_id(), "test");
         assert!(matches!(request.body, RequestKind::Metadata(_)));
+    }
+
+    fn frame_with_body(api_key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(9)
+            .encode(&mut buf, api_key.request_header_version(version))
+            .unwrap();
+        buf.put_slice(body);
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_compact_array_count_past_the_bytes_left_is_malformed() {
+        // Metadata v12: a compact topic array claiming 2^32 - 2 topics.
+        let frame = frame_with_body(ApiKey::Metadata, 12, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0]);
+        let Err(RequestError::Malformed { reason, .. }) = decode(frame) else {
+            panic!("a lying count decoded");
+        };
+        assert!(reason.contains("count or length of 4294967295"), "{reason}");
+    }
+
+    #[test]
+    fn an_array_count_past_the_bytes_left_is_malformed() {
+        // Metadata v4: a topic array claiming 2^31 - 1 topics.
+        let frame = frame_with_body(ApiKey::Metadata, 4, &[0x7f, 0xff, 0xff, 0xff, 0]);
+        assert!(matches!(decode(frame), Err(RequestError::Malformed { .. })));
+    }
+
+    #[test]
+    fn integers_larger_than_the_bytes_left_keep_their_values() {
+        use kafka_protocol::messages::{FetchRequest, JoinGroupRequest};
+        // A fetch with no topics: its wait, sizes and epoch all exceed the
+        // few bytes that follow them.
+        let fetch = FetchRequest::default()
+            .with_max_wait_ms(30_000)
+            .with_min_bytes(1)
+            .with_max_bytes(52_428_800)
+            .with_session_epoch(-1);
+        for version in [4, 12] {
+            let request = decode(frame_for(ApiKey::Fetch, version, &fetch)).unwrap();
+            let RequestKind::Fetch(decoded) = request.body else {
+                panic!("not a fetch");
+            };
+            assert_eq!(decoded.max_wait_ms, 30_000);
+            assert_eq!(decoded.max_bytes, 52_428_800);
+        }
+        let join = JoinGroupRequest::default()
+            .with_group_id(kafka_protocol::protocol::StrBytes::from_static_str("g").into())
+            .with_session_timeout_ms(45_000)
+            .with_rebalance_timeout_ms(300_000)
+            .with_protocol_type(kafka_protocol::protocol::StrBytes::from_static_str(
+                "consumer",
+            ));
+        let request = decode(frame_for(ApiKey::JoinGroup, 5, &join)).unwrap();
+        let RequestKind::JoinGroup(decoded) = request.body else {
+            panic!("not a join");
+        };
+        assert_eq!(decoded.session_timeout_ms, 45_000);
+        assert_eq!(decoded.rebalance_timeout_ms, 300_000);
+    }
+
+    #[test]
+    fn every_advertised_request_kind_is_decoded() {
+        for api in versions::ADVERTISED {
+            // An empty body fails to decode, but as that kind, not as one
+            // the broker does not serve.
+            let Err(error) = decode_body(api.key, &mut Bytes::new(), api.max) else {
+                continue;
+            };
+            assert!(
+                !error.to_string().contains("not served"),
+                "{:?} is advertised but not decoded",
+                api.key
+            );
+        }
     }
 
     #[test]
