@@ -8,6 +8,11 @@
 //! sent to two agents is appended once and no agent's stale view refuses a
 //! valid batch. They are a pure function of a [`Window`] so that they can be
 //! tested without a database.
+//!
+//! A producer's state on a partition is kept until its newest batch there is
+//! older than the expiration (Kafka's `producer.id.expiration.ms`); then it is
+//! removed whole ([`ExpiryCursor`], [`ExpiryStep`]), and the producer is one the
+//! partition has never seen.
 
 use std::collections::VecDeque;
 
@@ -43,6 +48,43 @@ pub struct ProducerBatch {
     pub base_offset: i64,
     /// The LogAppendTime its batches were stamped with; -1 on CreateTime topics.
     pub append_time_ms: i64,
+}
+
+/// Where a pass expiring idle producers' state has got to: the last recorded
+/// batch it looked at. A pass looks at batches oldest commit first (commit time,
+/// then topic, partition, producer, offset), so a pass taken in several steps
+/// resumes past the batches of active producers it has already passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiryCursor {
+    pub(crate) committed_at_ms: i64,
+    pub(crate) topic_id: String,
+    pub(crate) partition: i64,
+    pub(crate) producer_id: i64,
+    pub(crate) base_offset: i64,
+}
+
+impl Default for ExpiryCursor {
+    /// Before every batch: the start of a pass.
+    fn default() -> Self {
+        ExpiryCursor {
+            committed_at_ms: i64::MIN,
+            topic_id: String::new(),
+            partition: i64::MIN,
+            producer_id: i64::MIN,
+            base_offset: i64::MIN,
+        }
+    }
+}
+
+/// What one step of expiring producers' state did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryStep {
+    /// Where the next step starts; `None` once the pass has looked at every
+    /// batch old enough to matter.
+    pub next: Option<ExpiryCursor>,
+    /// The (partition, producer) states removed, and the batches they held.
+    pub states_removed: u64,
+    pub batches_removed: u64,
 }
 
 /// Why an idempotent append was refused, as Kafka's broker refuses it.

@@ -1,6 +1,7 @@
-//! Which background work this agent does: the compaction shards and the
-//! garbage collection placed on it in its view, and nothing while it cannot be
-//! sure it is still a member (another agent may already have taken over).
+//! Which background work this agent does: the compaction shards, the garbage
+//! collection and the producer state expiry placed on it in its view, and
+//! nothing while it cannot be sure it is still a member (another agent may
+//! already have taken over).
 
 use streamhouse_metadata::compaction::Shards;
 use streamhouse_storage::{ShareOfWork, WorkShare};
@@ -10,6 +11,7 @@ use super::Membership;
 /// Job names, part of the placement hash: changing one moves the job.
 const COMPACTION: &str = "compaction";
 const GARBAGE_COLLECTION: &str = "gc";
+const PRODUCER_EXPIRY: &str = "producer-expiry";
 
 impl ShareOfWork for Membership {
     fn current(&self) -> WorkShare {
@@ -25,6 +27,7 @@ impl ShareOfWork for Membership {
         WorkShare {
             compaction: Shards::from_fn(|shard| view.runs_job(me, COMPACTION, shard)),
             gc: view.runs_job(me, GARBAGE_COLLECTION, 0),
+            producer_expiry: view.runs_job(me, PRODUCER_EXPIRY, 0),
         }
     }
 }
@@ -66,10 +69,15 @@ mod tests {
             assert_eq!(owners, 1, "shard {shard}: {shares:?}");
         }
         assert_eq!(shares.iter().filter(|s| s.gc).count(), 1, "{shares:?}");
+        assert_eq!(
+            shares.iter().filter(|s| s.producer_expiry).count(),
+            1,
+            "{shares:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn each_shard_and_the_collection_run_on_exactly_one_agent() {
+    async fn each_shard_the_collection_and_the_producer_expiry_run_on_exactly_one_agent() {
         let dir = tempfile::tempdir().unwrap();
         let agents = agents(3, &dir).await;
         let shares: Vec<WorkShare> = agents.iter().map(|a| a.current()).collect();

@@ -150,6 +150,26 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
             "Partitions of auto-created topics (--default-partitions).",
         ),
         set(
+            "producer.id.expiration.check.interval.ms",
+            config
+                .compaction
+                .producer_expiry_interval
+                .as_millis()
+                .to_string(),
+            Int,
+            "How often idle producers' state is looked for (--producer-id-expiration-check-interval-ms).",
+        ),
+        set(
+            "producer.id.expiration.ms",
+            config
+                .compaction
+                .producer_id_expiration
+                .as_millis()
+                .to_string(),
+            Int,
+            "A producer's state on a partition is forgotten this long after its last append there (--producer-id-expiration-ms).",
+        ),
+        set(
             "socket.request.max.bytes",
             config.max_frame_bytes.to_string(),
             Int,

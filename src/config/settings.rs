@@ -189,6 +189,27 @@ pub struct Settings {
     /// A fetch that read an object's index entry can still GET it meanwhile.
     #[arg(long, env = "STREAMHOUSE_GC_GRACE_MS", default_value_t = 60_000)]
     pub gc_grace_ms: u64,
+    /// Forget an idempotent producer's state on a partition once it has not
+    /// appended there for this long (Kafka's producer.id.expiration.ms); its
+    /// next batch there is then taken as a new producer's
+    ///
+    /// A retry of a batch older than this is no longer recognised and is
+    /// appended again. A producer id handed out or bumped this long ago is
+    /// forgotten too (never handed out again).
+    #[arg(
+        long,
+        env = "STREAMHOUSE_PRODUCER_ID_EXPIRATION_MS",
+        default_value_t = 86_400_000
+    )]
+    pub producer_id_expiration_ms: u64,
+    /// How often one agent of the cluster looks for producer state to forget
+    /// (Kafka's producer.id.expiration.check.interval.ms, 600000 there)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -306,6 +327,8 @@ impl Config {
             compaction_min_age_ms,
             compaction_max_age_ms,
             gc_grace_ms,
+            producer_id_expiration_ms,
+            producer_id_expiration_check_interval_ms,
         } = settings;
         let listen: SocketAddr = listen
             .parse()
@@ -368,6 +391,13 @@ impl Config {
         if catalog_timeout_ms == 0 {
             bail!("--catalog-timeout-ms must be at least 1");
         }
+        // Kafka's bounds for both: INT configs of at least 1.
+        if !(1..=i32::MAX as u64).contains(&producer_id_expiration_ms) {
+            bail!("--producer-id-expiration-ms must be from 1 to 2147483647");
+        }
+        if !(1..=i32::MAX as u64).contains(&producer_id_expiration_check_interval_ms) {
+            bail!("--producer-id-expiration-check-interval-ms must be from 1 to 2147483647");
+        }
         let metrics_listen =
             match metrics_listen {
                 Some(text) => Some(text.parse().with_context(|| {
@@ -383,6 +413,10 @@ impl Config {
             min_age: Duration::from_millis(compaction_min_age_ms),
             max_age: Duration::from_millis(compaction_max_age_ms),
             gc_grace: Duration::from_millis(gc_grace_ms),
+            producer_id_expiration: Duration::from_millis(producer_id_expiration_ms),
+            producer_expiry_interval: Duration::from_millis(
+                producer_id_expiration_check_interval_ms,
+            ),
             ..CompactionConfig::default()
         };
         Ok(Config {
@@ -476,6 +510,14 @@ mod tests {
         assert_eq!(config.compaction.min_age, Duration::from_secs(5));
         assert_eq!(config.compaction.max_age, Duration::from_secs(60));
         assert_eq!(config.compaction.gc_grace, Duration::from_secs(60));
+        assert_eq!(
+            config.compaction.producer_id_expiration,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            config.compaction.producer_expiry_interval,
+            Duration::from_secs(60)
+        );
     }
 
     #[test]
@@ -580,6 +622,36 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("--listen 'nowhere'"), "{err}");
+    }
+
+    #[test]
+    fn producer_id_expiration_settings_are_kafka_ints_of_at_least_one() {
+        for (flag, value) in [
+            ("--producer-id-expiration-ms", "0"),
+            ("--producer-id-expiration-ms", "2147483648"),
+            ("--producer-id-expiration-check-interval-ms", "0"),
+        ] {
+            let err = Config::resolve(parse(&[flag, value]).unwrap()).unwrap_err();
+            assert!(err.to_string().contains(flag), "{err}");
+        }
+        let config = Config::resolve(
+            parse(&[
+                "--producer-id-expiration-ms",
+                "2147483647",
+                "--producer-id-expiration-check-interval-ms",
+                "1",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.compaction.producer_id_expiration,
+            Duration::from_millis(2_147_483_647)
+        );
+        assert_eq!(
+            config.compaction.producer_expiry_interval,
+            Duration::from_millis(1)
+        );
     }
 
     #[test]

@@ -210,8 +210,14 @@ pub(super) fn multi_row(
     sqlx::query(AssertSqlSafe(sql)).persistent(rows <= CACHED_UP_TO_ROWS)
 }
 
-/// `($first, $first+1, ...), (...)`: `rows` tuples of `columns` placeholders.
+/// `($1, $2, ...), (...)`: `rows` tuples of `columns` placeholders.
 pub(super) fn placeholders(rows: usize, columns: usize) -> String {
+    placeholders_after(0, rows, columns)
+}
+
+/// [`placeholders`] numbered from `$(before + 1)`, for a statement whose first
+/// `before` parameters are bound ahead of the tuples.
+pub(super) fn placeholders_after(before: usize, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         if row > 0 {
@@ -223,7 +229,7 @@ pub(super) fn placeholders(rows: usize, columns: usize) -> String {
                 sql.push_str(", ");
             }
             sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            sql.push_str(&(before + row * columns + column + 1).to_string());
         }
         sql.push(')');
     }
@@ -383,6 +389,7 @@ mod tests {
     fn placeholders_number_rows_then_columns() {
         assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders_after(1, 2, 2), "($2, $3), ($4, $5)");
     }
 
     /// Statements run inside a write transaction must seek, not scan: on
@@ -395,6 +402,7 @@ mod tests {
             (producer_windows::trim_producer_batches_sql(3), 9),
             (producer_windows::load_windows_sql(3), 9),
             (super::super::lifecycle::delete_entries_of_objects_sql(3), 3),
+            (super::super::producer_expiry::delete_idle_states_sql(3), 10),
         ];
         for (sql, params) in statements {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");

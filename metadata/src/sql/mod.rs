@@ -3,7 +3,7 @@
 //!
 //! Each catalog trait is implemented in the file of its concern (`topics.rs`,
 //! `log.rs`, `groups.rs`, `producers.rs`, `lifecycle.rs`, `changes.rs`); `commit.rs` (with
-//! `producer_windows.rs`), `group_leases.rs` and `cluster.rs` hold the larger
+//! `producer_windows.rs`), `producer_expiry.rs`, `group_leases.rs` and `cluster.rs` hold the larger
 //! bodies those call, `rows.rs` the row decoding. This file holds the catalog
 //! itself and the two ways an operation reaches the database,
 //! [`SqlCatalog::read`] and [`SqlCatalog::write`], which apply the retry of
@@ -24,6 +24,7 @@ mod group_leases;
 mod groups;
 mod lifecycle;
 mod log;
+mod producer_expiry;
 mod producer_windows;
 mod producers;
 mod retry;

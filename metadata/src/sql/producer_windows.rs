@@ -107,7 +107,9 @@ pub(super) fn trim_producer_batches_sql(rows: usize) -> String {
 
 /// Records the appended idempotent batches with their offsets and append
 /// times, and forgets all but the newest [`RECENT_BATCHES_KEPT`] of each
-/// producer on each partition touched.
+/// producer on each partition touched. `committed_at_ms`, which their expiry
+/// compares with (`producer_expiry.rs`), is left to its default: the catalog's
+/// clock at the insert (migration 0007).
 pub(super) async fn record(tx: &mut Transaction<'static, Any>, rows: &[ProducerRow]) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(

@@ -1,24 +1,30 @@
 //! Producer ids, epochs and the recent batches of idempotent producers: the
 //! [`ProducerCatalog`] of the SQL catalog. The batches are judged and recorded
-//! by the commit that appends them (`commit.rs`, `producer_windows.rs`).
+//! by the commit that appends them (`commit.rs`, `producer_windows.rs`), and
+//! expired with the ids by `producer_expiry.rs`.
+//!
+//! A producer id's row (its epoch) is stamped with the catalog's clock
+//! ([`catalog_now_ms`]), which its expiry compares with.
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 
+use super::agents::catalog_now_ms;
 use super::rows::{get, to_i32};
-use super::SqlCatalog;
+use super::{producer_expiry, Backend, SqlCatalog};
 use crate::catalog::ProducerCatalog;
-use crate::producers::{ProducerBatch, ProducerIdentity, RECENT_BATCHES_KEPT};
+use crate::producers::{
+    ExpiryCursor, ExpiryStep, ProducerBatch, ProducerIdentity, RECENT_BATCHES_KEPT,
+};
 use crate::{CatalogError, Result, TopicId};
 
 #[async_trait]
 impl ProducerCatalog for SqlCatalog {
     async fn init_producer(&self, existing: Option<ProducerIdentity>) -> Result<ProducerIdentity> {
-        self.write("init_producer", |tx| {
-            init_producer(tx, existing, self.clock.now_ms())
-        })
-        .await
+        let backend = self.backend;
+        self.write("init_producer", |tx| init_producer(tx, backend, existing))
+            .await
     }
 
     async fn producer_batches(
@@ -43,6 +49,27 @@ impl ProducerCatalog for SqlCatalog {
         })
         .await
     }
+
+    async fn expire_producer_states(
+        &self,
+        expiration_ms: i64,
+        from: &ExpiryCursor,
+        limit: u32,
+    ) -> Result<ExpiryStep> {
+        let backend = self.backend;
+        self.write("expire_producer_states", |tx| {
+            producer_expiry::expire_states(tx, backend, expiration_ms, from, limit)
+        })
+        .await
+    }
+
+    async fn expire_producer_ids(&self, expiration_ms: i64, limit: u32) -> Result<u64> {
+        let backend = self.backend;
+        self.write("expire_producer_ids", |tx| {
+            producer_expiry::expire_ids(tx, backend, expiration_ms, limit)
+        })
+        .await
+    }
 }
 
 /// Kafka gives a producer a new id rather than let its epoch reach the maximum.
@@ -50,42 +77,45 @@ const LAST_USABLE_EPOCH: i16 = i16::MAX - 1;
 
 async fn init_producer(
     mut tx: Transaction<'static, Any>,
+    backend: Backend,
     existing: Option<ProducerIdentity>,
-    now_ms: i64,
 ) -> Result<ProducerIdentity> {
     let identity = match existing {
-        None => allocate(&mut tx, now_ms).await?,
+        None => allocate(&mut tx, backend).await?,
         Some(current) => {
-            let row = sqlx::query("SELECT epoch FROM producers WHERE producer_id = $1")
-                .bind(current.producer_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                return Err(CatalogError::UnknownProducer(current.producer_id));
+            // FOR UPDATE: the bump and the expiry of this row take turns on
+            // PostgreSQL (SQLite's write lock already serialises them).
+            let lock = match backend {
+                Backend::Postgres => " FOR UPDATE",
+                Backend::Sqlite => "",
             };
-            let stored: i64 = get(&row, "epoch")?;
-            if stored != i64::from(current.epoch) {
-                return Err(CatalogError::ProducerFenced {
-                    producer_id: current.producer_id,
-                    epoch: current.epoch,
-                });
-            }
-            if current.epoch >= LAST_USABLE_EPOCH {
-                allocate(&mut tx, now_ms).await?
-            } else {
-                let bumped = ProducerIdentity {
-                    producer_id: current.producer_id,
-                    epoch: current.epoch + 1,
-                };
-                sqlx::query(
-                    "UPDATE producers SET epoch = $1, updated_at_ms = $2 WHERE producer_id = $3",
-                )
-                .bind(i64::from(bumped.epoch))
-                .bind(now_ms)
-                .bind(bumped.producer_id)
-                .execute(&mut *tx)
-                .await?;
-                bumped
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT epoch FROM producers WHERE producer_id = $1{lock}"
+            )))
+            .bind(current.producer_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None if handed_out(&mut tx, current.producer_id).await? => {
+                    // Expired (producer_expiry.rs): Kafka answers every
+                    // InitProducerId without a transactional id with a new id.
+                    allocate(&mut tx, backend).await?
+                }
+                None => return Err(CatalogError::UnknownProducer(current.producer_id)),
+                Some(row) => {
+                    let stored: i64 = get(&row, "epoch")?;
+                    if stored != i64::from(current.epoch) {
+                        return Err(CatalogError::ProducerFenced {
+                            producer_id: current.producer_id,
+                            epoch: current.epoch,
+                        });
+                    }
+                    if current.epoch >= LAST_USABLE_EPOCH {
+                        allocate(&mut tx, backend).await?
+                    } else {
+                        bump(&mut tx, backend, current).await?
+                    }
+                }
             }
         }
     };
@@ -93,7 +123,39 @@ async fn init_producer(
     Ok(identity)
 }
 
-async fn allocate(tx: &mut Transaction<'static, Any>, now_ms: i64) -> Result<ProducerIdentity> {
+/// Whether `producer_id` was ever handed out: ids are handed out in order and
+/// never again, so every id below the next one was.
+async fn handed_out(tx: &mut Transaction<'static, Any>, producer_id: i64) -> Result<bool> {
+    let row = sqlx::query("SELECT next_producer_id FROM producer_ids WHERE singleton = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((0..get::<i64>(&row, "next_producer_id")?).contains(&producer_id))
+}
+
+async fn bump(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    current: ProducerIdentity,
+) -> Result<ProducerIdentity> {
+    let bumped = ProducerIdentity {
+        producer_id: current.producer_id,
+        epoch: current.epoch + 1,
+    };
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE producers SET epoch = $1, updated_at_ms = {} WHERE producer_id = $2",
+        catalog_now_ms(backend)
+    )))
+    .bind(i64::from(bumped.epoch))
+    .bind(bumped.producer_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(bumped)
+}
+
+async fn allocate(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+) -> Result<ProducerIdentity> {
     let row = sqlx::query(
         "UPDATE producer_ids SET next_producer_id = next_producer_id + 1 \
          WHERE singleton = 1 RETURNING next_producer_id",
@@ -101,11 +163,13 @@ async fn allocate(tx: &mut Transaction<'static, Any>, now_ms: i64) -> Result<Pro
     .fetch_one(&mut **tx)
     .await?;
     let producer_id = get::<i64>(&row, "next_producer_id")? - 1;
-    sqlx::query("INSERT INTO producers (producer_id, epoch, updated_at_ms) VALUES ($1, 0, $2)")
-        .bind(producer_id)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO producers (producer_id, epoch, updated_at_ms) VALUES ($1, 0, {})",
+        catalog_now_ms(backend)
+    )))
+    .bind(producer_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(ProducerIdentity {
         producer_id,
         epoch: 0,

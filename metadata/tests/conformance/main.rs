@@ -16,6 +16,7 @@ mod groups;
 mod harness;
 mod idempotence;
 mod membership;
+mod producer_expiry;
 mod timeouts;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
@@ -60,6 +61,11 @@ macro_rules! conformance_tests {
             a_duplicate_inside_one_commit_gets_the_offset_the_original_got_there,
             a_run_is_split_into_entries_around_the_appends_it_does_not_keep,
         );
+        conformance_tests!(@producer_expiry $target;
+            an_idle_producers_state_expires_whole_and_an_active_ones_is_kept_whole,
+            a_pass_in_small_steps_removes_every_idle_state_and_passes_active_ones,
+            expired_producer_ids_are_forgotten_and_never_handed_out_again,
+        );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,
             concurrent_creates_of_one_name_make_one_topic,
@@ -98,6 +104,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_database($target, |db| {
                     Box::pin(crate::idempotence::$case(db))
+                })
+                .await;
+            }
+        )*
+    };
+    (@producer_expiry $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::producer_expiry::$case(db))
                 })
                 .await;
             }

@@ -15,14 +15,20 @@
 //! `deleting` objects from the store after a grace period, so a fetch that read
 //! an index entry just before a swap can still GET the old object.
 //!
-//! In a cluster each agent compacts only the shards of objects placed on it and
-//! one agent collects garbage ([`WorkShare`], asked before every pass). While
-//! agents disagree about placement (a view change not yet seen everywhere) two
-//! may compact the same objects; one swap wins and the other's work is thrown
-//! away. That wastes PUTs but never data.
+//! The same worker expires idle producers' state in the catalog
+//! ([`producer_expiry`]): catalog rows only, no objects, but the same kind of
+//! periodic lifecycle job, on one agent of the cluster.
+//!
+//! In a cluster each agent compacts only the shards of objects placed on it,
+//! one agent collects garbage and one expires producers ([`WorkShare`], asked
+//! before every pass). While agents disagree about placement (a view change
+//! not yet seen everywhere) two may compact the same objects; one swap wins
+//! and the other's work is thrown away. That wastes PUTs but never data. Two
+//! agents expiring producers at once remove the same rows, once.
 
 mod gc;
 pub mod plan;
+mod producer_expiry;
 mod rewrite;
 
 use std::collections::{HashMap, HashSet};
@@ -36,6 +42,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
 use streamhouse_metadata::compaction::{CompactionSwap, Shards, StoredObject, SwapOutcome};
+use streamhouse_metadata::producers::ExpiryCursor;
 use streamhouse_metadata::{Catalog, NewObject};
 use tokio::sync::{oneshot, Mutex};
 use tokio::task::JoinHandle;
@@ -46,6 +53,7 @@ use crate::metrics::Metrics;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
+pub use producer_expiry::ProducerExpiry;
 
 /// Store requests one pass keeps in flight (GETs of sources, DELETEs).
 const CONCURRENT_REQUESTS: usize = 8;
@@ -66,6 +74,13 @@ pub struct CompactionConfig {
     pub idle_interval: Duration,
     /// Pause between garbage collection sweeps.
     pub gc_interval: Duration,
+    /// How long a producer's state on a partition is kept after its last
+    /// append there (Kafka's `producer.id.expiration.ms`), and a producer id
+    /// after it was handed out or bumped.
+    pub producer_id_expiration: Duration,
+    /// Pause between passes expiring producers' state (Kafka's
+    /// `producer.id.expiration.check.interval.ms`).
+    pub producer_expiry_interval: Duration,
 }
 
 impl Default for CompactionConfig {
@@ -77,6 +92,8 @@ impl Default for CompactionConfig {
             gc_grace: Duration::from_secs(60),
             idle_interval: Duration::from_secs(1),
             gc_interval: Duration::from_secs(10),
+            producer_id_expiration: Duration::from_secs(24 * 60 * 60),
+            producer_expiry_interval: Duration::from_secs(60),
         }
     }
 }
@@ -88,6 +105,8 @@ pub struct WorkShare {
     pub compaction: Shards,
     /// Whether this agent collects garbage.
     pub gc: bool,
+    /// Whether this agent expires idle producers' state.
+    pub producer_expiry: bool,
 }
 
 impl WorkShare {
@@ -95,11 +114,13 @@ impl WorkShare {
     pub const ALL: WorkShare = WorkShare {
         compaction: Shards::ALL,
         gc: true,
+        producer_expiry: true,
     };
     /// None of it: an agent that cannot be sure it is still a member.
     pub const NONE: WorkShare = WorkShare {
         compaction: Shards::NONE,
         gc: false,
+        producer_expiry: false,
     };
 }
 
@@ -276,6 +297,17 @@ impl CompactionWorker {
         gc::sweep(self).await
     }
 
+    /// A pass expiring idle producers' state and ids, from `resume` (the start
+    /// of a pass: `ExpiryCursor::default()`), of at most `max_steps` catalog
+    /// transactions; see [`producer_expiry`].
+    pub async fn expire_producers(
+        &self,
+        resume: ExpiryCursor,
+        max_steps: usize,
+    ) -> Result<ProducerExpiry, StorageError> {
+        producer_expiry::pass(self, resume, max_steps).await
+    }
+
     /// GETs the objects, a few at a time, by id.
     async fn read_all(
         &self,
@@ -338,6 +370,7 @@ impl Compactor {
 
 async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     let mut next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
+    let mut expiry = producer_expiry::Schedule::new(worker.config.producer_expiry_interval);
     loop {
         let pause = match worker.compact_once().await {
             // Catching up: go straight on.
@@ -360,9 +393,13 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
             }
             next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
         }
+        expiry.tick(&worker).await;
+        // Wake for the next expiry pass if it comes before the next compaction
+        // pass: its interval may be shorter than the idle pause.
+        let wake = (tokio::time::Instant::now() + pause).min(expiry.next_at());
         tokio::select! {
             _ = &mut stop => return,
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
     }
 }

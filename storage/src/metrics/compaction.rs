@@ -1,4 +1,5 @@
-//! What compaction and garbage collection count (see `storage::compaction`).
+//! What compaction, garbage collection and producer state expiry count (see
+//! `storage::compaction`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -25,6 +26,11 @@ pub struct CompactionMetrics {
     pub last_idle_ms: Gauge<u64, AtomicU64>,
     pub objects_deleted: Counter,
     pub bytes_deleted: Counter,
+    /// (partition, producer) states removed after `producer.id.expiration.ms`
+    /// without an append.
+    pub producer_states_expired: Counter,
+    /// Producer ids forgotten after `producer.id.expiration.ms`.
+    pub producer_ids_expired: Counter,
     /// How long each catalog swap took: it holds the partitions' locks (all
     /// of SQLite's write lock), so producers' commits wait for it.
     pub swap_latency: Latency,
@@ -62,6 +68,16 @@ impl CompactionMetrics {
                 "streamhouse_gc_bytes_deleted",
                 "Bytes of the objects the garbage collector deleted",
                 &self.bytes_deleted,
+            ),
+            (
+                "streamhouse_producer_states_expired",
+                "Idempotent producers' states on partitions removed after producer.id.expiration.ms without an append",
+                &self.producer_states_expired,
+            ),
+            (
+                "streamhouse_producer_ids_expired",
+                "Producer ids forgotten after producer.id.expiration.ms",
+                &self.producer_ids_expired,
             ),
         ];
         for (name, help, counter) in counters {

@@ -117,7 +117,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 36] = [
+    const SAMPLES: [&str; 38] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_bytes_total",
         "streamhouse_store_gets_total",
@@ -154,6 +154,8 @@ mod tests {
         "streamhouse_compaction_swap_latency_micros{quantile=\"0.999\"}",
         "streamhouse_gc_objects_deleted_total",
         "streamhouse_gc_bytes_deleted_total",
+        "streamhouse_producer_states_expired_total",
+        "streamhouse_producer_ids_expired_total",
     ];
 
     /// The sample lines of a text exposition: name (with labels) to value.
