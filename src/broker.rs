@@ -14,6 +14,7 @@ use streamhouse_storage::{
 
 use crate::cluster::{AgentIdentity, Membership};
 use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
+use crate::fetch_memory::FetchMemory;
 use crate::Config;
 
 pub struct Broker {
@@ -30,6 +31,9 @@ pub struct Broker {
     pub membership: Arc<Membership>,
     /// Request counts and latencies of the store and the catalog commits.
     pub metrics: Arc<Metrics>,
+    /// Bytes of fetch responses in flight, across connections
+    /// (`--fetch-memory-bytes`).
+    pub fetch_memory: Arc<FetchMemory>,
     /// What every time-dependent part of the agent reads the time from.
     pub clock: SharedClock,
     /// Every metric family of the agent, as the metrics endpoint serves them.
@@ -60,6 +64,8 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
+        let fetch_memory = Arc::new(FetchMemory::new(config.fetch_memory_bytes));
+        fetch_memory.register(&mut registry);
         let store: Arc<dyn object_store::ObjectStore> =
             Arc::new(InstrumentedStore::new(store, Arc::clone(&metrics)));
         let cluster_id = catalog
@@ -126,6 +132,7 @@ impl Broker {
             coordinator,
             membership,
             metrics,
+            fetch_memory,
             clock,
             registry: Arc::new(registry),
         }))

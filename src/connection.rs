@@ -9,24 +9,28 @@
 //! Timeouts (`--connections-max-idle-ms`): a connection that sent no request
 //! for that long while owed no response is closed, as is one whose request
 //! under way has taken that long to arrive, or whose client has not read a
-//! response for that long.
+//! response for that long. A connection whose ready responses hold fetch
+//! memory is closed sooner, while fetches wait for that memory, once it has
+//! delivered nothing for [`crate::fetch_memory::STALLED`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
+use futures::FutureExt;
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_protocol::{frame, request, response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::fetch_memory::{FetchMemory, FetchTurns};
 use crate::handlers::{self, Outcome, PendingResponse};
 use crate::Broker;
 
@@ -56,7 +60,9 @@ pub async fn serve(
         peer,
         Arc::clone(&owed),
         idle,
+        Arc::clone(&broker.fetch_memory),
     ));
+    let fetch_turns = FetchTurns::new();
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let max_frame = broker.config.max_frame_bytes;
     // When the last whole request arrived (or the connection opened), and when
@@ -92,7 +98,7 @@ pub async fn serve(
                         correlation_id = request.correlation_id(),
                         client_id = request.client_id(),
                     );
-                    handlers::dispatch(&broker, request, peer)
+                    handlers::dispatch(&broker, request, peer, &fetch_turns)
                         .instrument(span)
                         .await
                 }
@@ -103,7 +109,7 @@ pub async fn serve(
                 }) => {
                     let frame = response::unsupported_api_versions(correlation_id);
                     PendingResponse::ready(match frame {
-                        Ok(frame) => Outcome::Respond(frame),
+                        Ok(frame) => Outcome::Respond(frame, None),
                         Err(_) => Outcome::Close,
                     })
                 }
@@ -206,35 +212,60 @@ fn make_room(buf: &mut BytesMut, max_frame: usize) {
 /// Writes each response once it is ready, in request order; `owed` counts the
 /// responses not yet written. A client that takes longer than `idle` to read
 /// one response is not reading: its connection is closed rather than left to
-/// hold responses in memory.
+/// hold responses in memory. So is one whose ready responses hold fetch
+/// memory while it delivers nothing and fetches wait for memory (see
+/// [`crate::fetch_memory`]).
 async fn write_responses(
     mut socket: OwnedWriteHalf,
     mut incoming: mpsc::Receiver<PendingResponse>,
     peer: SocketAddr,
     owed: Arc<AtomicUsize>,
     idle: Duration,
+    memory: Arc<FetchMemory>,
 ) {
+    let holding = Arc::new(Holding::default());
     let mut in_flight = FuturesOrdered::new();
     let mut reading = true;
+    // When the client last took a whole response (or the connection opened).
+    let mut delivered = Instant::now();
     loop {
         tokio::select! {
             next = incoming.recv(), if reading => match next {
-                Some(pending) => in_flight.push_back(pending.into_future()),
+                Some(pending) => {
+                    // Counted when ready, not when its turn comes: a response
+                    // behind one still waiting (a long poll) holds its memory
+                    // too.
+                    let holding = Arc::clone(&holding);
+                    in_flight.push_back(pending.into_future().inspect(move |outcome| {
+                        if let Outcome::Respond(_, Some(hold)) = outcome {
+                            holding.add(hold.bytes());
+                        }
+                    }));
+                }
                 None => reading = false,
             },
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
-                Outcome::Respond(frame) => {
-                    match tokio::time::timeout(idle, socket.write_all(&frame)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
+                Outcome::Respond(frame, hold) => {
+                    let written = write_frame(&mut socket, &frame, idle, &memory, &holding).await;
+                    if let Some(hold) = hold {
+                        holding.sub(hold.bytes());
+                    }
+                    match written {
+                        Ok(()) => {}
+                        Err(Unwritten::Failed(e)) => {
                             tracing::debug!(%peer, error = %e, "write failed");
                             return;
                         }
-                        Err(_) => {
+                        Err(Unwritten::NotRead) => {
                             tracing::debug!(%peer, "closing connection: response not read in time");
                             return;
                         }
+                        Err(Unwritten::Reclaimed) => {
+                            closed_for_memory(&memory, peer);
+                            return;
+                        }
                     }
+                    delivered = Instant::now();
                     owed.fetch_sub(1, Ordering::Relaxed);
                 }
                 Outcome::NoResponse => {
@@ -245,10 +276,114 @@ async fn write_responses(
                     return;
                 }
             },
+            () = reclaim(&memory, &holding, delivered), if !in_flight.is_empty() => {
+                closed_for_memory(&memory, peer);
+                return;
+            }
             else => break,
         }
     }
     let _ = socket.shutdown().await;
+}
+
+fn closed_for_memory(memory: &FetchMemory, peer: SocketAddr) {
+    memory.reclaimed();
+    tracing::debug!(%peer, "closing connection: its responses hold fetch memory others wait for, and it does not read them");
+}
+
+/// Why a frame was not written.
+enum Unwritten {
+    Failed(std::io::Error),
+    /// Not taken within the idle timeout.
+    NotRead,
+    /// Its connection held fetch memory, took nothing for
+    /// [`crate::fetch_memory::STALLED`], and fetches waited for memory.
+    Reclaimed,
+}
+
+/// Writes one frame; see [`write_responses`] for when it gives up.
+async fn write_frame(
+    socket: &mut OwnedWriteHalf,
+    frame: &[u8],
+    idle: Duration,
+    memory: &FetchMemory,
+    holding: &Holding,
+) -> Result<(), Unwritten> {
+    let deadline = Instant::now() + idle;
+    let mut written = 0;
+    let mut progress = Instant::now();
+    while written < frame.len() {
+        tokio::select! {
+            // Cancel safe: a write that has not completed wrote nothing.
+            wrote = socket.write(&frame[written..]) => match wrote {
+                Ok(0) => return Err(Unwritten::Failed(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    written += n;
+                    progress = Instant::now();
+                }
+                Err(e) => return Err(Unwritten::Failed(e)),
+            },
+            _ = tokio::time::sleep_until(deadline) => return Err(Unwritten::NotRead),
+            () = reclaim(memory, holding, progress) => return Err(Unwritten::Reclaimed),
+        }
+    }
+    Ok(())
+}
+
+/// Resolves when a connection that has delivered nothing since `since` is to
+/// give its fetch memory back: once it holds some, and then as
+/// [`FetchMemory::reclaim`] says, counting from when it began holding if that
+/// is later.
+async fn reclaim(memory: &FetchMemory, holding: &Holding, since: Instant) {
+    let holding_since = holding.since().await;
+    memory.reclaim(since.max(holding_since)).await;
+}
+
+/// Bytes of fetch memory held by a connection's responses that are ready and
+/// not yet written, and since when it has held any.
+#[derive(Default)]
+struct Holding {
+    state: Mutex<(usize, Option<Instant>)>,
+    /// Signalled when it begins holding.
+    began: Notify,
+}
+
+impl Holding {
+    fn add(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let mut state = self.state.lock().unwrap();
+        state.0 += bytes;
+        if state.1.is_none() {
+            state.1 = Some(Instant::now());
+            self.began.notify_waiters();
+        }
+    }
+
+    fn sub(&self, bytes: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.0 -= bytes;
+        if state.0 == 0 {
+            state.1 = None;
+        }
+    }
+
+    /// Since when it has held memory, once it holds some.
+    async fn since(&self) -> Instant {
+        loop {
+            let began = self.began.notified();
+            tokio::pin!(began);
+            // Registered before the check, so holding that begins in between
+            // still wakes us.
+            began.as_mut().enable();
+            let since = self.state.lock().unwrap().1;
+            if let Some(since) = since {
+                return since;
+            }
+            began.await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //!   topic and broker configs as Kafka defines them.
 //! - [`server`]: the listener, the connection limit and graceful shutdown.
 //! - [`connection`]: one client connection: frames in, responses out, in order.
+//! - [`fetch_memory`]: the memory budget of fetch responses across connections.
 //! - [`broker`]: the agent's shared state.
 //! - [`cluster`]: membership of the cluster of agents, and placement on it.
 //! - [`coordinator`]: consumer groups: membership, rebalances, committed offsets.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod coordinator;
 pub mod errors;
+pub mod fetch_memory;
 pub mod handlers;
 pub mod metrics_http;
 pub mod server;

@@ -236,6 +236,11 @@ pub mod codec {
     pub const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
     /// The xerial header: magic, version and compatible version.
     pub const XERIAL_HEADER_BYTES: usize = 16;
+    /// The most a snappy block decompresses to per byte of it: a copy of 64
+    /// bytes takes 3 (other elements expand less), so a block whose header
+    /// claims more than this many times its size is not a snappy block, and
+    /// no room is made for the claim.
+    pub const SNAPPY_MAX_EXPANSION: usize = 22;
 }
 
 #[cfg(test)]

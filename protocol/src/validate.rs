@@ -33,7 +33,9 @@ use crate::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 pub use crate::batch::codec::NONE;
-use crate::batch::codec::{GZIP, LZ4, SNAPPY, XERIAL_HEADER_BYTES, XERIAL_MAGIC, ZSTD};
+use crate::batch::codec::{
+    GZIP, LZ4, SNAPPY, SNAPPY_MAX_EXPANSION, XERIAL_HEADER_BYTES, XERIAL_MAGIC, ZSTD,
+};
 
 /// Buffer between a codec's reader and the record parser.
 const STREAM_BUFFER_BYTES: usize = 16 * 1024;
@@ -590,6 +592,11 @@ impl<'a> SnappyReader<'a> {
         if length > self.cap {
             return Err(std::io::Error::other(BlockTooLarge));
         }
+        // A few bytes claiming the cap would otherwise cost the cap in
+        // zeroed memory before the decoder finds them short.
+        if length > block.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
+            return Err(invalid("snappy block claims more than it can hold"));
+        }
         self.block.clear();
         self.block.resize(length, 0);
         let written = snap::raw::Decoder::new()
@@ -920,5 +927,36 @@ mod tests {
         batch[22] |= 0x05;
         recrc(&mut batch);
         assert_eq!(validate(&batch, None), Err(InvalidBatch::UnknownCodec(5)));
+    }
+
+    /// A few bytes whose snappy header claims 64 MiB: refused as a broken
+    /// stream, as the decoder would have, but before any room is made for
+    /// the claim (it zeroed 64 MiB first, one validation per core at once).
+    #[test]
+    fn a_snappy_block_claiming_more_than_it_can_hold_gets_no_room() {
+        let mut block = Vec::new();
+        let mut claim = MAX_DECOMPRESSED_BYTES;
+        while claim >= 0x80 {
+            block.push((claim as u8 & 0x7f) | 0x80);
+            claim >>= 7;
+        }
+        block.push(claim as u8);
+        block.extend_from_slice(b"\x0cabcd"); // a 4-byte literal
+        let mut reader = SnappyReader::new(&block, MAX_DECOMPRESSED_BYTES);
+        let error = reader.next_block().unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+        assert_eq!(reader.block.capacity(), 0);
+    }
+
+    /// The densest block snappy writes, of zeros, is within the expansion
+    /// allowed.
+    #[test]
+    fn the_densest_snappy_block_is_within_the_expansion_allowed() {
+        let zeros = vec![0u8; 1 << 20];
+        let block = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert!(zeros.len() > 20 * block.len(), "{} bytes", block.len());
+        let mut reader = SnappyReader::new(&block, MAX_DECOMPRESSED_BYTES);
+        assert!(reader.next_block().unwrap());
+        assert_eq!(reader.block, zeros);
     }
 }

@@ -119,6 +119,20 @@ pub struct Settings {
     /// larger, so a consumer always makes progress
     #[arg(long, env = "STREAMHOUSE_FETCH_MAX_BYTES", default_value_t = 55 << 20)]
     pub fetch_max_bytes: usize,
+    /// Memory for fetch responses across all connections, in bytes, held
+    /// from their read until written; a fetch finding none free waits for it
+    /// (at most its max wait), then answers without records
+    ///
+    /// Under load responses get smaller; one larger than this is served
+    /// alone. While fetches wait for it, a connection holding some that has
+    /// taken nothing for a second is closed.
+    //
+    // Responses are written within milliseconds of their read to clients that
+    // read them, so this is rarely used at all; 256 MiB serves four of the
+    // largest (fetch.max.bytes, 55 MiB) at once with room to spare, and a
+    // client that stops reading can at most pin this much.
+    #[arg(long, env = "STREAMHOUSE_FETCH_MEMORY_BYTES", default_value_t = 256 << 20)]
+    pub fetch_memory_bytes: usize,
     /// Memory for recently written and read objects, in bytes
     ///
     /// It holds objects written, read, and read ahead for catch-up consumers,
@@ -157,8 +171,8 @@ pub struct Settings {
     pub group_initial_rebalance_delay_ms: u64,
     /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off]
     ///
-    /// They count object-store requests, bytes and latencies, and catalog
-    /// commit latencies.
+    /// They count object-store requests, bytes and latencies, catalog commit
+    /// latencies, and the fetch memory in use.
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Compact live objects smaller than half this size into objects of about
@@ -283,6 +297,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Kafka's `fetch.max.bytes`: the cap on a fetch response's `max_bytes`.
     pub fetch_max_bytes: usize,
+    /// The fetch memory budget across connections (`crate::fetch_memory`).
+    pub fetch_memory_bytes: usize,
     pub read_cache_bytes: u64,
     /// `--node-id`: None to be given one by the catalog.
     pub node_id: Option<i32>,
@@ -317,6 +333,7 @@ impl Config {
             connections_max_idle_ms,
             max_frame_bytes,
             fetch_max_bytes,
+            fetch_memory_bytes,
             read_cache_bytes,
             node_id,
             zone,
@@ -375,6 +392,10 @@ impl Config {
         // Kafka's own lower bound for fetch.max.bytes.
         if fetch_max_bytes < 1024 {
             bail!("--fetch-max-bytes must be at least 1024");
+        }
+        // The budget's permits are counted in u32.
+        if !(1..=u32::MAX as usize).contains(&fetch_memory_bytes) {
+            bail!("--fetch-memory-bytes must be from 1 to 4294967295");
         }
         if node_id.is_some_and(|id| id < 0) {
             bail!("--node-id must not be negative");
@@ -437,6 +458,7 @@ impl Config {
             connections_max_idle: Duration::from_millis(connections_max_idle_ms),
             max_frame_bytes,
             fetch_max_bytes,
+            fetch_memory_bytes,
             read_cache_bytes,
             node_id,
             zone,
@@ -502,6 +524,7 @@ mod tests {
         assert_eq!(config.connections_max_idle, Duration::from_secs(600));
         assert_eq!(config.max_frame_bytes, 100 << 20);
         assert_eq!(config.fetch_max_bytes, 57_671_680);
+        assert_eq!(config.fetch_memory_bytes, 256 << 20);
         assert_eq!(config.read_cache_bytes, 256 << 20);
         assert_eq!(config.node_id, None);
         assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));

@@ -21,6 +21,7 @@ use streamhouse_storage::watermarks::Subscription;
 use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
 
+use crate::fetch_memory::{FetchHold, FetchTicket, Held};
 use crate::{errors, Broker};
 
 /// Partitions of one fetch read at once. Each read may itself keep several
@@ -30,9 +31,30 @@ use crate::{errors, Broker};
 /// store.
 const PARTITION_READS_IN_FLIGHT: usize = 8;
 
-pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> FetchResponse {
+/// `ticket` is the fetch's place among its connection's (see
+/// `crate::fetch_memory`); it comes back with the memory the response holds.
+pub async fn handle(
+    broker: &Broker,
+    request: FetchRequest,
+    _version: i16,
+    ticket: FetchTicket,
+) -> (FetchResponse, FetchHold) {
+    let received = Instant::now();
+    // The response goes out after the earlier fetches' anyway: waiting for
+    // them costs it nothing, and keeps one response of the connection in
+    // memory at a time.
+    ticket.turn().await;
+    let (response, memory) = answer(broker, request, received).await;
+    (response, FetchHold { memory, ticket })
+}
+
+async fn answer(
+    broker: &Broker,
+    request: FetchRequest,
+    received: Instant,
+) -> (FetchResponse, Option<Held>) {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
-    let deadline = Instant::now() + max_wait;
+    let deadline = received + max_wait;
     // As Kafka: the broker's fetch.max.bytes caps what the client asks, and a
     // fetch never waits for more than it may return.
     let max_bytes = usize::try_from(request.max_bytes)
@@ -65,27 +87,84 @@ pub async fn handle(broker: &Broker, request: FetchRequest, _version: i16) -> Fe
                 }
             }
         }
-        let mut round = read_round(broker, &topics, max_bytes).await;
+        let Some((mut round, mut held)) = read_holding(broker, &topics, max_bytes, deadline).await
+        else {
+            return offsets_only(broker, &topics).await;
+        };
         let now = Instant::now();
-        if round.bytes >= min_bytes.max(1) || round.has_error || watches.is_empty() {
-            return FetchResponse::default().with_responses(round.responses);
+        // A round limited by the memory free waits for no more than it may
+        // return either.
+        if round.bytes >= min_bytes.min(round.max_bytes).max(1)
+            || round.has_error
+            || watches.is_empty()
+        {
+            return (response(round), Some(held));
         }
         if now >= deadline {
             // Before answering short because of the view: the catalog's heads,
             // in case an announcement was lost (its agent died between commit
             // and announcement), so a consumer is never kept waiting for ever.
             if heads_moved(broker, &topics).await {
-                round = read_round(broker, &topics, max_bytes).await;
+                drop((round, held));
+                (round, held) = match read_holding(broker, &topics, max_bytes, deadline).await {
+                    Some(read) => read,
+                    None => return offsets_only(broker, &topics).await,
+                };
             }
-            return FetchResponse::default().with_responses(round.responses);
+            return (response(round), Some(held));
         }
+        // Nothing is held while waiting.
+        drop((round, held));
         wait_for_change(&mut watches, deadline).await;
+    }
+}
+
+fn response(round: Round) -> FetchResponse {
+    FetchResponse::default().with_responses(round.responses)
+}
+
+/// The answer of a fetch that found no memory free before its deadline: every
+/// partition's offsets without records, as when there is nothing new, so the
+/// client fetches again.
+async fn offsets_only(
+    broker: &Broker,
+    topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+) -> (FetchResponse, Option<Held>) {
+    (response(read_round(broker, topics, 0, 0).await), None)
+}
+
+/// One read round within the fetch memory budget (`crate::fetch_memory`): it
+/// takes what is free, up to `max_bytes`, before reading, and reads no more
+/// than that except a first batch larger than it, which waits for room for
+/// itself. None if no memory came free before `deadline`.
+async fn read_holding(
+    broker: &Broker,
+    topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+    max_bytes: usize,
+    deadline: Instant,
+) -> Option<(Round, Held)> {
+    let mut least = 1;
+    loop {
+        let mut held = broker.fetch_memory.take(least, max_bytes, deadline).await?;
+        let round = read_round(broker, topics, max_bytes.min(held.bytes()), held.bytes()).await;
+        if round.bytes <= held.bytes() || held.grow_to(round.bytes) || held.is_whole_budget() {
+            held.shrink_to(round.bytes);
+            return Some((round, held));
+        }
+        // A first batch larger than what was free: read again holding room
+        // for what this round read. Each turn asks for more than the last, up
+        // to the whole budget, so this ends.
+        least = round.bytes;
     }
 }
 
 struct Round {
     responses: Vec<FetchableTopicResponse>,
+    /// Record bytes of the answer, which are all the round's reads hold once
+    /// settled.
     bytes: usize,
+    /// The `max_bytes` the round answered within.
+    max_bytes: usize,
     has_error: bool,
 }
 
@@ -95,8 +174,52 @@ struct Wanted<'a> {
     partition: &'a FetchPartition,
 }
 
+/// What the reads of a round may take: Kafka's limits, and the memory held,
+/// of which each read in flight reserves its budget.
+struct Budgets {
+    max_bytes: usize,
+    pool: usize,
+    reserved: usize,
+}
+
+impl Budgets {
+    /// The budget of a read starting now, after `settled` bytes of answer:
+    /// the upper bound of what Kafka's limits will leave it. None if that
+    /// does not fit in the memory neither settled nor reserved, unless the
+    /// read is `next` in turn (nothing in flight before it), which always
+    /// fits (`max_bytes` is at most `pool`). The read next in turn alone may
+    /// return a first batch beyond its budget (Kafka's rule for the first
+    /// partition with data).
+    fn start(
+        &mut self,
+        partition: &FetchPartition,
+        settled: usize,
+        next: bool,
+    ) -> Option<ReadBudget> {
+        let exact = self
+            .max_bytes
+            .saturating_sub(settled)
+            .min(usize::try_from(partition.partition_max_bytes).unwrap_or(0));
+        let free = self.pool.saturating_sub(settled + self.reserved);
+        if !next && exact > free {
+            return None;
+        }
+        let max_bytes = exact.min(free);
+        self.reserved += max_bytes;
+        Some(ReadBudget {
+            max_bytes,
+            at_least_one_batch: next && settled == 0 && self.pool > 0,
+        })
+    }
+
+    fn finished(&mut self, budget: &ReadBudget) {
+        self.reserved -= budget.max_bytes;
+    }
+}
+
 /// Reads every requested partition, several at once, and answers in request
-/// order with Kafka's byte limits.
+/// order with Kafka's byte limits, reading at most `pool` bytes (the memory
+/// the fetch holds) besides a first batch larger than that.
 ///
 /// Kafka reads partitions one after another: the first partition with data
 /// gets at least one batch even beyond the limits; every later one only the
@@ -106,15 +229,31 @@ struct Wanted<'a> {
 /// budget) and is trimmed to the exact one when its turn comes, which gives
 /// the same answer: a read with a larger budget returns a longer prefix of the
 /// same batches.
+///
+/// Reads start ahead of their turn only while their budgets fit in the
+/// memory held, so what a round reads stays within it: with clients' usual
+/// limits (1 MiB a partition, 50 MiB a response) eight are in flight, with a
+/// partition limit near the response's or little memory free they go one at
+/// a time. A trimmed read is copied, so its excess is freed at once. Only
+/// the read next in turn may return a first batch beyond its budget; a
+/// partition read ahead without that right that turns out to be the first
+/// with data, its first batch larger than its budget, is read again with it.
 async fn read_round(
     broker: &Broker,
     topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
     max_bytes: usize,
+    pool: usize,
 ) -> Round {
     let mut round = Round {
         responses: Vec::with_capacity(topics.len()),
         bytes: 0,
+        max_bytes,
         has_error: false,
+    };
+    let mut budgets = Budgets {
+        max_bytes,
+        pool,
+        reserved: 0,
     };
     // Collected rather than chained: a closure-built iterator held across the
     // awaits below makes the handler's future not provably `Send`.
@@ -124,17 +263,41 @@ async fn read_round(
             wanted.push(Wanted { topic, partition });
         }
     }
-    let mut wanted = wanted.into_iter();
+    let mut wanted = wanted.into_iter().peekable();
     let mut reads = FuturesOrdered::new();
-    for next in wanted.by_ref().take(PARTITION_READS_IN_FLIGHT) {
-        reads.push_back(read_wanted(broker, next, max_bytes, 0));
-    }
-    for (fetch_topic, _) in topics {
+    for (fetch_topic, topic) in topics {
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for partition in &fetch_topic.partitions {
-            let Some((index, read)) = reads.next().await else {
+            while reads.len() < PARTITION_READS_IN_FLIGHT {
+                let Some(next) = wanted.peek() else {
+                    break;
+                };
+                let Some(budget) = budgets.start(next.partition, round.bytes, reads.is_empty())
+                else {
+                    break;
+                };
+                let Some(next) = wanted.next() else {
+                    break;
+                };
+                reads.push_back(read_wanted(broker, next, budget));
+            }
+            let Some((index, budget, mut read)) = reads.next().await else {
                 break;
             };
+            budgets.finished(&budget);
+            // (Not in a round without memory: it reads no records at all.)
+            if pool > 0
+                && round.bytes == 0
+                && first_batch_missed(&budget, &read, partition.fetch_offset)
+            {
+                let again = ReadBudget {
+                    at_least_one_batch: true,
+                    ..budget
+                };
+                read = read_wanted(broker, Wanted { topic, partition }, again)
+                    .await
+                    .2;
+            }
             let partition_max = usize::try_from(partition.partition_max_bytes).unwrap_or(0);
             let data = match settle(read, max_bytes, round.bytes, partition_max) {
                 Ok((offsets, records)) => {
@@ -160,9 +323,6 @@ async fn read_round(
                     .with_aborted_transactions(Some(Vec::new()))
                     .with_preferred_read_replica(BrokerId(-1)),
             );
-            if let Some(next) = wanted.next() {
-                reads.push_back(read_wanted(broker, next, max_bytes, round.bytes));
-            }
         }
         round.responses.push(
             FetchableTopicResponse::default()
@@ -174,35 +334,35 @@ async fn read_round(
     round
 }
 
-/// A partition read with the budget left by `settled` bytes of the partitions
-/// before it whose reads are done; see [`read_round`].
+/// Whether a partition read without the first batch right came back empty
+/// although it has records from the fetch offset: its first batch did not fit
+/// its budget.
+fn first_batch_missed(budget: &ReadBudget, read: &Read, fetch_offset: i64) -> bool {
+    match read {
+        Ok((offsets, Ok(records))) => {
+            !budget.at_least_one_batch
+                && records.is_empty()
+                && fetch_offset < offsets.high_watermark
+        }
+        _ => false,
+    }
+}
+
+/// A partition read with `budget`; see [`read_round`].
 async fn read_wanted(
     broker: &Broker,
     wanted: Wanted<'_>,
-    max_bytes: usize,
-    settled: usize,
-) -> (i32, Read) {
+    budget: ReadBudget,
+) -> (i32, ReadBudget, Read) {
     let index = wanted.partition.partition;
     let read = match wanted.topic {
         Err(error) => Err(*error),
         Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
-            let budget = max_bytes
-                .saturating_sub(settled)
-                .min(usize::try_from(wanted.partition.partition_max_bytes).unwrap_or(0));
-            let skip = settled > 0 && budget == 0;
-            read_partition(
-                broker,
-                topic,
-                index,
-                wanted.partition.fetch_offset,
-                budget,
-                skip,
-            )
-            .await
+            read_partition(broker, topic, index, wanted.partition.fetch_offset, budget).await
         }
         Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
     };
-    (index, read)
+    (index, budget, read)
 }
 
 /// A partition's offsets and the outcome of reading its records.
@@ -234,7 +394,7 @@ fn settle(
 }
 
 /// The longest run of whole batches at the start of `records` that fits in
-/// `budget` bytes.
+/// `budget` bytes, in memory of its own.
 fn whole_batches_within(records: Bytes, budget: usize) -> Bytes {
     if records.len() <= budget {
         return records;
@@ -250,7 +410,9 @@ fn whole_batches_within(records: Bytes, budget: usize) -> Bytes {
         .take_while(|end| *end <= budget)
         .last()
         .unwrap_or(0);
-    records.slice(..end)
+    // A copy rather than a slice, so the rest of the read is freed now
+    // rather than when the response is encoded.
+    Bytes::copy_from_slice(&records[..end])
 }
 
 /// Reads one partition (see [`streamhouse_storage::Log::read`]).
@@ -259,13 +421,8 @@ async fn read_partition(
     topic: &Topic,
     partition: i32,
     fetch_offset: i64,
-    budget: usize,
-    skip: bool,
+    budget: ReadBudget,
 ) -> Read {
-    let budget = ReadBudget {
-        max_bytes: budget,
-        at_least_one_batch: !skip,
-    };
     match broker
         .log
         .read(topic.id, partition, fetch_offset, budget)

@@ -27,9 +27,11 @@ use crate::{errors, Broker};
 /// A batch beyond it is answered with its first offset.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
-/// Timestamp searches running at once on this agent: each may hold up to
-/// [`MAX_DECOMPRESSED_BYTES`] and a core, so a flood of them costs at most
-/// this many of each while other clients' requests go on.
+/// Timestamp searches running at once on this agent: each may take a core
+/// for as long as decompressing [`MAX_DECOMPRESSED_BYTES`] takes, so a flood
+/// of them costs at most this many cores while other clients' requests go
+/// on. Records are read as a stream (a small buffer; a snappy batch's block
+/// whole, within the cap), so memory is no lever.
 const CONCURRENT_TIMESTAMP_SEARCHES: usize = 2;
 static TIMESTAMP_SEARCHES: Semaphore = Semaphore::const_new(CONCURRENT_TIMESTAMP_SEARCHES);
 
@@ -142,21 +144,17 @@ fn search(
         if header.max_timestamp < timestamp {
             continue;
         }
-        // The batch is searched record by record, decompressed under a cap; a
-        // batch beyond the cap is answered with its first offset. A
-        // LogAppendTime batch gives every record its max timestamp: the first
-        // record is the answer.
+        // The batch is searched record by record as it is decompressed, up
+        // to a cap; a batch whose record is not found within the cap is
+        // answered with its first offset. A LogAppendTime batch gives every
+        // record its max timestamp: the first record is the answer.
         let log_append_time =
             header.attributes & streamhouse_protocol::append_time::LOG_APPEND_TIME_BIT != 0;
         let exact = (!log_append_time)
-            .then_some(())
-            .and_then(|()| batch_records::record_timestamps(bytes, MAX_DECOMPRESSED_BYTES).ok())
-            .and_then(|records| {
-                records
-                    .into_iter()
-                    .find(|(_, ts)| *ts >= timestamp)
-                    .map(|(delta, ts)| (header.base_offset + i64::from(delta), ts))
-            });
+            .then(|| batch_records::first_at_or_after(bytes, timestamp, MAX_DECOMPRESSED_BYTES))
+            .and_then(Result::ok)
+            .flatten()
+            .map(|(delta, ts)| (header.base_offset + i64::from(delta), ts));
         let (offset, ts) = exact.unwrap_or((header.base_offset, header.max_timestamp));
         if offset >= from {
             return Ok((offset, ts));

@@ -31,12 +31,15 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
+use crate::fetch_memory::{FetchHold, FetchTurns};
 use crate::Broker;
 
 /// What the connection does once a request is answered.
 pub enum Outcome {
-    /// Write this frame.
-    Respond(BytesMut),
+    /// Write this frame. What a fetch response holds (its share of the fetch
+    /// memory budget, its turn among the connection's fetches) comes with it
+    /// and is let go once the frame is written.
+    Respond(BytesMut, Option<FetchHold>),
     /// Nothing to write (Produce with acks=0).
     NoResponse,
     /// Close the connection (a request that cannot be served).
@@ -70,8 +73,22 @@ struct Reply {
 
 impl Reply {
     fn encode(self, body: ResponseKind) -> Outcome {
-        match response::encode(self.correlation_id, self.api_key, self.version, &body) {
-            Ok(frame) => Outcome::Respond(frame),
+        self.encode_holding(body, None)
+    }
+
+    /// Encodes a fetch response and what it holds. Once encoded the body,
+    /// and the records it read, are dropped: the frame is what the memory
+    /// holds from then on.
+    fn encode_holding(self, body: ResponseKind, mut hold: Option<FetchHold>) -> Outcome {
+        let encoded = response::encode(self.correlation_id, self.api_key, self.version, &body);
+        drop(body);
+        match encoded {
+            Ok(frame) => {
+                if let Some(held) = hold.as_mut().and_then(|hold| hold.memory.as_mut()) {
+                    held.shrink_to(frame.len());
+                }
+                Outcome::Respond(frame, hold)
+            }
             Err(e) => {
                 tracing::error!(api = ?self.api_key, version = self.version, error = %e, "cannot encode response; closing connection");
                 Outcome::Close
@@ -81,7 +98,13 @@ impl Reply {
 }
 
 /// `peer` is the client's address; group members report it as their host.
-pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> PendingResponse {
+/// `fetch_turns` orders the connection's fetches (called in arrival order).
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    request: Request,
+    peer: SocketAddr,
+    fetch_turns: &Arc<FetchTurns>,
+) -> PendingResponse {
     let reply = Reply {
         correlation_id: request.correlation_id(),
         api_key: request.api_key,
@@ -110,11 +133,13 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) 
                 init_producer_id::handle(&broker, body, version).await,
             ))
         }),
-        RequestKind::Fetch(body) => PendingResponse::later(async move {
-            reply.encode(ResponseKind::Fetch(
-                fetch::handle(&broker, body, version).await,
-            ))
-        }),
+        RequestKind::Fetch(body) => {
+            let ticket = fetch_turns.ticket();
+            PendingResponse::later(async move {
+                let (response, hold) = fetch::handle(&broker, body, version, ticket).await;
+                reply.encode_holding(ResponseKind::Fetch(response), Some(hold))
+            })
+        }
         RequestKind::ListOffsets(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ListOffsets(
                 list_offsets::handle(&broker, body).await,

@@ -21,6 +21,11 @@ impl TestClient {
         let stream = TcpStream::connect(addr)
             .await
             .expect("connect to test broker");
+        TestClient::on(stream)
+    }
+
+    /// A client on a connection the caller made (to set socket options).
+    pub fn on(stream: TcpStream) -> TestClient {
         TestClient {
             stream,
             correlation_id: 0,

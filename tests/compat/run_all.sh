@@ -21,6 +21,11 @@
 #   go      tests/compat/go.sh                franz-go (kgo + kadm) and Sarama
 #   node    tests/compat/node.sh              KafkaJS 2.2.4
 #   pyclients tests/compat/pyclients.py       kafka-python and aiokafka
+#   ceiling tests/compat/memory_ceiling.py    the broker's resident memory under a
+#                                             hostile mix stays below README's bound
+#                                             while a client keeps working (the
+#                                             embedded pair only, to stay under a
+#                                             minute; not for COMPAT_REFERENCE runs)
 #   tools   tests/compat/tools.sh             Kafka 4.4.0 tools: ProducerPerformance,
 #                                             Verifiable*, Topic/Config/ConsumerGroup
 #                                             commands, DeleteRecords, Java groups
@@ -65,6 +70,8 @@ CLIENTS=(
     "go        sh     go.sh"
     "node      sh     node.sh"
     "pyclients py     pyclients.py"
+    # One backend pair: the bound does not depend on it, and one takes ~45 s.
+    "ceiling   py     memory_ceiling.py --backend embedded"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do
