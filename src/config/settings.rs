@@ -224,6 +224,22 @@ pub struct Settings {
         default_value_t = 60_000
     )]
     pub producer_id_expiration_check_interval_ms: u64,
+    /// Delete an object found in the store but not in the catalog (an upload
+    /// whose commit failed or never came) once it has stayed unknown this long
+    ///
+    /// Must be at least twice --catalog-timeout-ms: an object being uploaded
+    /// is unknown until its commit, which comes after the uploads queued
+    /// before it and one catalog call.
+    #[arg(long, env = "STREAMHOUSE_ORPHAN_GRACE_MS", default_value_t = 3_600_000)]
+    pub orphan_grace_ms: u64,
+    /// How often the agent that collects garbage lists the store for objects
+    /// the catalog does not know (one LIST request per 1,000 objects)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_ORPHAN_SCAN_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    pub orphan_scan_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -346,6 +362,8 @@ impl Config {
             gc_grace_ms,
             producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms,
+            orphan_grace_ms,
+            orphan_scan_interval_ms,
         } = settings;
         let listen: SocketAddr = listen
             .parse()
@@ -419,6 +437,15 @@ impl Config {
         if !(1..=i32::MAX as u64).contains(&producer_id_expiration_check_interval_ms) {
             bail!("--producer-id-expiration-check-interval-ms must be from 1 to 2147483647");
         }
+        if orphan_grace_ms < catalog_timeout_ms.saturating_mul(2) {
+            bail!(
+                "--orphan-grace-ms {orphan_grace_ms} must be at least twice --catalog-timeout-ms ({catalog_timeout_ms}): \
+                 an upload is unknown to the catalog until its commit"
+            );
+        }
+        if orphan_scan_interval_ms == 0 {
+            bail!("--orphan-scan-interval-ms must be at least 1");
+        }
         let metrics_listen =
             match metrics_listen {
                 Some(text) => Some(text.parse().with_context(|| {
@@ -438,6 +465,8 @@ impl Config {
             producer_expiry_interval: Duration::from_millis(
                 producer_id_expiration_check_interval_ms,
             ),
+            orphan_grace: Duration::from_millis(orphan_grace_ms),
+            orphan_scan_interval: Duration::from_millis(orphan_scan_interval_ms),
             ..CompactionConfig::default()
         };
         Ok(Config {
@@ -540,6 +569,48 @@ mod tests {
         assert_eq!(
             config.compaction.producer_expiry_interval,
             Duration::from_secs(60)
+        );
+        assert_eq!(config.compaction.orphan_grace, Duration::from_secs(3600));
+        assert_eq!(
+            config.compaction.orphan_scan_interval,
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn the_orphan_grace_outlasts_two_catalog_timeouts() {
+        let err = Config::resolve(
+            parse(&["--catalog-timeout-ms", "2000", "--orphan-grace-ms", "3999"]).unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--orphan-grace-ms"), "{err}");
+        // The default catalog timeout (25 s) and the default grace agree.
+        let err = Config::resolve(parse(&["--orphan-grace-ms", "10000"]).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("twice --catalog-timeout-ms"),
+            "{err}"
+        );
+        let config = Config::resolve(
+            parse(&[
+                "--catalog-timeout-ms",
+                "2000",
+                "--orphan-grace-ms",
+                "4000",
+                "--orphan-scan-interval-ms",
+                "500",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.compaction.orphan_grace, Duration::from_secs(4));
+        assert_eq!(
+            config.compaction.orphan_scan_interval,
+            Duration::from_millis(500)
+        );
+        let err = Config::resolve(parse(&["--orphan-scan-interval-ms", "0"]).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("--orphan-scan-interval-ms"),
+            "{err}"
         );
     }
 

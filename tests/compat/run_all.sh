@@ -18,6 +18,8 @@
 #   catalog tests/compat/catalog_restart.py  PostgreSQL (a server of its own)
 #                                             restarted and its connections dropped
 #                                             under an idempotent producer
+#   orphans tests/compat/orphans.py          an agent SIGKILLed between uploads
+#                                             and commits; the orphans deleted
 #   cluster tests/compat/cluster.sh           three agents under Java clients: the
 #                                             group coordinator SIGKILLed, a rolling
 #                                             SIGTERM restart
@@ -68,6 +70,7 @@ CLIENTS=(
     "crash     py     crash_test.py --agents 3"
     "crash     py     crash_test.py --idempotent --agents 3"
     "catalog   py     catalog_restart.py"
+    "orphans   py     orphans.py"
     "cluster   sh     cluster.sh"
     "tools     sh     tools.sh"
     "connect   sh     connect.sh"

@@ -27,6 +27,7 @@
 //! agents expiring producers at once remove the same rows, once.
 
 mod gc;
+mod orphans;
 pub mod plan;
 mod producer_expiry;
 mod rewrite;
@@ -53,6 +54,7 @@ use crate::metrics::Metrics;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
+pub use orphans::{OrphanScan, OrphanSuspects};
 pub use producer_expiry::ProducerExpiry;
 
 /// Store requests one pass keeps in flight (GETs of sources, DELETEs).
@@ -81,6 +83,11 @@ pub struct CompactionConfig {
     /// Pause between passes expiring producers' state (Kafka's
     /// `producer.id.expiration.check.interval.ms`).
     pub producer_expiry_interval: Duration,
+    /// How long an object in the store must stay unknown to the catalog
+    /// before it is deleted as an orphan (see [`orphans`]).
+    pub orphan_grace: Duration,
+    /// Pause between scans of the store for orphans.
+    pub orphan_scan_interval: Duration,
 }
 
 impl Default for CompactionConfig {
@@ -94,6 +101,8 @@ impl Default for CompactionConfig {
             gc_interval: Duration::from_secs(10),
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
             producer_expiry_interval: Duration::from_secs(60),
+            orphan_grace: Duration::from_secs(60 * 60),
+            orphan_scan_interval: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -308,6 +317,16 @@ impl CompactionWorker {
         producer_expiry::pass(self, resume, max_steps).await
     }
 
+    /// One scan of the store for objects the catalog does not know, deleting
+    /// those unknown since more than the grace before; `suspects` carries what
+    /// earlier scans saw (see [`orphans`]).
+    pub async fn scan_orphans(
+        &self,
+        suspects: &mut OrphanSuspects,
+    ) -> Result<OrphanScan, StorageError> {
+        orphans::scan(self, suspects).await
+    }
+
     /// GETs the objects, a few at a time, by id.
     async fn read_all(
         &self,
@@ -371,6 +390,7 @@ impl Compactor {
 async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     let mut next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
     let mut expiry = producer_expiry::Schedule::new(worker.config.producer_expiry_interval);
+    let mut orphan_scans = orphans::Schedule::new(worker.config.orphan_scan_interval);
     loop {
         let pause = match worker.compact_once().await {
             // Catching up: go straight on.
@@ -394,9 +414,13 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
             next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
         }
         expiry.tick(&worker).await;
-        // Wake for the next expiry pass if it comes before the next compaction
-        // pass: its interval may be shorter than the idle pause.
-        let wake = (tokio::time::Instant::now() + pause).min(expiry.next_at());
+        orphan_scans.tick(&worker).await;
+        // Wake for the next expiry pass or orphan scan if it comes before the
+        // next compaction pass: their intervals may be shorter than the idle
+        // pause.
+        let wake = (tokio::time::Instant::now() + pause)
+            .min(expiry.next_at())
+            .min(orphan_scans.next_at());
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until(wake) => {}
