@@ -1,8 +1,10 @@
 //! Deterministic mutations of corpus inputs for the short fuzz pass in
 //! `cargo test`: the kinds libFuzzer's default mutators make (bit flips,
 //! bytes set to edge values, integers overwritten with boundary values,
-//! insertions, deletions, duplications and splices with another input), from
-//! a fixed seed, so every run tests the same inputs and a failure reproduces.
+//! insertions, deletions, duplications and splices with another input), plus
+//! one that knows Kafka's formats (a one-byte varint padded to five bytes),
+//! from a fixed seed, so every run tests the same inputs and a failure
+//! reproduces.
 
 /// SplitMix64: small, fast and good enough to pick mutations.
 pub struct Rng(u64);
@@ -52,8 +54,8 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 }
 
 fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
-    let kind = rng.below(8);
-    if data.is_empty() && kind < 6 {
+    let kind = rng.below(9);
+    if data.is_empty() && kind < 8 {
         data.push(EDGE_BYTES[rng.below(EDGE_BYTES.len())]);
         return;
     }
@@ -89,6 +91,16 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
             let to = rng.below(data.len() + 1);
             let fresh: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             data.splice(to..to, fresh);
+        }
+        7 => {
+            // A one-byte varint written in five bytes, the most Kafka's
+            // `readVarint` reads; the last byte's high bits lie beyond 32 and
+            // are dropped by it (but not by a reader that takes a varlong).
+            if data[at] < 0x80 {
+                let high = [0x00, 0x10, 0x70][rng.below(3)];
+                let padded = [data[at] | 0x80, 0x80, 0x80, 0x80, high];
+                data.splice(at..=at, padded);
+            }
         }
         _ => {
             // Splice: a prefix of this input, the rest from the other.
