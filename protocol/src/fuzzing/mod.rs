@@ -6,9 +6,10 @@
 //! Every body takes arbitrary bytes and must return: no panic, no abort, no
 //! hang, no allocation the input does not pay for. Where two parsers read the
 //! same bytes, a body also checks that they agree (a disagreement panics):
-//! the produce-path validator ([`crate::validate`]) and the ListOffsets
-//! record reader ([`crate::records`]) must see the same records in a batch
-//! the validator accepts, and the in-place patches of [`crate::batch`] and
+//! the produce-path validator ([`crate::validate`]) and the record readers of
+//! [`crate::records`] must see the same records in a batch the validator
+//! accepts, the ListOffsets search must find the record a look through all of
+//! them finds, and the in-place patches of [`crate::batch`] and
 //! [`crate::append_time`] must keep a valid batch valid.
 //!
 //! A mutated batch almost never carries a correct CRC-32C or length, and a
@@ -70,8 +71,8 @@ pub fn request_decode(data: &[u8]) {
 
 /// A run of batches, as a Produce partition carries it or an object holds it:
 /// split ([`batch::split`]), and each batch's header parsed and validated,
-/// its record timestamps read (the ListOffsets search, [`records`]), and the
-/// in-place patches applied.
+/// its records searched by timestamp (the ListOffsets search, [`records`]),
+/// and the in-place patches applied.
 ///
 /// The header check runs once on the bytes as they came (the CRC mismatch
 /// path); then each batch's CRC is recomputed so the rest sees the records.
@@ -105,6 +106,12 @@ fn batch_and_its_patches(batch: &mut [u8]) {
     );
     let _ = validate::is_compressed(batch);
     let timestamps = records::record_timestamps(batch, MAX_DECOMPRESSED_BYTES);
+    if let Ok(all) = &timestamps {
+        searches_agree(batch, all);
+    } else {
+        // Whatever the broker's search makes of it, it must return.
+        let _ = records::first_at_or_after(batch, header.max_timestamp, MAX_DECOMPRESSED_BYTES);
+    }
     if batch::validate(batch).is_err() {
         return;
     }
@@ -299,8 +306,8 @@ fn set_crc(batch: &mut [u8]) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// The validator and the ListOffsets record reader must see the same records
-/// in a batch the validator accepts; the error's text must render.
+/// The validator and the record readers of [`records`] must see the same
+/// records in a batch the validator accepts; the error's text must render.
 fn readers_agree(batch: &[u8], result: &Result<ValidBatch, InvalidBatch>) {
     let valid = match result {
         Ok(valid) => valid,
@@ -323,6 +330,26 @@ fn readers_agree(batch: &[u8], result: &Result<ValidBatch, InvalidBatch>) {
             valid.max_timestamp,
             largest.max(-1),
             "the readers disagree on the timestamps"
+        );
+    }
+    searches_agree(batch, &timestamps);
+}
+
+/// The broker's timestamp search ([`records::first_at_or_after`], a stream
+/// that stops at its answer) must find what a look through all the records
+/// ([`records::record_timestamps`], which read them without error) finds.
+fn searches_agree(batch: &[u8], all: &[(i32, i64)]) {
+    let mut probes = vec![i64::MIN, i64::MAX];
+    if let (Some(first), Some(last)) = (all.first(), all.last()) {
+        let middle = all[all.len() / 2].1;
+        probes.extend([first.1, last.1, middle, middle.wrapping_add(1)]);
+    }
+    for wanted in probes {
+        let expected = all.iter().find(|(_, ts)| *ts >= wanted).copied();
+        assert_eq!(
+            records::first_at_or_after(batch, wanted, MAX_DECOMPRESSED_BYTES),
+            Ok(expected),
+            "the search for {wanted} disagrees with the records"
         );
     }
 }
