@@ -136,6 +136,14 @@ impl DefaultFor for RequestKind {
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
+            ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
+            ApiKey::AlterPartitionReassignments => {
+                AlterPartitionReassignmentsRequest::default().into()
+            }
+            ApiKey::ListPartitionReassignments => {
+                ListPartitionReassignmentsRequest::default().into()
+            }
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::default().into(),
             other => panic!("{other:?} is not advertised; add its seed"),
         }
     }
@@ -337,6 +345,45 @@ fn filled(key: ApiKey) -> RequestKind {
             .with_topics(vec![describe_producers_request::TopicRequest::default()
                 .with_name(topic())
                 .with_partition_indexes(vec![0])])
+            .into(),
+        ApiKey::ElectLeaders => ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_topic_partitions(Some(vec![elect_leaders_request::TopicPartitions::default(
+            )
+            .with_topic(topic())
+            .with_partitions(vec![0, 1])]))
+            .with_timeout_ms(30_000)
+            .into(),
+        ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::default()
+            .with_topics(vec![
+                alter_partition_reassignments_request::ReassignableTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(vec![BrokerId(1), BrokerId(2)])),
+                    ]),
+            ])
+            .with_timeout_ms(30_000)
+            .into(),
+        ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::default()
+            .with_topics(Some(vec![
+                list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0]),
+            ]))
+            .with_timeout_ms(30_000)
+            .into(),
+        ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                describe_topic_partitions_request::TopicRequest::default().with_name(topic()),
+            ])
+            .with_response_partition_limit(2000)
+            .with_cursor(Some(
+                describe_topic_partitions_request::Cursor::default()
+                    .with_topic_name(topic())
+                    .with_partition_index(3),
+            ))
             .into(),
         other => RequestKind::default_for(other),
     }
