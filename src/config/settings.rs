@@ -21,6 +21,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 use streamhouse_storage::CompactionConfig;
 
+use crate::coordinator::GroupRules;
+
 /// The command line of `streamhouse`, which is also the schema of its config
 /// file. With nothing set, the broker serves the embedded setup: a SQLite
 /// catalog and a local object folder under `data`, on 127.0.0.1:9092.
@@ -169,6 +171,31 @@ pub struct Settings {
         default_value_t = 3000
     )]
     pub group_initial_rebalance_delay_ms: u64,
+    /// The shortest session a consumer group member may ask for (Kafka's
+    /// group.min.session.timeout.ms); a shorter one is refused with
+    /// INVALID_SESSION_TIMEOUT
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub group_min_session_timeout_ms: u32,
+    /// The longest session a consumer group member may ask for (Kafka's
+    /// group.max.session.timeout.ms)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: u32,
+    /// The most members a consumer group may have (Kafka's group.max.size); a
+    /// member that would join beyond it is refused with GROUP_MAX_SIZE_REACHED
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_MAX_SIZE",
+        default_value_t = 2_147_483_647
+    )]
+    pub group_max_size: u32,
     /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off]
     ///
     /// They count object-store requests, bytes and latencies, catalog commit
@@ -320,8 +347,9 @@ pub struct Config {
     pub node_id: Option<i32>,
     pub zone: Option<String>,
     pub agent_lease: Duration,
-    /// Kafka's `group.initial.rebalance.delay.ms`.
-    pub group_initial_rebalance_delay: Duration,
+    /// Kafka's `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
+    /// `group.max.session.timeout.ms` and `group.max.size`.
+    pub group_rules: GroupRules,
     pub metrics_listen: Option<SocketAddr>,
     /// Compaction of small objects and garbage collection of dead ones.
     pub compaction: CompactionConfig,
@@ -355,6 +383,9 @@ impl Config {
             zone,
             agent_lease_ms,
             group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_max_size,
             metrics_listen,
             compaction_target_bytes,
             compaction_min_age_ms,
@@ -427,6 +458,21 @@ impl Config {
         if agent_lease_ms < 1000 {
             bail!("--agent-lease-ms must be at least 1000");
         }
+        // Kafka's bounds: INT configs; the minimum no larger than the maximum.
+        if group_min_session_timeout_ms > i32::MAX as u32
+            || group_max_session_timeout_ms > i32::MAX as u32
+        {
+            bail!("--group-min-session-timeout-ms and --group-max-session-timeout-ms must be at most 2147483647");
+        }
+        if group_min_session_timeout_ms > group_max_session_timeout_ms {
+            bail!(
+                "--group-min-session-timeout-ms ({group_min_session_timeout_ms}) must not exceed \
+                 --group-max-session-timeout-ms ({group_max_session_timeout_ms})"
+            );
+        }
+        if !(1..=i32::MAX as u32).contains(&group_max_size) {
+            bail!("--group-max-size must be from 1 to 2147483647");
+        }
         if catalog_timeout_ms == 0 {
             bail!("--catalog-timeout-ms must be at least 1");
         }
@@ -492,7 +538,12 @@ impl Config {
             node_id,
             zone,
             agent_lease: Duration::from_millis(agent_lease_ms),
-            group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
+            group_rules: GroupRules {
+                initial_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
+                min_session_timeout_ms: group_min_session_timeout_ms as i32,
+                max_session_timeout_ms: group_max_session_timeout_ms as i32,
+                max_size: group_max_size as usize,
+            },
             metrics_listen,
             compaction,
         })
@@ -556,7 +607,7 @@ mod tests {
         assert_eq!(config.fetch_memory_bytes, 256 << 20);
         assert_eq!(config.read_cache_bytes, 256 << 20);
         assert_eq!(config.node_id, None);
-        assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));
+        assert_eq!(config.group_rules, GroupRules::default());
         assert_eq!(config.metrics_listen, None);
         assert_eq!(config.compaction.target_bytes, 8 << 20);
         assert_eq!(config.compaction.min_age, Duration::from_secs(5));
