@@ -38,6 +38,8 @@ pub struct Broker {
     pub clock: SharedClock,
     /// Every metric family of the agent, as the metrics endpoint serves them.
     pub registry: Arc<Registry>,
+    /// Whether the Kafka listener is accepting connections (for `/readyz`).
+    pub accepting: crate::health::Accepting,
 }
 
 impl Broker {
@@ -135,6 +137,7 @@ impl Broker {
             fetch_memory,
             clock,
             registry: Arc::new(registry),
+            accepting: Default::default(),
         }))
     }
 

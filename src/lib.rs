@@ -20,6 +20,7 @@ pub mod coordinator;
 pub mod errors;
 pub mod fetch_memory;
 pub mod handlers;
+pub mod health;
 pub mod metrics_http;
 pub mod server;
 

@@ -69,10 +69,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let server = Server::with_listener(broker.clone(), listener);
     if let Some(addr) = broker.config.metrics_listen {
         let listener = streamhouse::metrics_http::bind(addr).await?;
-        tokio::spawn(streamhouse::metrics_http::serve(
-            listener,
-            Arc::clone(&broker.registry),
-        ));
+        let endpoints = streamhouse::metrics_http::Endpoints {
+            registry: Arc::clone(&broker.registry),
+            readiness: broker.clone(),
+        };
+        tokio::spawn(streamhouse::metrics_http::serve(listener, endpoints));
     }
     tracing::info!(
         listen = %server.local_addr()?,

@@ -51,6 +51,7 @@ impl Server {
         let addresses = Arc::new(PerAddress::new(self.broker.config.max_connections_per_ip));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
+        self.broker.accepting.set(true);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -97,6 +98,7 @@ impl Server {
             }
         }
         tracing::info!("shutting down: finishing in-flight requests");
+        self.broker.accepting.set(false);
         drop(self.listener);
         let _ = stop_tx.send(true);
         // Others take over this agent's partitions and groups now rather than

@@ -196,10 +196,13 @@ pub struct Settings {
         default_value_t = 2_147_483_647
     )]
     pub group_max_size: u32,
-    /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off]
+    /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off],
+    /// with the health (/healthz) and readiness (/readyz) probes
     ///
     /// They count object-store requests, bytes and latencies, catalog commit
-    /// latencies, and the fetch memory in use.
+    /// latencies, and the fetch memory in use. /readyz answers 503 while the
+    /// listener is not accepting or the catalog, the store or the agent's lease
+    /// fails.
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Compact live objects smaller than half this size into objects of about

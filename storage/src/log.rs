@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use streamhouse_metadata::{Catalog, IndexEntry, PartitionOffsets, TopicId};
 use tokio::sync::{oneshot, watch};
 
@@ -75,6 +75,8 @@ pub struct LogConfig {
 
 pub struct Log {
     catalog: Arc<dyn Catalog>,
+    /// Kept for [`Log::probe_store`]; the paths hold their own handles.
+    store: Arc<dyn ObjectStore>,
     writer: ObjectWriter,
     reader: Arc<ObjectReader>,
     heads: Arc<Watermarks>,
@@ -92,7 +94,7 @@ impl Log {
         let heads = Arc::new(Watermarks::new(Arc::clone(&catalog)));
         let reader = Arc::new(ObjectReader::new(Arc::clone(&store), &config.read_cache));
         let writer = ObjectWriter::start(
-            store,
+            Arc::clone(&store),
             Arc::clone(&catalog),
             Arc::clone(&heads),
             Arc::clone(&reader),
@@ -101,9 +103,21 @@ impl Log {
         );
         Self {
             catalog,
+            store,
             writer,
             reader,
             heads,
+        }
+    }
+
+    /// Whether the store answers: a HEAD of a key no object has (an object
+    /// key never looks like it), which a reachable store answers with "not
+    /// found". One request, no bytes, whatever the bucket holds.
+    pub async fn probe_store(&self) -> Result<(), StorageError> {
+        let probe = object_store::path::Path::from("readiness-probe");
+        match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
