@@ -91,6 +91,12 @@ public final class StreamsCompat {
         // the changelog holds many records per key for the log cleaner.
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 500);
+        // The internal topics (the changelog among them) cleaned as soon as a
+        // hundredth is dirty, in segments of a second: Kafka never cleans its
+        // active segment, so a broker of Kafka's would otherwise leave the
+        // whole changelog as it is.
+        p.put(StreamsConfig.topicPrefix("min.cleanable.dirty.ratio"), "0.01");
+        p.put(StreamsConfig.topicPrefix("segment.ms"), "1000");
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
         // Streams' consumer does not leave the group on close, so a restarted
         // instance waits for its predecessor's session to expire: keep it short.
