@@ -24,7 +24,7 @@
 #
 # Everything it installs or writes lives in ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}:
 # venv/ (moto, confluent-kafka, pytest), m2/ + java/lib (kafka-clients and
-# kafka-tools 4.4.0 jars), java/classes, go/ (module and build caches, the
+# kafka-tools 4.4.0 jars), java/streams-lib (kafka-streams 4.4.0), java/classes, go/ (module and build caches, the
 # franz-go/Sarama runner binary go/bin/compat), node/ (KafkaJS node_modules),
 # postgres/ (the test cluster on 127.0.0.1:54329), logs/, compat-runs/ (broker logs), and target/ (the
 # default CARGO_TARGET_DIR). Nothing is left in the repo.
@@ -118,6 +118,12 @@ ensure_java_jars() {
     ensure_maven_jars "$ROOT/tests/compat/java/pom.xml" "$JAVA_DIR/lib" "$JAVA_DIR/lib.stamp" "$LOGS"
 }
 
+# kafka-streams 4.4.0 (and RocksDB) for tests/compat/streams.sh: a pom of its
+# own, so that it does not refetch the jars above.
+ensure_streams_jars() {
+    ensure_maven_jars "$ROOT/tests/compat/streams/pom.xml" "$JAVA_DIR/streams-lib" "$JAVA_DIR/streams-lib.stamp" "$LOGS"
+}
+
 ensure_java_classes() {
     local -a srcs=("$ROOT"/tests/compat/java/*.java)
     up_to_date "$JAVA_DIR/classes.stamp" "${srcs[@]}" "$JAVA_DIR/lib.stamp" && [[ -d "$JAVA_DIR/classes" ]] && return 0
@@ -177,7 +183,7 @@ trap 'exit 130' INT TERM
 # ---- the run --------------------------------------------------------------
 
 phase_start setup
-if ensure_apt_packages && ensure_compat_venv && ensure_java_jars && ensure_java_classes \
+if ensure_apt_packages && ensure_compat_venv && ensure_java_jars && ensure_streams_jars && ensure_java_classes \
         && ensure_go_compat && ensure_node_modules; then
     phase_end ok
 else

@@ -42,6 +42,8 @@
 #       javac the SOURCEs against the Kafka jars of scripts/test.sh into DIR,
 #       unless DIR.stamp shows that they and the jars are unchanged. A javac
 #       error is the failed scenario CLIENT/setup (and status 1).
+#       COMPILE_JAVA_LIB names another jar dir of scripts/test.sh (one with
+#       a .stamp beside it, as java/streams-lib) instead of java/lib.
 
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$COMPAT_DIR/../.." && pwd)"
@@ -365,12 +367,13 @@ program_on_backend() {
 
 compile_java() {
     local client="$1" dir="$2" want log="$COMPAT_RUN_DIR/$1-javac.log"
+    local lib="${COMPILE_JAVA_LIB:-$STREAMHOUSE_CACHE/java/lib}"
     shift 2
-    want="$(cat "$@" "$STREAMHOUSE_CACHE/java/lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    want="$(cat "$@" "$lib.stamp" 2>/dev/null | sha256sum | cut -d' ' -f1)"
     [[ "$(cat "$dir.stamp" 2>/dev/null)" == "$want" ]] && return 0
     rm -rf "$dir"
     mkdir -p "$dir"
-    if ! javac -encoding UTF-8 -d "$dir" -cp "$STREAMHOUSE_CACHE/java/lib/*" "$@" >"$log" 2>&1; then
+    if ! javac -encoding UTF-8 -d "$dir" -cp "$lib/*" "$@" >"$log" 2>&1; then
         record FAIL "$client/setup" "javac failed: $(head -c 600 "$log")"
         return 1
     fi

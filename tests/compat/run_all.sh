@@ -34,7 +34,14 @@
 #   tools   tests/compat/tools.sh             Kafka 4.4.0 tools: ProducerPerformance,
 #                                             Verifiable*, Topic/Config/ConsumerGroup
 #                                             commands, DeleteRecords, Java groups
-#   connect tests/compat/connect.sh           Kafka Connect standalone and distributed
+#   connect tests/compat/connect.sh           Kafka Connect standalone and distributed;
+#                                             a worker committing offsets every 100 ms:
+#                                             exact copy across a restart, internal
+#                                             topics bounded (needs the log cleaner)
+#   streams tests/compat/streams.sh           Kafka Streams 4.4.0: a RocksDB store
+#                                             restored from its compacted changelog
+#                                             after its state is wiped, exact counts;
+#                                             the changelog bounded (needs the log cleaner)
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
@@ -74,6 +81,7 @@ CLIENTS=(
     "cluster   sh     cluster.sh"
     "tools     sh     tools.sh"
     "connect   sh     connect.sh"
+    "streams   sh     streams.sh"
     "go        sh     go.sh"
     "node      sh     node.sh"
     "pyclients py     pyclients.py"
