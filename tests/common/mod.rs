@@ -172,6 +172,10 @@ impl TestBroker {
             catalog: Some(catalog_url.clone()),
             store: Some(store_url.clone()),
             flush_interval_ms: Some(5),
+            // Many tests produce records stamped 1 ms after the epoch, which
+            // the default retention (7 days) deletes at its first check;
+            // tests of retention set their own.
+            log_retention_ms: -1,
             ..Settings::default()
         };
         tweak(&mut settings);

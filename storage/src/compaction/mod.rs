@@ -19,8 +19,11 @@
 //! ([`producer_expiry`]): catalog rows only, no objects, but the same kind of
 //! periodic lifecycle job, on one agent of the cluster.
 //!
+//! Retention ([`retention`]) moves log starts past what `retention.ms` and
+//! `retention.bytes` no longer keep; garbage collection frees the rest.
+//!
 //! In a cluster each agent compacts only the shards of objects placed on it,
-//! one agent collects garbage and one expires producers ([`WorkShare`], asked
+//! one agent collects garbage, one applies retention and one expires producers ([`WorkShare`], asked
 //! before every pass). While agents disagree about placement (a view change
 //! not yet seen everywhere) two may compact the same objects; one swap wins
 //! and the other's work is thrown away. That wastes PUTs but never data. Two
@@ -29,6 +32,7 @@
 mod gc;
 pub mod plan;
 mod producer_expiry;
+pub mod retention;
 mod rewrite;
 
 use std::collections::{HashMap, HashSet};
@@ -50,10 +54,12 @@ use tokio::task::JoinHandle;
 use crate::background::BackgroundWrite;
 use crate::format::new_object_key;
 use crate::metrics::Metrics;
+use crate::watermarks::Watermarks;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
 pub use producer_expiry::ProducerExpiry;
+pub use retention::{RetentionConfig, RetentionPass};
 
 /// Store requests one pass keeps in flight (GETs of sources, DELETEs).
 const CONCURRENT_REQUESTS: usize = 8;
@@ -81,6 +87,8 @@ pub struct CompactionConfig {
     /// Pause between passes expiring producers' state (Kafka's
     /// `producer.id.expiration.check.interval.ms`).
     pub producer_expiry_interval: Duration,
+    /// Retention's interval and the topics' default limits.
+    pub retention: RetentionConfig,
 }
 
 impl Default for CompactionConfig {
@@ -94,6 +102,7 @@ impl Default for CompactionConfig {
             gc_interval: Duration::from_secs(10),
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
             producer_expiry_interval: Duration::from_secs(60),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct WorkShare {
     pub gc: bool,
     /// Whether this agent expires idle producers' state.
     pub producer_expiry: bool,
+    /// Whether this agent applies retention.
+    pub retention: bool,
 }
 
 impl WorkShare {
@@ -115,12 +126,14 @@ impl WorkShare {
         compaction: Shards::ALL,
         gc: true,
         producer_expiry: true,
+        retention: true,
     };
     /// None of it: an agent that cannot be sure it is still a member.
     pub const NONE: WorkShare = WorkShare {
         compaction: Shards::NONE,
         gc: false,
         producer_expiry: false,
+        retention: false,
     };
 }
 
@@ -159,6 +172,9 @@ pub struct CompactionWorker {
     clock: SharedClock,
     /// Asked before each pass: which shards to compact, whether to collect.
     share: Arc<dyn ShareOfWork>,
+    /// The agent's heads view, told of log starts retention moves (and through
+    /// it the other agents); without it they learn from the catalog.
+    heads: Option<Arc<Watermarks>>,
 }
 
 impl CompactionWorker {
@@ -175,12 +191,19 @@ impl CompactionWorker {
             metrics,
             clock: streamhouse_clock::system(),
             share: Arc::new(WorkShare::ALL),
+            heads: None,
         }
     }
 
     /// This worker doing only the share `share` gives it at each pass.
     pub fn with_share(mut self, share: Arc<dyn ShareOfWork>) -> Self {
         self.share = share;
+        self
+    }
+
+    /// This worker telling `heads` of the log starts retention moves.
+    pub fn with_heads(mut self, heads: Arc<Watermarks>) -> Self {
+        self.heads = Some(heads);
         self
     }
 
@@ -221,6 +244,39 @@ impl CompactionWorker {
                 .set(u64::try_from(now).unwrap_or(0));
             return Ok(PassOutcome::Idle);
         }
+        self.compact(&sources).await
+    }
+
+    /// One compaction of the live objects retention (or DeleteRecords) has
+    /// left less than half full, so that what they no longer hold leaves the
+    /// store: an object shared by many partitions stays until its last entry
+    /// goes, and compaction only takes small objects. The rewrite keeps only
+    /// the entries at or above their log start. See [`plan::choose_sparse`].
+    pub async fn compact_sparse_once(&self) -> Result<PassOutcome, StorageError> {
+        let shards = self.share.current().compaction;
+        if self.config.target_bytes == 0 || shards.is_empty() {
+            return Ok(PassOutcome::Idle);
+        }
+        let large = i64::try_from(self.config.target_bytes / 2).unwrap_or(i64::MAX);
+        let limit = u32::try_from(plan::MAX_SOURCES).unwrap_or(u32::MAX);
+        let candidates = self
+            .catalog
+            .sparse_live_objects(large, shards, limit)
+            .await?;
+        let rules = plan::Rules {
+            target_bytes: self.config.target_bytes,
+            min_age: self.config.min_age,
+            max_age: self.config.max_age,
+        };
+        let sources = plan::choose_sparse(&candidates, self.clock.now_ms(), &rules);
+        if sources.is_empty() {
+            return Ok(PassOutcome::Idle);
+        }
+        self.compact(&sources).await
+    }
+
+    /// Rewrites `sources` into one object, uploads it and swaps it in.
+    async fn compact(&self, sources: &[StoredObject]) -> Result<PassOutcome, StorageError> {
         let ids: Vec<i64> = sources.iter().map(|o| o.id).collect();
         let entries = self.catalog.object_entries(&ids).await?;
         // Only objects with something left to copy are read; the others are dead
@@ -308,6 +364,11 @@ impl CompactionWorker {
         producer_expiry::pass(self, resume, max_steps).await
     }
 
+    /// One retention pass over every topic; see [`retention`].
+    pub async fn apply_retention(&self) -> Result<RetentionPass, StorageError> {
+        retention::pass(self).await
+    }
+
     /// GETs the objects, a few at a time, by id.
     async fn read_all(
         &self,
@@ -371,6 +432,10 @@ impl Compactor {
 async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     let mut next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
     let mut expiry = producer_expiry::Schedule::new(worker.config.producer_expiry_interval);
+    let mut retention = retention::Schedule::new(worker.config.retention.check_interval);
+    // Sparse objects are looked for with a scan of the large live objects: once
+    // per garbage collection interval, and again at once while it finds some.
+    let mut next_sparse = tokio::time::Instant::now() + worker.config.gc_interval;
     loop {
         let pause = match worker.compact_once().await {
             // Catching up: go straight on.
@@ -393,10 +458,26 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
             }
             next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
         }
+        if tokio::time::Instant::now() >= next_sparse {
+            next_sparse = tokio::time::Instant::now() + worker.config.gc_interval;
+            match worker.compact_sparse_once().await {
+                Ok(PassOutcome::Compacted { .. }) => next_sparse = tokio::time::Instant::now(),
+                Ok(_) => {}
+                Err(e) => {
+                    static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                    if let Some(suppressed) = WARNINGS.allow() {
+                        tracing::warn!(error = %e, suppressed, "compaction of sparse objects failed; retrying later");
+                    }
+                }
+            }
+        }
         expiry.tick(&worker).await;
-        // Wake for the next expiry pass if it comes before the next compaction
-        // pass: its interval may be shorter than the idle pause.
-        let wake = (tokio::time::Instant::now() + pause).min(expiry.next_at());
+        retention.tick(&worker).await;
+        // Wake for the next expiry or retention pass if it comes before the
+        // next compaction pass: their intervals may be shorter than the pause.
+        let wake = (tokio::time::Instant::now() + pause)
+            .min(expiry.next_at())
+            .min(retention.next_at());
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until(wake) => {}
