@@ -135,7 +135,7 @@ fn decode_body<B: ByteBuf>(
         JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, ListGroups, ApiVersions,
         CreateTopics, DeleteTopics, InitProducerId, DeleteGroups, OffsetDelete,
         OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, DeleteRecords, CreatePartitions,
-        IncrementalAlterConfigs, DescribeCluster, DescribeProducers,
+        IncrementalAlterConfigs, DescribeCluster, DescribeProducers, DescribeLogDirs,
     )
 }
 
