@@ -173,9 +173,9 @@ impl TestBroker {
             store: Some(store_url.clone()),
             flush_interval_ms: Some(5),
             // Many tests produce records stamped 1 ms after the epoch, which
-            // the default retention (7 days) deletes at its first check;
-            // tests of retention set their own.
-            log_retention_ms: -1,
+            // the default retention (7 days) would delete at its first check:
+            // none comes during a test unless it asks (tests of retention do).
+            retention_check_interval_ms: 3_600_000,
             ..Settings::default()
         };
         tweak(&mut settings);
