@@ -4,8 +4,9 @@
 # S3-compatible server (moto), checks formatting and lints (cargo fmt --check,
 # cargo clippy -D warnings), runs every Rust test, builds the broker and runs
 # the real-client compatibility scenarios (kcat, confluent-kafka, the Java
-# client, SIGKILL durability; kcat, the crash test and the Java client also
-# against a cluster of three agents) against it on both backend pairs.
+# client, SIGKILL durability, PostgreSQL restarted under a producer; kcat, the
+# crash test and the Java client also against a cluster of three agents)
+# against it on both backend pairs.
 #
 #   ./scripts/test.sh                      everything
 #   ./scripts/test.sh --setup-only         install + start services, print exports

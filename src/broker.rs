@@ -121,7 +121,7 @@ impl Broker {
                 host: config.advertise_host.clone(),
                 port: i32::from(config.advertise_port),
             },
-            config.group_initial_rebalance_delay,
+            config.group_rules,
             Arc::clone(&clock),
         );
         Ok(Arc::new(Broker {

@@ -325,3 +325,73 @@ async fn the_initial_rebalance_delay_holds_the_first_join() {
     assert!(delayed >= Duration::from_millis(3000), "{delayed:?}");
     assert!(delayed < Duration::from_millis(3500), "{delayed:?}");
 }
+
+/// `group.min.session.timeout.ms`, `group.max.session.timeout.ms` and
+/// `group.max.size` are the agent's settings, reported as broker configs: a
+/// test cluster's 3 s sessions are accepted once the minimum allows them, a
+/// session past the maximum is refused, and a third member of a group of at
+/// most two is refused while its members rejoin freely.
+#[tokio::test]
+async fn session_bounds_and_group_size_are_the_agents_settings() {
+    const INVALID_SESSION_TIMEOUT: i16 = 26;
+    const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    let default = broker(0).await;
+    let mut client = default.client().await;
+    let mut three_seconds = Join::consumer("short-sessions", "", &["t"]);
+    three_seconds.session_timeout_ms = 3_000;
+    assert_eq!(
+        join(&mut client, &three_seconds).await.error_code,
+        INVALID_SESSION_TIMEOUT,
+        "Kafka's default minimum is 6 s"
+    );
+
+    let broker = TestBroker::start_with(Backend::Embedded, |cli| {
+        cli.group_initial_rebalance_delay_ms = 0;
+        cli.group_min_session_timeout_ms = 1_000;
+        cli.group_max_session_timeout_ms = 20_000;
+        cli.group_max_size = 2;
+    })
+    .await;
+    let (mut a, mut b, mut c) = (
+        broker.client().await,
+        broker.client().await,
+        broker.client().await,
+    );
+    let short = unique_topic("short");
+    let mut first = Join::consumer(&short, "", &["t"]);
+    first.session_timeout_ms = 3_000;
+    assert_eq!(
+        join_new(&mut c, first).await.error_code,
+        NONE,
+        "a 3 s session within 1-20 s"
+    );
+    let mut too_long = Join::consumer(&short, "", &["t"]);
+    too_long.session_timeout_ms = 20_001;
+    assert_eq!(
+        join(&mut c, &too_long).await.error_code,
+        INVALID_SESSION_TIMEOUT
+    );
+
+    let group = unique_topic("bounded");
+    let (generation, _leader, follower) = two_member_group(&mut a, &mut b, &group).await;
+    // A third member: refused before it is even given a member id.
+    let third = join(&mut c, &Join::consumer(&group, "", &["t"])).await;
+    assert_eq!(third.error_code, GROUP_MAX_SIZE_REACHED);
+    assert_eq!(third.member_id.to_string(), "");
+    assert_eq!(describe(&mut c, &group).await.members.len(), 2);
+    // The members themselves still heartbeat and rejoin.
+    assert_eq!(heartbeat(&mut b, &group, generation, &follower).await, NONE);
+
+    let reported = common::admin::describe(&mut c, 4, common::admin::BROKER, "0", None).await;
+    for (name, value) in [
+        ("group.min.session.timeout.ms", "1000"),
+        ("group.max.session.timeout.ms", "20000"),
+        ("group.max.size", "2"),
+    ] {
+        assert_eq!(
+            common::admin::config(&reported, name).0,
+            value,
+            "{name} reported by DescribeConfigs on the broker"
+        );
+    }
+}

@@ -115,16 +115,20 @@ impl GuardedBuf {
         // Compact lengths are stored plus one, so `left + 1` still fits one;
         // `left + 2` is the smallest value that fits nothing.
         let limit = bytes_left as u64 + 1;
-        if cut_short || u64::from(value) <= limit {
-            self.inner.advance(1);
-            return first;
-        }
-        self.note_lowered(u64::from(value), bytes_left);
-        let lowered = u32::try_from(limit + 1).unwrap_or(u32::MAX).min(value);
         let mut encoded = [0u8; MAX_VARINT_BYTES];
-        for (i, byte) in encoded.iter_mut().enumerate().take(len) {
-            let group = (lowered >> (7 * i as u32)) as u8 & 0x7f;
-            *byte = if i + 1 < len { group | 0x80 } else { group };
+        if cut_short || u64::from(value) <= limit {
+            // The rest of this varint is served as it is: read afresh, a
+            // continuation byte would pass for the start of another varint,
+            // and lowering that one would rewrite this one's higher groups
+            // (a count of 0 became 58,720,256).
+            encoded[..len].copy_from_slice(&chunk[..len]);
+        } else {
+            self.note_lowered(u64::from(value), bytes_left);
+            let lowered = u32::try_from(limit + 1).unwrap_or(u32::MAX).min(value);
+            for (i, byte) in encoded.iter_mut().enumerate().take(len) {
+                let group = (lowered >> (7 * i as u32)) as u8 & 0x7f;
+                *byte = if i + 1 < len { group | 0x80 } else { group };
+            }
         }
         self.varint_rest = encoded;
         self.varint_rest_len = len;
@@ -279,6 +283,20 @@ mod tests {
         assert_eq!(buf.try_get_u8().unwrap(), 0);
         assert_eq!(buf.try_get_u8().unwrap(), 0x7f);
         assert!(buf.try_get_u8().is_err());
+        assert_eq!(buf.lowered(), None);
+    }
+
+    /// Found by the request_decode fuzz target: seven 0x80 bytes and 0x65,
+    /// of which the decoder reads five, a count of 0. The fourth byte, read
+    /// afresh as the start of a varint, decoded to more than the bytes left
+    /// and was lowered, which rewrote the count's fourth group: in a
+    /// DescribeConfigs v4 request the count became 58,720,256 and the
+    /// decoder asked for 5 GB.
+    #[test]
+    fn the_bytes_of_a_varint_that_fits_are_not_read_as_varints_of_their_own() {
+        let mut buf = guarded(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x65, 1, 2]);
+        assert_eq!(read_varint(&mut buf), 0);
+        assert_eq!(buf.remaining(), 5);
         assert_eq!(buf.lowered(), None);
     }
 

@@ -15,6 +15,8 @@
 //!   batches decompressed as a bounded stream.
 //! - `test_util` (feature `test-util`): a builder of client record batches for
 //!   tests and benchmarks.
+//! - `fuzzing` (feature `fuzzing`): the bodies of the fuzz targets in `fuzz/`,
+//!   and the short pass over their corpus that `cargo test` runs.
 //!
 //! The connection loop in the broker owns the socket; everything here works on
 //! byte buffers it hands in.
@@ -23,6 +25,8 @@ pub mod append_time;
 pub mod batch;
 pub mod counts;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod records;
 pub mod request;
 pub mod response;

@@ -115,25 +115,40 @@ fn snappy(body: &[u8], max_bytes: usize) -> Result<Vec<u8>, RecordsError> {
     Ok(out)
 }
 
-/// Reads a zigzag varint (at most 10 bytes) at `*at`.
-fn read_varlong(buf: &[u8], at: &mut usize) -> Option<i64> {
+/// An unsigned LEB128 of at most `max_bytes` bytes at `*at`.
+fn read_unsigned(buf: &[u8], at: &mut usize, max_bytes: u32) -> Option<u64> {
     let mut value: u64 = 0;
-    for shift in (0..70).step_by(7) {
+    for i in 0..max_bytes {
         let byte = *buf.get(*at)?;
         *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
+        value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+            return Some(value);
         }
     }
     None
+}
+
+/// A zigzag varint as Kafka's `readVarint` reads it (and the produce
+/// validator, [`crate::validate`]): at most 5 bytes, bits beyond 32 dropped.
+/// Read as a varlong, a padded varint the validator accepted would name a
+/// different record length or offset delta here.
+fn read_varint(buf: &[u8], at: &mut usize) -> Option<i32> {
+    let raw = read_unsigned(buf, at, 5)? as u32;
+    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// A zigzag varlong (Kafka's `readVarlong`: at most 10 bytes).
+fn read_varlong(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let raw = read_unsigned(buf, at, 10)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 
 fn parse_records(records: &[u8], base_timestamp: i64) -> Result<Vec<(i32, i64)>, RecordsError> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < records.len() {
-        let length = read_varlong(records, &mut at)
+        let length = read_varint(records, &mut at)
             .and_then(|l| usize::try_from(l).ok())
             .ok_or(RecordsError::MalformedRecord)?;
         let end = at
@@ -143,9 +158,7 @@ fn parse_records(records: &[u8], base_timestamp: i64) -> Result<Vec<(i32, i64)>,
         let mut field = at + 1; // attributes
         let timestamp_delta =
             read_varlong(records, &mut field).ok_or(RecordsError::MalformedRecord)?;
-        let offset_delta = read_varlong(records, &mut field)
-            .and_then(|d| i32::try_from(d).ok())
-            .ok_or(RecordsError::MalformedRecord)?;
+        let offset_delta = read_varint(records, &mut field).ok_or(RecordsError::MalformedRecord)?;
         if field > end {
             return Err(RecordsError::MalformedRecord);
         }
@@ -344,6 +357,29 @@ mod tests {
                 "{codec:?}"
             );
         }
+    }
+
+    /// A length and an offset delta written as 5-byte varints whose last byte
+    /// carries bits beyond 32: Kafka's `readVarint` drops them, and so does
+    /// the produce validator, which accepts this batch. Read as varlongs here
+    /// they were a different length and an offset delta beyond i32, so a
+    /// ListOffsets search fell back to the batch's first offset. Found when
+    /// writing the fuzz bodies' check that the two readers agree.
+    #[test]
+    fn five_byte_varints_read_as_kafka_and_the_validator_read_them() {
+        let mut record = vec![0x96, 0x80, 0x80, 0x80, 0x10]; // 11, padded
+        record.extend_from_slice(&[0x00, 0x0a]); // attributes, timestamp delta 5
+        record.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x10]); // offset delta 0
+        record.extend_from_slice(&[0x01, 0x02, b'x', 0x00]); // null key, value "x", no headers
+        let mut batch = batch(Compression::None, 1)[..HEADER_BYTES].to_vec();
+        batch.extend_from_slice(&record);
+        let length = (batch.len() - 12) as i32;
+        batch[8..12].copy_from_slice(&length.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let valid = crate::validate::validate(&batch, None).expect("the validator accepts it");
+        assert_eq!(valid.max_timestamp, 1_005);
+        assert_eq!(record_timestamps(&batch, 1 << 20), Ok(vec![(0, 1_005)]));
     }
 
     #[test]

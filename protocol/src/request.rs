@@ -135,7 +135,9 @@ fn decode_body<B: ByteBuf>(
         JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, ListGroups, ApiVersions,
         CreateTopics, DeleteTopics, InitProducerId, DeleteGroups, OffsetDelete,
         OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, DeleteRecords, CreatePartitions,
-        IncrementalAlterConfigs, DescribeCluster, DescribeProducers, DescribeLogDirs,
+        IncrementalAlterConfigs, DescribeCluster, DescribeProducers, ElectLeaders,
+        AlterPartitionReassignments, ListPartitionReassignments, DescribeTopicPartitions,
+        DescribeLogDirs,
     )
 }
 

@@ -73,9 +73,15 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
+    // Placement is automatic: no election is ever needed, nothing is being
+    // reassigned, a reassignment is refused (see the handler).
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
     // Sizes from the catalog, the object store as the one log dir.
     api(ApiKey::DescribeLogDirs, 1, 4),
 ];

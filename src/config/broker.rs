@@ -80,9 +80,27 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
         ),
         set(
             "group.initial.rebalance.delay.ms",
-            config.group_initial_rebalance_delay.as_millis().to_string(),
+            config.group_rules.initial_delay.as_millis().to_string(),
             Int,
             "How long a new group waits for more members before its first rebalance.",
+        ),
+        set(
+            "group.max.session.timeout.ms",
+            config.group_rules.max_session_timeout_ms.to_string(),
+            Int,
+            "The longest session a group member may ask for (--group-max-session-timeout-ms).",
+        ),
+        set(
+            "group.max.size",
+            config.group_rules.max_size.to_string(),
+            Int,
+            "The most members a consumer group may have (--group-max-size).",
+        ),
+        set(
+            "group.min.session.timeout.ms",
+            config.group_rules.min_session_timeout_ms.to_string(),
+            Int,
+            "The shortest session a group member may ask for (--group-min-session-timeout-ms).",
         ),
         set(
             "listeners",

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use streamhouse_storage::compaction::RetentionConfig;
 use streamhouse_storage::CompactionConfig;
 
+use crate::coordinator::GroupRules;
+
 /// The command line of `streamhouse`, which is also the schema of its config
 /// file. With nothing set, the broker serves the embedded setup: a SQLite
 /// catalog and a local object folder under `data`, on 127.0.0.1:9092.
@@ -170,6 +172,31 @@ pub struct Settings {
         default_value_t = 3000
     )]
     pub group_initial_rebalance_delay_ms: u64,
+    /// The shortest session a consumer group member may ask for (Kafka's
+    /// group.min.session.timeout.ms); a shorter one is refused with
+    /// INVALID_SESSION_TIMEOUT
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub group_min_session_timeout_ms: u32,
+    /// The longest session a consumer group member may ask for (Kafka's
+    /// group.max.session.timeout.ms)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: u32,
+    /// The most members a consumer group may have (Kafka's group.max.size); a
+    /// member that would join beyond it is refused with GROUP_MAX_SIZE_REACHED
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_MAX_SIZE",
+        default_value_t = 2_147_483_647
+    )]
+    pub group_max_size: u32,
     /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off]
     ///
     /// They count object-store requests, bytes and latencies, catalog commit
@@ -254,6 +281,22 @@ pub struct Settings {
         default_value_t = 30_000
     )]
     pub retention_check_interval_ms: u64,
+    /// Delete an object found in the store but not in the catalog (an upload
+    /// whose commit failed or never came) once it has stayed unknown this long
+    ///
+    /// Must be at least twice --catalog-timeout-ms: an object being uploaded
+    /// is unknown until its commit, which comes after the uploads queued
+    /// before it and one catalog call.
+    #[arg(long, env = "STREAMHOUSE_ORPHAN_GRACE_MS", default_value_t = 3_600_000)]
+    pub orphan_grace_ms: u64,
+    /// How often the agent that collects garbage lists the store for objects
+    /// the catalog does not know (one LIST request per 1,000 objects)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_ORPHAN_SCAN_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    pub orphan_scan_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -334,8 +377,9 @@ pub struct Config {
     pub node_id: Option<i32>,
     pub zone: Option<String>,
     pub agent_lease: Duration,
-    /// Kafka's `group.initial.rebalance.delay.ms`.
-    pub group_initial_rebalance_delay: Duration,
+    /// Kafka's `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
+    /// `group.max.session.timeout.ms` and `group.max.size`.
+    pub group_rules: GroupRules,
     pub metrics_listen: Option<SocketAddr>,
     /// Compaction of small objects and garbage collection of dead ones.
     pub compaction: CompactionConfig,
@@ -369,6 +413,9 @@ impl Config {
             zone,
             agent_lease_ms,
             group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_max_size,
             metrics_listen,
             compaction_target_bytes,
             compaction_min_age_ms,
@@ -379,6 +426,8 @@ impl Config {
             log_retention_ms,
             log_retention_bytes,
             retention_check_interval_ms,
+            orphan_grace_ms,
+            orphan_scan_interval_ms,
         } = settings;
         let listen: SocketAddr = listen
             .parse()
@@ -442,6 +491,21 @@ impl Config {
         if agent_lease_ms < 1000 {
             bail!("--agent-lease-ms must be at least 1000");
         }
+        // Kafka's bounds: INT configs; the minimum no larger than the maximum.
+        if group_min_session_timeout_ms > i32::MAX as u32
+            || group_max_session_timeout_ms > i32::MAX as u32
+        {
+            bail!("--group-min-session-timeout-ms and --group-max-session-timeout-ms must be at most 2147483647");
+        }
+        if group_min_session_timeout_ms > group_max_session_timeout_ms {
+            bail!(
+                "--group-min-session-timeout-ms ({group_min_session_timeout_ms}) must not exceed \
+                 --group-max-session-timeout-ms ({group_max_session_timeout_ms})"
+            );
+        }
+        if !(1..=i32::MAX as u32).contains(&group_max_size) {
+            bail!("--group-max-size must be from 1 to 2147483647");
+        }
         if catalog_timeout_ms == 0 {
             bail!("--catalog-timeout-ms must be at least 1");
         }
@@ -462,6 +526,15 @@ impl Config {
         }
         if retention_check_interval_ms == 0 {
             bail!("--retention-check-interval-ms must be at least 1");
+        }
+        if orphan_grace_ms < catalog_timeout_ms.saturating_mul(2) {
+            bail!(
+                "--orphan-grace-ms {orphan_grace_ms} must be at least twice --catalog-timeout-ms ({catalog_timeout_ms}): \
+                 an upload is unknown to the catalog until its commit"
+            );
+        }
+        if orphan_scan_interval_ms == 0 {
+            bail!("--orphan-scan-interval-ms must be at least 1");
         }
         let metrics_listen =
             match metrics_listen {
@@ -487,6 +560,8 @@ impl Config {
                 default_ms: log_retention_ms,
                 default_bytes: log_retention_bytes,
             },
+            orphan_grace: Duration::from_millis(orphan_grace_ms),
+            orphan_scan_interval: Duration::from_millis(orphan_scan_interval_ms),
             ..CompactionConfig::default()
         };
         Ok(Config {
@@ -512,7 +587,12 @@ impl Config {
             node_id,
             zone,
             agent_lease: Duration::from_millis(agent_lease_ms),
-            group_initial_rebalance_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
+            group_rules: GroupRules {
+                initial_delay: Duration::from_millis(group_initial_rebalance_delay_ms),
+                min_session_timeout_ms: group_min_session_timeout_ms as i32,
+                max_session_timeout_ms: group_max_session_timeout_ms as i32,
+                max_size: group_max_size as usize,
+            },
             metrics_listen,
             compaction,
         })
@@ -576,7 +656,7 @@ mod tests {
         assert_eq!(config.fetch_memory_bytes, 256 << 20);
         assert_eq!(config.read_cache_bytes, 256 << 20);
         assert_eq!(config.node_id, None);
-        assert_eq!(config.group_initial_rebalance_delay, Duration::from_secs(3));
+        assert_eq!(config.group_rules, GroupRules::default());
         assert_eq!(config.metrics_listen, None);
         assert_eq!(config.compaction.target_bytes, 8 << 20);
         assert_eq!(config.compaction.min_age, Duration::from_secs(5));
@@ -589,6 +669,48 @@ mod tests {
         assert_eq!(
             config.compaction.producer_expiry_interval,
             Duration::from_secs(60)
+        );
+        assert_eq!(config.compaction.orphan_grace, Duration::from_secs(3600));
+        assert_eq!(
+            config.compaction.orphan_scan_interval,
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn the_orphan_grace_outlasts_two_catalog_timeouts() {
+        let err = Config::resolve(
+            parse(&["--catalog-timeout-ms", "2000", "--orphan-grace-ms", "3999"]).unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--orphan-grace-ms"), "{err}");
+        // The default catalog timeout (25 s) and the default grace agree.
+        let err = Config::resolve(parse(&["--orphan-grace-ms", "10000"]).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("twice --catalog-timeout-ms"),
+            "{err}"
+        );
+        let config = Config::resolve(
+            parse(&[
+                "--catalog-timeout-ms",
+                "2000",
+                "--orphan-grace-ms",
+                "4000",
+                "--orphan-scan-interval-ms",
+                "500",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.compaction.orphan_grace, Duration::from_secs(4));
+        assert_eq!(
+            config.compaction.orphan_scan_interval,
+            Duration::from_millis(500)
+        );
+        let err = Config::resolve(parse(&["--orphan-scan-interval-ms", "0"]).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("--orphan-scan-interval-ms"),
+            "{err}"
         );
     }
 

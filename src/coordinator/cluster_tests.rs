@@ -14,7 +14,7 @@ use streamhouse_metadata::prelude::*;
 use streamhouse_metadata::SqlCatalog;
 
 use super::tests::{a_few_ticks, join_request, stable_group, SESSION};
-use super::{AgentId, Coordinator, CoordinatorNode, GroupState, Placement};
+use super::{AgentId, Coordinator, CoordinatorNode, GroupRules, GroupState, Placement};
 use crate::cluster::rendezvous::{winner, KeyKind};
 
 /// One agent's membership as the test sets it: its view of the live node
@@ -104,7 +104,10 @@ async fn two_agents(initial_delay: Duration) -> Agents {
             Arc::clone(&catalog) as Arc<dyn GroupCatalog>,
             Arc::clone(&cluster) as Arc<dyn Placement>,
             node(node_id),
-            initial_delay,
+            GroupRules {
+                initial_delay,
+                ..GroupRules::default()
+            },
             clock.clone(),
         ));
         clusters.push(cluster);

@@ -78,18 +78,43 @@ pub struct Group {
     pub dirty: bool,
     /// Stored in the catalog at least once (or loaded from it).
     pub(super) stored: bool,
-    pub(super) initial_delay: Duration,
+    pub(super) rules: GroupRules,
     /// What its catalog writes are conditioned on: the lease epoch this agent
     /// loaded it under (see `ownership.rs`).
     pub(super) fence: GroupFence,
 }
 
-/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
-pub const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
-pub const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+/// What every group of this agent is held to: Kafka's broker-wide group
+/// settings (agent settings here, the same on every agent of a cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRules {
+    /// `group.initial.rebalance.delay.ms`: how long a new group waits for
+    /// more members before its first rebalance.
+    pub initial_delay: Duration,
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`: a
+    /// join asking for a session outside them is refused with
+    /// INVALID_SESSION_TIMEOUT.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`: a join that would add a member to a group this big is
+    /// refused with GROUP_MAX_SIZE_REACHED.
+    pub max_size: usize,
+}
+
+impl Default for GroupRules {
+    /// Kafka's defaults.
+    fn default() -> GroupRules {
+        GroupRules {
+            initial_delay: Duration::from_secs(3),
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX as usize,
+        }
+    }
+}
 
 impl Group {
-    pub fn new(id: &str, initial_delay: Duration) -> Group {
+    pub fn new(id: &str, rules: GroupRules) -> Group {
         Group {
             id: id.to_owned(),
             state: GroupState::Empty,
@@ -104,7 +129,7 @@ impl Group {
             new_member_added: false,
             dirty: false,
             stored: false,
-            initial_delay,
+            rules,
             fence: GroupFence::Unfenced,
         }
     }
@@ -164,8 +189,8 @@ impl Group {
                 ResponseError::CoordinatorNotAvailable,
             ));
         }
-        if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&request.session_timeout_ms)
-        {
+        let sessions = self.rules.min_session_timeout_ms..=self.rules.max_session_timeout_ms;
+        if !sessions.contains(&request.session_timeout_ms) {
             return JoinReply::Now(JoinResult::error(
                 &member_id,
                 ResponseError::InvalidSessionTimeout,
@@ -184,6 +209,14 @@ impl Group {
         }
     }
 
+    /// Whether another member would take the group past `group.max.size`.
+    /// Members already in it always rejoin, as in Kafka; unlike Kafka, which
+    /// counts only the members that rejoined while a rebalance is under way,
+    /// every member counts until it leaves or expires.
+    fn is_full(&self) -> bool {
+        self.members.len() >= self.rules.max_size
+    }
+
     fn join_new_member(&mut self, request: JoinRequest, now: Instant) -> JoinReply {
         let prefix = request.instance_id.as_deref().unwrap_or(&request.client_id);
         let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
@@ -191,7 +224,11 @@ impl Group {
             if let Some(old_id) = self.static_member(instance).map(str::to_owned) {
                 return self.replace_static_member(&old_id, new_id, request, now);
             }
-        } else if request.require_known_member_id {
+        }
+        if self.is_full() {
+            return JoinReply::Now(JoinResult::error("", ResponseError::GroupMaxSizeReached));
+        }
+        if request.instance_id.is_none() && request.require_known_member_id {
             let deadline = now + millis(request.session_timeout_ms);
             self.pending.insert(new_id.clone(), deadline);
             return JoinReply::Now(JoinResult::error(&new_id, ResponseError::MemberIdRequired));
@@ -202,6 +239,9 @@ impl Group {
     fn join_known_member(&mut self, request: JoinRequest, now: Instant) -> JoinReply {
         let id = request.member_id.clone();
         if self.pending.remove(&id).is_some() {
+            if self.is_full() {
+                return JoinReply::Now(JoinResult::error("", ResponseError::GroupMaxSizeReached));
+            }
             return self.add_member_and_rebalance(id, &request, now);
         }
         if self.is_fenced(request.instance_id.as_deref(), &id) {
@@ -329,13 +369,13 @@ impl Group {
         self.sync_deadline = None;
         let timeout = self.rebalance_timeout();
         self.rebalance = Some(
-            if self.state == GroupState::Empty && !self.initial_delay.is_zero() {
+            if self.state == GroupState::Empty && !self.rules.initial_delay.is_zero() {
                 self.new_member_added = false;
                 Rebalance {
-                    deadline: now + self.initial_delay,
+                    deadline: now + self.rules.initial_delay,
                     initial: Some(InitialDelay {
-                        delay: self.initial_delay,
-                        remaining: timeout.saturating_sub(self.initial_delay),
+                        delay: self.rules.initial_delay,
+                        remaining: timeout.saturating_sub(self.rules.initial_delay),
                     }),
                 }
             } else {

@@ -48,7 +48,7 @@ use streamhouse_clock::SharedClock;
 use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
 
-pub use group::{Group, GroupState, JoinReply};
+pub use group::{Group, GroupRules, GroupState, JoinReply};
 pub use lookup::ListedGroup;
 pub use member::{JoinRequest, JoinResult, Member, SyncResult};
 pub use placement::{AgentId, CoordinatorNode, Placement, Solo};
@@ -69,7 +69,7 @@ pub struct Coordinator {
     placement: Arc<dyn Placement>,
     /// Named for transactional ids, which have no coordinator of their own yet.
     this_node: CoordinatorNode,
-    initial_delay: Duration,
+    rules: GroupRules,
     /// Sessions, rebalance deadlines and the initial delay are measured on it.
     clock: SharedClock,
     /// The groups whose leases this agent holds (see `ownership.rs`).
@@ -88,14 +88,14 @@ impl Coordinator {
         catalog: Arc<dyn GroupCatalog>,
         placement: Arc<dyn Placement>,
         this_node: CoordinatorNode,
-        initial_delay: Duration,
+        rules: GroupRules,
         clock: SharedClock,
     ) -> Arc<Coordinator> {
         let coordinator = Arc::new(Coordinator {
             catalog,
             placement,
             this_node,
-            initial_delay,
+            rules,
             clock,
             slots: std::sync::Mutex::new(HashMap::new()),
             acquiring: std::sync::Mutex::new(HashMap::new()),
@@ -150,9 +150,9 @@ impl Coordinator {
         let mut slots = self.slot_map();
         let slot = slots.get_mut(group_id)?;
         let fence = slot.fence;
-        let initial_delay = self.initial_delay;
+        let rules = self.rules;
         Some(Arc::clone(slot.group.get_or_insert_with(|| {
-            let mut group = Group::new(group_id, initial_delay);
+            let mut group = Group::new(group_id, rules);
             group.fence = fence;
             Arc::new(Mutex::new(group))
         })))

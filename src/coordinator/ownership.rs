@@ -165,7 +165,7 @@ impl Coordinator {
             .await
             .map_err(|e| unavailable(group_id, &e))?;
         let group = stored.map(|stored| {
-            let mut group = Group::from_stored(stored, self.initial_delay, self.clock.now());
+            let mut group = Group::from_stored(stored, self.rules, self.clock.now());
             group.fence = fence;
             Arc::new(Mutex::new(group))
         });

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use streamhouse_metadata::groups::{StoredGroup, StoredMember};
 
-use super::group::{Group, GroupState};
+use super::group::{Group, GroupRules, GroupState};
 use super::member::Member;
 
 impl Group {
@@ -37,12 +37,8 @@ impl Group {
 
     /// A group as a restarted coordinator resumes it: Stable with its members
     /// (whose sessions start now), or Empty, as Kafka loads groups.
-    pub fn from_stored(
-        stored: StoredGroup,
-        initial_delay: std::time::Duration,
-        now: Instant,
-    ) -> Group {
-        let mut group = Group::new(&stored.group_id, initial_delay);
+    pub fn from_stored(stored: StoredGroup, rules: GroupRules, now: Instant) -> Group {
+        let mut group = Group::new(&stored.group_id, rules);
         group.stored = true;
         group.protocol_type = stored.protocol_type;
         group.protocol_name = stored.protocol_name;

@@ -14,7 +14,9 @@ use streamhouse_metadata::groups::{
 use streamhouse_metadata::{GroupCatalog, SqlCatalog};
 use tokio::sync::Semaphore;
 
-use super::{Coordinator, CoordinatorNode, GroupState, JoinRequest, Solo, SyncRequest, TICK};
+use super::{
+    Coordinator, CoordinatorNode, GroupRules, GroupState, JoinRequest, Solo, SyncRequest, TICK,
+};
 
 pub(super) const SESSION: Duration = Duration::from_secs(10);
 
@@ -57,7 +59,10 @@ fn solo(catalog: Arc<dyn GroupCatalog>, clock: streamhouse_clock::SharedClock) -
         catalog,
         Arc::new(Solo(node())),
         node(),
-        Duration::ZERO,
+        GroupRules {
+            initial_delay: Duration::ZERO,
+            ..GroupRules::default()
+        },
         clock,
     )
 }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_metadata::{CatalogError, NewTopic, Topic};
+use streamhouse_metadata::{CatalogError, NewTopic, Topic, TopicId};
 
 use std::sync::Arc;
 
@@ -23,10 +23,7 @@ pub async fn handle(
     version: i16,
     client_id: Option<&str>,
 ) -> MetadataResponse {
-    let placement = Placement {
-        view: broker.membership.view(),
-        zone: client_zone(client_id),
-    };
+    let placement = Placement::for_client(broker, client_id);
     let mut response = handle_topics(broker, &request, version, &placement).await;
     // Authorized operations, only when asked (v8+; the cluster's only to v10).
     // Without an authorizer every supported operation is allowed, as in Kafka.
@@ -42,9 +39,30 @@ pub async fn handle(
 }
 
 /// Where this request's client is told partitions live.
-struct Placement<'a> {
-    view: Arc<View>,
+pub(super) struct Placement<'a> {
+    pub(super) view: Arc<View>,
     zone: Option<&'a str>,
+}
+
+impl<'a> Placement<'a> {
+    pub(super) fn for_client(broker: &Broker, client_id: Option<&'a str>) -> Placement<'a> {
+        Placement {
+            view: broker.membership.view(),
+            zone: client_zone(client_id),
+        }
+    }
+
+    /// The agent this client is pointed at for a partition. Every agent
+    /// serves every partition: the leader is only where this client is
+    /// pointed. An empty view (this agent's own row reaped a moment ago)
+    /// still points at this agent.
+    pub(super) fn leader(&self, broker: &Broker, topic: TopicId, partition: i32) -> BrokerId {
+        let leader = self
+            .view
+            .partition_leader(topic, partition, self.zone)
+            .map_or(broker.node_id(), |a| a.node_id);
+        BrokerId(leader)
+    }
 }
 
 async fn handle_topics(
@@ -149,14 +167,7 @@ fn described(broker: &Broker, topic: &Topic, placement: &Placement) -> MetadataR
     let epoch = placement.view.leader_epoch();
     let partitions = (0..topic.partition_count)
         .map(|index| {
-            // Every agent serves every partition: the leader is only where
-            // this client is pointed. An empty view (this agent's own row
-            // reaped a moment ago) still points at this agent.
-            let leader = placement
-                .view
-                .partition_leader(topic.id, index, placement.zone)
-                .map_or(broker.node_id(), |a| a.node_id);
-            let leader = BrokerId(leader);
+            let leader = placement.leader(broker, topic.id, index);
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(leader)

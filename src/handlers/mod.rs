@@ -18,8 +18,10 @@ mod log_dirs;
 mod metadata;
 mod offsets;
 mod partitions;
+mod placement_admin;
 mod produce;
 mod producers;
+mod topic_partitions;
 mod topics;
 
 use std::net::SocketAddr;
@@ -259,6 +261,26 @@ pub async fn dispatch(
         RequestKind::OffsetForLeaderEpoch(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::OffsetForLeaderEpoch(
                 leader_epoch::handle(&broker, body).await,
+            ))
+        }),
+        RequestKind::ElectLeaders(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ElectLeaders(
+                placement_admin::elect_leaders(&broker, body).await,
+            ))
+        }),
+        RequestKind::ListPartitionReassignments(body) => PendingResponse::ready(reply.encode(
+            ResponseKind::ListPartitionReassignments(placement_admin::list_reassignments(body)),
+        )),
+        RequestKind::AlterPartitionReassignments(body) => PendingResponse::later(async move {
+            let client_id = request.header.client_id.as_deref();
+            reply.encode(ResponseKind::AlterPartitionReassignments(
+                placement_admin::alter_reassignments(&broker, body, client_id).await,
+            ))
+        }),
+        RequestKind::DescribeTopicPartitions(body) => PendingResponse::later(async move {
+            let client_id = request.header.client_id.as_deref();
+            reply.encode(ResponseKind::DescribeTopicPartitions(
+                topic_partitions::describe(&broker, body, client_id).await,
             ))
         }),
         other => {

@@ -15,6 +15,11 @@
 #   crash   tests/compat/crash_test.py        SIGKILL durability (plain and
 #                                             --idempotent producer; each also with
 #                                             three agents, SIGKILL of a leader)
+#   catalog tests/compat/catalog_restart.py  PostgreSQL (a server of its own)
+#                                             restarted and its connections dropped
+#                                             under an idempotent producer
+#   orphans tests/compat/orphans.py          an agent SIGKILLed between uploads
+#                                             and commits; the orphans deleted
 #   cluster tests/compat/cluster.sh           three agents under Java clients: the
 #                                             group coordinator SIGKILLed, a rolling
 #                                             SIGTERM restart
@@ -69,6 +74,8 @@ CLIENTS=(
     # Both again with three agents: the SIGKILL hits partition 0's leader.
     "crash     py     crash_test.py --agents 3"
     "crash     py     crash_test.py --idempotent --agents 3"
+    "catalog   py     catalog_restart.py"
+    "orphans   py     orphans.py"
     "cluster   sh     cluster.sh"
     "tools     sh     tools.sh"
     "connect   sh     connect.sh"

@@ -9,6 +9,9 @@
 #   verifiable       VerifiableProducer (idempotent) + VerifiableConsumer (a
 #                    group): every acknowledged record consumed exactly once
 #   topic-command    TopicCommand create / describe / list / alter / delete
+#   placement        LeaderElectionCommand (preferred and unclean: no election
+#                    needed), ReassignPartitionsCommand --list (none),
+#                    TopicCommand --describe paged 2 partitions a response
 #   config-command   ConfigCommand describe and alter a topic's config; an
 #                    invalid value is refused
 #   delete-records   DeleteRecordsCommand, then GetOffsetShell shows the new
@@ -211,6 +214,30 @@ scenario_topic_command() {
         { REASON="--delete: $(tail_of tc-delete.out) $(tail_of tc-delete.err)"; return 1; }
     wait_until 10 not_listed tc-list2 "$topic" || { REASON="--list still shows $topic 10 s after --delete"; return 1; }
     DETAIL="create 3, describe, list, alter to 5, delete"
+}
+
+ELECTION_CMD=org.apache.kafka.tools.LeaderElectionCommand
+REASSIGN_CMD=org.apache.kafka.tools.reassign.ReassignPartitionsCommand
+
+scenario_placement() {
+    local topic
+    topic="$(unique placement)"
+    create_topic pl-create "$topic" 3 || { REASON="--create: $(tail_of pl-create.err)"; return 1; }
+    # DescribeTopicPartitions, paged: every partition still shows.
+    jt pl-describe "$TOPIC_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --describe --topic "$topic" \
+        --partition-size-limit-per-response 2 &&
+        [[ "$(grep -cE "Partition: [0-2]\s+Leader: [0-9]+" "$W/pl-describe.out")" == 3 ]] ||
+        { REASON="--describe, 2 partitions a response: $(tail_of pl-describe.out 4) $(tail_of pl-describe.err 3)"; return 1; }
+    jt pl-elect "$ELECTION_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --election-type PREFERRED \
+        --topic "$topic" --partition 1 &&
+        grep -q "Valid replica already elected for partitions $topic-1" "$W/pl-elect.out" ||
+        { REASON="preferred election: $(tail_of pl-elect.out 3) $(tail_of pl-elect.err 3)"; return 1; }
+    jt pl-elect-all "$ELECTION_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --election-type UNCLEAN \
+        --all-topic-partitions || { REASON="unclean election of all partitions: $(tail_of pl-elect-all.err 3)"; return 1; }
+    jt pl-list "$REASSIGN_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --list &&
+        grep -q "No partition reassignments found" "$W/pl-list.out" ||
+        { REASON="--list: $(tail_of pl-list.out 3) $(tail_of pl-list.err 3)"; return 1; }
+    DETAIL="describe paged, elections not needed, no reassignments"
 }
 
 scenario_config_command() {
@@ -455,6 +482,7 @@ run_backend() {
     run_scenario producer-perf scenario_producer_perf
     run_scenario verifiable scenario_verifiable
     run_scenario topic-command scenario_topic_command
+    run_scenario placement scenario_placement
     run_scenario config-command scenario_config_command
     run_scenario delete-records scenario_delete_records
     run_scenario group-command scenario_group_command

@@ -2,6 +2,8 @@
 //! ones, and the garbage collection of objects nothing points into any more (the
 //! values and the states an object goes through are in [`crate::compaction`]).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 
 use crate::compaction::{CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome};
@@ -56,4 +58,9 @@ pub trait LifecycleCatalog: Send + Sync + 'static {
     /// Removes the rows of these objects (only those in state `deleting`), once
     /// they are gone from the store. Returns how many were removed.
     async fn forget_objects(&self, objects: &[i64]) -> Result<u64>;
+
+    /// Which of these object keys the catalog has a row for, in any state. A
+    /// key in the store but not here is an orphan: its upload's commit failed
+    /// or never happened, or its swap lost.
+    async fn known_object_keys(&self, keys: &[String]) -> Result<HashSet<String>>;
 }

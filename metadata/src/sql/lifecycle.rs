@@ -8,6 +8,8 @@
 //! those partitions on PostgreSQL; on SQLite the write transaction excludes every
 //! other writer.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Executor, Transaction};
@@ -91,6 +93,11 @@ impl LifecycleCatalog for SqlCatalog {
 
     async fn forget_objects(&self, objects: &[i64]) -> Result<u64> {
         self.write("forget_objects", |tx| forget(tx, objects)).await
+    }
+
+    async fn known_object_keys(&self, keys: &[String]) -> Result<HashSet<String>> {
+        self.read("known_object_keys", |pool| known_keys(pool, keys))
+            .await
     }
 }
 
@@ -347,6 +354,25 @@ async fn mark_unreferenced(
         .await?;
     tx.commit().await?;
     Ok(marked.rows_affected())
+}
+
+/// Served by the unique index on `objects.key`.
+async fn known_keys(pool: &sqlx::AnyPool, keys: &[String]) -> Result<HashSet<String>> {
+    let mut known = HashSet::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT key FROM objects WHERE key IN (VALUES {})",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = commit::multi_row(sql, chunk.len());
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        for row in &query.fetch_all(pool).await? {
+            known.insert(get::<String>(row, "key")?);
+        }
+    }
+    Ok(known)
 }
 
 async fn forget(mut tx: Transaction<'static, Any>, objects: &[i64]) -> Result<u64> {

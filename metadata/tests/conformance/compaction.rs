@@ -321,3 +321,53 @@ pub async fn garbage_collection_retires_objects_nothing_points_into(catalog: &dy
     let live: Vec<i64> = small_objects(catalog).await.iter().map(|o| o.id).collect();
     assert_eq!(catalog.forget_objects(&live).await.unwrap(), 0);
 }
+
+pub async fn the_catalog_tells_which_object_keys_it_knows(catalog: &dyn Catalog) {
+    let topic = create(catalog, "known", 1).await;
+    commit(catalog, "objects/aa/trimmed", &[run(&topic, 0, 8, 5)]).await;
+    commit(catalog, "objects/bb/kept", &[run(&topic, 0, 8, 5)]).await;
+    // More keys than one statement takes, the known ones in the second chunk.
+    let mut asked: Vec<String> = (0..1500).map(|i| format!("objects/cc/{i}")).collect();
+    asked.push("objects/aa/trimmed".to_owned());
+    asked.push("objects/bb/kept".to_owned());
+    let known = |keys: Vec<String>| async move {
+        let mut known: Vec<String> = catalog
+            .known_object_keys(&keys)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        known.sort();
+        known
+    };
+    assert_eq!(
+        known(asked.clone()).await,
+        ["objects/aa/trimmed", "objects/bb/kept"]
+    );
+    assert!(known(Vec::new()).await.is_empty());
+
+    // An object on its way out is still known until its row is forgotten:
+    // the collector deletes it from the store first.
+    catalog.delete_records(topic.id, 0, 5).await.unwrap();
+    catalog.drop_entries_below_log_start(100).await.unwrap();
+    assert_eq!(
+        catalog
+            .mark_unreferenced_objects(later(), now_ms(), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        known(asked.clone()).await,
+        ["objects/aa/trimmed", "objects/bb/kept"]
+    );
+    let doomed: Vec<i64> = catalog
+        .objects_to_delete(later(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(catalog.forget_objects(&doomed).await.unwrap(), 1);
+    assert_eq!(known(asked).await, ["objects/bb/kept"]);
+}

@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             a_compaction_swap_is_refused_when_a_source_entry_changed,
             a_compaction_swap_skips_partitions_of_deleted_topics,
             garbage_collection_retires_objects_nothing_points_into,
+            the_catalog_tells_which_object_keys_it_knows,
         );
         conformance_tests!(@idempotence $target;
             a_batch_committed_through_another_agent_is_a_duplicate_with_its_offset_and_time,

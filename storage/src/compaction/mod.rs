@@ -30,6 +30,7 @@
 //! agents expiring producers at once remove the same rows, once.
 
 mod gc;
+mod orphans;
 pub mod plan;
 mod producer_expiry;
 pub mod retention;
@@ -58,6 +59,7 @@ use crate::watermarks::Watermarks;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
+pub use orphans::{OrphanScan, OrphanSuspects};
 pub use producer_expiry::ProducerExpiry;
 pub use retention::{RetentionConfig, RetentionPass};
 
@@ -89,6 +91,11 @@ pub struct CompactionConfig {
     pub producer_expiry_interval: Duration,
     /// Retention's interval and the topics' default limits.
     pub retention: RetentionConfig,
+    /// How long an object in the store must stay unknown to the catalog
+    /// before it is deleted as an orphan (see [`orphans`]).
+    pub orphan_grace: Duration,
+    /// Pause between scans of the store for orphans.
+    pub orphan_scan_interval: Duration,
 }
 
 impl Default for CompactionConfig {
@@ -103,6 +110,8 @@ impl Default for CompactionConfig {
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
             producer_expiry_interval: Duration::from_secs(60),
             retention: RetentionConfig::default(),
+            orphan_grace: Duration::from_secs(60 * 60),
+            orphan_scan_interval: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -369,6 +378,16 @@ impl CompactionWorker {
         retention::pass(self).await
     }
 
+    /// One scan of the store for objects the catalog does not know, deleting
+    /// those unknown since more than the grace before; `suspects` carries what
+    /// earlier scans saw (see [`orphans`]).
+    pub async fn scan_orphans(
+        &self,
+        suspects: &mut OrphanSuspects,
+    ) -> Result<OrphanScan, StorageError> {
+        orphans::scan(self, suspects).await
+    }
+
     /// GETs the objects, a few at a time, by id.
     async fn read_all(
         &self,
@@ -436,6 +455,7 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     // Sparse objects are looked for with a scan of the large live objects: once
     // per garbage collection interval, and again at once while it finds some.
     let mut next_sparse = tokio::time::Instant::now() + worker.config.gc_interval;
+    let mut orphan_scans = orphans::Schedule::new(worker.config.orphan_scan_interval);
     loop {
         let pause = match worker.compact_once().await {
             // Catching up: go straight on.
@@ -473,11 +493,14 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
         }
         expiry.tick(&worker).await;
         retention.tick(&worker).await;
-        // Wake for the next expiry or retention pass if it comes before the
-        // next compaction pass: their intervals may be shorter than the pause.
+        orphan_scans.tick(&worker).await;
+        // Wake for the next expiry pass, retention pass or orphan scan if it
+        // comes before the next compaction pass: their intervals may be
+        // shorter than the idle pause.
         let wake = (tokio::time::Instant::now() + pause)
             .min(expiry.next_at())
-            .min(retention.next_at());
+            .min(retention.next_at())
+            .min(orphan_scans.next_at());
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until(wake) => {}

@@ -34,6 +34,12 @@ pub struct CompactionMetrics {
     /// How long each catalog swap took: it holds the partitions' locks (all
     /// of SQLite's write lock), so producers' commits wait for it.
     pub swap_latency: Latency,
+    /// Objects the catalog never knew (an upload whose commit failed or never
+    /// came), deleted after the orphan grace.
+    pub orphans_deleted: Counter,
+    pub orphan_bytes_deleted: Counter,
+    /// Objects unknown to the catalog at the last scan, waiting out the grace.
+    pub orphan_suspects: Gauge<u64, AtomicU64>,
 }
 
 impl CompactionMetrics {
@@ -79,6 +85,16 @@ impl CompactionMetrics {
                 "Producer ids forgotten after producer.id.expiration.ms",
                 &self.producer_ids_expired,
             ),
+            (
+                "streamhouse_gc_orphans_deleted",
+                "Objects unknown to the catalog (uploads whose commit failed) deleted after the orphan grace",
+                &self.orphans_deleted,
+            ),
+            (
+                "streamhouse_gc_orphan_bytes_deleted",
+                "Bytes of the orphaned objects deleted",
+                &self.orphan_bytes_deleted,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
@@ -92,6 +108,11 @@ impl CompactionMetrics {
             "streamhouse_compaction_last_idle_ms",
             "Wall-clock time in Unix milliseconds of the last compaction pass that found nothing to do",
             self.last_idle_ms.clone(),
+        );
+        registry.register(
+            "streamhouse_gc_orphan_suspects",
+            "Objects unknown to the catalog at the last orphan scan, waiting out the grace",
+            self.orphan_suspects.clone(),
         );
         self.swap_latency.register(
             registry,

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 40] = [
+    const SAMPLES: [&str; 43] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_bytes_total",
         "streamhouse_store_gets_total",
@@ -159,6 +159,9 @@ mod tests {
         "streamhouse_compaction_swap_latency_micros{quantile=\"0.999\"}",
         "streamhouse_gc_objects_deleted_total",
         "streamhouse_gc_bytes_deleted_total",
+        "streamhouse_gc_orphans_deleted_total",
+        "streamhouse_gc_orphan_bytes_deleted_total",
+        "streamhouse_gc_orphan_suspects",
         "streamhouse_producer_states_expired_total",
         "streamhouse_producer_ids_expired_total",
         "streamhouse_retention_bytes_deleted_total",
