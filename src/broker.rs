@@ -86,18 +86,8 @@ impl Broker {
         )
         .await
         .context("cannot join the cluster")?;
-        let compactor = Compactor::start(
-            CompactionWorker::new(
-                Arc::clone(&store),
-                Arc::clone(&catalog),
-                config.compaction.clone(),
-                Arc::clone(&metrics),
-            )
-            .with_clock(Arc::clone(&clock))
-            .with_share(Arc::clone(&membership) as Arc<dyn ShareOfWork>),
-        );
         let log = Log::open(
-            store,
+            Arc::clone(&store),
             Arc::clone(&catalog),
             LogConfig {
                 writer: WriterConfig {
@@ -114,6 +104,17 @@ impl Broker {
             Arc::clone(&metrics),
         );
         log.follow(membership.node_id(), membership.counters());
+        let compactor = Compactor::start(
+            CompactionWorker::new(
+                Arc::clone(&store),
+                Arc::clone(&catalog),
+                config.compaction.clone(),
+                Arc::clone(&metrics),
+            )
+            .with_clock(Arc::clone(&clock))
+            .with_share(Arc::clone(&membership) as Arc<dyn ShareOfWork>)
+            .with_heads(log.heads()),
+        );
         let coordinator = Coordinator::start(
             catalog.clone(),
             Arc::clone(&membership) as Arc<dyn Placement>,

@@ -21,11 +21,12 @@ pub mod groups;
 pub mod heads;
 mod model;
 pub mod producers;
+pub mod retention;
 pub mod sql;
 
 pub use catalog::{
     AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener,
-    LifecycleCatalog, LogCatalog, ProducerCatalog, TopicCatalog,
+    LifecycleCatalog, LogCatalog, ProducerCatalog, RetentionCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -45,7 +46,7 @@ use streamhouse_clock::SharedClock;
 pub mod prelude {
     pub use crate::catalog::{
         AgentCatalog, Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog,
-        ProducerCatalog, TopicCatalog,
+        ProducerCatalog, RetentionCatalog, TopicCatalog,
     };
 }
 

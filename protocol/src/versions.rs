@@ -82,6 +82,8 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Sizes from the catalog, the object store as the one log dir.
+    api(ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The advertised entry for `key`, if the API is served at all.

@@ -1,5 +1,5 @@
 //! Which background work this agent does: the compaction shards, the garbage
-//! collection and the producer state expiry placed on it in its view, and
+//! collection, the retention and the producer state expiry placed on it in its view, and
 //! nothing while it cannot be sure it is still a member (another agent may
 //! already have taken over).
 
@@ -12,6 +12,7 @@ use super::Membership;
 const COMPACTION: &str = "compaction";
 const GARBAGE_COLLECTION: &str = "gc";
 const PRODUCER_EXPIRY: &str = "producer-expiry";
+const RETENTION: &str = "retention";
 
 impl ShareOfWork for Membership {
     fn current(&self) -> WorkShare {
@@ -28,6 +29,7 @@ impl ShareOfWork for Membership {
             compaction: Shards::from_fn(|shard| view.runs_job(me, COMPACTION, shard)),
             gc: view.runs_job(me, GARBAGE_COLLECTION, 0),
             producer_expiry: view.runs_job(me, PRODUCER_EXPIRY, 0),
+            retention: view.runs_job(me, RETENTION, 0),
         }
     }
 }
@@ -71,6 +73,11 @@ mod tests {
         assert_eq!(shares.iter().filter(|s| s.gc).count(), 1, "{shares:?}");
         assert_eq!(
             shares.iter().filter(|s| s.producer_expiry).count(),
+            1,
+            "{shares:?}"
+        );
+        assert_eq!(
+            shares.iter().filter(|s| s.retention).count(),
             1,
             "{shares:?}"
         );

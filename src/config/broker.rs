@@ -31,12 +31,13 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
             name: name.to_string(),
             value: Some(value.to_string()),
             source: SOURCE_DEFAULT,
-            default: Some(value),
+            default: Some(value.to_string()),
             read_only: true,
             kind,
             doc,
         };
     use ConfigType::*;
+    let retention = &config.compaction.retention;
     let mut entries = vec![
         set(
             "advertised.listeners",
@@ -119,17 +120,34 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
             List,
             "Default cleanup.policy of topics.",
         ),
-        fixed(
+        set(
             "log.retention.bytes",
-            "-1",
+            retention.default_bytes.to_string(),
             Long,
-            "Default retention.bytes of topics.",
+            "Default retention.bytes of topics (--log-retention-bytes).",
         ),
-        fixed(
+        set(
+            "log.retention.check.interval.ms",
+            retention.check_interval.as_millis().to_string(),
+            Long,
+            "How often retention is applied (--retention-check-interval-ms).",
+        ),
+        // Kafka reports the hours too; log.retention.ms takes precedence.
+        set(
             "log.retention.hours",
-            "168",
+            if retention.default_ms < 0 {
+                "-1".to_string()
+            } else {
+                (retention.default_ms / 3_600_000).to_string()
+            },
             Int,
-            "Default retention of topics, in hours.",
+            "Default retention of topics, in hours (from --log-retention-ms).",
+        ),
+        set(
+            "log.retention.ms",
+            retention.default_ms.to_string(),
+            Long,
+            "Default retention.ms of topics (--log-retention-ms).",
         ),
         set(
             "max.connections",

@@ -23,6 +23,7 @@ pub use settings::{Config, Settings};
 /// Config sources of DescribeConfigs and CreateTopics (Kafka's `ConfigSource`).
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
+
 pub const SOURCE_DEFAULT: i8 = 5;
 
 /// How DescribeConfigs v3+ types a config (`config_type`); codes are Kafka's.
@@ -44,7 +45,7 @@ pub struct ConfigEntry {
     /// One of the `SOURCE_` codes.
     pub source: i8,
     /// Kafka's default, listed as a synonym when the value overrides it.
-    pub default: Option<&'static str>,
+    pub default: Option<String>,
     pub read_only: bool,
     pub kind: ConfigType,
     pub doc: &'static str,

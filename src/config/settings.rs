@@ -19,6 +19,7 @@ use anyhow::{bail, Context};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
+use streamhouse_storage::compaction::RetentionConfig;
 use streamhouse_storage::CompactionConfig;
 
 use crate::coordinator::GroupRules;
@@ -254,6 +255,35 @@ pub struct Settings {
         default_value_t = 60_000
     )]
     pub producer_id_expiration_check_interval_ms: u64,
+    /// How long a topic keeps records when it does not set retention.ms
+    /// (Kafka's log.retention.ms); -1 keeps them for ever
+    ///
+    /// Applies to topics whose cleanup.policy includes delete. Records go in
+    /// whole index entries once their batches' largest timestamp is older.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_RETENTION_MS",
+        default_value_t = 604_800_000,
+        allow_negative_numbers = true
+    )]
+    pub log_retention_ms: i64,
+    /// Bytes a partition keeps when its topic does not set retention.bytes
+    /// (Kafka's log.retention.bytes); -1 is no limit
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_RETENTION_BYTES",
+        default_value_t = -1,
+        allow_negative_numbers = true
+    )]
+    pub log_retention_bytes: i64,
+    /// How often one agent of the cluster applies retention.ms and
+    /// retention.bytes (Kafka's log.retention.check.interval.ms, 300000 there)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
+    pub retention_check_interval_ms: u64,
     /// Delete an object found in the store but not in the catalog (an upload
     /// whose commit failed or never came) once it has stayed unknown this long
     ///
@@ -396,6 +426,9 @@ impl Config {
             gc_grace_ms,
             producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms,
+            log_retention_ms,
+            log_retention_bytes,
+            retention_check_interval_ms,
             orphan_grace_ms,
             orphan_scan_interval_ms,
         } = settings;
@@ -486,6 +519,17 @@ impl Config {
         if !(1..=i32::MAX as u64).contains(&producer_id_expiration_check_interval_ms) {
             bail!("--producer-id-expiration-check-interval-ms must be from 1 to 2147483647");
         }
+        // Kafka's bounds: a LONG of at least -1 for both limits, at least 1
+        // for the interval.
+        if log_retention_ms < -1 {
+            bail!("--log-retention-ms must be at least -1");
+        }
+        if log_retention_bytes < -1 {
+            bail!("--log-retention-bytes must be at least -1");
+        }
+        if retention_check_interval_ms == 0 {
+            bail!("--retention-check-interval-ms must be at least 1");
+        }
         if orphan_grace_ms < catalog_timeout_ms.saturating_mul(2) {
             bail!(
                 "--orphan-grace-ms {orphan_grace_ms} must be at least twice --catalog-timeout-ms ({catalog_timeout_ms}): \
@@ -514,6 +558,11 @@ impl Config {
             producer_expiry_interval: Duration::from_millis(
                 producer_id_expiration_check_interval_ms,
             ),
+            retention: RetentionConfig {
+                check_interval: Duration::from_millis(retention_check_interval_ms),
+                default_ms: log_retention_ms,
+                default_bytes: log_retention_bytes,
+            },
             orphan_grace: Duration::from_millis(orphan_grace_ms),
             orphan_scan_interval: Duration::from_millis(orphan_scan_interval_ms),
             ..CompactionConfig::default()
@@ -800,6 +849,40 @@ mod tests {
             config.compaction.producer_expiry_interval,
             Duration::from_millis(1)
         );
+    }
+
+    #[test]
+    fn retention_settings_are_the_topics_defaults_and_the_interval() {
+        let config = Config::resolve(Settings::default()).unwrap();
+        assert_eq!(config.compaction.retention, RetentionConfig::default());
+        let config = Config::resolve(
+            parse(&[
+                "--log-retention-ms",
+                "-1",
+                "--log-retention-bytes",
+                "1048576",
+                "--retention-check-interval-ms",
+                "500",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.compaction.retention,
+            RetentionConfig {
+                check_interval: Duration::from_millis(500),
+                default_ms: -1,
+                default_bytes: 1_048_576,
+            }
+        );
+        for (flag, value) in [
+            ("--log-retention-ms", "-2"),
+            ("--log-retention-bytes", "-2"),
+            ("--retention-check-interval-ms", "0"),
+        ] {
+            let err = Config::resolve(parse(&[flag, value]).unwrap()).unwrap_err();
+            assert!(err.to_string().contains(flag), "{err}");
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConfigEntry, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
+use super::{
+    Config, ConfigEntry, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER,
+};
 
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
@@ -135,27 +137,55 @@ pub fn definition(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
-/// Kafka's defaults for every topic config, reported when a topic does not set them.
-pub fn defaults() -> impl Iterator<Item = (&'static str, &'static str)> {
-    TOPIC_CONFIGS.iter().map(|d| (d.name, d.default))
+/// The agent settings that stand in for Kafka's defaults of topic configs, as
+/// Kafka's broker configs do (`log.retention.ms`, `log.retention.bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerDefaults {
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+}
+
+impl BrokerDefaults {
+    pub fn of(config: &Config) -> BrokerDefaults {
+        BrokerDefaults {
+            retention_ms: config.compaction.retention.default_ms,
+            retention_bytes: config.compaction.retention.default_bytes,
+        }
+    }
+
+    /// The default a topic that does not set `def` has, and its source: the
+    /// agent's setting where it has one that differs from Kafka's default
+    /// (STATIC_BROKER_CONFIG, as a `server.properties` value), else Kafka's.
+    fn of_config(&self, def: &TopicConfigDef) -> (String, i8) {
+        let setting = match def.name {
+            "retention.ms" => Some(self.retention_ms),
+            "retention.bytes" => Some(self.retention_bytes),
+            _ => None,
+        };
+        match setting.map(|v| v.to_string()) {
+            Some(value) if value != def.default => (value, SOURCE_STATIC_BROKER),
+            _ => (def.default.to_string(), SOURCE_DEFAULT),
+        }
+    }
 }
 
 /// Every config of a topic set to `configs`, as DescribeConfigs reports it: the
-/// topic's own value, else Kafka's default.
-pub fn described(configs: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+/// topic's own value, else the agent's default for it, else Kafka's.
+pub fn described(configs: &BTreeMap<String, String>, broker: &BrokerDefaults) -> Vec<ConfigEntry> {
     let mut entries: Vec<ConfigEntry> = TOPIC_CONFIGS
         .iter()
         .map(|def| {
             let set = configs.get(def.name);
+            let (default, default_source) = broker.of_config(def);
             ConfigEntry {
                 name: def.name.to_string(),
-                value: Some(set.map_or(def.default, String::as_str).to_string()),
+                value: Some(set.cloned().unwrap_or_else(|| default.clone())),
                 source: if set.is_some() {
                     SOURCE_DYNAMIC_TOPIC
                 } else {
-                    SOURCE_DEFAULT
+                    default_source
                 },
-                default: Some(def.default),
+                default: Some(default),
                 read_only: false,
                 kind: def.kind,
                 doc: def.doc,
@@ -387,10 +417,41 @@ mod tests {
 
     #[test]
     fn every_default_is_valid_and_names_are_sorted() {
-        for (name, default) in defaults() {
-            assert_eq!(validate(name, default), Ok(()), "{name}");
+        for def in TOPIC_CONFIGS {
+            assert_eq!(validate(def.name, def.default), Ok(()), "{}", def.name);
         }
         assert!(TOPIC_CONFIGS.windows(2).all(|w| w[0].name < w[1].name));
+    }
+
+    #[test]
+    fn the_agents_retention_settings_are_the_defaults_topics_report() {
+        let kafka = BrokerDefaults {
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+        };
+        let agent = BrokerDefaults {
+            retention_ms: 20_000,
+            retention_bytes: -1,
+        };
+        let reported = |configs: &BTreeMap<String, String>, broker: &BrokerDefaults| {
+            let entries = described(configs, broker);
+            let entry = entries.iter().find(|e| e.name == "retention.ms").unwrap();
+            (entry.value.clone().unwrap(), entry.source)
+        };
+        let unset = BTreeMap::new();
+        assert_eq!(
+            reported(&unset, &kafka),
+            ("604800000".to_string(), SOURCE_DEFAULT)
+        );
+        assert_eq!(
+            reported(&unset, &agent),
+            ("20000".to_string(), SOURCE_STATIC_BROKER)
+        );
+        let own = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        assert_eq!(
+            reported(&own, &agent),
+            ("5".to_string(), SOURCE_DYNAMIC_TOPIC)
+        );
     }
 
     #[test]

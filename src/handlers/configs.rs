@@ -46,7 +46,10 @@ pub async fn describe(
         let entries = match resource.resource_type {
             RESOURCE_TOPIC => find_topic(broker, &resource.resource_name)
                 .await
-                .map(|topic| topic_configs::described(&topic.configs)),
+                .map(|topic| {
+                    let defaults = topic_configs::BrokerDefaults::of(&broker.config);
+                    topic_configs::described(&topic.configs, &defaults)
+                }),
             RESOURCE_BROKER => crate::config::broker::entries(
                 &broker.config,
                 broker.node_id(),
@@ -106,7 +109,7 @@ fn described(
             .with_name(text(&entry.name))
             .with_value(entry.value.as_deref().map(text))
             .with_source(entry.source)];
-        if let (true, Some(default)) = (entry.source != SOURCE_DEFAULT, entry.default) {
+        if let (true, Some(default)) = (entry.source != SOURCE_DEFAULT, entry.default.as_deref()) {
             list.push(
                 DescribeConfigsSynonym::default()
                     .with_name(text(&entry.name))

@@ -14,6 +14,7 @@ mod groups;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod partitions;
@@ -250,6 +251,11 @@ pub async fn dispatch(
         RequestKind::DescribeProducers(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeProducers(
                 producers::describe(&broker, body).await,
+            ))
+        }),
+        RequestKind::DescribeLogDirs(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeLogDirs(
+                log_dirs::describe(&broker, body, request.header.client_id.as_deref()).await,
             ))
         }),
         RequestKind::OffsetForLeaderEpoch(body) => PendingResponse::later(async move {

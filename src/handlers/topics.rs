@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, NewTopic};
 
 use crate::config::topic::{self as topic_configs, invalid_topic_name};
-use crate::config::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
+use crate::config::SOURCE_DYNAMIC_TOPIC;
 use crate::{errors, Broker};
 
 /// Most partitions one topic may have. Each partition costs catalog rows, not
@@ -33,6 +33,7 @@ pub async fn create(
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
+    let defaults = topic_configs::BrokerDefaults::of(&broker.config);
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -124,7 +125,7 @@ pub async fn create(
                     ResponseError::TopicAlreadyExists,
                     format!("Topic '{name}' already exists."),
                 )),
-                Ok(None) => results.push(described(result, &new_topic, None, version)),
+                Ok(None) => results.push(described(result, &new_topic, None, version, &defaults)),
                 Err(e) => results.push(fail(result, errors::catalog(&e), e.to_string())),
             }
             continue;
@@ -132,7 +133,13 @@ pub async fn create(
         match broker.catalog.create_topic(&new_topic).await {
             Ok(created) => {
                 tracing::info!(topic = %name, partitions, "created topic");
-                results.push(described(result, &new_topic, Some(created.id), version));
+                results.push(described(
+                    result,
+                    &new_topic,
+                    Some(created.id),
+                    version,
+                    &defaults,
+                ));
             }
             Err(CatalogError::TopicAlreadyExists(_)) => results.push(fail(
                 result,
@@ -155,6 +162,7 @@ fn described(
     topic: &NewTopic,
     id: Option<uuid::Uuid>,
     version: i16,
+    defaults: &topic_configs::BrokerDefaults,
 ) -> CreatableTopicResult {
     // Kafka answers a success with a null message; the codec's default is "".
     let result = result
@@ -165,10 +173,18 @@ fn described(
     if version < 5 {
         return result;
     }
-    let mut configs: Vec<CreatableTopicConfigs> = topic_configs::defaults()
-        .filter(|(key, _)| !topic.configs.contains_key(*key))
-        .map(|(key, value)| config_entry(key, value, SOURCE_DEFAULT))
-        .collect();
+    let mut configs: Vec<CreatableTopicConfigs> =
+        topic_configs::described(&topic.configs, defaults)
+            .iter()
+            .filter(|entry| !topic.configs.contains_key(&entry.name))
+            .map(|entry| {
+                config_entry(
+                    &entry.name,
+                    entry.value.as_deref().unwrap_or(""),
+                    entry.source,
+                )
+            })
+            .collect();
     configs.extend(
         topic
             .configs

@@ -276,6 +276,12 @@ impl Log {
         Ok(offsets)
     }
 
+    /// The heads view, for the background work that moves log starts
+    /// (retention).
+    pub fn heads(&self) -> Arc<Watermarks> {
+        Arc::clone(&self.heads)
+    }
+
     /// Forgets a deleted topic's heads; its waiting fetches answer at once.
     pub fn forget_topic(&self, topic: TopicId) {
         self.heads.forget_topic(topic);

@@ -493,6 +493,7 @@ async fn a_worker_compacts_only_the_shards_of_its_share() {
             compaction,
             gc: false,
             producer_expiry: false,
+            retention: false,
         }) as Arc<dyn ShareOfWork>
     };
     for excluded in [Shards::NONE, Shards::from_fn(|shard| shard != 0)] {
@@ -505,4 +506,83 @@ async fn a_worker_compacts_only_the_shards_of_its_share() {
         owner.compact_once().await.unwrap(),
         PassOutcome::Compacted { .. }
     ));
+}
+
+async fn store_bytes(store: &Arc<dyn ObjectStore>) -> u64 {
+    store
+        .list(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.size)
+        .sum()
+}
+
+/// Objects hold runs of every partition, so an object stays while any of its
+/// entries is retained. Once the log starts of two partitions out of three
+/// have passed the compacted objects (as retention moves them), those objects
+/// are rewritten with the third partition's entries alone, and the store's
+/// bytes fall to about a third; what is retained reads back the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_a_log_start_left_sparse_are_rewritten_and_the_store_shrinks() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let worker = worker(&s, 64 * 1024);
+    while let PassOutcome::Compacted { .. } = worker.compact_once().await.unwrap() {}
+    s.clock.advance(Duration::from_millis(1));
+    worker.collect_garbage().await.unwrap();
+    let (before, _, _) = catch_up(&s).await;
+    let full = store_bytes(&s.store).await;
+    assert_eq!(
+        worker.compact_sparse_once().await.unwrap(),
+        PassOutcome::Idle,
+        "nothing is sparse while every entry is retained"
+    );
+
+    for partition in [0, 1] {
+        s.catalog
+            .delete_records(s.topic, partition, -1)
+            .await
+            .unwrap();
+    }
+    let mut rewritten = 0;
+    while let PassOutcome::Compacted { sources, .. } = worker.compact_sparse_once().await.unwrap() {
+        rewritten += sources;
+    }
+    assert_eq!(
+        rewritten, 3,
+        "the three compacted objects, none of the small ones"
+    );
+    // The small ones are compacted as always, once overdue, keeping only
+    // partition 2's entries too.
+    s.clock.advance(Duration::from_secs(61));
+    assert!(matches!(
+        worker.compact_once().await.unwrap(),
+        PassOutcome::Compacted { .. }
+    ));
+    // The collector drops the trimmed entries and then the sources.
+    s.clock.advance(Duration::from_millis(1));
+    worker.collect_garbage().await.unwrap();
+    s.clock.advance(Duration::from_millis(1));
+    worker.collect_garbage().await.unwrap();
+    let left = store_bytes(&s.store).await;
+    assert!(
+        left * 5 < full * 2,
+        "{left} bytes left of {full}: the other partitions' bytes are gone"
+    );
+
+    // Partition 2 reads back byte for byte.
+    let reader = ObjectReader::new(Arc::clone(&s.store), &ReadCacheConfig::default());
+    let entries = s.catalog.index_entries(s.topic, 2, 0, 1000).await.unwrap();
+    let mut read = BytesMut::new();
+    for entry in &entries {
+        read.extend_from_slice(
+            &reader
+                .read(std::slice::from_ref(entry), entry.base_offset, 1 << 30)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(read.freeze(), before[2]);
 }

@@ -172,6 +172,10 @@ impl TestBroker {
             catalog: Some(catalog_url.clone()),
             store: Some(store_url.clone()),
             flush_interval_ms: Some(5),
+            // Many tests produce records stamped 1 ms after the epoch, which
+            // the default retention (7 days) would delete at its first check:
+            // none comes during a test unless it asks (tests of retention do).
+            retention_check_interval_ms: 3_600_000,
             ..Settings::default()
         };
         tweak(&mut settings);

@@ -42,6 +42,11 @@
 #                                             restored from its compacted changelog
 #                                             after its state is wiped, exact counts;
 #                                             the changelog bounded (needs the log cleaner)
+#   retention tests/compat/retention.py       retention.ms and retention.bytes with
+#                                             confluent-kafka and kafka-log-dirs:
+#                                             earliest offsets, sizes and the store's
+#                                             bytes fall, groups below the log start
+#                                             reset (about 2 minutes per backend pair)
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
@@ -87,6 +92,7 @@ CLIENTS=(
     "pyclients py     pyclients.py"
     # One backend pair: the bound does not depend on it, and one takes ~45 s.
     "ceiling   py     memory_ceiling.py --backend embedded"
+    "retention py     retention.py"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do

@@ -17,6 +17,7 @@ mod groups;
 mod lifecycle;
 mod log;
 mod producers;
+mod retention;
 mod topics;
 
 pub use agents::AgentCatalog;
@@ -25,6 +26,7 @@ pub use groups::GroupCatalog;
 pub use lifecycle::LifecycleCatalog;
 pub use log::LogCatalog;
 pub use producers::ProducerCatalog;
+pub use retention::RetentionCatalog;
 pub use topics::{ConfigUpdate, TopicCatalog};
 
 /// Every concern of the catalog, as the broker and the storage layer use it.
@@ -39,6 +41,7 @@ pub trait Catalog:
     + LifecycleCatalog
     + AgentCatalog
     + ChangeCatalog
+    + RetentionCatalog
 {
 }
 
@@ -50,6 +53,7 @@ impl<T> Catalog for T where
         + LifecycleCatalog
         + AgentCatalog
         + ChangeCatalog
+        + RetentionCatalog
         + ?Sized
 {
 }

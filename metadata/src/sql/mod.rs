@@ -27,6 +27,7 @@ mod log;
 mod producer_expiry;
 mod producer_windows;
 mod producers;
+mod retention;
 mod retry;
 mod rows;
 mod topics;

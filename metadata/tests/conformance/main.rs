@@ -17,6 +17,7 @@ mod harness;
 mod idempotence;
 mod membership;
 mod producer_expiry;
+mod retention;
 mod timeouts;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
@@ -67,6 +68,13 @@ macro_rules! conformance_tests {
             a_pass_in_small_steps_removes_every_idle_state_and_passes_active_ones,
             expired_producer_ids_are_forgotten_and_never_handed_out_again,
         );
+        conformance_tests!(@retention $target;
+            time_retention_drops_entries_up_to_the_first_that_has_not_expired,
+            size_retention_keeps_at_least_the_limit_as_kafka_does,
+            retention_never_moves_a_log_start_back_and_both_rules_apply,
+            retention_sizes_count_the_entries_at_or_above_the_log_start,
+            retention_leaves_sparse_objects_for_compaction,
+        );
         conformance_tests!(@database $target;
             concurrent_commits_never_overlap_or_leave_gaps,
             concurrent_creates_of_one_name_make_one_topic,
@@ -94,6 +102,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_catalog($target, |catalog| {
                     Box::pin(crate::compaction::$case(catalog))
+                })
+                .await;
+            }
+        )*
+    };
+    (@retention $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_catalog($target, |catalog| {
+                    Box::pin(crate::retention::$case(catalog))
                 })
                 .await;
             }

@@ -144,6 +144,7 @@ impl DefaultFor for RequestKind {
                 ListPartitionReassignmentsRequest::default().into()
             }
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::default().into(),
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::default().into(),
             other => panic!("{other:?} is not advertised; add its seed"),
         }
     }
@@ -384,6 +385,13 @@ fn filled(key: ApiKey) -> RequestKind {
                     .with_topic_name(topic())
                     .with_partition_index(3),
             ))
+            .into(),
+        ApiKey::DescribeLogDirs => DescribeLogDirsRequest::default()
+            .with_topics(Some(vec![
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(topic())
+                    .with_partitions(vec![0, 1]),
+            ]))
             .into(),
         other => RequestKind::default_for(other),
     }

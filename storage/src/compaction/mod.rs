@@ -19,8 +19,11 @@
 //! ([`producer_expiry`]): catalog rows only, no objects, but the same kind of
 //! periodic lifecycle job, on one agent of the cluster.
 //!
+//! Retention ([`retention`]) moves log starts past what `retention.ms` and
+//! `retention.bytes` no longer keep; garbage collection frees the rest.
+//!
 //! In a cluster each agent compacts only the shards of objects placed on it,
-//! one agent collects garbage and one expires producers ([`WorkShare`], asked
+//! one agent collects garbage, one applies retention and one expires producers ([`WorkShare`], asked
 //! before every pass). While agents disagree about placement (a view change
 //! not yet seen everywhere) two may compact the same objects; one swap wins
 //! and the other's work is thrown away. That wastes PUTs but never data. Two
@@ -30,6 +33,7 @@ mod gc;
 mod orphans;
 pub mod plan;
 mod producer_expiry;
+pub mod retention;
 mod rewrite;
 
 use std::collections::{HashMap, HashSet};
@@ -51,11 +55,13 @@ use tokio::task::JoinHandle;
 use crate::background::BackgroundWrite;
 use crate::format::new_object_key;
 use crate::metrics::Metrics;
+use crate::watermarks::Watermarks;
 use crate::StorageError;
 
 pub use gc::GcOutcome;
 pub use orphans::{OrphanScan, OrphanSuspects};
 pub use producer_expiry::ProducerExpiry;
+pub use retention::{RetentionConfig, RetentionPass};
 
 /// Store requests one pass keeps in flight (GETs of sources, DELETEs).
 const CONCURRENT_REQUESTS: usize = 8;
@@ -83,6 +89,8 @@ pub struct CompactionConfig {
     /// Pause between passes expiring producers' state (Kafka's
     /// `producer.id.expiration.check.interval.ms`).
     pub producer_expiry_interval: Duration,
+    /// Retention's interval and the topics' default limits.
+    pub retention: RetentionConfig,
     /// How long an object in the store must stay unknown to the catalog
     /// before it is deleted as an orphan (see [`orphans`]).
     pub orphan_grace: Duration,
@@ -101,6 +109,7 @@ impl Default for CompactionConfig {
             gc_interval: Duration::from_secs(10),
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
             producer_expiry_interval: Duration::from_secs(60),
+            retention: RetentionConfig::default(),
             orphan_grace: Duration::from_secs(60 * 60),
             orphan_scan_interval: Duration::from_secs(10 * 60),
         }
@@ -116,6 +125,8 @@ pub struct WorkShare {
     pub gc: bool,
     /// Whether this agent expires idle producers' state.
     pub producer_expiry: bool,
+    /// Whether this agent applies retention.
+    pub retention: bool,
 }
 
 impl WorkShare {
@@ -124,12 +135,14 @@ impl WorkShare {
         compaction: Shards::ALL,
         gc: true,
         producer_expiry: true,
+        retention: true,
     };
     /// None of it: an agent that cannot be sure it is still a member.
     pub const NONE: WorkShare = WorkShare {
         compaction: Shards::NONE,
         gc: false,
         producer_expiry: false,
+        retention: false,
     };
 }
 
@@ -168,6 +181,9 @@ pub struct CompactionWorker {
     clock: SharedClock,
     /// Asked before each pass: which shards to compact, whether to collect.
     share: Arc<dyn ShareOfWork>,
+    /// The agent's heads view, told of log starts retention moves (and through
+    /// it the other agents); without it they learn from the catalog.
+    heads: Option<Arc<Watermarks>>,
 }
 
 impl CompactionWorker {
@@ -184,12 +200,19 @@ impl CompactionWorker {
             metrics,
             clock: streamhouse_clock::system(),
             share: Arc::new(WorkShare::ALL),
+            heads: None,
         }
     }
 
     /// This worker doing only the share `share` gives it at each pass.
     pub fn with_share(mut self, share: Arc<dyn ShareOfWork>) -> Self {
         self.share = share;
+        self
+    }
+
+    /// This worker telling `heads` of the log starts retention moves.
+    pub fn with_heads(mut self, heads: Arc<Watermarks>) -> Self {
+        self.heads = Some(heads);
         self
     }
 
@@ -230,6 +253,39 @@ impl CompactionWorker {
                 .set(u64::try_from(now).unwrap_or(0));
             return Ok(PassOutcome::Idle);
         }
+        self.compact(&sources).await
+    }
+
+    /// One compaction of the live objects retention (or DeleteRecords) has
+    /// left less than half full, so that what they no longer hold leaves the
+    /// store: an object shared by many partitions stays until its last entry
+    /// goes, and compaction only takes small objects. The rewrite keeps only
+    /// the entries at or above their log start. See [`plan::choose_sparse`].
+    pub async fn compact_sparse_once(&self) -> Result<PassOutcome, StorageError> {
+        let shards = self.share.current().compaction;
+        if self.config.target_bytes == 0 || shards.is_empty() {
+            return Ok(PassOutcome::Idle);
+        }
+        let large = i64::try_from(self.config.target_bytes / 2).unwrap_or(i64::MAX);
+        let limit = u32::try_from(plan::MAX_SOURCES).unwrap_or(u32::MAX);
+        let candidates = self
+            .catalog
+            .sparse_live_objects(large, shards, limit)
+            .await?;
+        let rules = plan::Rules {
+            target_bytes: self.config.target_bytes,
+            min_age: self.config.min_age,
+            max_age: self.config.max_age,
+        };
+        let sources = plan::choose_sparse(&candidates, self.clock.now_ms(), &rules);
+        if sources.is_empty() {
+            return Ok(PassOutcome::Idle);
+        }
+        self.compact(&sources).await
+    }
+
+    /// Rewrites `sources` into one object, uploads it and swaps it in.
+    async fn compact(&self, sources: &[StoredObject]) -> Result<PassOutcome, StorageError> {
         let ids: Vec<i64> = sources.iter().map(|o| o.id).collect();
         let entries = self.catalog.object_entries(&ids).await?;
         // Only objects with something left to copy are read; the others are dead
@@ -317,6 +373,11 @@ impl CompactionWorker {
         producer_expiry::pass(self, resume, max_steps).await
     }
 
+    /// One retention pass over every topic; see [`retention`].
+    pub async fn apply_retention(&self) -> Result<RetentionPass, StorageError> {
+        retention::pass(self).await
+    }
+
     /// One scan of the store for objects the catalog does not know, deleting
     /// those unknown since more than the grace before; `suspects` carries what
     /// earlier scans saw (see [`orphans`]).
@@ -390,6 +451,10 @@ impl Compactor {
 async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     let mut next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
     let mut expiry = producer_expiry::Schedule::new(worker.config.producer_expiry_interval);
+    let mut retention = retention::Schedule::new(worker.config.retention.check_interval);
+    // Sparse objects are looked for with a scan of the large live objects: once
+    // per garbage collection interval, and again at once while it finds some.
+    let mut next_sparse = tokio::time::Instant::now() + worker.config.gc_interval;
     let mut orphan_scans = orphans::Schedule::new(worker.config.orphan_scan_interval);
     loop {
         let pause = match worker.compact_once().await {
@@ -413,13 +478,28 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
             }
             next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
         }
+        if tokio::time::Instant::now() >= next_sparse {
+            next_sparse = tokio::time::Instant::now() + worker.config.gc_interval;
+            match worker.compact_sparse_once().await {
+                Ok(PassOutcome::Compacted { .. }) => next_sparse = tokio::time::Instant::now(),
+                Ok(_) => {}
+                Err(e) => {
+                    static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
+                    if let Some(suppressed) = WARNINGS.allow() {
+                        tracing::warn!(error = %e, suppressed, "compaction of sparse objects failed; retrying later");
+                    }
+                }
+            }
+        }
         expiry.tick(&worker).await;
+        retention.tick(&worker).await;
         orphan_scans.tick(&worker).await;
-        // Wake for the next expiry pass or orphan scan if it comes before the
-        // next compaction pass: their intervals may be shorter than the idle
-        // pause.
+        // Wake for the next expiry pass, retention pass or orphan scan if it
+        // comes before the next compaction pass: their intervals may be
+        // shorter than the idle pause.
         let wake = (tokio::time::Instant::now() + pause)
             .min(expiry.next_at())
+            .min(retention.next_at())
             .min(orphan_scans.next_at());
         tokio::select! {
             _ = &mut stop => return,

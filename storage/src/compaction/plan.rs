@@ -53,6 +53,25 @@ pub fn choose(candidates: &[StoredObject], now_ms: i64, rules: &Rules) -> Vec<St
     }
 }
 
+/// Picks the sources of one compaction of sparse objects (large objects whose
+/// retained bytes fell below half their size, in commit order): those at
+/// least `min_age` old, oldest first, until their sizes reach four times the
+/// target (what is read; what is written is under half of it) or
+/// [`MAX_SOURCES`]. A lone sparse object is worth rewriting: it shrinks.
+pub fn choose_sparse(candidates: &[StoredObject], now_ms: i64, rules: &Rules) -> Vec<StoredObject> {
+    let old_enough = now_ms.saturating_sub(millis(rules.min_age));
+    let mut total: u64 = 0;
+    let mut chosen = Vec::new();
+    for object in candidates.iter().filter(|o| o.created_at_ms <= old_enough) {
+        if chosen.len() == MAX_SOURCES || total >= 4 * rules.target_bytes {
+            break;
+        }
+        total += u64::try_from(object.size_bytes).unwrap_or(0);
+        chosen.push(object.clone());
+    }
+    chosen
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -113,6 +132,17 @@ mod tests {
     #[test]
     fn a_lone_overdue_object_is_left_as_it_is() {
         assert!(choose(&[object(1, 10, 600_000)], NOW, &RULES).is_empty());
+    }
+
+    #[test]
+    fn sparse_objects_are_taken_alone_or_up_to_four_targets_once_old_enough() {
+        assert_eq!(
+            ids(&choose_sparse(&[object(1, 800, 6_000)], NOW, &RULES)),
+            vec![1]
+        );
+        assert!(choose_sparse(&[object(1, 800, 1_000)], NOW, &RULES).is_empty());
+        let many: Vec<StoredObject> = (1..=8).map(|i| object(i, 900, 10_000)).collect();
+        assert_eq!(ids(&choose_sparse(&many, NOW, &RULES)), vec![1, 2, 3, 4, 5]);
     }
 
     #[test]

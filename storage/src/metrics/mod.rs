@@ -8,12 +8,14 @@
 
 mod compaction;
 mod latency;
+mod retention;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 
 pub use compaction::CompactionMetrics;
 pub use latency::Latency;
+pub use retention::{RetentionMetrics, TopicLabels};
 
 /// Everything the storage layer counts. Each field is a handle to a metric
 /// that [`Metrics::register`] exposes.
@@ -32,6 +34,8 @@ pub struct Metrics {
     pub batches_appended: Counter,
     /// Compaction and garbage collection.
     pub compaction: CompactionMetrics,
+    /// Retention and the retained sizes of topics.
+    pub retention: RetentionMetrics,
 }
 
 impl Metrics {
@@ -99,6 +103,7 @@ impl Metrics {
             "Latency of the write path's catalog commits, one per group of objects",
         );
         self.compaction.register(registry);
+        self.retention.register(registry);
     }
 
     /// The storage metrics alone, in Prometheus' text format.
@@ -117,7 +122,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 38] = [
+    const SAMPLES: [&str; 43] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_bytes_total",
         "streamhouse_store_gets_total",
@@ -154,8 +159,13 @@ mod tests {
         "streamhouse_compaction_swap_latency_micros{quantile=\"0.999\"}",
         "streamhouse_gc_objects_deleted_total",
         "streamhouse_gc_bytes_deleted_total",
+        "streamhouse_gc_orphans_deleted_total",
+        "streamhouse_gc_orphan_bytes_deleted_total",
+        "streamhouse_gc_orphan_suspects",
         "streamhouse_producer_states_expired_total",
         "streamhouse_producer_ids_expired_total",
+        "streamhouse_retention_bytes_deleted_total",
+        "streamhouse_retention_log_starts_moved_total",
     ];
 
     /// The sample lines of a text exposition: name (with labels) to value.
