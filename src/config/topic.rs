@@ -280,6 +280,16 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the topic is compacted (`cleanup.policy` lists `compact`, alone or
+/// with `delete`): Produce then refuses records without a key and the log
+/// cleaner keeps the latest record per key. The broker default
+/// (`log.cleanup.policy`) is `delete`.
+pub fn compacted(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get("cleanup.policy")
+        .is_some_and(|v| list_items(v).contains(&"compact"))
+}
+
 /// Whether Produce stamps the topic's batches with the append time
 /// (`message.timestamp.type=LogAppendTime`).
 pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
