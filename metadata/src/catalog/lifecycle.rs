@@ -4,8 +4,11 @@
 
 use async_trait::async_trait;
 
-use crate::compaction::{CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome};
+use crate::compaction::{
+    CleanerView, CleaningSwap, CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome,
+};
 use crate::Result;
+use crate::TopicId;
 
 #[async_trait]
 pub trait LifecycleCatalog: Send + Sync + 'static {
@@ -56,4 +59,24 @@ pub trait LifecycleCatalog: Send + Sync + 'static {
     /// Removes the rows of these objects (only those in state `deleting`), once
     /// they are gone from the store. Returns how many were removed.
     async fn forget_objects(&self, objects: &[i64]) -> Result<u64>;
+
+    /// The log cleaner's view of a partition: its offsets, its cleaned-up-to
+    /// offset, and up to `limit` index entries from its log start on, in offset
+    /// order. `None` if there is no such partition.
+    async fn cleaner_view(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        limit: u32,
+    ) -> Result<Option<CleanerView>>;
+
+    /// Replaces a partition's cleaned entries, in ONE transaction: inserts the
+    /// object (if any), locks the partition row, deletes every source entry
+    /// (each must still be in the index exactly as given, or nothing changes
+    /// and the answer is [`SwapOutcome::Conflict`]), inserts the new entries
+    /// and raises the partition's cleaned-up-to offset. A partition that no
+    /// longer exists is a conflict too. The source objects stay `live`: other
+    /// partitions' entries may point into them; garbage collection retires
+    /// them once nothing does.
+    async fn swap_cleaned(&self, swap: &CleaningSwap) -> Result<SwapOutcome>;
 }
