@@ -19,6 +19,10 @@
 //! ([`producer_expiry`]): catalog rows only, no objects, but the same kind of
 //! periodic lifecycle job, on one agent of the cluster.
 //!
+//! The log cleaner of compacted topics ([`cleaner`]) runs in the same loop: it
+//! keeps the latest record per key of each compacted partition placed on this
+//! agent.
+//!
 //! In a cluster each agent compacts only the shards of objects placed on it,
 //! one agent collects garbage and one expires producers ([`WorkShare`], asked
 //! before every pass). While agents disagree about placement (a view change
@@ -26,6 +30,7 @@
 //! and the other's work is thrown away. That wastes PUTs but never data. Two
 //! agents expiring producers at once remove the same rows, once.
 
+pub mod cleaner;
 mod gc;
 pub mod plan;
 mod producer_expiry;
@@ -52,6 +57,7 @@ use crate::format::new_object_key;
 use crate::metrics::Metrics;
 use crate::StorageError;
 
+pub use cleaner::CleanerPass;
 pub use gc::GcOutcome;
 pub use producer_expiry::ProducerExpiry;
 
@@ -81,6 +87,12 @@ pub struct CompactionConfig {
     /// Pause between passes expiring producers' state (Kafka's
     /// `producer.id.expiration.check.interval.ms`).
     pub producer_expiry_interval: Duration,
+    /// Pause between log cleaner passes over compacted topics (Kafka's
+    /// `log.cleaner.backoff.ms`, which Kafka sets to 15 s).
+    pub cleaner_interval: Duration,
+    /// Most bytes of runs one cleaning of a partition reads (see
+    /// [`cleaner`] for the memory it bounds); 0 turns the cleaner off.
+    pub cleaner_max_pass_bytes: u64,
 }
 
 impl Default for CompactionConfig {
@@ -94,6 +106,8 @@ impl Default for CompactionConfig {
             gc_interval: Duration::from_secs(10),
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
             producer_expiry_interval: Duration::from_secs(60),
+            cleaner_interval: Duration::from_secs(15),
+            cleaner_max_pass_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -107,6 +121,9 @@ pub struct WorkShare {
     pub gc: bool,
     /// Whether this agent expires idle producers' state.
     pub producer_expiry: bool,
+    /// The partition shards ([`cleaner::partition_shard`]) whose compacted
+    /// partitions this agent's log cleaner cleans.
+    pub cleaner: Shards,
 }
 
 impl WorkShare {
@@ -115,12 +132,14 @@ impl WorkShare {
         compaction: Shards::ALL,
         gc: true,
         producer_expiry: true,
+        cleaner: Shards::ALL,
     };
     /// None of it: an agent that cannot be sure it is still a member.
     pub const NONE: WorkShare = WorkShare {
         compaction: Shards::NONE,
         gc: false,
         producer_expiry: false,
+        cleaner: Shards::NONE,
     };
 }
 
@@ -371,6 +390,7 @@ impl Compactor {
 async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     let mut next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
     let mut expiry = producer_expiry::Schedule::new(worker.config.producer_expiry_interval);
+    let mut next_clean = tokio::time::Instant::now() + worker.config.cleaner_interval;
     loop {
         let pause = match worker.compact_once().await {
             // Catching up: go straight on.
@@ -394,9 +414,16 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
             next_gc = tokio::time::Instant::now() + worker.config.gc_interval;
         }
         expiry.tick(&worker).await;
-        // Wake for the next expiry pass if it comes before the next compaction
-        // pass: its interval may be shorter than the idle pause.
-        let wake = (tokio::time::Instant::now() + pause).min(expiry.next_at());
+        if tokio::time::Instant::now() >= next_clean {
+            // Failures are counted and logged inside, partition by partition.
+            let _ = worker.clean_logs().await;
+            next_clean = tokio::time::Instant::now() + worker.config.cleaner_interval;
+        }
+        // Wake for the next expiry or cleaner pass if it comes before the next
+        // compaction pass: its interval may be shorter than the idle pause.
+        let wake = (tokio::time::Instant::now() + pause)
+            .min(expiry.next_at())
+            .min(next_clean);
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until(wake) => {}

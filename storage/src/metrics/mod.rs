@@ -117,7 +117,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 38] = [
+    const SAMPLES: [&str; 43] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_bytes_total",
         "streamhouse_store_gets_total",
@@ -156,6 +156,11 @@ mod tests {
         "streamhouse_gc_bytes_deleted_total",
         "streamhouse_producer_states_expired_total",
         "streamhouse_producer_ids_expired_total",
+        "streamhouse_cleaner_passes_total",
+        "streamhouse_cleaner_errors_total",
+        "streamhouse_cleaner_partitions_cleaned_total",
+        "streamhouse_cleaner_conflicts_total",
+        "streamhouse_cleaner_bytes_removed_total",
     ];
 
     /// The sample lines of a text exposition: name (with labels) to value.
