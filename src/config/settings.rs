@@ -224,6 +224,29 @@ pub struct Settings {
         default_value_t = 60_000
     )]
     pub producer_id_expiration_check_interval_ms: u64,
+    /// How often the log cleaner looks at the compacted topics' partitions
+    /// placed on this agent (Kafka's log.cleaner.backoff.ms)
+    ///
+    /// A partition past its min.cleanable.dirty.ratio is cleaned at the next
+    /// look.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_CLEANER_INTERVAL_MS",
+        default_value_t = 15_000
+    )]
+    pub log_cleaner_interval_ms: u64,
+    /// Most bytes of a partition's log one cleaning reads (the role of Kafka's
+    /// log.cleaner.dedupe.buffer.size); 0 turns the log cleaner off
+    ///
+    /// A cleaning holds what it read and what it writes, about twice this,
+    /// plus about 48 bytes per distinct key. A partition whose cleaned part
+    /// alone is larger is not cleaned.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_CLEANER_MAX_PASS_BYTES",
+        default_value_t = 134_217_728
+    )]
+    pub log_cleaner_max_pass_bytes: u64,
 }
 
 impl Default for Settings {
@@ -346,6 +369,8 @@ impl Config {
             gc_grace_ms,
             producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms,
+            log_cleaner_interval_ms,
+            log_cleaner_max_pass_bytes,
         } = settings;
         let listen: SocketAddr = listen
             .parse()
@@ -419,6 +444,9 @@ impl Config {
         if !(1..=i32::MAX as u64).contains(&producer_id_expiration_check_interval_ms) {
             bail!("--producer-id-expiration-check-interval-ms must be from 1 to 2147483647");
         }
+        if log_cleaner_interval_ms == 0 {
+            bail!("--log-cleaner-interval-ms must be at least 1");
+        }
         let metrics_listen =
             match metrics_listen {
                 Some(text) => Some(text.parse().with_context(|| {
@@ -438,6 +466,8 @@ impl Config {
             producer_expiry_interval: Duration::from_millis(
                 producer_id_expiration_check_interval_ms,
             ),
+            cleaner_interval: Duration::from_millis(log_cleaner_interval_ms),
+            cleaner_max_pass_bytes: log_cleaner_max_pass_bytes,
             ..CompactionConfig::default()
         };
         Ok(Config {
@@ -541,6 +571,8 @@ mod tests {
             config.compaction.producer_expiry_interval,
             Duration::from_secs(60)
         );
+        assert_eq!(config.compaction.cleaner_interval, Duration::from_secs(15));
+        assert_eq!(config.compaction.cleaner_max_pass_bytes, 128 << 20);
     }
 
     #[test]
