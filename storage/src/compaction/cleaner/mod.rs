@@ -156,7 +156,7 @@ impl CompactionWorker {
         };
         let now_ms = self.clock.now_ms();
         let max_bytes = self.config.cleaner_max_pass_bytes;
-        let (end, cleaned_offset) = match plan::decide(&view, rules, now_ms, max_bytes) {
+        let (end, limit) = match plan::decide(&view, rules, now_ms, max_bytes) {
             Decision::Wait => return Ok(Cleaning::Skipped),
             Decision::TooLarge => {
                 static WARNINGS: Throttle = Throttle::new(WARN_EVERY);
@@ -166,10 +166,7 @@ impl CompactionWorker {
                 }
                 return Ok(Cleaning::TooLarge);
             }
-            Decision::Clean {
-                end,
-                cleaned_offset,
-            } => (end, cleaned_offset),
+            Decision::Clean { end, limit } => (end, limit),
         };
         let sources: Vec<PartitionEntry> = view.entries[..end].to_vec();
         let runs = self.read_runs(&sources).await?;
@@ -180,7 +177,7 @@ impl CompactionWorker {
         let entries = sources.clone();
         // Decompressing and recompressing megabytes: off the runtime's workers.
         let cleaning = tokio::task::spawn_blocking(move || {
-            rewrite::clean(topic, partition, &entries, &runs, tombstones)
+            rewrite::clean(topic, partition, &entries, &runs, limit, tombstones)
         });
         let cleaned = cleaning.await.map_err(|e| StorageError::TaskFailed {
             task: "log cleaner rewrite",
@@ -194,7 +191,7 @@ impl CompactionWorker {
                 object: None,
                 sources: Vec::new(),
                 entries: Vec::new(),
-                cleaned_offset,
+                cleaned_offset: limit,
             };
             self.catalog.swap_cleaned(&swap).await?;
             return Ok(Cleaning::Cleaned { bytes_removed: 0 });
@@ -223,7 +220,7 @@ impl CompactionWorker {
             object: uploaded.clone(),
             sources,
             entries: cleaned.entries,
-            cleaned_offset,
+            cleaned_offset: limit,
         };
         // On an error the new object stays in the store: the transaction may
         // have committed with its answer lost, and then the index points into it.

@@ -8,10 +8,18 @@
 //! - **dirty**: entries from there up to the head;
 //! - **head**: never cleaned. It starts at the first entry whose
 //!   `running_max_timestamp` (the largest record timestamp of the partition
-//!   so far) is younger than `min.compaction.lag.ms`, and always holds the last
-//!   entry (Kafka never cleans the active segment).
+//!   so far) is younger than `min.compaction.lag.ms`, and always holds the
+//!   last record: the batch holding it is left as it is (Kafka never cleans
+//!   the active segment; an entry may hold a whole compacted object's worth
+//!   of a partition, so the head is counted in batches, not entries).
 //!
-//! A pass runs when the dirty share of the clean and dirty bytes reaches
+//! After a pass everything below the head's start counts as clean, the head's
+//! last batch included: its records take part in the next pass's key map like
+//! every record before them, and a quiet partition is not cleaned again and
+//! again for a batch that cannot be.
+//!
+//! A pass runs when the dirty share (entries' bytes, spread evenly over their
+//! offsets) of the clean and dirty bytes reaches
 //! `min.cleanable.dirty.ratio`, or when the first dirty entry's newest record
 //! is older than `max.compaction.lag.ms` (every dirty record then is). Kafka
 //! measures the lag from a segment's first record; an entry's `max_timestamp`
@@ -25,7 +33,7 @@
 
 use std::collections::BTreeMap;
 
-use streamhouse_metadata::compaction::CleanerView;
+use streamhouse_metadata::compaction::{CleanerView, PartitionEntry};
 
 /// A compacted topic's cleaning configs, as Kafka names them (`LogConfig`);
 /// the defaults are Kafka's and must match the topic config table of the
@@ -85,45 +93,55 @@ pub enum Decision {
     Wait,
     /// Its clean section alone is beyond the bytes one pass may read.
     TooLarge,
-    /// Rewrite `entries[..end]`; afterwards everything below `cleaned_offset`
-    /// is clean.
-    Clean { end: usize, cleaned_offset: i64 },
+    /// Rewrite `entries[..end]`, leaving batches that reach `limit` as they
+    /// are; afterwards everything below `limit` counts as clean.
+    Clean { end: usize, limit: i64 },
 }
 
 /// The decision for `view` at `now_ms`, reading at most `max_bytes`.
 pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes: u64) -> Decision {
     let entries = &view.entries;
-    // The last entry is the head unless the view was cut short by its limit.
-    let complete = entries
-        .last()
-        .is_some_and(|e| e.last_offset + 1 >= view.high_watermark);
-    let mut head = if complete {
-        entries.len().saturating_sub(1)
+    let Some(last) = entries.last() else {
+        return Decision::Wait;
+    };
+    // The head starts at the last record, unless the view was cut short by
+    // its limit (then at the end of what it holds).
+    let mut limit = if last.last_offset + 1 >= view.high_watermark {
+        view.high_watermark - 1
     } else {
-        entries.len()
+        last.last_offset + 1
     };
     if rules.min_lag_ms > 0 {
         let young_after = now_ms.saturating_sub(rules.min_lag_ms);
-        if let Some(young) = entries[..head]
+        if let Some(young) = entries
             .iter()
-            .position(|e| e.running_max_timestamp > young_after)
+            .find(|e| e.running_max_timestamp > young_after)
         {
-            head = young;
+            limit = limit.min(young.base_offset);
         }
     }
-    let cleanable = &entries[..head];
+    let cleanable = entries.partition_point(|e| e.base_offset < limit);
+    let cleanable = &entries[..cleanable];
+    // Bytes of an entry's offsets in [from, to), assuming an even spread.
+    let share = |e: &PartitionEntry, from: i64, to: i64| -> f64 {
+        let (lo, hi) = (from.max(e.base_offset), to.min(e.last_offset + 1));
+        if hi <= lo {
+            return 0.0;
+        }
+        e.length.max(0) as f64 * (hi - lo) as f64 / (e.last_offset - e.base_offset + 1) as f64
+    };
+    let dirty: f64 = cleanable
+        .iter()
+        .map(|e| share(e, view.cleaned_offset, limit))
+        .sum();
+    let total: f64 = cleanable.iter().map(|e| share(e, 0, limit)).sum();
     let Some(first_dirty) = cleanable
         .iter()
-        .position(|e| e.last_offset >= view.cleaned_offset)
+        .position(|e| share(e, view.cleaned_offset, limit) > 0.0)
     else {
         return Decision::Wait;
     };
-    let bytes = |entries: &[streamhouse_metadata::compaction::PartitionEntry]| -> u64 {
-        entries.iter().map(|e| e.length.max(0) as u64).sum()
-    };
-    let clean_bytes = bytes(&cleanable[..first_dirty]);
-    let dirty_bytes = bytes(&cleanable[first_dirty..]);
-    let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes).max(1) as f64;
+    let ratio = dirty / total.max(1.0);
     let overdue = cleanable[first_dirty].max_timestamp < now_ms.saturating_sub(rules.max_lag_ms);
     if ratio < rules.min_dirty_ratio && !overdue {
         return Decision::Wait;
@@ -142,7 +160,7 @@ pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes:
     }
     Decision::Clean {
         end,
-        cleaned_offset: cleanable[end - 1].last_offset + 1,
+        limit: limit.min(cleanable[end - 1].last_offset + 1),
     }
 }
 
@@ -182,16 +200,21 @@ mod tests {
     const RULES: CleaningRules = CleaningRules::DEFAULT;
 
     #[test]
-    fn the_last_entry_is_never_cleaned() {
+    fn the_last_record_is_never_cleaned() {
         let one = view(&[(0, 9, 10)], 0);
-        assert_eq!(decide(&one, &RULES, 1_000, u64::MAX), Decision::Wait);
+        assert_eq!(
+            decide(&one, &RULES, 1_000, u64::MAX),
+            Decision::Clean { end: 1, limit: 9 }
+        );
+        // Cleaned up to the last record: nothing more until more comes.
+        let cleaned = view(&[(0, 9, 10)], 9);
+        assert_eq!(decide(&cleaned, &RULES, 1_000, u64::MAX), Decision::Wait);
+        let single = view(&[(0, 0, 10)], 0);
+        assert_eq!(decide(&single, &RULES, 1_000, u64::MAX), Decision::Wait);
         let three = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30)], 0);
         assert_eq!(
             decide(&three, &RULES, 1_000, u64::MAX),
-            Decision::Clean {
-                end: 2,
-                cleaned_offset: 20
-            }
+            Decision::Clean { end: 3, limit: 29 }
         );
     }
 
@@ -205,17 +228,14 @@ mod tests {
         // At 1000 only the first entry is older than 500 ms.
         assert_eq!(
             decide(&log, &rules, 1_000, u64::MAX),
-            Decision::Clean {
-                end: 1,
-                cleaned_offset: 10
-            }
+            Decision::Clean { end: 1, limit: 10 }
         );
         assert_eq!(decide(&log, &rules, 550, u64::MAX), Decision::Wait);
     }
 
     #[test]
     fn the_dirty_ratio_decides_unless_the_max_lag_is_passed() {
-        // Clean: 3 entries; dirty: 1 (a quarter).
+        // Clean: 300 bytes; dirty: 190 (offsets 30-48; 49 is the head).
         let log = view(
             &[
                 (0, 9, 10),
@@ -233,10 +253,7 @@ mod tests {
         };
         assert_eq!(
             decide(&log, &eager, 1_000, u64::MAX),
-            Decision::Clean {
-                end: 4,
-                cleaned_offset: 40
-            }
+            Decision::Clean { end: 5, limit: 49 }
         );
         let lagging = CleaningRules {
             max_lag_ms: 500,
@@ -245,13 +262,10 @@ mod tests {
         assert_eq!(decide(&log, &lagging, 500, u64::MAX), Decision::Wait);
         assert_eq!(
             decide(&log, &lagging, 1_000, u64::MAX),
-            Decision::Clean {
-                end: 4,
-                cleaned_offset: 40
-            }
+            Decision::Clean { end: 5, limit: 49 }
         );
         // Everything cleaned up to the head: nothing to do.
-        let done = view(&[(0, 9, 10), (10, 19, 20)], 10);
+        let done = view(&[(0, 9, 10), (10, 19, 20)], 19);
         assert_eq!(decide(&done, &eager, 1_000, u64::MAX), Decision::Wait);
     }
 
@@ -260,10 +274,7 @@ mod tests {
         let log = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30), (30, 39, 40)], 10);
         assert_eq!(
             decide(&log, &RULES, 1_000, 250),
-            Decision::Clean {
-                end: 2,
-                cleaned_offset: 20
-            }
+            Decision::Clean { end: 2, limit: 20 }
         );
         assert_eq!(decide(&log, &RULES, 1_000, 150), Decision::TooLarge);
     }

@@ -65,16 +65,25 @@ fn key_hash(key: &[u8]) -> KeyHash {
 }
 
 /// Cleans `entries` (in offset order) whose runs are `runs` (same order).
+/// Batches reaching `limit` (the head) are left as they are, and their
+/// records do not count as any key's latest.
 pub fn clean(
     topic: Uuid,
     partition: i32,
     entries: &[PartitionEntry],
     runs: &[Bytes],
+    limit: i64,
     tombstones: Tombstones,
 ) -> Result<Cleaned, StorageError> {
+    let in_head = |base: i64, bytes: &Bytes| {
+        BatchHeader::parse(bytes).map_or(true, |h| base + h.offset_count() > limit)
+    };
     let mut latest: HashMap<KeyHash, i64> = HashMap::new();
     for (entry, run) in entries.iter().zip(runs) {
         for (base, bytes) in batches(entry, run)? {
+            if in_head(base, &bytes) {
+                continue;
+            }
             clean::for_each_record(&bytes, MAX_DECOMPRESSED_BYTES, |r| {
                 if let Some(key) = r.key {
                     latest.insert(key_hash(key), base + i64::from(r.offset_delta));
@@ -117,12 +126,16 @@ pub fn clean(
         for (base, bytes) in batches(entry, run)? {
             let header = BatchHeader::parse(&bytes).map_err(|e| corrupt(entry, &e.to_string()))?;
             let before = header.records_count;
-            let kept = match clean::filter(&bytes, MAX_DECOMPRESSED_BYTES, |r| keep(base, r))
-                .map_err(|e| corrupt(entry, &e.to_string()))?
-            {
-                Filtered::Unchanged => Some(bytes),
-                Filtered::Empty => None,
-                Filtered::Rewritten(rewritten) => Some(Bytes::from(rewritten)),
+            let kept = if in_head(base, &bytes) {
+                Some(bytes)
+            } else {
+                match clean::filter(&bytes, MAX_DECOMPRESSED_BYTES, |r| keep(base, r))
+                    .map_err(|e| corrupt(entry, &e.to_string()))?
+                {
+                    Filtered::Unchanged => Some(bytes),
+                    Filtered::Empty => None,
+                    Filtered::Rewritten(rewritten) => Some(Bytes::from(rewritten)),
+                }
             };
             let Some(kept) = kept else {
                 records_removed += u64::try_from(before).unwrap_or(0);
@@ -309,7 +322,8 @@ mod tests {
                 ],
                 vec![batch(codec, &[("b", Some("2")), ("x", None)], 1_000)],
             ]);
-            let cleaned = clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES).unwrap();
+            let cleaned =
+                clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
             assert_eq!(
                 read_back(&cleaned),
                 vec![
@@ -343,7 +357,7 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("d", Some("1"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -357,7 +371,7 @@ mod tests {
             batch(codec, &[("b", Some("2"))], 1_000),
             batch(codec, &[("a", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -370,7 +384,7 @@ mod tests {
             batch(codec, &[("b", Some("1"))], 1_000),
             batch(codec, &[("a", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -383,7 +397,7 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("b", Some("2")), ("c", Some("1"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -396,7 +410,7 @@ mod tests {
             batch(codec, &[("b", Some("1"))], 1_000),
             batch(codec, &[("b", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -424,7 +438,7 @@ mod tests {
             now_ms: 10_000,
             retention_ms: 5_000,
         };
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, tombstones).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, tombstones).unwrap();
         // a's tombstone (2 s) is older than 10 s - 5 s: gone with a's value;
         // b's (8 s) stays, and still hides b's value.
         assert_eq!(read_back(&cleaned), vec![(3, "b".into(), None)]);
@@ -439,8 +453,25 @@ mod tests {
             now_ms: 10_000,
             retention_ms: 0,
         };
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, expired).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, expired).unwrap();
         assert!(cleaned.object.is_none() && cleaned.entries.is_empty());
+        assert_eq!(cleaned.records_removed, 1);
+    }
+
+    #[test]
+    fn batches_reaching_the_limit_are_left_whole_and_hide_nothing() {
+        let codec = Compression::Snappy;
+        // [a b](0-1) [a](2) [b a](3-4); the head starts at 4.
+        let (entries, runs) = log(&[vec![
+            batch(codec, &[("a", Some("1")), ("b", Some("1"))], 1_000),
+            batch(codec, &[("a", Some("2"))], 1_000),
+            batch(codec, &[("b", Some("2")), ("a", Some("3"))], 1_000),
+        ]]);
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 4, KEEP_TOMBSTONES).unwrap();
+        // a@0 goes (a@2 is later, outside the head); b@1 stays: the only later
+        // b is in the head batch, which is left whole.
+        let offsets: Vec<i64> = read_back(&cleaned).iter().map(|r| r.0).collect();
+        assert_eq!(offsets, vec![1, 2, 3, 4]);
         assert_eq!(cleaned.records_removed, 1);
     }
 
@@ -449,7 +480,7 @@ mod tests {
         let (mut entries, runs) = log(&[vec![batch(Compression::None, &[("a", Some("1"))], 1)]]);
         entries[0].last_offset += 1;
         assert!(matches!(
-            clean(Uuid::nil(), 0, &entries, &runs, KEEP_TOMBSTONES),
+            clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES),
             Err(StorageError::CorruptObject { .. })
         ));
     }
