@@ -74,6 +74,7 @@ async fn read_all(client: &mut TestClient, topic: &str, partition: i32, from: i6
 
 async fn init_producer(client: &mut TestClient) -> (i64, i16) {
     let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
