@@ -111,6 +111,10 @@ pub struct CleanerView {
     /// Offsets below it have been cleaned (the clean section); 0 before the
     /// first cleaning.
     pub cleaned_offset: i64,
+    /// Bytes of runs the last cleaning left in the clean section (0 before
+    /// the first); the small-object compactor copies runs unchanged, so it
+    /// holds until the next cleaning or a trim.
+    pub cleaned_bytes: i64,
     /// In offset order, at most the limit asked for.
     pub entries: Vec<PartitionEntry>,
 }
@@ -130,8 +134,10 @@ pub struct CleaningSwap {
     /// The entries replacing them, positions in `object`; fewer and smaller,
     /// with gaps where whole batches went.
     pub entries: Vec<CompactedEntry>,
-    /// The partition's new cleaned-up-to offset (it never moves back).
+    /// The partition's new cleaned-up-to offset (it never moves back), and
+    /// the bytes of the clean section below it after this cleaning.
     pub cleaned_offset: i64,
+    pub cleaned_bytes: i64,
 }
 
 /// A set of compaction shards. Objects are split into [`Shards::COUNT`] shards

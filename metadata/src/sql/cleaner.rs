@@ -19,7 +19,7 @@ use crate::compaction::{CleanerView, CleaningSwap, PartitionEntry, SwapOutcome};
 use crate::{Result, TopicId};
 
 const SELECT_PARTITION: &str = "\
-    SELECT log_start_offset, next_offset, cleaned_offset FROM partitions \
+    SELECT log_start_offset, next_offset, cleaned_offset, cleaned_bytes FROM partitions \
     WHERE topic_id = $1 AND partition_index = $2";
 
 /// Served by `index_entries_by_last_offset`, as the read path's query.
@@ -36,8 +36,8 @@ const INSERT_OBJECT: &str = "\
 
 /// The cleaned-up-to offset only moves forward.
 const RAISE_CLEANED: &str = "\
-    UPDATE partitions SET cleaned_offset = $3 \
-    WHERE topic_id = $1 AND partition_index = $2 AND cleaned_offset < $3";
+    UPDATE partitions SET cleaned_offset = $3, cleaned_bytes = $4 \
+    WHERE topic_id = $1 AND partition_index = $2 AND cleaned_offset <= $3";
 
 /// Columns identifying a source entry exactly.
 const SOURCE_COLUMNS: usize = 7;
@@ -69,6 +69,7 @@ pub(super) async fn cleaner_view(
         log_start_offset,
         high_watermark: get(&row, "next_offset")?,
         cleaned_offset: get(&row, "cleaned_offset")?,
+        cleaned_bytes: get(&row, "cleaned_bytes")?,
         entries: rows.iter().map(partition_entry).collect::<Result<_>>()?,
     }))
 }
@@ -151,6 +152,7 @@ pub(super) async fn swap_cleaned(
         .bind(topic.as_str())
         .bind(i64::from(swap.partition))
         .bind(swap.cleaned_offset)
+        .bind(swap.cleaned_bytes)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -54,6 +54,7 @@ fn cleaning(topic: &Topic, sources: &[PartitionEntry], key: &str) -> CleaningSwa
             running_max_timestamp: 100,
         }],
         cleaned_offset: 5,
+        cleaned_bytes: 10,
     }
 }
 
@@ -80,7 +81,7 @@ pub async fn a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned
         SwapOutcome::Swapped
     );
     let after = view(catalog, &topic).await;
-    assert_eq!(after.cleaned_offset, 5);
+    assert_eq!((after.cleaned_offset, after.cleaned_bytes), (5, 10));
     assert_eq!(spans(&after.entries), [(0, 2, "cleaned"), (5, 8, "c")]);
     assert_eq!(
         (after.entries[0].position, after.entries[0].length),
@@ -104,13 +105,15 @@ pub async fn a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned
         sources: Vec::new(),
         entries: Vec::new(),
         cleaned_offset: 2,
+        cleaned_bytes: 99,
         ..swap
     };
     assert_eq!(
         catalog.swap_cleaned(&again).await.unwrap(),
         SwapOutcome::Swapped
     );
-    assert_eq!(view(catalog, &topic).await.cleaned_offset, 5);
+    let unchanged = view(catalog, &topic).await;
+    assert_eq!((unchanged.cleaned_offset, unchanged.cleaned_bytes), (5, 10));
 }
 
 pub async fn a_cleaning_swap_is_refused_whole_when_a_source_entry_changed(catalog: &dyn Catalog) {

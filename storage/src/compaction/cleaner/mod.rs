@@ -192,6 +192,7 @@ impl CompactionWorker {
                 sources: Vec::new(),
                 entries: Vec::new(),
                 cleaned_offset: limit,
+                cleaned_bytes: i64::try_from(cleaned.bytes_read).unwrap_or(i64::MAX),
             };
             self.catalog.swap_cleaned(&swap).await?;
             return Ok(Cleaning::Cleaned { bytes_removed: 0 });
@@ -221,6 +222,7 @@ impl CompactionWorker {
             sources,
             entries: cleaned.entries,
             cleaned_offset: limit,
+            cleaned_bytes: i64::try_from(cleaned.bytes_kept).unwrap_or(i64::MAX),
         };
         // On an error the new object stays in the store: the transaction may
         // have committed with its answer lost, and then the index points into it.

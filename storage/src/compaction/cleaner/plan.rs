@@ -18,9 +18,10 @@
 //! every record before them, and a quiet partition is not cleaned again and
 //! again for a batch that cannot be.
 //!
-//! A pass runs when the dirty share (entries' bytes, spread evenly over their
-//! offsets) of the clean and dirty bytes reaches
-//! `min.cleanable.dirty.ratio`, or when the first dirty entry's newest record
+//! A pass runs when the dirty share of the clean and dirty bytes reaches
+//! `min.cleanable.dirty.ratio` (the clean bytes are what the last cleaning
+//! left, recorded with its cleaned-up-to offset; the total is the entries'
+//! bytes below the head), or when the first dirty entry's newest record
 //! is older than `max.compaction.lag.ms` (every dirty record then is). Kafka
 //! measures the lag from a segment's first record; an entry's `max_timestamp`
 //! is the nearest the index keeps, so a record may wait up to one entry's span
@@ -130,17 +131,22 @@ pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes:
         }
         e.length.max(0) as f64 * (hi - lo) as f64 / (e.last_offset - e.base_offset + 1) as f64
     };
-    let dirty: f64 = cleanable
-        .iter()
-        .map(|e| share(e, view.cleaned_offset, limit))
-        .sum();
-    let total: f64 = cleanable.iter().map(|e| share(e, 0, limit)).sum();
     let Some(first_dirty) = cleanable
         .iter()
         .position(|e| share(e, view.cleaned_offset, limit) > 0.0)
     else {
         return Decision::Wait;
     };
+    // The clean section's bytes as the last cleaning left them; the even
+    // spread over offsets is only a bound (a cleaned run has gaps, and the
+    // compactor may have merged it with dirty runs into one entry).
+    let total: f64 = cleanable.iter().map(|e| share(e, 0, limit)).sum();
+    let spread: f64 = cleanable
+        .iter()
+        .map(|e| share(e, 0, view.cleaned_offset))
+        .sum();
+    let clean = spread.min(view.cleaned_bytes.max(0) as f64);
+    let dirty = (total - clean).max(0.0);
     let ratio = dirty / total.max(1.0);
     let overdue = cleanable[first_dirty].max_timestamp < now_ms.saturating_sub(rules.max_lag_ms);
     if ratio < rules.min_dirty_ratio && !overdue {
@@ -193,6 +199,11 @@ mod tests {
             log_start_offset: 0,
             high_watermark: entries.last().map_or(0, |e| e.last_offset + 1),
             cleaned_offset,
+            cleaned_bytes: entries
+                .iter()
+                .filter(|e| e.last_offset < cleaned_offset)
+                .map(|e| e.length)
+                .sum(),
             entries,
         }
     }
@@ -267,6 +278,22 @@ mod tests {
         // Everything cleaned up to the head: nothing to do.
         let done = view(&[(0, 9, 10), (10, 19, 20)], 19);
         assert_eq!(decide(&done, &eager, 1_000, u64::MAX), Decision::Wait);
+    }
+
+    #[test]
+    fn the_clean_bytes_are_the_last_cleanings_not_an_even_spread() {
+        // One entry of 1000 bytes for offsets 0-99 (a cleaned run merged with
+        // dirty ones by the compactor), cleaned up to 90 leaving 100 bytes:
+        // 900 of its bytes are dirty, not the 10% the offsets suggest.
+        let mut log = view(&[(0, 99, 10)], 90);
+        log.entries[0].length = 1000;
+        log.cleaned_bytes = 100;
+        assert_eq!(
+            decide(&log, &RULES, 1_000, u64::MAX),
+            Decision::Clean { end: 1, limit: 99 }
+        );
+        log.cleaned_bytes = 900;
+        assert_eq!(decide(&log, &RULES, 1_000, u64::MAX), Decision::Wait);
     }
 
     #[test]
