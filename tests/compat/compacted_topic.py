@@ -14,7 +14,9 @@ Scenarios (BACKEND embedded or pg-s3):
                                       beginning reads exactly one record per live
                                       key, its latest value, in offset order, no
                                       tombstone (they are older than the topic's
-                                      delete.retention.ms of 5 s), then the head
+                                      delete.retention.ms of 5 s), then the head;
+                                      min.compaction.lag.ms (20 s) holds the
+                                      cleaner off until the bytes are measured
   compacted/BACKEND/stored-bytes      the bytes the topic's index entries point
                                       at fall to under a tenth of what was
                                       written, and the store's objects follow
@@ -47,6 +49,7 @@ RECORDS = 200_000
 TOMBSTONE_EVERY = 10  # every tenth key: 10% of the keys
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 DELETE_RETENTION_MS = 5000
+MIN_LAG_MS = 20000
 CLEAN_TIMEOUT_S = 180
 JAVA_LIB = os.path.join(os.environ.get("STREAMHOUSE_CACHE", "/var/cache/streamhouse-ci"), "java", "lib")
 
@@ -178,7 +181,10 @@ def run(backend):
 
         topic = harness.unique("compacted")
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        configs = {"cleanup.policy": "compact", "delete.retention.ms": str(DELETE_RETENTION_MS)}
+        # min.compaction.lag.ms holds the cleaner off until the written bytes
+        # are measured; by then the tombstones are past delete.retention.ms.
+        configs = {"cleanup.policy": "compact", "delete.retention.ms": str(DELETE_RETENTION_MS),
+                   "min.compaction.lag.ms": str(MIN_LAG_MS)}
         admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic].result(30)
 
         # A keyless record is refused.

@@ -30,6 +30,10 @@
 #                                             Verifiable*, Topic/Config/ConsumerGroup
 #                                             commands, DeleteRecords, Java groups
 #   connect tests/compat/connect.sh           Kafka Connect standalone and distributed
+#   compacted tests/compat/compacted_topic.py a compacted topic: 200,000 records over
+#                                             2,000 keys and tombstones through four
+#                                             codecs (confluent-kafka), read back by the
+#                                             Java consumer once the log cleaner ran
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
@@ -72,6 +76,7 @@ CLIENTS=(
     "pyclients py     pyclients.py"
     # One backend pair: the bound does not depend on it, and one takes ~45 s.
     "ceiling   py     memory_ceiling.py --backend embedded"
+    "compacted py     compacted_topic.py"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do
