@@ -293,7 +293,7 @@ mod tests {
                     out.push((
                         base + i64::from(r.offset_delta),
                         String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
-                        (!r.tombstone).then(|| format!("kept")),
+                        (!r.tombstone).then(|| "kept".to_string()),
                     ))
                 })
                 .unwrap();
