@@ -29,6 +29,7 @@ on_both_backends!(
     timestamps_beyond_the_topics_window_are_refused,
     two_batches_for_one_partition_are_refused,
     zstd_needs_produce_v7,
+    a_compacted_topic_refuses_records_without_a_key,
 );
 
 /// Produce v9 of `batches` (partition, records) to `topic`, acks=all; the
@@ -310,4 +311,50 @@ async fn zstd_needs_produce_v7(backend: Backend) {
         produce_version(&mut client, 6, &topic, vec![(0, lz4)]).await[0].error_code,
         0
     );
+}
+
+/// Kafka's `LogValidator.validateKey`: on a compacted topic (`compact` alone or
+/// with `delete`) a record without a key fails the batch with INVALID_RECORD
+/// and one record error per keyless record; keyed records are appended.
+async fn a_compacted_topic_refuses_records_without_a_key(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    for policy in ["compact", "compact,delete"] {
+        let topic = unique_topic("keys");
+        let (code, message) =
+            create_topic_with(&mut client, &topic, 1, &[("cleanup.policy", policy)]).await;
+        assert_eq!(code, 0, "{message:?}");
+        let keyless = streamhouse_protocol::test_util::BatchBuilder::new(2)
+            .value(|i| format!("v{i}"))
+            .compression(Compression::Lz4)
+            .build();
+        let answer = &produce(&mut client, &topic, vec![(0, keyless)]).await[0];
+        assert_eq!(answer.error_code, INVALID_RECORD, "{policy}: {answer:?}");
+        let expected = format!(
+            "Compacted topic cannot accept message without key in topic partition {topic}-0"
+        );
+        let errors: Vec<(i32, String)> = answer
+            .record_errors
+            .iter()
+            .map(|e| {
+                let message = e.batch_index_error_message.as_ref().map(|m| m.to_string());
+                (e.batch_index, message.unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            vec![(0, expected.clone()), (1, expected)],
+            "{policy}"
+        );
+        assert_eq!(high_watermark(&mut client, &topic, 0).await, 0);
+        let keyed = record_batch(2, 0, 0, Compression::Lz4);
+        let answer = &produce(&mut client, &topic, vec![(0, keyed)]).await[0];
+        assert_eq!((answer.error_code, answer.base_offset), (0, 0), "{policy}");
+    }
+    // The same keyless batch is fine on a topic that only deletes.
+    let topic = unique_topic("keys");
+    create_topic(&mut client, &topic, 1).await;
+    let keyless = streamhouse_protocol::test_util::BatchBuilder::new(2).build();
+    let answer = &produce(&mut client, &topic, vec![(0, keyless)]).await[0];
+    assert_eq!(answer.error_code, 0, "{answer:?}");
 }

@@ -87,6 +87,59 @@ pub enum SwapOutcome {
     Conflict,
 }
 
+/// An index entry of one partition as the log cleaner reads it: where it
+/// points (object id and key) and what it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionEntry {
+    pub base_offset: i64,
+    /// Inclusive.
+    pub last_offset: i64,
+    pub object_id: i64,
+    pub object_key: String,
+    pub position: i64,
+    pub length: i64,
+    pub max_timestamp: i64,
+    pub running_max_timestamp: i64,
+}
+
+/// A partition's log as the cleaner starts from: its offsets, how far it was
+/// cleaned, and its index entries from the log start on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanerView {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// Offsets below it have been cleaned (the clean section); 0 before the
+    /// first cleaning.
+    pub cleaned_offset: i64,
+    /// Bytes of runs the last cleaning left in the clean section (0 before
+    /// the first); the small-object compactor copies runs unchanged, so it
+    /// holds until the next cleaning or a trim.
+    pub cleaned_bytes: i64,
+    /// In offset order, at most the limit asked for.
+    pub entries: Vec<PartitionEntry>,
+}
+
+/// One cleaning of one partition, applied by
+/// [`crate::LifecycleCatalog::swap_cleaned`] in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleaningSwap {
+    pub topic: TopicId,
+    pub partition: i32,
+    /// The uploaded object holding the new entries' bytes; `None` when no
+    /// record of the cleaned entries is kept.
+    pub object: Option<NewObject>,
+    /// Every entry of the cleaned range, exactly as read: the swap goes
+    /// through only if all are still in the index as they were.
+    pub sources: Vec<PartitionEntry>,
+    /// The entries replacing them, positions in `object`; fewer and smaller,
+    /// with gaps where whole batches went.
+    pub entries: Vec<CompactedEntry>,
+    /// The partition's new cleaned-up-to offset (it never moves back), and
+    /// the bytes of the clean section below it after this cleaning.
+    pub cleaned_offset: i64,
+    pub cleaned_bytes: i64,
+}
+
 /// A set of compaction shards. Objects are split into [`Shards::COUNT`] shards
 /// by id, 1024 consecutive ids to a shard in turn, so that objects compacted
 /// together hold records of similar age; with several agents each compacts the

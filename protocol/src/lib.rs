@@ -10,6 +10,9 @@
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
 //! - [`records`]: record timestamps inside a batch, decompressed under a cap.
+//! - [`clean`]: the records of a batch with their keys, and a batch rewritten
+//!   with only the records the log cleaner keeps (offsets and producer fields
+//!   unchanged, recompressed with its codec).
 //! - [`validate`]: every record of a produced batch checked as Kafka's log
 //!   validator does (count, framing, offset deltas, timestamps), compressed
 //!   batches decompressed as a bounded stream.
@@ -23,6 +26,7 @@
 
 pub mod append_time;
 pub mod batch;
+pub mod clean;
 pub mod counts;
 pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]

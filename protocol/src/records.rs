@@ -39,8 +39,17 @@ pub fn record_timestamps(batch: &[u8], max_bytes: usize) -> Result<Vec<(i32, i64
     if header.total_size() != batch.len() as i64 {
         return Err(RecordsError::BadHeader);
     }
-    let body = &batch[HEADER_BYTES..];
-    let records = match header.compression_codec() {
+    let records = decompress(&header, &batch[HEADER_BYTES..], max_bytes)?;
+    parse_records(&records, header.base_timestamp)
+}
+
+/// A batch's records, decompressed whole (at most `max_bytes`).
+pub(crate) fn decompress(
+    header: &BatchHeader,
+    body: &[u8],
+    max_bytes: usize,
+) -> Result<Vec<u8>, RecordsError> {
+    Ok(match header.compression_codec() {
         NONE => body.to_vec(),
         GZIP => read_capped(flate2::read::GzDecoder::new(body), max_bytes)?,
         SNAPPY => snappy(body, max_bytes)?,
@@ -54,8 +63,7 @@ pub fn record_timestamps(batch: &[u8], max_bytes: usize) -> Result<Vec<(i32, i64
             max_bytes,
         )?,
         other => return Err(RecordsError::UnknownCodec(other)),
-    };
-    parse_records(&records, header.base_timestamp)
+    })
 }
 
 fn read_capped(reader: impl Read, max_bytes: usize) -> Result<Vec<u8>, RecordsError> {

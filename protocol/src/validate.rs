@@ -91,6 +91,11 @@ pub enum RecordProblem {
         "Timestamp {timestamp} is out of range. The timestamp should be within [{min}, {max}]"
     )]
     Timestamp { timestamp: i64, min: i64, max: i64 },
+    /// A record without a key (a null key; an empty one is a key) on a
+    /// compacted topic; the field names the partition as Kafka's
+    /// `TopicPartition` prints it (`topic-partition`).
+    #[error("Compacted topic cannot accept message without key in topic partition {0}")]
+    MissingKey(String),
 }
 
 /// Why a batch is refused.
@@ -180,15 +185,38 @@ pub fn records(
     header: &BatchHeader,
     timestamps: Option<TimestampBounds>,
 ) -> Result<ValidBatch, InvalidBatch> {
-    records_capped(batch, header, timestamps, MAX_DECOMPRESSED_BYTES)
+    records_capped(batch, header, timestamps, None, MAX_DECOMPRESSED_BYTES)
+}
+
+/// [`records`] on a compacted topic (`cleanup.policy` includes `compact`):
+/// also refuses every record without a key, as Kafka's `LogValidator.validateKey`
+/// does, naming `topic_partition` (`topic-partition`) in each record error.
+pub fn records_of_compacted(
+    batch: &[u8],
+    header: &BatchHeader,
+    timestamps: Option<TimestampBounds>,
+    topic_partition: &str,
+) -> Result<ValidBatch, InvalidBatch> {
+    records_capped(
+        batch,
+        header,
+        timestamps,
+        Some(topic_partition),
+        MAX_DECOMPRESSED_BYTES,
+    )
 }
 
 fn records_capped(
     batch: &[u8],
     header: &BatchHeader,
     timestamps: Option<TimestampBounds>,
+    keys_required: Option<&str>,
     cap: usize,
 ) -> Result<ValidBatch, InvalidBatch> {
+    let rules = Rules {
+        timestamps,
+        keys_required,
+    };
     if header.producer_id >= 0 && header.base_sequence < 0 {
         return Err(InvalidBatch::InvalidSequence {
             producer_id: header.producer_id,
@@ -197,16 +225,16 @@ fn records_capped(
     }
     let body = &batch[HEADER_BYTES..];
     let max_timestamp = match header.compression_codec() {
-        NONE => walk(&mut SliceInput { buf: body, at: 0 }, header, timestamps)?,
+        NONE => walk(&mut SliceInput { buf: body, at: 0 }, header, &rules)?,
         GZIP => walk(
             &mut StreamInput::new(flate2::read::GzDecoder::new(body), cap),
             header,
-            timestamps,
+            &rules,
         )?,
         SNAPPY => walk(
             &mut StreamInput::new(SnappyReader::new(body, cap), cap),
             header,
-            timestamps,
+            &rules,
         )?,
         LZ4 => walk(
             &mut StreamInput::new(
@@ -214,7 +242,7 @@ fn records_capped(
                 cap,
             ),
             header,
-            timestamps,
+            &rules,
         )?,
         ZSTD => walk(
             &mut StreamInput::new(
@@ -223,7 +251,7 @@ fn records_capped(
                 cap,
             ),
             header,
-            timestamps,
+            &rules,
         )?,
         other => return Err(InvalidBatch::UnknownCodec(other)),
     };
@@ -380,6 +408,14 @@ fn varlong(input: &mut impl Input) -> Result<i64, Fail> {
 struct Record {
     timestamp_delta: i64,
     offset_delta: i32,
+    has_key: bool,
+}
+
+/// What a topic asks of each record beyond its framing.
+struct Rules<'a> {
+    timestamps: Option<TimestampBounds>,
+    /// On a compacted topic, the partition named when a key is missing.
+    keys_required: Option<&'a str>,
 }
 
 /// Skips a key, value or header field of `length` bytes (null if negative) of
@@ -449,6 +485,7 @@ fn record(input: &mut impl Input) -> Result<Record, Fail> {
     Ok(Record {
         timestamp_delta,
         offset_delta,
+        has_key: key >= 0,
     })
 }
 
@@ -456,8 +493,9 @@ fn record(input: &mut impl Input) -> Result<Record, Fail> {
 fn walk(
     input: &mut impl Input,
     header: &BatchHeader,
-    timestamps: Option<TimestampBounds>,
+    rules: &Rules<'_>,
 ) -> Result<i64, InvalidBatch> {
+    let timestamps = rules.timestamps;
     let declared = header.records_count;
     let log_append_time = header.attributes & LOG_APPEND_TIME_BIT != 0;
     let mut max_timestamp = -1;
@@ -500,7 +538,11 @@ fn walk(
             header.base_timestamp.wrapping_add(record.timestamp_delta)
         };
         max_timestamp = max_timestamp.max(timestamp);
-        if let Some(bounds) = timestamps.filter(|_| timestamp != -1) {
+        // Kafka's `validateRecord` reports the key before the timestamp, and
+        // one of them per record.
+        if let Some(partition) = rules.keys_required.filter(|_| !record.has_key) {
+            errors.push((index, RecordProblem::MissingKey(partition.to_string())));
+        } else if let Some(bounds) = timestamps.filter(|_| timestamp != -1) {
             if !bounds.admits(timestamp) {
                 errors.push((
                     index,
@@ -878,6 +920,39 @@ mod tests {
     }
 
     #[test]
+    fn a_compacted_topic_refuses_records_without_a_key_in_every_codec() {
+        for codec in CODECS {
+            // Records 0 and 2 have no key, record 1 an empty one (a key).
+            let mixed = BatchBuilder::new(3)
+                .compression(codec)
+                .key(|i| if i == 1 { "" } else { "k" })
+                .build();
+            let keyless = BatchBuilder::new(3).compression(codec).build_mut();
+            let header = batch::validate(&keyless).unwrap();
+            let missing = RecordProblem::MissingKey("orders-3".into());
+            assert_eq!(
+                records_of_compacted(&keyless, &header, None, "orders-3"),
+                Err(InvalidBatch::Records(vec![
+                    (0, missing.clone()),
+                    (1, missing.clone()),
+                    (2, missing.clone()),
+                ])),
+                "{codec:?}"
+            );
+            assert!(records(&keyless, &header, None).is_ok(), "{codec:?}");
+            let header = batch::validate(&mixed).unwrap();
+            assert!(
+                records_of_compacted(&mixed, &header, None, "orders-3").is_ok(),
+                "{codec:?}: every record of this batch has a key, one of them empty"
+            );
+        }
+        assert_eq!(
+            RecordProblem::MissingKey("orders-3".into()).to_string(),
+            "Compacted topic cannot accept message without key in topic partition orders-3"
+        );
+    }
+
+    #[test]
     fn a_producer_batch_needs_a_sequence() {
         let mut batch = BatchBuilder::new(1).producer(7, 0, 0).build_mut();
         batch[53..57].copy_from_slice(&(-1i32).to_be_bytes());
@@ -897,11 +972,11 @@ mod tests {
             let batch = batch(*codec, 50);
             let header = batch::validate(&batch).unwrap();
             assert!(
-                records_capped(&batch, &header, None, 1 << 20).is_ok(),
+                records_capped(&batch, &header, None, None, 1 << 20).is_ok(),
                 "{codec:?}"
             );
             assert_eq!(
-                records_capped(&batch, &header, None, 1024),
+                records_capped(&batch, &header, None, None, 1024),
                 Err(InvalidBatch::TooLarge(1024)),
                 "{codec:?}"
             );

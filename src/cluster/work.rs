@@ -1,5 +1,6 @@
 //! Which background work this agent does: the compaction shards, the garbage
-//! collection, the retention and the producer state expiry placed on it in its view, and
+//! collection, the retention, the producer state expiry and the log
+//! cleaner's partition shards placed on it in its view, and
 //! nothing while it cannot be sure it is still a member (another agent may
 //! already have taken over).
 
@@ -13,6 +14,7 @@ const COMPACTION: &str = "compaction";
 const GARBAGE_COLLECTION: &str = "gc";
 const PRODUCER_EXPIRY: &str = "producer-expiry";
 const RETENTION: &str = "retention";
+const LOG_CLEANER: &str = "log-cleaner";
 
 impl ShareOfWork for Membership {
     fn current(&self) -> WorkShare {
@@ -30,6 +32,7 @@ impl ShareOfWork for Membership {
             gc: view.runs_job(me, GARBAGE_COLLECTION, 0),
             producer_expiry: view.runs_job(me, PRODUCER_EXPIRY, 0),
             retention: view.runs_job(me, RETENTION, 0),
+            cleaner: Shards::from_fn(|shard| view.runs_job(me, LOG_CLEANER, shard)),
         }
     }
 }
@@ -81,6 +84,10 @@ mod tests {
             1,
             "{shares:?}"
         );
+        for shard in 0..Shards::COUNT {
+            let cleaners = shares.iter().filter(|s| s.cleaner.contains(shard)).count();
+            assert_eq!(cleaners, 1, "cleaner shard {shard}: {shares:?}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

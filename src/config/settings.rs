@@ -300,6 +300,29 @@ pub struct Settings {
         default_value_t = 600_000
     )]
     pub orphan_scan_interval_ms: u64,
+    /// How often the log cleaner looks at the compacted topics' partitions
+    /// placed on this agent (Kafka's log.cleaner.backoff.ms)
+    ///
+    /// A partition past its min.cleanable.dirty.ratio is cleaned at the next
+    /// look.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_CLEANER_INTERVAL_MS",
+        default_value_t = 15_000
+    )]
+    pub log_cleaner_interval_ms: u64,
+    /// Most bytes of a partition's log one cleaning reads (the role of Kafka's
+    /// log.cleaner.dedupe.buffer.size); 0 turns the log cleaner off
+    ///
+    /// A cleaning holds what it read and what it writes, about twice this,
+    /// plus about 48 bytes per distinct key. A partition whose cleaned part
+    /// alone is larger is not cleaned.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_CLEANER_MAX_PASS_BYTES",
+        default_value_t = 134_217_728
+    )]
+    pub log_cleaner_max_pass_bytes: u64,
 }
 
 impl Default for Settings {
@@ -431,6 +454,8 @@ impl Config {
             retention_check_interval_ms,
             orphan_grace_ms,
             orphan_scan_interval_ms,
+            log_cleaner_interval_ms,
+            log_cleaner_max_pass_bytes,
         } = settings;
         let listen: SocketAddr = listen
             .parse()
@@ -539,6 +564,9 @@ impl Config {
         if orphan_scan_interval_ms == 0 {
             bail!("--orphan-scan-interval-ms must be at least 1");
         }
+        if log_cleaner_interval_ms == 0 {
+            bail!("--log-cleaner-interval-ms must be at least 1");
+        }
         let metrics_listen =
             match metrics_listen {
                 Some(text) => Some(text.parse().with_context(|| {
@@ -565,6 +593,8 @@ impl Config {
             },
             orphan_grace: Duration::from_millis(orphan_grace_ms),
             orphan_scan_interval: Duration::from_millis(orphan_scan_interval_ms),
+            cleaner_interval: Duration::from_millis(log_cleaner_interval_ms),
+            cleaner_max_pass_bytes: log_cleaner_max_pass_bytes,
             ..CompactionConfig::default()
         };
         Ok(Config {
@@ -673,6 +703,8 @@ mod tests {
             config.compaction.producer_expiry_interval,
             Duration::from_secs(60)
         );
+        assert_eq!(config.compaction.cleaner_interval, Duration::from_secs(15));
+        assert_eq!(config.compaction.cleaner_max_pass_bytes, 128 << 20);
         assert_eq!(config.compaction.orphan_grace, Duration::from_secs(3600));
         assert_eq!(
             config.compaction.orphan_scan_interval,

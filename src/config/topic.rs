@@ -1,6 +1,6 @@
 //! Topic configs as Kafka defines them: the table of every config's name, type,
-//! default and validator, the checks on a whole config set, and the two configs
-//! that change what StreamHouse does. Also the rules for topic names.
+//! default and validator, the checks on a whole config set, and the configs
+//! Produce acts on. Also the rules for topic names.
 
 use std::collections::BTreeMap;
 
@@ -88,9 +88,12 @@ const LONG_MAX: &str = "9223372036854775807";
 /// Every topic config Kafka 4.4 knows, by name: its `LogConfig` less the internal
 /// ones (the pre-4.0 `message.downconversion.enable`,
 /// `message.timestamp.difference.max.ms` and `message.format.version` are gone
-/// from Kafka, so they are unknown here too). Only `max.message.bytes` and
-/// `message.timestamp.type` change what StreamHouse does; the rest are validated, stored and reported (see the
-/// README's status table).
+/// from Kafka, so they are unknown here too). `max.message.bytes`,
+/// `message.timestamp.type` and the compaction configs (`cleanup.policy` with
+/// `compact`, `min.cleanable.dirty.ratio`, `min.compaction.lag.ms`,
+/// `max.compaction.lag.ms`, `delete.retention.ms`: the log cleaner in
+/// `storage::compaction::cleaner` reads them) change what StreamHouse does; the
+/// rest are validated, stored and reported (see the README's status table).
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("cleanup.policy", List, "delete", ListOf(&["compact", "delete"]), "What happens to old segments: delete, compact, or both."),
@@ -310,6 +313,16 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the topic is compacted (`cleanup.policy` lists `compact`, alone or
+/// with `delete`): Produce then refuses records without a key and the log
+/// cleaner keeps the latest record per key. The broker default
+/// (`log.cleanup.policy`) is `delete`.
+pub fn compacted(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get("cleanup.policy")
+        .is_some_and(|v| list_items(v).contains(&"compact"))
+}
+
 /// Whether Produce stamps the topic's batches with the append time
 /// (`message.timestamp.type=LogAppendTime`).
 pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
@@ -459,5 +472,32 @@ mod tests {
         assert_eq!(max_message_bytes(&BTreeMap::new()), 1_048_588);
         let set = BTreeMap::from([("max.message.bytes".to_string(), "100".to_string())]);
         assert_eq!(max_message_bytes(&set), 100);
+    }
+
+    #[test]
+    fn the_log_cleaners_defaults_are_the_tables() {
+        let rules = streamhouse_storage::compaction::cleaner::plan::CleaningRules::DEFAULT;
+        let default = |name: &str| definition(name).unwrap().default;
+        assert_eq!(
+            default("min.cleanable.dirty.ratio").parse(),
+            Ok(rules.min_dirty_ratio)
+        );
+        assert_eq!(
+            default("min.compaction.lag.ms").parse(),
+            Ok(rules.min_lag_ms)
+        );
+        assert_eq!(
+            default("max.compaction.lag.ms").parse(),
+            Ok(rules.max_lag_ms)
+        );
+        assert_eq!(
+            default("delete.retention.ms").parse(),
+            Ok(rules.delete_retention_ms)
+        );
+        assert!(compacted(&BTreeMap::from([(
+            "cleanup.policy".into(),
+            "delete,compact".into()
+        )])));
+        assert!(!compacted(&BTreeMap::new()));
     }
 }

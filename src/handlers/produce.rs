@@ -21,7 +21,7 @@ use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::config::topic::{log_append_time, max_message_bytes, timestamp_window};
+use crate::config::topic::{compacted, log_append_time, max_message_bytes, timestamp_window};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.
@@ -77,7 +77,7 @@ pub async fn handle(
                         queue(
                             broker,
                             version,
-                            topic.id,
+                            (topic.id, &topic.name),
                             partition.index,
                             partition.records,
                             &topic.configs,
@@ -112,11 +112,13 @@ pub async fn handle(
 async fn queue(
     broker: &Broker,
     version: i16,
-    topic: uuid::Uuid,
+    (topic, name): (uuid::Uuid, &str),
     partition: i32,
     records: Option<bytes::Bytes>,
     configs: &std::collections::BTreeMap<String, String>,
 ) -> Queued {
+    // Kafka names the partition as its `TopicPartition` prints.
+    let keys_required = compacted(configs).then(|| format!("{name}-{partition}"));
     let max_batch_bytes = max_message_bytes(configs);
     let stamp_append_time = log_append_time(configs);
     let Some(records) = records.filter(|r| !r.is_empty()) else {
@@ -188,7 +190,8 @@ async fn queue(
             after_max_ms,
         }
     });
-    let valid = match validate_records(&records, &ranges, headers, timestamps).await {
+    let valid = match validate_records(&records, &ranges, headers, timestamps, keys_required).await
+    {
         Ok(valid) => valid,
         Err(queued) => return queued,
     };
@@ -230,12 +233,21 @@ async fn validate_records(
     ranges: &[Range<usize>],
     headers: Vec<batch::BatchHeader>,
     timestamps: Option<TimestampBounds>,
+    keys_required: Option<String>,
 ) -> Result<Vec<ValidBatch>, Queued> {
     let all = move |records: &[u8], ranges: &[Range<usize>], headers: &[batch::BatchHeader]| {
         ranges
             .iter()
             .zip(headers)
-            .map(|(range, header)| validate::records(&records[range.clone()], header, timestamps))
+            .map(|(range, header)| {
+                let batch = &records[range.clone()];
+                match &keys_required {
+                    Some(partition) => {
+                        validate::records_of_compacted(batch, header, timestamps, partition)
+                    }
+                    None => validate::records(batch, header, timestamps),
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
     };
     let off_worker = records.len() > INLINE_VALIDATION_BYTES

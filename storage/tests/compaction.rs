@@ -494,6 +494,7 @@ async fn a_worker_compacts_only_the_shards_of_its_share() {
             gc: false,
             producer_expiry: false,
             retention: false,
+            cleaner: Shards::NONE,
         }) as Arc<dyn ShareOfWork>
     };
     for excluded in [Shards::NONE, Shards::from_fn(|shard| shard != 0)] {

@@ -47,6 +47,10 @@
 #                                             earliest offsets, sizes and the store's
 #                                             bytes fall, groups below the log start
 #                                             reset (about 2 minutes per backend pair)
+#   compacted tests/compat/compacted_topic.py a compacted topic: 200,000 records over
+#                                             2,000 keys and tombstones through four
+#                                             codecs (confluent-kafka), read back by the
+#                                             Java consumer once the log cleaner ran
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
@@ -93,6 +97,7 @@ CLIENTS=(
     # One backend pair: the bound does not depend on it, and one takes ~45 s.
     "ceiling   py     memory_ceiling.py --backend embedded"
     "retention py     retention.py"
+    "compacted py     compacted_topic.py"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do

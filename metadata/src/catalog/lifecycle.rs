@@ -6,8 +6,11 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use crate::compaction::{CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome};
+use crate::compaction::{
+    CleanerView, CleaningSwap, CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome,
+};
 use crate::Result;
+use crate::TopicId;
 
 #[async_trait]
 pub trait LifecycleCatalog: Send + Sync + 'static {
@@ -63,4 +66,24 @@ pub trait LifecycleCatalog: Send + Sync + 'static {
     /// key in the store but not here is an orphan: its upload's commit failed
     /// or never happened, or its swap lost.
     async fn known_object_keys(&self, keys: &[String]) -> Result<HashSet<String>>;
+
+    /// The log cleaner's view of a partition: its offsets, its cleaned-up-to
+    /// offset, and up to `limit` index entries from its log start on, in offset
+    /// order. `None` if there is no such partition.
+    async fn cleaner_view(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        limit: u32,
+    ) -> Result<Option<CleanerView>>;
+
+    /// Replaces a partition's cleaned entries, in ONE transaction: inserts the
+    /// object (if any), locks the partition row, deletes every source entry
+    /// (each must still be in the index exactly as given, or nothing changes
+    /// and the answer is [`SwapOutcome::Conflict`]), inserts the new entries
+    /// and raises the partition's cleaned-up-to offset. A partition that no
+    /// longer exists is a conflict too. The source objects stay `live`: other
+    /// partitions' entries may point into them; garbage collection retires
+    /// them once nothing does.
+    async fn swap_cleaned(&self, swap: &CleaningSwap) -> Result<SwapOutcome>;
 }

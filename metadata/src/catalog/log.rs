@@ -6,7 +6,9 @@
 //!   [`LogCatalog::commit_objects`], in the same transaction that inserts the
 //!   index rows covering the new offsets. A reader never sees offsets without data.
 //! - Index entries of one partition never overlap and leave no gaps between
-//!   `log_start_offset` and `high_watermark`.
+//!   `log_start_offset` and `high_watermark`, except on compacted topics,
+//!   where the log cleaner removes entries whose batches all went
+//!   (`LifecycleCatalog::swap_cleaned`); a read then starts at the next entry.
 
 use async_trait::async_trait;
 

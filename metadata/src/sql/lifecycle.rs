@@ -18,8 +18,11 @@ use super::commit::{self, placeholders, EntryRow, PartitionKey, ROWS_PER_STATEME
 use super::rows::{get, to_i32, topic_id};
 use super::{Backend, SqlCatalog};
 use crate::catalog::LifecycleCatalog;
-use crate::compaction::{CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome};
+use crate::compaction::{
+    CleanerView, CleaningSwap, CompactionSwap, ObjectEntry, Shards, StoredObject, SwapOutcome,
+};
 use crate::Result;
+use crate::TopicId;
 
 // Compaction and garbage collection never change a topic: the topic cache is
 // not involved.
@@ -98,6 +101,26 @@ impl LifecycleCatalog for SqlCatalog {
     async fn known_object_keys(&self, keys: &[String]) -> Result<HashSet<String>> {
         self.read("known_object_keys", |pool| known_keys(pool, keys))
             .await
+    }
+
+    async fn cleaner_view(
+        &self,
+        topic: TopicId,
+        partition: i32,
+        limit: u32,
+    ) -> Result<Option<CleanerView>> {
+        self.read("cleaner_view", |pool| {
+            super::cleaner::cleaner_view(pool, topic, partition, limit)
+        })
+        .await
+    }
+
+    async fn swap_cleaned(&self, swap: &CleaningSwap) -> Result<SwapOutcome> {
+        let now_ms = self.clock.now_ms();
+        self.write("swap_cleaned", |tx| {
+            super::cleaner::swap_cleaned(tx, self.backend, swap, now_ms)
+        })
+        .await
     }
 }
 

@@ -17,6 +17,7 @@
 
 mod agents;
 mod changes;
+mod cleaner;
 mod cluster;
 mod commit;
 mod connect;

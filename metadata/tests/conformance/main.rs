@@ -10,6 +10,7 @@ mod admin;
 mod agents;
 mod cases;
 mod changes;
+mod cleaner;
 mod compaction;
 mod group_leases;
 mod groups;
@@ -55,6 +56,10 @@ macro_rules! conformance_tests {
             a_compaction_swap_skips_partitions_of_deleted_topics,
             garbage_collection_retires_objects_nothing_points_into,
             the_catalog_tells_which_object_keys_it_knows,
+        );
+        conformance_tests!(@cleaner $target;
+            a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned_offset,
+            a_cleaning_swap_is_refused_whole_when_a_source_entry_changed,
         );
         conformance_tests!(@idempotence $target;
             a_batch_committed_through_another_agent_is_a_duplicate_with_its_offset_and_time,
@@ -113,6 +118,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_catalog($target, |catalog| {
                     Box::pin(crate::retention::$case(catalog))
+                })
+                .await;
+            }
+        )*
+    };
+    (@cleaner $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_catalog($target, |catalog| {
+                    Box::pin(crate::cleaner::$case(catalog))
                 })
                 .await;
             }

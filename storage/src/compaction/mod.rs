@@ -22,6 +22,10 @@
 //! Retention ([`retention`]) moves log starts past what `retention.ms` and
 //! `retention.bytes` no longer keep; garbage collection frees the rest.
 //!
+//! The log cleaner of compacted topics ([`cleaner`]) runs in the same loop: it
+//! keeps the latest record per key of each compacted partition placed on this
+//! agent.
+//!
 //! In a cluster each agent compacts only the shards of objects placed on it,
 //! one agent collects garbage, one applies retention and one expires producers ([`WorkShare`], asked
 //! before every pass). While agents disagree about placement (a view change
@@ -29,6 +33,7 @@
 //! and the other's work is thrown away. That wastes PUTs but never data. Two
 //! agents expiring producers at once remove the same rows, once.
 
+pub mod cleaner;
 mod gc;
 mod orphans;
 pub mod plan;
@@ -58,6 +63,7 @@ use crate::metrics::Metrics;
 use crate::watermarks::Watermarks;
 use crate::StorageError;
 
+pub use cleaner::CleanerPass;
 pub use gc::GcOutcome;
 pub use orphans::{OrphanScan, OrphanSuspects};
 pub use producer_expiry::ProducerExpiry;
@@ -96,6 +102,12 @@ pub struct CompactionConfig {
     pub orphan_grace: Duration,
     /// Pause between scans of the store for orphans.
     pub orphan_scan_interval: Duration,
+    /// Pause between log cleaner passes over compacted topics (Kafka's
+    /// `log.cleaner.backoff.ms`, which Kafka sets to 15 s).
+    pub cleaner_interval: Duration,
+    /// Most bytes of runs one cleaning of a partition reads (see
+    /// [`cleaner`] for the memory it bounds); 0 turns the cleaner off.
+    pub cleaner_max_pass_bytes: u64,
 }
 
 impl Default for CompactionConfig {
@@ -112,6 +124,8 @@ impl Default for CompactionConfig {
             retention: RetentionConfig::default(),
             orphan_grace: Duration::from_secs(60 * 60),
             orphan_scan_interval: Duration::from_secs(10 * 60),
+            cleaner_interval: Duration::from_secs(15),
+            cleaner_max_pass_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -127,6 +141,9 @@ pub struct WorkShare {
     pub producer_expiry: bool,
     /// Whether this agent applies retention.
     pub retention: bool,
+    /// The partition shards ([`cleaner::partition_shard`]) whose compacted
+    /// partitions this agent's log cleaner cleans.
+    pub cleaner: Shards,
 }
 
 impl WorkShare {
@@ -136,6 +153,7 @@ impl WorkShare {
         gc: true,
         producer_expiry: true,
         retention: true,
+        cleaner: Shards::ALL,
     };
     /// None of it: an agent that cannot be sure it is still a member.
     pub const NONE: WorkShare = WorkShare {
@@ -143,6 +161,7 @@ impl WorkShare {
         gc: false,
         producer_expiry: false,
         retention: false,
+        cleaner: Shards::NONE,
     };
 }
 
@@ -456,6 +475,7 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
     // per garbage collection interval, and again at once while it finds some.
     let mut next_sparse = tokio::time::Instant::now() + worker.config.gc_interval;
     let mut orphan_scans = orphans::Schedule::new(worker.config.orphan_scan_interval);
+    let mut next_clean = tokio::time::Instant::now() + worker.config.cleaner_interval;
     loop {
         let pause = match worker.compact_once().await {
             // Catching up: go straight on.
@@ -494,13 +514,19 @@ async fn run(worker: CompactionWorker, mut stop: oneshot::Receiver<()>) {
         expiry.tick(&worker).await;
         retention.tick(&worker).await;
         orphan_scans.tick(&worker).await;
-        // Wake for the next expiry pass, retention pass or orphan scan if it
-        // comes before the next compaction pass: their intervals may be
-        // shorter than the idle pause.
+        if tokio::time::Instant::now() >= next_clean {
+            // Failures are counted and logged inside, partition by partition.
+            let _ = worker.clean_logs().await;
+            next_clean = tokio::time::Instant::now() + worker.config.cleaner_interval;
+        }
+        // Wake for the next expiry pass, retention pass, orphan scan or
+        // cleaner pass if it comes before the next compaction pass: their
+        // intervals may be shorter than the idle pause.
         let wake = (tokio::time::Instant::now() + pause)
             .min(expiry.next_at())
             .min(retention.next_at())
-            .min(orphan_scans.next_at());
+            .min(orphan_scans.next_at())
+            .min(next_clean);
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until(wake) => {}

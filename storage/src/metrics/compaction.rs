@@ -31,6 +31,15 @@ pub struct CompactionMetrics {
     pub producer_states_expired: Counter,
     /// Producer ids forgotten after `producer.id.expiration.ms`.
     pub producer_ids_expired: Counter,
+    /// Log cleaner (compacted topics): passes over this agent's partitions,
+    /// passes or partitions that failed, partitions cleaned, cleanings whose
+    /// swap lost to another change, and the bytes of runs removed (read minus
+    /// written back).
+    pub cleaner_passes: Counter,
+    pub cleaner_errors: Counter,
+    pub cleaner_partitions_cleaned: Counter,
+    pub cleaner_conflicts: Counter,
+    pub cleaner_bytes_removed: Counter,
     /// How long each catalog swap took: it holds the partitions' locks (all
     /// of SQLite's write lock), so producers' commits wait for it.
     pub swap_latency: Latency,
@@ -94,6 +103,31 @@ impl CompactionMetrics {
                 "streamhouse_gc_orphan_bytes_deleted",
                 "Bytes of the orphaned objects deleted",
                 &self.orphan_bytes_deleted,
+            ),
+            (
+                "streamhouse_cleaner_passes",
+                "Log cleaner passes over the compacted partitions placed on this agent",
+                &self.cleaner_passes,
+            ),
+            (
+                "streamhouse_cleaner_errors",
+                "Log cleaner passes or partition cleanings that failed",
+                &self.cleaner_errors,
+            ),
+            (
+                "streamhouse_cleaner_partitions_cleaned",
+                "Partitions of compacted topics cleaned",
+                &self.cleaner_partitions_cleaned,
+            ),
+            (
+                "streamhouse_cleaner_conflicts",
+                "Cleanings whose catalog swap found a source entry changed",
+                &self.cleaner_conflicts,
+            ),
+            (
+                "streamhouse_cleaner_bytes_removed",
+                "Bytes removed from compacted partitions by the log cleaner",
+                &self.cleaner_bytes_removed,
             ),
         ];
         for (name, help, counter) in counters {

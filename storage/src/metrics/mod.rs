@@ -166,6 +166,11 @@ mod tests {
         "streamhouse_producer_ids_expired_total",
         "streamhouse_retention_bytes_deleted_total",
         "streamhouse_retention_log_starts_moved_total",
+        "streamhouse_cleaner_passes_total",
+        "streamhouse_cleaner_errors_total",
+        "streamhouse_cleaner_partitions_cleaned_total",
+        "streamhouse_cleaner_conflicts_total",
+        "streamhouse_cleaner_bytes_removed_total",
     ];
 
     /// The sample lines of a text exposition: name (with labels) to value.
