@@ -167,7 +167,7 @@ async fn a_new_scanner_waits_the_whole_grace_again() {
     assert_eq!(scan(&s, &mut fresh).await.deleted, 0);
     s.clock.advance(GRACE - Duration::from_millis(1));
     assert_eq!(scan(&s, &mut fresh).await.deleted, 0);
-    assert_eq!(stored(&s).await, [orphan.clone()]);
+    assert_eq!(stored(&s).await, std::slice::from_ref(&orphan));
     s.clock.advance(Duration::from_millis(1));
     assert_eq!(scan(&s, &mut fresh).await.deleted, 1);
     assert!(stored(&s).await.is_empty());

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 43] = [
+    const SAMPLES: [&str; 48] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_bytes_total",
         "streamhouse_store_gets_total",
