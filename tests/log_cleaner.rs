@@ -20,7 +20,10 @@ use object_store::ObjectStoreExt;
 use streamhouse::Settings;
 use streamhouse_protocol::test_util::BatchBuilder;
 
-on_both_backends!(two_agents_keep_the_latest_record_per_key_of_a_compacted_topic);
+on_both_backends!(
+    two_agents_keep_the_latest_record_per_key_of_a_compacted_topic,
+    a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tombstones,
+);
 
 const PARTITIONS: i32 = 4;
 const KEYS: usize = 10;
@@ -242,4 +245,110 @@ async fn two_agents_keep_the_latest_record_per_key_of_a_compacted_topic(backend:
                 .unwrap_or_else(|e| panic!("object {} is gone: {e}", entry.object_key));
         }
     }
+}
+
+/// At the default dirty ratio: the batch holding the last record, left whole
+/// by a pass, counts as dirty once more records come (not as clean, which
+/// would keep the ratio under 0.5 for good); and tombstones go once older than
+/// `delete.retention.ms` though nothing more is written.
+async fn a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tombstones(
+    backend: Backend,
+) {
+    let broker = TestBroker::start_with(backend, eager_cleaner).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("quiet-compacted");
+    let (code, message) = create_topic_with(
+        &mut client,
+        &topic,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "3000"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{message:?}");
+    let round = |round: usize| {
+        BatchBuilder::new(KEYS)
+            .timestamp(now_ms())
+            .key(|i| format!("k{i}"))
+            .value(move |i| format!("r{round}-k{i}"))
+            .build()
+    };
+    assert_eq!(produce(&mut client, &topic, 0, round(0)).await, (0, 0));
+    // Offsets 10-19: the last batch, which a pass leaves whole.
+    assert_eq!(produce(&mut client, &topic, 0, round(1)).await, (0, 10));
+    let catalog = streamhouse_metadata::open(&broker.catalog_url)
+        .await
+        .unwrap();
+    let id = catalog.topic_by_name(&topic).await.unwrap().unwrap().id;
+    let view = || async {
+        catalog
+            .cleaner_view(id, 0, 1000)
+            .await
+            .unwrap()
+            .expect("the partition exists")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while view().await.cleaner_limit < 19 {
+        assert!(Instant::now() < deadline, "no pass looked at the partition");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let looked = view().await;
+    assert_eq!(
+        (looked.cleaned_offset, looked.cleaner_limit),
+        (10, 19),
+        "the clean section ends where the last batch starts"
+    );
+
+    // Tombstones for k0-k4 and a last record: 6 records against 20 seen, but
+    // offsets 10-19 are dirty too, so a pass runs and removes round 0.
+    let tombstones = BatchBuilder::new(5)
+        .timestamp(now_ms())
+        .key(|i| format!("k{i}"))
+        .build();
+    assert_eq!(produce(&mut client, &topic, 0, tombstones).await, (0, 20));
+    let head = BatchBuilder::new(1)
+        .timestamp(now_ms())
+        .key(|_| "head")
+        .value(|_| "head")
+        .build();
+    assert_eq!(produce(&mut client, &topic, 0, head).await, (0, 25));
+    let value = |i: usize| Some(format!("r1-k{i}"));
+    let mut with_tombstones: Read = (0..5)
+        .map(|i| (20 + i as i64, format!("k{i}"), None))
+        .chain((5..KEYS).map(|i| (10 + i as i64, format!("k{i}"), value(i))))
+        .collect();
+    with_tombstones.push((25, "head".into(), Some("head".into())));
+    with_tombstones.sort();
+    let mut without: Read = with_tombstones
+        .iter()
+        .filter(|r| r.2.is_some())
+        .cloned()
+        .collect();
+    without.sort();
+
+    // Within the 3 s the tombstones are kept (unless the machine is so slow
+    // that they expired first); then they go with nothing more written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen_tombstones = false;
+    loop {
+        let read = read_all(&mut client, &topic, 0, 0).await;
+        if read == with_tombstones {
+            seen_tombstones = true;
+        } else if read == without {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not cleaned in time (tombstones seen: {seen_tombstones}): {read:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = view().await;
+    assert_eq!(after.cleaner_limit, 25);
+    assert_eq!(
+        after.tombstones_expire_at_ms,
+        streamhouse_metadata::compaction::NO_TOMBSTONES
+    );
 }

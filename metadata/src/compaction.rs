@@ -115,6 +115,14 @@ pub struct CleanerView {
     /// the first); the small-object compactor copies runs unchanged, so it
     /// holds until the next cleaning or a trim.
     pub cleaned_bytes: i64,
+    /// The end of the range the last cleaning looked at (0 before the first):
+    /// at or beyond `cleaned_offset`, the gap being the batch holding the
+    /// last record then, left as it was.
+    pub cleaner_limit: i64,
+    /// When the earliest tombstone the last cleaning kept is older than
+    /// `delete.retention.ms` (ms since the epoch); [`NO_TOMBSTONES`] if it
+    /// kept none.
+    pub tombstones_expire_at_ms: i64,
     /// In offset order, at most the limit asked for.
     pub entries: Vec<PartitionEntry>,
 }
@@ -138,7 +146,14 @@ pub struct CleaningSwap {
     /// the bytes of the clean section below it after this cleaning.
     pub cleaned_offset: i64,
     pub cleaned_bytes: i64,
+    /// The end of the range this cleaning looked at, and when the earliest
+    /// tombstone it kept expires ([`NO_TOMBSTONES`] if none).
+    pub cleaner_limit: i64,
+    pub tombstones_expire_at_ms: i64,
 }
+
+/// `tombstones_expire_at_ms` of a clean section holding no tombstone.
+pub const NO_TOMBSTONES: i64 = i64::MAX;
 
 /// A set of compaction shards. Objects are split into [`Shards::COUNT`] shards
 /// by id, 1024 consecutive ids to a shard in turn, so that objects compacted

@@ -19,7 +19,8 @@ use crate::compaction::{CleanerView, CleaningSwap, PartitionEntry, SwapOutcome};
 use crate::{Result, TopicId};
 
 const SELECT_PARTITION: &str = "\
-    SELECT log_start_offset, next_offset, cleaned_offset, cleaned_bytes FROM partitions \
+    SELECT log_start_offset, next_offset, cleaned_offset, cleaned_bytes, cleaner_limit_offset, \
+        tombstones_expire_at_ms FROM partitions \
     WHERE topic_id = $1 AND partition_index = $2";
 
 /// Served by `index_entries_by_last_offset`, as the read path's query.
@@ -36,7 +37,8 @@ const INSERT_OBJECT: &str = "\
 
 /// The cleaned-up-to offset only moves forward.
 const RAISE_CLEANED: &str = "\
-    UPDATE partitions SET cleaned_offset = $3, cleaned_bytes = $4 \
+    UPDATE partitions SET cleaned_offset = $3, cleaned_bytes = $4, cleaner_limit_offset = $5, \
+        tombstones_expire_at_ms = $6 \
     WHERE topic_id = $1 AND partition_index = $2 AND cleaned_offset <= $3";
 
 /// Columns identifying a source entry exactly.
@@ -70,6 +72,8 @@ pub(super) async fn cleaner_view(
         high_watermark: get(&row, "next_offset")?,
         cleaned_offset: get(&row, "cleaned_offset")?,
         cleaned_bytes: get(&row, "cleaned_bytes")?,
+        cleaner_limit: get(&row, "cleaner_limit_offset")?,
+        tombstones_expire_at_ms: get(&row, "tombstones_expire_at_ms")?,
         entries: rows.iter().map(partition_entry).collect::<Result<_>>()?,
     }))
 }
@@ -153,6 +157,8 @@ pub(super) async fn swap_cleaned(
         .bind(i64::from(swap.partition))
         .bind(swap.cleaned_offset)
         .bind(swap.cleaned_bytes)
+        .bind(swap.cleaner_limit)
+        .bind(swap.tombstones_expire_at_ms)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -3,7 +3,7 @@
 //! range, refused whole when any source entry changed meanwhile.
 
 use streamhouse_metadata::compaction::{
-    CleanerView, CleaningSwap, CompactedEntry, PartitionEntry, SwapOutcome,
+    CleanerView, CleaningSwap, CompactedEntry, PartitionEntry, SwapOutcome, NO_TOMBSTONES,
 };
 use streamhouse_metadata::{Catalog, NewObject, Topic};
 
@@ -55,6 +55,8 @@ fn cleaning(topic: &Topic, sources: &[PartitionEntry], key: &str) -> CleaningSwa
         }],
         cleaned_offset: 5,
         cleaned_bytes: 10,
+        cleaner_limit: 8,
+        tombstones_expire_at_ms: 7_000,
     }
 }
 
@@ -72,6 +74,11 @@ pub async fn a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned
         (0, 9, 0)
     );
     assert_eq!(
+        (before.cleaner_limit, before.tombstones_expire_at_ms),
+        (0, NO_TOMBSTONES),
+        "before the first cleaning"
+    );
+    assert_eq!(
         spans(&before.entries),
         [(0, 2, "a"), (3, 4, "b"), (5, 8, "c")]
     );
@@ -82,6 +89,10 @@ pub async fn a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned
     );
     let after = view(catalog, &topic).await;
     assert_eq!((after.cleaned_offset, after.cleaned_bytes), (5, 10));
+    assert_eq!(
+        (after.cleaner_limit, after.tombstones_expire_at_ms),
+        (8, 7_000)
+    );
     assert_eq!(spans(&after.entries), [(0, 2, "cleaned"), (5, 8, "c")]);
     assert_eq!(
         (after.entries[0].position, after.entries[0].length),
@@ -106,6 +117,8 @@ pub async fn a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned
         entries: Vec::new(),
         cleaned_offset: 2,
         cleaned_bytes: 99,
+        cleaner_limit: 99,
+        tombstones_expire_at_ms: 1,
         ..swap
     };
     assert_eq!(
@@ -114,6 +127,10 @@ pub async fn a_cleaning_swap_replaces_the_cleaned_entries_and_raises_the_cleaned
     );
     let unchanged = view(catalog, &topic).await;
     assert_eq!((unchanged.cleaned_offset, unchanged.cleaned_bytes), (5, 10));
+    assert_eq!(
+        (unchanged.cleaner_limit, unchanged.tombstones_expire_at_ms),
+        (8, 7_000)
+    );
 }
 
 pub async fn a_cleaning_swap_is_refused_whole_when_a_source_entry_changed(catalog: &dyn Catalog) {

@@ -77,6 +77,10 @@ pub fn partition_shard(topic: TopicId, partition: i32) -> u32 {
     (folded % u64::from(Shards::COUNT)) as u32
 }
 
+fn byte_count(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
 /// How one partition's cleaning ended.
 enum Cleaning {
     Skipped,
@@ -183,16 +187,21 @@ impl CompactionWorker {
             task: "log cleaner rewrite",
             reason: e.to_string(),
         })??;
+        // The batch holding the last record is left as it was: the clean
+        // section ends where it starts.
+        let cleaned_offset = cleaned.head_base.unwrap_or(limit);
         if cleaned.records_removed == 0 {
-            // Nothing to remove: only the cleaned-up-to offset moves.
+            // Nothing to remove: only the partition's cleaning state moves.
             let swap = CleaningSwap {
                 topic,
                 partition,
                 object: None,
                 sources: Vec::new(),
                 entries: Vec::new(),
-                cleaned_offset: limit,
-                cleaned_bytes: i64::try_from(cleaned.bytes_read).unwrap_or(i64::MAX),
+                cleaned_offset,
+                cleaned_bytes: byte_count(cleaned.bytes_read.saturating_sub(cleaned.head_bytes)),
+                cleaner_limit: limit,
+                tombstones_expire_at_ms: cleaned.tombstones_expire_at_ms,
             };
             self.catalog.swap_cleaned(&swap).await?;
             return Ok(Cleaning::Cleaned { bytes_removed: 0 });
@@ -221,8 +230,10 @@ impl CompactionWorker {
             object: uploaded.clone(),
             sources,
             entries: cleaned.entries,
-            cleaned_offset: limit,
-            cleaned_bytes: i64::try_from(cleaned.bytes_kept).unwrap_or(i64::MAX),
+            cleaned_offset,
+            cleaned_bytes: byte_count(cleaned.bytes_kept.saturating_sub(cleaned.head_bytes)),
+            cleaner_limit: limit,
+            tombstones_expire_at_ms: cleaned.tombstones_expire_at_ms,
         };
         // On an error the new object stays in the store: the transaction may
         // have committed with its answer lost, and then the index points into it.

@@ -13,10 +13,13 @@
 //!   the active segment; an entry may hold a whole compacted object's worth
 //!   of a partition, so the head is counted in batches, not entries).
 //!
-//! After a pass everything below the head's start counts as clean, the head's
-//! last batch included: its records take part in the next pass's key map like
-//! every record before them, and a quiet partition is not cleaned again and
-//! again for a batch that cannot be.
+//! A pass deduplicates everything below the head's start but the batch holding
+//! the last record, which it leaves as it is: the clean section ends where that
+//! batch starts, and the pass records how far it looked (`cleaner_limit`). The
+//! partition is looked at again once its log grows beyond that, when the
+//! batch and what came after it are dirty: a quiet partition is not cleaned
+//! again and again for a batch that cannot be, and a large last batch is not
+//! mistaken for a clean one.
 //!
 //! A pass runs when the dirty share of the clean and dirty bytes reaches
 //! `min.cleanable.dirty.ratio` (the clean bytes are what the last cleaning
@@ -25,7 +28,10 @@
 //! is older than `max.compaction.lag.ms` (every dirty record then is). Kafka
 //! measures the lag from a segment's first record; an entry's `max_timestamp`
 //! is the nearest the index keeps, so a record may wait up to one entry's span
-//! longer than Kafka would let it.
+//! longer than Kafka would let it. It also runs, with nothing new, once the
+//! earliest tombstone the last pass kept is older than `delete.retention.ms`
+//! (Kafka cleans a log whose delete horizon has passed), so a quiet partition
+//! loses its tombstones too.
 //!
 //! A pass reads every entry it rewrites, so it takes entries from the log start
 //! while their bytes stay within the cap; the dirty entries beyond it wait for
@@ -131,25 +137,32 @@ pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes:
         }
         e.length.max(0) as f64 * (hi - lo) as f64 / (e.last_offset - e.base_offset + 1) as f64
     };
-    let Some(first_dirty) = cleanable
+    let first_dirty = cleanable
         .iter()
-        .position(|e| share(e, view.cleaned_offset, limit) > 0.0)
-    else {
-        return Decision::Wait;
-    };
-    // The clean section's bytes as the last cleaning left them; the even
-    // spread over offsets is only a bound (a cleaned run has gaps, and the
-    // compactor may have merged it with dirty runs into one entry).
-    let total: f64 = cleanable.iter().map(|e| share(e, 0, limit)).sum();
-    let spread: f64 = cleanable
-        .iter()
-        .map(|e| share(e, 0, view.cleaned_offset))
-        .sum();
-    let clean = spread.min(view.cleaned_bytes.max(0) as f64);
-    let dirty = (total - clean).max(0.0);
-    let ratio = dirty / total.max(1.0);
-    let overdue = cleanable[first_dirty].max_timestamp < now_ms.saturating_sub(rules.max_lag_ms);
-    if ratio < rules.min_dirty_ratio && !overdue {
+        .position(|e| share(e, view.cleaned_offset, limit) > 0.0);
+    let tombstones_due = view.tombstones_expire_at_ms <= now_ms;
+    let dirty_enough = first_dirty.filter(|&first| {
+        if limit <= view.cleaner_limit {
+            // Nothing new since the last pass looked.
+            return false;
+        }
+        // The clean section's bytes as the last cleaning left them; the even
+        // spread over offsets is only a bound (a cleaned run has gaps, and the
+        // compactor may have merged it with dirty runs into one entry).
+        let total: f64 = cleanable.iter().map(|e| share(e, 0, limit)).sum();
+        let spread: f64 = cleanable
+            .iter()
+            .map(|e| share(e, 0, view.cleaned_offset))
+            .sum();
+        let clean = spread.min(view.cleaned_bytes.max(0) as f64);
+        let ratio = (total - clean).max(0.0) / total.max(1.0);
+        let overdue = cleanable[first].max_timestamp < now_ms.saturating_sub(rules.max_lag_ms);
+        ratio >= rules.min_dirty_ratio || overdue
+    });
+    // A pass for tombstones alone must reach the clean section's end, or it
+    // could not record what it found.
+    let tombstones_only = tombstones_due && !cleanable.is_empty() && limit >= view.cleaned_offset;
+    if dirty_enough.is_none() && !tombstones_only {
         return Decision::Wait;
     }
     let mut end = 0;
@@ -161,7 +174,13 @@ pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes:
         }
         end += 1;
     }
-    if end <= first_dirty {
+    let enough = match dirty_enough {
+        Some(first) => end > first,
+        // Only expired tombstones: they may be anywhere in the clean section,
+        // so the pass must read all of it.
+        None => end == cleanable.len(),
+    };
+    if !enough {
         return Decision::TooLarge;
     }
     Decision::Clean {
@@ -173,7 +192,7 @@ pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use streamhouse_metadata::compaction::PartitionEntry;
+    use streamhouse_metadata::compaction::{PartitionEntry, NO_TOMBSTONES};
 
     /// Entries of 100 bytes, one per (base, last, max timestamp), running
     /// maximum as they come.
@@ -204,6 +223,8 @@ mod tests {
                 .filter(|e| e.last_offset < cleaned_offset)
                 .map(|e| e.length)
                 .sum(),
+            cleaner_limit: cleaned_offset,
+            tombstones_expire_at_ms: NO_TOMBSTONES,
             entries,
         }
     }
@@ -294,6 +315,42 @@ mod tests {
         );
         log.cleaned_bytes = 900;
         assert_eq!(decide(&log, &RULES, 1_000, u64::MAX), Decision::Wait);
+    }
+
+    #[test]
+    fn the_batch_left_whole_is_dirty_once_the_log_grows_past_it() {
+        // The last pass deduplicated 0-19 down to 50 bytes and left the batch
+        // holding the last record (20-29) whole.
+        let mut log = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30)], 20);
+        log.cleaned_bytes = 50;
+        log.cleaner_limit = 29;
+        // Quiet: nothing new, nothing to do, however dirty 20-29 is.
+        assert_eq!(decide(&log, &RULES, 1_000, u64::MAX), Decision::Wait);
+        // One record more: 20-29 counts as dirty (250 of 300 bytes).
+        let mut grown = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30), (30, 30, 40)], 20);
+        grown.cleaned_bytes = 50;
+        grown.cleaner_limit = 29;
+        assert_eq!(
+            decide(&grown, &RULES, 1_000, u64::MAX),
+            Decision::Clean { end: 3, limit: 30 }
+        );
+        // Had the batch been counted clean, the ratio would be 0.
+        grown.cleaned_offset = 30;
+        grown.cleaned_bytes = 300;
+        assert_eq!(decide(&grown, &RULES, 1_000, u64::MAX), Decision::Wait);
+    }
+
+    #[test]
+    fn a_quiet_partition_is_cleaned_again_when_its_tombstones_expire() {
+        let mut log = view(&[(0, 9, 10), (10, 19, 20)], 19);
+        log.tombstones_expire_at_ms = 900;
+        assert_eq!(decide(&log, &RULES, 899, u64::MAX), Decision::Wait);
+        assert_eq!(
+            decide(&log, &RULES, 900, u64::MAX),
+            Decision::Clean { end: 2, limit: 19 }
+        );
+        // The whole clean section or nothing: the tombstone may be anywhere.
+        assert_eq!(decide(&log, &RULES, 900, 150), Decision::TooLarge);
     }
 
     #[test]

@@ -13,11 +13,12 @@
 //! cleaner holds MD5 digests: a collision, at odds of about n²/2¹²⁹ for n
 //! keys, would drop the older key's record.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
-use streamhouse_metadata::compaction::{CompactedEntry, PartitionEntry};
+use streamhouse_metadata::compaction::{CompactedEntry, PartitionEntry, NO_TOMBSTONES};
 use streamhouse_protocol::batch::{self, BatchHeader};
 use streamhouse_protocol::clean::{self, CleanRecord, Filtered};
 use streamhouse_protocol::validate::MAX_DECOMPRESSED_BYTES;
@@ -37,7 +38,14 @@ pub struct Tombstones {
 
 impl Tombstones {
     fn expired(&self, timestamp: i64) -> bool {
-        timestamp < self.now_ms.saturating_sub(self.retention_ms)
+        self.now_ms >= self.expires_at(timestamp)
+    }
+
+    /// The first time at which a tombstone of `timestamp` counts as expired.
+    fn expires_at(&self, timestamp: i64) -> i64 {
+        timestamp
+            .saturating_add(self.retention_ms)
+            .saturating_add(1)
     }
 }
 
@@ -51,6 +59,14 @@ pub struct Cleaned {
     pub bytes_read: u64,
     pub bytes_kept: u64,
     pub records_removed: u64,
+    /// The first offset of the batches reaching the limit, left whole (the
+    /// batch holding the last record), if the sources hold any; and their
+    /// bytes, part of `bytes_read` and `bytes_kept`.
+    pub head_base: Option<i64>,
+    pub head_bytes: u64,
+    /// When the earliest tombstone kept outside the head expires
+    /// ([`NO_TOMBSTONES`] if none is kept).
+    pub tombstones_expire_at_ms: i64,
 }
 
 type KeyHash = u128;
@@ -92,6 +108,7 @@ pub fn clean(
             .map_err(|e| corrupt(entry, &e.to_string()))?;
         }
     }
+    let next_expiry = Cell::new(NO_TOMBSTONES);
     let keep = |base: i64, r: &CleanRecord<'_>| {
         let Some(key) = r.key else {
             // Kafka's cleaner drops records without a key (written before the
@@ -99,9 +116,19 @@ pub fn clean(
             return false;
         };
         let offset = base + i64::from(r.offset_delta);
-        latest.get(&key_hash(key)) == Some(&offset)
-            && !(r.tombstone && tombstones.expired(r.timestamp))
+        if latest.get(&key_hash(key)) != Some(&offset) {
+            return false;
+        }
+        if r.tombstone {
+            if tombstones.expired(r.timestamp) {
+                return false;
+            }
+            next_expiry.set(next_expiry.get().min(tombstones.expires_at(r.timestamp)));
+        }
+        true
     };
+    let mut head_base = None;
+    let mut head_bytes = 0u64;
 
     let bytes_read: u64 = runs.iter().map(|r| r.len() as u64).sum();
     let mut encoder = ObjectEncoder::with_capacity(bytes_read as usize);
@@ -127,6 +154,8 @@ pub fn clean(
             let header = BatchHeader::parse(&bytes).map_err(|e| corrupt(entry, &e.to_string()))?;
             let before = header.records_count;
             let kept = if in_head(base, &bytes) {
+                head_base.get_or_insert(base);
+                head_bytes += bytes.len() as u64;
                 Some(bytes)
             } else {
                 match clean::filter(&bytes, MAX_DECOMPRESSED_BYTES, |r| keep(base, r))
@@ -167,6 +196,9 @@ pub fn clean(
         bytes_read,
         bytes_kept,
         records_removed,
+        head_base,
+        head_bytes,
+        tombstones_expire_at_ms: next_expiry.get(),
     })
 }
 
@@ -443,6 +475,15 @@ mod tests {
         // b's (8 s) stays, and still hides b's value.
         assert_eq!(read_back(&cleaned), vec![(3, "b".into(), None)]);
         assert_eq!(cleaned.records_removed, 3);
+        // b's goes once it is older than 5 s: at 13,001 ms.
+        assert_eq!(cleaned.tombstones_expire_at_ms, 13_001);
+        let later = Tombstones {
+            now_ms: 13_001,
+            ..tombstones
+        };
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, later).unwrap();
+        assert!(cleaned.entries.is_empty());
+        assert_eq!(cleaned.tombstones_expire_at_ms, NO_TOMBSTONES);
     }
 
     #[test]
@@ -473,6 +514,20 @@ mod tests {
         let offsets: Vec<i64> = read_back(&cleaned).iter().map(|r| r.0).collect();
         assert_eq!(offsets, vec![1, 2, 3, 4]);
         assert_eq!(cleaned.records_removed, 1);
+        assert_eq!(cleaned.head_base, Some(3));
+        let last_batch = batch(codec, &[("b", Some("2")), ("a", Some("3"))], 1_000);
+        assert_eq!(cleaned.head_bytes, last_batch.len() as u64);
+
+        // A tombstone in the head batch is not counted among those kept.
+        let (entries, runs) = log(&[vec![
+            batch(codec, &[("a", None)], 1_000),
+            batch(codec, &[("b", None), ("c", Some("1"))], 2_000),
+        ]]);
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 2, KEEP_TOMBSTONES).unwrap();
+        assert_eq!(cleaned.head_base, Some(1));
+        assert_eq!(cleaned.tombstones_expire_at_ms, 1_001_001);
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        assert_eq!(cleaned.head_base, None);
     }
 
     #[test]
