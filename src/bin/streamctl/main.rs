@@ -1,0 +1,197 @@
+//! `streamctl`: StreamHouse's own command line, speaking the Kafka protocol
+//! to any agent. Global flags come before the command:
+//! `streamctl --bootstrap H:P --output json topic list`.
+//!
+//! Exit status: 0 on success, 1 when the cluster refused or could not be
+//! reached (one line on stderr says why), 2 for bad arguments.
+
+mod client;
+mod output;
+mod records;
+mod topic;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use client::{ClientError, Cluster};
+use output::Format;
+
+#[derive(Parser, Debug)]
+#[command(name = "streamctl", version, about = "StreamHouse's command line", long_about = None)]
+struct Cli {
+    /// An agent to talk to (any agent of the cluster).
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMHOUSE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap: String,
+    /// How results are printed.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, list, describe, delete and change topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce one record (--value), or one record per line of stdin.
+    Produce(ProduceArgs),
+    /// Print records from a topic, from the earliest offset unless told
+    /// otherwise, and exit at the end (unless --follow).
+    Consume(ConsumeArgs),
+    /// Print a completion script for a shell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        topic: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// A topic config, NAME=VALUE (repeatable).
+        #[arg(long = "config", short = 'c')]
+        configs: Vec<String>,
+    },
+    /// List the topics.
+    List,
+    /// A topic's partitions, leaders, offsets and configs set on it.
+    Describe { topic: String },
+    /// Delete a topic and its records.
+    Delete { topic: String },
+    /// Set (--set NAME=VALUE) or remove (--delete NAME) topic configs.
+    AlterConfig {
+        topic: String,
+        #[arg(long = "set")]
+        set: Vec<String>,
+        #[arg(long = "delete")]
+        delete: Vec<String>,
+    },
+    /// Raise a topic's partition count to --total.
+    AddPartitions {
+        topic: String,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        total: i32,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ProduceArgs {
+    topic: String,
+    /// The partition; by default the key's (as the Java client hashes it),
+    /// or each partition in turn for records without a key.
+    #[arg(value_parser = clap::value_parser!(i32).range(0..))]
+    partition: Option<i32>,
+    #[arg(long)]
+    key: Option<String>,
+    /// The record's value; without it, each line of stdin is a record.
+    #[arg(long)]
+    value: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ConsumeArgs {
+    topic: String,
+    /// One partition; by default all of them.
+    #[arg(value_parser = clap::value_parser!(i32).range(0..))]
+    partition: Option<i32>,
+    /// Start at this offset (of every partition read).
+    #[arg(long, conflicts_with = "from_beginning", value_parser = clap::value_parser!(i64).range(0..))]
+    offset: Option<i64>,
+    /// Start at each partition's earliest offset (the default).
+    #[arg(long)]
+    from_beginning: bool,
+    /// Stop after this many records.
+    #[arg(short = 'n', long = "count")]
+    count: Option<u64>,
+    /// Keep waiting for new records instead of exiting at the end.
+    #[arg(long)]
+    follow: bool,
+    /// How records are printed (defaults to --output).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("streamctl: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamctl: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), ClientError> {
+    let format = cli.output;
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "streamctl",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
+    let mut cluster = Cluster::connect(&cli.bootstrap).await?;
+    match cli.command {
+        Command::Topic(command) => match command {
+            TopicCommand::Create {
+                topic,
+                partitions,
+                configs,
+            } => {
+                let configs = topic::parse_configs(&configs)?;
+                topic::create(&mut cluster, format, &topic, partitions, &configs).await
+            }
+            TopicCommand::List => topic::list(&mut cluster, format).await,
+            TopicCommand::Describe { topic } => topic::describe(&mut cluster, format, &topic).await,
+            TopicCommand::Delete { topic } => topic::delete(&mut cluster, format, &topic).await,
+            TopicCommand::AlterConfig { topic, set, delete } => {
+                let set = topic::parse_configs(&set)?;
+                topic::alter_config(&mut cluster, format, &topic, &set, &delete).await
+            }
+            TopicCommand::AddPartitions { topic, total } => {
+                topic::add_partitions(&mut cluster, format, &topic, total).await
+            }
+        },
+        Command::Produce(args) => {
+            let target = records::Target {
+                topic: args.topic,
+                partition: args.partition,
+                key: args.key,
+            };
+            records::produce(&mut cluster, format, &target, args.value).await
+        }
+        Command::Consume(args) => {
+            let reading = records::Reading {
+                topic: args.topic,
+                partition: args.partition,
+                offset: args.offset,
+                max_records: args.count,
+                follow: args.follow,
+            };
+            records::consume(&mut cluster, args.format.unwrap_or(format), &reading).await
+        }
+        Command::Completions { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,270 @@
+//! The `streamctl` binary against real agents: the README's quick start,
+//! every command in both output formats, a partition led by another agent,
+//! and the errors a user sees (one line, non-zero exit).
+
+mod common;
+
+use common::{on_both_backends, unique_topic, Backend, TestBroker};
+use serde_json::Value;
+
+on_both_backends!(
+    the_quick_start_creates_produces_and_consumes,
+    topic_commands_create_describe_alter_grow_and_delete,
+    records_go_to_each_partitions_leader_on_two_agents,
+);
+
+/// (exit code, stdout, stderr) of `streamctl ARGS` with `stdin`, run off the
+/// runtime (the agents under test run on it).
+async fn streamctl(bootstrap: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut all = vec!["--bootstrap".to_string(), bootstrap.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streamctl"))
+            .args(&all)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("streamctl starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("streamctl ends");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `streamctl ARGS` and returns its stdout; panics unless it exits 0.
+async fn ok(bootstrap: &str, args: &[&str]) -> String {
+    let (code, out, err) = streamctl(bootstrap, args, "").await;
+    assert_eq!(code, 0, "streamctl {args:?}: {err}");
+    out
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+async fn the_quick_start_creates_produces_and_consumes(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let at = broker.addr.to_string();
+    let topic = unique_topic("orders");
+    let out = ok(&at, &["topic", "create", &topic, "--partitions", "10"]).await;
+    assert_eq!(out.trim(), format!("created topic {topic} (10 partitions)"));
+    let out = ok(&at, &["produce", &topic, "0", "--value", "Hello World"]).await;
+    assert_eq!(
+        out.trim(),
+        format!("produced 1 record to {topic}[0] at offset 0")
+    );
+    // Reads to the end and exits.
+    let out = ok(&at, &["consume", &topic, "0", "--offset", "0"]).await;
+    assert_eq!(out, format!("{topic}[0]@0 Hello World\n"));
+
+    // Lines of stdin with a key all go to the key's partition, in order.
+    let (code, out, err) = streamctl(
+        &at,
+        &["--output", "json", "produce", &topic, "--key", "user-1"],
+        "one\ntwo\nthree\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let produced = json(&out);
+    assert_eq!(produced["records"], 3);
+    let partition = produced["batches"][0]["partition"].as_i64().unwrap();
+    let out = ok(
+        &at,
+        &[
+            "consume",
+            &topic,
+            &partition.to_string(),
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let values: Vec<(String, String)> = out
+        .lines()
+        .map(json)
+        .filter(|r| r["key"] == "user-1")
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = ["one", "two", "three"]
+        .iter()
+        .map(|v| ("user-1".to_string(), v.to_string()))
+        .collect();
+    assert_eq!(values, want);
+    // Every partition from the beginning, at most 2 records.
+    let out = ok(&at, &["consume", &topic, "--from-beginning", "-n", "2"]).await;
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    // Errors: one line on stderr and exit 1; bad arguments exit 2.
+    let (code, out, err) = streamctl(&at, &["consume", "no-such-topic"], "").await;
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
+    let (code, _, err) = streamctl(&at, &["produce", &topic, "10", "--value", "x"], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("has no partition 10"), "{err}");
+    let (code, _, err) = streamctl(&at, &["topic", "create", &topic], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("TOPIC_ALREADY_EXISTS"), "{err}");
+    let (code, _, _) = streamctl(&at, &["topic", "create", "x", "--partitions", "0"], "").await;
+    assert_eq!(code, 2);
+    let (code, _, _) = streamctl(&at, &["no-such-command"], "").await;
+    assert_eq!(code, 2);
+    let (code, _, err) = streamctl("127.0.0.1:1", &["topic", "list"], "").await;
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
+}
+
+async fn topic_commands_create_describe_alter_grow_and_delete(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let at = broker.addr.to_string();
+    let topic = unique_topic("ctl-topic");
+    ok(
+        &at,
+        &[
+            "topic",
+            "create",
+            &topic,
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=60000",
+        ],
+    )
+    .await;
+    let listed = json(&ok(&at, &["--output", "json", "topic", "list"]).await);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == topic.as_str())
+        .expect("listed");
+    assert_eq!(entry["partitions"], 3);
+    let table = ok(&at, &["topic", "list"]).await;
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains(&topic), "{table}");
+
+    ok(&at, &["produce", &topic, "1", "--value", "v"]).await;
+    let described = json(&ok(&at, &["--output", "json", "topic", "describe", &topic]).await);
+    assert_eq!(described["configs"]["retention.ms"], "60000");
+    let partitions = described["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 3);
+    assert_eq!(
+        (
+            partitions[1]["earliest"].as_i64(),
+            partitions[1]["latest"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
+
+    ok(
+        &at,
+        &[
+            "topic",
+            "alter-config",
+            &topic,
+            "--set",
+            "cleanup.policy=compact",
+            "--delete",
+            "retention.ms",
+        ],
+    )
+    .await;
+    let described = json(&ok(&at, &["--output", "json", "topic", "describe", &topic]).await);
+    assert_eq!(described["configs"]["cleanup.policy"], "compact");
+    assert!(
+        described["configs"].get("retention.ms").is_none(),
+        "{described}"
+    );
+    let (code, _, err) = streamctl(
+        &at,
+        &["topic", "alter-config", &topic, "--set", "no.such.config=1"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("INVALID_CONFIG"), "{err}");
+
+    ok(&at, &["topic", "add-partitions", &topic, "--total", "5"]).await;
+    let described = json(&ok(&at, &["--output", "json", "topic", "describe", &topic]).await);
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 5);
+    let table = ok(&at, &["topic", "describe", &topic]).await;
+    assert!(
+        table.contains("PARTITION  LEADER  EARLIEST  LATEST"),
+        "{table}"
+    );
+
+    let out = ok(&at, &["--output", "json", "topic", "delete", &topic]).await;
+    assert_eq!(json(&out)["deleted"], true);
+    let listed = ok(&at, &["topic", "list"]).await;
+    assert!(!listed.contains(&topic), "{listed}");
+    let (code, _, err) = streamctl(&at, &["topic", "delete", &topic], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
+}
+
+async fn records_go_to_each_partitions_leader_on_two_agents(backend: Backend) {
+    let a = TestBroker::start_with(backend, |s| s.agent_lease_ms = 1000).await;
+    let b = a.another_agent(|s| s.agent_lease_ms = 1000).await;
+    let at = a.addr.to_string();
+    let topic = unique_topic("ctl-leaders");
+    ok(&at, &["topic", "create", &topic, "--partitions", "8"]).await;
+    // Both agents lead some partitions once each sees the other.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let described = json(&ok(&at, &["--output", "json", "topic", "describe", &topic]).await);
+        let mut leaders: Vec<i64> = described["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["leader"].as_i64().unwrap())
+            .collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        if leaders.len() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one leader only: {leaders:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Without a key each line goes to the next partition: 16 lines, 2 each.
+    let lines: String = (0..16).map(|i| format!("line-{i}\n")).collect();
+    let (code, _, err) = streamctl(&at, &["produce", &topic], &lines).await;
+    assert_eq!(code, 0, "{err}");
+    let through_b = ok(
+        &b.addr.to_string(),
+        &["consume", &topic, "--format", "json"],
+    )
+    .await;
+    let mut values: Vec<String> = through_b
+        .lines()
+        .map(json)
+        .map(|r| r["value"].as_str().unwrap().to_string())
+        .collect();
+    values.sort();
+    let mut want: Vec<String> = (0..16).map(|i| format!("line-{i}")).collect();
+    want.sort();
+    assert_eq!(values, want);
+}
