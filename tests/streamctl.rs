@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::groups::{join_new, leave, sync, Join};
 use common::{on_both_backends, unique_topic, Backend, TestBroker};
 use serde_json::Value;
 
@@ -11,6 +12,8 @@ on_both_backends!(
     the_quick_start_creates_produces_and_consumes,
     topic_commands_create_describe_alter_grow_and_delete,
     records_go_to_each_partitions_leader_on_two_agents,
+    group_commands_list_describe_reset_and_delete,
+    cluster_info_lists_the_agents,
 );
 
 /// (exit code, stdout, stderr) of `streamctl ARGS` with `stdin`, run off the
@@ -267,4 +270,171 @@ async fn records_go_to_each_partitions_leader_on_two_agents(backend: Backend) {
     let mut want: Vec<String> = (0..16).map(|i| format!("line-{i}")).collect();
     want.sort();
     assert_eq!(values, want);
+}
+
+/// ConsumerProtocolAssignment v0 of `partitions` of `topic`.
+fn assignment(topic: &str, partitions: &[i32]) -> Vec<u8> {
+    let mut bytes = vec![0u8, 0];
+    bytes.extend_from_slice(&1i32.to_be_bytes());
+    bytes.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    bytes.extend_from_slice(topic.as_bytes());
+    bytes.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        bytes.extend_from_slice(&p.to_be_bytes());
+    }
+    bytes.extend_from_slice(&(-1i32).to_be_bytes());
+    bytes
+}
+
+async fn group_commands_list_describe_reset_and_delete(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let at = broker.addr.to_string();
+    let topic = unique_topic("ctl-group");
+    let group = unique_topic("ctl-group");
+    ok(&at, &["topic", "create", &topic, "--partitions", "3"]).await;
+    let (code, _, err) = streamctl(&at, &["produce", &topic, "0"], "a\nb\nc\nd\ne\n").await;
+    assert_eq!(code, 0, "{err}");
+
+    // An inactive group's offsets are set by reset-offsets.
+    let out = ok(
+        &at,
+        &[
+            "group",
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to",
+            "2",
+        ],
+    )
+    .await;
+    assert!(out.starts_with("TOPIC"), "{out}");
+    let described = json(&ok(&at, &["--output", "json", "group", "describe", &group]).await);
+    let partitions = described["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 3, "{described}");
+    assert_eq!(
+        (
+            partitions[0]["committed"].as_i64(),
+            partitions[0]["latest"].as_i64(),
+            partitions[0]["lag"].as_i64()
+        ),
+        (Some(2), Some(5), Some(3))
+    );
+    ok(
+        &at,
+        &[
+            "group",
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--partition",
+            "0",
+            "--to",
+            "latest",
+        ],
+    )
+    .await;
+    let described = json(&ok(&at, &["--output", "json", "group", "describe", &group]).await);
+    assert_eq!(described["partitions"][0]["lag"], 0);
+    let (code, _, _) = streamctl(
+        &at,
+        &[
+            "group",
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to",
+            "x",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 2);
+
+    // A member holding partition 0: describe names it; the group cannot be
+    // reset or deleted while it is there.
+    let mut client = broker.client().await;
+    let joined = join_new(&mut client, Join::consumer(&group, "", &[&topic])).await;
+    assert_eq!(joined.error_code, 0);
+    let member = joined.member_id.to_string();
+    let mine = assignment(&topic, &[0]);
+    let synced = sync(
+        &mut client,
+        &group,
+        joined.generation_id,
+        &member,
+        &[(&member, &mine)],
+    )
+    .await;
+    assert_eq!(synced.error_code, 0);
+    let described = json(&ok(&at, &["--output", "json", "group", "describe", &group]).await);
+    assert_eq!(described["state"], "Stable");
+    assert_eq!(described["members"][0]["member_id"], member.as_str());
+    assert_eq!(described["partitions"][0]["member"], member.as_str());
+    let table = ok(&at, &["group", "describe", &group]).await;
+    assert!(table.contains("LAG"), "{table}");
+    let listed = json(&ok(&at, &["--output", "json", "group", "list"]).await);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == group.as_str())
+        .expect("listed");
+    assert_eq!(
+        (entry["state"].as_str(), entry["protocol_type"].as_str()),
+        (Some("Stable"), Some("consumer"))
+    );
+    let (code, _, err) = streamctl(
+        &at,
+        &[
+            "group",
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to",
+            "earliest",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 1, "a reset of an active group is refused");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = streamctl(&at, &["group", "delete", &group], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("NON_EMPTY_GROUP"), "{err}");
+
+    assert_eq!(leave(&mut client, &group, &member).await, 0);
+    ok(&at, &["group", "delete", &group]).await;
+    let (code, _, err) = streamctl(&at, &["group", "describe", &group], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+async fn cluster_info_lists_the_agents(backend: Backend) {
+    let a = TestBroker::start_with(backend, |s| s.agent_lease_ms = 1000).await;
+    let b = a.another_agent(|s| s.agent_lease_ms = 1000).await;
+    let at = a.addr.to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let info = loop {
+        let info = json(&ok(&at, &["--output", "json", "cluster", "info"]).await);
+        if info["agents"].as_array().unwrap().len() == 2 {
+            break info;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let addresses: Vec<&str> = info["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    assert!(addresses.contains(&b.addr.to_string().as_str()), "{info}");
+    assert!(!info["cluster_id"].as_str().unwrap().is_empty());
+    let table = ok(&at, &["cluster", "info"]).await;
+    assert!(table.contains("AGENT  ADDRESS"), "{table}");
 }

@@ -11,8 +11,8 @@ use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, ResponseKind,
-    TopicName,
+    ApiKey, FindCoordinatorRequest, MetadataRequest, MetadataResponse, RequestHeader,
+    ResponseHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -213,7 +213,7 @@ pub struct Cluster {
     bootstrap: Connection,
     /// Agents by node id, "host:port".
     agents: HashMap<i32, String>,
-    leaders: HashMap<i32, Connection>,
+    by_node: HashMap<i32, Connection>,
 }
 
 pub const METADATA_VERSION: i16 = 12;
@@ -224,7 +224,7 @@ impl Cluster {
         Ok(Cluster {
             bootstrap,
             agents: HashMap::new(),
-            leaders: HashMap::new(),
+            by_node: HashMap::new(),
         })
     }
 
@@ -258,6 +258,61 @@ impl Cluster {
                 .insert(broker.node_id.0, format!("{}:{}", broker.host, broker.port));
         }
         Ok(response)
+    }
+
+    /// Every agent's node id and "host:port", as of the last metadata.
+    pub async fn agents(&mut self) -> Result<Vec<(i32, String)>, ClientError> {
+        if self.agents.is_empty() {
+            self.metadata(Some(&[])).await?;
+        }
+        let mut agents: Vec<(i32, String)> = self
+            .agents
+            .iter()
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        agents.sort();
+        Ok(agents)
+    }
+
+    /// The connection to agent `node` (one of [`Cluster::agents`]).
+    pub async fn agent(&mut self, node: i32) -> Result<&mut Connection, ClientError> {
+        if !self.by_node.contains_key(&node) {
+            let addr = self.agents.get(&node).cloned().ok_or_else(|| {
+                ClientError::Usage(format!("agent {node} is not in the metadata"))
+            })?;
+            let connection = Connection::open(&addr).await?;
+            self.by_node.insert(node, connection);
+        }
+        Ok(self.by_node.get_mut(&node).expect("inserted above"))
+    }
+
+    /// The connection to `group`'s coordinator.
+    pub async fn coordinator(&mut self, group: &str) -> Result<&mut Connection, ClientError> {
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![text(group)]);
+        let ResponseKind::FindCoordinator(response) = self
+            .bootstrap
+            .call(ApiKey::FindCoordinator, 4, &request)
+            .await?
+        else {
+            return Err(self
+                .bootstrap
+                .protocol("not a FindCoordinator response".into()));
+        };
+        let found = response.coordinators.first().ok_or_else(|| {
+            self.bootstrap
+                .protocol("FindCoordinator answered no coordinator".into())
+        })?;
+        check(
+            || format!("finding the coordinator of group {group}"),
+            found.error_code,
+            found.error_message.as_ref(),
+        )?;
+        let node = found.node_id.0;
+        self.agents
+            .insert(node, format!("{}:{}", found.host, found.port));
+        self.agent(node).await
     }
 
     /// One topic's metadata; an error if the topic does not exist.
@@ -299,15 +354,15 @@ impl Cluster {
             None,
         )?;
         let leader = found.leader_id.0;
-        if !self.leaders.contains_key(&leader) {
+        if !self.by_node.contains_key(&leader) {
             let addr = self.agents.get(&leader).cloned().ok_or_else(|| {
                 ClientError::Usage(format!(
                     "{topic_name}[{partition}]: its leader {leader} is not among the agents"
                 ))
             })?;
             let connection = Connection::open(&addr).await?;
-            self.leaders.insert(leader, connection);
+            self.by_node.insert(leader, connection);
         }
-        Ok(self.leaders.get_mut(&leader).expect("inserted above"))
+        Ok(self.by_node.get_mut(&leader).expect("inserted above"))
     }
 }

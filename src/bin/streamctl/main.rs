@@ -6,6 +6,8 @@
 //! reached (one line on stderr says why), 2 for bad arguments.
 
 mod client;
+mod cluster;
+mod group;
 mod output;
 mod records;
 mod topic;
@@ -38,6 +40,12 @@ enum Command {
     /// Create, list, describe, delete and change topics.
     #[command(subcommand)]
     Topic(TopicCommand),
+    /// List, describe (offsets and lag), reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// The cluster's agents, their zones and the partitions each leads.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Produce one record (--value), or one record per line of stdin.
     Produce(ProduceArgs),
     /// Print records from a topic, from the earliest offset unless told
@@ -83,6 +91,35 @@ enum TopicCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum GroupCommand {
+    /// List the groups.
+    List,
+    /// A group's state, members, and per partition its committed offset,
+    /// the latest offset and the lag.
+    Describe { group: String },
+    /// Move an inactive group's offsets on a topic.
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        /// One partition; by default all of the topic's.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        partition: Option<i32>,
+        /// `earliest`, `latest` or an offset.
+        #[arg(long, value_parser = parse_reset_to)]
+        to: group::ResetTo,
+    },
+    /// Delete an inactive group and its offsets.
+    Delete { group: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// The cluster id, the agents and the partitions each leads.
+    Info,
+}
+
 #[derive(Args, Debug)]
 struct ProduceArgs {
     topic: String,
@@ -118,6 +155,19 @@ struct ConsumeArgs {
     /// How records are printed (defaults to --output).
     #[arg(long, value_enum)]
     format: Option<Format>,
+}
+
+fn parse_reset_to(value: &str) -> Result<group::ResetTo, String> {
+    match value {
+        "earliest" => Ok(group::ResetTo::Earliest),
+        "latest" => Ok(group::ResetTo::Latest),
+        _ => value
+            .parse::<i64>()
+            .ok()
+            .filter(|&o| o >= 0)
+            .map(group::ResetTo::Offset)
+            .ok_or_else(|| "expected earliest, latest or an offset (0 or more)".to_string()),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -174,6 +224,18 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 topic::add_partitions(&mut cluster, format, &topic, total).await
             }
         },
+        Command::Group(command) => match command {
+            GroupCommand::List => group::list(&mut cluster, format).await,
+            GroupCommand::Describe { group } => group::describe(&mut cluster, format, &group).await,
+            GroupCommand::ResetOffsets {
+                group,
+                topic,
+                partition,
+                to,
+            } => group::reset_offsets(&mut cluster, format, &group, &topic, partition, to).await,
+            GroupCommand::Delete { group } => group::delete(&mut cluster, format, &group).await,
+        },
+        Command::Cluster(ClusterCommand::Info) => cluster::info(&mut cluster, format).await,
         Command::Produce(args) => {
             let target = records::Target {
                 topic: args.topic,
