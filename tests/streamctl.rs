@@ -14,6 +14,7 @@ on_both_backends!(
     records_go_to_each_partitions_leader_on_two_agents,
     group_commands_list_describe_reset_and_delete,
     cluster_info_lists_the_agents,
+    storage_usage_and_check_find_a_missing_a_truncated_and_a_corrupt_object,
 );
 
 /// (exit code, stdout, stderr) of `streamctl ARGS` with `stdin`, run off the
@@ -437,4 +438,106 @@ async fn cluster_info_lists_the_agents(backend: Backend) {
     assert!(!info["cluster_id"].as_str().unwrap().is_empty());
     let table = ok(&at, &["cluster", "info"]).await;
     assert!(table.contains("AGENT  ADDRESS"), "{table}");
+}
+
+async fn storage_usage_and_check_find_a_missing_a_truncated_and_a_corrupt_object(backend: Backend) {
+    use object_store::path::Path;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    // No compaction: the objects stay as produced.
+    let broker = TestBroker::start_with(backend, |s| s.compaction_target_bytes = Some(0)).await;
+    let at = broker.addr.to_string();
+    let topic = unique_topic("ctl-storage");
+    ok(&at, &["topic", "create", &topic]).await;
+    for round in 0..3 {
+        let lines: String = (0..20).map(|i| format!("r{round}-{i}\n")).collect();
+        let (code, _, err) = streamctl(&at, &["produce", &topic, "0"], &lines).await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let backends = [
+        "--catalog",
+        &broker.catalog_url,
+        "--store",
+        &broker.store_url,
+    ];
+    let storage = |command: &'static str| {
+        let mut args = vec!["storage"];
+        args.extend(backends);
+        args.push(command);
+        args
+    };
+    let usage = json(
+        &ok(
+            &at,
+            &[&["--output", "json"][..], &storage("usage")].concat(),
+        )
+        .await,
+    );
+    let ours = usage["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == topic.as_str())
+        .expect("the topic's usage");
+    assert!(ours["bytes"].as_i64().unwrap() > 0, "{usage}");
+    assert_eq!(ours["objects"], 3, "{usage}");
+    let checked = ok(&at, &storage("check")).await;
+    assert!(checked.trim_end().ends_with(": 0 problems"), "{checked}");
+
+    // Break the three objects: one gone, one cut short, one with a flipped byte.
+    let catalog = streamhouse_metadata::open(&broker.catalog_url)
+        .await
+        .unwrap();
+    let store = streamhouse_storage::open_store(&broker.store_url).unwrap();
+    let id = catalog.topic_by_name(&topic).await.unwrap().unwrap().id;
+    let entries = catalog.index_entries(id, 0, 0, 10).await.unwrap();
+    assert_eq!(entries.len(), 3);
+    let path = |i: usize| Path::from(entries[i].object_key.as_str());
+    store.delete(&path(0)).await.unwrap();
+    let whole = store.get(&path(1)).await.unwrap().bytes().await.unwrap();
+    store
+        .put(&path(1), PutPayload::from(whole.slice(..whole.len() / 2)))
+        .await
+        .unwrap();
+    let mut flipped = store
+        .get(&path(2))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let inside = entries[2].position as usize + 70;
+    flipped[inside] ^= 0xff;
+    store
+        .put(&path(2), PutPayload::from(flipped))
+        .await
+        .unwrap();
+
+    let (code, out, err) = streamctl(&at, &storage("check"), "").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("storage check found problems"), "{err}");
+    assert!(out.contains("the object is missing"), "{out}");
+    assert!(out.contains("the object has only"), "{out}");
+    assert!(out.contains("is corrupt"), "{out}");
+    assert!(out.trim_end().ends_with(": 3 problems"), "{out}");
+    let report = json(
+        &streamctl(
+            &at,
+            &[&["--output", "json"][..], &storage("check")].concat(),
+            "",
+        )
+        .await
+        .1,
+    );
+    assert_eq!(report["problems"].as_array().unwrap().len(), 3, "{report}");
+
+    let (code, _, err) = streamctl(
+        &at,
+        &["storage", "--data-dir", "/nonexistent/streamhouse", "usage"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no such file"), "{err}");
 }

@@ -10,6 +10,7 @@ mod cluster;
 mod group;
 mod output;
 mod records;
+mod storage;
 mod topic;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -46,6 +47,9 @@ enum Command {
     /// The cluster's agents, their zones and the partitions each leads.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Bytes and objects per topic, and a check of every index entry against
+    /// the store; read from the catalog and the store directly.
+    Storage(StorageArgs),
     /// Produce one record (--value), or one record per line of stdin.
     Produce(ProduceArgs),
     /// Print records from a topic, from the earliest offset unless told
@@ -118,6 +122,31 @@ enum GroupCommand {
 enum ClusterCommand {
     /// The cluster id, the agents and the partitions each leads.
     Info,
+}
+
+#[derive(Args, Debug)]
+struct StorageArgs {
+    /// The embedded layout's folder (catalog.db and objects/), as the agent's
+    /// --data-dir.
+    #[arg(long, default_value = "./data")]
+    data_dir: String,
+    /// The catalog URL (instead of DATA_DIR/catalog.db).
+    #[arg(long, env = "STREAMHOUSE_CATALOG")]
+    catalog: Option<String>,
+    /// The object store URL (instead of DATA_DIR/objects).
+    #[arg(long, env = "STREAMHOUSE_STORE")]
+    store: Option<String>,
+    #[command(subcommand)]
+    command: StorageCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum StorageCommand {
+    /// Retained bytes and objects per topic, and the compaction backlog.
+    Usage,
+    /// Every index entry names an object that exists and holds whole, intact
+    /// batches filling the entry's offsets; exit status 1 otherwise.
+    Check,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +231,16 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         );
         return Ok(());
     }
+    if let Command::Storage(args) = cli.command {
+        let backends = storage::Backends::new(&args.data_dir, args.catalog, args.store);
+        return match args.command {
+            StorageCommand::Usage => storage::usage(&backends, format).await,
+            StorageCommand::Check => match storage::check(&backends, format).await? {
+                true => Ok(()),
+                false => Err(ClientError::Usage("storage check found problems".into())),
+            },
+        };
+    }
     let mut cluster = Cluster::connect(&cli.bootstrap).await?;
     match cli.command {
         Command::Topic(command) => match command {
@@ -254,6 +293,6 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             };
             records::consume(&mut cluster, args.format.unwrap_or(format), &reading).await
         }
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Storage(_) => Ok(()),
     }
 }
