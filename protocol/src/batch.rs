@@ -150,6 +150,20 @@ impl BatchHeader {
 /// Validates one complete batch (exactly the bytes of one batch): size, magic,
 /// CRC-32C and record count.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = validate_stored(batch)?;
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::InconsistentCount {
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// Validates one complete batch as the log may hold it: [`validate`], except
+/// that the log cleaner leaves batches with fewer records than offsets (gaps),
+/// so the count may be below the offset span (never above it, nor under one).
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.total_size() != batch.len() as i64 {
         return Err(BatchError::LengthMismatch {
@@ -167,7 +181,7 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
+    if header.records_count < 1 || header.last_offset_delta < header.records_count - 1 {
         return Err(BatchError::InconsistentCount {
             records_count: header.records_count,
             last_offset_delta: header.last_offset_delta,
@@ -266,6 +280,28 @@ mod tests {
         assert_eq!(header.last_offset_delta, 2);
         assert_eq!(header.max_timestamp, 1_700_000_000_002);
         assert_eq!(header.offset_count(), 3);
+    }
+
+    #[test]
+    fn a_cleaned_batch_with_gaps_is_a_valid_stored_batch_not_a_client_one() {
+        // Three offsets, two records left (the cleaner's header, CRC again).
+        let mut batch = encoded_batch(3);
+        batch[57..61].copy_from_slice(&2i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_COVERS_FROM..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate_stored(&batch).unwrap().offset_count(), 3);
+        assert!(matches!(
+            validate(&batch),
+            Err(BatchError::InconsistentCount { .. })
+        ));
+        // More records than offsets is never valid.
+        batch[57..61].copy_from_slice(&4i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_COVERS_FROM..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_stored(&batch),
+            Err(BatchError::InconsistentCount { .. })
+        ));
     }
 
     #[test]

@@ -21,6 +21,9 @@ Scenarios (BACKEND embedded or pg-s3):
                                       at fall to under a tenth of what was
                                       written, and the store's objects follow
                                       once garbage collection has run
+  compacted/BACKEND/storage-check     with the broker stopped, `streamctl
+                                      storage check` finds every index entry's
+                                      object and whole, intact batches in it
 
 Prints the figures (records and bytes before and after, seconds to clean).
 Usage: compacted_topic.py
@@ -252,6 +255,15 @@ def run(backend):
         else:
             record("FAIL", prefix + "/stored-bytes",
                    "index %d -> %d bytes, store %d bytes" % (before_bytes, after_bytes, after_store))
+        # Every entry the cleaner, the compactor and garbage collection left
+        # names whole, intact batches of an object still in the store.
+        broker.stop()
+        status, output = broker.storage_check()
+        last = output.splitlines()[-1] if output else ""
+        if status == 0:
+            record("PASS", prefix + "/storage-check", last)
+        else:
+            record("FAIL", prefix + "/storage-check", "exit %d: %s" % (status, output[-600:]))
     except Exception as e:  # noqa: BLE001 - a crash of the runner itself
         traceback.print_exc()
         record("FAIL", prefix + "/run", "%s: %s" % (type(e).__name__, e))

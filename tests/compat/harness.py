@@ -246,6 +246,19 @@ class Broker:
             self.proc.kill()  # SIGKILL
             self.proc.wait()
 
+    def storage_check(self, timeout=300):
+        """(exit status, output) of `streamctl storage check` on this broker's
+        catalog and store (streamctl is built beside the broker binary). Run it
+        with the broker stopped: a compaction swap and garbage collection
+        between reading an entry and its object would read as a missing one."""
+        streamctl = os.path.join(os.path.dirname(broker_binary()), "streamctl")
+        cmd = [streamctl, "storage", "--data-dir", self.data_dir] + (self.backend_args or []) + ["check"]
+        try:
+            done = subprocess.run(cmd, env=broker_env(), capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return -1, str(e)
+        return done.returncode, (done.stdout + done.stderr).strip()
+
     def cleanup(self, keep=False):
         """Stops the broker; unless keep (or COMPAT_KEEP=1) removes its data dir
         and database. The log stays in the run dir."""

@@ -5,8 +5,9 @@
 //!
 //! `check` reads every index entry of every partition from its log start and
 //! the bytes it names: the object must exist and be long enough, and the run
-//! must be whole batches (size, magic, CRC-32C, record count) that fill exactly
-//! the entry's offsets. Each problem is one line; the exit status is non-zero
+//! must be whole batches (size, magic, CRC-32C, a record count within the
+//! batch's offsets: cleaned batches have gaps) that fill exactly the entry's
+//! offsets. Each problem is one line; the exit status is non-zero
 //! if there is any.
 
 use std::collections::HashMap;
@@ -300,7 +301,7 @@ fn run_problem(entry: &IndexEntry, run: &[u8]) -> Option<String> {
     };
     let mut next = entry.base_offset;
     for range in ranges {
-        let header = match batch::validate(&run[range]) {
+        let header = match batch::validate_stored(&run[range]) {
             Ok(header) => header,
             Err(e) => return Some(format!("a batch at offset {next} is corrupt: {e}")),
         };
