@@ -115,8 +115,8 @@ async fn two_agents_keep_the_latest_record_per_key_of_a_compacted_topic(backend:
 
     // Per partition, through alternating agents, one idempotent producer:
     // ROUNDS batches over keys k0..k9, then a tombstone for k0 an hour old
-    // (past the retention), one for k1 written now (within it), and a head
-    // batch the cleaner must leave alone.
+    // (past the retention), one for k1 written now (within it), and a last
+    // batch of two records of one key.
     let now = now_ms();
     let mut expected: BTreeMap<i32, Read> = BTreeMap::new();
     let mut producers = BTreeMap::new();
@@ -169,8 +169,7 @@ async fn two_agents_keep_the_latest_record_per_key_of_a_compacted_topic(backend:
             .into_iter()
             .map(|(key, (offset, value))| (offset, key, value))
             .collect();
-        // The head is never cleaned: both of its records stay.
-        want.push((base, "head".into(), Some("head-0".into())));
+        // The last batch is cleaned too, its last record kept: head-0 goes.
         want.push((base + 1, "head".into(), Some("head-1".into())));
         want.sort();
         expected.insert(partition, want);
@@ -247,9 +246,8 @@ async fn two_agents_keep_the_latest_record_per_key_of_a_compacted_topic(backend:
     }
 }
 
-/// At the default dirty ratio: the batch holding the last record, left whole
-/// by a pass, counts as dirty once more records come (not as clean, which
-/// would keep the ratio under 0.5 for good); and tombstones go once older than
+/// The batch holding the last record is cleaned like the rest (only that record is sure to stay), a quiet partition is
+/// not looked at again until it grows, and tombstones go once older than
 /// `delete.retention.ms` though nothing more is written.
 async fn a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tombstones(
     backend: Backend,
@@ -264,6 +262,7 @@ async fn a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tom
         &[
             ("cleanup.policy", "compact"),
             ("delete.retention.ms", "3000"),
+            ("min.cleanable.dirty.ratio", "0.1"),
         ],
     )
     .await;
@@ -276,7 +275,7 @@ async fn a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tom
             .build()
     };
     assert_eq!(produce(&mut client, &topic, 0, round(0)).await, (0, 0));
-    // Offsets 10-19: the last batch, which a pass leaves whole.
+    // Offsets 10-19: the last batch, cleaned like the rest.
     assert_eq!(produce(&mut client, &topic, 0, round(1)).await, (0, 10));
     let catalog = streamhouse_metadata::open(&broker.catalog_url)
         .await
@@ -290,19 +289,22 @@ async fn a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tom
             .expect("the partition exists")
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while view().await.cleaner_limit < 19 {
+    while view().await.cleaner_limit < 20 {
         assert!(Instant::now() < deadline, "no pass looked at the partition");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let looked = view().await;
+    assert_eq!((looked.cleaned_offset, looked.cleaner_limit), (20, 20));
+    let round_1: Read = (0..KEYS)
+        .map(|i| (10 + i as i64, format!("k{i}"), Some(format!("r1-k{i}"))))
+        .collect();
     assert_eq!(
-        (looked.cleaned_offset, looked.cleaner_limit),
-        (10, 19),
-        "the clean section ends where the last batch starts"
+        read_all(&mut client, &topic, 0, 0).await,
+        round_1,
+        "round 0 went"
     );
 
-    // Tombstones for k0-k4 and a last record: 6 records against 20 seen, but
-    // offsets 10-19 are dirty too, so a pass runs and removes round 0.
+    // Tombstones for k0-k4 and a last record: dirty, past the ratio.
     let tombstones = BatchBuilder::new(5)
         .timestamp(now_ms())
         .key(|i| format!("k{i}"))
@@ -346,7 +348,7 @@ async fn a_large_last_batch_is_cleaned_later_and_a_quiet_partition_loses_its_tom
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let after = view().await;
-    assert_eq!(after.cleaner_limit, 25);
+    assert_eq!(after.cleaner_limit, 26);
     assert_eq!(
         after.tombstones_expire_at_ms,
         streamhouse_metadata::compaction::NO_TOMBSTONES

@@ -18,8 +18,8 @@
 #                 FileStreamSource waits 1 s when it finds no line): the copy
 #                 is exact (no line twice, none lost), then the config,
 #                 offsets and status topics read from their start hold one
-#                 record per key plus at most two per partition (the batch
-#                 the cleaner leaves at the head) once the log cleaner
+#                 record per key plus at most two per partition (the
+#                 last record, which the cleaner keeps) once the log cleaner
 #                 ran (needs the log cleaner: the broker's
 #                 --log-cleaner-interval-ms is set to 1 s when it has it)
 #
@@ -284,8 +284,8 @@ scan() {
 scanned() { echo "$(wc -l <"$T_DIR/scan-$1.out") records, $(sort -u "$T_DIR/scan-$1.out" | wc -l) keys"; }
 
 # bounded TOPIC PARTITIONS: the last scan of TOPIC has one record per key plus
-# at most two per partition: the log cleaner keeps the batch holding a
-# partition's last record as it is (Kafka never cleans the active segment).
+# at most two per partition: the log cleaner keeps a partition's last record
+# whatever it is (Kafka never cleans its active segment at all).
 bounded() {
     local r k
     r="$(wc -l <"$T_DIR/scan-$1.out")"

@@ -14,8 +14,8 @@
 #             exactly 100 each: a clean stop under at-least-once counts
 #             nothing twice
 #   bounded   the changelog, 5,001 updates of 50 keys, read from its start
-#             holds one record per key plus at most two (the batch the
-#             cleaner leaves at the head) once the log cleaner ran
+#             holds one record per key plus at most two (the last
+#             record, which the cleaner keeps) once the log cleaner ran
 #             (needs the log cleaner: the agents' --log-cleaner-interval-ms
 #             is set to 1 s when the broker has it)
 #
@@ -153,8 +153,8 @@ scenario_restore() {
 # in the changelog.
 scenario_bounded() {
     [[ -n "$APP_PID" ]] || { REASON="needs the app of the restore scenario"; return 1; }
-    # One more record, alone in its changelog batch: the log cleaner keeps the
-    # batch holding the last record as it is, as Kafka keeps the active segment.
+    # One more record after the burst: new writes make the partition worth a
+    # look again, and the log cleaner keeps each partition's last record.
     sc produce "$INPUT" $((FIRST + MORE)) 1 "$KEYS" >/dev/null 2>"$T_DIR/produce.err" ||
         { REASON="producing: $(tail -n 3 "$T_DIR/produce.err" | tr '\n' ' ')"; return 1; }
     sleep 2

@@ -179,9 +179,18 @@ impl CompactionWorker {
             retention_ms: rules.delete_retention_ms,
         };
         let entries = sources.clone();
+        let last_offset = view.high_watermark - 1;
         // Decompressing and recompressing megabytes: off the runtime's workers.
         let cleaning = tokio::task::spawn_blocking(move || {
-            rewrite::clean(topic, partition, &entries, &runs, limit, tombstones)
+            rewrite::clean(
+                topic,
+                partition,
+                &entries,
+                &runs,
+                limit,
+                last_offset,
+                tombstones,
+            )
         });
         let cleaned = cleaning.await.map_err(|e| StorageError::TaskFailed {
             task: "log cleaner rewrite",

@@ -6,20 +6,18 @@
 //! - **clean**: entries below the partition's cleaned-up-to offset, rewritten
 //!   by an earlier pass (at most one record per key, as of that pass);
 //! - **dirty**: entries from there up to the head;
-//! - **head**: never cleaned. It starts at the first entry whose
+//! - **head**: never cleaned: from the first entry whose
 //!   `running_max_timestamp` (the largest record timestamp of the partition
-//!   so far) is younger than `min.compaction.lag.ms`, and always holds the
-//!   last record: the batch holding it is left as it is (Kafka never cleans
-//!   the active segment; an entry may hold a whole compacted object's worth
-//!   of a partition, so the head is counted in batches, not entries).
+//!   so far) is younger than `min.compaction.lag.ms`; empty without a lag.
 //!
-//! A pass deduplicates everything below the head's start but the batch holding
-//! the last record, which it leaves as it is: the clean section ends where that
-//! batch starts, and the pass records how far it looked (`cleaner_limit`). The
-//! partition is looked at again once its log grows beyond that, when the
-//! batch and what came after it are dirty: a quiet partition is not cleaned
-//! again and again for a batch that cannot be, and a large last batch is not
-//! mistaken for a clean one.
+//! Kafka never cleans its active segment, so a quiet partition keeps its last
+//! segment's duplicates for good. Here the partition's last record is kept by
+//! every pass instead (the rewrite keeps it whatever it is, so the log always
+//! ends with a batch holding it), and every record before it may go: a large
+//! last batch (a Streams changelog or Connect status topic written in a
+//! burst) is deduplicated like the rest. A pass records how far it looked
+//! (`cleaner_limit`); the partition is looked at again once its log grows
+//! beyond that, so a quiet partition is not cleaned again and again.
 //!
 //! A pass runs when the dirty share of the clean and dirty bytes reaches
 //! `min.cleanable.dirty.ratio` (the clean bytes are what the last cleaning
@@ -111,13 +109,9 @@ pub fn decide(view: &CleanerView, rules: &CleaningRules, now_ms: i64, max_bytes:
     let Some(last) = entries.last() else {
         return Decision::Wait;
     };
-    // The head starts at the last record, unless the view was cut short by
-    // its limit (then at the end of what it holds).
-    let mut limit = if last.last_offset + 1 >= view.high_watermark {
-        view.high_watermark - 1
-    } else {
-        last.last_offset + 1
-    };
+    // Up to the end of the view (the high watermark unless the view was cut
+    // short by its limit).
+    let mut limit = last.last_offset + 1;
     if rules.min_lag_ms > 0 {
         let young_after = now_ms.saturating_sub(rules.min_lag_ms);
         if let Some(young) = entries
@@ -232,21 +226,19 @@ mod tests {
     const RULES: CleaningRules = CleaningRules::DEFAULT;
 
     #[test]
-    fn the_last_record_is_never_cleaned() {
+    fn the_whole_log_is_cleanable_and_a_cleaned_one_waits_for_more() {
         let one = view(&[(0, 9, 10)], 0);
         assert_eq!(
             decide(&one, &RULES, 1_000, u64::MAX),
-            Decision::Clean { end: 1, limit: 9 }
+            Decision::Clean { end: 1, limit: 10 }
         );
-        // Cleaned up to the last record: nothing more until more comes.
-        let cleaned = view(&[(0, 9, 10)], 9);
+        // Cleaned up to its end: nothing more until more comes.
+        let cleaned = view(&[(0, 9, 10)], 10);
         assert_eq!(decide(&cleaned, &RULES, 1_000, u64::MAX), Decision::Wait);
-        let single = view(&[(0, 0, 10)], 0);
-        assert_eq!(decide(&single, &RULES, 1_000, u64::MAX), Decision::Wait);
         let three = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30)], 0);
         assert_eq!(
             decide(&three, &RULES, 1_000, u64::MAX),
-            Decision::Clean { end: 3, limit: 29 }
+            Decision::Clean { end: 3, limit: 30 }
         );
     }
 
@@ -267,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_dirty_ratio_decides_unless_the_max_lag_is_passed() {
-        // Clean: 300 bytes; dirty: 190 (offsets 30-48; 49 is the head).
+        // Clean: 300 bytes; dirty: 200 (offsets 30-49).
         let log = view(
             &[
                 (0, 9, 10),
@@ -285,7 +277,7 @@ mod tests {
         };
         assert_eq!(
             decide(&log, &eager, 1_000, u64::MAX),
-            Decision::Clean { end: 5, limit: 49 }
+            Decision::Clean { end: 5, limit: 50 }
         );
         let lagging = CleaningRules {
             max_lag_ms: 500,
@@ -294,10 +286,10 @@ mod tests {
         assert_eq!(decide(&log, &lagging, 500, u64::MAX), Decision::Wait);
         assert_eq!(
             decide(&log, &lagging, 1_000, u64::MAX),
-            Decision::Clean { end: 5, limit: 49 }
+            Decision::Clean { end: 5, limit: 50 }
         );
-        // Everything cleaned up to the head: nothing to do.
-        let done = view(&[(0, 9, 10), (10, 19, 20)], 19);
+        // Everything cleaned: nothing to do.
+        let done = view(&[(0, 9, 10), (10, 19, 20)], 20);
         assert_eq!(decide(&done, &eager, 1_000, u64::MAX), Decision::Wait);
     }
 
@@ -311,43 +303,38 @@ mod tests {
         log.cleaned_bytes = 100;
         assert_eq!(
             decide(&log, &RULES, 1_000, u64::MAX),
-            Decision::Clean { end: 1, limit: 99 }
+            Decision::Clean { end: 1, limit: 100 }
         );
         log.cleaned_bytes = 900;
         assert_eq!(decide(&log, &RULES, 1_000, u64::MAX), Decision::Wait);
     }
 
     #[test]
-    fn the_batch_left_whole_is_dirty_once_the_log_grows_past_it() {
-        // The last pass deduplicated 0-19 down to 50 bytes and left the batch
-        // holding the last record (20-29) whole.
-        let mut log = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30)], 20);
+    fn a_quiet_partition_waits_until_its_log_grows() {
+        // The last pass looked up to 30 and left 50 bytes of 0-29.
+        let mut log = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30)], 30);
         log.cleaned_bytes = 50;
-        log.cleaner_limit = 29;
-        // Quiet: nothing new, nothing to do, however dirty 20-29 is.
         assert_eq!(decide(&log, &RULES, 1_000, u64::MAX), Decision::Wait);
-        // One record more: 20-29 counts as dirty (250 of 300 bytes).
-        let mut grown = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30), (30, 30, 40)], 20);
+        // One entry more: of the 400 bytes below 40, 50 are clean.
+        let mut grown = view(&[(0, 9, 10), (10, 19, 20), (20, 29, 30), (30, 39, 40)], 30);
         grown.cleaned_bytes = 50;
-        grown.cleaner_limit = 29;
         assert_eq!(
             decide(&grown, &RULES, 1_000, u64::MAX),
-            Decision::Clean { end: 3, limit: 30 }
+            Decision::Clean { end: 4, limit: 40 }
         );
-        // Had the batch been counted clean, the ratio would be 0.
-        grown.cleaned_offset = 30;
-        grown.cleaned_bytes = 300;
+        // A pass that looked as far already: nothing new.
+        grown.cleaner_limit = 40;
         assert_eq!(decide(&grown, &RULES, 1_000, u64::MAX), Decision::Wait);
     }
 
     #[test]
     fn a_quiet_partition_is_cleaned_again_when_its_tombstones_expire() {
-        let mut log = view(&[(0, 9, 10), (10, 19, 20)], 19);
+        let mut log = view(&[(0, 9, 10), (10, 19, 20)], 20);
         log.tombstones_expire_at_ms = 900;
         assert_eq!(decide(&log, &RULES, 899, u64::MAX), Decision::Wait);
         assert_eq!(
             decide(&log, &RULES, 900, u64::MAX),
-            Decision::Clean { end: 2, limit: 19 }
+            Decision::Clean { end: 2, limit: 20 }
         );
         // The whole clean section or nothing: the tombstone may be anywhere.
         assert_eq!(decide(&log, &RULES, 900, 150), Decision::TooLarge);

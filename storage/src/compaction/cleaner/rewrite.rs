@@ -82,13 +82,16 @@ fn key_hash(key: &[u8]) -> KeyHash {
 
 /// Cleans `entries` (in offset order) whose runs are `runs` (same order).
 /// Batches reaching `limit` (the head) are left as they are, and their
-/// records do not count as any key's latest.
+/// records do not count as any key's latest. The record at `last_offset`
+/// (the partition's last) is kept whatever it is, so the log always ends
+/// with the batch holding it.
 pub fn clean(
     topic: Uuid,
     partition: i32,
     entries: &[PartitionEntry],
     runs: &[Bytes],
     limit: i64,
+    last_offset: i64,
     tombstones: Tombstones,
 ) -> Result<Cleaned, StorageError> {
     let in_head = |base: i64, bytes: &Bytes| {
@@ -116,6 +119,10 @@ pub fn clean(
             return false;
         };
         let offset = base + i64::from(r.offset_delta);
+        if offset == last_offset {
+            // Not counted among the tombstones kept: it stays even expired.
+            return true;
+        }
         if latest.get(&key_hash(key)) != Some(&offset) {
             return false;
         }
@@ -354,8 +361,16 @@ mod tests {
                 ],
                 vec![batch(codec, &[("b", Some("2")), ("x", None)], 1_000)],
             ]);
-            let cleaned =
-                clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+            let cleaned = clean(
+                Uuid::nil(),
+                0,
+                &entries,
+                &runs,
+                i64::MAX,
+                -1,
+                KEEP_TOMBSTONES,
+            )
+            .unwrap();
             assert_eq!(
                 read_back(&cleaned),
                 vec![
@@ -389,7 +404,16 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("d", Some("1"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(
+            Uuid::nil(),
+            0,
+            &entries,
+            &runs,
+            i64::MAX,
+            -1,
+            KEEP_TOMBSTONES,
+        )
+        .unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -403,7 +427,16 @@ mod tests {
             batch(codec, &[("b", Some("2"))], 1_000),
             batch(codec, &[("a", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(
+            Uuid::nil(),
+            0,
+            &entries,
+            &runs,
+            i64::MAX,
+            -1,
+            KEEP_TOMBSTONES,
+        )
+        .unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -416,7 +449,16 @@ mod tests {
             batch(codec, &[("b", Some("1"))], 1_000),
             batch(codec, &[("a", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(
+            Uuid::nil(),
+            0,
+            &entries,
+            &runs,
+            i64::MAX,
+            -1,
+            KEEP_TOMBSTONES,
+        )
+        .unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -429,7 +471,16 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("b", Some("2")), ("c", Some("1"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(
+            Uuid::nil(),
+            0,
+            &entries,
+            &runs,
+            i64::MAX,
+            -1,
+            KEEP_TOMBSTONES,
+        )
+        .unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -442,7 +493,16 @@ mod tests {
             batch(codec, &[("b", Some("1"))], 1_000),
             batch(codec, &[("b", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(
+            Uuid::nil(),
+            0,
+            &entries,
+            &runs,
+            i64::MAX,
+            -1,
+            KEEP_TOMBSTONES,
+        )
+        .unwrap();
         let spans: Vec<(i64, i64)> = cleaned
             .entries
             .iter()
@@ -470,7 +530,7 @@ mod tests {
             now_ms: 10_000,
             retention_ms: 5_000,
         };
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, tombstones).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, -1, tombstones).unwrap();
         // a's tombstone (2 s) is older than 10 s - 5 s: gone with a's value;
         // b's (8 s) stays, and still hides b's value.
         assert_eq!(read_back(&cleaned), vec![(3, "b".into(), None)]);
@@ -481,7 +541,7 @@ mod tests {
             now_ms: 13_001,
             ..tombstones
         };
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, later).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, -1, later).unwrap();
         assert!(cleaned.entries.is_empty());
         assert_eq!(cleaned.tombstones_expire_at_ms, NO_TOMBSTONES);
     }
@@ -494,7 +554,7 @@ mod tests {
             now_ms: 10_000,
             retention_ms: 0,
         };
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, expired).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, -1, expired).unwrap();
         assert!(cleaned.object.is_none() && cleaned.entries.is_empty());
         assert_eq!(cleaned.records_removed, 1);
     }
@@ -508,7 +568,7 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("b", Some("2")), ("a", Some("3"))], 1_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 4, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 4, -1, KEEP_TOMBSTONES).unwrap();
         // a@0 goes (a@2 is later, outside the head); b@1 stays: the only later
         // b is in the head batch, which is left whole.
         let offsets: Vec<i64> = read_back(&cleaned).iter().map(|r| r.0).collect();
@@ -523,11 +583,54 @@ mod tests {
             batch(codec, &[("a", None)], 1_000),
             batch(codec, &[("b", None), ("c", Some("1"))], 2_000),
         ]]);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 2, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 2, -1, KEEP_TOMBSTONES).unwrap();
         assert_eq!(cleaned.head_base, Some(1));
         assert_eq!(cleaned.tombstones_expire_at_ms, 1_001_001);
-        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES).unwrap();
+        let cleaned = clean(
+            Uuid::nil(),
+            0,
+            &entries,
+            &runs,
+            i64::MAX,
+            -1,
+            KEEP_TOMBSTONES,
+        )
+        .unwrap();
         assert_eq!(cleaned.head_base, None);
+    }
+
+    #[test]
+    fn the_partitions_last_record_stays_even_an_expired_tombstone() {
+        let codec = Compression::Zstd;
+        // One last batch [a a b b(tombstone)](0-3): offset 3 is the partition's last.
+        let (entries, runs) = log(&[vec![batch(
+            codec,
+            &[
+                ("a", Some("1")),
+                ("a", Some("2")),
+                ("b", Some("1")),
+                ("b", None),
+            ],
+            1_000,
+        )]]);
+        let expired = Tombstones {
+            now_ms: 10_000,
+            retention_ms: 0,
+        };
+        let cleaned = clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, 3, expired).unwrap();
+        // The last batch itself is cleaned: a@0 and b@2 go; b's tombstone,
+        // the last record, stays, and no expiry is due for it.
+        assert_eq!(
+            read_back(&cleaned),
+            vec![(1, "a".into(), Some("kept".into())), (3, "b".into(), None)]
+        );
+        assert_eq!(cleaned.tombstones_expire_at_ms, NO_TOMBSTONES);
+        let spans: Vec<(i64, i64)> = cleaned
+            .entries
+            .iter()
+            .map(|e| (e.base_offset, e.last_offset))
+            .collect();
+        assert_eq!(spans, vec![(0, 3)], "the batch keeps its offsets");
     }
 
     #[test]
@@ -535,7 +638,15 @@ mod tests {
         let (mut entries, runs) = log(&[vec![batch(Compression::None, &[("a", Some("1"))], 1)]]);
         entries[0].last_offset += 1;
         assert!(matches!(
-            clean(Uuid::nil(), 0, &entries, &runs, i64::MAX, KEEP_TOMBSTONES),
+            clean(
+                Uuid::nil(),
+                0,
+                &entries,
+                &runs,
+                i64::MAX,
+                -1,
+                KEEP_TOMBSTONES
+            ),
             Err(StorageError::CorruptObject { .. })
         ));
     }
