@@ -6,20 +6,36 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use streamhouse::config::settings::LogFormat;
 use streamhouse::{Broker, Config, Server, Settings};
 use streamhouse_metadata::CatalogError;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("STREAMHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+/// Log lines to stderr, as `--log-format` asks.
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("STREAMHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
         // Colour codes only for a person at a terminal, not in log files.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let mut config = match Settings::load().and_then(Config::resolve) {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    // Settings first: they say how to log (their errors go to stderr as is).
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("streamhouse: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_format);
+    let mut config = match Config::resolve(settings) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("streamhouse: {e:#}");

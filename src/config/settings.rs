@@ -31,6 +31,15 @@ use crate::coordinator::GroupRules;
 // The fields' doc comments are their `--help` text. A default that depends on
 // other settings is `None` here, worked out by `Config::resolve` and named in
 // the field's help as `[default: ...]`.
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(name = "streamhouse", version, about)]
 // Every key optional, so that old files keep working as settings are added;
@@ -206,6 +215,19 @@ pub struct Settings {
     /// fails.
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object a line: timestamp, level, target, message and fields) for log
+    /// collectors
+    ///
+    /// STREAMHOUSE_LOG picks what is logged (`info` by default, e.g.
+    /// `streamhouse=debug`).
+    #[arg(
+        long,
+        env = "STREAMHOUSE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// Compact live objects smaller than half this size into objects of about
     /// this size; 0 turns compaction off [default: twice the flush bytes]
     ///
@@ -456,6 +478,8 @@ impl Config {
             orphan_scan_interval_ms,
             log_cleaner_interval_ms,
             log_cleaner_max_pass_bytes,
+            // Applied by main before anything is logged.
+            log_format: _,
         } = settings;
         let listen: SocketAddr = listen
             .parse()
@@ -925,6 +949,16 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("--advertise"), "{err}");
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_is_asked_for() {
+        assert_eq!(Settings::default().log_format, LogFormat::Text);
+        let json = parse(&["--log-format", "json"]).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
+        assert!(parse(&["--log-format", "xml"]).is_err());
+        let file: Settings = toml::from_str("log_format = \"json\"").unwrap();
+        assert_eq!(file.log_format, LogFormat::Json);
     }
 
     /// The rows of the README's configuration table, from the declarations:
