@@ -3,17 +3,20 @@
 again: after the orphan grace the store holds exactly the objects the catalog
 knows.
 
-Per backend pair, one agent with a short orphan grace (--orphan-grace-ms 4000,
-scanned every second) takes a confluent-kafka producer's records (acks=all,
-idempotent) to 3 partitions. Three times: the test holds the catalog's write
-lock (a PostgreSQL `LOCK TABLE partitions`, an SQLite `BEGIN IMMEDIATE`) so
-that the agent's uploads finish and their commits wait, SIGKILLs the agent a
-second later, releases the lock and starts the agent again. Then:
+Per backend pair, one agent with a short orphan grace (--orphan-grace-ms
+15000, scanned every second: longer than the three rounds take, so the
+orphans outlive the agents killed and are the last one's to delete) takes a
+confluent-kafka producer's records (acks=all, idempotent) to 3 partitions.
+Three times: the test holds the catalog's write lock (a PostgreSQL `LOCK
+TABLE partitions`, an SQLite `BEGIN IMMEDIATE`) so that the agent's uploads
+finish and their commits wait, SIGKILLs the agent a second later, releases
+the lock, notes the objects the catalog does not know while no agent runs,
+and starts the agent again. Then:
 
-  orphans-made     the store holds objects the catalog does not know (the
-                   kills landed between upload and commit; otherwise the run
-                   proves nothing)
-  orphans-deleted  within 30 s of the last start the store's object keys and
+  orphans-made     the store held objects the catalog did not know after a
+                   kill (the kills landed between upload and commit;
+                   otherwise the run proves nothing)
+  orphans-deleted  within 45 s of the last start the store's object keys and
                    the catalog's are the same set, twice in a row a second
                    apart, and the agent's metrics count the orphans deleted
   acked-durable    every acknowledged record is at its acknowledged offset
@@ -39,8 +42,9 @@ import harness  # noqa: E402
 from crash_test import PARTITIONS, check_log, client_logger, read_all  # noqa: E402
 
 LOCK_HELD_S = 1.0
-SETTLE_TIMEOUT_S = 30.0
-AGENT_ARGS = ["--orphan-grace-ms", "4000", "--orphan-scan-interval-ms", "1000",
+SETTLE_TIMEOUT_S = 45.0
+FLOWING_TIMEOUT_S = 20.0
+AGENT_ARGS = ["--orphan-grace-ms", "15000", "--orphan-scan-interval-ms", "1000",
               "--catalog-timeout-ms", "2000", "--gc-grace-ms", "1000"]
 
 
@@ -140,6 +144,13 @@ class Feeder:
                 pass
             self.producer.poll(0.002)
 
+    def wait_flowing(self, timeout):
+        """Waits until more records are acknowledged than when called."""
+        seen = len(self.acked)
+        deadline = time.monotonic() + timeout
+        while len(self.acked) <= seen + 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def finish(self):
         self.stop.set()
         self.thread.join()
@@ -162,13 +173,19 @@ def run_backend(backend, args):
         feeder = Feeder(broker.bootstrap, topic, logger)
         feeder.thread.start()
         time.sleep(1.0)
+        made_keys = set()
         for _ in range(args.rounds):
+            # Records flowing (the producer back on the restarted agent, past
+            # its reconnect backoff), so uploads are in flight under the lock.
+            feeder.wait_flowing(FLOWING_TIMEOUT_S)
             with CatalogLock(broker):
                 time.sleep(LOCK_HELD_S)
                 broker.kill9()
+            # No agent runs: nothing commits or deletes meanwhile.
+            made_keys |= store_keys(broker) - catalog_keys(broker)
             broker.start()
             time.sleep(1.0)
-        orphans = len(store_keys(broker) - catalog_keys(broker))
+        orphans = len(made_keys)
         feeder.finish()
         made = orphans > 0
         harness.record("PASS" if made else "FAIL", "%s/orphans-made" % name,
