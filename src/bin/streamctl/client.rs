@@ -90,6 +90,27 @@ pub fn check(
     })
 }
 
+/// ListOffsets' timestamps for a partition's earliest and latest offset.
+pub const EARLIEST: i64 = -2;
+pub const LATEST: i64 = -1;
+
+/// An answer that is empty, or a response of another API.
+pub fn unexpected(api: &str) -> ClientError {
+    ClientError::Usage(format!(
+        "the agent's {api} response is empty or of another API"
+    ))
+}
+
+/// `partition`, or every partition of `topic`, in order.
+pub fn partitions_of(topic: &MetadataResponseTopic, partition: Option<i32>) -> Vec<i32> {
+    let mut partitions: Vec<i32> = match partition {
+        Some(p) => vec![p],
+        None => topic.partitions.iter().map(|p| p.partition_index).collect(),
+    };
+    partitions.sort_unstable();
+    partitions
+}
+
 pub fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))
 }

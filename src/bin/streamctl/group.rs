@@ -17,12 +17,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Decodable;
 use serde_json::json;
 
-use crate::client::{check, name, text, ClientError, Cluster};
+use crate::client::{
+    check, name, partitions_of, text, unexpected, ClientError, Cluster, EARLIEST, LATEST,
+};
 use crate::output::{self, Format};
 use crate::topic::list_offset;
-
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
 
 fn group_id(group: &str) -> GroupId {
     GroupId(text(group))
@@ -249,15 +248,7 @@ pub async fn reset_offsets(
     to: ResetTo,
 ) -> Result<(), ClientError> {
     let metadata = cluster.topic(topic).await?;
-    let mut partitions: Vec<i32> = match partition {
-        Some(p) => vec![p],
-        None => metadata
-            .partitions
-            .iter()
-            .map(|p| p.partition_index)
-            .collect(),
-    };
-    partitions.sort_unstable();
+    let partitions = partitions_of(&metadata, partition);
     let mut offsets = Vec::new();
     for p in partitions {
         let offset = match to {
@@ -330,10 +321,4 @@ pub async fn delete(cluster: &mut Cluster, format: Format, group: &str) -> Resul
         json!({ "group": group, "deleted": true }),
     );
     Ok(())
-}
-
-fn unexpected(api: &str) -> ClientError {
-    ClientError::Usage(format!(
-        "the agent's {api} response is empty or of another API"
-    ))
 }

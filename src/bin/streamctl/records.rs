@@ -14,7 +14,7 @@ use kafka_protocol::records::{
 };
 use serde_json::json;
 
-use crate::client::{check, name, ClientError, Cluster};
+use crate::client::{check, name, partitions_of, ClientError, Cluster, EARLIEST, LATEST};
 use crate::output::{self, Format};
 use crate::topic::list_offset;
 
@@ -22,10 +22,6 @@ use crate::topic::list_offset;
 const RECORDS_PER_REQUEST: usize = 1000;
 const FETCH_MAX_BYTES: i32 = 8 << 20;
 const PARTITION_MAX_BYTES: i32 = 1 << 20;
-
-/// Kafka's ListOffsets timestamps.
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
 
 /// Where `produce` puts each record.
 pub struct Target {
@@ -205,15 +201,7 @@ pub async fn consume(
     reading: &Reading,
 ) -> Result<(), ClientError> {
     let metadata = cluster.topic(&reading.topic).await?;
-    let mut partitions: Vec<i32> = match reading.partition {
-        Some(p) => vec![p],
-        None => metadata
-            .partitions
-            .iter()
-            .map(|p| p.partition_index)
-            .collect(),
-    };
-    partitions.sort_unstable();
+    let partitions = partitions_of(&metadata, reading.partition);
     // (partition, next offset, end offset at the start)
     let mut positions = Vec::new();
     for &partition in &partitions {

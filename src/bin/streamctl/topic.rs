@@ -17,12 +17,11 @@ use kafka_protocol::messages::{
 };
 use serde_json::json;
 
-use crate::client::{check, name, text, ClientError, Cluster};
+use crate::client::{
+    check, name, partitions_of, text, unexpected, ClientError, Cluster, EARLIEST, LATEST,
+};
 use crate::output::{self, Format};
 
-/// Kafka's ListOffsets timestamps for the earliest and the latest offset.
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
 /// DescribeConfigs' resource type of a topic, and the source of a default.
 const TOPIC_RESOURCE: i8 = 2;
 const DEFAULT_CONFIG: i8 = 5;
@@ -120,12 +119,7 @@ pub async fn describe(
     topic: &str,
 ) -> Result<(), ClientError> {
     let metadata = cluster.topic(topic).await?;
-    let mut partitions: Vec<i32> = metadata
-        .partitions
-        .iter()
-        .map(|p| p.partition_index)
-        .collect();
-    partitions.sort_unstable();
+    let partitions = partitions_of(&metadata, None);
     let mut rows = Vec::new();
     for &partition in &partitions {
         let leader = metadata
@@ -386,10 +380,4 @@ pub async fn add_partitions(
         json!({ "topic": topic, "partitions": total }),
     );
     Ok(())
-}
-
-fn unexpected(api: &str) -> ClientError {
-    ClientError::Usage(format!(
-        "the agent's {api} response is empty or of another API"
-    ))
 }

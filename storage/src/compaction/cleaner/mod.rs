@@ -196,9 +196,6 @@ impl CompactionWorker {
             task: "log cleaner rewrite",
             reason: e.to_string(),
         })??;
-        // The batch holding the last record is left as it was: the clean
-        // section ends where it starts.
-        let cleaned_offset = cleaned.head_base.unwrap_or(limit);
         if cleaned.records_removed == 0 {
             // Nothing to remove: only the partition's cleaning state moves.
             let swap = CleaningSwap {
@@ -207,8 +204,8 @@ impl CompactionWorker {
                 object: None,
                 sources: Vec::new(),
                 entries: Vec::new(),
-                cleaned_offset,
-                cleaned_bytes: byte_count(cleaned.bytes_read.saturating_sub(cleaned.head_bytes)),
+                cleaned_offset: limit,
+                cleaned_bytes: byte_count(cleaned.bytes_read),
                 cleaner_limit: limit,
                 tombstones_expire_at_ms: cleaned.tombstones_expire_at_ms,
             };
@@ -239,8 +236,8 @@ impl CompactionWorker {
             object: uploaded.clone(),
             sources,
             entries: cleaned.entries,
-            cleaned_offset,
-            cleaned_bytes: byte_count(cleaned.bytes_kept.saturating_sub(cleaned.head_bytes)),
+            cleaned_offset: limit,
+            cleaned_bytes: byte_count(cleaned.bytes_kept),
             cleaner_limit: limit,
             tombstones_expire_at_ms: cleaned.tombstones_expire_at_ms,
         };

@@ -59,11 +59,6 @@ pub struct Cleaned {
     pub bytes_read: u64,
     pub bytes_kept: u64,
     pub records_removed: u64,
-    /// The first offset of the batches reaching the limit, left whole (the
-    /// batch holding the last record), if the sources hold any; and their
-    /// bytes, part of `bytes_read` and `bytes_kept`.
-    pub head_base: Option<i64>,
-    pub head_bytes: u64,
     /// When the earliest tombstone kept outside the head expires
     /// ([`NO_TOMBSTONES`] if none is kept).
     pub tombstones_expire_at_ms: i64,
@@ -134,8 +129,6 @@ pub fn clean(
         }
         true
     };
-    let mut head_base = None;
-    let mut head_bytes = 0u64;
 
     let bytes_read: u64 = runs.iter().map(|r| r.len() as u64).sum();
     let mut encoder = ObjectEncoder::with_capacity(bytes_read as usize);
@@ -161,8 +154,6 @@ pub fn clean(
             let header = BatchHeader::parse(&bytes).map_err(|e| corrupt(entry, &e.to_string()))?;
             let before = header.records_count;
             let kept = if in_head(base, &bytes) {
-                head_base.get_or_insert(base);
-                head_bytes += bytes.len() as u64;
                 Some(bytes)
             } else {
                 match clean::filter(&bytes, MAX_DECOMPRESSED_BYTES, |r| keep(base, r))
@@ -203,8 +194,6 @@ pub fn clean(
         bytes_read,
         bytes_kept,
         records_removed,
-        head_base,
-        head_bytes,
         tombstones_expire_at_ms: next_expiry.get(),
     })
 }
@@ -574,9 +563,6 @@ mod tests {
         let offsets: Vec<i64> = read_back(&cleaned).iter().map(|r| r.0).collect();
         assert_eq!(offsets, vec![1, 2, 3, 4]);
         assert_eq!(cleaned.records_removed, 1);
-        assert_eq!(cleaned.head_base, Some(3));
-        let last_batch = batch(codec, &[("b", Some("2")), ("a", Some("3"))], 1_000);
-        assert_eq!(cleaned.head_bytes, last_batch.len() as u64);
 
         // A tombstone in the head batch is not counted among those kept.
         let (entries, runs) = log(&[vec![
@@ -584,19 +570,7 @@ mod tests {
             batch(codec, &[("b", None), ("c", Some("1"))], 2_000),
         ]]);
         let cleaned = clean(Uuid::nil(), 0, &entries, &runs, 2, -1, KEEP_TOMBSTONES).unwrap();
-        assert_eq!(cleaned.head_base, Some(1));
         assert_eq!(cleaned.tombstones_expire_at_ms, 1_001_001);
-        let cleaned = clean(
-            Uuid::nil(),
-            0,
-            &entries,
-            &runs,
-            i64::MAX,
-            -1,
-            KEEP_TOMBSTONES,
-        )
-        .unwrap();
-        assert_eq!(cleaned.head_base, None);
     }
 
     #[test]
