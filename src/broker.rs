@@ -15,6 +15,8 @@ use streamhouse_storage::{
 use crate::cluster::{AgentIdentity, Membership};
 use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
 use crate::fetch_memory::FetchMemory;
+use crate::group_lag::GroupLag;
+use crate::request_metrics::RequestMetrics;
 use crate::Config;
 
 pub struct Broker {
@@ -31,6 +33,10 @@ pub struct Broker {
     pub membership: Arc<Membership>,
     /// Request counts and latencies of the store and the catalog commits.
     pub metrics: Arc<Metrics>,
+    /// Requests, errors and times per API; traffic per topic; connections.
+    pub request_metrics: Arc<RequestMetrics>,
+    /// Consumer-group lag, refreshed from the catalog at each scrape.
+    pub group_lag: GroupLag,
     /// Bytes of fetch responses in flight, across connections
     /// (`--fetch-memory-bytes`).
     pub fetch_memory: Arc<FetchMemory>,
@@ -68,6 +74,10 @@ impl Broker {
         metrics.register(&mut registry);
         let fetch_memory = Arc::new(FetchMemory::new(config.fetch_memory_bytes));
         fetch_memory.register(&mut registry);
+        let request_metrics = Arc::new(RequestMetrics::default());
+        request_metrics.register(&mut registry);
+        let group_lag = GroupLag::default();
+        group_lag.register(&mut registry);
         let store: Arc<dyn object_store::ObjectStore> =
             Arc::new(InstrumentedStore::new(store, Arc::clone(&metrics)));
         let cluster_id = catalog
@@ -135,6 +145,8 @@ impl Broker {
             coordinator,
             membership,
             metrics,
+            request_metrics,
+            group_lag,
             fetch_memory,
             clock,
             registry: Arc::new(registry),

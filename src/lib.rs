@@ -19,9 +19,11 @@ pub mod connection;
 pub mod coordinator;
 pub mod errors;
 pub mod fetch_memory;
+pub mod group_lag;
 pub mod handlers;
 pub mod health;
 pub mod metrics_http;
+pub mod request_metrics;
 pub mod server;
 
 /// mimalloc reserves huge allocations lazily (MAP_NORESERVE), so a request that

@@ -88,6 +88,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let endpoints = streamhouse::metrics_http::Endpoints {
             registry: Arc::clone(&broker.registry),
             readiness: broker.clone(),
+            before_scrape: Some(broker.clone()),
         };
         tokio::spawn(streamhouse::metrics_http::serve(listener, endpoints));
     }

@@ -11,6 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::future::BoxFuture;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -28,6 +29,15 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub struct Endpoints {
     pub registry: Arc<Registry>,
     pub readiness: Arc<dyn Readiness>,
+    /// Run before each scrape is encoded.
+    pub before_scrape: Option<Arc<dyn BeforeScrape>>,
+}
+
+/// Work a scrape does before the registry is encoded: metrics read from
+/// elsewhere at scrape time (consumer lag, from the catalog). It must finish
+/// within a few seconds, whatever it waits for.
+pub trait BeforeScrape: Send + Sync {
+    fn refresh(&self) -> BoxFuture<'_, ()>;
 }
 
 /// The listener's routes. Every other path answers with the metrics too, as
@@ -74,7 +84,16 @@ async fn readyz(State(endpoints): State<Endpoints>) -> Response {
     (status, body).into_response()
 }
 
-async fn metrics(State(Endpoints { registry, .. }): State<Endpoints>) -> Response {
+async fn metrics(
+    State(Endpoints {
+        registry,
+        before_scrape,
+        ..
+    }): State<Endpoints>,
+) -> Response {
+    if let Some(before_scrape) = before_scrape {
+        before_scrape.refresh().await;
+    }
     let mut body = String::new();
     match prometheus_text::encode(&mut body, &registry) {
         Ok(()) => (
@@ -128,6 +147,7 @@ mod tests {
         Endpoints {
             registry: Arc::new(registry),
             readiness,
+            before_scrape: None,
         }
     }
 

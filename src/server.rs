@@ -88,8 +88,10 @@ impl Server {
                     let _ = socket.set_nodelay(true);
                     let broker = Arc::clone(&self.broker);
                     let stop = stop_rx.clone();
+                    let counted = broker.request_metrics.connection_opened();
                     connections.spawn(async move {
                         connection::serve(broker, socket, peer, stop).await;
+                        drop(counted);
                         drop(permit);
                         drop(slot);
                     });

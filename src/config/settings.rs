@@ -209,8 +209,11 @@ pub struct Settings {
     /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off],
     /// with the health (/healthz) and readiness (/readyz) probes
     ///
-    /// They count object-store requests, bytes and latencies, catalog commit
-    /// latencies, and the fetch memory in use. /readyz answers 503 while the
+    /// They count Kafka requests, errors and handling times per API, bytes and
+    /// records in and out per topic, open connections, consumer-group lag,
+    /// object-store requests, bytes and latencies, catalog commit latencies,
+    /// compaction, retention and the fetch memory in use (docs/operations.md
+    /// lists them). /readyz answers 503 while the
     /// listener is not accepting or the catalog, the store or the agent's lease
     /// fails.
     #[arg(long, env = "STREAMHOUSE_METRICS_LISTEN")]

@@ -165,6 +165,18 @@ impl Coordinator {
         }
     }
 
+    /// Ids of the groups this agent holds with state, in id order.
+    pub fn group_ids(&self) -> Vec<String> {
+        let slots = self.slot_map();
+        let mut ids: Vec<String> = slots
+            .iter()
+            .filter(|(_, slot)| slot.group.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Every group this agent holds, in id order.
     pub fn groups(&self) -> Vec<Arc<Mutex<Group>>> {
         let slots = self.slot_map();

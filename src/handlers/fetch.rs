@@ -45,6 +45,13 @@ pub async fn handle(
     // memory at a time.
     ticket.turn().await;
     let (response, memory) = answer(broker, request, received).await;
+    for topic in &response.responses {
+        for partition in &topic.partitions {
+            if let Some(records) = &partition.records {
+                broker.request_metrics.fetched(&topic.topic.0, records);
+            }
+        }
+    }
     (response, FetchHold { memory, ticket })
 }
 

@@ -26,6 +26,7 @@ mod topics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use futures::future::BoxFuture;
@@ -35,6 +36,7 @@ use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
 use crate::fetch_memory::{FetchHold, FetchTurns};
+use crate::request_metrics::RequestMetrics;
 use crate::Broker;
 
 /// What the connection does once a request is answered.
@@ -67,11 +69,15 @@ impl PendingResponse {
 }
 
 /// Encodes a response body for the request it answers.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Reply {
     correlation_id: i32,
     api_key: ApiKey,
     version: i16,
+    /// When the request was taken off the socket, and where its handling
+    /// time and errors are counted.
+    received: Instant,
+    metrics: Arc<RequestMetrics>,
 }
 
 impl Reply {
@@ -79,10 +85,19 @@ impl Reply {
         self.encode_holding(body, None)
     }
 
+    /// A request answered with no response (Produce with acks=0).
+    fn no_response(self, body: &ResponseKind) -> Outcome {
+        self.metrics
+            .answered(self.api_key, self.received.elapsed(), Some(body));
+        Outcome::NoResponse
+    }
+
     /// Encodes a fetch response and what it holds. Once encoded the body,
     /// and the records it read, are dropped: the frame is what the memory
     /// holds from then on.
     fn encode_holding(self, body: ResponseKind, mut hold: Option<FetchHold>) -> Outcome {
+        self.metrics
+            .answered(self.api_key, self.received.elapsed(), Some(&body));
         let encoded = response::encode(self.correlation_id, self.api_key, self.version, &body);
         drop(body);
         match encoded {
@@ -112,6 +127,8 @@ pub async fn dispatch(
         correlation_id: request.correlation_id(),
         api_key: request.api_key,
         version: request.version,
+        received: Instant::now(),
+        metrics: Arc::clone(&broker.request_metrics),
     };
     let version = request.version;
     let broker = Arc::clone(broker);
@@ -124,10 +141,11 @@ pub async fn dispatch(
             let waiting = produce::handle(&broker, body, version).await;
             PendingResponse::later(async move {
                 let response = waiting.await;
+                let response = ResponseKind::Produce(response);
                 if acks == 0 {
-                    Outcome::NoResponse
+                    reply.no_response(&response)
                 } else {
-                    reply.encode(ResponseKind::Produce(response))
+                    reply.encode(response)
                 }
             })
         }
@@ -287,6 +305,9 @@ pub async fn dispatch(
             // `versions::accepts` lets through only the APIs matched above; reaching
             // here means the table and this match disagree.
             tracing::error!(api = ?reply.api_key, "request for an API without a handler; closing connection");
+            reply
+                .metrics
+                .answered(reply.api_key, reply.received.elapsed(), None);
             drop(other);
             PendingResponse::ready(Outcome::Close)
         }

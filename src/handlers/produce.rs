@@ -29,6 +29,9 @@ enum Queued {
     Waiting {
         topic: uuid::Uuid,
         outcome: oneshot::Receiver<AppendOutcome>,
+        /// Bytes and records of the batches, counted once they are appended.
+        bytes: usize,
+        records: u64,
     },
     Failed(ResponseError, Option<String>),
     /// Refused by record validation: the error names the records.
@@ -97,7 +100,7 @@ pub async fn handle(
         for (name, partitions) in topics {
             let mut partition_responses = Vec::with_capacity(partitions.len());
             for (index, queued) in partitions {
-                partition_responses.push(answer(&broker, index, queued).await);
+                partition_responses.push(answer(&broker, &name.0, index, queued).await);
             }
             responses.push(
                 TopicProduceResponse::default()
@@ -195,7 +198,9 @@ async fn queue(
         Ok(valid) => valid,
         Err(queued) => return queued,
     };
+    let mut record_count = 0u64;
     for batch in valid {
+        record_count += u64::try_from(batch.header.records_count).unwrap_or(0);
         append.batch_count += 1;
         append.offset_count += batch.header.offset_count();
         append.min_timestamp = append.min_timestamp.min(batch.header.base_timestamp);
@@ -220,8 +225,14 @@ async fn queue(
         records
     };
     append.producer = producer.append;
+    let bytes = append.batches.len();
     match broker.log.append(append).await {
-        Ok(outcome) => Queued::Waiting { topic, outcome },
+        Ok(outcome) => Queued::Waiting {
+            topic,
+            outcome,
+            bytes,
+            records: record_count,
+        },
         Err(e) => Queued::Failed(errors::storage(&e), Some(e.to_string())),
     }
 }
@@ -270,14 +281,24 @@ async fn validate_records(
     }
 }
 
-async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduceResponse {
+async fn answer(
+    broker: &Broker,
+    topic_name: &str,
+    index: i32,
+    queued: Queued,
+) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_index(index)
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1);
-    let (topic, outcome) = match queued {
-        Queued::Waiting { topic, outcome } => (topic, outcome),
+    let (topic, outcome, bytes, records) = match queued {
+        Queued::Waiting {
+            topic,
+            outcome,
+            bytes,
+            records,
+        } => (topic, outcome, bytes, records),
         Queued::Failed(error, message) => {
             return response
                 .with_error_code(error.code())
@@ -306,6 +327,7 @@ async fn answer(broker: &Broker, index: i32, queued: Queued) -> PartitionProduce
     match outcome.await {
         // A retry of an idempotent batch is answered as its original was.
         Ok(Ok(appended)) => {
+            broker.request_metrics.produced(topic_name, bytes, records);
             let log_start = match broker.log.offsets(topic, index, Freshness::Cached).await {
                 Ok(Some(offsets)) => offsets.log_start_offset,
                 _ => -1,

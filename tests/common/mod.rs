@@ -59,6 +59,9 @@ pub struct TestBroker {
     pub dir: Arc<tempfile::TempDir>,
     pub catalog_url: String,
     pub store_url: String,
+    /// The agent's shared state while it runs (weak: a stopped agent's
+    /// catalog and store are let go as in a real restart).
+    broker: std::sync::Weak<Broker>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -181,7 +184,7 @@ impl TestBroker {
         tweak(&mut settings);
         let config = Config::resolve(settings).expect("valid test config");
         let broker = Broker::open(config).await?;
-        let server = Server::with_listener(broker, listener);
+        let server = Server::with_listener(Arc::clone(&broker), listener);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -191,6 +194,7 @@ impl TestBroker {
             dir,
             catalog_url,
             store_url,
+            broker: Arc::downgrade(&broker),
             stop: Some(stop),
             task: Some(task),
         })
@@ -209,6 +213,13 @@ impl TestBroker {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+
+    /// The running agent's shared state, for what the wire does not show
+    /// (its metrics).
+    #[allow(dead_code)]
+    pub fn broker(&self) -> Arc<Broker> {
+        self.broker.upgrade().expect("the agent is running")
     }
 
     pub async fn client(&self) -> TestClient {
