@@ -267,3 +267,52 @@ async fn delete_topics_v6_by_unknown_id_is_unknown_topic_id() {
     };
     assert_eq!(response.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
 }
+
+#[tokio::test]
+async fn internal_topic_names_are_never_created_written_or_deleted() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    for internal in ["__consumer_offsets", "__transaction_state"] {
+        let created = create(
+            &mut client,
+            7,
+            CreateTopicsRequest::default().with_topics(vec![topic(internal, 3)]),
+        )
+        .await;
+        assert_eq!(created[0].0, 42, "INVALID_REQUEST: {created:?}");
+        assert!(
+            created[0].1.as_deref().unwrap_or("").contains("prohibited"),
+            "{created:?}"
+        );
+        // An auto-creating lookup does not create it either.
+        let looked_up = metadata(&mut client, Some(vec![internal]), true).await;
+        assert_eq!(
+            looked_up.topics[0].error_code, 3,
+            "UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        let request = DeleteTopicsRequest::default().with_topic_names(vec![name(internal)]);
+        let ResponseKind::DeleteTopics(deleted) =
+            client.call(ApiKey::DeleteTopics, 4, &request).await
+        else {
+            panic!("not a DeleteTopics response")
+        };
+        assert_eq!(deleted.responses[0].error_code, 42, "INVALID_REQUEST");
+        let batch = common::record_batch(1, 0, 1_000, kafka_protocol::records::Compression::None);
+        assert_eq!(
+            common::produce(&mut client, internal, 0, batch).await.0,
+            17,
+            "INVALID_TOPIC_EXCEPTION"
+        );
+    }
+    let all = metadata(&mut client, None, false).await;
+    assert!(
+        all.topics.iter().all(|t| !t
+            .name
+            .as_ref()
+            .is_some_and(
+                |n| n.0.starts_with("__consumer_offsets") || n.0.starts_with("__transaction_state")
+            )),
+        "{:?}",
+        all.topics
+    );
+}

@@ -36,6 +36,15 @@ pub fn invalid_topic_name(name: &str) -> Option<String> {
     None
 }
 
+/// Names of Kafka's internal topics. StreamHouse keeps what they hold (group
+/// offsets, transaction state) in its catalog, so no topic of these names is
+/// ever created, auto-created, written to or deleted.
+pub const RESERVED_TOPIC_NAMES: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+pub fn is_reserved_topic_name(name: &str) -> bool {
+    RESERVED_TOPIC_NAMES.contains(&name)
+}
+
 /// What values a config accepts, beyond parsing as its type.
 #[derive(Clone, Copy, Debug)]
 enum Check {

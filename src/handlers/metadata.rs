@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::cluster;
 use crate::cluster::{client_zone, View};
-use crate::config::topic::invalid_topic_name;
+use crate::config::topic::{invalid_topic_name, is_reserved_topic_name};
 use crate::{errors, Broker};
 
 pub async fn handle(
@@ -137,7 +137,10 @@ async fn lookup_by_name(
     }
     match broker.catalog.topic_by_name(name).await {
         Ok(Some(topic)) => return Ok(topic),
-        Ok(None) if !auto_create => return Err(ResponseError::UnknownTopicOrPartition),
+        // Internal topics are never auto-created (see RESERVED_TOPIC_NAMES).
+        Ok(None) if !auto_create || is_reserved_topic_name(name) => {
+            return Err(ResponseError::UnknownTopicOrPartition)
+        }
         Ok(None) => {}
         Err(e) => return Err(errors::catalog(&e)),
     }

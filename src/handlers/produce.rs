@@ -21,7 +21,9 @@ use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::config::topic::{compacted, log_append_time, max_message_bytes, timestamp_window};
+use crate::config::topic::{
+    compacted, is_reserved_topic_name, log_append_time, max_message_bytes, timestamp_window,
+};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.
@@ -73,6 +75,14 @@ pub async fn handle(
         for partition in topic_data.partition_data {
             let queued = if !acks_valid {
                 Queued::Failed(ResponseError::InvalidRequiredAcks, None)
+            } else if is_reserved_topic_name(&topic_data.name.0) {
+                Queued::Failed(
+                    ResponseError::InvalidTopicException,
+                    Some(format!(
+                        "Cannot append to internal topic {}",
+                        topic_data.name.0
+                    )),
+                )
             } else {
                 match &topic {
                     Err(e) => Queued::Failed(errors::catalog(e), Some(e.to_string())),

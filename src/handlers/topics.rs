@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, NewTopic};
 
-use crate::config::topic::{self as topic_configs, invalid_topic_name};
+use crate::config::topic::{self as topic_configs, invalid_topic_name, is_reserved_topic_name};
 use crate::config::SOURCE_DYNAMIC_TOPIC;
 use crate::{errors, Broker};
 
@@ -56,6 +56,15 @@ pub async fn create(
         }
         if let Some(reason) = invalid_topic_name(&name) {
             results.push(fail(result, ResponseError::InvalidTopicException, reason));
+            continue;
+        }
+        // As Kafka refuses to create its metadata topic by request.
+        if is_reserved_topic_name(&name) {
+            results.push(fail(
+                result,
+                ResponseError::InvalidRequest,
+                format!("Creation of internal topic {name} is prohibited: StreamHouse keeps its contents in the catalog."),
+            ));
             continue;
         }
         let partitions = if !topic.assignments.is_empty() {
@@ -243,6 +252,14 @@ pub async fn delete(
             continue;
         };
         result = result.with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if is_reserved_topic_name(&name) {
+            responses.push(error_result(
+                result,
+                ResponseError::InvalidRequest,
+                format!("Deletion of internal topic {name} is prohibited."),
+            ));
+            continue;
+        }
         match broker.catalog.delete_topic(&name).await {
             Ok(deleted) => {
                 broker.log.forget_topic(deleted.id);
