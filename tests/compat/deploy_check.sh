@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the deployment files in deploy/ without a cluster or a Docker engine
-# (no broker is started):
+# (a broker is started only to try the settings files):
 #
 #   deploy/helm-lint          helm lint deploy/helm/streamhouse (--strict)
 #   deploy/helm-template      helm template renders a Deployment (replicas 3,

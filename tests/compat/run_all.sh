@@ -60,8 +60,9 @@
 #   deploy  tests/compat/deploy_check.sh      the Helm chart (helm lint, helm template:
 #                                             Deployment, Service, PDB, probes),
 #                                             deploy/compose.yaml and the systemd unit
-#                                             parse (no broker; helm is built from the
-#                                             Go module proxy into $STREAMHOUSE_CACHE/helm)
+#                                             parse, a broker starts with each settings
+#                                             file (helm is built from the Go module
+#                                             proxy into $STREAMHOUSE_CACHE/helm)
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
