@@ -19,13 +19,17 @@
 #   ./scripts/test.sh --no-compat          setup, cargo test and build only
 #
 # Further compat runners (each also a --compat-only CLIENT): go (franz-go and
-# Sarama), node (KafkaJS), pyclients (kafka-python and aiokafka); the list is
+# Sarama), node (KafkaJS), pyclients (kafka-python and aiokafka), prometheus
+# (Debian's Prometheus scrapes a broker; every query of the Grafana dashboard
+# in deploy/grafana returns data), deploy (helm lint and helm template of the
+# chart, deploy/compose.yaml and the systemd unit); the list is
 # tests/compat/run_all.sh's.
 #
 # Everything it installs or writes lives in ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}:
 # venv/ (moto, confluent-kafka, pytest), m2/ + java/lib (kafka-clients and
 # kafka-tools 4.4.0 jars), java/streams-lib (kafka-streams 4.4.0), java/classes, go/ (module and build caches, the
 # franz-go/Sarama runner binary go/bin/compat), node/ (KafkaJS node_modules),
+# helm/ (helm built from the Go module proxy, with its module and build caches),
 # postgres/ (the test cluster on 127.0.0.1:54329), logs/, compat-runs/ (broker logs), and target/ (the
 # default CARGO_TARGET_DIR). Nothing is left in the repo.
 #
@@ -101,6 +105,8 @@ ensure_apt_packages() {
     command -v go >/dev/null || need+=(golang-go)
     command -v node >/dev/null || need+=(nodejs)
     command -v npm >/dev/null || need+=(npm)
+    # The prometheus compat runner's server (tests/compat/prometheus_scrape.py).
+    command -v prometheus >/dev/null || need+=(prometheus)
     ((${#need[@]})) || return 0
     echo "installing with apt-get: ${need[*]}" >&2
     quiet "$LOGS/apt-update.log" as_root apt-get update -q
@@ -164,6 +170,23 @@ ensure_node_modules() {
     echo "$STAMP_WANT" >"$NODE_DIR/.streamhouse-stamp"
 }
 
+# helm for the deploy compat runner (tests/compat/deploy_check.sh: helm lint
+# and helm template of deploy/helm/streamhouse), built from the Go module
+# proxy into $STREAMHOUSE_CACHE/helm/bin once; its modules and build cache stay
+# beside it. HELM_VERSION picks another release.
+HELM_DIR="$STREAMHOUSE_CACHE/helm"
+HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+ensure_helm() {
+    [[ -x "$HELM_DIR/bin/helm" && "$(cat "$HELM_DIR/bin/helm.version" 2>/dev/null)" == "$HELM_VERSION" ]] && return 0
+    echo "building helm $HELM_VERSION from the Go module proxy into $HELM_DIR/bin (a few minutes, once)" >&2
+    rm -f "$HELM_DIR/bin/helm" "$HELM_DIR/bin/helm.version"
+    mkdir -p "$HELM_DIR/bin"
+    quiet "$LOGS/helm-build.log" env GOBIN="$HELM_DIR/bin" GOPATH="$HELM_DIR/gopath" GOMODCACHE="$HELM_DIR/mod" \
+        GOCACHE="$HELM_DIR/build" GOFLAGS=-modcacherw \
+        go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || return 1
+    echo "$HELM_VERSION" >"$HELM_DIR/bin/helm.version"
+}
+
 ensure_cargo() {
     command -v cargo >/dev/null && return 0
     [[ -x "$HOME/.cargo/bin/cargo" ]] && { export PATH="$HOME/.cargo/bin:$PATH"; return 0; }
@@ -184,7 +207,7 @@ trap 'exit 130' INT TERM
 
 phase_start setup
 if ensure_apt_packages && ensure_compat_venv && ensure_java_jars && ensure_streams_jars && ensure_java_classes \
-        && ensure_go_compat && ensure_node_modules; then
+        && ensure_go_compat && ensure_node_modules && ensure_helm; then
     phase_end ok
 else
     phase_end FAILED

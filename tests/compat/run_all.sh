@@ -51,6 +51,18 @@
 #                                             2,000 keys and tombstones through four
 #                                             codecs (confluent-kafka), read back by the
 #                                             Java consumer once the log cleaner ran
+#   prometheus tests/compat/prometheus_scrape.py Prometheus (Debian's) scrapes a broker
+#                                             every second under confluent-kafka
+#                                             traffic; every query of the Grafana
+#                                             dashboard (deploy/grafana) returns data
+#                                             (the embedded pair only; not for
+#                                             COMPAT_REFERENCE runs)
+#   deploy  tests/compat/deploy_check.sh      the Helm chart (helm lint, helm template:
+#                                             Deployment, Service, PDB, probes),
+#                                             deploy/compose.yaml and the systemd unit
+#                                             parse, a broker starts with each settings
+#                                             file (helm is built from the Go module
+#                                             proxy into $STREAMHOUSE_CACHE/helm)
 #
 # Environment: STREAMHOUSE_BIN (default $CARGO_TARGET_DIR/debug/streamhouse,
 # CARGO_TARGET_DIR default $STREAMHOUSE_CACHE/target), STREAMHOUSE_CACHE,
@@ -98,6 +110,8 @@ CLIENTS=(
     "ceiling   py     memory_ceiling.py --backend embedded"
     "retention py     retention.py"
     "compacted py     compacted_topic.py"
+    "prometheus py    prometheus_scrape.py"
+    "deploy    sh     deploy_check.sh"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do
