@@ -66,7 +66,12 @@ impl Broker {
             config.catalog_timeout,
         )
         .await
-        .with_context(|| format!("cannot open the catalog at {}", config.catalog_url))?;
+        .with_context(|| {
+            format!(
+                "cannot open the catalog at {}",
+                streamhouse_metadata::redact_url(&config.catalog_url)
+            )
+        })?;
         let store = streamhouse_storage::open_store(&config.store_url)
             .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
         let metrics = Arc::new(Metrics::default());

@@ -95,7 +95,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         listen = %server.local_addr()?,
         advertise = %format!("{}:{}", broker.config.advertise_host, broker.config.advertise_port),
-        catalog = %broker.config.catalog_url,
+        catalog = %streamhouse_metadata::redact_url(&broker.config.catalog_url),
         store = %broker.config.store_url,
         "StreamHouse is serving Kafka clients"
     );

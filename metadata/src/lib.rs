@@ -33,7 +33,7 @@ pub use model::{
     AppendOutcome, AppendSlice, IndexEntry, NewObject, NewTopic, ObjectCommit, PartitionOffsets,
     RunAppend, RunOutcome, Topic, TopicId,
 };
-pub use sql::{Backend, SqlCatalog, DEFAULT_TIMEOUT};
+pub use sql::{redact_url, Backend, SqlCatalog, DEFAULT_TIMEOUT};
 
 use std::sync::Arc;
 use std::time::Duration;

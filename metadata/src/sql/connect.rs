@@ -189,19 +189,31 @@ fn invalid(url: &str, reason: impl Into<String>) -> CatalogError {
     }
 }
 
-/// The URL with any password replaced, fit for errors and logs.
-fn redact(url: &str) -> String {
+/// The URL with any password replaced, fit for errors and logs: the one in
+/// the authority (`user:***@host`) and a `password=` query parameter.
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let redacted = match rest[..authority_end].rfind('@') {
         Some(at) => match rest[..at].split_once(':') {
             Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
             None => url.to_owned(),
         },
         None => url.to_owned(),
-    }
+    };
+    let Some((base, query)) = redacted.split_once('?') else {
+        return redacted;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 fn parse(url: &str) -> Result<Target> {
@@ -342,6 +354,10 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=secret"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
         match parse("postgres://u:secret@h:notaport/db") {
             Err(e) => assert!(!e.to_string().contains("secret"), "{e}"),
             Ok(t) => panic!("parsed {t:?}"),

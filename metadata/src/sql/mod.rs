@@ -21,6 +21,7 @@ mod cleaner;
 mod cluster;
 mod commit;
 mod connect;
+pub use connect::redact as redact_url;
 mod group_leases;
 mod groups;
 mod lifecycle;
