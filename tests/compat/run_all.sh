@@ -16,8 +16,9 @@
 #                                             --idempotent producer; each also with
 #                                             three agents, SIGKILL of a leader)
 #   catalog tests/compat/catalog_restart.py  PostgreSQL (a server of its own)
-#                                             restarted and its connections dropped
-#                                             under an idempotent producer
+#                                             restarted, its connections dropped and
+#                                             stopped for 6 s under an idempotent
+#                                             producer; /readyz unready meanwhile
 #   orphans tests/compat/orphans.py          an agent SIGKILLed between uploads
 #                                             and commits; the orphans deleted
 #   cluster tests/compat/cluster.sh           three agents under Java clients: the
