@@ -21,6 +21,11 @@
 #                                             producer; /readyz unready meanwhile
 #   orphans tests/compat/orphans.py          an agent SIGKILLed between uploads
 #                                             and commits; the orphans deleted
+#   outage  tests/compat/store_outage.py     the object store (an S3 server of its own)
+#                                             frozen for 35 s and 10 s under an
+#                                             idempotent producer; /readyz unready
+#                                             meanwhile (the pg-s3 pair only; not
+#                                             for COMPAT_REFERENCE runs)
 #   cluster tests/compat/cluster.sh           three agents under Java clients: the
 #                                             group coordinator SIGKILLed, a rolling
 #                                             SIGTERM restart
@@ -88,6 +93,7 @@ CLIENTS=(
     "crash     py     crash_test.py --idempotent --agents 3"
     "catalog   py     catalog_restart.py"
     "orphans   py     orphans.py"
+    "outage    py     store_outage.py"
     "cluster   sh     cluster.sh"
     "tools     sh     tools.sh"
     "connect   sh     connect.sh"
