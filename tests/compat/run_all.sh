@@ -17,7 +17,7 @@
 #                                             three agents, SIGKILL of a leader)
 #   catalog tests/compat/catalog_restart.py  PostgreSQL (a server of its own)
 #                                             restarted, its connections dropped and
-#                                             stopped for 6 s under an idempotent
+#                                             stopped for 5 s under an idempotent
 #                                             producer; /readyz unready meanwhile
 #   orphans tests/compat/orphans.py          an agent SIGKILLed between uploads
 #                                             and commits; the orphans deleted
