@@ -10,7 +10,9 @@ numbered records round-robin to 3 partitions, paced, and records every
 acknowledgement. At a third of them PostgreSQL is restarted in immediate mode
 (no clean shutdown: crash recovery on start, every connection cut, commits in
 flight lost or finished without an answer); at two thirds every connection to
-it is terminated. The agent is never restarted. Then:
+it is terminated; at five sixths it is stopped (fast mode) for 5 s and started
+again. A thread polls /readyz on the agent's metrics listener every quarter
+second throughout. The agent is never restarted. Then:
 
   all-delivered       every record was acknowledged (librdkafka retried what
                       failed while the catalog was away)
@@ -21,9 +23,13 @@ it is terminated. The agent is never restarted. Then:
   group-offsets       a consumer group commits offsets after the faults and
                       reads them back
   agent-survived      the agent process is the one started first
+  readyz-follows-catalog
+                      /readyz answered 503 within 5 s of PostgreSQL stopping
+                      and 200 within 10 s of its start returning
 
 The figures (the longest gap between acknowledgements around each fault,
-errors seen by the producer) are printed for docs/reliability.md.
+errors seen by the producer, how long /readyz took to turn unready and ready
+again) are printed for docs/reliability.md.
 
 Usage: catalog_restart.py [--records N]
 """
@@ -37,7 +43,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,6 +54,13 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 import harness  # noqa: E402
 from crash_test import PARTITIONS, check_log, client_logger, read_all  # noqa: E402
+
+# PostgreSQL is held down this long at five sixths of the records: well inside
+# the agent's lease (10 s), which it renews once its pool reconnects (the
+# pool's reconnect backoff adds up to a few seconds).
+STOPPED_S = 5.0
+UNREADY_WITHIN_S = 5.0
+READY_WITHIN_S = 10.0
 
 
 def pg_bindir():
@@ -121,6 +136,42 @@ def s3_store(name):
     return base + ("&" if "?" in base else "?") + "prefix=" + urllib.parse.quote("compat/" + name)
 
 
+class ReadyWatch:
+    """Polls /readyz on a metrics listener every `every` seconds and keeps
+    (time sent, status): 200, 503, or None when the listener did not answer."""
+
+    def __init__(self, port, every):
+        self.url = "http://127.0.0.1:%d/readyz" % port
+        self.every = every
+        self.seen = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    status = r.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            except OSError:
+                status = None
+            self.seen.append((t, status))
+            self.stop.wait(self.every)
+
+    def first(self, status, after):
+        """When a poll sent at or after `after` first answered `status`."""
+        return next((t for t, s in list(self.seen) if t >= after and s == status), None)
+
+    def between(self, start, end):
+        return [s for t, s in list(self.seen) if start <= t <= end]
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+
+
 def longest_gap(ack_times, start, end):
     """The longest time without an acknowledgement between start and end."""
     times = [start] + [t for t in ack_times if start <= t <= end] + [end]
@@ -148,12 +199,17 @@ def run(args):
 
     pg = PrivatePostgres()
     broker = None
+    watch = None
     try:
         pg.start()
         broker_name = harness.unique(name)
+        metrics_port = harness.free_port()
         broker = harness.Broker("embedded", name,
-                                ["--catalog", pg.url, "--store", s3_store(broker_name)])
+                                ["--catalog", pg.url, "--store", s3_store(broker_name),
+                                 "--metrics-listen", "127.0.0.1:%d" % metrics_port])
         broker.start()
+        watch = ReadyWatch(metrics_port, 0.25)
+        watch.thread.start()
         first_pid = broker.proc.pid
         logger = client_logger(os.path.join(broker.dir, "clients.log"))
         topic = harness.unique("catalog-restart")
@@ -181,8 +237,8 @@ def run(args):
             "error_cb": lambda e: errors.append(str(e)),
         }, logger=logger)
         sent_values = set()
-        faults = {}  # name -> (started, ended)
-        restart_at, drop_at = args.records // 3, 2 * args.records // 3
+        faults = {}  # name -> (started, ended), and for postgres-stopped when it was down
+        restart_at, drop_at, stop_at = args.records // 3, 2 * args.records // 3, 5 * args.records // 6
 
         def restart_postgres():
             t0 = time.monotonic()
@@ -194,6 +250,14 @@ def run(args):
             dropped = pg.terminate_connections()
             faults["connections-dropped"] = (t0, time.monotonic())
             print("%s: terminated %d catalog connections" % (name, dropped), flush=True)
+
+        def stop_postgres():
+            t0 = time.monotonic()
+            pg.pg_ctl("stop", mode="fast")
+            stopped = time.monotonic()
+            time.sleep(STOPPED_S)
+            pg.pg_ctl("start")
+            faults["postgres-stopped"] = (t0, time.monotonic(), stopped)
 
         workers = []
         for i in range(args.records):
@@ -213,11 +277,21 @@ def run(args):
             if i == drop_at:
                 workers.append(threading.Thread(target=drop_connections))
                 workers[-1].start()
+            if i == stop_at:
+                workers.append(threading.Thread(target=stop_postgres))
+                workers[-1].start()
             time.sleep(0.002)
         for w in workers:
             w.join()
+        if "postgres-stopped" not in faults:
+            raise harness.BrokerError("stopping or starting PostgreSQL failed (the traceback above)")
         producer.flush(150)
         end = time.monotonic()
+        # Ready again well after PostgreSQL returned, for the figures.
+        deadline = time.monotonic() + READY_WITHIN_S
+        while watch.first(200, faults["postgres-stopped"][1]) is None and time.monotonic() < deadline:
+            time.sleep(0.25)
+        watch.finish()
 
         check("all-delivered",
               ["%d of %d records not acknowledged: %s" % (args.records - len(acked), args.records,
@@ -244,10 +318,32 @@ def run(args):
               [] if broker.running() and broker.proc.pid == first_pid and broker.starts == 1
               else ["the agent is not the process started first (running: %s)" % broker.running()])
 
-        for fault, (started, ended) in sorted(faults.items(), key=lambda f: f[1][0]):
-            print("%s: %s took %.2f s; longest gap between acknowledgements from then to 20 s after: %.2f s"
-                  % (name, fault, ended - started, longest_gap(ack_times, started, min(end, started + 20))),
+        _, started_again, stopped = faults["postgres-stopped"]
+        unready_at, ready_at = watch.first(503, stopped), watch.first(200, started_again)
+        problems = []
+        if unready_at is None or unready_at > stopped + UNREADY_WITHIN_S:
+            problems.append("/readyz did not answer 503 within %.0f s of PostgreSQL stopping (answers: %s)"
+                            % (UNREADY_WITHIN_S, watch.between(stopped, stopped + UNREADY_WITHIN_S)))
+        if ready_at is None or ready_at > started_again + READY_WITHIN_S:
+            problems.append("/readyz did not answer 200 within %.0f s of PostgreSQL starting (answers: %s)"
+                            % (READY_WITHIN_S, watch.between(started_again, started_again + READY_WITHIN_S)))
+        check("readyz-follows-catalog", problems)
+
+        ordered = sorted(faults.items(), key=lambda f: f[1][0])
+        for n, (fault, (started, ended, *_)) in enumerate(ordered):
+            # Up to 20 s after, or to the next fault.
+            until = min([end, started + 20] + [f[1][0] for f in ordered[n + 1:]])
+            print("%s: %s took %.2f s; longest gap between acknowledgements from then to %.0f s after: %.2f s"
+                  % (name, fault, ended - started, until - started, longest_gap(ack_times, started, until)),
                   flush=True)
+
+        def after(t, since):
+            return "%.2f s" % (t - since) if t is not None else "never"
+        first_ack = next((t for t in ack_times if t >= started_again), None)
+        print("%s: PostgreSQL stopped for %.1f s: /readyz 503 %s after it stopped, 200 again %s after its "
+              "start returned (polled every 0.25 s); the first acknowledgement %s after it returned"
+              % (name, started_again - stopped, after(unready_at, stopped), after(ready_at, started_again),
+                 after(first_ack, started_again)), flush=True)
         print("%s: %d records acknowledged, %d producer errors reported (%s)"
               % (name, len(acked), len(errors), "; ".join(sorted(set(errors))[:3])), flush=True)
     except Exception as e:  # noqa: BLE001 - any error is this run's failure
@@ -255,6 +351,8 @@ def run(args):
         if broker is not None and not isinstance(e, harness.BrokerError):
             print("--- broker log %s (tail) ---\n%s" % (broker.log_path, broker.log_tail()), flush=True)
     finally:
+        if watch is not None:
+            watch.finish()
         if broker is not None:
             broker.cleanup(keep=not ok)
             if not ok:

@@ -16,10 +16,16 @@
 #                                             --idempotent producer; each also with
 #                                             three agents, SIGKILL of a leader)
 #   catalog tests/compat/catalog_restart.py  PostgreSQL (a server of its own)
-#                                             restarted and its connections dropped
-#                                             under an idempotent producer
+#                                             restarted, its connections dropped and
+#                                             stopped for 5 s under an idempotent
+#                                             producer; /readyz unready meanwhile
 #   orphans tests/compat/orphans.py          an agent SIGKILLed between uploads
 #                                             and commits; the orphans deleted
+#   outage  tests/compat/store_outage.py     the object store (an S3 server of its own)
+#                                             frozen for 35 s and 10 s under an
+#                                             idempotent producer; /readyz unready
+#                                             meanwhile (the pg-s3 pair only; not
+#                                             for COMPAT_REFERENCE runs)
 #   cluster tests/compat/cluster.sh           three agents under Java clients: the
 #                                             group coordinator SIGKILLed, a rolling
 #                                             SIGTERM restart
@@ -99,6 +105,7 @@ CLIENTS=(
     "crash     py     crash_test.py --idempotent --agents 3"
     "catalog   py     catalog_restart.py"
     "orphans   py     orphans.py"
+    "outage    py     store_outage.py"
     "cluster   sh     cluster.sh"
     "tools     sh     tools.sh"
     "connect   sh     connect.sh"
