@@ -22,8 +22,8 @@
 # Sarama), node (KafkaJS), pyclients (kafka-python and aiokafka), prometheus
 # (Debian's Prometheus scrapes a broker; every query of the Grafana dashboard
 # in deploy/grafana returns data), deploy (helm lint and helm template of the
-# chart, deploy/compose.yaml and the systemd unit); the list is
-# tests/compat/run_all.sh's.
+# chart, deploy/compose.yaml and the systemd unit), outage (the S3 server
+# frozen under an idempotent producer); the list is tests/compat/run_all.sh's.
 #
 # Everything it installs or writes lives in ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}:
 # venv/ (moto, confluent-kafka, pytest), m2/ + java/lib (kafka-clients and
