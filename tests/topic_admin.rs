@@ -75,7 +75,7 @@ async fn api_versions_lists_the_served_apis() {
             .iter()
             .find(|k| k.api_key == ApiKey::Produce as i16)
             .unwrap();
-        assert_eq!((produce.min_version, produce.max_version), (0, 11));
+        assert_eq!((produce.min_version, produce.max_version), (0, 13));
         assert!(response
             .api_keys
             .iter()
@@ -315,4 +315,87 @@ async fn internal_topic_names_are_never_created_written_or_deleted() {
         "{:?}",
         all.topics
     );
+}
+
+/// Produce v13 and Fetch v13+ name topics by id: an id of a deleted topic is
+/// UNKNOWN_TOPIC_ID even once a topic of the same name exists again.
+#[tokio::test]
+async fn topic_ids_on_produce_and_fetch_never_reach_a_recreated_topic() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::records::Compression;
+
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let t = unique_topic("by-id");
+    let create_one = CreateTopicsRequest::default().with_topics(vec![topic(&t, 1)]);
+    create(&mut client, 7, create_one.clone()).await;
+    let old_id = metadata(&mut client, Some(vec![&t]), false).await.topics[0].topic_id;
+
+    let produce = |id: uuid::Uuid| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_topic_id(id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(common::record_batch(
+                        3,
+                        0,
+                        1,
+                        Compression::None,
+                    )))])])
+    };
+    let fetch = |id: uuid::Uuid| {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    let produce_code = |r: ResponseKind| match r {
+        ResponseKind::Produce(r) => (
+            r.responses[0].topic_id,
+            r.responses[0].partition_responses[0].error_code,
+        ),
+        _ => panic!("not a Produce response"),
+    };
+    let fetch_answer = |r: ResponseKind| match r {
+        ResponseKind::Fetch(r) => {
+            let p = &r.responses[0].partitions[0];
+            (r.responses[0].topic_id, p.error_code, p.high_watermark)
+        }
+        _ => panic!("not a Fetch response"),
+    };
+
+    let r = client.call(ApiKey::Produce, 13, &produce(old_id)).await;
+    assert_eq!(produce_code(r), (old_id, 0));
+    let r = client.call(ApiKey::Fetch, 17, &fetch(old_id)).await;
+    assert_eq!(fetch_answer(r), (old_id, 0, 3));
+
+    let request = DeleteTopicsRequest::default().with_topic_names(vec![name(&t)]);
+    client.call(ApiKey::DeleteTopics, 4, &request).await;
+    create(&mut client, 7, create_one).await;
+    let new_id = metadata(&mut client, Some(vec![&t]), false).await.topics[0].topic_id;
+    assert_ne!(old_id, new_id);
+
+    // UNKNOWN_TOPIC_ID (100) for the old id, on both APIs and every version
+    // that names topics by id.
+    for version in 13..=18 {
+        let r = client.call(ApiKey::Fetch, version, &fetch(old_id)).await;
+        assert_eq!(fetch_answer(r), (old_id, 100, -1), "Fetch v{version}");
+    }
+    let r = client.call(ApiKey::Produce, 13, &produce(old_id)).await;
+    assert_eq!(produce_code(r), (old_id, 100));
+    // The new topic under the same name is empty, and is written by its own id.
+    let r = client.call(ApiKey::Fetch, 18, &fetch(new_id)).await;
+    assert_eq!(fetch_answer(r), (new_id, 0, 0));
+    let r = client.call(ApiKey::Produce, 13, &produce(new_id)).await;
+    assert_eq!(produce_code(r), (new_id, 0));
 }

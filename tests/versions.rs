@@ -37,6 +37,7 @@ async fn every_advertised_version_round_trips() {
         assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{version}");
     }
     let t = format!("{topic}-7");
+    let mut topic_id = uuid::Uuid::nil();
     for version in served(ApiKey::Metadata) {
         let topics = vec![MetadataRequestTopic::default().with_name(Some(name(&t)))];
         let request = MetadataRequest::default().with_topics(Some(topics));
@@ -46,20 +47,45 @@ async fn every_advertised_version_round_trips() {
         };
         assert_eq!(r.topics[0].error_code, 0, "Metadata v{version}");
         assert_eq!(r.topics[0].partitions.len(), 1, "Metadata v{version}");
+        if version >= 10 {
+            topic_id = r.topics[0].topic_id;
+        }
     }
+    assert!(!topic_id.is_nil(), "Metadata v10+ gives the topic's id");
+    // Names before v13, ids from it: a field outside its version cannot be
+    // encoded.
+    let by_name_or_id = |data: TopicProduceData, version: i16| {
+        if version >= 13 {
+            data.with_topic_id(topic_id)
+        } else {
+            data.with_name(name(&t))
+        }
+    };
+    let fetch_by_name_or_id = |topic: FetchTopic, version: i16| {
+        if version >= 13 {
+            topic.with_topic_id(topic_id)
+        } else {
+            topic.with_topic(name(&t))
+        }
+    };
     let mut produced = 0;
     for version in served(ApiKey::Produce) {
         let request = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(&t))
+            .with_topic_data(vec![by_name_or_id(TopicProduceData::default(), version)
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
                     .with_records(Some(record_batch(2, 0, 1, Compression::None)))])]);
         let ResponseKind::Produce(r) = client.call(ApiKey::Produce, version, &request).await else {
             panic!()
         };
+        // From v13 the topic is named by id only, in the request and the answer.
+        if version >= 13 {
+            assert_eq!(r.responses[0].topic_id, topic_id, "Produce v{version}");
+        } else {
+            assert_eq!(r.responses[0].name.0.as_str(), t, "Produce v{version}");
+        }
         let p = &r.responses[0].partition_responses[0];
         assert_eq!(
             (p.error_code, p.base_offset),
@@ -73,8 +99,7 @@ async fn every_advertised_version_round_trips() {
             .with_max_wait_ms(0)
             .with_min_bytes(1)
             .with_max_bytes(1 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(name(&t))
+            .with_topics(vec![fetch_by_name_or_id(FetchTopic::default(), version)
                 .with_partitions(vec![FetchPartition::default()
                     .with_partition(0)
                     .with_fetch_offset(0)
@@ -82,6 +107,11 @@ async fn every_advertised_version_round_trips() {
         let ResponseKind::Fetch(r) = client.call(ApiKey::Fetch, version, &request).await else {
             panic!()
         };
+        if version >= 13 {
+            assert_eq!(r.responses[0].topic_id, topic_id, "Fetch v{version}");
+        } else {
+            assert_eq!(r.responses[0].topic.0.as_str(), t, "Fetch v{version}");
+        }
         let p = &r.responses[0].partitions[0];
         assert_eq!(
             (p.error_code, p.high_watermark),

@@ -10,8 +10,14 @@
 //!   Like Apache Kafka 4.x, versions 0-2 (the old message formats) are refused
 //!   when actually sent; no client that negotiates sends them.
 //! - Produce 7 and Fetch 10 must be inside the ranges for librdkafka to use zstd.
-//! - Produce stays below 13 and Fetch below 13 so that clients address topics by
-//!   name; Metadata still returns real, stable topic ids from v10.
+//! - Produce 13 and Fetch 13 and later name topics by id (Metadata returns
+//!   real, stable ids from v10); a client that has ids uses them, so a topic
+//!   deleted and re-created under its name is never confused with the old one.
+//!   Produce 12 differs from 11 only for transactional producers, which are not
+//!   served (InitProducerId refuses a transactional id). Fetch 15 and later add
+//!   fields only followers fill in; 16 adds the new leader's endpoint to
+//!   NOT_LEADER_OR_FOLLOWER answers, which this broker gives without one (the
+//!   client refreshes its metadata, as for earlier versions).
 
 use kafka_protocol::messages::ApiKey;
 
@@ -39,10 +45,10 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     AdvertisedApi {
         key: ApiKey::Produce,
         min: 0,
-        max: 11,
+        max: 13,
         min_accepted: 3,
     },
-    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::Fetch, 4, 18),
     api(ApiKey::ListOffsets, 1, 6),
     api(ApiKey::Metadata, 0, 12),
     // Consumer groups. Old librdkafka enables them only with FindCoordinator 0,

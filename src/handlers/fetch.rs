@@ -35,29 +35,72 @@ const PARTITION_READS_IN_FLIGHT: usize = 8;
 /// `crate::fetch_memory`); it comes back with the memory the response holds.
 pub async fn handle(
     broker: &Broker,
-    request: FetchRequest,
-    _version: i16,
+    mut request: FetchRequest,
+    version: i16,
     ticket: FetchTicket,
 ) -> (FetchResponse, FetchHold) {
     let received = Instant::now();
+    let topics = resolve_topics(broker, std::mem::take(&mut request.topics), version).await;
+    // Fetch v13+ names topics by id only: the names come from the catalog.
+    let names: Vec<Option<String>> = topics
+        .iter()
+        .map(|(_, topic)| match topic {
+            Ok(Some(topic)) => Some(topic.name.clone()),
+            _ => None,
+        })
+        .collect();
     // The response goes out after the earlier fetches' anyway: waiting for
     // them costs it nothing, and keeps one response of the connection in
     // memory at a time.
     ticket.turn().await;
-    let (response, memory) = answer(broker, request, received).await;
-    for topic in &response.responses {
+    let (response, memory) = answer(broker, &request, topics, received).await;
+    for (topic, name) in response.responses.iter().zip(&names) {
+        let Some(name) = name else { continue };
         for partition in &topic.partitions {
             if let Some(records) = &partition.records {
-                broker.request_metrics.fetched(&topic.topic.0, records);
+                broker.request_metrics.fetched(name, records);
             }
         }
     }
     (response, FetchHold { memory, ticket })
 }
 
+/// The requested topics as the catalog knows them: by id from Fetch v13
+/// (UNKNOWN_TOPIC_ID when no topic has the id, so a topic deleted and
+/// re-created under its name is never read in the old one's place), by name
+/// before it.
+async fn resolve_topics(
+    broker: &Broker,
+    wanted: Vec<FetchTopic>,
+    version: i16,
+) -> Vec<(FetchTopic, Result<Option<Topic>, ResponseError>)> {
+    let mut topics = Vec::with_capacity(wanted.len());
+    for wanted in wanted {
+        let topic = if version >= FIRST_VERSION_BY_ID {
+            match broker.catalog.topic_by_id(wanted.topic_id).await {
+                Ok(Some(topic)) => Ok(Some(topic)),
+                Ok(None) => Err(ResponseError::UnknownTopicId),
+                Err(e) => Err(errors::catalog(&e)),
+            }
+        } else {
+            broker
+                .catalog
+                .topic_by_name(&wanted.topic.0)
+                .await
+                .map_err(|e| errors::catalog(&e))
+        };
+        topics.push((wanted, topic));
+    }
+    topics
+}
+
+/// The first Fetch version that names topics by id.
+const FIRST_VERSION_BY_ID: i16 = 13;
+
 async fn answer(
     broker: &Broker,
-    request: FetchRequest,
+    request: &FetchRequest,
+    topics: Vec<(FetchTopic, Result<Option<Topic>, ResponseError>)>,
     received: Instant,
 ) -> (FetchResponse, Option<Held>) {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
@@ -70,14 +113,6 @@ async fn answer(
     let min_bytes = usize::try_from(request.min_bytes)
         .unwrap_or(0)
         .min(max_bytes);
-    let mut topics = Vec::with_capacity(request.topics.len());
-    for wanted in request.topics {
-        let topic = match broker.catalog.topic_by_name(&wanted.topic.0).await {
-            Ok(topic) => Ok(topic),
-            Err(e) => Err(errors::catalog(&e)),
-        };
-        topics.push((wanted, topic));
-    }
     loop {
         // Subscribe before reading, so a commit landing between the read and the
         // wait still wakes us.

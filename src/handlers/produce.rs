@@ -14,8 +14,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::Topic;
 use streamhouse_protocol::validate::{self, InvalidBatch, TimestampBounds, ValidBatch};
 use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
@@ -67,25 +68,26 @@ pub async fn handle(
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = if acks_valid {
-            broker.catalog.topic_by_name(&topic_data.name.0).await
+            resolve_topic(broker, &topic_data.name, topic_data.topic_id, version).await
         } else {
             Ok(None)
+        };
+        let topic_name = match &topic {
+            Ok(Some(topic)) => topic.name.clone(),
+            _ => topic_data.name.0.to_string(),
         };
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for partition in topic_data.partition_data {
             let queued = if !acks_valid {
                 Queued::Failed(ResponseError::InvalidRequiredAcks, None)
-            } else if is_reserved_topic_name(&topic_data.name.0) {
+            } else if is_reserved_topic_name(&topic_name) {
                 Queued::Failed(
                     ResponseError::InvalidTopicException,
-                    Some(format!(
-                        "Cannot append to internal topic {}",
-                        topic_data.name.0
-                    )),
+                    Some(format!("Cannot append to internal topic {topic_name}")),
                 )
             } else {
                 match &topic {
-                    Err(e) => Queued::Failed(errors::catalog(e), Some(e.to_string())),
+                    Err((error, message)) => Queued::Failed(*error, message.clone()),
                     Ok(Some(topic)) if (0..topic.partition_count).contains(&partition.index) => {
                         queue(
                             broker,
@@ -102,24 +104,53 @@ pub async fn handle(
             };
             partitions.push((partition.index, queued));
         }
-        topics.push((topic_data.name, partitions));
+        topics.push((topic_data.name, topic_data.topic_id, topic_name, partitions));
     }
     let broker = Arc::clone(broker);
     async move {
         let mut responses = Vec::with_capacity(topics.len());
-        for (name, partitions) in topics {
+        for (name, topic_id, topic_name, partitions) in topics {
             let mut partition_responses = Vec::with_capacity(partitions.len());
             for (index, queued) in partitions {
-                partition_responses.push(answer(&broker, &name.0, index, queued).await);
+                partition_responses.push(answer(&broker, &topic_name, index, queued).await);
             }
             responses.push(
                 TopicProduceResponse::default()
                     .with_name(name)
+                    .with_topic_id(topic_id)
                     .with_partition_responses(partition_responses),
             );
         }
         ProduceResponse::default().with_responses(responses)
     }
+}
+
+/// The first Produce version that names topics by id.
+const FIRST_VERSION_BY_ID: i16 = 13;
+
+/// The topic a request's entry names: by id from Produce v13 (UNKNOWN_TOPIC_ID
+/// when no topic has it, so a topic deleted and re-created under its name is
+/// never written in the old one's place), by name before it.
+async fn resolve_topic(
+    broker: &Broker,
+    name: &TopicName,
+    id: uuid::Uuid,
+    version: i16,
+) -> Result<Option<Topic>, (ResponseError, Option<String>)> {
+    let found = if version >= FIRST_VERSION_BY_ID {
+        match broker.catalog.topic_by_id(id).await {
+            Ok(None) => {
+                return Err((
+                    ResponseError::UnknownTopicId,
+                    Some(format!("No topic has the id {id}")),
+                ))
+            }
+            found => found,
+        }
+    } else {
+        broker.catalog.topic_by_name(&name.0).await
+    };
+    found.map_err(|e| (errors::catalog(&e), Some(e.to_string())))
 }
 
 async fn queue(
