@@ -21,12 +21,13 @@ pub mod groups;
 pub mod heads;
 mod model;
 pub mod producers;
+pub mod quotas;
 pub mod retention;
 pub mod sql;
 
 pub use catalog::{
     AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener,
-    LifecycleCatalog, LogCatalog, ProducerCatalog, RetentionCatalog, TopicCatalog,
+    LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -46,7 +47,7 @@ use streamhouse_clock::SharedClock;
 pub mod prelude {
     pub use crate::catalog::{
         AgentCatalog, Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog,
-        ProducerCatalog, RetentionCatalog, TopicCatalog,
+        ProducerCatalog, QuotaCatalog, RetentionCatalog, TopicCatalog,
     };
 }
 

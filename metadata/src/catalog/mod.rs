@@ -17,6 +17,7 @@ mod groups;
 mod lifecycle;
 mod log;
 mod producers;
+mod quotas;
 mod retention;
 mod topics;
 
@@ -26,6 +27,7 @@ pub use groups::GroupCatalog;
 pub use lifecycle::LifecycleCatalog;
 pub use log::LogCatalog;
 pub use producers::ProducerCatalog;
+pub use quotas::QuotaCatalog;
 pub use retention::RetentionCatalog;
 pub use topics::{ConfigUpdate, TopicCatalog};
 
@@ -42,6 +44,7 @@ pub trait Catalog:
     + AgentCatalog
     + ChangeCatalog
     + RetentionCatalog
+    + QuotaCatalog
 {
 }
 
@@ -54,6 +57,7 @@ impl<T> Catalog for T where
         + AgentCatalog
         + ChangeCatalog
         + RetentionCatalog
+        + QuotaCatalog
         + ?Sized
 {
 }

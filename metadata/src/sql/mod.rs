@@ -29,6 +29,7 @@ mod log;
 mod producer_expiry;
 mod producer_windows;
 mod producers;
+mod quotas;
 mod retention;
 mod retry;
 mod rows;

@@ -18,6 +18,7 @@ mod harness;
 mod idempotence;
 mod membership;
 mod producer_expiry;
+mod quotas;
 mod retention;
 mod timeouts;
 
@@ -48,6 +49,7 @@ macro_rules! conformance_tests {
             added_partitions_start_empty_and_counts_only_grow,
             log_start_moves_forward_only_and_within_the_log,
             partition_producers_lists_each_producers_newest_batch,
+            client_quotas_are_set_replaced_and_removed,
         );
         conformance_tests!(@compaction $target;
             compaction_candidates_are_only_those_of_the_shards_asked_for,
