@@ -16,6 +16,7 @@ use crate::cluster::{AgentIdentity, Membership};
 use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
 use crate::fetch_memory::FetchMemory;
 use crate::group_lag::GroupLag;
+use crate::quotas::ClientQuotas;
 use crate::request_metrics::RequestMetrics;
 use crate::Config;
 
@@ -35,6 +36,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Requests, errors and times per API; traffic per topic; connections.
     pub request_metrics: Arc<RequestMetrics>,
+    /// Client quotas: those configured, and the rates they limit.
+    pub quotas: Arc<ClientQuotas>,
     /// Consumer-group lag, refreshed from the catalog at each scrape.
     pub group_lag: GroupLag,
     /// Bytes of fetch responses in flight, across connections
@@ -81,6 +84,9 @@ impl Broker {
         fetch_memory.register(&mut registry);
         let request_metrics = Arc::new(RequestMetrics::default());
         request_metrics.register(&mut registry);
+        let quotas = Arc::new(ClientQuotas::default());
+        quotas.refresh(catalog.as_ref()).await;
+        ClientQuotas::refresh_in_background(&quotas, Arc::clone(&catalog));
         let group_lag = GroupLag::default();
         group_lag.register(&mut registry);
         let store: Arc<dyn object_store::ObjectStore> =
@@ -151,6 +157,7 @@ impl Broker {
             membership,
             metrics,
             request_metrics,
+            quotas,
             group_lag,
             fetch_memory,
             clock,

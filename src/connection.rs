@@ -32,6 +32,7 @@ use tracing::Instrument;
 
 use crate::fetch_memory::{FetchMemory, FetchTurns};
 use crate::handlers::{self, Outcome, PendingResponse};
+use crate::quotas::Mute;
 use crate::Broker;
 
 /// Requests read ahead of their responses. Kafka clients pipeline at most a
@@ -63,6 +64,7 @@ pub async fn serve(
         Arc::clone(&broker.fetch_memory),
     ));
     let fetch_turns = FetchTurns::new();
+    let mute = Arc::new(Mute::default());
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let max_frame = broker.config.max_frame_bytes;
     // When the last whole request arrived (or the connection opened), and when
@@ -85,6 +87,8 @@ pub async fn serve(
                     break 'connection;
                 }
             };
+            // A throttled client's next request waits out its throttle.
+            mute.wait().await;
             let body = buf
                 .split_to(frame::LENGTH_PREFIX_BYTES + length)
                 .freeze()
@@ -98,7 +102,7 @@ pub async fn serve(
                         correlation_id = request.correlation_id(),
                         client_id = request.client_id(),
                     );
-                    handlers::dispatch(&broker, request, peer, &fetch_turns)
+                    handlers::dispatch(&broker, request, peer, &fetch_turns, &mute)
                         .instrument(span)
                         .await
                 }

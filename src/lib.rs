@@ -23,6 +23,7 @@ pub mod group_lag;
 pub mod handlers;
 pub mod health;
 pub mod metrics_http;
+pub mod quotas;
 pub mod request_metrics;
 pub mod server;
 

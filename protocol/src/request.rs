@@ -137,7 +137,7 @@ fn decode_body<B: ByteBuf>(
         OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, DeleteRecords, CreatePartitions,
         IncrementalAlterConfigs, DescribeCluster, DescribeProducers, ElectLeaders,
         AlterPartitionReassignments, ListPartitionReassignments, DescribeTopicPartitions,
-        DescribeLogDirs,
+        DescribeLogDirs, DescribeClientQuotas, AlterClientQuotas,
     )
 }
 

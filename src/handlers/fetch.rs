@@ -22,6 +22,7 @@ use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
 
 use crate::fetch_memory::{FetchHold, FetchTicket, Held};
+use crate::quotas::{throttle_ms, Mute, QuotaClient, QuotaKind};
 use crate::{errors, Broker};
 
 /// Partitions of one fetch read at once. Each read may itself keep several
@@ -38,8 +39,14 @@ pub async fn handle(
     mut request: FetchRequest,
     version: i16,
     ticket: FetchTicket,
+    client: &QuotaClient,
+    mute: &Mute,
 ) -> (FetchResponse, FetchHold) {
     let received = Instant::now();
+    if let Some(limit) = broker.quotas.window_bytes(QuotaKind::Fetch, client) {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        request.max_bytes = request.max_bytes.min(limit);
+    }
     let topics = resolve_topics(broker, std::mem::take(&mut request.topics), version).await;
     // Fetch v13+ names topics by id only: the names come from the catalog.
     let names: Vec<Option<String>> = topics
@@ -53,7 +60,25 @@ pub async fn handle(
     // them costs it nothing, and keeps one response of the connection in
     // memory at a time.
     ticket.turn().await;
-    let (response, memory) = answer(broker, &request, topics, received).await;
+    let (mut response, mut memory) = answer(broker, &request, topics, received).await;
+    // As Kafka: the response's record bytes count against the client's
+    // consumer_byte_rate; a client over it gets an empty response telling it
+    // to wait (the bytes not sent are not counted), and is muted.
+    let bytes: usize = response
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .filter_map(|partition| partition.records.as_ref().map(|r| r.len()))
+        .sum();
+    let throttle = broker.quotas.record(QuotaKind::Fetch, client, bytes as u64);
+    if !throttle.is_zero() {
+        broker
+            .quotas
+            .unrecord(QuotaKind::Fetch, client, bytes as u64);
+        mute.mute_for(throttle);
+        response = FetchResponse::default().with_throttle_time_ms(throttle_ms(throttle));
+        memory = None;
+    }
     for (topic, name) in response.responses.iter().zip(&names) {
         let Some(name) = name else { continue };
         for partition in &topic.partitions {

@@ -21,6 +21,7 @@ mod partitions;
 mod placement_admin;
 mod produce;
 mod producers;
+mod quotas;
 mod topic_partitions;
 mod topics;
 
@@ -36,6 +37,7 @@ use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
 use crate::fetch_memory::{FetchHold, FetchTurns};
+use crate::quotas::{Mute, QuotaClient};
 use crate::request_metrics::RequestMetrics;
 use crate::Broker;
 
@@ -122,6 +124,7 @@ pub async fn dispatch(
     request: Request,
     peer: SocketAddr,
     fetch_turns: &Arc<FetchTurns>,
+    mute: &Arc<Mute>,
 ) -> PendingResponse {
     let reply = Reply {
         correlation_id: request.correlation_id(),
@@ -138,7 +141,8 @@ pub async fn dispatch(
         )),
         RequestKind::Produce(body) => {
             let acks = body.acks;
-            let waiting = produce::handle(&broker, body, version).await;
+            let client = QuotaClient::of(&request.header.client_id);
+            let waiting = produce::handle(&broker, body, version, &client, mute).await;
             PendingResponse::later(async move {
                 let response = waiting.await;
                 let response = ResponseKind::Produce(response);
@@ -156,8 +160,11 @@ pub async fn dispatch(
         }),
         RequestKind::Fetch(body) => {
             let ticket = fetch_turns.ticket();
+            let client = QuotaClient::of(&request.header.client_id);
+            let mute = Arc::clone(mute);
             PendingResponse::later(async move {
-                let (response, hold) = fetch::handle(&broker, body, version, ticket).await;
+                let (response, hold) =
+                    fetch::handle(&broker, body, version, ticket, &client, &mute).await;
                 reply.encode_holding(ResponseKind::Fetch(response), Some(hold))
             })
         }
@@ -299,6 +306,16 @@ pub async fn dispatch(
             let client_id = request.header.client_id.as_deref();
             reply.encode(ResponseKind::DescribeTopicPartitions(
                 topic_partitions::describe(&broker, body, client_id).await,
+            ))
+        }),
+        RequestKind::DescribeClientQuotas(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeClientQuotas(
+                quotas::describe(&broker, body).await,
+            ))
+        }),
+        RequestKind::AlterClientQuotas(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AlterClientQuotas(
+                quotas::alter(&broker, body).await,
             ))
         }),
         other => {

@@ -25,6 +25,7 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::config::topic::{
     compacted, is_reserved_topic_name, log_append_time, max_message_bytes, timestamp_window,
 };
+use crate::quotas::{throttle_ms, Mute, QuotaClient, QuotaKind};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.
@@ -63,7 +64,21 @@ pub async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     version: i16,
+    client: &QuotaClient,
+    mute: &Mute,
 ) -> impl Future<Output = ProduceResponse> + Send + 'static {
+    // As Kafka: the request's record bytes count against the client's
+    // producer_byte_rate, and a client over it is told to wait and muted.
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|topic| &topic.partition_data)
+        .filter_map(|partition| partition.records.as_ref().map(|r| r.len()))
+        .sum();
+    let throttle = broker
+        .quotas
+        .record(QuotaKind::Produce, client, bytes as u64);
+    mute.mute_for(throttle);
     let acks_valid = matches!(request.acks, -1..=1);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
@@ -121,7 +136,9 @@ pub async fn handle(
                     .with_partition_responses(partition_responses),
             );
         }
-        ProduceResponse::default().with_responses(responses)
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms(throttle))
     }
 }
 

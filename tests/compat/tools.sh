@@ -22,6 +22,10 @@
 #                    split a 6-partition topic; one is SIGKILLed and the others
 #                    take over; every record consumed; a restarted group resumes
 #                    from its committed offsets
+#   client-quotas    ConfigCommand sets and describes producer_byte_rate of a
+#                    client id (request_percentage refused); ProducerPerformance
+#                    with that id is held to about 1 MiB/s and throttled, with
+#                    another id never
 #
 # Needs the jars that scripts/test.sh puts in $STREAMHOUSE_CACHE/java/lib;
 # compiles java-tools/*.java itself into $STREAMHOUSE_CACHE/java/tools-classes.
@@ -457,6 +461,65 @@ scenario_java_group() {
     DETAIL="2 members: ${two}; 3: ${three}; m3 read ${m3_read}, SIGKILLed, m1+m2 took over in ${took} ms (session ${SESSION_TIMEOUT_MS} ms); restarted group read only the 300 new records"
 }
 
+# ---- 9. Client quotas ---------------------------------------------------------
+
+# quota_perf NAME CLIENT_ID RECORDS TOPIC: ProducerPerformance of 1,000-byte
+# records as CLIENT_ID, with the producer's metrics at the end.
+quota_perf() {
+    timeout --foreground 240 java -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$LIB/*" \
+        org.apache.kafka.tools.ProducerPerformance --topic "$4" --num-records "$3" --record-size 1000 \
+        --throughput -1 --print-metrics \
+        --command-property "bootstrap.servers=$BROKER_BOOTSTRAP" "client.id=$2" >"$W/$1.out" 2>"$W/$1.err"
+}
+
+# The largest produce-throttle-time-max a quota_perf run's metrics show.
+throttle_max() {
+    grep -oE '^producer-metrics:produce-throttle-time-max:\{client-id=[^}]*\} *: *[0-9.E]+' "$W/$1.out" |
+        awk -F: '{print $NF}' | tr -d ' ' | sort -g | tail -1
+}
+
+scenario_client_quotas() {
+    local topic limited free
+    topic="$(unique quota)"
+    limited="$(unique quota-limited)"
+    free="$(unique quota-free)"
+    jt q-alter "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --alter --entity-type clients \
+        --entity-name "$limited" --add-config producer_byte_rate=1048576 ||
+        { REASON="alter: $(tail_of q-alter.err)"; return 1; }
+    jt q-describe "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --describe --entity-type clients \
+        --entity-name "$limited" && grep -q "producer_byte_rate=1048576" "$W/q-describe.out" ||
+        { REASON="describe: $(tail_of q-describe.out) $(tail_of q-describe.err)"; return 1; }
+    if jt q-refused "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --alter --entity-type clients \
+        --entity-name "$limited" --add-config request_percentage=50 ||
+        ! grep -q "InvalidRequestException: request_percentage is not supported" "$W/q-refused.err"; then
+        REASON="request_percentage not refused clearly: $(tail_of q-refused.err 3)"
+        return 1
+    fi
+    # 24 MB: past the first ten seconds' allowance (10 MiB at once, as the
+    # quota's rate is measured over at least ten seconds), then held to it.
+    quota_perf q-limited "$limited" 24000 "$topic" ||
+        { REASON="limited ProducerPerformance failed: $(tail_of q-limited.err)"; return 1; }
+    quota_perf q-free "$free" 8000 "$topic" ||
+        { REASON="free ProducerPerformance failed: $(tail_of q-free.err)"; return 1; }
+    # The whole run's rate: 24 MB with the first 10 MiB allowed at once and
+    # the rest at 1 MiB/s comes to about 1.4 MiB/s; unthrottled, a debug build
+    # here produces three times that.
+    local rate
+    rate="$(grep -oE '^24000 records sent, [0-9.]+ records/sec \([0-9.]+ MB/sec\)' "$W/q-limited.out" |
+        grep -oE '[0-9.]+ MB/sec' | awk '{print $1}')"
+    [[ -n "$rate" ]] || { REASON="no final '24000 records sent' line: $(tail_of q-limited.out 3)"; return 1; }
+    awk -v r="$rate" 'BEGIN { exit !(r >= 0.6 && r <= 1.6) }' ||
+        { REASON="the limited producer ran at $rate MB/s, not about 1 MiB/s after its first 10 MiB"; return 1; }
+    local limited_throttle free_throttle
+    limited_throttle="$(throttle_max q-limited)"
+    free_throttle="$(throttle_max q-free)"
+    awk -v t="${limited_throttle:-0}" 'BEGIN { exit !(t > 0) }' ||
+        { REASON="the limited producer was never throttled (produce-throttle-time-max ${limited_throttle:-missing})"; return 1; }
+    awk -v t="${free_throttle:--1}" 'BEGIN { exit !(t == 0) }' ||
+        { REASON="the producer without a quota was throttled (produce-throttle-time-max ${free_throttle:-missing})"; return 1; }
+    DETAIL="producer_byte_rate=1048576 on $limited: 24 MB at $rate MB/s (the first 10 MiB at once), throttled up to ${limited_throttle} ms; another client id never throttled"
+}
+
 # ---- the run -----------------------------------------------------------------
 
 run_scenario() {   # run_scenario NAME FUNCTION
@@ -487,6 +550,7 @@ run_backend() {
     run_scenario delete-records scenario_delete_records
     run_scenario group-command scenario_group_command
     run_scenario java-group scenario_java_group
+    run_scenario client-quotas scenario_client_quotas
 }
 
 on_each_backend tools run_backend --group-initial-rebalance-delay-ms 0

@@ -135,6 +135,8 @@ impl DefaultFor for RequestKind {
             ApiKey::CreatePartitions => CreatePartitionsRequest::default().into(),
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
+            ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default().into(),
+            ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
             ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
             ApiKey::AlterPartitionReassignments => {

@@ -1,0 +1,312 @@
+//! Client quotas as an agent enforces them: the quotas configured in the
+//! catalog (re-read every few seconds, so every agent sees another's changes),
+//! Kafka's choice of the quota that applies to a client, and the byte rates
+//! measured per client, from which each request's throttle time follows.
+//!
+//! As on Kafka, each agent enforces the quotas on its own traffic: a client
+//! spread over three agents may move three times its quota in all.
+
+mod mute;
+mod rate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use streamhouse_metadata::quotas::{ClientQuota, EntityName, QuotaEntity};
+use streamhouse_metadata::Catalog;
+use tokio::time::Instant;
+
+pub use mute::Mute;
+use rate::Rate;
+
+/// Bytes per second a client may produce.
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+/// Bytes per second a client may fetch.
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+
+/// The user every client is until clients authenticate: Kafka's principal of
+/// an unauthenticated connection.
+pub const ANONYMOUS_USER: &str = "ANONYMOUS";
+
+/// How often an agent re-reads the quotas from the catalog.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// Who a request counts against: the user and client id quotas name.
+#[derive(Clone, Debug)]
+pub struct QuotaClient {
+    pub user: String,
+    pub client_id: String,
+}
+
+impl QuotaClient {
+    /// The client of a request with this header client id (none is Kafka's
+    /// empty client id).
+    pub fn of(client_id: &Option<kafka_protocol::protocol::StrBytes>) -> QuotaClient {
+        QuotaClient {
+            user: ANONYMOUS_USER.to_owned(),
+            client_id: client_id.as_deref().unwrap_or("").to_owned(),
+        }
+    }
+}
+
+/// What a quota limits.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum QuotaKind {
+    Produce,
+    Fetch,
+}
+
+impl QuotaKind {
+    fn key(self) -> &'static str {
+        match self {
+            QuotaKind::Produce => PRODUCER_BYTE_RATE,
+            QuotaKind::Fetch => CONSUMER_BYTE_RATE,
+        }
+    }
+}
+
+/// The quota that applies to a client, and whose traffic counts against it.
+#[derive(Clone, Debug, PartialEq)]
+struct Applied {
+    bytes_per_second: f64,
+    /// The user and client id the rate is measured for: the client's own for
+    /// each part the entity has (named or default, as Kafka's metric tags),
+    /// empty for a part it has not, so clients sharing a quota share a rate.
+    user: String,
+    client_id: String,
+}
+
+/// The configured quotas and the measured rates; one per agent.
+#[derive(Default)]
+pub struct ClientQuotas {
+    configured: RwLock<Vec<ClientQuota>>,
+    rates: Mutex<HashMap<(QuotaKind, String, String), Rate>>,
+}
+
+impl ClientQuotas {
+    /// Replaces the configured quotas (a refresh from the catalog).
+    pub fn replace(&self, quotas: Vec<ClientQuota>) {
+        *self
+            .configured
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = quotas;
+    }
+
+    pub fn configured(&self) -> Vec<ClientQuota> {
+        self.configured
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the quotas from the catalog; on failure the last ones stay.
+    pub async fn refresh(&self, catalog: &dyn Catalog) {
+        match catalog.client_quotas().await {
+            Ok(quotas) => self.replace(quotas),
+            Err(e) => tracing::debug!(error = %e, "client quotas not refreshed"),
+        }
+    }
+
+    /// Refreshes the quotas every [`REFRESH_EVERY`] while `quotas` lives.
+    pub fn refresh_in_background(quotas: &Arc<ClientQuotas>, catalog: Arc<dyn Catalog>) {
+        let quotas = Arc::downgrade(quotas);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH_EVERY).await;
+                let Some(quotas) = quotas.upgrade() else {
+                    return;
+                };
+                quotas.refresh(catalog.as_ref()).await;
+            }
+        });
+    }
+
+    /// Kafka's order of precedence: the most specific entity with a value
+    /// for the key wins (user and client id, then user, then client id; a
+    /// name before the default).
+    fn applied(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<Applied> {
+        let configured = self
+            .configured
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if configured.is_empty() {
+            return None;
+        }
+        let named = |name: &str| Some(EntityName::Named(name.to_owned()));
+        let default = || Some(EntityName::Default);
+        let candidates = [
+            (named(user), named(client_id)),
+            (named(user), default()),
+            (named(user), None),
+            (default(), named(client_id)),
+            (default(), default()),
+            (default(), None),
+            (None, named(client_id)),
+            (None, default()),
+        ];
+        for (user_part, client_part) in candidates {
+            let entity = QuotaEntity {
+                user: user_part,
+                client_id: client_part,
+            };
+            let value = configured
+                .iter()
+                .find(|quota| quota.entity == entity)
+                .and_then(|quota| quota.values.get(kind.key()));
+            if let Some(value) = value {
+                return Some(Applied {
+                    bytes_per_second: *value,
+                    user: entity.user.map_or(String::new(), |_| user.to_owned()),
+                    client_id: entity
+                        .client_id
+                        .map_or(String::new(), |_| client_id.to_owned()),
+                });
+            }
+        }
+        None
+    }
+
+    /// Counts `bytes` of a client's traffic against its quota and returns how
+    /// long the client must wait: zero within the quota. Without a quota
+    /// nothing is counted.
+    pub fn record(&self, kind: QuotaKind, client: &QuotaClient, bytes: u64) -> Duration {
+        self.record_at(kind, &client.user, &client.client_id, bytes, Instant::now())
+    }
+
+    fn record_at(
+        &self,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        bytes: u64,
+        now: Instant,
+    ) -> Duration {
+        let Some(applied) = self.applied(kind, user, client_id) else {
+            return Duration::ZERO;
+        };
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let rate = rates
+            .entry((kind, applied.user, applied.client_id))
+            .or_default();
+        rate.record(bytes, now);
+        rate.throttle(applied.bytes_per_second, now)
+    }
+
+    /// The most bytes one response may carry for this client: what its quota
+    /// allows over the rate's shortest window, so that one response never
+    /// puts it over (Kafka caps a fetch the same way). None without a quota.
+    pub fn window_bytes(&self, kind: QuotaKind, client: &QuotaClient) -> Option<u64> {
+        let applied = self.applied(kind, &client.user, &client.client_id)?;
+        Some((applied.bytes_per_second * rate::MIN_WINDOW.as_secs_f64()) as u64)
+    }
+
+    /// Takes back bytes recorded for a response that was not sent as
+    /// recorded (a throttled fetch answers without its records, as Kafka's).
+    pub fn unrecord(&self, kind: QuotaKind, client: &QuotaClient, bytes: u64) {
+        let Some(applied) = self.applied(kind, &client.user, &client.client_id) else {
+            return;
+        };
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(rate) = rates.get_mut(&(kind, applied.user, applied.client_id)) {
+            rate.unrecord(bytes);
+        }
+    }
+}
+
+/// Milliseconds for a response's `throttle_time_ms`.
+pub fn throttle_ms(throttle: Duration) -> i32 {
+    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn quota(user: Option<EntityName>, client_id: Option<EntityName>, rate: f64) -> ClientQuota {
+        ClientQuota {
+            entity: QuotaEntity { user, client_id },
+            values: BTreeMap::from([(PRODUCER_BYTE_RATE.to_owned(), rate)]),
+        }
+    }
+
+    fn named(name: &str) -> Option<EntityName> {
+        Some(EntityName::Named(name.to_owned()))
+    }
+
+    #[test]
+    fn the_most_specific_entity_applies_and_defaults_measure_each_client() {
+        let quotas = ClientQuotas::default();
+        quotas.replace(vec![
+            quota(None, Some(EntityName::Default), 100.0),
+            quota(None, named("special"), 200.0),
+            quota(named("alice"), None, 300.0),
+            quota(named("alice"), named("special"), 400.0),
+        ]);
+        let applied = |user: &str, client: &str| {
+            quotas
+                .applied(QuotaKind::Produce, user, client)
+                .map(|a| (a.bytes_per_second, a.user, a.client_id))
+        };
+        assert_eq!(
+            applied("bob", "special"),
+            Some((200.0, "".into(), "special".into()))
+        );
+        // The default client quota is each client's own.
+        assert_eq!(
+            applied("bob", "other"),
+            Some((100.0, "".into(), "other".into()))
+        );
+        // A user quota is shared by the user's clients.
+        assert_eq!(
+            applied("alice", "other"),
+            Some((300.0, "alice".into(), "".into()))
+        );
+        assert_eq!(
+            applied("alice", "special"),
+            Some((400.0, "alice".into(), "special".into()))
+        );
+        assert_eq!(quotas.applied(QuotaKind::Fetch, "bob", "special"), None);
+    }
+
+    #[test]
+    fn traffic_over_the_quota_is_throttled_in_proportion() {
+        let quotas = ClientQuotas::default();
+        quotas.replace(vec![quota(None, named("c"), 1000.0)]);
+        let start = Instant::now();
+        // 10 s at exactly the quota: no throttle.
+        for second in 0..10 {
+            let at = start + Duration::from_secs(second);
+            assert_eq!(
+                quotas.record_at(QuotaKind::Produce, ANONYMOUS_USER, "c", 1000, at),
+                Duration::ZERO
+            );
+        }
+        // Another 10,000 bytes at once doubles the rate over the 10 s window:
+        // the client waits as long as the window, to bring it back.
+        let throttle = quotas.record_at(
+            QuotaKind::Produce,
+            ANONYMOUS_USER,
+            "c",
+            10_000,
+            start + Duration::from_secs(10),
+        );
+        assert!(
+            (Duration::from_secs(9)..=Duration::from_secs(11)).contains(&throttle),
+            "{throttle:?}"
+        );
+        // Other clients have no quota and are never throttled.
+        let other = QuotaClient::of(&Some("d".into()));
+        assert_eq!(
+            quotas.record(QuotaKind::Produce, &other, 1 << 30),
+            Duration::ZERO
+        );
+    }
+}

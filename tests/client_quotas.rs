@@ -1,0 +1,334 @@
+//! Client quotas over the wire: AlterClientQuotas and DescribeClientQuotas at
+//! every advertised version (entities by user and client id, named or
+//! default; filters exact, default and specified, strict or not; refusals
+//! per entry), and produce and fetch byte rates enforced with Kafka's
+//! throttle_time_ms and a muted connection; on both backends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    create_topic, fetch_request, on_both_backends, record_batch, unique_topic, Backend, TestBroker,
+    TestClient,
+};
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use streamhouse_protocol::versions::advertised;
+
+on_both_backends!(
+    quotas_are_altered_and_described_at_every_version,
+    a_producer_over_its_quota_is_throttled_and_muted_and_others_are_not,
+);
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+/// An entity part: (type, name), `None` for the default.
+fn entity(parts: &[(&str, Option<&str>)]) -> Vec<EntityData> {
+    parts
+        .iter()
+        .map(|(entity_type, name)| {
+            EntityData::default()
+                .with_entity_type(s(entity_type))
+                .with_entity_name(name.map(s))
+        })
+        .collect()
+}
+
+fn set(key: &str, value: f64) -> OpData {
+    OpData::default().with_key(s(key)).with_value(value)
+}
+
+fn remove(key: &str) -> OpData {
+    OpData::default().with_key(s(key)).with_remove(true)
+}
+
+async fn alter(
+    client: &mut TestClient,
+    version: i16,
+    entries: Vec<EntryData>,
+    validate_only: bool,
+) -> Vec<(i16, Option<String>)> {
+    let request = AlterClientQuotasRequest::default()
+        .with_entries(entries)
+        .with_validate_only(validate_only);
+    let ResponseKind::AlterClientQuotas(response) = client
+        .call(ApiKey::AlterClientQuotas, version, &request)
+        .await
+    else {
+        panic!("not an AlterClientQuotas response")
+    };
+    response
+        .entries
+        .into_iter()
+        .map(|e| (e.error_code, e.error_message.map(|m| m.to_string())))
+        .collect()
+}
+
+/// Entities as "user=NAME,client-id=<default>" with their sorted values.
+async fn describe(
+    client: &mut TestClient,
+    version: i16,
+    components: &[(&str, i8, Option<&str>)],
+    strict: bool,
+) -> Result<Vec<String>, i16> {
+    let request = DescribeClientQuotasRequest::default()
+        .with_components(
+            components
+                .iter()
+                .map(|(entity_type, match_type, name)| {
+                    ComponentData::default()
+                        .with_entity_type(s(entity_type))
+                        .with_match_type(*match_type)
+                        .with_match(name.map(s))
+                })
+                .collect(),
+        )
+        .with_strict(strict);
+    let ResponseKind::DescribeClientQuotas(response) = client
+        .call(ApiKey::DescribeClientQuotas, version, &request)
+        .await
+    else {
+        panic!("not a DescribeClientQuotas response")
+    };
+    if response.error_code != 0 {
+        return Err(response.error_code);
+    }
+    let mut described: Vec<String> = response
+        .entries
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            let entity: Vec<String> = entry
+                .entity
+                .iter()
+                .map(|part| {
+                    let name = part.entity_name.as_deref().unwrap_or("<default>");
+                    format!("{}={name}", part.entity_type)
+                })
+                .collect();
+            let values: Vec<String> = entry
+                .values
+                .iter()
+                .map(|v| format!("{}={}", v.key, v.value))
+                .collect();
+            format!("{} {}", entity.join(","), values.join(","))
+        })
+        .collect();
+    described.sort();
+    Ok(described)
+}
+
+const EXACT: i8 = 0;
+const DEFAULT: i8 = 1;
+const SPECIFIED: i8 = 2;
+
+async fn quotas_are_altered_and_described_at_every_version(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let alter_versions = advertised(ApiKey::AlterClientQuotas).unwrap();
+    let describe_versions = advertised(ApiKey::DescribeClientQuotas).unwrap();
+    for version in alter_versions.min..=alter_versions.max {
+        let c = format!("c{version}");
+        // validate_only stores nothing.
+        let answer = alter(
+            &mut client,
+            version,
+            vec![EntryData::default()
+                .with_entity(entity(&[("client-id", Some(&c))]))
+                .with_ops(vec![set("producer_byte_rate", 1000.0)])],
+            true,
+        )
+        .await;
+        assert_eq!(answer, vec![(0, None)], "v{version}");
+        let exact = [("client-id", EXACT, Some(c.as_str()))];
+        assert_eq!(describe(&mut client, 0, &exact, false).await, Ok(vec![]));
+
+        // One request: two good entries and two refused, each on its own.
+        let answer = alter(
+            &mut client,
+            version,
+            vec![
+                EntryData::default()
+                    .with_entity(entity(&[("client-id", Some(&c))]))
+                    .with_ops(vec![
+                        set("producer_byte_rate", 1000.0),
+                        set("consumer_byte_rate", 2000.0),
+                    ]),
+                EntryData::default()
+                    .with_entity(entity(&[("user", Some("alice")), ("client-id", None)]))
+                    .with_ops(vec![set("consumer_byte_rate", 3000.0)]),
+                EntryData::default()
+                    .with_entity(entity(&[("client-id", Some("x"))]))
+                    .with_ops(vec![set("request_percentage", 50.0)]),
+                EntryData::default()
+                    .with_entity(entity(&[("client-id", Some("x"))]))
+                    .with_ops(vec![set("producer_byte_rate", -1.0)]),
+            ],
+            false,
+        )
+        .await;
+        assert_eq!(answer[0], (0, None), "v{version}");
+        assert_eq!(answer[1], (0, None), "v{version}");
+        assert_eq!(answer[2].0, 42, "INVALID_REQUEST: {answer:?}");
+        assert!(answer[2]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("request_percentage"));
+        assert_eq!(answer[3].0, 42, "INVALID_REQUEST: {answer:?}");
+        for describe_version in describe_versions.min..=describe_versions.max {
+            assert_eq!(
+                describe(&mut client, describe_version, &exact, false).await,
+                Ok(vec![format!(
+                    "client-id={c} consumer_byte_rate=2000,producer_byte_rate=1000"
+                )])
+            );
+        }
+        // Removing one key keeps the other.
+        alter(
+            &mut client,
+            version,
+            vec![EntryData::default()
+                .with_entity(entity(&[("client-id", Some(&c))]))
+                .with_ops(vec![remove("consumer_byte_rate")])],
+            false,
+        )
+        .await;
+        assert_eq!(
+            describe(&mut client, 1, &exact, false).await,
+            Ok(vec![format!("client-id={c} producer_byte_rate=1000")])
+        );
+    }
+    let alice = "user=alice,client-id=<default> consumer_byte_rate=3000".to_owned();
+    // Non-strict: entities with other parts too; strict: only those parts.
+    let any_client = [("client-id", SPECIFIED, None)];
+    let all = describe(&mut client, 1, &any_client, false).await.unwrap();
+    assert!(all.contains(&alice) && all.len() == 3, "{all:?}");
+    let strict = describe(&mut client, 1, &any_client, true).await.unwrap();
+    assert_eq!(strict.len(), 2, "{strict:?}");
+    assert_eq!(
+        describe(&mut client, 1, &[("client-id", DEFAULT, None)], false).await,
+        Ok(vec![alice.clone()])
+    );
+    assert_eq!(
+        describe(&mut client, 1, &[("user", EXACT, Some("alice"))], true).await,
+        Ok(vec![])
+    );
+    // A filter naming one type twice is refused.
+    assert_eq!(
+        describe(
+            &mut client,
+            1,
+            &[("user", SPECIFIED, None), ("user", DEFAULT, None)],
+            false
+        )
+        .await,
+        Err(42)
+    );
+}
+
+/// Produce v9 of `bytes` record bytes in one batch to partition 0; the
+/// response's throttle_time_ms.
+async fn produce(client: &mut TestClient, topic: &str, records: usize) -> i32 {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(common::name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(record_batch(
+                    records,
+                    0,
+                    1,
+                    Compression::None,
+                )))])]);
+    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
+        panic!("not a Produce response")
+    };
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    response.throttle_time_ms
+}
+
+async fn a_producer_over_its_quota_is_throttled_and_muted_and_others_are_not(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let topic = unique_topic("quota");
+    let mut admin = broker.client().await;
+    create_topic(&mut admin, &topic, 1).await;
+    let slow = unique_topic("slow");
+    // 2,000 bytes a second: over ten seconds, 20,000 bytes before throttling.
+    alter(
+        &mut admin,
+        1,
+        vec![EntryData::default()
+            .with_entity(entity(&[("client-id", Some(&slow))]))
+            .with_ops(vec![
+                set("producer_byte_rate", 2000.0),
+                set("consumer_byte_rate", 2000.0),
+            ])],
+        false,
+    )
+    .await;
+    let mut limited = TestClient::connect(broker.addr).await.with_client_id(&slow);
+    let mut free = TestClient::connect(broker.addr)
+        .await
+        .with_client_id("free");
+    // A batch of 500 records is some 14 KB: the second goes over.
+    let first = produce(&mut limited, &topic, 500).await;
+    let throttle = produce(&mut limited, &topic, 500).await;
+    assert!(
+        first == 0 && throttle > 500,
+        "throttles {first} then {throttle}"
+    );
+    // The connection reads nothing more until the throttle is over.
+    let asked = Instant::now();
+    let ResponseKind::Metadata(_) = limited
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        )
+        .await
+    else {
+        panic!("not a Metadata response")
+    };
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(throttle as u64 - 100),
+        "answered after {waited:?}, throttled {throttle} ms"
+    );
+    // Another client id has no quota.
+    for _ in 0..3 {
+        assert_eq!(produce(&mut free, &topic, 500).await, 0);
+    }
+    // Fetching: a response carries at most the quota over ten seconds (the
+    // first batch of 14 KB, not the second); the next goes over the quota, so
+    // it is throttled and answered without records.
+    let fetch = fetch_request(&topic, 0, 0, 0);
+    let ResponseKind::Fetch(first) = limited.call(ApiKey::Fetch, 12, &fetch).await else {
+        panic!("not a Fetch response")
+    };
+    assert_eq!(first.throttle_time_ms, 0);
+    let records = first.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .unwrap()
+        .len();
+    assert!((10_000..=20_000).contains(&records), "{records} bytes");
+    let ResponseKind::Fetch(second) = limited.call(ApiKey::Fetch, 12, &fetch).await else {
+        panic!("not a Fetch response")
+    };
+    assert!(second.throttle_time_ms > 0, "{}", second.throttle_time_ms);
+    assert!(second.responses.is_empty());
+    let ResponseKind::Fetch(unlimited) = free.call(ApiKey::Fetch, 12, &fetch).await else {
+        panic!("not a Fetch response")
+    };
+    assert_eq!(unlimited.throttle_time_ms, 0);
+}
