@@ -332,3 +332,53 @@ async fn a_producer_over_its_quota_is_throttled_and_muted_and_others_are_not(bac
     };
     assert_eq!(unlimited.throttle_time_ms, 0);
 }
+
+/// A quota set through one agent is described by another at once and
+/// enforced by it within its refresh period.
+#[tokio::test]
+async fn a_quota_set_on_one_agent_is_enforced_by_another() {
+    let first = TestBroker::start(Backend::Embedded).await;
+    let second = first.another_agent(|_| {}).await;
+    let topic = unique_topic("quota-cluster");
+    let mut admin = first.client().await;
+    create_topic(&mut admin, &topic, 1).await;
+    let slow = unique_topic("slow");
+    let answer = alter(
+        &mut admin,
+        1,
+        vec![EntryData::default()
+            .with_entity(entity(&[("client-id", Some(&slow))]))
+            .with_ops(vec![set("producer_byte_rate", 1000.0)])],
+        false,
+    )
+    .await;
+    assert_eq!(answer, vec![(0, None)]);
+    let mut other_admin = second.client().await;
+    assert_eq!(
+        describe(
+            &mut other_admin,
+            1,
+            &[("client-id", EXACT, Some(&slow))],
+            true
+        )
+        .await,
+        Ok(vec![format!("client-id={slow} producer_byte_rate=1000")])
+    );
+    // 1,000 bytes a second allows 10,000 at once: a batch of 500 records
+    // (some 14 KB) is throttled once the second agent has read the quota.
+    let deadline = Instant::now() + QUOTA_REFRESH + Duration::from_secs(5);
+    loop {
+        let mut limited = TestClient::connect(second.addr).await.with_client_id(&slow);
+        if produce(&mut limited, &topic, 500).await > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second agent never throttled the client"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// How often an agent re-reads the quotas (`streamhouse::quotas::REFRESH_EVERY`).
+const QUOTA_REFRESH: Duration = streamhouse::quotas::REFRESH_EVERY;
