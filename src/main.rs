@@ -97,6 +97,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         advertise = %format!("{}:{}", broker.config.advertise_host, broker.config.advertise_port),
         catalog = %streamhouse_metadata::redact_url(&broker.config.catalog_url),
         store = %broker.config.store_url,
+        node_id = broker.node_id(),
+        zone = broker.config.zone.as_deref().unwrap_or(""),
+        metrics = %broker.config.metrics_listen.map(|a| a.to_string()).unwrap_or_default(),
+        flush_bytes = broker.config.flush_bytes,
+        flush_interval_ms = broker.config.flush_interval.as_millis() as u64,
+        read_cache_bytes = broker.config.read_cache_bytes,
+        fetch_memory_bytes = broker.config.fetch_memory_bytes,
+        max_connections = broker.config.max_connections,
         "StreamHouse is serving Kafka clients"
     );
     server.run(shutdown_signal()).await

@@ -447,6 +447,13 @@ impl Group {
         }
         self.protocol_name = self.select_protocol();
         self.state = GroupState::CompletingRebalance;
+        tracing::info!(
+            group = %self.id,
+            generation = self.generation,
+            members = self.members.len(),
+            protocol = self.protocol_name.as_deref().unwrap_or(""),
+            "group rebalanced"
+        );
         self.sync_deadline = Some(now + self.rebalance_timeout());
         let leader = self.leader.clone().unwrap_or_default();
         let ids: Vec<String> = self.members.keys().cloned().collect();

@@ -16,6 +16,10 @@ use crate::metrics::Metrics;
 use crate::reader::ObjectReader;
 use crate::{StorageError, Watermarks};
 
+/// A catalog commit taking at least this long is logged (a healthy one takes
+/// milliseconds).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the committer task owns.
 pub(super) struct Committer {
     /// From the packer, in seal order.
@@ -83,9 +87,21 @@ impl Committer {
             .collect();
         let started = std::time::Instant::now();
         let committed = self.catalog.commit_objects(&commits).await;
-        self.metrics
-            .catalog_commit_latency
-            .record(started.elapsed());
+        let elapsed = started.elapsed();
+        self.metrics.catalog_commit_latency.record(elapsed);
+        if elapsed >= SLOW_COMMIT {
+            // Producers wait this long for their acks: worth a line, but at
+            // most one a period while the catalog stays slow.
+            static SLOW: Throttle = Throttle::new(WARN_EVERY);
+            if let Some(suppressed) = SLOW.allow() {
+                tracing::warn!(
+                    objects = group.len(),
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    suppressed,
+                    "slow catalog commit"
+                );
+            }
+        }
         let outcomes = match committed {
             Ok(outcomes) => outcomes,
             Err(e) => {
