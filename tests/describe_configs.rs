@@ -5,7 +5,9 @@
 mod common;
 
 use common::admin::*;
-use common::{create_topic_with, on_both_backends, unique_topic, versions, Backend, TestBroker};
+use common::{
+    create_topic, create_topic_with, on_both_backends, unique_topic, versions, Backend, TestBroker,
+};
 use kafka_protocol::messages::*;
 use streamhouse::config::topic::TOPIC_CONFIGS;
 
@@ -237,4 +239,77 @@ async fn every_advertised_config_version_round_trips() {
             "IncrementalAlterConfigs v{version}"
         );
     }
+}
+
+/// ListConfigResources: v1 names every topic and every live agent (as
+/// brokers), by type or all together; types with no resources here list
+/// nothing; v0 (ListClientMetricsResources) lists no client metrics.
+#[tokio::test]
+async fn list_config_resources_names_topics_and_every_agent() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let second = broker.another_agent(|_| {}).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("listed");
+    create_topic(&mut client, &topic, 1).await;
+    let list = |types: Vec<i8>| ListConfigResourcesRequest::default().with_resource_types(types);
+    // Until the first agent has seen the second join.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (code, all) = loop {
+        let (code, all) = list_resources(&mut client, 1, list(vec![])).await;
+        if all.iter().filter(|(t, _)| *t == 4).count() == 2 || std::time::Instant::now() > deadline
+        {
+            break (code, all);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, 0);
+    assert!(all.contains(&(2, topic.clone())), "{all:?}");
+    let brokers: Vec<String> = all
+        .iter()
+        .filter(|(t, _)| *t == 4)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let first_id = broker.broker().node_id().to_string();
+    let second_id = second.broker().node_id().to_string();
+    assert_eq!(brokers.len(), 2, "{all:?}");
+    assert!(
+        brokers.contains(&first_id) && brokers.contains(&second_id),
+        "{all:?}"
+    );
+    let (_, topics) = list_resources(&mut client, 1, list(vec![2])).await;
+    assert!(topics.iter().all(|(t, _)| *t == 2) && topics.contains(&(2, topic.clone())));
+    assert_eq!(
+        list_resources(&mut client, 1, list(vec![32, 16, 8])).await,
+        (0, vec![])
+    );
+    assert_eq!(
+        list_resources(&mut client, 1, list(vec![99])).await.0,
+        35,
+        "UNSUPPORTED_VERSION"
+    );
+    assert_eq!(
+        list_resources(&mut client, 0, ListConfigResourcesRequest::default()).await,
+        (0, vec![])
+    );
+}
+
+/// (error code, sorted (type, name) pairs) of a ListConfigResources.
+async fn list_resources(
+    client: &mut common::TestClient,
+    version: i16,
+    request: ListConfigResourcesRequest,
+) -> (i16, Vec<(i8, String)>) {
+    let ResponseKind::ListConfigResources(r) = client
+        .call(ApiKey::ListConfigResources, version, &request)
+        .await
+    else {
+        panic!("not a ListConfigResources response")
+    };
+    let mut names: Vec<(i8, String)> = r
+        .config_resources
+        .iter()
+        .map(|c| (c.resource_type, c.resource_name.to_string()))
+        .collect();
+    names.sort();
+    (r.error_code, names)
 }

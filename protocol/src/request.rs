@@ -137,7 +137,7 @@ fn decode_body<B: ByteBuf>(
         OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, DeleteRecords, CreatePartitions,
         IncrementalAlterConfigs, DescribeCluster, DescribeProducers, ElectLeaders,
         AlterPartitionReassignments, ListPartitionReassignments, DescribeTopicPartitions,
-        DescribeLogDirs, DescribeClientQuotas, AlterClientQuotas,
+        DescribeLogDirs, DescribeClientQuotas, AlterClientQuotas, ListConfigResources,
     )
 }
 

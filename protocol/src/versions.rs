@@ -85,6 +85,9 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
+    // v0 is ListClientMetricsResources (none exist here); v1 lists topics and
+    // brokers, the resources DescribeConfigs serves.
+    api(ApiKey::ListConfigResources, 0, 1),
     // Byte-rate quotas of users and client ids (see the handler).
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),

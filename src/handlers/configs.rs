@@ -1,4 +1,5 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs: Kafka's requests
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and
+//! ListConfigResources: Kafka's requests
 //! and responses translated to and from `crate::config` (what the configs are,
 //! how they are checked and changed).
 //!
@@ -15,9 +16,10 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    alter_configs_response, incremental_alter_configs_response, list_config_resources_response,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, Topic};
@@ -302,4 +304,62 @@ fn outcome_code(outcome: Result<(), Failure>) -> (i16, Option<StrBytes>) {
         Ok(()) => (0, None),
         Err((error, message)) => (error.code(), Some(StrBytes::from_string(message))),
     }
+}
+
+/// Resource types no config of which exists here: listed as none.
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_CLIENT_METRICS: i8 = 16;
+const RESOURCE_GROUP: i8 = 32;
+
+/// ListConfigResources (KIP-1142): the names of the resources whose configs
+/// DescribeConfigs serves, of the types asked for (all when none is named):
+/// every topic, and every live agent as a broker. v0 is the older
+/// ListClientMetricsResources, and no client metrics resource exists here;
+/// neither do broker loggers or group configs, so those types list nothing.
+pub async fn list_resources(
+    broker: &Broker,
+    request: ListConfigResourcesRequest,
+    version: i16,
+) -> ListConfigResourcesResponse {
+    let wanted: Vec<i8> = if version == 0 {
+        vec![RESOURCE_CLIENT_METRICS]
+    } else if request.resource_types.is_empty() {
+        vec![RESOURCE_TOPIC, RESOURCE_BROKER]
+    } else {
+        request.resource_types.clone()
+    };
+    let mut resources = Vec::new();
+    for resource_type in wanted {
+        let names: Vec<String> = match resource_type {
+            RESOURCE_TOPIC => match broker.catalog.list_topics().await {
+                Ok(topics) => topics.into_iter().map(|t| t.name).collect(),
+                Err(e) => return list_error(errors::catalog(&e), e.to_string()),
+            },
+            RESOURCE_BROKER => broker
+                .membership
+                .view()
+                .agents
+                .iter()
+                .map(|agent| agent.node_id.to_string())
+                .collect(),
+            RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS | RESOURCE_GROUP => Vec::new(),
+            other => {
+                return list_error(
+                    ResponseError::UnsupportedVersion,
+                    format!("The resource type {other} is not supported"),
+                )
+            }
+        };
+        resources.extend(names.into_iter().map(|name| {
+            list_config_resources_response::ConfigResource::default()
+                .with_resource_name(StrBytes::from_string(name))
+                .with_resource_type(resource_type)
+        }));
+    }
+    ListConfigResourcesResponse::default().with_config_resources(resources)
+}
+
+fn list_error(error: ResponseError, message: String) -> ListConfigResourcesResponse {
+    tracing::debug!(%message, "ListConfigResources refused");
+    ListConfigResourcesResponse::default().with_error_code(error.code())
 }

@@ -260,6 +260,11 @@ pub async fn dispatch(
                 configs::incremental_alter(&broker, body).await,
             ))
         }),
+        RequestKind::ListConfigResources(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ListConfigResources(
+                configs::list_resources(&broker, body, version).await,
+            ))
+        }),
         RequestKind::CreatePartitions(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::CreatePartitions(
                 partitions::create(&broker, body).await,

@@ -137,6 +137,7 @@ impl DefaultFor for RequestKind {
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
             ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default().into(),
             ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default().into(),
+            ApiKey::ListConfigResources => ListConfigResourcesRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
             ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
             ApiKey::AlterPartitionReassignments => {
