@@ -237,6 +237,19 @@ fi
 # The full run tests what it just built; --compat-only may be pointed elsewhere.
 BIN="$CARGO_TARGET_DIR/debug/streamhouse"
 [[ "$MODE" == compat && -n "${STREAMHOUSE_BIN:-}" ]] && BIN="$STREAMHOUSE_BIN"
+# The wire tests' PostgreSQL databases (`sh_it_*`, tests/common) outlive their
+# test processes; once the cargo tests are over none is in use. Dropped after
+# each run (and any a killed run left), so the server's data dir does not grow
+# from run to run.
+drop_test_databases() {
+    local db
+    for db in $(psql -X -At -d "$STREAMHOUSE_TEST_POSTGRES_URL" \
+        -c "SELECT datname FROM pg_database WHERE datname LIKE 'sh\\_it\\_%'" 2>/dev/null); do
+        psql -X -q -d "$STREAMHOUSE_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
+            >/dev/null 2>&1
+    done
+}
+
 BUILD_OK=1
 if [[ "$MODE" != compat ]]; then
     ensure_cargo
@@ -250,6 +263,7 @@ if [[ "$MODE" != compat ]]; then
     phase_start "cargo test"
     # --no-fail-fast: one failing test binary must not hide the results of the others.
     if cargo test --workspace --no-fail-fast; then phase_end ok; else phase_end FAILED; fi
+    drop_test_databases
 
     phase_start "cargo build"
     if cargo build --bin streamhouse; then phase_end ok; else phase_end FAILED; BUILD_OK=0; fi
