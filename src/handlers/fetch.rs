@@ -101,19 +101,10 @@ async fn resolve_topics(
 ) -> Vec<(FetchTopic, Result<Option<Topic>, ResponseError>)> {
     let mut topics = Vec::with_capacity(wanted.len());
     for wanted in wanted {
-        let topic = if version >= FIRST_VERSION_BY_ID {
-            match broker.catalog.topic_by_id(wanted.topic_id).await {
-                Ok(Some(topic)) => Ok(Some(topic)),
-                Ok(None) => Err(ResponseError::UnknownTopicId),
-                Err(e) => Err(errors::catalog(&e)),
-            }
-        } else {
-            broker
-                .catalog
-                .topic_by_name(&wanted.topic.0)
-                .await
-                .map_err(|e| errors::catalog(&e))
-        };
+        let by_id = version >= FIRST_VERSION_BY_ID;
+        let topic = super::named_topic(broker, &wanted.topic, wanted.topic_id, by_id)
+            .await
+            .map_err(|(error, _)| error);
         topics.push((wanted, topic));
     }
     topics

@@ -32,7 +32,9 @@ use std::time::Instant;
 use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+use streamhouse_metadata::Topic;
 use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
@@ -115,6 +117,31 @@ impl Reply {
             }
         }
     }
+}
+
+/// The topic a request names: by id in the versions that name topics by id
+/// (UNKNOWN_TOPIC_ID when no topic has it, so a topic deleted and re-created
+/// under its name is never reached through the old one's id), by name before.
+async fn named_topic(
+    broker: &Broker,
+    name: &TopicName,
+    id: uuid::Uuid,
+    by_id: bool,
+) -> Result<Option<Topic>, (ResponseError, String)> {
+    let found = if by_id {
+        match broker.catalog.topic_by_id(id).await {
+            Ok(None) => {
+                return Err((
+                    ResponseError::UnknownTopicId,
+                    format!("No topic has the id {id}"),
+                ))
+            }
+            found => found,
+        }
+    } else {
+        broker.catalog.topic_by_name(&name.0).await
+    };
+    found.map_err(|e| (crate::errors::catalog(&e), e.to_string()))
 }
 
 /// `peer` is the client's address; group members report it as their host.

@@ -14,9 +14,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_metadata::Topic;
 use streamhouse_protocol::validate::{self, InvalidBatch, TimestampBounds, ValidBatch};
 use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
@@ -83,7 +82,10 @@ pub async fn handle(
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = if acks_valid {
-            resolve_topic(broker, &topic_data.name, topic_data.topic_id, version).await
+            let by_id = version >= FIRST_VERSION_BY_ID;
+            super::named_topic(broker, &topic_data.name, topic_data.topic_id, by_id)
+                .await
+                .map_err(|(error, message)| (error, Some(message)))
         } else {
             Ok(None)
         };
@@ -144,31 +146,6 @@ pub async fn handle(
 
 /// The first Produce version that names topics by id.
 const FIRST_VERSION_BY_ID: i16 = 13;
-
-/// The topic a request's entry names: by id from Produce v13 (UNKNOWN_TOPIC_ID
-/// when no topic has it, so a topic deleted and re-created under its name is
-/// never written in the old one's place), by name before it.
-async fn resolve_topic(
-    broker: &Broker,
-    name: &TopicName,
-    id: uuid::Uuid,
-    version: i16,
-) -> Result<Option<Topic>, (ResponseError, Option<String>)> {
-    let found = if version >= FIRST_VERSION_BY_ID {
-        match broker.catalog.topic_by_id(id).await {
-            Ok(None) => {
-                return Err((
-                    ResponseError::UnknownTopicId,
-                    Some(format!("No topic has the id {id}")),
-                ))
-            }
-            found => found,
-        }
-    } else {
-        broker.catalog.topic_by_name(&name.0).await
-    };
-    found.map_err(|e| (errors::catalog(&e), Some(e.to_string())))
-}
 
 async fn queue(
     broker: &Broker,

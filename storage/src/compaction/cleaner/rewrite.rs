@@ -300,6 +300,20 @@ mod tests {
 
     /// (offset, key, value) of every record the new entries hold, read as the
     /// read path reads them (offsets from each entry's base).
+    /// The whole log cleaned: nothing past a limit, tombstones kept.
+    fn clean_all(entries: &[PartitionEntry], runs: &[Bytes]) -> Cleaned {
+        clean(Uuid::nil(), 0, entries, runs, i64::MAX, -1, KEEP_TOMBSTONES).unwrap()
+    }
+
+    /// The offset spans of the cleaned entries.
+    fn spans_of(cleaned: &Cleaned) -> Vec<(i64, i64)> {
+        cleaned
+            .entries
+            .iter()
+            .map(|e| (e.base_offset, e.last_offset))
+            .collect()
+    }
+
     fn read_back(cleaned: &Cleaned) -> Vec<(i64, String, Option<String>)> {
         let object = cleaned.object.clone().unwrap_or_default();
         let mut out = Vec::new();
@@ -350,16 +364,7 @@ mod tests {
                 ],
                 vec![batch(codec, &[("b", Some("2")), ("x", None)], 1_000)],
             ]);
-            let cleaned = clean(
-                Uuid::nil(),
-                0,
-                &entries,
-                &runs,
-                i64::MAX,
-                -1,
-                KEEP_TOMBSTONES,
-            )
-            .unwrap();
+            let cleaned = clean_all(&entries, &runs);
             assert_eq!(
                 read_back(&cleaned),
                 vec![
@@ -373,11 +378,7 @@ mod tests {
             assert_eq!(cleaned.records_removed, 2);
             // Entry 0 keeps both batches (the first rewritten): still one
             // entry 0-3; entry 1 is unchanged.
-            let spans: Vec<(i64, i64)> = cleaned
-                .entries
-                .iter()
-                .map(|e| (e.base_offset, e.last_offset))
-                .collect();
+            let spans = spans_of(&cleaned);
             assert_eq!(spans, vec![(0, 3), (4, 5)], "{codec:?}");
             assert!(cleaned.bytes_kept < cleaned.bytes_read);
         }
@@ -393,21 +394,8 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("d", Some("1"))], 1_000),
         ]]);
-        let cleaned = clean(
-            Uuid::nil(),
-            0,
-            &entries,
-            &runs,
-            i64::MAX,
-            -1,
-            KEEP_TOMBSTONES,
-        )
-        .unwrap();
-        let spans: Vec<(i64, i64)> = cleaned
-            .entries
-            .iter()
-            .map(|e| (e.base_offset, e.last_offset))
-            .collect();
+        let cleaned = clean_all(&entries, &runs);
+        let spans = spans_of(&cleaned);
         // The first batch goes; the second keeps b and c: 1-4 stays whole.
         assert_eq!(spans, vec![(1, 4)]);
         let (entries, runs) = log(&[vec![
@@ -416,21 +404,8 @@ mod tests {
             batch(codec, &[("b", Some("2"))], 1_000),
             batch(codec, &[("a", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(
-            Uuid::nil(),
-            0,
-            &entries,
-            &runs,
-            i64::MAX,
-            -1,
-            KEEP_TOMBSTONES,
-        )
-        .unwrap();
-        let spans: Vec<(i64, i64)> = cleaned
-            .entries
-            .iter()
-            .map(|e| (e.base_offset, e.last_offset))
-            .collect();
+        let cleaned = clean_all(&entries, &runs);
+        let spans = spans_of(&cleaned);
         // Batches 0 and 1 go: one entry 2-3, nothing below.
         assert_eq!(spans, vec![(2, 3)]);
         let (entries, runs) = log(&[vec![
@@ -438,21 +413,8 @@ mod tests {
             batch(codec, &[("b", Some("1"))], 1_000),
             batch(codec, &[("a", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(
-            Uuid::nil(),
-            0,
-            &entries,
-            &runs,
-            i64::MAX,
-            -1,
-            KEEP_TOMBSTONES,
-        )
-        .unwrap();
-        let spans: Vec<(i64, i64)> = cleaned
-            .entries
-            .iter()
-            .map(|e| (e.base_offset, e.last_offset))
-            .collect();
+        let cleaned = clean_all(&entries, &runs);
+        let spans = spans_of(&cleaned);
         assert_eq!(spans, vec![(1, 2)]);
         let (entries, runs) = log(&[vec![
             batch(codec, &[("b", Some("1"))], 1_000),
@@ -460,21 +422,8 @@ mod tests {
             batch(codec, &[("a", Some("2"))], 1_000),
             batch(codec, &[("b", Some("2")), ("c", Some("1"))], 1_000),
         ]]);
-        let cleaned = clean(
-            Uuid::nil(),
-            0,
-            &entries,
-            &runs,
-            i64::MAX,
-            -1,
-            KEEP_TOMBSTONES,
-        )
-        .unwrap();
-        let spans: Vec<(i64, i64)> = cleaned
-            .entries
-            .iter()
-            .map(|e| (e.base_offset, e.last_offset))
-            .collect();
+        let cleaned = clean_all(&entries, &runs);
+        let spans = spans_of(&cleaned);
         assert_eq!(spans, vec![(2, 4)], "batches 0 and 1 go");
         // A batch emptied in the middle splits the entry in two.
         let (entries, runs) = log(&[vec![
@@ -482,21 +431,8 @@ mod tests {
             batch(codec, &[("b", Some("1"))], 1_000),
             batch(codec, &[("b", Some("2"))], 1_000),
         ]]);
-        let cleaned = clean(
-            Uuid::nil(),
-            0,
-            &entries,
-            &runs,
-            i64::MAX,
-            -1,
-            KEEP_TOMBSTONES,
-        )
-        .unwrap();
-        let spans: Vec<(i64, i64)> = cleaned
-            .entries
-            .iter()
-            .map(|e| (e.base_offset, e.last_offset))
-            .collect();
+        let cleaned = clean_all(&entries, &runs);
+        let spans = spans_of(&cleaned);
         assert_eq!(spans, vec![(0, 0), (2, 2)]);
         assert_eq!(
             read_back(&cleaned),
@@ -599,11 +535,7 @@ mod tests {
             vec![(1, "a".into(), Some("kept".into())), (3, "b".into(), None)]
         );
         assert_eq!(cleaned.tombstones_expire_at_ms, NO_TOMBSTONES);
-        let spans: Vec<(i64, i64)> = cleaned
-            .entries
-            .iter()
-            .map(|e| (e.base_offset, e.last_offset))
-            .collect();
+        let spans = spans_of(&cleaned);
         assert_eq!(spans, vec![(0, 3)], "the batch keeps its offsets");
     }
 
