@@ -30,6 +30,9 @@ pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 /// an unauthenticated connection.
 pub const ANONYMOUS_USER: &str = "ANONYMOUS";
 
+/// Rates kept before idle ones are dropped.
+const PRUNE_ABOVE: usize = 10_000;
+
 /// How often an agent re-reads the quotas from the catalog.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
@@ -192,6 +195,12 @@ impl ClientQuotas {
             .rates
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A default quota measures each client id on its own: a client
+        // inventing ids must not grow this map for ever. Rates whose samples
+        // have all expired say nothing any more and go.
+        if rates.len() >= PRUNE_ABOVE {
+            rates.retain(|_, rate| !rate.is_idle(now));
+        }
         let rate = rates
             .entry((kind, applied.user, applied.client_id))
             .or_default();
@@ -277,6 +286,22 @@ mod tests {
             Some((400.0, "alice".into(), "special".into()))
         );
         assert_eq!(quotas.applied(QuotaKind::Fetch, "bob", "special"), None);
+    }
+
+    #[test]
+    fn idle_rates_of_many_client_ids_are_dropped() {
+        let quotas = ClientQuotas::default();
+        quotas.replace(vec![quota(None, Some(EntityName::Default), 1000.0)]);
+        let start = Instant::now();
+        for i in 0..PRUNE_ABOVE {
+            quotas.record_at(QuotaKind::Produce, ANONYMOUS_USER, &i.to_string(), 1, start);
+        }
+        let rates = |quotas: &ClientQuotas| quotas.rates.lock().unwrap().len();
+        assert_eq!(rates(&quotas), PRUNE_ABOVE);
+        // Once their samples have expired, the next client's record drops them.
+        let later = start + Duration::from_secs(12);
+        quotas.record_at(QuotaKind::Produce, ANONYMOUS_USER, "new", 1, later);
+        assert_eq!(rates(&quotas), 1);
     }
 
     #[test]

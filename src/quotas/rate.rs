@@ -31,6 +31,14 @@ impl Rate {
         }
     }
 
+    /// Whether every sample has expired: the rate is zero and stays so
+    /// until the client sends again.
+    pub fn is_idle(&self, now: Instant) -> bool {
+        self.samples
+            .back()
+            .is_none_or(|(start, _)| now.saturating_duration_since(*start) >= SAMPLE * SAMPLES)
+    }
+
     pub fn unrecord(&mut self, bytes: u64) {
         if let Some((_, total)) = self.samples.back_mut() {
             *total = total.saturating_sub(bytes);
