@@ -107,6 +107,8 @@ ensure_apt_packages() {
     command -v npm >/dev/null || need+=(npm)
     # The prometheus compat runner's server (tests/compat/prometheus_scrape.py).
     command -v prometheus >/dev/null || need+=(prometheus)
+    # systemd-analyze, which the deploy runner verifies the systemd unit with.
+    command -v systemd-analyze >/dev/null || need+=(systemd)
     ((${#need[@]})) || return 0
     echo "installing with apt-get: ${need[*]}" >&2
     quiet "$LOGS/apt-update.log" as_root apt-get update -q
