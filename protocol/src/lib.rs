@@ -6,6 +6,8 @@
 //!   encoded, on top of the `kafka-protocol` crate's message types.
 //! - [`counts`]: counts and lengths in a request kept within the bytes left,
 //!   so that none sizes an allocation before it is checked.
+//! - [`topic_id_offsets`]: OffsetCommit and OffsetFetch v10 request bodies
+//!   (topics by id), which the `kafka-protocol` crate does not read.
 //! - [`versions`]: the table of API versions this broker advertises.
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
@@ -36,6 +38,7 @@ pub mod request;
 pub mod response;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod topic_id_offsets;
 pub mod validate;
 pub mod versions;
 

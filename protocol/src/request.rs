@@ -6,6 +6,7 @@ use kafka_protocol::protocol::buf::ByteBuf;
 use kafka_protocol::protocol::Decodable;
 
 use crate::counts::GuardedBuf;
+use crate::topic_id_offsets;
 use crate::versions;
 
 /// The fixed start of every request header: api key, api version, correlation id.
@@ -130,6 +131,17 @@ fn decode_body<B: ByteBuf>(
     buf: &mut B,
     version: i16,
 ) -> anyhow::Result<RequestKind> {
+    if version >= topic_id_offsets::FIRST_TOPIC_ID_VERSION {
+        match api_key {
+            ApiKey::OffsetCommit => {
+                return topic_id_offsets::decode_offset_commit(buf).map(RequestKind::OffsetCommit)
+            }
+            ApiKey::OffsetFetch => {
+                return topic_id_offsets::decode_offset_fetch(buf).map(RequestKind::OffsetFetch)
+            }
+            _ => {}
+        }
+    }
     decode_served!(api_key, buf, version;
         Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator,
         JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, ListGroups, ApiVersions,

@@ -54,10 +54,11 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     // Consumer groups. Old librdkafka enables them only with FindCoordinator 0,
     // JoinGroup/SyncGroup/Heartbeat/LeaveGroup 0, OffsetCommit 1-2 and OffsetFetch 1
     // overlapping these ranges. OffsetCommit 0-1 and OffsetFetch 0 are gone from
-    // Kafka 4 and from the codec. OffsetCommit/OffsetFetch 10 and DescribeGroups 6
-    // are not served (topic ids in commits; v6 error messages).
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
+    // Kafka 4 and from the codec. OffsetCommit/OffsetFetch 10 name topics by id
+    // (read by `topic_id_offsets`). DescribeGroups 6 is not served (v6 error
+    // messages).
+    api(ApiKey::OffsetCommit, 2, 10),
+    api(ApiKey::OffsetFetch, 1, 10),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),

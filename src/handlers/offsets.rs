@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -18,7 +20,12 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit};
 
+use streamhouse_metadata::Topic;
+use streamhouse_protocol::topic_id_offsets::FIRST_TOPIC_ID_VERSION;
+use uuid::Uuid;
+
 use super::groups::text;
+use super::named_topic;
 use crate::coordinator::{subscribed_topics, GroupState};
 use crate::{errors, Broker};
 
@@ -38,19 +45,37 @@ async fn partition_exists(
     }
 }
 
+/// The topic a commit names, by id from v10 (UNKNOWN_TOPIC_ID if none has
+/// it) and by name before.
+async fn committed_topic(
+    broker: &Broker,
+    topic: &OffsetCommitRequestTopic,
+    by_id: bool,
+) -> Result<Topic, ResponseError> {
+    match named_topic(broker, &topic.name, topic.topic_id, by_id).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(ResponseError::UnknownTopicOrPartition),
+        Err((error, _)) => Err(error),
+    }
+}
+
 pub async fn commit(
     broker: &Broker,
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
+    let by_id = version >= FIRST_TOPIC_ID_VERSION;
     // (topic index, partition, Some(error) decided before the coordinator is asked).
     let mut outcomes: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut commits = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
+        let found = committed_topic(broker, topic, by_id).await;
         for p in &topic.partitions {
-            let mut error = partition_exists(broker, &topic.name, p.partition_index)
-                .await
-                .err();
+            let mut error = match &found {
+                Ok(found) if (0..found.partition_count).contains(&p.partition_index) => None,
+                Ok(_) => Some(ResponseError::UnknownTopicOrPartition),
+                Err(error) => Some(*error),
+            };
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string());
             if error.is_none()
                 && metadata
@@ -59,9 +84,9 @@ pub async fn commit(
             {
                 error = Some(ResponseError::OffsetMetadataTooLarge);
             }
-            if error.is_none() {
+            if let (None, Ok(found)) = (error, &found) {
                 commits.push(OffsetCommit {
-                    topic: topic.name.to_string(),
+                    topic: found.name.clone(),
                     partition: p.partition_index,
                     offset: p.committed_offset,
                     leader_epoch: if version >= 6 {
@@ -88,7 +113,11 @@ pub async fn commit(
     let mut topics: Vec<OffsetCommitResponseTopic> = request
         .topics
         .iter()
-        .map(|t| OffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+        })
         .collect();
     for (t, partition, error) in outcomes {
         topics[t].partitions.push(
@@ -162,46 +191,104 @@ fn values(offset: &Option<CommittedOffset>) -> (i64, i32, String) {
     }
 }
 
+/// The topics of one group of the multi-group form (v8+); from v10 topics
+/// are asked for and answered by id, an id no topic has answered
+/// UNKNOWN_TOPIC_ID on each partition asked for.
+async fn fetch_group_topics(
+    broker: &Broker,
+    group: OffsetFetchRequestGroup,
+    by_id: bool,
+) -> Result<Vec<OffsetFetchResponseTopics>, ResponseError> {
+    let mut ids: HashMap<String, Uuid> = HashMap::new();
+    let mut unknown_ids = Vec::new();
+    let wanted = match group.topics {
+        None => None,
+        Some(topics) => {
+            let mut named = Vec::with_capacity(topics.len());
+            for topic in topics {
+                if !by_id {
+                    named.push((topic.name.to_string(), topic.partition_indexes));
+                    continue;
+                }
+                match broker.catalog.topic_by_id(topic.topic_id).await {
+                    Ok(Some(found)) => {
+                        ids.insert(found.name.clone(), found.id);
+                        named.push((found.name, topic.partition_indexes));
+                    }
+                    Ok(None) => unknown_ids.push((topic.topic_id, topic.partition_indexes)),
+                    Err(e) => return Err(errors::catalog(&e)),
+                }
+            }
+            Some(named)
+        }
+    };
+    let answered = fetch_group(broker, &group.group_id, wanted).await?;
+    let mut topics = Vec::with_capacity(answered.len() + unknown_ids.len());
+    for (topic, partitions) in answered {
+        let mut response = OffsetFetchResponseTopics::default().with_partitions(
+            partitions
+                .iter()
+                .map(|(p, offset)| {
+                    let (o, epoch, metadata) = values(offset);
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(o)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(text(&metadata)))
+                })
+                .collect(),
+        );
+        if by_id {
+            let id = match ids.get(&topic) {
+                Some(id) => *id,
+                // Every committed offset was asked for: commits of a topic
+                // deleted since have no id to be named by, and are left out.
+                None => match broker.catalog.topic_by_name(&topic).await {
+                    Ok(Some(found)) => found.id,
+                    Ok(None) => continue,
+                    Err(e) => return Err(errors::catalog(&e)),
+                },
+            };
+            response = response.with_topic_id(id);
+        }
+        topics.push(response.with_name(TopicName(text(&topic))));
+    }
+    for (id, partitions) in unknown_ids {
+        topics.push(
+            OffsetFetchResponseTopics::default()
+                .with_topic_id(id)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_committed_leader_epoch(-1)
+                                .with_metadata(Some(text("")))
+                                .with_error_code(ResponseError::UnknownTopicId.code())
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    Ok(topics)
+}
+
 pub async fn fetch(
     broker: &Broker,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     if version >= 8 {
+        let by_id = version >= FIRST_TOPIC_ID_VERSION;
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
-            let wanted = group.topics.map(|topics| {
-                topics
-                    .into_iter()
-                    .map(|t| (t.name.to_string(), t.partition_indexes))
-                    .collect()
-            });
             let response =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            groups.push(match fetch_group(broker, &group.group_id, wanted).await {
+            groups.push(match fetch_group_topics(broker, group, by_id).await {
                 Err(error) => response.with_error_code(error.code()),
-                Ok(topics) => response.with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(topic, partitions)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(text(&topic)))
-                                .with_partitions(
-                                    partitions
-                                        .iter()
-                                        .map(|(p, offset)| {
-                                            let (o, epoch, metadata) = values(offset);
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(*p)
-                                                .with_committed_offset(o)
-                                                .with_committed_leader_epoch(epoch)
-                                                .with_metadata(Some(text(&metadata)))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                Ok(topics) => response.with_topics(topics),
             });
         }
         return OffsetFetchResponse::default().with_groups(groups);

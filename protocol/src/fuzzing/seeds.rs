@@ -24,7 +24,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -38,6 +40,7 @@ use super::CODECS;
 use crate::append_time;
 use crate::batch::HEADER_BYTES;
 use crate::test_util::BatchBuilder;
+use crate::topic_id_offsets::{ByTopicId, FIRST_TOPIC_ID_VERSION};
 use crate::versions::ADVERTISED;
 
 /// The seeds of the target called `target`, each with a descriptive name.
@@ -72,7 +75,9 @@ fn requests() -> Vec<(String, Vec<u8>)> {
             let name = format!("{:?}-v{version}", api.key).to_lowercase();
             // A field the version lacks fails the encoder: the default body
             // stands in for that version.
-            if let Some(frame) = frame(api.key, version, &filled(api.key)) {
+            if let Some(frame) = topic_id_frame(api.key, version) {
+                seeds.push((name.clone(), frame));
+            } else if let Some(frame) = frame(api.key, version, &filled(api.key)) {
                 seeds.push((name.clone(), frame));
             } else if let Some(frame) = frame(api.key, version, &RequestKind::default_for(api.key))
             {
@@ -88,8 +93,53 @@ fn requests() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
+/// OffsetCommit and OffsetFetch at the versions that name topics by id,
+/// which kafka-protocol does not write (see [`crate::topic_id_offsets`]).
+fn topic_id_frame(key: ApiKey, version: i16) -> Option<Vec<u8>> {
+    if version < FIRST_TOPIC_ID_VERSION {
+        return None;
+    }
+    let topic_id = uuid::Uuid::from_bytes([7; 16]);
+    match filled(key) {
+        RequestKind::OffsetCommit(mut request) => {
+            for topic in &mut request.topics {
+                topic.topic_id = topic_id;
+            }
+            body_frame(key, version, &ByTopicId(&request))
+        }
+        RequestKind::OffsetFetch(_) => {
+            let mut topic = OffsetFetchRequestTopics::default().with_partition_indexes(vec![0, 1]);
+            topic.topic_id = topic_id;
+            let request = OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group())
+                    .with_member_id(Some(s("member-1")))
+                    .with_member_epoch(4)
+                    .with_topics(Some(vec![topic])),
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group())
+                    .with_member_epoch(-1),
+            ]);
+            body_frame(key, version, &ByTopicId(&request))
+        }
+        _ => None,
+    }
+}
+
 /// A frame body: header (with a client id) and the body at `version`.
 fn frame(key: ApiKey, version: i16, body: &RequestKind) -> Option<Vec<u8>> {
+    let mut buf = header(key, version)?;
+    body.encode(&mut buf, version).ok()?;
+    Some(buf.to_vec())
+}
+
+fn body_frame(key: ApiKey, version: i16, body: &impl Encodable) -> Option<Vec<u8>> {
+    let mut buf = header(key, version)?;
+    body.encode(&mut buf, version).ok()?;
+    Some(buf.to_vec())
+}
+
+fn header(key: ApiKey, version: i16) -> Option<BytesMut> {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(key as i16)
@@ -98,8 +148,7 @@ fn frame(key: ApiKey, version: i16, body: &RequestKind) -> Option<Vec<u8>> {
         .with_client_id(Some(s("fuzz-seed")))
         .encode(&mut buf, key.request_header_version(version))
         .ok()?;
-    body.encode(&mut buf, version).ok()?;
-    Some(buf.to_vec())
+    Some(buf)
 }
 
 trait DefaultFor {

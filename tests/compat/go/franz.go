@@ -315,12 +315,42 @@ func (m *franzMember) commit() error {
 	return m.cl.CommitUncommittedOffsets(ctx)
 }
 
+// wireVersions keeps the highest version of each request kind the clients
+// logging to it wrote (franz-go logs "wrote <Kind> v<N>" at debug level).
+type wireVersions struct {
+	mu      sync.Mutex
+	highest map[string]int
+}
+
+func (w *wireVersions) Level() kgo.LogLevel { return kgo.LogLevelDebug }
+
+func (w *wireVersions) Log(_ kgo.LogLevel, msg string, _ ...any) {
+	var kind string
+	var version int
+	if n, _ := fmt.Sscanf(msg, "wrote %s v%d", &kind, &version); n != 2 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if version > w.highest[kind] {
+		w.highest[kind] = version
+	}
+}
+
+func (w *wireVersions) of(kind string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.highest[kind]
+}
+
 func franzGroup(r *runner, boot string, createTopic func(string, int32) error) {
 	topic := unique("fr-group")
 	group := unique("fr-g")
+	versions := &wireVersions{highest: map[string]int{}}
 	newMember := func() (*franzMember, error) {
 		m := &franzMember{parts: map[int32]bool{}, seen: map[string]bool{}, next: map[int32]int64{}}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(boot), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.WithLogger(versions),
 			kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.HeartbeatInterval(300*time.Millisecond), kgo.SessionTimeout(10*time.Second),
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
@@ -460,6 +490,15 @@ func franzGroup(r *runner, boot string, createTopic func(string, int32) error) {
 		sort.Strings(seen)
 		if fmt.Sprint(seen) != "[late-0 late-1 late-2 late-3]" {
 			return fmt.Errorf("restarted member read %v", seen)
+		}
+		return nil
+	})
+	// franz-go names topics by id in commits and offset fetches (v10) when
+	// the broker advertises it; the members above committed and resumed so.
+	r.scenario("group/offsets-by-topic-id", func() error {
+		commit, fetch := versions.of("OffsetCommit"), versions.of("OffsetFetch")
+		if commit != 10 || fetch != 10 {
+			return fmt.Errorf("OffsetCommit v%d and OffsetFetch v%d written, want v10", commit, fetch)
 		}
 		return nil
 	})
