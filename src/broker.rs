@@ -75,6 +75,10 @@ impl Broker {
                 streamhouse_metadata::redact_url(&config.catalog_url)
             )
         })?;
+        if let Some(path) = &config.sasl_users_file {
+            let users = crate::sasl::users::bootstrap(catalog.as_ref(), path).await?;
+            tracing::info!(users, file = %path.display(), "SASL users stored");
+        }
         let store = streamhouse_storage::open_store(&config.store_url)
             .with_context(|| format!("cannot open the object store at {}", config.store_url))?;
         let metrics = Arc::new(Metrics::default());

@@ -51,6 +51,15 @@ pub async fn serve(
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut socket = socket;
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    if broker.config.security_protocol.is_sasl()
+        && crate::sasl::authenticate(&broker, &mut socket, &mut buf, peer)
+            .await
+            .is_none()
+    {
+        return;
+    }
     let (mut read_half, write_half) = socket.into_split();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let idle = broker.config.connections_max_idle;
@@ -65,7 +74,6 @@ pub async fn serve(
     ));
     let fetch_turns = FetchTurns::new();
     let mute = Arc::new(Mute::default());
-    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let max_frame = broker.config.max_frame_bytes;
     // When the last whole request arrived (or the connection opened), and when
     // the first byte of the request under way did.
@@ -179,7 +187,7 @@ pub async fn serve(
 /// Reads what the peer has sent into `buf`, after making room for it; `Ok(0)`
 /// at the end of the stream. Cancel safe: nothing is lost if the read is
 /// dropped before it completes.
-async fn read_more<R: AsyncRead + Unpin>(
+pub(crate) async fn read_more<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
     max_frame: usize,

@@ -25,6 +25,7 @@ pub mod health;
 pub mod metrics_http;
 pub mod quotas;
 pub mod request_metrics;
+pub mod sasl;
 pub mod server;
 
 /// mimalloc reserves huge allocations lazily (MAP_NORESERVE), so a request that

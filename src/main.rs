@@ -95,6 +95,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         listen = %server.local_addr()?,
         advertise = %format!("{}:{}", broker.config.advertise_host, broker.config.advertise_port),
+        security_protocol = broker.config.security_protocol.name(),
         catalog = %streamhouse_metadata::redact_url(&broker.config.catalog_url),
         store = %broker.config.store_url,
         node_id = broker.node_id(),

@@ -16,6 +16,7 @@ pub mod agents;
 pub mod cache;
 mod catalog;
 pub mod compaction;
+pub mod credentials;
 mod error;
 pub mod groups;
 pub mod heads;
@@ -26,8 +27,9 @@ pub mod retention;
 pub mod sql;
 
 pub use catalog::{
-    AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, GroupCatalog, HeadListener,
-    LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog, TopicCatalog,
+    AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, CredentialCatalog, GroupCatalog,
+    HeadListener, LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog,
+    TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -46,8 +48,8 @@ use streamhouse_clock::SharedClock;
 /// `dyn Catalog` they resolve without it.)
 pub mod prelude {
     pub use crate::catalog::{
-        AgentCatalog, Catalog, ChangeCatalog, GroupCatalog, LifecycleCatalog, LogCatalog,
-        ProducerCatalog, QuotaCatalog, RetentionCatalog, TopicCatalog,
+        AgentCatalog, Catalog, ChangeCatalog, CredentialCatalog, GroupCatalog, LifecycleCatalog,
+        LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog, TopicCatalog,
     };
 }
 

@@ -66,6 +66,9 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::ListGroups, 0, 5),
+    // Served before authentication on a SASL listener; after it (or on a
+    // plain-text listener) answered ILLEGAL_SASL_STATE, as Kafka does.
+    api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -78,6 +81,7 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     // Placement is automatic: no election is ever needed, nothing is being

@@ -1,5 +1,7 @@
 //! Everything called a config, one file per meaning:
 //!
+//! - [`listeners`]: `PROTOCOL://HOST:PORT` listeners and their security
+//!   protocols.
 //! - [`settings`]: the agent's own settings (flags, environment variables, the
 //!   config file) and [`Config`], the settings it runs with.
 //! - [`topic`]: topic configs as Kafka defines them (names, types, defaults,
@@ -15,6 +17,7 @@
 
 pub mod alter;
 pub mod broker;
+pub mod listeners;
 pub mod settings;
 pub mod topic;
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use streamhouse_storage::compaction::RetentionConfig;
 use streamhouse_storage::CompactionConfig;
 
+use super::listeners::{self, SecurityProtocol};
 use crate::coordinator::GroupRules;
 
 /// The command line of `streamhouse`, which is also the schema of its config
@@ -40,6 +41,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--listen`'s default.
+const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(name = "streamhouse", version, about)]
 // Every key optional, so that old files keep working as settings are added;
@@ -47,12 +51,29 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on for Kafka clients, IP:PORT
-    #[arg(long, env = "STREAMHOUSE_LISTEN", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "STREAMHOUSE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
     /// HOST:PORT clients are told to connect to; required when listening on
     /// 0.0.0.0 [default: the listen address]
     #[arg(long, env = "STREAMHOUSE_ADVERTISE")]
     pub advertise: Option<String>,
+    /// The listener, PROTOCOL://IP:PORT, in place of --listen: PLAINTEXT, or
+    /// SASL_PLAINTEXT (clients authenticate with PLAIN, SCRAM-SHA-256 or
+    /// SCRAM-SHA-512 first) [default: PLAINTEXT on --listen]
+    ///
+    /// One listener per agent for now; SSL and SASL_SSL are refused.
+    #[arg(long, env = "STREAMHOUSE_LISTENER", value_delimiter = ',')]
+    pub listener: Vec<String>,
+    /// PROTOCOL://HOST:PORT clients are told to connect to, in place of
+    /// --advertise; its protocol must be the listener's [default: the
+    /// listener's address]
+    #[arg(long, env = "STREAMHOUSE_ADVERTISED_LISTENER", value_delimiter = ',')]
+    pub advertised_listener: Vec<String>,
+    /// File of NAME:PASSWORD lines: each user gets SCRAM-SHA-256 and
+    /// SCRAM-SHA-512 credentials in the catalog at start (PLAIN checks
+    /// against them too) [default: none]
+    #[arg(long, env = "STREAMHOUSE_SASL_USERS_FILE")]
+    pub sasl_users_file: Option<PathBuf>,
     /// Folder of the embedded catalog and objects
     #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -403,6 +424,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub advertise_host: String,
     pub advertise_port: u16,
+    /// The listener's security protocol.
+    pub security_protocol: SecurityProtocol,
+    pub sasl_users_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
@@ -443,6 +467,9 @@ impl Config {
         let Settings {
             listen,
             advertise,
+            listener,
+            advertised_listener,
+            sasl_users_file,
             data_dir,
             catalog,
             catalog_timeout_ms,
@@ -484,9 +511,23 @@ impl Config {
             // Applied by main before anything is logged.
             log_format: _,
         } = settings;
+        let choice = listeners::choose(&listener, &advertised_listener)?;
+        let (listen, listen_flag) = match choice.bind {
+            Some(bind) if listen != DEFAULT_LISTEN => {
+                bail!("give --listener {bind} or --listen {listen}, not both")
+            }
+            Some(bind) => (bind, "--listener"),
+            None => (listen, "--listen"),
+        };
+        let advertise = match (choice.advertised, advertise) {
+            (Some(_), Some(plain)) => {
+                bail!("give --advertised-listener or --advertise {plain}, not both")
+            }
+            (advertised, plain) => advertised.or(plain),
+        };
         let listen: SocketAddr = listen
             .parse()
-            .with_context(|| format!("--listen '{listen}' is not an IP:PORT address"))?;
+            .with_context(|| format!("{listen_flag} '{listen}' is not an IP:PORT address"))?;
         let (advertise_host, advertise_port) = match advertise {
             Some(text) => parse_host_port(&text)
                 .with_context(|| format!("--advertise '{text}' is not HOST:PORT"))?,
@@ -628,6 +669,8 @@ impl Config {
             listen,
             advertise_host,
             advertise_port,
+            security_protocol: choice.protocol,
+            sasl_users_file,
             data_dir,
             catalog_url,
             catalog_timeout: Duration::from_millis(catalog_timeout_ms),

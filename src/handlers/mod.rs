@@ -5,7 +5,7 @@
 //! (for Produce: validating and queueing the batches) and returns the rest as a
 //! [`PendingResponse`] that the connection awaits and writes in order.
 
-mod api_versions;
+pub(crate) mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
@@ -22,6 +22,7 @@ mod placement_admin;
 mod produce;
 mod producers;
 mod quotas;
+mod sasl;
 mod topic_partitions;
 mod topics;
 
@@ -302,6 +303,12 @@ pub async fn dispatch(
                 partitions::delete_records(&broker, body).await,
             ))
         }),
+        RequestKind::SaslHandshake(_) => {
+            PendingResponse::ready(reply.encode(ResponseKind::SaslHandshake(sasl::handshake())))
+        }
+        RequestKind::SaslAuthenticate(_) => PendingResponse::ready(
+            reply.encode(ResponseKind::SaslAuthenticate(sasl::authenticate())),
+        ),
         RequestKind::DescribeCluster(body) => PendingResponse::ready(reply.encode(
             ResponseKind::DescribeCluster(cluster::describe(&broker, body, version)),
         )),

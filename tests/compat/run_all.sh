@@ -63,6 +63,10 @@
 #                                             dashboard (deploy/grafana) returns data
 #                                             (the embedded pair only; not for
 #                                             COMPAT_REFERENCE runs)
+#   sasl    tests/compat/sasl.sh              a SASL_PLAINTEXT listener: kcat with PLAIN,
+#                                             SCRAM-SHA-256 and SCRAM-SHA-512, the Java
+#                                             producer and consumer with SCRAM-SHA-512,
+#                                             wrong passwords refused with Kafka's messages
 #   deploy  tests/compat/deploy_check.sh      the Helm chart (helm lint, helm template:
 #                                             Deployment, Service, PDB, probes),
 #                                             deploy/compose.yaml and the systemd unit
@@ -119,6 +123,7 @@ CLIENTS=(
     "compacted py     compacted_topic.py"
     "prometheus py    prometheus_scrape.py"
     "deploy    sh     deploy_check.sh"
+    "sasl      sh     sasl.sh"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do

@@ -13,6 +13,7 @@
 
 mod agents;
 mod changes;
+mod credentials;
 mod groups;
 mod lifecycle;
 mod log;
@@ -23,6 +24,7 @@ mod topics;
 
 pub use agents::AgentCatalog;
 pub use changes::{ChangeCatalog, HeadListener};
+pub use credentials::CredentialCatalog;
 pub use groups::GroupCatalog;
 pub use lifecycle::LifecycleCatalog;
 pub use log::LogCatalog;
@@ -45,6 +47,7 @@ pub trait Catalog:
     + ChangeCatalog
     + RetentionCatalog
     + QuotaCatalog
+    + CredentialCatalog
 {
 }
 
@@ -58,6 +61,7 @@ impl<T> Catalog for T where
         + ChangeCatalog
         + RetentionCatalog
         + QuotaCatalog
+        + CredentialCatalog
         + ?Sized
 {
 }

@@ -21,6 +21,7 @@ mod cleaner;
 mod cluster;
 mod commit;
 mod connect;
+mod credentials;
 pub use connect::redact as redact_url;
 mod group_leases;
 mod groups;

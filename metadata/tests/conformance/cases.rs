@@ -13,6 +13,7 @@ use streamhouse_metadata::{
 pub use crate::groups::*;
 // So are the admin cases (configs, partitions, log start, producers).
 pub use crate::admin::*;
+pub use crate::credentials::*;
 pub use crate::quotas::*;
 
 pub fn new_topic(name: &str, partition_count: i32) -> NewTopic {

@@ -12,6 +12,7 @@ mod cases;
 mod changes;
 mod cleaner;
 mod compaction;
+mod credentials;
 mod group_leases;
 mod groups;
 mod harness;
@@ -50,6 +51,7 @@ macro_rules! conformance_tests {
             log_start_moves_forward_only_and_within_the_log,
             partition_producers_lists_each_producers_newest_batch,
             client_quotas_are_set_replaced_and_removed,
+            scram_credentials_are_stored_replaced_and_deleted,
         );
         conformance_tests!(@compaction $target;
             compaction_candidates_are_only_those_of_the_shards_asked_for,

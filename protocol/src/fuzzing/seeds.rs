@@ -187,6 +187,8 @@ impl DefaultFor for RequestKind {
             ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default().into(),
             ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default().into(),
             ApiKey::ListConfigResources => ListConfigResourcesRequest::default().into(),
+            ApiKey::SaslHandshake => SaslHandshakeRequest::default().into(),
+            ApiKey::SaslAuthenticate => SaslAuthenticateRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
             ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
             ApiKey::AlterPartitionReassignments => {
@@ -444,6 +446,12 @@ fn filled(key: ApiKey) -> RequestKind {
                     .with_topic(topic())
                     .with_partitions(vec![0, 1]),
             ]))
+            .into(),
+        ApiKey::SaslHandshake => SaslHandshakeRequest::default()
+            .with_mechanism(s("SCRAM-SHA-512"))
+            .into(),
+        ApiKey::SaslAuthenticate => SaslAuthenticateRequest::default()
+            .with_auth_bytes(Bytes::from_static(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"))
             .into(),
         other => RequestKind::default_for(other),
     }

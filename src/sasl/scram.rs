@@ -1,0 +1,436 @@
+//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as a Kafka broker
+//! runs them: credentials derived from a password, and the server's side of
+//! the two-message exchange, checked against a stored credential.
+//!
+//! The exchange is pure: [`ClientFirst::parse`] reads the client's first
+//! message, the caller looks up the user's credential, [`ServerFirst::new`]
+//! answers with the salt, the iteration count and the combined nonce, and
+//! [`ServerFirst::finish`] checks the client's proof and returns the server's
+//! signature.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use sha2::{Digest, Sha256, Sha512};
+use streamhouse_metadata::credentials::{ScramCredential, ScramMechanism};
+
+/// Kafka's default and least iteration count for SCRAM credentials.
+pub const DEFAULT_ITERATIONS: i32 = 4096;
+/// Kafka refuses more iterations than this.
+pub const MAX_ITERATIONS: i32 = 16384;
+/// Bytes of random salt in a credential derived here.
+const SALT_BYTES: usize = 32;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScramError {
+    /// Kafka's message for an unknown user or a wrong proof.
+    #[error("Authentication failed: Invalid user credentials")]
+    InvalidCredentials,
+    #[error("Authentication failed: Client requested an authorization id that is different from username")]
+    AuthorizationIdMismatch,
+    #[error("Invalid client nonce in the final client message.")]
+    InvalidNonce,
+    #[error("Authentication failed: Invalid client final message")]
+    InvalidFinalMessage,
+    #[error("invalid SCRAM client first message: {0}")]
+    InvalidFirstMessage(&'static str),
+    #[error("delegation tokens are not supported")]
+    TokenAuthentication,
+}
+
+fn digest(mechanism: ScramMechanism, parts: &[&[u8]]) -> Vec<u8> {
+    match mechanism {
+        ScramMechanism::Sha256 => {
+            let mut hash = Sha256::new();
+            parts.iter().for_each(|p| hash.update(p));
+            hash.finalize().to_vec()
+        }
+        ScramMechanism::Sha512 => {
+            let mut hash = Sha512::new();
+            parts.iter().for_each(|p| hash.update(p));
+            hash.finalize().to_vec()
+        }
+    }
+}
+
+/// HMAC (RFC 2104) over the hash of `mechanism`.
+fn hmac(mechanism: ScramMechanism, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let block = match mechanism {
+        ScramMechanism::Sha256 => 64,
+        ScramMechanism::Sha512 => 128,
+    };
+    let mut padded = if key.len() > block {
+        digest(mechanism, &[key])
+    } else {
+        key.to_vec()
+    };
+    padded.resize(block, 0);
+    let inner_pad: Vec<u8> = padded.iter().map(|b| b ^ 0x36).collect();
+    let outer_pad: Vec<u8> = padded.iter().map(|b| b ^ 0x5c).collect();
+    let mut inner_parts = Vec::with_capacity(parts.len() + 1);
+    inner_parts.push(&inner_pad[..]);
+    inner_parts.extend_from_slice(parts);
+    let inner = digest(mechanism, &inner_parts);
+    digest(mechanism, &[&outer_pad, &inner])
+}
+
+/// RFC 5802's Hi(): PBKDF2 with HMAC, one block.
+fn salted_password(
+    mechanism: ScramMechanism,
+    password: &[u8],
+    salt: &[u8],
+    iterations: i32,
+) -> Vec<u8> {
+    let mut block = hmac(mechanism, password, &[salt, &1u32.to_be_bytes()]);
+    let mut result = block.clone();
+    for _ in 1..iterations {
+        block = hmac(mechanism, password, &[&block]);
+        result.iter_mut().zip(&block).for_each(|(r, b)| *r ^= b);
+    }
+    result
+}
+
+/// The credential of `password` with this salt and iteration count.
+pub fn credential_with_salt(
+    user: &str,
+    mechanism: ScramMechanism,
+    password: &str,
+    salt: Vec<u8>,
+    iterations: i32,
+) -> ScramCredential {
+    let salted = salted_password(mechanism, password.as_bytes(), &salt, iterations);
+    let client_key = hmac(mechanism, &salted, &[b"Client Key"]);
+    ScramCredential {
+        user: user.to_owned(),
+        mechanism,
+        stored_key: digest(mechanism, &[&client_key]),
+        server_key: hmac(mechanism, &salted, &[b"Server Key"]),
+        salt,
+        iterations,
+    }
+}
+
+/// A credential of `password` with a fresh random salt.
+pub fn new_credential(
+    user: &str,
+    mechanism: ScramMechanism,
+    password: &str,
+    iterations: i32,
+) -> ScramCredential {
+    credential_with_salt(
+        user,
+        mechanism,
+        password,
+        random_bytes(SALT_BYTES),
+        iterations,
+    )
+}
+
+/// Whether `password` is the one `credential` was derived from.
+pub fn password_matches(credential: &ScramCredential, password: &str) -> bool {
+    let derived = credential_with_salt(
+        &credential.user,
+        credential.mechanism,
+        password,
+        credential.salt.clone(),
+        credential.iterations,
+    );
+    constant_time_eq(&derived.stored_key, &credential.stored_key)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Random bytes from the operating system (by way of v4 UUIDs, whose 122
+/// random bits come from it).
+pub fn random_bytes(count: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(count + 16);
+    while bytes.len() < count {
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    bytes.truncate(count);
+    bytes
+}
+
+/// A SCRAM saslname (RFC 5802 5.1): `=2C` and `=3D` stand for `,` and `=`.
+fn decode_saslname(text: &str) -> Result<String, ScramError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('=') {
+        out.push_str(&rest[..at]);
+        match rest.get(at..at + 3) {
+            Some("=2C") => out.push(','),
+            Some("=3D") => out.push('='),
+            _ => {
+                return Err(ScramError::InvalidFirstMessage(
+                    "bad escape in the user name",
+                ))
+            }
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The client's first message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFirst {
+    pub user: String,
+    nonce: String,
+    /// The message without its GS2 header, part of what both sides sign.
+    bare: String,
+    /// The GS2 header, which the final message's channel binding repeats.
+    gs2_header: String,
+}
+
+impl ClientFirst {
+    pub fn parse(message: &[u8]) -> Result<ClientFirst, ScramError> {
+        let text = std::str::from_utf8(message)
+            .map_err(|_| ScramError::InvalidFirstMessage("not UTF-8"))?;
+        // gs2-header: "n," (no channel binding; Kafka supports no other),
+        // then an optional "a=authzid", then ",".
+        let Some(rest) = text.strip_prefix("n,") else {
+            return Err(ScramError::InvalidFirstMessage(
+                "channel binding is not supported",
+            ));
+        };
+        let Some((authzid, bare)) = rest.split_once(',') else {
+            return Err(ScramError::InvalidFirstMessage("no GS2 header"));
+        };
+        let gs2_header = format!("n,{authzid},");
+        let mut fields = bare.split(',');
+        let user = match fields.next().and_then(|f| f.strip_prefix("n=")) {
+            Some(name) if !name.is_empty() => decode_saslname(name)?,
+            _ => return Err(ScramError::InvalidFirstMessage("no user name")),
+        };
+        let nonce = match fields.next().and_then(|f| f.strip_prefix("r=")) {
+            Some(nonce) if !nonce.is_empty() => nonce.to_owned(),
+            _ => return Err(ScramError::InvalidFirstMessage("no nonce")),
+        };
+        // Extensions follow; Kafka's only one marks delegation tokens.
+        if fields.any(|f| f == "tokenauth=true") {
+            return Err(ScramError::TokenAuthentication);
+        }
+        if !authzid.is_empty() {
+            let Some(requested) = authzid.strip_prefix("a=") else {
+                return Err(ScramError::InvalidFirstMessage("bad GS2 header"));
+            };
+            if decode_saslname(requested)? != user {
+                return Err(ScramError::AuthorizationIdMismatch);
+            }
+        }
+        Ok(ClientFirst {
+            user,
+            nonce,
+            bare: bare.to_owned(),
+            gs2_header,
+        })
+    }
+}
+
+/// The server's first message, sent, and what the final exchange needs.
+#[derive(Debug, Clone)]
+pub struct ServerFirst {
+    client_first: ClientFirst,
+    credential: ScramCredential,
+    /// Client nonce followed by the server's.
+    nonce: String,
+    message: String,
+}
+
+impl ServerFirst {
+    /// Answers `client_first` for the user's `credential`, adding
+    /// `server_nonce` (printable, without commas) to the client's nonce.
+    pub fn new(
+        client_first: ClientFirst,
+        credential: ScramCredential,
+        server_nonce: &str,
+    ) -> ServerFirst {
+        let nonce = format!("{}{server_nonce}", client_first.nonce);
+        let message = format!(
+            "r={nonce},s={},i={}",
+            STANDARD.encode(&credential.salt),
+            credential.iterations
+        );
+        ServerFirst {
+            client_first,
+            credential,
+            nonce,
+            message,
+        }
+    }
+
+    /// A fresh server nonce.
+    pub fn random_nonce() -> String {
+        STANDARD.encode(random_bytes(24))
+    }
+
+    pub fn message(&self) -> &[u8] {
+        self.message.as_bytes()
+    }
+
+    /// The user the client claims to be.
+    pub fn user(&self) -> &str {
+        &self.client_first.user
+    }
+
+    /// Checks the client's final message; the server's final message if the
+    /// proof is right.
+    pub fn finish(&self, client_final: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let text =
+            std::str::from_utf8(client_final).map_err(|_| ScramError::InvalidFinalMessage)?;
+        let (without_proof, proof) = text
+            .rsplit_once(",p=")
+            .ok_or(ScramError::InvalidFinalMessage)?;
+        let mut fields = without_proof.split(',');
+        let binding = fields
+            .next()
+            .and_then(|f| f.strip_prefix("c="))
+            .ok_or(ScramError::InvalidFinalMessage)?;
+        let nonce = fields
+            .next()
+            .and_then(|f| f.strip_prefix("r="))
+            .ok_or(ScramError::InvalidFinalMessage)?;
+        // Kafka accepts a nonce that ends with the combined one: librdkafka
+        // repeats its own nonce in front of it.
+        if !nonce.ends_with(&self.nonce) {
+            return Err(ScramError::InvalidNonce);
+        }
+        if STANDARD.decode(binding).ok().as_deref() != Some(self.client_first.gs2_header.as_bytes())
+        {
+            return Err(ScramError::InvalidFinalMessage);
+        }
+        let proof = STANDARD
+            .decode(proof)
+            .map_err(|_| ScramError::InvalidFinalMessage)?;
+        let mechanism = self.credential.mechanism;
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            self.client_first.bare, self.message
+        );
+        let client_signature = hmac(
+            mechanism,
+            &self.credential.stored_key,
+            &[auth_message.as_bytes()],
+        );
+        if proof.len() != client_signature.len() {
+            return Err(ScramError::InvalidCredentials);
+        }
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(p, s)| p ^ s)
+            .collect();
+        if !constant_time_eq(
+            &digest(mechanism, &[&client_key]),
+            &self.credential.stored_key,
+        ) {
+            return Err(ScramError::InvalidCredentials);
+        }
+        let server_signature = hmac(
+            mechanism,
+            &self.credential.server_key,
+            &[auth_message.as_bytes()],
+        );
+        Ok(format!("v={}", STANDARD.encode(server_signature)).into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677's example exchange: user "user", password "pencil".
+    #[test]
+    fn the_rfc_7677_exchange_is_answered_as_in_the_rfc() {
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let credential = credential_with_salt("user", ScramMechanism::Sha256, "pencil", salt, 4096);
+        let first = ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
+        assert_eq!(first.user, "user");
+        let server = ServerFirst::new(first, credential, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+        assert_eq!(
+            std::str::from_utf8(server.message()).unwrap(),
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        let last = server
+            .finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+            .unwrap();
+        assert_eq!(last, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    }
+
+    #[test]
+    fn a_wrong_proof_or_nonce_is_refused() {
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let credential =
+            credential_with_salt("user", ScramMechanism::Sha256, "not-pencil", salt, 4096);
+        let first = ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
+        let server = ServerFirst::new(first, credential, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+        assert_eq!(
+            server.finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="),
+            Err(ScramError::InvalidCredentials)
+        );
+        assert_eq!(
+            server.finish(
+                b"c=biws,r=rOprNGfwEbeRWgbNEkqO,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+            ),
+            Err(ScramError::InvalidNonce)
+        );
+        assert_eq!(
+            server.finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0x,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="),
+            Err(ScramError::InvalidNonce)
+        );
+        for garbage in [
+            &b""[..],
+            b"p=",
+            b"c=biws",
+            b"\xff\xfe",
+            b"c=biws,r=x,p=not base64!",
+        ] {
+            assert!(server.finish(garbage).is_err());
+        }
+    }
+
+    #[test]
+    fn first_messages_are_checked() {
+        assert_eq!(
+            ClientFirst::parse(b"n,a=us=3Der,n=us=3Der,r=abc")
+                .unwrap()
+                .user,
+            "us=er"
+        );
+        assert_eq!(
+            ClientFirst::parse(b"n,a=admin,n=user,r=abc"),
+            Err(ScramError::AuthorizationIdMismatch)
+        );
+        assert_eq!(
+            ClientFirst::parse(b"n,,n=user,r=abc,tokenauth=true"),
+            Err(ScramError::TokenAuthentication)
+        );
+        for bad in [
+            &b""[..],
+            b"y,,n=user,r=abc",
+            b"p=tls-unique,,n=user,r=abc",
+            b"n,,n=,r=abc",
+            b"n,,n=user",
+            b"n,,n=u=2X,r=a",
+            b"n,,\xff",
+        ] {
+            assert!(ClientFirst::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_password_matches_only_its_own_credential() {
+        for mechanism in ScramMechanism::ALL {
+            let credential = new_credential("alice", mechanism, "s3cret", DEFAULT_ITERATIONS);
+            assert_eq!(credential.salt.len(), SALT_BYTES);
+            assert!(password_matches(&credential, "s3cret"));
+            assert!(!password_matches(&credential, "s3cret "));
+            assert_ne!(
+                new_credential("alice", mechanism, "s3cret", 4096).salt,
+                credential.salt
+            );
+        }
+    }
+}

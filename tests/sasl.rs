@@ -1,0 +1,199 @@
+//! SASL on a SASL_PLAINTEXT listener, over the wire: users from the users
+//! file, PLAIN in both framings (SaslAuthenticate and Kafka's original raw
+//! tokens), the SCRAM server-first message from the stored credential,
+//! Kafka's errors and messages for wrong passwords, unknown users and
+//! mechanisms, and the connection closed on any other request before
+//! authentication. Full SCRAM exchanges are checked with real clients (the
+//! `sasl` compat runner).
+
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{on_both_backends, s, Backend, TestBroker, TestClient};
+use kafka_protocol::messages::*;
+
+on_both_backends!(users_of_the_file_authenticate_and_others_are_refused);
+
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+const ILLEGAL_SASL_STATE: i16 = 34;
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+/// A broker with one SASL_PLAINTEXT listener and users alice and bob.
+async fn sasl_broker(backend: Backend) -> (TestBroker, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "# test users\nalice:alice-secret\nbob:b:ob\n").unwrap();
+    let broker = TestBroker::start_with(backend, |settings| {
+        let address = std::mem::replace(&mut settings.listen, "127.0.0.1:9092".into());
+        settings.listener = vec![format!("SASL_PLAINTEXT://{address}")];
+        settings.sasl_users_file = Some(users);
+    })
+    .await;
+    (broker, dir)
+}
+
+async fn handshake(
+    client: &mut TestClient,
+    version: i16,
+    mechanism: &str,
+) -> SaslHandshakeResponse {
+    let request = SaslHandshakeRequest::default().with_mechanism(s(mechanism));
+    let ResponseKind::SaslHandshake(response) =
+        client.call(ApiKey::SaslHandshake, version, &request).await
+    else {
+        panic!("not a SaslHandshake response")
+    };
+    response
+}
+
+async fn authenticate(client: &mut TestClient, token: &[u8]) -> SaslAuthenticateResponse {
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
+    let ResponseKind::SaslAuthenticate(response) =
+        client.call(ApiKey::SaslAuthenticate, 2, &request).await
+    else {
+        panic!("not a SaslAuthenticate response")
+    };
+    response
+}
+
+async fn metadata_works(client: &mut TestClient) -> bool {
+    let ResponseKind::Metadata(response) = client
+        .call(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await
+    else {
+        return false;
+    };
+    response.brokers.len() == 1
+}
+
+async fn users_of_the_file_authenticate_and_others_are_refused(backend: Backend) {
+    let (broker, _users) = sasl_broker(backend).await;
+
+    // ApiVersions before authenticating lists the SASL APIs.
+    let mut client = broker.client().await;
+    let ResponseKind::ApiVersions(versions) = client
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await
+    else {
+        panic!()
+    };
+    assert!(versions
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::SaslAuthenticate as i16));
+    let offered = handshake(&mut client, 1, "PLAIN").await;
+    assert_eq!(offered.error_code, 0);
+    let mechanisms: Vec<String> = offered.mechanisms.iter().map(|m| m.to_string()).collect();
+    assert_eq!(mechanisms, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
+    let accepted = authenticate(&mut client, b"\0alice\0alice-secret").await;
+    assert_eq!((accepted.error_code, accepted.session_lifetime_ms), (0, 0));
+    assert!(metadata_works(&mut client).await);
+    // Past authentication, the SASL APIs are out of place.
+    assert_eq!(
+        handshake(&mut client, 1, "PLAIN").await.error_code,
+        ILLEGAL_SASL_STATE
+    );
+    assert!(metadata_works(&mut client).await);
+
+    // A password with a colon, from the file as it stands.
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    assert_eq!(
+        authenticate(&mut client, b"bob\0bob\0b:ob")
+            .await
+            .error_code,
+        0
+    );
+
+    // A wrong password and an unknown user: Kafka's error and message, then
+    // the connection closes.
+    for token in [&b"\0alice\0wrong"[..], b"\0mallory\0alice-secret"] {
+        let mut client = broker.client().await;
+        handshake(&mut client, 1, "PLAIN").await;
+        let refused = authenticate(&mut client, token).await;
+        assert_eq!(refused.error_code, SASL_AUTHENTICATION_FAILED);
+        assert_eq!(
+            refused.error_message.as_deref(),
+            Some("Authentication failed: Invalid username or password")
+        );
+        assert!(client.is_closed().await);
+    }
+
+    // SCRAM: the server's first message carries the stored salt and Kafka's
+    // iteration count; an unknown user is refused at once.
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "SCRAM-SHA-512").await;
+    let first = authenticate(&mut client, b"n,,n=alice,r=abcdef").await;
+    assert_eq!(first.error_code, 0);
+    let server_first = String::from_utf8(first.auth_bytes.to_vec()).unwrap();
+    assert!(server_first.starts_with("r=abcdef"), "{server_first}");
+    assert!(server_first.ends_with(",i=4096"), "{server_first}");
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "SCRAM-SHA-256").await;
+    let refused = authenticate(&mut client, b"n,,n=mallory,r=abcdef").await;
+    assert_eq!(
+        (refused.error_code, refused.error_message.as_deref()),
+        (
+            SASL_AUTHENTICATION_FAILED,
+            Some("Authentication failed: Invalid user credentials")
+        )
+    );
+
+    // An unknown mechanism: the enabled ones listed, then closed.
+    let mut client = broker.client().await;
+    let refused = handshake(&mut client, 1, "GSSAPI").await;
+    assert_eq!(refused.error_code, UNSUPPORTED_SASL_MECHANISM);
+    assert_eq!(refused.mechanisms.len(), 3);
+    assert!(client.is_closed().await);
+
+    // Any other request before authentication closes the connection
+    // unanswered; so does SaslAuthenticate before a handshake (answered).
+    let mut client = broker.client().await;
+    client
+        .send(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await;
+    assert!(client.receive_frame().await.is_none());
+    let mut client = broker.client().await;
+    let out_of_order = authenticate(&mut client, b"\0alice\0alice-secret").await;
+    assert_eq!(out_of_order.error_code, ILLEGAL_SASL_STATE);
+    assert!(client.is_closed().await);
+}
+
+/// A bare token frame, as clients send them after a v0 handshake.
+fn raw(token: &[u8]) -> Vec<u8> {
+    let mut frame = BytesMut::new();
+    frame.put_i32(token.len() as i32);
+    frame.put_slice(token);
+    frame.to_vec()
+}
+
+#[tokio::test]
+async fn a_v0_handshake_is_followed_by_raw_tokens() {
+    let (broker, _users) = sasl_broker(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    assert_eq!(handshake(&mut client, 0, "PLAIN").await.error_code, 0);
+    client.send_raw(&raw(b"\0alice\0alice-secret")).await;
+    assert_eq!(client.receive_frame().await.as_deref(), Some(&b""[..]));
+    assert!(metadata_works(&mut client).await);
+
+    // A refused raw token has no way to say why: the connection closes.
+    let mut client = broker.client().await;
+    handshake(&mut client, 0, "PLAIN").await;
+    client.send_raw(&raw(b"\0alice\0wrong")).await;
+    assert!(client.receive_frame().await.is_none());
+}
+
+#[tokio::test]
+async fn a_plaintext_listener_answers_sasl_requests_with_illegal_state() {
+    let broker = TestBroker::start(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        handshake(&mut client, 1, "PLAIN").await.error_code,
+        ILLEGAL_SASL_STATE
+    );
+    assert_eq!(
+        authenticate(&mut client, b"\0a\0b").await.error_code,
+        ILLEGAL_SASL_STATE
+    );
+    assert!(metadata_works(&mut client).await);
+}
