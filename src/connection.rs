@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use crate::fetch_memory::{FetchMemory, FetchTurns};
 use crate::handlers::{self, Outcome, PendingResponse};
-use crate::quotas::Mute;
+use crate::quotas::{request_time, Mute};
 use crate::Broker;
 
 /// Requests read ahead of their responses. Kafka clients pipeline at most a
@@ -101,6 +101,8 @@ pub async fn serve(
                 .split_to(frame::LENGTH_PREFIX_BYTES + length)
                 .freeze()
                 .slice(frame::LENGTH_PREFIX_BYTES..);
+            // Only timed when some client is under a request-time quota.
+            let decoding = broker.quotas.meters_requests().then(Instant::now);
             let pending = match request::decode(body) {
                 Ok(request) => {
                     let span = tracing::debug_span!(
@@ -110,9 +112,20 @@ pub async fn serve(
                         correlation_id = request.correlation_id(),
                         client_id = request.client_id(),
                     );
-                    handlers::dispatch(&broker, request, peer, &fetch_turns, &mute)
-                        .instrument(span)
-                        .await
+                    let meter = decoding.and_then(|decoding| {
+                        broker
+                            .quotas
+                            .request_meter(&request, &mute, decoding.elapsed())
+                    });
+                    let dispatching = handlers::dispatch(
+                        &broker,
+                        request,
+                        peer,
+                        &fetch_turns,
+                        &mute,
+                        meter.clone(),
+                    );
+                    request_time::timed(meter.as_ref(), dispatching.instrument(span)).await
                 }
                 Err(request::RequestError::UnsupportedVersion {
                     api_key: kafka_protocol::messages::ApiKey::ApiVersions,

@@ -1,8 +1,8 @@
 //! Client quotas over the wire: AlterClientQuotas and DescribeClientQuotas at
 //! every advertised version (entities by user and client id, named or
 //! default; filters exact, default and specified, strict or not; refusals
-//! per entry), and produce and fetch byte rates enforced with Kafka's
-//! throttle_time_ms and a muted connection; on both backends.
+//! per entry), produce and fetch byte rates and request time enforced with
+//! Kafka's throttle_time_ms and a muted connection; on both backends.
 
 mod common;
 
@@ -23,6 +23,7 @@ use streamhouse_protocol::versions::advertised;
 on_both_backends!(
     quotas_are_altered_and_described_at_every_version,
     a_producer_over_its_quota_is_throttled_and_muted_and_others_are_not,
+    a_client_over_its_request_quota_is_throttled_and_muted_and_others_are_not,
 );
 
 fn s(text: &str) -> StrBytes {
@@ -160,16 +161,20 @@ async fn quotas_are_altered_and_described_at_every_version(backend: Backend) {
                     .with_ops(vec![
                         set("producer_byte_rate", 1000.0),
                         set("consumer_byte_rate", 2000.0),
+                        set("request_percentage", 0.5),
                     ]),
                 EntryData::default()
                     .with_entity(entity(&[("user", Some("alice")), ("client-id", None)]))
                     .with_ops(vec![set("consumer_byte_rate", 3000.0)]),
                 EntryData::default()
                     .with_entity(entity(&[("client-id", Some("x"))]))
-                    .with_ops(vec![set("request_percentage", 50.0)]),
+                    .with_ops(vec![set("controller_mutation_rate", 50.0)]),
                 EntryData::default()
                     .with_entity(entity(&[("client-id", Some("x"))]))
                     .with_ops(vec![set("producer_byte_rate", -1.0)]),
+                EntryData::default()
+                    .with_entity(entity(&[("client-id", Some("x"))]))
+                    .with_ops(vec![set("request_percentage", -1.0)]),
             ],
             false,
         )
@@ -181,13 +186,14 @@ async fn quotas_are_altered_and_described_at_every_version(backend: Backend) {
             .1
             .as_deref()
             .unwrap()
-            .contains("request_percentage"));
+            .contains("controller_mutation_rate"));
         assert_eq!(answer[3].0, 42, "INVALID_REQUEST: {answer:?}");
+        assert_eq!(answer[4].0, 42, "INVALID_REQUEST: {answer:?}");
         for describe_version in describe_versions.min..=describe_versions.max {
             assert_eq!(
                 describe(&mut client, describe_version, &exact, false).await,
                 Ok(vec![format!(
-                    "client-id={c} consumer_byte_rate=2000,producer_byte_rate=1000"
+                    "client-id={c} consumer_byte_rate=2000,producer_byte_rate=1000,request_percentage=0.5"
                 )])
             );
         }
@@ -203,7 +209,9 @@ async fn quotas_are_altered_and_described_at_every_version(backend: Backend) {
         .await;
         assert_eq!(
             describe(&mut client, 1, &exact, false).await,
-            Ok(vec![format!("client-id={c} producer_byte_rate=1000")])
+            Ok(vec![format!(
+                "client-id={c} producer_byte_rate=1000,request_percentage=0.5"
+            )])
         );
     }
     let alice = "user=alice,client-id=<default> consumer_byte_rate=3000".to_owned();
@@ -382,3 +390,118 @@ async fn a_quota_set_on_one_agent_is_enforced_by_another() {
 
 /// How often an agent re-reads the quotas (`streamhouse::quotas::REFRESH_EVERY`).
 const QUOTA_REFRESH: Duration = streamhouse::quotas::REFRESH_EVERY;
+
+/// Metadata v12 for no topic, a cheap request; the response's
+/// throttle_time_ms.
+async fn metadata(client: &mut TestClient) -> i32 {
+    let request = MetadataRequest::default().with_topics(Some(vec![]));
+    let ResponseKind::Metadata(response) = client.call(ApiKey::Metadata, 12, &request).await else {
+        panic!("not a Metadata response")
+    };
+    response.throttle_time_ms
+}
+
+/// Cheap requests until one is throttled; (requests sent, throttle).
+async fn metadata_until_throttled(client: &mut TestClient, most: usize) -> Option<(usize, i32)> {
+    for sent in 1..=most {
+        let throttle = metadata(client).await;
+        if throttle > 0 {
+            return Some((sent, throttle));
+        }
+    }
+    None
+}
+
+/// 0.01 % of one thread's time is 100 µs a second: 1 ms over the first ten
+/// seconds, which a few dozen requests use up.
+const TINY_REQUEST_PERCENTAGE: f64 = 0.01;
+
+async fn a_client_over_its_request_quota_is_throttled_and_muted_and_others_are_not(
+    backend: Backend,
+) {
+    let broker = TestBroker::start(backend).await;
+    let topic = unique_topic("request-quota");
+    let mut admin = broker.client().await;
+    create_topic(&mut admin, &topic, 1).await;
+    let busy = unique_topic("busy");
+    let answer = alter(
+        &mut admin,
+        1,
+        vec![EntryData::default()
+            .with_entity(entity(&[("client-id", Some(&busy))]))
+            .with_ops(vec![set("request_percentage", TINY_REQUEST_PERCENTAGE)])],
+        false,
+    )
+    .await;
+    assert_eq!(answer, vec![(0, None)]);
+    let mut limited = TestClient::connect(broker.addr).await.with_client_id(&busy);
+    let mut free = TestClient::connect(broker.addr)
+        .await
+        .with_client_id("free");
+    let Some((sent, throttle)) = metadata_until_throttled(&mut limited, 10_000).await else {
+        panic!("10,000 requests and never throttled")
+    };
+    // Kafka bounds a request-time throttle by one sample window.
+    assert!(throttle <= 1000, "throttled {throttle} ms");
+    // The connection reads nothing more until the throttle is over; the
+    // next requests are still over the quota, whatever they are.
+    let asked = Instant::now();
+    let next = metadata(&mut limited).await;
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(throttle as u64).saturating_sub(Duration::from_millis(100)),
+        "answered after {waited:?}, throttled {throttle} ms"
+    );
+    assert!(next > 0, "{next}");
+    // Produce reports it too (the larger of it and a byte-rate throttle);
+    // Fetch is answered without records, as for a byte-rate throttle.
+    assert!(produce(&mut limited, &topic, 1).await > 0);
+    let fetch = fetch_request(&topic, 0, 0, 0);
+    let ResponseKind::Fetch(throttled) = limited.call(ApiKey::Fetch, 12, &fetch).await else {
+        panic!("not a Fetch response")
+    };
+    assert!(throttled.throttle_time_ms > 0);
+    assert!(throttled.responses.is_empty());
+    // Another client id sends as many and more, never throttled.
+    for _ in 0..sent + 20 {
+        assert_eq!(metadata(&mut free).await, 0);
+    }
+    let ResponseKind::Fetch(unlimited) = free.call(ApiKey::Fetch, 12, &fetch).await else {
+        panic!("not a Fetch response")
+    };
+    assert_eq!(unlimited.throttle_time_ms, 0);
+    assert_eq!(unlimited.responses.len(), 1);
+}
+
+/// A request quota set through one agent is enforced by another within its
+/// refresh period.
+#[tokio::test]
+async fn a_request_quota_set_on_one_agent_is_enforced_by_another() {
+    let first = TestBroker::start(Backend::Embedded).await;
+    let second = first.another_agent(|_| {}).await;
+    let busy = unique_topic("busy");
+    let mut admin = first.client().await;
+    let answer = alter(
+        &mut admin,
+        1,
+        vec![EntryData::default()
+            .with_entity(entity(&[("client-id", None)]))
+            .with_ops(vec![set("request_percentage", TINY_REQUEST_PERCENTAGE)])],
+        false,
+    )
+    .await;
+    assert_eq!(answer, vec![(0, None)]);
+    // The default client-id quota: each client id's own.
+    let deadline = Instant::now() + QUOTA_REFRESH + Duration::from_secs(5);
+    loop {
+        let mut limited = TestClient::connect(second.addr).await.with_client_id(&busy);
+        if metadata_until_throttled(&mut limited, 500).await.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second agent never throttled the client"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

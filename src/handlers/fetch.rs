@@ -22,7 +22,7 @@ use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
 
 use crate::fetch_memory::{FetchHold, FetchTicket, Held};
-use crate::quotas::{throttle_ms, Mute, QuotaClient, QuotaKind};
+use crate::quotas::{throttle_ms, Mute, QuotaClient, QuotaKind, RequestMeter};
 use crate::{errors, Broker};
 
 /// Partitions of one fetch read at once. Each read may itself keep several
@@ -34,6 +34,7 @@ const PARTITION_READS_IN_FLIGHT: usize = 8;
 
 /// `ticket` is the fetch's place among its connection's (see
 /// `crate::fetch_memory`); it comes back with the memory the response holds.
+/// `meter` is there when the client is under a request-time quota.
 pub async fn handle(
     broker: &Broker,
     mut request: FetchRequest,
@@ -41,6 +42,7 @@ pub async fn handle(
     ticket: FetchTicket,
     client: &QuotaClient,
     mute: &Mute,
+    meter: Option<&RequestMeter>,
 ) -> (FetchResponse, FetchHold) {
     let received = Instant::now();
     if let Some(limit) = broker.quotas.window_bytes(QuotaKind::Fetch, client) {
@@ -62,8 +64,10 @@ pub async fn handle(
     ticket.turn().await;
     let (mut response, mut memory) = answer(broker, &request, topics, received).await;
     // As Kafka: the response's record bytes count against the client's
-    // consumer_byte_rate; a client over it gets an empty response telling it
-    // to wait (the bytes not sent are not counted), and is muted.
+    // consumer_byte_rate, and the time spent on it against its
+    // request_percentage; a client over either gets an empty response
+    // telling it to wait the larger throttle (the bytes not sent are not
+    // counted), and is muted.
     let bytes: usize = response
         .responses
         .iter()
@@ -71,12 +75,14 @@ pub async fn handle(
         .filter_map(|partition| partition.records.as_ref().map(|r| r.len()))
         .sum();
     let throttle = broker.quotas.record(QuotaKind::Fetch, client, bytes as u64);
-    if !throttle.is_zero() {
+    let request_throttle = meter.map_or(Duration::ZERO, RequestMeter::settle);
+    if !throttle.is_zero() || !request_throttle.is_zero() {
         broker
             .quotas
             .unrecord(QuotaKind::Fetch, client, bytes as u64);
         mute.mute_for(throttle);
-        response = FetchResponse::default().with_throttle_time_ms(throttle_ms(throttle));
+        response = FetchResponse::default()
+            .with_throttle_time_ms(throttle_ms(throttle.max(request_throttle)));
         memory = None;
     }
     for (topic, name) in response.responses.iter().zip(&names) {

@@ -20,6 +20,7 @@ use streamhouse_storage::Freshness;
 
 use tokio::sync::Semaphore;
 
+use crate::quotas::request_time;
 use crate::{errors, Broker};
 
 /// Most bytes one batch may decompress to during a timestamp search: far above
@@ -124,7 +125,7 @@ async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) 
         .await
         .map_err(|_| ResponseError::UnknownServerError)?;
     let last_offset = entry.last_offset;
-    tokio::task::spawn_blocking(move || search(&fetched, from, timestamp, last_offset))
+    request_time::spawn_blocking(move || search(&fetched, from, timestamp, last_offset))
         .await
         .map_err(|_| ResponseError::UnknownServerError)?
 }

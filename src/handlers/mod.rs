@@ -4,6 +4,10 @@
 //! [`dispatch`] runs the part of a handler that must happen in arrival order
 //! (for Produce: validating and queueing the batches) and returns the rest as a
 //! [`PendingResponse`] that the connection awaits and writes in order.
+//!
+//! A request of a client under a request-time quota comes with its
+//! [`RequestMeter`]: its response is checked against the quota as it is
+//! encoded, and carries the throttle (`crate::quotas::request_time`).
 
 pub(crate) mod api_versions;
 mod cluster;
@@ -40,7 +44,7 @@ use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
 use crate::fetch_memory::{FetchHold, FetchTurns};
-use crate::quotas::{Mute, QuotaClient};
+use crate::quotas::{raise_throttle, request_time, Mute, QuotaClient, RequestMeter};
 use crate::request_metrics::RequestMetrics;
 use crate::Broker;
 
@@ -71,6 +75,14 @@ impl PendingResponse {
     pub fn into_future(self) -> BoxFuture<'static, Outcome> {
         self.0
     }
+
+    /// Times the rest of a metered request.
+    fn metered(self, meter: Option<Arc<RequestMeter>>) -> Self {
+        match meter {
+            None => self,
+            Some(meter) => PendingResponse(request_time::Metered::new(self.0, meter).boxed()),
+        }
+    }
 }
 
 /// Encodes a response body for the request it answers.
@@ -83,6 +95,8 @@ struct Reply {
     /// time and errors are counted.
     received: Instant,
     metrics: Arc<RequestMetrics>,
+    /// Present when the client is under a request-time quota.
+    meter: Option<Arc<RequestMeter>>,
 }
 
 impl Reply {
@@ -100,7 +114,12 @@ impl Reply {
     /// Encodes a fetch response and what it holds. Once encoded the body,
     /// and the records it read, are dropped: the frame is what the memory
     /// holds from then on.
-    fn encode_holding(self, body: ResponseKind, mut hold: Option<FetchHold>) -> Outcome {
+    fn encode_holding(self, mut body: ResponseKind, mut hold: Option<FetchHold>) -> Outcome {
+        if let Some(meter) = &self.meter {
+            // Kafka reports the larger of a byte-rate throttle (already in
+            // Produce's response) and the request-time one.
+            raise_throttle(&mut body, meter.settle());
+        }
         self.metrics
             .answered(self.api_key, self.received.elapsed(), Some(&body));
         let encoded = response::encode(self.correlation_id, self.api_key, self.version, &body);
@@ -147,12 +166,16 @@ async fn named_topic(
 
 /// `peer` is the client's address; group members report it as their host.
 /// `fetch_turns` orders the connection's fetches (called in arrival order).
+/// `meter` times a request of a client under a request-time quota; the
+/// caller times this call with it ([`request_time::timed`]), the response
+/// future is timed here.
 pub async fn dispatch(
     broker: &Arc<Broker>,
     request: Request,
     peer: SocketAddr,
     fetch_turns: &Arc<FetchTurns>,
     mute: &Arc<Mute>,
+    meter: Option<Arc<RequestMeter>>,
 ) -> PendingResponse {
     let reply = Reply {
         correlation_id: request.correlation_id(),
@@ -160,7 +183,21 @@ pub async fn dispatch(
         version: request.version,
         received: Instant::now(),
         metrics: Arc::clone(&broker.request_metrics),
+        meter: meter.clone(),
     };
+    respond(broker, request, peer, fetch_turns, mute, reply)
+        .await
+        .metered(meter)
+}
+
+async fn respond(
+    broker: &Arc<Broker>,
+    request: Request,
+    peer: SocketAddr,
+    fetch_turns: &Arc<FetchTurns>,
+    mute: &Arc<Mute>,
+    reply: Reply,
+) -> PendingResponse {
     let version = request.version;
     let broker = Arc::clone(broker);
     match request.body {
@@ -191,8 +228,9 @@ pub async fn dispatch(
             let client = QuotaClient::of(&request.header.client_id);
             let mute = Arc::clone(mute);
             PendingResponse::later(async move {
+                let meter = reply.meter.as_deref();
                 let (response, hold) =
-                    fetch::handle(&broker, body, version, ticket, &client, &mute).await;
+                    fetch::handle(&broker, body, version, ticket, &client, &mute, meter).await;
                 reply.encode_holding(ResponseKind::Fetch(response), Some(hold))
             })
         }

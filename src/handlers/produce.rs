@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::config::topic::{
     compacted, is_reserved_topic_name, log_append_time, max_message_bytes, timestamp_window,
 };
-use crate::quotas::{throttle_ms, Mute, QuotaClient, QuotaKind};
+use crate::quotas::{request_time, throttle_ms, Mute, QuotaClient, QuotaKind};
 use crate::{errors, Broker};
 
 /// The state of one partition of the request once its batches are queued.
@@ -307,7 +307,7 @@ async fn validate_records(
     let _permit = OFF_WORKER_VALIDATIONS.acquire().await;
     let records = records.clone();
     let ranges = ranges.to_vec();
-    match tokio::task::spawn_blocking(move || all(&records, &ranges, &headers)).await {
+    match request_time::spawn_blocking(move || all(&records, &ranges, &headers)).await {
         Ok(result) => result.map_err(Queued::Invalid),
         Err(e) => Err(Queued::Failed(
             ResponseError::UnknownServerError,

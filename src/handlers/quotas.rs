@@ -2,9 +2,9 @@
 //! client id (named or default), stored in the catalog, as Kafka's
 //! `kafka-configs --entity-type users|clients` reads and changes them.
 //!
-//! Only the byte rates are accepted (`producer_byte_rate`,
-//! `consumer_byte_rate`): they are what the agents enforce (`crate::quotas`).
-//! Request-time and controller-mutation quotas, and `ip` entities, are
+//! Only the quotas the agents enforce (`crate::quotas`) are accepted: the
+//! byte rates (`producer_byte_rate`, `consumer_byte_rate`) and request time
+//! (`request_percentage`). Controller-mutation quotas and `ip` entities are
 //! refused with INVALID_REQUEST rather than stored without effect.
 
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::quotas::{ClientQuota, EntityName, QuotaAlteration, QuotaEntity};
 
-use crate::quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use crate::quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE};
 use crate::{errors, Broker};
 
 const USER: &str = "user";
@@ -30,9 +30,9 @@ const MATCH_EXACT: i8 = 0;
 const MATCH_DEFAULT: i8 = 1;
 const MATCH_SPECIFIED: i8 = 2;
 
-/// Kafka's quota keys for user and client-id entities that are not enforced
+/// Kafka's quota key for user and client-id entities that is not enforced
 /// here, so refused.
-const UNENFORCED_KEYS: [&str; 2] = ["request_percentage", "controller_mutation_rate"];
+const UNENFORCED_KEY: &str = "controller_mutation_rate";
 
 /// A refusal: the error and its message.
 type Refusal = (ResponseError, String);
@@ -274,28 +274,43 @@ fn alteration(entry: &alter_client_quotas_request::EntryData) -> Result<QuotaAlt
         if !keys.insert(key) {
             return Err(invalid(format!("Duplicate quota key {key}")));
         }
-        if UNENFORCED_KEYS.contains(&key) {
+        if key == UNENFORCED_KEY {
             return Err(invalid(format!(
-                "{key} is not supported by StreamHouse: only {PRODUCER_BYTE_RATE} and {CONSUMER_BYTE_RATE} are enforced"
+                "{key} is not supported by StreamHouse: only {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE} and {REQUEST_PERCENTAGE} are enforced"
             )));
         }
-        if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
+        if ![PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE].contains(&key) {
             return Err(invalid(format!("Unknown quota key {key}")));
         }
         if op.remove {
             alteration.remove.push(key.to_owned());
             continue;
         }
-        // Kafka's byte rates are longs: a whole, positive number.
-        if !(op.value.is_finite() && op.value >= 1.0 && op.value.fract() == 0.0) {
-            return Err(invalid(format!(
-                "Invalid value {} for {key}: a byte rate is a whole number of bytes per second, at least 1",
-                op.value
-            )));
-        }
+        valid_value(key, op.value)?;
         alteration.set.push((key.to_owned(), op.value));
     }
     Ok(alteration)
+}
+
+/// Refuses a value the quota cannot mean: Kafka's byte rates are longs (a
+/// whole number of bytes per second, at least 1 here); its request
+/// percentage a double, here a positive one (a negative or zero share of a
+/// thread would hold every request back; NaN and infinity are no share).
+fn valid_value(key: &str, value: f64) -> Result<(), Refusal> {
+    if key == REQUEST_PERCENTAGE {
+        if value.is_finite() && value > 0.0 {
+            return Ok(());
+        }
+        return Err(invalid(format!(
+            "Invalid value {value} for {key}: a percentage of one thread's time, greater than 0"
+        )));
+    }
+    if value.is_finite() && value >= 1.0 && value.fract() == 0.0 {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "Invalid value {value} for {key}: a byte rate is a whole number of bytes per second, at least 1"
+    )))
 }
 
 #[cfg(test)]
@@ -316,6 +331,28 @@ mod tests {
             .with_entity_type(StrBytes::from_string(entity_type.to_owned()))
             .with_match_type(match_type)
             .with_match(name.map(|n| StrBytes::from_string(n.to_owned())))
+    }
+
+    #[test]
+    fn values_are_refused_unless_the_quota_can_mean_them() {
+        for (key, value) in [
+            (REQUEST_PERCENTAGE, 0.01),
+            (REQUEST_PERCENTAGE, 250.0),
+            (PRODUCER_BYTE_RATE, 1.0),
+            (CONSUMER_BYTE_RATE, 1048576.0),
+        ] {
+            assert!(valid_value(key, value).is_ok(), "{key}={value}");
+        }
+        for (key, value) in [
+            (REQUEST_PERCENTAGE, -1.0),
+            (REQUEST_PERCENTAGE, 0.0),
+            (REQUEST_PERCENTAGE, f64::NAN),
+            (REQUEST_PERCENTAGE, f64::INFINITY),
+            (PRODUCER_BYTE_RATE, 0.5),
+            (CONSUMER_BYTE_RATE, -1.0),
+        ] {
+            assert!(valid_value(key, value).is_err(), "{key}={value}");
+        }
     }
 
     #[test]

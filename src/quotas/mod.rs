@@ -1,30 +1,39 @@
 //! Client quotas as an agent enforces them: the quotas configured in the
 //! catalog (re-read every few seconds, so every agent sees another's changes),
-//! Kafka's choice of the quota that applies to a client, and the byte rates
-//! measured per client, from which each request's throttle time follows.
+//! Kafka's choice of the quota that applies to a client, and the rates
+//! measured per client (bytes produced and fetched, time spent on its
+//! requests), from which each response's throttle time follows.
 //!
 //! As on Kafka, each agent enforces the quotas on its own traffic: a client
 //! spread over three agents may move three times its quota in all.
 
 mod mute;
 mod rate;
+pub mod request_time;
+mod response_throttle;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_metadata::quotas::{ClientQuota, EntityName, QuotaEntity};
+use streamhouse_metadata::quotas::{ClientQuota, EntityName};
 use streamhouse_metadata::Catalog;
 use tokio::time::Instant;
 
 pub use mute::Mute;
 use rate::Rate;
+pub use request_time::RequestMeter;
+pub use response_throttle::raise_throttle;
 
 /// Bytes per second a client may produce.
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 /// Bytes per second a client may fetch.
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// The share of one thread's time the agent may spend on a client's
+/// requests, in percent (`request_time`).
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 
 /// The user every client is until clients authenticate: Kafka's principal of
 /// an unauthenticated connection.
@@ -59,23 +68,102 @@ impl QuotaClient {
 /// What a quota limits.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum QuotaKind {
+    /// Record bytes produced.
     Produce,
+    /// Record bytes fetched.
     Fetch,
+    /// Nanoseconds spent on requests (`request_time`).
+    Request,
 }
 
 impl QuotaKind {
+    const ALL: [QuotaKind; 3] = [QuotaKind::Produce, QuotaKind::Fetch, QuotaKind::Request];
+
     fn key(self) -> &'static str {
         match self {
             QuotaKind::Produce => PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => CONSUMER_BYTE_RATE,
+            QuotaKind::Request => REQUEST_PERCENTAGE,
+        }
+    }
+
+    /// This kind's bit in [`ClientQuotas::kinds`].
+    fn bit(self) -> u8 {
+        match self {
+            QuotaKind::Produce => 1,
+            QuotaKind::Fetch => 2,
+            QuotaKind::Request => 4,
+        }
+    }
+
+    /// A configured value as units (bytes, nanoseconds) per second.
+    fn per_second(self, value: f64) -> f64 {
+        match self {
+            QuotaKind::Produce | QuotaKind::Fetch => value,
+            QuotaKind::Request => request_time::nanos_per_second(value),
+        }
+    }
+
+    /// The longest a client is told to wait. Kafka bounds a request-time
+    /// throttle by one sample window (so a client under a tiny quota still
+    /// gets an answer each second); a byte-rate throttle here by the whole
+    /// window.
+    fn max_throttle(self) -> Duration {
+        match self {
+            QuotaKind::Produce | QuotaKind::Fetch => rate::MAX_WINDOW,
+            QuotaKind::Request => rate::SAMPLE,
         }
     }
 }
 
+/// Which part of an entity a precedence step looks for.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The client's own name.
+    Named,
+    Default,
+    Absent,
+}
+
+impl Part {
+    fn matches(self, part: &Option<EntityName>, name: &str) -> bool {
+        match (self, part) {
+            (Part::Named, Some(EntityName::Named(named))) => named == name,
+            (Part::Default, Some(EntityName::Default)) => true,
+            (Part::Absent, None) => true,
+            _ => false,
+        }
+    }
+
+    /// The name the rate is measured for: the client's own for a part the
+    /// entity has, empty for one it has not.
+    fn rate_name(self, name: &str) -> String {
+        match self {
+            Part::Absent => String::new(),
+            Part::Named | Part::Default => name.to_owned(),
+        }
+    }
+}
+
+/// Kafka's order of precedence, (user, client id): the most specific entity
+/// with a value for the key wins, a name before the default.
+const PRECEDENCE: [(Part, Part); 8] = [
+    (Part::Named, Part::Named),
+    (Part::Named, Part::Default),
+    (Part::Named, Part::Absent),
+    (Part::Default, Part::Named),
+    (Part::Default, Part::Default),
+    (Part::Default, Part::Absent),
+    (Part::Absent, Part::Named),
+    (Part::Absent, Part::Default),
+];
+
 /// The quota that applies to a client, and whose traffic counts against it.
 #[derive(Clone, Debug, PartialEq)]
 struct Applied {
-    bytes_per_second: f64,
+    kind: QuotaKind,
+    /// Units (bytes, nanoseconds) per second.
+    per_second: f64,
     /// The user and client id the rate is measured for: the client's own for
     /// each part the entity has (named or default, as Kafka's metric tags),
     /// empty for a part it has not, so clients sharing a quota share a rate.
@@ -87,16 +175,30 @@ struct Applied {
 #[derive(Default)]
 pub struct ClientQuotas {
     configured: RwLock<Vec<ClientQuota>>,
+    /// The kinds some configured quota limits ([`QuotaKind::bit`]): with
+    /// none of a kind, its traffic is not even looked at, without a lock.
+    kinds: AtomicU8,
     rates: Mutex<HashMap<(QuotaKind, String, String), Rate>>,
 }
 
 impl ClientQuotas {
     /// Replaces the configured quotas (a refresh from the catalog).
     pub fn replace(&self, quotas: Vec<ClientQuota>) {
-        *self
+        let kinds = QuotaKind::ALL
+            .iter()
+            .filter(|kind| quotas.iter().any(|q| q.values.contains_key(kind.key())))
+            .fold(0, |bits, kind| bits | kind.bit());
+        let mut configured = self
             .configured
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = quotas;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *configured = quotas;
+        self.kinds.store(kinds, Ordering::Relaxed);
+    }
+
+    /// Whether some quota of this kind is configured.
+    fn limits(&self, kind: QuotaKind) -> bool {
+        self.kinds.load(Ordering::Relaxed) & kind.bit() != 0
     }
 
     pub fn configured(&self) -> Vec<ClientQuota> {
@@ -128,49 +230,31 @@ impl ClientQuotas {
         });
     }
 
-    /// Kafka's order of precedence: the most specific entity with a value
-    /// for the key wins (user and client id, then user, then client id; a
-    /// name before the default).
+    /// The quota of this kind that applies to the client, in Kafka's order
+    /// of precedence ([`PRECEDENCE`]).
     fn applied(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<Applied> {
+        if !self.limits(kind) {
+            return None;
+        }
         let configured = self
             .configured
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if configured.is_empty() {
-            return None;
-        }
-        let named = |name: &str| Some(EntityName::Named(name.to_owned()));
-        let default = || Some(EntityName::Default);
-        let candidates = [
-            (named(user), named(client_id)),
-            (named(user), default()),
-            (named(user), None),
-            (default(), named(client_id)),
-            (default(), default()),
-            (default(), None),
-            (None, named(client_id)),
-            (None, default()),
-        ];
-        for (user_part, client_part) in candidates {
-            let entity = QuotaEntity {
-                user: user_part,
-                client_id: client_part,
-            };
+        PRECEDENCE.iter().find_map(|&(user_part, client_part)| {
             let value = configured
                 .iter()
-                .find(|quota| quota.entity == entity)
-                .and_then(|quota| quota.values.get(kind.key()));
-            if let Some(value) = value {
-                return Some(Applied {
-                    bytes_per_second: *value,
-                    user: entity.user.map_or(String::new(), |_| user.to_owned()),
-                    client_id: entity
-                        .client_id
-                        .map_or(String::new(), |_| client_id.to_owned()),
-                });
-            }
-        }
-        None
+                .find(|quota| {
+                    user_part.matches(&quota.entity.user, user)
+                        && client_part.matches(&quota.entity.client_id, client_id)
+                })
+                .and_then(|quota| quota.values.get(kind.key()))?;
+            Some(Applied {
+                kind,
+                per_second: kind.per_second(*value),
+                user: user_part.rate_name(user),
+                client_id: client_part.rate_name(client_id),
+            })
+        })
     }
 
     /// Counts `bytes` of a client's traffic against its quota and returns how
@@ -191,6 +275,19 @@ impl ClientQuotas {
         let Some(applied) = self.applied(kind, user, client_id) else {
             return Duration::ZERO;
         };
+        self.record_applied(applied, bytes, now, true)
+    }
+
+    /// Counts `units` against an applied quota; with `throttle`, returns how
+    /// long the client must wait (otherwise zero: the units are counted for
+    /// later requests only).
+    fn record_applied(
+        &self,
+        applied: Applied,
+        units: u64,
+        now: Instant,
+        throttle: bool,
+    ) -> Duration {
         let mut rates = self
             .rates
             .lock()
@@ -202,10 +299,14 @@ impl ClientQuotas {
             rates.retain(|_, rate| !rate.is_idle(now));
         }
         let rate = rates
-            .entry((kind, applied.user, applied.client_id))
+            .entry((applied.kind, applied.user, applied.client_id))
             .or_default();
-        rate.record(bytes, now);
-        rate.throttle(applied.bytes_per_second, now)
+        rate.record(units, now);
+        if !throttle {
+            return Duration::ZERO;
+        }
+        rate.throttle(applied.per_second, now)
+            .min(applied.kind.max_throttle())
     }
 
     /// The most bytes one response may carry for this client: what its quota
@@ -213,7 +314,7 @@ impl ClientQuotas {
     /// puts it over (Kafka caps a fetch the same way). None without a quota.
     pub fn window_bytes(&self, kind: QuotaKind, client: &QuotaClient) -> Option<u64> {
         let applied = self.applied(kind, client.user, &client.client_id)?;
-        Some((applied.bytes_per_second * rate::MIN_WINDOW.as_secs_f64()) as u64)
+        Some((applied.per_second * rate::MIN_WINDOW.as_secs_f64()) as u64)
     }
 
     /// Takes back bytes recorded for a response that was not sent as
@@ -241,6 +342,7 @@ pub fn throttle_ms(throttle: Duration) -> i32 {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use streamhouse_metadata::quotas::QuotaEntity;
 
     fn quota(user: Option<EntityName>, client_id: Option<EntityName>, rate: f64) -> ClientQuota {
         ClientQuota {
@@ -265,7 +367,7 @@ mod tests {
         let applied = |user: &str, client: &str| {
             quotas
                 .applied(QuotaKind::Produce, user, client)
-                .map(|a| (a.bytes_per_second, a.user, a.client_id))
+                .map(|a| (a.per_second, a.user, a.client_id))
         };
         assert_eq!(
             applied("bob", "special"),

@@ -1,8 +1,8 @@
-//! A byte rate sampled as Kafka samples quota metrics: `SAMPLES` windows of
-//! `SAMPLE` (its `quota.window.num` and `quota.window.size.seconds`
-//! defaults), the rate measured over the windows kept, and never over less
-//! than all but one of them, so a client's first burst is not judged on a
-//! few milliseconds.
+//! A rate (bytes, or nanoseconds of work) sampled as Kafka samples quota
+//! metrics: `SAMPLES` windows of `SAMPLE` (its `quota.window.num` and
+//! `quota.window.size.seconds` defaults), the rate measured over the windows
+//! kept, and never over less than all but one of them, so a client's first
+//! burst is not judged on a few milliseconds.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -10,11 +10,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const SAMPLES: u32 = 11;
-const SAMPLE: Duration = Duration::from_secs(1);
+/// One sample's window.
+pub const SAMPLE: Duration = Duration::from_secs(1);
 /// The shortest time a rate is measured over.
 pub const MIN_WINDOW: Duration = Duration::from_secs(SAMPLE.as_secs() * (SAMPLES as u64 - 1));
+/// The longest: every sample kept.
+pub const MAX_WINDOW: Duration = Duration::from_secs(SAMPLE.as_secs() * SAMPLES as u64);
 
-/// The samples of one client's traffic: (window start, bytes), oldest first.
+/// The samples of one client's traffic: (window start, units), oldest first.
 #[derive(Default, Debug)]
 pub struct Rate {
     samples: VecDeque<(Instant, u64)>,
@@ -36,7 +39,7 @@ impl Rate {
     pub fn is_idle(&self, now: Instant) -> bool {
         self.samples
             .back()
-            .is_none_or(|(start, _)| now.saturating_duration_since(*start) >= SAMPLE * SAMPLES)
+            .is_none_or(|(start, _)| now.saturating_duration_since(*start) >= MAX_WINDOW)
     }
 
     pub fn unrecord(&mut self, bytes: u64) {
@@ -47,7 +50,7 @@ impl Rate {
 
     fn expire(&mut self, now: Instant) {
         while let Some((start, _)) = self.samples.front() {
-            if now.saturating_duration_since(*start) >= SAMPLE * SAMPLES {
+            if now.saturating_duration_since(*start) >= MAX_WINDOW {
                 self.samples.pop_front();
             } else {
                 break;
@@ -64,7 +67,7 @@ impl Rate {
     }
 
     /// How long the client waits so that its rate comes back to `quota`
-    /// bytes per second: Kafka's (rate - quota) / quota × window, at most the
+    /// units per second: Kafka's (rate - quota) / quota × window, at most the
     /// whole window.
     pub fn throttle(&self, quota: f64, now: Instant) -> Duration {
         if quota <= 0.0 {
@@ -77,6 +80,6 @@ impl Rate {
             return Duration::ZERO;
         }
         let throttle = window.mul_f64((rate - quota) / quota);
-        throttle.min(SAMPLE * SAMPLES)
+        throttle.min(MAX_WINDOW)
     }
 }

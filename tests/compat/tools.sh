@@ -23,9 +23,11 @@
 #                    take over; every record consumed; a restarted group resumes
 #                    from its committed offsets
 #   client-quotas    ConfigCommand sets and describes producer_byte_rate of a
-#                    client id (request_percentage refused); ProducerPerformance
-#                    with that id is held to about 1 MiB/s and throttled, with
-#                    another id never
+#                    client id (controller_mutation_rate and a negative
+#                    request_percentage refused); ProducerPerformance with that
+#                    id is held to about 1 MiB/s and throttled, with another id
+#                    never; request_percentage set and described for a third
+#                    id, whose ProducerPerformance is throttled and slowed
 #
 # Needs the jars that scripts/test.sh puts in $STREAMHOUSE_CACHE/java/lib;
 # compiles java-tools/*.java itself into $STREAMHOUSE_CACHE/java/tools-classes.
@@ -490,9 +492,15 @@ scenario_client_quotas() {
         --entity-name "$limited" && grep -q "producer_byte_rate=1048576" "$W/q-describe.out" ||
         { REASON="describe: $(tail_of q-describe.out) $(tail_of q-describe.err)"; return 1; }
     if jt q-refused "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --alter --entity-type clients \
-        --entity-name "$limited" --add-config request_percentage=50 ||
-        ! grep -q "InvalidRequestException: request_percentage is not supported" "$W/q-refused.err"; then
-        REASON="request_percentage not refused clearly: $(tail_of q-refused.err 3)"
+        --entity-name "$limited" --add-config controller_mutation_rate=50 ||
+        ! grep -q "InvalidRequestException: controller_mutation_rate is not supported" "$W/q-refused.err"; then
+        REASON="controller_mutation_rate not refused clearly: $(tail_of q-refused.err 3)"
+        return 1
+    fi
+    if jt q-negative "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --alter --entity-type clients \
+        --entity-name "$limited" --add-config request_percentage=-1 ||
+        ! grep -q "InvalidRequestException: Invalid value -1 for request_percentage" "$W/q-negative.err"; then
+        REASON="a negative request_percentage not refused clearly: $(tail_of q-negative.err 3)"
         return 1
     fi
     # 24 MB: past the first ten seconds' allowance (10 MiB at once, as the
@@ -517,7 +525,46 @@ scenario_client_quotas() {
         { REASON="the limited producer was never throttled (produce-throttle-time-max ${limited_throttle:-missing})"; return 1; }
     awk -v t="${free_throttle:--1}" 'BEGIN { exit !(t == 0) }' ||
         { REASON="the producer without a quota was throttled (produce-throttle-time-max ${free_throttle:-missing})"; return 1; }
-    DETAIL="producer_byte_rate=1048576 on $limited: 24 MB at $rate MB/s (the first 10 MiB at once), throttled up to ${limited_throttle} ms; another client id never throttled"
+    scenario_request_quota "$topic" || return 1
+    DETAIL="producer_byte_rate=1048576 on $limited: 24 MB at $rate MB/s (the first 10 MiB at once), throttled up to ${limited_throttle} ms; another client id never throttled; $DETAIL"
+}
+
+# request_percentage on a client id of its own: ConfigCommand sets and
+# describes it; a ProducerPerformance as that id is throttled (by at most
+# Kafka's one-second bound) and takes longer than the same run without a quota.
+scenario_request_quota() {
+    local topic="$1" busy
+    busy="$(unique quota-busy)"
+    jt q-alter-req "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --alter --entity-type clients \
+        --entity-name "$busy" --add-config request_percentage=0.1 ||
+        { REASON="alter request_percentage: $(tail_of q-alter-req.err)"; return 1; }
+    jt q-describe-req "$CONFIG_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" --describe --entity-type clients \
+        --entity-name "$busy" && grep -q "request_percentage=0.1" "$W/q-describe-req.out" ||
+        { REASON="describe request_percentage: $(tail_of q-describe-req.out) $(tail_of q-describe-req.err)"; return 1; }
+    # 0.1 % of a thread is 1 ms of the agent's time a second (10 ms at once,
+    # the rate being measured over at least ten seconds). A debug build
+    # spends some 0.2 ms on a produce request of one 16 KiB batch: 1000
+    # records, about 60 requests, take over ten seconds under the quota,
+    # some three without.
+    local t0 busy_ms free_ms
+    t0="$(now_ms)"
+    quota_perf q-busy "$busy" 1000 "$topic" ||
+        { REASON="ProducerPerformance under request_percentage failed: $(tail_of q-busy.err)"; return 1; }
+    busy_ms=$(($(now_ms) - t0))
+    t0="$(now_ms)"
+    quota_perf q-busy-free "$(unique quota-free)" 1000 "$topic" ||
+        { REASON="ProducerPerformance without a quota failed: $(tail_of q-busy-free.err)"; return 1; }
+    free_ms=$(($(now_ms) - t0))
+    local busy_throttle free_throttle
+    busy_throttle="$(throttle_max q-busy)"
+    free_throttle="$(throttle_max q-busy-free)"
+    awk -v t="${busy_throttle:-0}" 'BEGIN { exit !(t > 0 && t <= 1000) }' ||
+        { REASON="the producer under request_percentage was not throttled within 1 s (produce-throttle-time-max ${busy_throttle:-missing})"; return 1; }
+    awk -v t="${free_throttle:--1}" 'BEGIN { exit !(t == 0) }' ||
+        { REASON="the producer without a quota was throttled (produce-throttle-time-max ${free_throttle:-missing})"; return 1; }
+    ((busy_ms > free_ms)) ||
+        { REASON="the producer under request_percentage took ${busy_ms} ms, no longer than ${free_ms} ms without"; return 1; }
+    DETAIL="request_percentage=0.1 on $busy: 1000 records in ${busy_ms} ms (${free_ms} ms without a quota), throttled up to ${busy_throttle} ms"
 }
 
 # ---- the run -----------------------------------------------------------------
