@@ -477,13 +477,6 @@ func franzRegex(boot string, adm *kadm.Client, createTopic func(string, int32) e
 	}
 	ctx, cancel := ctxT()
 	defer cancel()
-	listed, err := adm.ListTopicsWithInternal(ctx)
-	if err != nil {
-		return fmt.Errorf("ListTopicsWithInternal: %w", err)
-	}
-	if t, ok := listed["__consumer_offsets"]; !ok || !t.IsInternal {
-		return fmt.Errorf("__consumer_offsets not listed as internal: %v", listed.Names())
-	}
 	pcl, err := kgo.NewClient(kgo.SeedBrokers(boot), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return err
@@ -528,6 +521,15 @@ func franzRegex(boot string, adm *kadm.Client, createTopic func(string, int32) e
 				seen[string(rec.Value)] = true
 			}
 		})
+	}
+	// Listed as internal (checked after the group's FindCoordinator, which
+	// is when Kafka creates it).
+	listed, err := adm.ListTopicsWithInternal(ctx)
+	if err != nil {
+		return fmt.Errorf("ListTopicsWithInternal: %w", err)
+	}
+	if t, ok := listed["__consumer_offsets"]; !ok || !t.IsInternal {
+		return fmt.Errorf("__consumer_offsets not listed as internal: %v", listed.Names())
 	}
 	mu.Lock()
 	defer mu.Unlock()
