@@ -99,6 +99,14 @@ impl Broker {
             .cluster_id()
             .await
             .context("cannot read the cluster id from the catalog")?;
+        crate::internal_topics::ensure(catalog.as_ref())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create the internal topic {}",
+                    crate::internal_topics::CONSUMER_OFFSETS
+                )
+            })?;
         let membership = Membership::join(
             Arc::clone(&catalog),
             AgentIdentity {

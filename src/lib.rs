@@ -10,6 +10,7 @@
 //! - [`cluster`]: membership of the cluster of agents, and placement on it.
 //! - [`coordinator`]: consumer groups: membership, rebalances, committed offsets.
 //! - [`handlers`]: one module per Kafka API family.
+//! - [`internal_topics`]: `__consumer_offsets`, ensured at start.
 //! - [`errors`]: the one place internal errors become Kafka error codes.
 
 pub mod broker;
@@ -22,6 +23,7 @@ pub mod fetch_memory;
 pub mod group_lag;
 pub mod handlers;
 pub mod health;
+pub mod internal_topics;
 pub mod metrics_http;
 pub mod quotas;
 pub mod request_metrics;

@@ -360,11 +360,20 @@ async fn topic_partitions_match_metadata_and_every_topic_is_listed(backend: Back
     create_topic(&mut client, &y, 2).await;
     create_topic(&mut client, &x, 4).await;
 
-    let every = describe(&mut client, &[], 3, None).await;
+    // Every topic includes the internal `__consumer_offsets` (1 partition),
+    // first in name order.
+    let every = describe(&mut client, &[], 4, None).await;
     assert_eq!(
         page(&every),
-        (vec![(x.clone(), 0, vec![0, 1, 2])], Some((x.clone(), 3)))
+        (
+            vec![
+                ("__consumer_offsets".to_string(), 0, vec![0]),
+                (x.clone(), 0, vec![0, 1, 2])
+            ],
+            Some((x.clone(), 3))
+        )
     );
+    assert!(every.topics[0].is_internal && !every.topics[1].is_internal);
     let rest = describe(&mut client, &[], 3, Some((&x, 3))).await;
     assert_eq!(
         page(&rest),

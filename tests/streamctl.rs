@@ -224,6 +224,28 @@ async fn topic_commands_create_describe_alter_grow_and_delete(backend: Backend) 
     let (code, _, err) = streamctl(&at, &["topic", "delete", &topic], "").await;
     assert_eq!(code, 1);
     assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
+
+    // Kafka's internal topic is listed (as kafka-topics --list does), and the
+    // agent refuses to delete, recreate or write to it.
+    assert!(listed.contains("__consumer_offsets"), "{listed}");
+    for (args, error) in [
+        (
+            &["topic", "delete", "__consumer_offsets"][..],
+            "INVALID_REQUEST",
+        ),
+        (
+            &["topic", "create", "__consumer_offsets"][..],
+            "INVALID_REQUEST",
+        ),
+        (
+            &["produce", "__consumer_offsets", "0", "--value", "v"][..],
+            "INVALID_TOPIC_EXCEPTION",
+        ),
+    ] {
+        let (code, _, err) = streamctl(&at, args, "").await;
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
 }
 
 async fn records_go_to_each_partitions_leader_on_two_agents(backend: Backend) {

@@ -36,9 +36,11 @@ pub fn invalid_topic_name(name: &str) -> Option<String> {
     None
 }
 
-/// Names of Kafka's internal topics. StreamHouse keeps what they hold (group
-/// offsets, transaction state) in its catalog, so no topic of these names is
-/// ever created, auto-created, written to or deleted.
+/// Names of Kafka's internal topics, which Metadata marks `is_internal`.
+/// StreamHouse keeps what they hold (group offsets, transaction state) in its
+/// catalog: no client request creates, auto-creates, writes to or deletes a
+/// topic of these names. Only the agent itself creates `__consumer_offsets`,
+/// empty, at start (see [`crate::internal_topics`]).
 pub const RESERVED_TOPIC_NAMES: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 pub fn is_reserved_topic_name(name: &str) -> bool {

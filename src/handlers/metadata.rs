@@ -1,6 +1,7 @@
 //! Metadata: the live agents as brokers (this one as the controller), the
-//! topics asked for (or all) with each partition's leader placed on the view,
-//! and auto-creation of unknown topics when enabled.
+//! topics asked for (or all) with each partition's leader placed on the view
+//! and Kafka's internal topics marked `is_internal`, and auto-creation of
+//! unknown topics when enabled.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -137,7 +138,8 @@ async fn lookup_by_name(
     }
     match broker.catalog.topic_by_name(name).await {
         Ok(Some(topic)) => return Ok(topic),
-        // Internal topics are never auto-created (see RESERVED_TOPIC_NAMES).
+        // Internal topics are never auto-created (see RESERVED_TOPIC_NAMES):
+        // `__consumer_offsets` exists from the start, `__transaction_state` never.
         Ok(None) if !auto_create || is_reserved_topic_name(name) => {
             return Err(ResponseError::UnknownTopicOrPartition)
         }
@@ -182,5 +184,6 @@ fn described(broker: &Broker, topic: &Topic, placement: &Placement) -> MetadataR
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
+        .with_is_internal(is_reserved_topic_name(&topic.name))
         .with_partitions(partitions)
 }

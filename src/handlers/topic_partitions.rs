@@ -27,7 +27,7 @@ use streamhouse_metadata::Topic;
 
 use super::cluster;
 use super::metadata::Placement;
-use crate::config::topic::invalid_topic_name;
+use crate::config::topic::{invalid_topic_name, is_reserved_topic_name};
 use crate::{errors, Broker};
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one
@@ -125,6 +125,7 @@ pub async fn describe(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name(&name)))
                 .with_topic_id(topic.id)
+                .with_is_internal(is_reserved_topic_name(&name))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(cluster::TOPIC_OPERATIONS),
         );

@@ -91,29 +91,55 @@ pub async fn fresh_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// A temp dir, and a catalog and a store no other test uses.
+async fn fresh_backends(backend: Backend) -> (Arc<tempfile::TempDir>, String, String) {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let (catalog_url, store_url) = match backend {
+        Backend::Embedded => (
+            format!("sqlite://{}", dir.path().join("catalog.db").display()),
+            format!("file://{}", dir.path().join("objects").display()),
+        ),
+        Backend::PostgresS3 => {
+            let s3 = required_env("STREAMHOUSE_TEST_S3_URL");
+            let sep = if s3.contains('?') { '&' } else { '?' };
+            let prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
+            (
+                fresh_postgres_database().await,
+                format!("{s3}{sep}prefix={prefix}"),
+            )
+        }
+    };
+    (dir, catalog_url, store_url)
+}
+
 impl TestBroker {
     pub async fn start(backend: Backend) -> TestBroker {
         Self::start_with(backend, |_| {}).await
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestBroker {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let (catalog_url, store_url) = match backend {
-            Backend::Embedded => (
-                format!("sqlite://{}", dir.path().join("catalog.db").display()),
-                format!("file://{}", dir.path().join("objects").display()),
-            ),
-            Backend::PostgresS3 => {
-                let s3 = required_env("STREAMHOUSE_TEST_S3_URL");
-                let sep = if s3.contains('?') { '&' } else { '?' };
-                let prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
-                (
-                    fresh_postgres_database().await,
-                    format!("{s3}{sep}prefix={prefix}"),
-                )
-            }
-        };
+        let (dir, catalog_url, store_url) = fresh_backends(backend).await;
         Self::start_on(dir, catalog_url, store_url, None, tweak).await
+    }
+
+    /// `count` agents on one fresh catalog and store, all started at once (as
+    /// a cluster's agents come up together after a deploy): their
+    /// `Broker::open`s run concurrently.
+    pub async fn start_together(backend: Backend, count: usize) -> anyhow::Result<Vec<TestBroker>> {
+        let (dir, catalog_url, store_url) = fresh_backends(backend).await;
+        let starts = (0..count).map(|_| {
+            Self::try_start_on(
+                Arc::clone(&dir),
+                catalog_url.clone(),
+                store_url.clone(),
+                None,
+                |_| {},
+            )
+        });
+        futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Starts a broker on the same catalog and store as `self` (which must be

@@ -186,6 +186,7 @@ func runFranz(r *runner, boot string) {
 	}
 
 	franzGroup(r, boot, createTopic)
+	r.scenario("group/regex-skips-internal", func() error { return franzRegex(boot, adm, createTopic) })
 
 	ctopic := unique("fr-configs")
 	describe := func() (map[string]string, error) {
@@ -502,4 +503,80 @@ func franzGroup(r *runner, boot string, createTopic func(string, int32) error) {
 		}
 		return nil
 	})
+}
+
+// franzRegex: a group member consuming the regex ".*" is assigned every
+// partition of a user topic and reads its records, and never a partition of
+// __consumer_offsets, which the broker lists as internal (franz-go skips
+// internal topics when it evaluates a regex).
+func franzRegex(boot string, adm *kadm.Client, createTopic func(string, int32) error) error {
+	topic := unique("fr-regex")
+	if err := createTopic(topic, groupParts); err != nil {
+		return err
+	}
+	ctx, cancel := ctxT()
+	defer cancel()
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(boot), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	var krs []*kgo.Record
+	for p, vs := range groupValues() {
+		for _, v := range vs {
+			krs = append(krs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)})
+		}
+	}
+	err = pcl.ProduceSync(ctx, krs...).FirstErr()
+	pcl.Close()
+	if err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+
+	var mu sync.Mutex
+	assigned := map[string]map[int32]bool{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(boot), kgo.ConsumerGroup(unique("fr-regex-g")),
+		kgo.ConsumeRegex(), kgo.ConsumeTopics(".*"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			mu.Lock()
+			defer mu.Unlock()
+			for t, ps := range a {
+				if assigned[t] == nil {
+					assigned[t] = map[int32]bool{}
+				}
+				for _, p := range ps {
+					assigned[t][p] = true
+				}
+			}
+		}))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	seen := map[string]bool{}
+	for len(seen) < len(krs) && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rec.Topic == topic {
+				seen[string(rec.Value)] = true
+			}
+		})
+	}
+	// Listed as internal (checked after the group's FindCoordinator, which
+	// is when Kafka creates it).
+	listed, err := adm.ListTopicsWithInternal(ctx)
+	if err != nil {
+		return fmt.Errorf("ListTopicsWithInternal: %w", err)
+	}
+	if t, ok := listed["__consumer_offsets"]; !ok || !t.IsInternal {
+		return fmt.Errorf("__consumer_offsets not listed as internal: %v", listed.Names())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(assigned["__consumer_offsets"]) > 0 {
+		return fmt.Errorf("assigned __consumer_offsets %v", assigned["__consumer_offsets"])
+	}
+	if len(assigned[topic]) != groupParts || len(seen) != len(krs) {
+		return fmt.Errorf("assigned %v of %s, %d of %d records seen", assigned[topic], topic, len(seen), len(krs))
+	}
+	return nil
 }

@@ -18,6 +18,9 @@
 //	                          disjoint non-empty assignments covering it; commit
 //	group/leave-rebalance     one member leaves; the other gets all 4
 //	group/resume-from-commits a restarted member reads only the newer records
+//	group/regex-skips-internal (franz-go only) a member of a group consuming the
+//	                          regex ".*" is assigned a user topic and never the
+//	                          internal __consumer_offsets
 //	configs/describe          DescribeConfigs has retention.ms
 //	configs/alter             alter retention.ms, described back
 //	delete-topic              the topic leaves the metadata

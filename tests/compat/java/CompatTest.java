@@ -9,7 +9,9 @@
  * records with headers and explicit CreateTime timestamps in two bursts; a
  * KafkaConsumer reads them back with assign()+seekToBeginning, seek(offset)
  * and offsetsForTimes, comparing key, value, headers, offset and timestamp of
- * every record. Prints one "PASS java/<label>/<scenario>" or
+ * every record. A consumer group subscribed to the pattern ".*" is assigned
+ * the user topic and never the internal __consumer_offsets. Prints one
+ * "PASS java/<label>/<scenario>" or
  * "FAIL java/<label>/<scenario>: why" line per scenario; exits 1 on any failure.
  *
  * Plain javac, no build tool: tests/compat/java.sh compiles and runs it.
@@ -29,9 +31,11 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -142,6 +146,57 @@ public final class CompatTest {
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60_000);
         return new KafkaConsumer<>(p);
+    }
+
+    /**
+     * A group member subscribed to ".*": the broker lists __consumer_offsets as
+     * internal, so the consumer (exclude.internal.topics, on by default) leaves
+     * it out of the subscription, while the user topic is assigned and read.
+     */
+    static void regexSubscription(Admin admin, String run) throws Exception {
+        String topic = "java-regex-" + run;
+        admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(60, TimeUnit.SECONDS);
+        Map<Integer, List<Expected>> produced = produce(topic, "none", System.currentTimeMillis());
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, "java-regex-" + run);
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60_000);
+        Set<String> values = new HashSet<>();
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            c.subscribe(Pattern.compile(".*"));
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (values.size() < RECORDS || !c.assignment().containsAll(partitions(topic))) {
+                check(System.nanoTime() < deadline, "timed out: %d of %d records, assignment %s",
+                        values.size(), RECORDS, c.assignment());
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
+                    if (r.topic().equals(topic)) {
+                        values.add(show(r.value()));
+                    }
+                }
+                for (TopicPartition tp : c.assignment()) {
+                    check(!tp.topic().startsWith("__"), "assigned the internal %s: %s", tp, c.assignment());
+                }
+                check(!c.subscription().contains("__consumer_offsets"), "subscribed to __consumer_offsets: %s",
+                        c.subscription());
+            }
+        }
+        for (List<Expected> part : produced.values()) {
+            for (Expected e : part) {
+                check(values.contains(show(e.value())), "%s never consumed", show(e.value()));
+            }
+        }
+        // Listed only when asked for internal topics (after the group's
+        // FindCoordinator, which is when Kafka creates it).
+        Set<String> listed = admin.listTopics().names().get(60, TimeUnit.SECONDS);
+        Set<String> withInternal = admin.listTopics(new ListTopicsOptions().listInternal(true)).names()
+                .get(60, TimeUnit.SECONDS);
+        check(listed.contains(topic) && !listed.contains("__consumer_offsets"), "listTopics gave %s", listed);
+        check(withInternal.contains("__consumer_offsets"), "listTopics(listInternal) lacks __consumer_offsets: %s",
+                withInternal);
+        admin.deleteTopics(List.of(topic)).all().get(60, TimeUnit.SECONDS);
     }
 
     /** Produces one codec's records; returns them by partition, in offset order. */
@@ -403,6 +458,7 @@ public final class CompatTest {
                     Thread.sleep(200);
                 }
             });
+            scenario("group/regex-subscription-skips-internal-topics", () -> regexSubscription(admin, run));
         }
         System.err.println("java/" + label + ": " + passed + " scenarios passed, " + failed + " failed");
         System.exit(failed > 0 ? 1 : 0);
