@@ -53,13 +53,15 @@ pub async fn serve(
 ) {
     let mut socket = socket;
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
-    if broker.config.security_protocol.is_sasl()
-        && crate::sasl::authenticate(&broker, &mut socket, &mut buf, peer)
-            .await
-            .is_none()
-    {
-        return;
-    }
+    // The principal's name, as quotas name users.
+    let user: Arc<str> = if broker.config.security_protocol.is_sasl() {
+        match crate::sasl::authenticate(&broker, &mut socket, &mut buf, peer).await {
+            Some(user) => Arc::from(user),
+            None => return,
+        }
+    } else {
+        Arc::from(crate::quotas::ANONYMOUS_USER)
+    };
     let (mut read_half, write_half) = socket.into_split();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let idle = broker.config.connections_max_idle;
@@ -115,14 +117,17 @@ pub async fn serve(
                     let meter = decoding.and_then(|decoding| {
                         broker
                             .quotas
-                            .request_meter(&request, &mute, decoding.elapsed())
+                            .request_meter(&request, &user, &mute, decoding.elapsed())
                     });
                     let dispatching = handlers::dispatch(
                         &broker,
                         request,
-                        peer,
-                        &fetch_turns,
-                        &mute,
+                        handlers::Session {
+                            peer,
+                            user: &user,
+                            fetch_turns: &fetch_turns,
+                            mute: &mute,
+                        },
                         meter.clone(),
                     );
                     request_time::timed(meter.as_ref(), dispatching.instrument(span)).await

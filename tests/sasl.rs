@@ -197,3 +197,58 @@ async fn a_plaintext_listener_answers_sasl_requests_with_illegal_state() {
     );
     assert!(metadata_works(&mut client).await);
 }
+
+/// A connection authenticated as `user` with PLAIN.
+async fn signed_in(broker: &TestBroker, user: &str, password: &str) -> TestClient {
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    let token = format!("\0{user}\0{password}");
+    assert_eq!(
+        authenticate(&mut client, token.as_bytes()).await.error_code,
+        0
+    );
+    client
+}
+
+async fn metadata_throttle(client: &mut TestClient) -> i32 {
+    let request = MetadataRequest::default().with_topics(Some(vec![]));
+    let ResponseKind::Metadata(response) = client.call(ApiKey::Metadata, 12, &request).await else {
+        panic!("not a Metadata response")
+    };
+    response.throttle_time_ms
+}
+
+/// Quotas of a user apply to the connections authenticated as that user:
+/// a tiny request quota of alice's throttles her, never bob.
+#[tokio::test]
+async fn a_user_quota_applies_to_the_authenticated_user() {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let (broker, _users) = sasl_broker(Backend::Embedded).await;
+    let mut admin = signed_in(&broker, "bob", "b:ob").await;
+    let request = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(s("user"))
+            .with_entity_name(Some(s("alice")))])
+        .with_ops(vec![OpData::default()
+            .with_key(s("request_percentage"))
+            .with_value(0.01)])]);
+    let ResponseKind::AlterClientQuotas(altered) =
+        admin.call(ApiKey::AlterClientQuotas, 1, &request).await
+    else {
+        panic!()
+    };
+    assert_eq!(altered.entries[0].error_code, 0);
+
+    let mut alice = signed_in(&broker, "alice", "alice-secret").await;
+    let mut throttled = false;
+    for _ in 0..10_000 {
+        if metadata_throttle(&mut alice).await > 0 {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "alice was never throttled");
+    for _ in 0..200 {
+        assert_eq!(metadata_throttle(&mut admin).await, 0, "bob was throttled");
+    }
+}

@@ -164,17 +164,26 @@ async fn named_topic(
     found.map_err(|e| (crate::errors::catalog(&e), e.to_string()))
 }
 
-/// `peer` is the client's address; group members report it as their host.
-/// `fetch_turns` orders the connection's fetches (called in arrival order).
+/// What a request's connection tells about it.
+pub struct Session<'a> {
+    /// The client's address; group members report it as their host.
+    pub peer: SocketAddr,
+    /// The authenticated principal's name (`ANONYMOUS` without
+    /// authentication), as quotas name users.
+    pub user: &'a Arc<str>,
+    /// Orders the connection's fetches (dispatch is called in arrival order).
+    pub fetch_turns: &'a Arc<FetchTurns>,
+    /// The connection's throttle.
+    pub mute: &'a Arc<Mute>,
+}
+
 /// `meter` times a request of a client under a request-time quota; the
 /// caller times this call with it ([`request_time::timed`]), the response
 /// future is timed here.
 pub async fn dispatch(
     broker: &Arc<Broker>,
     request: Request,
-    peer: SocketAddr,
-    fetch_turns: &Arc<FetchTurns>,
-    mute: &Arc<Mute>,
+    session: Session<'_>,
     meter: Option<Arc<RequestMeter>>,
 ) -> PendingResponse {
     let reply = Reply {
@@ -185,7 +194,7 @@ pub async fn dispatch(
         metrics: Arc::clone(&broker.request_metrics),
         meter: meter.clone(),
     };
-    respond(broker, request, peer, fetch_turns, mute, reply)
+    respond(broker, request, session, reply)
         .await
         .metered(meter)
 }
@@ -193,11 +202,15 @@ pub async fn dispatch(
 async fn respond(
     broker: &Arc<Broker>,
     request: Request,
-    peer: SocketAddr,
-    fetch_turns: &Arc<FetchTurns>,
-    mute: &Arc<Mute>,
+    session: Session<'_>,
     reply: Reply,
 ) -> PendingResponse {
+    let Session {
+        peer,
+        user,
+        fetch_turns,
+        mute,
+    } = session;
     let version = request.version;
     let broker = Arc::clone(broker);
     match request.body {
@@ -206,7 +219,7 @@ async fn respond(
         )),
         RequestKind::Produce(body) => {
             let acks = body.acks;
-            let client = QuotaClient::of(&request.header.client_id);
+            let client = QuotaClient::of(user, &request.header.client_id);
             let waiting = produce::handle(&broker, body, version, &client, mute).await;
             PendingResponse::later(async move {
                 let response = waiting.await;
@@ -225,7 +238,7 @@ async fn respond(
         }),
         RequestKind::Fetch(body) => {
             let ticket = fetch_turns.ticket();
-            let client = QuotaClient::of(&request.header.client_id);
+            let client = QuotaClient::of(user, &request.header.client_id);
             let mute = Arc::clone(mute);
             PendingResponse::later(async move {
                 let meter = reply.meter.as_deref();

@@ -46,20 +46,21 @@ const PRUNE_ABOVE: usize = 10_000;
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 /// Who a request counts against: the user and client id quotas name.
-/// Built for every produce and fetch, so it copies nothing: the client id
-/// shares the request header's bytes.
+/// Built for every produce and fetch, so it copies nothing: the user is the
+/// connection's, the client id shares the request header's bytes.
 #[derive(Clone, Debug)]
 pub struct QuotaClient {
-    pub user: &'static str,
+    pub user: Arc<str>,
     pub client_id: StrBytes,
 }
 
 impl QuotaClient {
     /// The client of a request with this header client id (none is Kafka's
-    /// empty client id).
-    pub fn of(client_id: &Option<StrBytes>) -> QuotaClient {
+    /// empty client id) on a connection authenticated as `user`
+    /// ([`ANONYMOUS_USER`] without authentication).
+    pub fn of(user: &Arc<str>, client_id: &Option<StrBytes>) -> QuotaClient {
         QuotaClient {
-            user: ANONYMOUS_USER,
+            user: Arc::clone(user),
             client_id: client_id.clone().unwrap_or_default(),
         }
     }
@@ -261,7 +262,7 @@ impl ClientQuotas {
     /// long the client must wait: zero within the quota. Without a quota
     /// nothing is counted.
     pub fn record(&self, kind: QuotaKind, client: &QuotaClient, bytes: u64) -> Duration {
-        self.record_at(kind, client.user, &client.client_id, bytes, Instant::now())
+        self.record_at(kind, &client.user, &client.client_id, bytes, Instant::now())
     }
 
     fn record_at(
@@ -313,14 +314,14 @@ impl ClientQuotas {
     /// allows over the rate's shortest window, so that one response never
     /// puts it over (Kafka caps a fetch the same way). None without a quota.
     pub fn window_bytes(&self, kind: QuotaKind, client: &QuotaClient) -> Option<u64> {
-        let applied = self.applied(kind, client.user, &client.client_id)?;
+        let applied = self.applied(kind, &client.user, &client.client_id)?;
         Some((applied.per_second * rate::MIN_WINDOW.as_secs_f64()) as u64)
     }
 
     /// Takes back bytes recorded for a response that was not sent as
     /// recorded (a throttled fetch answers without its records, as Kafka's).
     pub fn unrecord(&self, kind: QuotaKind, client: &QuotaClient, bytes: u64) {
-        let Some(applied) = self.applied(kind, client.user, &client.client_id) else {
+        let Some(applied) = self.applied(kind, &client.user, &client.client_id) else {
             return;
         };
         let mut rates = self
@@ -433,7 +434,10 @@ mod tests {
             "{throttle:?}"
         );
         // Other clients have no quota and are never throttled.
-        let other = QuotaClient::of(&Some(StrBytes::from_static_str("d")));
+        let other = QuotaClient::of(
+            &Arc::from(ANONYMOUS_USER),
+            &Some(StrBytes::from_static_str("d")),
+        );
         assert_eq!(
             quotas.record(QuotaKind::Produce, &other, 1 << 30),
             Duration::ZERO

@@ -43,7 +43,7 @@ use streamhouse_protocol::request::Request;
 use tokio::task::JoinError;
 use tokio::time::Instant;
 
-use super::{Applied, ClientQuotas, Mute, QuotaKind, ANONYMOUS_USER};
+use super::{Applied, ClientQuotas, Mute, QuotaKind};
 
 /// Nanoseconds per second of one thread's time, per percent.
 const NANOS_PER_PERCENT: f64 = 1e9 / 100.0;
@@ -101,6 +101,7 @@ impl ClientQuotas {
     pub fn request_meter(
         self: &Arc<Self>,
         request: &Request,
+        user: &str,
         mute: &Arc<Mute>,
         decoding: Duration,
     ) -> Option<Arc<RequestMeter>> {
@@ -108,7 +109,7 @@ impl ClientQuotas {
             return None;
         }
         let client_id = request.header.client_id.as_deref().unwrap_or("");
-        let applied = self.applied(QuotaKind::Request, ANONYMOUS_USER, client_id)?;
+        let applied = self.applied(QuotaKind::Request, user, client_id)?;
         Some(Arc::new(RequestMeter {
             quotas: Arc::clone(self),
             applied,
@@ -249,6 +250,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::ANONYMOUS_USER;
     use std::collections::BTreeMap;
 
     use kafka_protocol::messages::{
@@ -311,7 +313,12 @@ mod tests {
         let mute = Arc::new(Mute::default());
         let meter = |client: &str, body| {
             quotas
-                .request_meter(&request(client, body), &mute, Duration::ZERO)
+                .request_meter(
+                    &request(client, body),
+                    ANONYMOUS_USER,
+                    &mute,
+                    Duration::ZERO,
+                )
                 .is_some()
         };
         assert!(meter("slow", produce(1)));
@@ -364,6 +371,7 @@ mod tests {
         let meter = quotas
             .request_meter(
                 &request("c", RequestKind::Metadata(MetadataRequest::default())),
+                ANONYMOUS_USER,
                 &mute,
                 Duration::from_millis(5),
             )
@@ -396,6 +404,7 @@ mod tests {
         let meter = quotas
             .request_meter(
                 &request("c", RequestKind::Metadata(MetadataRequest::default())),
+                ANONYMOUS_USER,
                 &mute,
                 Duration::ZERO,
             )
