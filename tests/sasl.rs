@@ -252,3 +252,203 @@ async fn a_user_quota_applies_to_the_authenticated_user() {
         assert_eq!(metadata_throttle(&mut admin).await, 0, "bob was throttled");
     }
 }
+
+/// AlterUserScramCredentials creates, replaces and deletes credentials
+/// (the client sends the salted password); DescribeUserScramCredentials
+/// lists them; Kafka's refusals and messages for bad changes.
+#[tokio::test]
+async fn scram_credentials_are_altered_and_described() {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use streamhouse::sasl::scram::client_salted_password;
+    use streamhouse_metadata::credentials::ScramMechanism;
+
+    const DUPLICATE_RESOURCE: i16 = 92;
+    const RESOURCE_NOT_FOUND: i16 = 91;
+    const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+
+    let (broker, _users) = sasl_broker(Backend::Embedded).await;
+    let mut admin = signed_in(&broker, "bob", "b:ob").await;
+    let upsert = |user: &str, mechanism: i8, iterations: i32, password: &str| {
+        let salt = vec![5u8; 24];
+        let salted = ScramMechanism::from_type_id(mechanism)
+            .map(|m| client_salted_password(m, password, &salt, iterations.clamp(1, 16384)))
+            .unwrap_or_default();
+        ScramCredentialUpsertion::default()
+            .with_name(s(user))
+            .with_mechanism(mechanism)
+            .with_iterations(iterations)
+            .with_salt(salt.into())
+            .with_salted_password(salted.into())
+    };
+    let delete = |user: &str, mechanism: i8| {
+        ScramCredentialDeletion::default()
+            .with_name(s(user))
+            .with_mechanism(mechanism)
+    };
+    async fn alter(
+        client: &mut TestClient,
+        request: AlterUserScramCredentialsRequest,
+    ) -> Vec<(String, i16, Option<String>)> {
+        let ResponseKind::AlterUserScramCredentials(response) = client
+            .call(ApiKey::AlterUserScramCredentials, 0, &request)
+            .await
+        else {
+            panic!()
+        };
+        response
+            .results
+            .iter()
+            .map(|r| {
+                (
+                    r.user.to_string(),
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                )
+            })
+            .collect()
+    }
+    async fn describe(client: &mut TestClient, users: Option<&[&str]>) -> Vec<String> {
+        let request =
+            DescribeUserScramCredentialsRequest::default().with_users(users.map(|users| {
+                users
+                    .iter()
+                    .map(|u| UserName::default().with_name(s(u)))
+                    .collect()
+            }));
+        let ResponseKind::DescribeUserScramCredentials(response) = client
+            .call(ApiKey::DescribeUserScramCredentials, 0, &request)
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(response.error_code, 0);
+        response
+            .results
+            .iter()
+            .map(|r| {
+                let infos: Vec<String> = r
+                    .credential_infos
+                    .iter()
+                    .map(|c| format!("{}:{}", c.mechanism, c.iterations))
+                    .collect();
+                format!(
+                    "{} {} {} {}",
+                    r.user,
+                    r.error_code,
+                    infos.join(","),
+                    r.error_message.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    // carol is created with SCRAM-SHA-512 at 8,192 iterations, and signs in
+    // (PLAIN checks against that credential).
+    let created = alter(
+        &mut admin,
+        AlterUserScramCredentialsRequest::default()
+            .with_upsertions(vec![upsert("carol", 2, 8192, "carol-pw")]),
+    )
+    .await;
+    assert_eq!(created, vec![("carol".to_owned(), 0, None)]);
+    signed_in(&broker, "carol", "carol-pw").await;
+    assert_eq!(
+        describe(&mut admin, Some(&["carol", "nobody", "alice"])).await,
+        vec![
+            "carol 0 2:8192 ".to_owned(),
+            format!("nobody {RESOURCE_NOT_FOUND}  Attempt to describe a user credential that does not exist: nobody"),
+            "alice 0 1:4096,2:4096 ".to_owned(),
+        ]
+    );
+    assert_eq!(
+        describe(&mut admin, Some(&["carol", "carol"])).await,
+        vec![format!("carol {DUPLICATE_RESOURCE}  Cannot describe SCRAM credentials for the same user twice in a single request: carol")]
+    );
+    assert_eq!(
+        describe(&mut admin, None).await,
+        vec![
+            "alice 0 1:4096,2:4096 ",
+            "bob 0 1:4096,2:4096 ",
+            "carol 0 2:8192 "
+        ]
+    );
+
+    // Refusals, each for its own user; the refused user's other changes are
+    // not made either.
+    let refused = alter(
+        &mut admin,
+        AlterUserScramCredentialsRequest::default()
+            .with_deletions(vec![delete("dave", 1), delete("carol", 1), delete("", 2)])
+            .with_upsertions(vec![
+                upsert("erin", 1, 100, "pw"),
+                upsert("frank", 1, 20_000, "pw"),
+                upsert("gina", 9, 4096, "pw"),
+                upsert("carol", 2, 4096, "new-pw"),
+                upsert("hal", 1, 4096, "pw"),
+                upsert("hal", 1, 4096, "pw2"),
+            ]),
+    )
+    .await;
+    let message = |m: &str| Some(m.to_owned());
+    assert_eq!(
+        refused,
+        vec![
+            (
+                "dave".to_owned(),
+                RESOURCE_NOT_FOUND,
+                message("Attempt to delete a user credential that does not exist")
+            ),
+            (
+                "carol".to_owned(),
+                RESOURCE_NOT_FOUND,
+                message("Attempt to delete a user credential that does not exist")
+            ),
+            (
+                String::new(),
+                UNACCEPTABLE_CREDENTIAL,
+                message("Username must not be empty")
+            ),
+            (
+                "erin".to_owned(),
+                UNACCEPTABLE_CREDENTIAL,
+                message("Too few iterations")
+            ),
+            (
+                "frank".to_owned(),
+                UNACCEPTABLE_CREDENTIAL,
+                message("Too many iterations")
+            ),
+            (
+                "gina".to_owned(),
+                UNSUPPORTED_SASL_MECHANISM,
+                message("Unknown SCRAM mechanism")
+            ),
+            (
+                "hal".to_owned(),
+                DUPLICATE_RESOURCE,
+                message("A user credential cannot be altered twice in the same request")
+            ),
+        ]
+    );
+    // carol's password did not change (her deletion was refused).
+    signed_in(&broker, "carol", "carol-pw").await;
+
+    // A deletion removes the credential: carol can no longer sign in.
+    let deleted = alter(
+        &mut admin,
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![delete("carol", 2)]),
+    )
+    .await;
+    assert_eq!(deleted, vec![("carol".to_owned(), 0, None)]);
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    assert_eq!(
+        authenticate(&mut client, b"\0carol\0carol-pw")
+            .await
+            .error_code,
+        SASL_AUTHENTICATION_FAILED
+    );
+}

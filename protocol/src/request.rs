@@ -150,7 +150,7 @@ fn decode_body<B: ByteBuf>(
         IncrementalAlterConfigs, DescribeCluster, DescribeProducers, ElectLeaders,
         AlterPartitionReassignments, ListPartitionReassignments, DescribeTopicPartitions,
         DescribeLogDirs, DescribeClientQuotas, AlterClientQuotas, ListConfigResources,
-        SaslHandshake, SaslAuthenticate,
+        SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
     )
 }
 

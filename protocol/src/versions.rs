@@ -96,6 +96,9 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     // Byte-rate quotas of users and client ids (see the handler).
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),
+    // SCRAM credentials of SASL users, in the catalog.
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTopicPartitions, 0, 0),

@@ -29,6 +29,7 @@ mod quotas;
 mod sasl;
 mod topic_partitions;
 mod topics;
+mod user_credentials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -396,6 +397,16 @@ async fn respond(
             let client_id = request.header.client_id.as_deref();
             reply.encode(ResponseKind::DescribeTopicPartitions(
                 topic_partitions::describe(&broker, body, client_id).await,
+            ))
+        }),
+        RequestKind::DescribeUserScramCredentials(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeUserScramCredentials(
+                user_credentials::describe(&broker, body).await,
+            ))
+        }),
+        RequestKind::AlterUserScramCredentials(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AlterUserScramCredentials(
+                user_credentials::alter(&broker, body).await,
             ))
         }),
         RequestKind::DescribeClientQuotas(body) => PendingResponse::later(async move {

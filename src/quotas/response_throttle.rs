@@ -62,6 +62,8 @@ throttled_responses!(
     DescribeProducers,
     DescribeTopicPartitions,
     ListConfigResources,
+    DescribeUserScramCredentials,
+    AlterUserScramCredentials,
 );
 
 /// Raises the response's `throttle_time_ms` to `throttle` if lower: of a

@@ -132,6 +132,13 @@ pub fn error_codes(response: &ResponseKind) -> Vec<i16> {
         ResponseKind::ListConfigResources(r) => add(r.error_code),
         ResponseKind::SaslHandshake(r) => add(r.error_code),
         ResponseKind::SaslAuthenticate(r) => add(r.error_code),
+        ResponseKind::DescribeUserScramCredentials(r) => {
+            add(r.error_code);
+            r.results.iter().for_each(|u| add(u.error_code));
+        }
+        ResponseKind::AlterUserScramCredentials(r) => {
+            r.results.iter().for_each(|u| add(u.error_code))
+        }
         ResponseKind::AlterClientQuotas(r) => r.entries.iter().for_each(|e| add(e.error_code)),
         // Every API the agent answers is listed above; one added later counts
         // its requests and times but no errors until it is listed here.

@@ -98,15 +98,38 @@ pub fn credential_with_salt(
     iterations: i32,
 ) -> ScramCredential {
     let salted = salted_password(mechanism, password.as_bytes(), &salt, iterations);
-    let client_key = hmac(mechanism, &salted, &[b"Client Key"]);
+    credential_from_salted_password(user, mechanism, salt, iterations, &salted)
+}
+
+/// The credential of a password already salted by the client
+/// (AlterUserScramCredentials sends SaltedPassword, never the password).
+pub fn credential_from_salted_password(
+    user: &str,
+    mechanism: ScramMechanism,
+    salt: Vec<u8>,
+    iterations: i32,
+    salted_password: &[u8],
+) -> ScramCredential {
+    let client_key = hmac(mechanism, salted_password, &[b"Client Key"]);
     ScramCredential {
         user: user.to_owned(),
         mechanism,
         stored_key: digest(mechanism, &[&client_key]),
-        server_key: hmac(mechanism, &salted, &[b"Server Key"]),
+        server_key: hmac(mechanism, salted_password, &[b"Server Key"]),
         salt,
         iterations,
     }
+}
+
+/// A client's own SaltedPassword (RFC 5802 Hi()), for tests that play the
+/// client's part.
+pub fn client_salted_password(
+    mechanism: ScramMechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: i32,
+) -> Vec<u8> {
+    salted_password(mechanism, password.as_bytes(), salt, iterations)
 }
 
 /// A credential of `password` with a fresh random salt.

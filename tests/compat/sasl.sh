@@ -12,6 +12,9 @@
 #   java/scram-sha-512      ProducerPerformance (1,000 records, acks=all) and the
 #                           console consumer in a group, both SCRAM-SHA-512
 #   java/wrong-password     SaslAuthenticationException with Kafka's message
+#   tools/scram-users       kafka-configs (as admin) creates carol's SCRAM-SHA-256
+#                           credential at 8,192 iterations and describes it; kcat
+#                           signs in as carol; once deleted, carol is refused
 #
 # Usage: tests/compat/sasl.sh   (STREAMHOUSE_BIN, COMPAT_BACKENDS, COMPAT_KEEP=1)
 set -uo pipefail
@@ -121,12 +124,47 @@ run_backend() {
     fi
 }
 
+# kafka-configs as admin, over SASL.
+configs() {
+    timeout "$TIMEOUT" java -cp "$JAVA_LIB/*" org.apache.kafka.tools.ConfigCommand \
+        --bootstrap-server "$BROKER_BOOTSTRAP" --command-config "$work/admin.properties" "$@"
+}
+
+scram_users() {
+    local pfx="$1" work="$2" described
+    java_config "$work/admin.properties" SCRAM-SHA-512 admin ad:min
+    if ! configs --alter --add-config 'SCRAM-SHA-256=[iterations=8192,password=carol-pw]' \
+            --entity-type users --entity-name carol >"$work/configs-add.out" 2>&1; then
+        record FAIL "$pfx/tools/scram-users" "kafka-configs --alter: $(grep -v INFO "$work/configs-add.out" | tail -n 3 | tr '\n' ' ')"
+        return
+    fi
+    described="$(configs --describe --entity-type users --entity-name carol 2>/dev/null | grep -v INFO)"
+    if [[ "$described" != *"SCRAM-SHA-256=iterations=8192"* ]]; then
+        record FAIL "$pfx/tools/scram-users" "kafka-configs --describe: $described"
+        return
+    fi
+    if ! kcat_as carol carol-pw SCRAM-SHA-256 -L -m 5 >/dev/null 2>"$work/carol.err"; then
+        record FAIL "$pfx/tools/scram-users" "carol cannot sign in: $(tail -n 2 "$work/carol.err" | tr '\n' ' ')"
+        return
+    fi
+    configs --alter --delete-config SCRAM-SHA-256 --entity-type users --entity-name carol \
+        >"$work/configs-delete.out" 2>&1
+    if kcat_as carol carol-pw SCRAM-SHA-256 -L -m 5 >/dev/null 2>"$work/carol-deleted.err"; then
+        record FAIL "$pfx/tools/scram-users" "carol still signs in after her credential was deleted"
+    elif grep -q "Invalid user credentials" "$work/carol-deleted.err"; then
+        record PASS "$pfx/tools/scram-users"
+    else
+        record FAIL "$pfx/tools/scram-users" "after the deletion: $(tail -n 2 "$work/carol-deleted.err" | tr '\n' ' ')"
+    fi
+}
+
 for backend in $COMPAT_BACKENDS; do
     if ! sasl_broker_start "$backend"; then
         record FAIL "sasl/$backend/broker-start" "see the broker log above"
         continue
     fi
     run_backend "$backend"
+    scram_users "sasl/$backend" "$BROKER_DIR/work"
     broker_cleanup
 done
 exit "$COMPAT_FAILED"

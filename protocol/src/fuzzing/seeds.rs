@@ -189,6 +189,10 @@ impl DefaultFor for RequestKind {
             ApiKey::ListConfigResources => ListConfigResourcesRequest::default().into(),
             ApiKey::SaslHandshake => SaslHandshakeRequest::default().into(),
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::default().into(),
+            ApiKey::DescribeUserScramCredentials => {
+                DescribeUserScramCredentialsRequest::default().into()
+            }
+            ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
             ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
             ApiKey::AlterPartitionReassignments => {
@@ -452,6 +456,26 @@ fn filled(key: ApiKey) -> RequestKind {
             .into(),
         ApiKey::SaslAuthenticate => SaslAuthenticateRequest::default()
             .with_auth_bytes(Bytes::from_static(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"))
+            .into(),
+        ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::default()
+            .with_users(Some(vec![
+                describe_user_scram_credentials_request::UserName::default().with_name(s("alice")),
+            ]))
+            .into(),
+        ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default()
+            .with_deletions(vec![
+                alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                    .with_name(s("bob"))
+                    .with_mechanism(1),
+            ])
+            .with_upsertions(vec![
+                alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                    .with_name(s("alice"))
+                    .with_mechanism(2)
+                    .with_iterations(4096)
+                    .with_salt(Bytes::from_static(&[7; 32]))
+                    .with_salted_password(Bytes::from_static(&[9; 64])),
+            ])
             .into(),
         other => RequestKind::default_for(other),
     }
