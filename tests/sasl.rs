@@ -452,3 +452,20 @@ async fn scram_credentials_are_altered_and_described() {
         SASL_AUTHENTICATION_FAILED
     );
 }
+
+/// Before authentication a frame is at most Kafka's
+/// `sasl.server.max.receive.size` (512 KiB): a larger one closes the
+/// connection before its bytes are buffered.
+#[tokio::test]
+async fn an_oversized_frame_before_authentication_closes_the_connection() {
+    let (broker, _users) = sasl_broker(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let mut frame = BytesMut::new();
+    frame.put_i32(524_289);
+    frame.put_slice(&[0; 64]);
+    client.send_raw(&frame).await;
+    assert!(client.receive_frame().await.is_none());
+    // Others are still served.
+    let mut client = signed_in(&broker, "alice", "alice-secret").await;
+    assert!(metadata_works(&mut client).await);
+}

@@ -102,6 +102,8 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    // One log dir per agent, the object store: nothing can move between dirs.
+    api(ApiKey::AlterReplicaLogDirs, 1, 2),
     // Sizes from the catalog, the object store as the one log dir.
     api(ApiKey::DescribeLogDirs, 1, 4),
 ];

@@ -1,4 +1,5 @@
-//! DescribeLogDirs: the retained size of each partition, from the catalog.
+//! DescribeLogDirs: the retained size of each partition, from the catalog;
+//! AlterReplicaLogDirs: answered as a Kafka broker with a single log dir.
 //!
 //! An agent has no disk of its own: its one "log dir" is the object store,
 //! named by its URL without the query (which may hold credentials). Each agent
@@ -11,10 +12,17 @@
 
 use std::collections::HashSet;
 
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_replica_log_dirs_response::{
+    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+};
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use kafka_protocol::messages::{
+    AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, DescribeLogDirsRequest,
+    DescribeLogDirsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{CatalogError, Topic};
 
@@ -25,15 +33,19 @@ use crate::{errors, Broker};
 /// capacity to report.
 const UNKNOWN_VOLUME_BYTES: i64 = -1;
 
+/// The agent's one log dir: its object store's URL without the query.
+fn log_dir(broker: &Broker) -> &str {
+    let store = broker.config.store_url.as_str();
+    store.split_once('?').map_or(store, |(path, _)| path)
+}
+
 pub async fn describe(
     broker: &Broker,
     request: DescribeLogDirsRequest,
     client_id: Option<&str>,
 ) -> DescribeLogDirsResponse {
-    let store = broker.config.store_url.as_str();
-    let log_dir = store.split_once('?').map_or(store, |(path, _)| path);
     let result = DescribeLogDirsResult::default()
-        .with_log_dir(StrBytes::from_string(log_dir.to_string()))
+        .with_log_dir(StrBytes::from_string(log_dir(broker).to_string()))
         .with_total_bytes(UNKNOWN_VOLUME_BYTES)
         .with_usable_bytes(UNKNOWN_VOLUME_BYTES);
     let result = match topics(broker, request, client_id).await {
@@ -107,4 +119,56 @@ async fn topics(
         }
     }
     Ok(topics)
+}
+
+/// Moves nothing, as a Kafka broker with one log dir: a partition this agent
+/// hosts (the one Metadata points this client at it for) is already in the
+/// named dir if it is the agent's own (NONE), any other dir is unknown
+/// (LOG_DIR_NOT_FOUND, Kafka's answer for a dir not in its config), and a
+/// partition hosted elsewhere or not at all is REPLICA_NOT_AVAILABLE, as
+/// Kafka answers for a replica it does not have.
+pub async fn alter(
+    broker: &Broker,
+    request: AlterReplicaLogDirsRequest,
+    client_id: Option<&str>,
+) -> AlterReplicaLogDirsResponse {
+    let view = broker.membership.view();
+    let zone = client_zone(client_id);
+    let own_dir = log_dir(broker);
+    let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
+    for dir in request.dirs {
+        let known_dir = dir.path.as_str() == own_dir;
+        for topic in dir.topics {
+            let found = broker.catalog.topic_by_name(&topic.name.0).await;
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|&index| {
+                    let error = match &found {
+                        Err(e) => errors::catalog(e),
+                        Ok(_) if !known_dir => ResponseError::LogDirNotFound,
+                        Ok(Some(t))
+                            if (0..t.partition_count).contains(&index)
+                                && view
+                                    .partition_leader(t.id, index, zone)
+                                    .is_none_or(|agent| agent.node_id == broker.node_id()) =>
+                        {
+                            return AlterReplicaLogDirPartitionResult::default()
+                                .with_partition_index(index)
+                        }
+                        Ok(_) => ResponseError::ReplicaNotAvailable,
+                    };
+                    AlterReplicaLogDirPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(error.code())
+                })
+                .collect();
+            results.push(
+                AlterReplicaLogDirTopicResult::default()
+                    .with_topic_name(topic.name)
+                    .with_partitions(partitions),
+            );
+        }
+    }
+    AlterReplicaLogDirsResponse::default().with_results(results)
 }

@@ -374,6 +374,11 @@ async fn respond(
                 log_dirs::describe(&broker, body, request.header.client_id.as_deref()).await,
             ))
         }),
+        RequestKind::AlterReplicaLogDirs(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AlterReplicaLogDirs(
+                log_dirs::alter(&broker, body, request.header.client_id.as_deref()).await,
+            ))
+        }),
         RequestKind::OffsetForLeaderEpoch(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::OffsetForLeaderEpoch(
                 leader_epoch::handle(&broker, body).await,

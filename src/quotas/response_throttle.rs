@@ -49,6 +49,7 @@ throttled_responses!(
     DescribeConfigs,
     AlterConfigs,
     DescribeLogDirs,
+    AlterReplicaLogDirs,
     CreatePartitions,
     DeleteGroups,
     ElectLeaders,

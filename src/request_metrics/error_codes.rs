@@ -132,6 +132,11 @@ pub fn error_codes(response: &ResponseKind) -> Vec<i16> {
         ResponseKind::ListConfigResources(r) => add(r.error_code),
         ResponseKind::SaslHandshake(r) => add(r.error_code),
         ResponseKind::SaslAuthenticate(r) => add(r.error_code),
+        ResponseKind::AlterReplicaLogDirs(r) => r
+            .results
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
         ResponseKind::DescribeUserScramCredentials(r) => {
             add(r.error_code);
             r.results.iter().for_each(|u| add(u.error_code));

@@ -443,6 +443,56 @@ mod tests {
         }
     }
 
+    /// Bytes from a fixed xorshift sequence: the same inputs on every run.
+    fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                *seed as u8
+            })
+            .collect()
+    }
+
+    /// Truncated, mutated and random messages are refused, never a panic.
+    #[test]
+    fn damaged_messages_are_refused_without_panicking() {
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let credential = credential_with_salt("user", ScramMechanism::Sha256, "pencil", salt, 4096);
+        let first: &[u8] = b"n,a=user,n=us=2Cer,r=rOprNGfwEbeRWgbNEkqO,ext=1";
+        let last: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        let server = ServerFirst::new(
+            ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap(),
+            credential,
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+        );
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for message in [first, last] {
+            for cut in 0..message.len() {
+                inputs.push(message[..cut].to_vec());
+            }
+            for _ in 0..500 {
+                let mut mutated = message.to_vec();
+                let at = noise(&mut seed, 1)[0] as usize % mutated.len();
+                mutated[at] = noise(&mut seed, 1)[0];
+                inputs.push(mutated);
+            }
+        }
+        for len in [1, 3, 17, 64, 300] {
+            for _ in 0..100 {
+                inputs.push(noise(&mut seed, len));
+            }
+        }
+        for input in &inputs {
+            let _ = ClientFirst::parse(input);
+            let _ = server.finish(input);
+            let _ = crate::sasl::plain::PlainMessage::parse(input);
+        }
+        assert!(server.finish(&last[..last.len() - 1]).is_err());
+    }
+
     #[test]
     fn a_password_matches_only_its_own_credential() {
         for mechanism in ScramMechanism::ALL {

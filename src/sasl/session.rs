@@ -20,6 +20,11 @@ use super::{Exchange, Mechanism, Refused, Step, MECHANISMS};
 use crate::handlers::api_versions;
 use crate::Broker;
 
+/// The largest frame read before authentication: Kafka's default
+/// `sasl.server.max.receive.size`, so an unauthenticated peer cannot make
+/// the agent buffer a request of the full `--max-frame-bytes`.
+const MAX_RECEIVE_BYTES: usize = 524_288;
+
 /// Where the exchange stands.
 enum State {
     /// No mechanism chosen yet.
@@ -201,14 +206,15 @@ fn raw_frame(token: &[u8]) -> BytesMut {
 }
 
 /// The next whole frame's body; None when the peer is gone, too slow (the
-/// idle timeout bounds each frame) or sent a bad frame.
+/// idle timeout bounds each frame) or sent a bad frame (one larger than
+/// [`MAX_RECEIVE_BYTES`] included).
 async fn next_frame(
     broker: &Broker,
     socket: &mut TcpStream,
     buf: &mut BytesMut,
     peer: SocketAddr,
 ) -> Option<Bytes> {
-    let max_frame = broker.config.max_frame_bytes;
+    let max_frame = broker.config.max_frame_bytes.min(MAX_RECEIVE_BYTES);
     let deadline = tokio::time::Instant::now() + broker.config.connections_max_idle;
     loop {
         match frame::check(buf, max_frame) {

@@ -193,6 +193,7 @@ impl DefaultFor for RequestKind {
                 DescribeUserScramCredentialsRequest::default().into()
             }
             ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default().into(),
+            ApiKey::AlterReplicaLogDirs => AlterReplicaLogDirsRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
             ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
             ApiKey::AlterPartitionReassignments => {
@@ -475,6 +476,17 @@ fn filled(key: ApiKey) -> RequestKind {
                     .with_iterations(4096)
                     .with_salt(Bytes::from_static(&[7; 32]))
                     .with_salted_password(Bytes::from_static(&[9; 64])),
+            ])
+            .into(),
+        ApiKey::AlterReplicaLogDirs => AlterReplicaLogDirsRequest::default()
+            .with_dirs(vec![
+                alter_replica_log_dirs_request::AlterReplicaLogDir::default()
+                    .with_path(s("/var/lib/kafka/data-2"))
+                    .with_topics(vec![
+                        alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default()
+                            .with_name(topic())
+                            .with_partitions(vec![0, 1]),
+                    ]),
             ])
             .into(),
         other => RequestKind::default_for(other),
