@@ -387,7 +387,11 @@ async fn write_frame<W: AsyncWrite + Unpin>(
             () = reclaim(memory, holding, progress) => return Err(Unwritten::Reclaimed),
         }
     }
-    // TLS holds what was written until flushed; TCP's flush does nothing.
+    // TLS holds what was written until flushed. TCP's flush does nothing and
+    // is ready at once: no timers are set up for it.
+    if let Some(flushed) = socket.flush().now_or_never() {
+        return flushed.map_err(Unwritten::Failed);
+    }
     tokio::select! {
         flushed = socket.flush() => flushed.map_err(Unwritten::Failed),
         _ = tokio::time::sleep_until(deadline) => Err(Unwritten::NotRead),
