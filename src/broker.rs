@@ -49,6 +49,8 @@ pub struct Broker {
     pub registry: Arc<Registry>,
     /// Whether the Kafka listener is accepting connections (for `/readyz`).
     pub accepting: crate::health::Accepting,
+    /// The listener's TLS, on SSL and SASL_SSL listeners.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Broker {
@@ -63,6 +65,12 @@ impl Broker {
         config: Config,
         clock: SharedClock,
     ) -> anyhow::Result<Arc<Broker>> {
+        // Before the catalog: an agent whose certificate cannot be used must
+        // not register.
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::Tls::load(files.clone())?),
+            None => None,
+        };
         let catalog = streamhouse_metadata::open_with_timeout(
             &config.catalog_url,
             Arc::clone(&clock),
@@ -175,6 +183,7 @@ impl Broker {
             clock,
             registry: Arc::new(registry),
             accepting: Default::default(),
+            tls,
         }))
     }
 

@@ -23,8 +23,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_protocol::{frame, request, response};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
@@ -33,6 +32,7 @@ use tracing::Instrument;
 use crate::fetch_memory::{FetchMemory, FetchTurns};
 use crate::handlers::{self, Outcome, PendingResponse};
 use crate::quotas::{request_time, Mute};
+use crate::transport::Transport;
 use crate::Broker;
 
 /// Requests read ahead of their responses. Kafka clients pipeline at most a
@@ -45,13 +45,39 @@ const MAX_IN_FLIGHT: usize = 32;
 /// large frames and stalling.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Serves one accepted connection: on a TLS listener, its handshake first,
+/// here in the connection's own task so that a slow or failed one holds up
+/// no other.
 pub async fn serve(
     broker: Arc<Broker>,
     socket: TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut socket = socket;
+    let Some(tls) = broker.tls.as_ref() else {
+        return serve_on(broker, socket, peer, None, stop).await;
+    };
+    let Some(stream) = tls.accept(socket, peer, &mut stop).await else {
+        return;
+    };
+    // On SSL, Kafka names the client by its certificate's subject.
+    let principal = match broker.config.security_protocol.is_sasl() {
+        true => None,
+        false => crate::tls::client_principal(&stream),
+    };
+    serve_on(broker, stream, peer, principal, stop).await
+}
+
+/// Serves a connection over `stream`. `principal` is who the transport says
+/// the client is (a client certificate's subject); a SASL listener
+/// authenticates the client first and names it by its SASL user instead.
+async fn serve_on<T: Transport>(
+    broker: Arc<Broker>,
+    mut socket: T,
+    peer: SocketAddr,
+    principal: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     // The principal's name, as quotas name users.
     let user: Arc<str> = if broker.config.security_protocol.is_sasl() {
@@ -60,9 +86,13 @@ pub async fn serve(
             None => return,
         }
     } else {
-        Arc::from(crate::quotas::ANONYMOUS_USER)
+        Arc::from(
+            principal
+                .as_deref()
+                .unwrap_or(crate::quotas::ANONYMOUS_USER),
+        )
     };
-    let (mut read_half, write_half) = socket.into_split();
+    let (mut read_half, write_half) = socket.into_halves();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let idle = broker.config.connections_max_idle;
     let owed = Arc::new(AtomicUsize::new(0));
@@ -245,8 +275,8 @@ fn make_room(buf: &mut BytesMut, max_frame: usize) {
 /// hold responses in memory. So is one whose ready responses hold fetch
 /// memory while it delivers nothing and fetches wait for memory (see
 /// [`crate::fetch_memory`]).
-async fn write_responses(
-    mut socket: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut socket: W,
     mut incoming: mpsc::Receiver<PendingResponse>,
     peer: SocketAddr,
     owed: Arc<AtomicUsize>,
@@ -332,8 +362,8 @@ enum Unwritten {
 }
 
 /// Writes one frame; see [`write_responses`] for when it gives up.
-async fn write_frame(
-    socket: &mut OwnedWriteHalf,
+async fn write_frame<W: AsyncWrite + Unpin>(
+    socket: &mut W,
     frame: &[u8],
     idle: Duration,
     memory: &FetchMemory,
@@ -357,7 +387,16 @@ async fn write_frame(
             () = reclaim(memory, holding, progress) => return Err(Unwritten::Reclaimed),
         }
     }
-    Ok(())
+    // TLS holds what was written until flushed. TCP's flush does nothing and
+    // is ready at once: no timers are set up for it.
+    if let Some(flushed) = socket.flush().now_or_never() {
+        return flushed.map_err(Unwritten::Failed);
+    }
+    tokio::select! {
+        flushed = socket.flush() => flushed.map_err(Unwritten::Failed),
+        _ = tokio::time::sleep_until(deadline) => Err(Unwritten::NotRead),
+        () = reclaim(memory, holding, progress) => Err(Unwritten::Reclaimed),
+    }
 }
 
 /// Resolves when a connection that has delivered nothing since `since` is to

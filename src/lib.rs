@@ -5,6 +5,8 @@
 //!   topic and broker configs as Kafka defines them.
 //! - [`server`]: the listener, the connection limit and graceful shutdown.
 //! - [`connection`]: one client connection: frames in, responses out, in order.
+//! - [`tls`]: SSL and SASL_SSL listeners: certificates, handshakes, principals.
+//! - [`transport`]: a connection's stream, TCP or TLS, split into halves.
 //! - [`fetch_memory`]: the memory budget of fetch responses across connections.
 //! - [`broker`]: the agent's shared state.
 //! - [`cluster`]: membership of the cluster of agents, and placement on it.
@@ -29,6 +31,8 @@ pub mod quotas;
 pub mod request_metrics;
 pub mod sasl;
 pub mod server;
+pub mod tls;
+pub mod transport;
 
 /// mimalloc reserves huge allocations lazily (MAP_NORESERVE), so a request that
 /// declares an array of two billion elements in a few bytes — which the protocol

@@ -92,10 +92,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         };
         tokio::spawn(streamhouse::metrics_http::serve(listener, endpoints));
     }
+    #[cfg(unix)]
+    tokio::spawn(reload_tls_on_hangup(broker.clone()));
     tracing::info!(
         listen = %server.local_addr()?,
         advertise = %format!("{}:{}", broker.config.advertise_host, broker.config.advertise_port),
         security_protocol = broker.config.security_protocol.name(),
+        client_certificates = broker.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         catalog = %streamhouse_metadata::redact_url(&broker.config.catalog_url),
         store = %broker.config.store_url,
         node_id = broker.node_id(),
@@ -116,6 +119,36 @@ fn is_identity_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
         error.downcast_ref::<CatalogError>(),
         Some(CatalogError::NodeIdInUse { .. } | CatalogError::AddressHasOtherNodeId { .. })
     )
+}
+
+/// Re-reads the TLS certificate, key and client CA on each SIGHUP, as
+/// certificates are renewed in place: new connections get the new ones, open
+/// ones keep theirs. A reload that fails keeps what is in use. Without TLS
+/// the signal is only logged: `systemctl reload` must not stop an agent.
+#[cfg(unix)]
+async fn reload_tls_on_hangup(broker: Arc<Broker>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: TLS files will not be reloaded");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Some(tls) = broker.tls.as_ref() else {
+            tracing::info!("SIGHUP: no TLS files to reload");
+            continue;
+        };
+        // A few small files: read in place rather than on a blocking thread.
+        match tls.reload() {
+            Ok(()) => {
+                tracing::info!(cert = %tls.files().cert.display(), "TLS certificate and key reloaded")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload failed; the certificate in use stays")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -3,10 +3,14 @@
 //!
 //! An agent has one listener today: `--listener` (or `--listen`, plain text)
 //! binds it and `--advertised-listener` (or `--advertise`) names it to
-//! clients. PLAINTEXT and SASL_PLAINTEXT are served; SSL and SASL_SSL are
-//! refused at start until TLS is.
+//! clients. SSL and SASL_SSL listeners take their certificate from
+//! `--tls-cert` and `--tls-key`, which no other listener accepts.
+
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+
+use crate::tls::TlsFiles;
 
 /// Kafka's security protocols.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +46,11 @@ impl SecurityProtocol {
                 "unknown security protocol '{text}' (PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL)"
             )
         })
+    }
+
+    /// Whether the listener speaks TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 
     /// Whether clients must authenticate with SASL first.
@@ -112,17 +121,53 @@ pub fn choose(listeners: &[String], advertised: &[String]) -> anyhow::Result<Lis
             );
         }
     }
-    if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-        bail!(
-            "--listener {}: TLS listeners are not served yet (PLAINTEXT and SASL_PLAINTEXT are)",
-            protocol.name()
-        );
-    }
     Ok(ListenerChoice {
         protocol,
         bind: listener.map(|l| l.address),
         advertised: advertised.map(|l| l.address),
     })
+}
+
+/// The TLS files of a listener of `protocol`: the certificate and key are
+/// required on SSL and SASL_SSL. Refused on a plain-text listener rather than
+/// ignored: whoever gave a certificate expects clients to be encrypted, and
+/// an agent that starts in plain text would let them find out too late.
+pub fn tls_files(
+    protocol: SecurityProtocol,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> anyhow::Result<Option<TlsFiles>> {
+    if !protocol.is_tls() {
+        let given: Vec<&str> = [
+            (cert.is_some(), "--tls-cert"),
+            (key.is_some(), "--tls-key"),
+            (client_ca.is_some(), "--tls-client-ca"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{} given, but the listener is {}: TLS needs --listener SSL://HOST:PORT or SASL_SSL://HOST:PORT",
+                given.join(" and "),
+                protocol.name()
+            );
+        }
+        return Ok(None);
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (cert, _) => bail!(
+            "the {} listener needs {}: a PEM certificate (--tls-cert) and its private key (--tls-key)",
+            protocol.name(),
+            if cert.is_some() { "--tls-key" } else { "--tls-cert" },
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +207,42 @@ mod tests {
         assert!(error(&["x:1"], &[]).contains("PROTOCOL://HOST:PORT"));
         assert!(error(&["PLAINTEXT://a:1", "SASL_PLAINTEXT://a:2"], &[]).contains("one listener"));
         assert!(error(&["PLAINTEXT://a:1"], &["SASL_PLAINTEXT://b:1"]).contains("no --listener"));
-        assert!(error(&["SSL://a:1"], &[]).contains("not served yet"));
+    }
+
+    #[test]
+    fn tls_listeners_and_only_they_take_the_tls_files() {
+        let path = |p: &str| Some(PathBuf::from(p));
+        let files = tls_files(
+            SecurityProtocol::SaslSsl,
+            path("c.pem"),
+            path("k.pem"),
+            path("ca.pem"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(files.client_ca, path("ca.pem"));
+        assert_eq!(
+            tls_files(SecurityProtocol::Plaintext, None, None, None).unwrap(),
+            None
+        );
+        let error = |protocol, cert: Option<PathBuf>, key: Option<PathBuf>, ca| {
+            tls_files(protocol, cert, key, ca).unwrap_err().to_string()
+        };
+        assert_eq!(
+            error(SecurityProtocol::Ssl, None, None, path("ca.pem")),
+            "the SSL listener needs --tls-cert: a PEM certificate (--tls-cert) and its private key (--tls-key)"
+        );
+        assert!(error(SecurityProtocol::SaslSsl, path("c.pem"), None, None)
+            .starts_with("the SASL_SSL listener needs --tls-key"));
+        assert_eq!(
+            error(
+                SecurityProtocol::SaslPlaintext,
+                path("c.pem"),
+                None,
+                path("ca.pem")
+            ),
+            "--tls-cert and --tls-client-ca given, but the listener is SASL_PLAINTEXT: TLS needs \
+             --listener SSL://HOST:PORT or SASL_SSL://HOST:PORT"
+        );
     }
 }

@@ -24,6 +24,7 @@ use streamhouse_storage::CompactionConfig;
 
 use super::listeners::{self, SecurityProtocol};
 use crate::coordinator::GroupRules;
+use crate::tls::TlsFiles;
 
 /// The command line of `streamhouse`, which is also the schema of its config
 /// file. With nothing set, the broker serves the embedded setup: a SQLite
@@ -57,11 +58,12 @@ pub struct Settings {
     /// 0.0.0.0 [default: the listen address]
     #[arg(long, env = "STREAMHOUSE_ADVERTISE")]
     pub advertise: Option<String>,
-    /// The listener, PROTOCOL://IP:PORT, in place of --listen: PLAINTEXT, or
+    /// The listener, PROTOCOL://IP:PORT, in place of --listen: PLAINTEXT,
     /// SASL_PLAINTEXT (clients authenticate with PLAIN, SCRAM-SHA-256 or
-    /// SCRAM-SHA-512 first) [default: PLAINTEXT on --listen]
+    /// SCRAM-SHA-512 first), SSL or SASL_SSL (the same over TLS, with
+    /// --tls-cert and --tls-key) [default: PLAINTEXT on --listen]
     ///
-    /// One listener per agent for now; SSL and SASL_SSL are refused.
+    /// One listener per agent for now.
     #[arg(long, env = "STREAMHOUSE_LISTENER", value_delimiter = ',')]
     pub listener: Vec<String>,
     /// PROTOCOL://HOST:PORT clients are told to connect to, in place of
@@ -74,6 +76,19 @@ pub struct Settings {
     /// against them too) [default: none]
     #[arg(long, env = "STREAMHOUSE_SASL_USERS_FILE")]
     pub sasl_users_file: Option<PathBuf>,
+    /// PEM file of the TLS listener's certificate, then any intermediate
+    /// CA certificates; re-read on SIGHUP [default: none]
+    #[arg(long, env = "STREAMHOUSE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, RSA or EC);
+    /// re-read on SIGHUP [default: none]
+    #[arg(long, env = "STREAMHOUSE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CAs that issue client certificates: given, every
+    /// client on the TLS listener must present one they issued (mTLS)
+    /// [default: none]
+    #[arg(long, env = "STREAMHOUSE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Folder of the embedded catalog and objects
     #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -427,6 +442,8 @@ pub struct Config {
     /// The listener's security protocol.
     pub security_protocol: SecurityProtocol,
     pub sasl_users_file: Option<PathBuf>,
+    /// The TLS files, on SSL and SASL_SSL listeners (and only there).
+    pub tls: Option<TlsFiles>,
     pub data_dir: PathBuf,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
@@ -470,6 +487,9 @@ impl Config {
             listener,
             advertised_listener,
             sasl_users_file,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
             data_dir,
             catalog,
             catalog_timeout_ms,
@@ -512,6 +532,7 @@ impl Config {
             log_format: _,
         } = settings;
         let choice = listeners::choose(&listener, &advertised_listener)?;
+        let tls = listeners::tls_files(choice.protocol, tls_cert, tls_key, tls_client_ca)?;
         let (listen, listen_flag) = match choice.bind {
             Some(bind) if listen != DEFAULT_LISTEN => {
                 bail!("give --listener {bind} or --listen {listen}, not both")
@@ -671,6 +692,7 @@ impl Config {
             advertise_port,
             security_protocol: choice.protocol,
             sasl_users_file,
+            tls,
             data_dir,
             catalog_url,
             catalog_timeout: Duration::from_millis(catalog_timeout_ms),
@@ -863,6 +885,45 @@ mod tests {
         .unwrap();
         assert!(settings.seal_when_idle);
         assert_eq!(settings.flush_bytes, 4 << 20);
+    }
+
+    #[test]
+    fn a_tls_listener_takes_its_files_from_flags_or_the_file() {
+        let (_dir, path) =
+            file("tls_key = \"/etc/sh/key.pem\"\ntls_client_ca = \"/etc/sh/ca.pem\"\n");
+        let settings = parse(&[
+            "--config",
+            &path,
+            "--listener",
+            "SSL://127.0.0.1:9093",
+            "--tls-cert",
+            "/etc/sh/cert.pem",
+        ])
+        .unwrap();
+        let config = Config::resolve(settings).unwrap();
+        assert_eq!(config.security_protocol, SecurityProtocol::Ssl);
+        assert_eq!(
+            config.tls,
+            Some(TlsFiles {
+                cert: "/etc/sh/cert.pem".into(),
+                key: "/etc/sh/key.pem".into(),
+                client_ca: Some("/etc/sh/ca.pem".into()),
+            })
+        );
+
+        let resolve = |args: &[&str]| Config::resolve(parse(args).unwrap());
+        let error = resolve(&["--listener", "SASL_SSL://127.0.0.1:9093"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("the SASL_SSL listener needs --tls-cert"),
+            "{error}"
+        );
+        let error = resolve(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap_err();
+        assert!(
+            error.to_string().contains("but the listener is PLAINTEXT"),
+            "{error}"
+        );
     }
 
     /// The only test that sets variables, and the only one that asserts these

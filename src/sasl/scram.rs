@@ -132,6 +132,23 @@ pub fn client_salted_password(
     salted_password(mechanism, password.as_bytes(), salt, iterations)
 }
 
+/// A client's ClientProof of `auth_message` (RFC 5802), for tests that play
+/// the client's part.
+pub fn client_proof(
+    mechanism: ScramMechanism,
+    salted_password: &[u8],
+    auth_message: &[u8],
+) -> Vec<u8> {
+    let client_key = hmac(mechanism, salted_password, &[b"Client Key"]);
+    let stored_key = digest(mechanism, &[&client_key]);
+    let signature = hmac(mechanism, &stored_key, &[auth_message]);
+    client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect()
+}
+
 /// A credential of `password` with a fresh random salt.
 pub fn new_credential(
     user: &str,

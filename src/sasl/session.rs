@@ -13,8 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_protocol::{frame, request, response};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Exchange, Mechanism, Refused, Step, MECHANISMS};
 use crate::handlers::api_versions;
@@ -38,9 +37,9 @@ enum State {
 /// Runs the connection until it is authenticated: the user, or None once
 /// the connection must close. Bytes read past the last SASL frame stay in
 /// `buf` for the connection's main loop.
-pub async fn authenticate(
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     broker: &Broker,
-    socket: &mut TcpStream,
+    socket: &mut S,
     buf: &mut BytesMut,
     peer: SocketAddr,
 ) -> Option<String> {
@@ -84,7 +83,8 @@ pub async fn authenticate(
                 (frame, outcome)
             }
         };
-        if socket.write_all(&reply).await.is_err() {
+        // Flushed for TLS, which holds what was written until then.
+        if socket.write_all(&reply).await.is_err() || socket.flush().await.is_err() {
             return None;
         }
         if let Some(user) = outcome {
@@ -208,9 +208,9 @@ fn raw_frame(token: &[u8]) -> BytesMut {
 /// The next whole frame's body; None when the peer is gone, too slow (the
 /// idle timeout bounds each frame) or sent a bad frame (one larger than
 /// [`MAX_RECEIVE_BYTES`] included).
-async fn next_frame(
+async fn next_frame<S: AsyncRead + Unpin>(
     broker: &Broker,
-    socket: &mut TcpStream,
+    socket: &mut S,
     buf: &mut BytesMut,
     peer: SocketAddr,
 ) -> Option<Bytes> {

@@ -1,17 +1,21 @@
-//! The test client: one TCP connection that frames requests with the
-//! kafka-protocol crate's message types and checks each response's
-//! correlation id and length.
+//! The test client: one connection (TCP, or any stream over it such as TLS)
+//! that frames requests with the kafka-protocol crate's message types and
+//! checks each response's correlation id and length.
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub struct TestClient {
-    pub stream: TcpStream,
+/// What a [`TestClient`] talks over.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
+pub struct TestClient<S = TcpStream> {
+    pub stream: S,
     correlation_id: i32,
     client_id: String,
 }
@@ -26,6 +30,13 @@ impl TestClient {
 
     /// A client on a connection the caller made (to set socket options).
     pub fn on(stream: TcpStream) -> TestClient {
+        TestClient::over(stream)
+    }
+}
+
+impl<S: Stream> TestClient<S> {
+    /// A client on any stream, such as TLS over TCP.
+    pub fn over(stream: S) -> TestClient<S> {
         TestClient {
             stream,
             correlation_id: 0,
@@ -34,7 +45,7 @@ impl TestClient {
     }
 
     /// This client, sending `client_id` in its request headers from now on.
-    pub fn with_client_id(mut self, client_id: &str) -> TestClient {
+    pub fn with_client_id(mut self, client_id: &str) -> TestClient<S> {
         self.client_id = client_id.into();
         self
     }
@@ -69,6 +80,8 @@ impl TestClient {
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write request");
+        // TLS sends what was written once flushed.
+        self.stream.flush().await.expect("flush request");
     }
 
     /// Reads one response frame; `None` if the broker closed the connection.

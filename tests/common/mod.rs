@@ -9,10 +9,12 @@
 //! - `admin`: the config APIs (DescribeConfigs, AlterConfigs,
 //!   IncrementalAlterConfigs).
 //! - `groups`: the consumer-group APIs.
+//! - `certs`: a CA and certificates for the TLS tests, made with openssl.
 
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod certs;
 mod client;
 pub mod groups;
 mod wire;
@@ -25,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use client::TestClient;
+pub use client::{Stream, TestClient};
 pub use wire::*;
 
 /// Runs each `async fn(Backend)` case as two tests, `embedded::CASE` (SQLite

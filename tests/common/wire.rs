@@ -13,7 +13,7 @@ use kafka_protocol::records::Compression;
 use streamhouse_protocol::test_util::BatchBuilder;
 use streamhouse_protocol::versions::advertised;
 
-use super::TestClient;
+use super::{Stream, TestClient};
 
 pub fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
@@ -39,7 +39,7 @@ pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
 /// Kafka's (error code, error message) of creating `topic` with `partitions`
 /// partitions and `configs`, over CreateTopics v7.
 pub async fn create_topic_with(
-    client: &mut TestClient,
+    client: &mut TestClient<impl Stream>,
     topic: &str,
     partitions: i32,
     configs: &[(&str, &str)],
@@ -70,7 +70,7 @@ pub async fn create_topic_with(
 
 /// Creates `topic` with `partitions` partitions and no configs; panics if
 /// the broker refuses.
-pub async fn create_topic(client: &mut TestClient, topic: &str, partitions: i32) {
+pub async fn create_topic(client: &mut TestClient<impl Stream>, topic: &str, partitions: i32) {
     let (error_code, message) = create_topic_with(client, topic, partitions, &[]).await;
     assert_eq!(error_code, 0, "creating {topic}: {message:?}");
 }
@@ -116,7 +116,7 @@ pub fn decode_records(mut records: Bytes) -> Vec<(i64, String, String)> {
 /// (error code, base offset) of producing `batch` with acks=all to one
 /// partition, over Produce v9.
 pub async fn produce(
-    client: &mut TestClient,
+    client: &mut TestClient<impl Stream>,
     topic: &str,
     partition: i32,
     batch: Bytes,
@@ -152,7 +152,7 @@ pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32)
 
 /// The one partition a `fetch_request` asked for, over Fetch v12.
 pub async fn fetch(
-    client: &mut TestClient,
+    client: &mut TestClient<impl Stream>,
     request: &FetchRequest,
 ) -> fetch_response::PartitionData {
     let ResponseKind::Fetch(response) = client.call(ApiKey::Fetch, 12, request).await else {
@@ -163,7 +163,7 @@ pub async fn fetch(
 
 /// ListOffsets v6 of partition 0 at `timestamp` (-1 latest, -2 earliest).
 pub async fn list_offsets(
-    client: &mut TestClient,
+    client: &mut TestClient<impl Stream>,
     topic: &str,
     timestamp: i64,
 ) -> ListOffsetsPartitionResponse {
@@ -182,7 +182,11 @@ pub async fn list_offsets(
 }
 
 /// (error code, offset) of `list_offsets`.
-pub async fn list_offset(client: &mut TestClient, topic: &str, timestamp: i64) -> (i16, i64) {
+pub async fn list_offset(
+    client: &mut TestClient<impl Stream>,
+    topic: &str,
+    timestamp: i64,
+) -> (i16, i64) {
     let p = list_offsets(client, topic, timestamp).await;
     (p.error_code, p.offset)
 }

@@ -67,6 +67,10 @@
 #                                             SCRAM-SHA-256 and SCRAM-SHA-512, the Java
 #                                             producer and consumer with SCRAM-SHA-512,
 #                                             wrong passwords refused with Kafka's messages
+#   tls     tests/compat/tls.sh               SSL, mTLS and SASL_SSL listeners: kcat over SSL,
+#                                             with a client certificate and with SCRAM-SHA-512,
+#                                             the Java client over SASL_SSL (PEM truststore),
+#                                             plain text refused, certificates reloaded on SIGHUP
 #   deploy  tests/compat/deploy_check.sh      the Helm chart (helm lint, helm template:
 #                                             Deployment, Service, PDB, probes),
 #                                             deploy/compose.yaml and the systemd unit
@@ -124,6 +128,7 @@ CLIENTS=(
     "prometheus py    prometheus_scrape.py"
     "deploy    sh     deploy_check.sh"
     "sasl      sh     sasl.sh"
+    "tls       sh     tls.sh"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do
