@@ -14,7 +14,6 @@ use common::{
 };
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -245,24 +244,8 @@ async fn quotas_are_altered_and_described_at_every_version(backend: Backend) {
 /// Produce v9 of `bytes` record bytes in one batch to partition 0; the
 /// response's throttle_time_ms.
 async fn produce(client: &mut TestClient, topic: &str, records: usize) -> i32 {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(common::name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(record_batch(
-                    records,
-                    0,
-                    1,
-                    Compression::None,
-                )))])]);
-    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
-        panic!("not a Produce response")
-    };
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-    response.throttle_time_ms
+    let batch = record_batch(records, 0, 1, Compression::None);
+    common::produce_throttle(client, topic, batch).await
 }
 
 async fn a_producer_over_its_quota_is_throttled_and_muted_and_others_are_not(backend: Backend) {

@@ -8,7 +8,8 @@
 
 mod common;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
+use common::sasl::{authenticate, handshake, metadata_works};
 use common::{on_both_backends, s, Backend, TestBroker, TestClient};
 use kafka_protocol::messages::*;
 
@@ -30,40 +31,6 @@ async fn sasl_broker(backend: Backend) -> (TestBroker, tempfile::TempDir) {
     })
     .await;
     (broker, dir)
-}
-
-async fn handshake(
-    client: &mut TestClient,
-    version: i16,
-    mechanism: &str,
-) -> SaslHandshakeResponse {
-    let request = SaslHandshakeRequest::default().with_mechanism(s(mechanism));
-    let ResponseKind::SaslHandshake(response) =
-        client.call(ApiKey::SaslHandshake, version, &request).await
-    else {
-        panic!("not a SaslHandshake response")
-    };
-    response
-}
-
-async fn authenticate(client: &mut TestClient, token: &[u8]) -> SaslAuthenticateResponse {
-    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
-    let ResponseKind::SaslAuthenticate(response) =
-        client.call(ApiKey::SaslAuthenticate, 2, &request).await
-    else {
-        panic!("not a SaslAuthenticate response")
-    };
-    response
-}
-
-async fn metadata_works(client: &mut TestClient) -> bool {
-    let ResponseKind::Metadata(response) = client
-        .call(ApiKey::Metadata, 12, &MetadataRequest::default())
-        .await
-    else {
-        return false;
-    };
-    response.brokers.len() == 1
 }
 
 async fn users_of_the_file_authenticate_and_others_are_refused(backend: Backend) {

@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
 use common::certs::Certs;
+use common::sasl::{authenticate, handshake, metadata_works};
 use common::{
     create_topic, fetch, fetch_request, on_both_backends, produce, record_batch, s, unique_topic,
     Backend, TestBroker, TestClient,
 };
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
 use rustls::pki_types::pem::PemObject;
@@ -107,16 +106,6 @@ async fn refused(connected: std::io::Result<TlsClient>) -> bool {
     }
 }
 
-async fn metadata_works(client: &mut TestClient<impl common::Stream>) -> bool {
-    let ResponseKind::Metadata(response) = client
-        .call(ApiKey::Metadata, 12, &MetadataRequest::default())
-        .await
-    else {
-        return false;
-    };
-    response.brokers.len() == 1
-}
-
 async fn an_ssl_listener_serves_tls_clients_and_closes_plain_text_ones(backend: Backend) {
     let (broker, certs, _dir) = tls_broker(backend, "SSL", false).await;
     let mut client = connect(&broker, &certs, None).await.unwrap();
@@ -175,19 +164,8 @@ async fn an_ssl_listener_serves_tls_clients_and_closes_plain_text_ones(backend: 
 
 /// Throttle time of producing `count` records with acks=all.
 async fn produce_throttle(client: &mut TlsClient, topic: &str, count: usize) -> i32 {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(common::name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(record_batch(count, 0, 0, Compression::None)))])]);
-    let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
-        panic!("not a Produce response")
-    };
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-    response.throttle_time_ms
+    let batch = record_batch(count, 0, 0, Compression::None);
+    common::produce_throttle(client, topic, batch).await
 }
 
 async fn mutual_tls_admits_only_certificates_of_its_ca_and_names_their_subject(backend: Backend) {
@@ -225,23 +203,7 @@ async fn mutual_tls_admits_only_certificates_of_its_ca_and_names_their_subject(b
 }
 
 async fn sasl_handshake(client: &mut TlsClient, mechanism: &str) {
-    let request = SaslHandshakeRequest::default().with_mechanism(s(mechanism));
-    let ResponseKind::SaslHandshake(response) =
-        client.call(ApiKey::SaslHandshake, 1, &request).await
-    else {
-        panic!("not a SaslHandshake response")
-    };
-    assert_eq!(response.error_code, 0);
-}
-
-async fn sasl_authenticate(client: &mut TlsClient, token: &[u8]) -> SaslAuthenticateResponse {
-    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
-    let ResponseKind::SaslAuthenticate(response) =
-        client.call(ApiKey::SaslAuthenticate, 2, &request).await
-    else {
-        panic!("not a SaslAuthenticate response")
-    };
-    response
+    assert_eq!(handshake(client, 1, mechanism).await.error_code, 0);
 }
 
 /// A whole SCRAM-SHA-512 exchange as `user` with `password`: the final
@@ -253,7 +215,7 @@ async fn scram_sha_512(
 ) -> SaslAuthenticateResponse {
     sasl_handshake(client, "SCRAM-SHA-512").await;
     let client_first_bare = format!("n={user},r=tlsclientnonce");
-    let first = sasl_authenticate(client, format!("n,,{client_first_bare}").as_bytes()).await;
+    let first = authenticate(client, format!("n,,{client_first_bare}").as_bytes()).await;
     assert_eq!(first.error_code, 0);
     let server_first = String::from_utf8(first.auth_bytes.to_vec()).unwrap();
     let field = |name: &str| {
@@ -275,7 +237,7 @@ async fn scram_sha_512(
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let proof = scram::client_proof(ScramMechanism::Sha512, &salted, auth_message.as_bytes());
     let client_final = format!("{without_proof},p={}", base64.encode(proof));
-    sasl_authenticate(client, client_final.as_bytes()).await
+    authenticate(client, client_final.as_bytes()).await
 }
 
 async fn sasl_ssl_authenticates_with_plain_and_scram(backend: Backend) {
@@ -283,7 +245,7 @@ async fn sasl_ssl_authenticates_with_plain_and_scram(backend: Backend) {
 
     let mut client = connect(&broker, &certs, None).await.unwrap();
     sasl_handshake(&mut client, "PLAIN").await;
-    let accepted = sasl_authenticate(&mut client, b"\0alice\0alice-secret").await;
+    let accepted = authenticate(&mut client, b"\0alice\0alice-secret").await;
     assert_eq!(accepted.error_code, 0);
     assert!(metadata_works(&mut client).await);
 

@@ -256,14 +256,13 @@ fn write_tagged_fields<B: ByteBufMut>(buf: &mut B, fields: &BTreeMap<i32, Bytes>
     Ok(())
 }
 
-/// Text for a request field (for callers building requests to write).
-pub fn text(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(value: &str) -> StrBytes {
+        StrBytes::from_string(value.to_owned())
+    }
     use kafka_protocol::messages::TopicName;
 
     fn id(n: u8) -> Uuid {

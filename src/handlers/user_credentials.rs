@@ -15,17 +15,13 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::credentials::{ScramCredential, ScramMechanism};
 
+use super::groups::text;
 use crate::sasl::scram::{credential_from_salted_password, DEFAULT_ITERATIONS, MAX_ITERATIONS};
 use crate::{errors, Broker};
 
 type Refusal = (ResponseError, String);
-
-fn text(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_owned())
-}
 
 pub async fn describe(
     broker: &Broker,

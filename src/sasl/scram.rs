@@ -381,33 +381,36 @@ impl ServerFirst {
 mod tests {
     use super::*;
 
+    /// RFC 7677's client final message (user "user", password "pencil").
+    const RFC_CLIENT_FINAL: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+
+    /// The server of RFC 7677's example after its first message, holding the
+    /// credential of `password` with the RFC's salt and nonce.
+    fn rfc_7677_server(password: &str) -> ServerFirst {
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let credential = credential_with_salt("user", ScramMechanism::Sha256, password, salt, 4096);
+        let first = ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
+        assert_eq!(first.user, "user");
+        ServerFirst::new(first, credential, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+    }
+
     /// RFC 7677's example exchange: user "user", password "pencil".
     #[test]
     fn the_rfc_7677_exchange_is_answered_as_in_the_rfc() {
-        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
-        let credential = credential_with_salt("user", ScramMechanism::Sha256, "pencil", salt, 4096);
-        let first = ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
-        assert_eq!(first.user, "user");
-        let server = ServerFirst::new(first, credential, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+        let server = rfc_7677_server("pencil");
         assert_eq!(
             std::str::from_utf8(server.message()).unwrap(),
             "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
         );
-        let last = server
-            .finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-            .unwrap();
+        let last = server.finish(RFC_CLIENT_FINAL).unwrap();
         assert_eq!(last, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
     }
 
     #[test]
     fn a_wrong_proof_or_nonce_is_refused() {
-        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
-        let credential =
-            credential_with_salt("user", ScramMechanism::Sha256, "not-pencil", salt, 4096);
-        let first = ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
-        let server = ServerFirst::new(first, credential, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+        let server = rfc_7677_server("not-pencil");
         assert_eq!(
-            server.finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="),
+            server.finish(RFC_CLIENT_FINAL),
             Err(ScramError::InvalidCredentials)
         );
         assert_eq!(
@@ -475,15 +478,9 @@ mod tests {
     /// Truncated, mutated and random messages are refused, never a panic.
     #[test]
     fn damaged_messages_are_refused_without_panicking() {
-        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
-        let credential = credential_with_salt("user", ScramMechanism::Sha256, "pencil", salt, 4096);
         let first: &[u8] = b"n,a=user,n=us=2Cer,r=rOprNGfwEbeRWgbNEkqO,ext=1";
-        let last: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-        let server = ServerFirst::new(
-            ClientFirst::parse(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap(),
-            credential,
-            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
-        );
+        let last = RFC_CLIENT_FINAL;
+        let server = rfc_7677_server("pencil");
         let mut seed = 0x9e37_79b9_7f4a_7c15;
         let mut inputs: Vec<Vec<u8>> = Vec::new();
         for message in [first, last] {

@@ -10,6 +10,8 @@
 //!   IncrementalAlterConfigs).
 //! - `groups`: the consumer-group APIs.
 //! - `certs`: a CA and certificates for the TLS tests, made with openssl.
+//! - `sasl`: SaslHandshake, SaslAuthenticate, and a check that a connection
+//!   is served.
 
 #![allow(dead_code)]
 
@@ -17,6 +19,7 @@ pub mod admin;
 pub mod certs;
 mod client;
 pub mod groups;
+pub mod sasl;
 mod wire;
 
 use std::path::PathBuf;

@@ -115,12 +115,13 @@ pub fn decode_records(mut records: Bytes) -> Vec<(i64, String, String)> {
 
 /// (error code, base offset) of producing `batch` with acks=all to one
 /// partition, over Produce v9.
-pub async fn produce(
+/// Produce v9 (acks=all) of `batch` to `partition` of `topic`: the response.
+pub async fn produce_response(
     client: &mut TestClient<impl Stream>,
     topic: &str,
     partition: i32,
     batch: Bytes,
-) -> (i16, i64) {
+) -> ProduceResponse {
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
@@ -132,8 +133,31 @@ pub async fn produce(
     let ResponseKind::Produce(response) = client.call(ApiKey::Produce, 9, &request).await else {
         panic!("not a Produce response")
     };
+    response
+}
+
+/// [`produce_response`]'s (error code, base offset).
+pub async fn produce(
+    client: &mut TestClient<impl Stream>,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+) -> (i16, i64) {
+    let response = produce_response(client, topic, partition, batch).await;
     let p = &response.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
+}
+
+/// Produces `batch` to partition 0 of `topic`, which must accept it: the
+/// throttle_time_ms of the response.
+pub async fn produce_throttle(
+    client: &mut TestClient<impl Stream>,
+    topic: &str,
+    batch: Bytes,
+) -> i32 {
+    let response = produce_response(client, topic, 0, batch).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    response.throttle_time_ms
 }
 
 /// A Fetch of one partition from `offset`, waiting at most `max_wait_ms`.
