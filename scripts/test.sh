@@ -109,6 +109,8 @@ ensure_apt_packages() {
     command -v prometheus >/dev/null || need+=(prometheus)
     # systemd-analyze, which the deploy runner verifies the systemd unit with.
     command -v systemd-analyze >/dev/null || need+=(systemd)
+    # The certificates of the TLS wire tests and the tls runner.
+    command -v openssl >/dev/null || need+=(openssl)
     ((${#need[@]})) || return 0
     echo "installing with apt-get: ${need[*]}" >&2
     quiet "$LOGS/apt-update.log" as_root apt-get update -q
