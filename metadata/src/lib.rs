@@ -4,7 +4,8 @@
 //!
 //! It owns topics and their configs, partitions with their offsets, the objects
 //! in the store and the offset index that maps offset ranges to byte ranges of
-//! those objects, consumer groups and idempotent producers. It knows nothing of
+//! those objects, consumer groups, idempotent producers, client quotas, SCRAM credentials
+//! and ACLs. It knows nothing of
 //! sockets or Kafka requests: callers speak in topics, partitions, offsets and
 //! object keys.
 //!
@@ -12,6 +13,7 @@
 //! the one implementation is [`SqlCatalog`] (`sql/`), one file per concern.
 //! The invariants of the log are named in [`LogCatalog`]'s module.
 
+pub mod acls;
 pub mod agents;
 pub mod cache;
 mod catalog;
@@ -27,9 +29,9 @@ pub mod retention;
 pub mod sql;
 
 pub use catalog::{
-    AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, CredentialCatalog, GroupCatalog,
-    HeadListener, LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog,
-    TopicCatalog,
+    AclCatalog, AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, CredentialCatalog,
+    GroupCatalog, HeadListener, LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog,
+    RetentionCatalog, TopicCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -48,8 +50,9 @@ use streamhouse_clock::SharedClock;
 /// `dyn Catalog` they resolve without it.)
 pub mod prelude {
     pub use crate::catalog::{
-        AgentCatalog, Catalog, ChangeCatalog, CredentialCatalog, GroupCatalog, LifecycleCatalog,
-        LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog, TopicCatalog,
+        AclCatalog, AgentCatalog, Catalog, ChangeCatalog, CredentialCatalog, GroupCatalog,
+        LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog,
+        TopicCatalog,
     };
 }
 

@@ -11,6 +11,7 @@
 //! methods resolve on the trait object without importing the supertrait. Code
 //! holding a concrete catalog (a `SqlCatalog`) imports [`crate::prelude`].
 
+mod acls;
 mod agents;
 mod changes;
 mod credentials;
@@ -22,6 +23,7 @@ mod quotas;
 mod retention;
 mod topics;
 
+pub use acls::AclCatalog;
 pub use agents::AgentCatalog;
 pub use changes::{ChangeCatalog, HeadListener};
 pub use credentials::CredentialCatalog;
@@ -48,6 +50,7 @@ pub trait Catalog:
     + RetentionCatalog
     + QuotaCatalog
     + CredentialCatalog
+    + AclCatalog
 {
 }
 
@@ -62,6 +65,7 @@ impl<T> Catalog for T where
         + RetentionCatalog
         + QuotaCatalog
         + CredentialCatalog
+        + AclCatalog
         + ?Sized
 {
 }

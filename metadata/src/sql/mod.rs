@@ -15,6 +15,7 @@
 //! two small decisions: how a write transaction begins (here) and which errors are
 //! worth retrying (`retry.rs`).
 
+mod acls;
 mod agents;
 mod changes;
 mod cleaner;

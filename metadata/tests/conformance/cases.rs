@@ -12,6 +12,7 @@ use streamhouse_metadata::{
 // The consumer-group cases live in their own file; the macro finds them here.
 pub use crate::groups::*;
 // So are the admin cases (configs, partitions, log start, producers).
+pub use crate::acls::*;
 pub use crate::admin::*;
 pub use crate::credentials::*;
 pub use crate::quotas::*;

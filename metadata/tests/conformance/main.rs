@@ -6,6 +6,7 @@
 //! database of its own and drops it afterwards. Without the variable the
 //! PostgreSQL tests fail; they are never skipped.
 
+mod acls;
 mod admin;
 mod agents;
 mod cases;
@@ -52,6 +53,7 @@ macro_rules! conformance_tests {
             partition_producers_lists_each_producers_newest_batch,
             client_quotas_are_set_replaced_and_removed,
             scram_credentials_are_stored_replaced_and_deleted,
+            acls_are_added_once_listed_and_deleted_exactly,
         );
         conformance_tests!(@compaction $target;
             compaction_candidates_are_only_those_of_the_shards_asked_for,
