@@ -12,6 +12,7 @@ use streamhouse_storage::{
     WriterConfig,
 };
 
+use crate::acl::Authorizer;
 use crate::cluster::{AgentIdentity, Membership};
 use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
 use crate::fetch_memory::FetchMemory;
@@ -38,6 +39,8 @@ pub struct Broker {
     pub request_metrics: Arc<RequestMetrics>,
     /// Client quotas: those configured, and the rates they limit.
     pub quotas: Arc<ClientQuotas>,
+    /// The ACLs this agent enforces (`--acls`), and who may bypass them.
+    pub authorizer: Arc<Authorizer>,
     /// Consumer-group lag, refreshed from the catalog at each scrape.
     pub group_lag: GroupLag,
     /// Bytes of fetch responses in flight, across connections
@@ -99,6 +102,12 @@ impl Broker {
         let quotas = Arc::new(ClientQuotas::default());
         quotas.refresh(catalog.as_ref()).await;
         ClientQuotas::refresh_in_background(&quotas, Arc::clone(&catalog));
+        let authorizer = Arc::new(Authorizer::new(config.acls.clone()));
+        if authorizer.enabled() {
+            // Serving before the ACLs are known would refuse every client.
+            authorizer.refresh(catalog.as_ref()).await?;
+        }
+        Authorizer::refresh_in_background(&authorizer, Arc::clone(&catalog));
         let group_lag = GroupLag::default();
         group_lag.register(&mut registry);
         let store: Arc<dyn object_store::ObjectStore> =
@@ -178,6 +187,7 @@ impl Broker {
             metrics,
             request_metrics,
             quotas,
+            authorizer,
             group_lag,
             fetch_memory,
             clock,

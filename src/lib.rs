@@ -15,6 +15,7 @@
 //! - [`internal_topics`]: `__consumer_offsets`, ensured at start.
 //! - [`errors`]: the one place internal errors become Kafka error codes.
 
+pub mod acl;
 pub mod broker;
 pub mod cluster;
 pub mod config;

@@ -151,7 +151,7 @@ fn decode_body<B: ByteBuf>(
         AlterPartitionReassignments, ListPartitionReassignments, DescribeTopicPartitions,
         DescribeLogDirs, DescribeClientQuotas, AlterClientQuotas, ListConfigResources,
         SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
-        AlterReplicaLogDirs,
+        AlterReplicaLogDirs, CreateAcls, DescribeAcls, DeleteAcls,
     )
 }
 

@@ -80,6 +80,11 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     // OffsetForLeaderEpoch v0-1 likewise.
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
+    // ACLs in the catalog, enforced with --acls on (SECURITY_DISABLED with it
+    // off, as a Kafka broker without an authorizer). v0 is gone from Kafka 4.
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::DeleteRecords, 0, 2),

@@ -21,7 +21,7 @@ pub mod listeners;
 pub mod settings;
 pub mod topic;
 
-pub use settings::{Config, Settings};
+pub use settings::{AclMode, Config, Settings};
 
 /// Config sources of DescribeConfigs and CreateTopics (Kafka's `ConfigSource`).
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;

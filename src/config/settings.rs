@@ -23,6 +23,7 @@ use streamhouse_storage::compaction::RetentionConfig;
 use streamhouse_storage::CompactionConfig;
 
 use super::listeners::{self, SecurityProtocol};
+use crate::acl::AclSettings;
 use crate::coordinator::GroupRules;
 use crate::tls::TlsFiles;
 
@@ -40,6 +41,15 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Whether ACLs are enforced (`--acls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclMode {
+    On,
+    #[default]
+    Off,
 }
 
 /// `--listen`'s default.
@@ -89,6 +99,18 @@ pub struct Settings {
     /// [default: none]
     #[arg(long, env = "STREAMHOUSE_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Enforce ACLs: on, every request is checked against the ACLs in the
+    /// catalog (Kafka's authorizer); off, every client may do anything
+    #[arg(long, env = "STREAMHOUSE_ACLS", default_value = "off")]
+    pub acls: AclMode,
+    /// A principal, User:NAME, allowed everything whatever the ACLs say
+    /// (repeatable) [default: none]
+    #[arg(long, env = "STREAMHOUSE_SUPER_USER", value_delimiter = ',')]
+    pub super_user: Vec<String>,
+    /// With --acls on, allow everyone on a resource that no ACL names
+    /// (Kafka's allow.everyone.if.no.acl.found)
+    #[arg(long, env = "STREAMHOUSE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_everyone_if_no_acl_found: bool,
     /// Folder of the embedded catalog and objects
     #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -444,6 +466,8 @@ pub struct Config {
     pub sasl_users_file: Option<PathBuf>,
     /// The TLS files, on SSL and SASL_SSL listeners (and only there).
     pub tls: Option<TlsFiles>,
+    /// `--acls`, `--super-user`, `--allow-everyone-if-no-acl-found`.
+    pub acls: AclSettings,
     pub data_dir: PathBuf,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
@@ -490,6 +514,9 @@ impl Config {
             tls_cert,
             tls_key,
             tls_client_ca,
+            acls,
+            super_user,
+            allow_everyone_if_no_acl_found,
             data_dir,
             catalog,
             catalog_timeout_ms,
@@ -559,6 +586,11 @@ impl Config {
                 (listen.ip().to_string(), listen.port())
             }
         };
+        let acls = AclSettings::new(
+            acls == AclMode::On,
+            &super_user,
+            allow_everyone_if_no_acl_found,
+        )?;
         let catalog_url = catalog
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("catalog.db").display()));
         let store_url =
@@ -693,6 +725,7 @@ impl Config {
             security_protocol: choice.protocol,
             sasl_users_file,
             tls,
+            acls,
             data_dir,
             catalog_url,
             catalog_timeout: Duration::from_millis(catalog_timeout_ms),

@@ -1,64 +1,19 @@
-//! DescribeCluster, and the authorized-operations bit sets that DescribeCluster
-//! and Metadata report.
+//! DescribeCluster, and the brokers it and Metadata report.
 //!
-//! StreamHouse has no authorizer, so, like a Kafka broker without one, it
-//! reports every operation Kafka supports on the resource as allowed.
+//! Its authorized operations are the client's on the cluster (every one
+//! Kafka supports with `--acls off`, as on a Kafka broker without an
+//! authorizer). Kafka checks no ACL to answer it.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use streamhouse_metadata::acls::ResourceType;
+
+use crate::acl::{Access, CLUSTER_NAME, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::cluster::View;
 use crate::Broker;
-
-/// Kafka's `AclOperation` codes.
-const READ: u32 = 3;
-const WRITE: u32 = 4;
-const CREATE: u32 = 5;
-const DELETE: u32 = 6;
-const ALTER: u32 = 7;
-const DESCRIBE: u32 = 8;
-const CLUSTER_ACTION: u32 = 9;
-const DESCRIBE_CONFIGS: u32 = 10;
-const ALTER_CONFIGS: u32 = 11;
-const IDEMPOTENT_WRITE: u32 = 12;
-
-const fn bits(operations: &[u32]) -> i32 {
-    let mut set = 0;
-    let mut i = 0;
-    while i < operations.len() {
-        set |= 1 << operations[i];
-        i += 1;
-    }
-    set
-}
-
-/// Every operation Kafka supports on a topic (`AclEntry.supportedOperations`).
-pub const TOPIC_OPERATIONS: i32 = bits(&[
-    READ,
-    WRITE,
-    CREATE,
-    DESCRIBE,
-    DELETE,
-    ALTER,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-]);
-
-/// Every operation Kafka supports on the cluster.
-pub const CLUSTER_OPERATIONS: i32 = bits(&[
-    CREATE,
-    CLUSTER_ACTION,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-    IDEMPOTENT_WRITE,
-    ALTER,
-    DESCRIBE,
-]);
-
-/// What Kafka sends when the client did not ask for authorized operations.
-pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// DescribeCluster v1+ `endpoint_type`: 1 is a broker, 2 a KRaft controller.
 const ENDPOINT_BROKER: i8 = 1;
@@ -67,6 +22,7 @@ pub fn describe(
     broker: &Broker,
     request: DescribeClusterRequest,
     version: i16,
+    access: &Access,
 ) -> DescribeClusterResponse {
     let mut response = DescribeClusterResponse::default();
     if version >= 1 {
@@ -97,7 +53,7 @@ pub fn describe(
                 .collect(),
         )
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
+            access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME, CLUSTER_OPERATIONS)
         } else {
             OPERATIONS_NOT_REQUESTED
         })
@@ -134,15 +90,4 @@ pub fn brokers(broker: &Broker, view: &View) -> Vec<BrokerEntry> {
         });
     }
     brokers
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operation_sets_match_kafkas() {
-        assert_eq!(TOPIC_OPERATIONS, 3576);
-        assert_eq!(CLUSTER_OPERATIONS, 8096);
-    }
 }

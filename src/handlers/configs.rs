@@ -22,8 +22,10 @@ use kafka_protocol::messages::{
     ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::{CatalogError, Topic};
 
+use crate::acl::Access;
 use crate::config::alter::{changed, Change, OP_DELETE};
 use crate::config::topic::{self as topic_configs, invalid_topic_name};
 use crate::config::{ConfigEntry, SOURCE_DEFAULT};
@@ -39,6 +41,7 @@ pub async fn describe(
     broker: &Broker,
     request: DescribeConfigsRequest,
     version: i16,
+    access: &Access,
 ) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
@@ -46,6 +49,15 @@ pub async fn describe(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let entries = match resource.resource_type {
+            kind if !may(
+                access,
+                AclOperation::DescribeConfigs,
+                kind,
+                &resource.resource_name,
+            ) =>
+            {
+                Err(refused(kind))
+            }
             RESOURCE_TOPIC => find_topic(broker, &resource.resource_name)
                 .await
                 .map(|topic| {
@@ -131,11 +143,24 @@ fn described(
     result
 }
 
-pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Broker,
+    request: AlterConfigsRequest,
+    access: &Access,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = async {
-            check_alterable(resource.resource_type)?;
+            let kind = resource.resource_type;
+            if !may(
+                access,
+                AclOperation::AlterConfigs,
+                kind,
+                &resource.resource_name,
+            ) {
+                return Err(refused(kind));
+            }
+            check_alterable(kind)?;
             let mut configs = BTreeMap::new();
             for config in &resource.configs {
                 let Some(value) = &config.value else {
@@ -176,11 +201,21 @@ pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfig
 pub async fn incremental_alter(
     broker: &Broker,
     request: IncrementalAlterConfigsRequest,
+    access: &Access,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = async {
-            check_alterable(resource.resource_type)?;
+            let kind = resource.resource_type;
+            if !may(
+                access,
+                AclOperation::AlterConfigs,
+                kind,
+                &resource.resource_name,
+            ) {
+                return Err(refused(kind));
+            }
+            check_alterable(kind)?;
             let mut changes: Vec<Change> = Vec::with_capacity(resource.configs.len());
             for config in &resource.configs {
                 let name = config.name.to_string();
@@ -267,6 +302,31 @@ pub fn unknown_topic(name: &str) -> Failure {
     )
 }
 
+/// Kafka's check for a config resource: the operation on the topic for a
+/// topic, on the cluster for a broker or its loggers. Other types are
+/// refused later as unsupported.
+fn may(access: &Access, operation: AclOperation, resource_type: i8, name: &str) -> bool {
+    match resource_type {
+        RESOURCE_TOPIC => access.allows_topic(operation, name),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => access.allows_cluster(operation),
+        _ => true,
+    }
+}
+
+fn refused(resource_type: i8) -> Failure {
+    if resource_type == RESOURCE_TOPIC {
+        (
+            ResponseError::TopicAuthorizationFailed,
+            "Topic authorization failed.".to_owned(),
+        )
+    } else {
+        (
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".to_owned(),
+        )
+    }
+}
+
 fn check_alterable(resource_type: i8) -> Result<(), Failure> {
     match resource_type {
         RESOURCE_TOPIC => Ok(()),
@@ -320,7 +380,14 @@ pub async fn list_resources(
     broker: &Broker,
     request: ListConfigResourcesRequest,
     version: i16,
+    access: &Access,
 ) -> ListConfigResourcesResponse {
+    if !access.allows_cluster(AclOperation::DescribeConfigs) {
+        return list_error(
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".to_owned(),
+        );
+    }
     let wanted: Vec<i8> = if version == 0 {
         vec![RESOURCE_CLIENT_METRICS]
     } else if request.resource_types.is_empty() {

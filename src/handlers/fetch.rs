@@ -15,12 +15,14 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::{PartitionOffsets, Topic};
 use streamhouse_protocol::batch;
 use streamhouse_storage::watermarks::Subscription;
 use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
 
+use crate::acl::Access;
 use crate::fetch_memory::{FetchHold, FetchTicket, Held};
 use crate::quotas::{throttle_ms, Mute, QuotaClient, QuotaKind, RequestMeter};
 use crate::{errors, Broker};
@@ -32,24 +34,36 @@ use crate::{errors, Broker};
 /// store.
 const PARTITION_READS_IN_FLIGHT: usize = 8;
 
+/// What a fetch's client is held to: its quotas (`meter` when it is under a
+/// request-time quota) and its access to topics.
+pub struct FetchLimits<'a> {
+    pub client: &'a QuotaClient,
+    pub mute: &'a Mute,
+    pub meter: Option<&'a RequestMeter>,
+    pub access: &'a Access,
+}
+
 /// `ticket` is the fetch's place among its connection's (see
 /// `crate::fetch_memory`); it comes back with the memory the response holds.
-/// `meter` is there when the client is under a request-time quota.
 pub async fn handle(
     broker: &Broker,
     mut request: FetchRequest,
     version: i16,
     ticket: FetchTicket,
-    client: &QuotaClient,
-    mute: &Mute,
-    meter: Option<&RequestMeter>,
+    limits: FetchLimits<'_>,
 ) -> (FetchResponse, FetchHold) {
+    let FetchLimits {
+        client,
+        mute,
+        meter,
+        access,
+    } = limits;
     let received = Instant::now();
     if let Some(limit) = broker.quotas.window_bytes(QuotaKind::Fetch, client) {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         request.max_bytes = request.max_bytes.min(limit);
     }
-    let topics = resolve_topics(broker, std::mem::take(&mut request.topics), version).await;
+    let topics = resolve_topics(broker, std::mem::take(&mut request.topics), version, access).await;
     // Fetch v13+ names topics by id only: the names come from the catalog.
     let names: Vec<Option<String>> = topics
         .iter()
@@ -104,13 +118,24 @@ async fn resolve_topics(
     broker: &Broker,
     wanted: Vec<FetchTopic>,
     version: i16,
+    access: &Access,
 ) -> Vec<(FetchTopic, Result<Option<Topic>, ResponseError>)> {
     let mut topics = Vec::with_capacity(wanted.len());
     for wanted in wanted {
         let by_id = version >= FIRST_VERSION_BY_ID;
         let topic = super::named_topic(broker, &wanted.topic, wanted.topic_id, by_id)
             .await
-            .map_err(|(error, _)| error);
+            .map_err(|(error, _)| error)
+            .and_then(|topic| {
+                // As Kafka: READ by name, also for a topic that does not
+                // exist (an id must name a topic first).
+                let name = topic.as_ref().map_or(wanted.topic.as_str(), |t| &t.name);
+                if access.allows_topic(AclOperation::Read, name) {
+                    Ok(topic)
+                } else {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                }
+            });
         topics.push((wanted, topic));
     }
     topics

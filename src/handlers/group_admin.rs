@@ -1,18 +1,32 @@
-//! ListGroups, DescribeGroups and DeleteGroups.
+//! ListGroups, DescribeGroups and DeleteGroups, with Kafka's checks: DESCRIBE
+//! on a group to list or describe it (or on the cluster to list every group),
+//! DELETE to delete it.
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 
+use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::acls::{AclOperation, ResourceType};
+
 use super::groups::{optional, text};
+use crate::acl::{Access, GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::coordinator::GroupState;
 use crate::{errors, Broker};
 
 /// Every group StreamHouse runs is a classic-protocol group.
 const GROUP_TYPE: &str = "classic";
 
-pub async fn list(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub async fn list(
+    broker: &Broker,
+    request: ListGroupsRequest,
+    version: i16,
+    access: &Access,
+) -> ListGroupsResponse {
+    // As Kafka: DESCRIBE on the cluster lists every group, else only those
+    // the client may describe.
+    let every_group = access.allows_cluster(AclOperation::Describe);
     let states: Vec<String> = request
         .states_filter
         .iter()
@@ -32,6 +46,7 @@ pub async fn list(broker: &Broker, request: ListGroupsRequest, version: i16) -> 
         let state = group.state.name();
         if (!states.is_empty() && !states.contains(&state.to_lowercase()))
             || (!types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE))
+            || !(every_group || access.allows_group(AclOperation::Describe, &group.group_id))
         {
             continue;
         }
@@ -53,9 +68,23 @@ pub async fn describe(
     broker: &Broker,
     request: DescribeGroupsRequest,
     version: i16,
+    access: &Access,
 ) -> DescribeGroupsResponse {
     let mut described = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
+        if !access.allows_group(AclOperation::Describe, &group_id) {
+            described.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
+        let operations = if version >= 3 && request.include_authorized_operations {
+            access.authorized_operations(ResourceType::Group, &group_id, GROUP_OPERATIONS)
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        };
         let group = match broker.coordinator.owned_group(&group_id).await {
             Ok(group) => group,
             Err(error) => {
@@ -72,7 +101,8 @@ pub async fn describe(
             described.push(
                 DescribedGroup::default()
                     .with_group_id(group_id)
-                    .with_group_state(text(GroupState::Dead.name())),
+                    .with_group_state(text(GroupState::Dead.name()))
+                    .with_authorized_operations(operations),
             );
             continue;
         };
@@ -109,16 +139,25 @@ pub async fn describe(
                 .with_group_state(text(group.state.name()))
                 .with_protocol_type(text(group.protocol_type.as_deref().unwrap_or("")))
                 .with_protocol_data(text(if stable { &protocol } else { "" }))
-                .with_members(members),
+                .with_members(members)
+                .with_authorized_operations(operations),
         );
     }
     DescribeGroupsResponse::default().with_groups(described)
 }
 
-pub async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete(
+    broker: &Broker,
+    request: DeleteGroupsRequest,
+    access: &Access,
+) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let error = broker.coordinator.delete_group(&group_id).await;
+        let error = if access.allows_group(AclOperation::Delete, &group_id) {
+            broker.coordinator.delete_group(&group_id).await
+        } else {
+            Some(ResponseError::GroupAuthorizationFailed)
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)

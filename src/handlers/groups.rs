@@ -9,8 +9,11 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use streamhouse_metadata::acls::{AclOperation, ResourceType};
+
+use crate::acl::Access;
 use crate::coordinator::{
-    CoordinatorNode, JoinRequest, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
+    CoordinatorNode, JoinRequest, JoinResult, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
 };
 use crate::{errors, Broker};
 
@@ -26,6 +29,7 @@ pub async fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
+    access: &Access,
 ) -> FindCoordinatorResponse {
     let key_type = request.key_type;
     let keys = if version >= 4 {
@@ -41,15 +45,33 @@ pub async fn find_coordinator(
         KEY_TYPE_TRANSACTION => vec![broker.coordinator.this_node().clone(); keys.len()],
         _ => Vec::new(),
     };
+    // As Kafka: DESCRIBE on the group or transactional id the key names.
+    let refused = |key: &str| match key_type {
+        KEY_TYPE_GROUP if !access.allows_group(AclOperation::Describe, key) => {
+            Some(ResponseError::GroupAuthorizationFailed)
+        }
+        KEY_TYPE_TRANSACTION
+            if !access.allows(AclOperation::Describe, ResourceType::TransactionalId, key) =>
+        {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        _ => None,
+    };
     let mut coordinators = Vec::with_capacity(keys.len());
     for (i, key) in keys.into_iter().enumerate() {
+        let refusal = refused(&key);
         let entry = WireCoordinator::default().with_key(key);
-        coordinators.push(match nodes.get(i) {
-            Some(node) => entry
+        coordinators.push(match (refusal, nodes.get(i)) {
+            (Some(error), _) => entry
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(error.code())
+                .with_error_message(Some(text(error.to_string().as_str()))),
+            (None, Some(node)) => entry
                 .with_node_id(BrokerId(node.node_id))
                 .with_host(text(&node.host))
                 .with_port(node.port),
-            None => entry
+            (None, None) => entry
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
                 .with_error_code(ResponseError::InvalidRequest.code())
@@ -77,7 +99,9 @@ pub async fn join(
     version: i16,
     client_id: String,
     client_host: String,
+    access: &Access,
 ) -> JoinGroupResponse {
+    let authorized = access.allows_group(AclOperation::Read, &request.group_id);
     let joining = JoinRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
@@ -98,7 +122,11 @@ pub async fn join(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let result = broker.coordinator.join(&request.group_id, joining).await;
+    let result = if authorized {
+        broker.coordinator.join(&request.group_id, joining).await
+    } else {
+        JoinResult::error(&joining.member_id, ResponseError::GroupAuthorizationFailed)
+    };
     let members = result
         .members
         .iter()
@@ -133,7 +161,16 @@ pub async fn join(
         .with_members(members)
 }
 
-pub async fn sync(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn sync(
+    broker: &Broker,
+    request: SyncGroupRequest,
+    version: i16,
+    access: &Access,
+) -> SyncGroupResponse {
+    if !access.allows_group(AclOperation::Read, &request.group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let syncing = SyncRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
@@ -159,7 +196,15 @@ pub async fn sync(broker: &Broker, request: SyncGroupRequest, version: i16) -> S
     }
 }
 
-pub async fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn heartbeat(
+    broker: &Broker,
+    request: HeartbeatRequest,
+    access: &Access,
+) -> HeartbeatResponse {
+    if !access.allows_group(AclOperation::Read, &request.group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let error = broker
         .coordinator
         .heartbeat(
@@ -176,7 +221,12 @@ pub async fn leave(
     broker: &Broker,
     request: LeaveGroupRequest,
     version: i16,
+    access: &Access,
 ) -> LeaveGroupResponse {
+    if !access.allows_group(AclOperation::Read, &request.group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members

@@ -6,15 +6,18 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use streamhouse_metadata::producers::ProducerIdentity;
 use streamhouse_metadata::CatalogError;
 
+use crate::acl::Access;
 use crate::{errors, Broker};
 
 pub async fn handle(
     broker: &Broker,
     request: InitProducerIdRequest,
     version: i16,
+    access: &Access,
 ) -> InitProducerIdResponse {
     let refused = |error: ResponseError| {
         InitProducerIdResponse::default()
@@ -27,6 +30,13 @@ pub async fn handle(
             "InitProducerId with a transactional id refused: transactions are not supported"
         );
         return refused(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    // As Kafka: an idempotent producer needs IDEMPOTENT_WRITE on the
+    // cluster, or WRITE on some topic.
+    if !(access.allows_cluster(AclOperation::IdempotentWrite)
+        || access.allows_some(AclOperation::Write, ResourceType::Topic))
+    {
+        return refused(ResponseError::ClusterAuthorizationFailed);
     }
     let existing = (request.producer_id.0 >= 0).then_some(ProducerIdentity {
         producer_id: request.producer_id.0,

@@ -10,8 +10,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::PartitionOffsets;
 
+use crate::acl::Access;
 use crate::{errors, Broker};
 
 /// Kafka's "no such epoch" values.
@@ -21,6 +23,7 @@ const UNDEFINED_OFFSET: i64 = -1;
 pub async fn handle(
     broker: &Broker,
     request: OffsetForLeaderEpochRequest,
+    access: &Access,
 ) -> OffsetForLeaderEpochResponse {
     let mut view_epoch = broker.membership.view().leader_epoch();
     if request
@@ -36,7 +39,12 @@ pub async fn handle(
     }
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let found = broker.catalog.topic_by_name(&topic.topic.0).await;
+        let allowed = access.allows_topic(AclOperation::Describe, &topic.topic.0);
+        let found = if allowed {
+            broker.catalog.topic_by_name(&topic.topic.0).await
+        } else {
+            Ok(None)
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for partition in topic.partitions {
             let result = EpochEndOffset::default()
@@ -44,6 +52,7 @@ pub async fn handle(
                 .with_leader_epoch(UNDEFINED_EPOCH)
                 .with_end_offset(UNDEFINED_OFFSET);
             let offsets = match &found {
+                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 Err(e) => Err(errors::catalog(e)),
                 Ok(Some(t)) if (0..t.partition_count).contains(&partition.partition) => {
                     // From the catalog, not the cache: an end offset below the

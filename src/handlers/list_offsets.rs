@@ -14,12 +14,14 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::{Topic, TopicId};
 use streamhouse_protocol::{batch, records as batch_records};
 use streamhouse_storage::Freshness;
 
 use tokio::sync::Semaphore;
 
+use crate::acl::Access;
 use crate::quotas::request_time;
 use crate::{errors, Broker};
 
@@ -42,7 +44,11 @@ type Answer = Result<(i64, i64), ResponseError>;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     // No epoch (-1), as for the records' partitionLeaderEpoch (see
     // `clear_partition_leader_epoch`): a consumer's position then carries none.
     let leader_epoch = -1;
@@ -50,11 +56,17 @@ pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
     // Answers already worked out in this request, by (topic, partition, time).
     let mut answered: HashMap<(TopicId, i32, i64), Answer> = HashMap::new();
     for wanted in request.topics {
-        let topic = broker.catalog.topic_by_name(&wanted.name.0).await;
+        let authorized = access.allows_topic(AclOperation::Describe, &wanted.name.0);
+        let topic = if authorized {
+            broker.catalog.topic_by_name(&wanted.name.0).await
+        } else {
+            Ok(None)
+        };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for partition in &wanted.partitions {
             let index = partition.partition_index;
             let found = match &topic {
+                _ if !authorized => Err(ResponseError::TopicAuthorizationFailed),
                 Err(e) => Err(errors::catalog(e)),
                 Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
                     let key = (topic.id, index, partition.timestamp);

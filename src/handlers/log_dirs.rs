@@ -24,8 +24,10 @@ use kafka_protocol::messages::{
     DescribeLogDirsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::{CatalogError, Topic};
 
+use crate::acl::Access;
 use crate::cluster::client_zone;
 use crate::{errors, Broker};
 
@@ -43,7 +45,13 @@ pub async fn describe(
     broker: &Broker,
     request: DescribeLogDirsRequest,
     client_id: Option<&str>,
+    access: &Access,
 ) -> DescribeLogDirsResponse {
+    if !access.allows_cluster(AclOperation::Describe) {
+        // As Kafka: no dirs (and from v3 the error).
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(log_dir(broker).to_string()))
         .with_total_bytes(UNKNOWN_VOLUME_BYTES)
@@ -131,7 +139,9 @@ pub async fn alter(
     broker: &Broker,
     request: AlterReplicaLogDirsRequest,
     client_id: Option<&str>,
+    access: &Access,
 ) -> AlterReplicaLogDirsResponse {
+    let allowed = access.allows_cluster(AclOperation::Alter);
     let view = broker.membership.view();
     let zone = client_zone(client_id);
     let own_dir = log_dir(broker);
@@ -139,12 +149,17 @@ pub async fn alter(
     for dir in request.dirs {
         let known_dir = dir.path.as_str() == own_dir;
         for topic in dir.topics {
-            let found = broker.catalog.topic_by_name(&topic.name.0).await;
+            let found = if allowed {
+                broker.catalog.topic_by_name(&topic.name.0).await
+            } else {
+                Ok(None)
+            };
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|&index| {
                     let error = match &found {
+                        _ if !allowed => ResponseError::ClusterAuthorizationFailed,
                         Err(e) => errors::catalog(e),
                         Ok(_) if !known_dir => ResponseError::LogDirNotFound,
                         Ok(Some(t))

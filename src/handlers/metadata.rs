@@ -9,11 +9,13 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use streamhouse_metadata::{CatalogError, NewTopic, Topic, TopicId};
 
 use std::sync::Arc;
 
 use super::cluster;
+use crate::acl::{Access, CLUSTER_NAME, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use crate::cluster::{client_zone, View};
 use crate::config::topic::{invalid_topic_name, is_reserved_topic_name};
 use crate::{errors, Broker};
@@ -23,18 +25,24 @@ pub async fn handle(
     request: MetadataRequest,
     version: i16,
     client_id: Option<&str>,
+    access: &Access,
 ) -> MetadataResponse {
     let placement = Placement::for_client(broker, client_id);
-    let mut response = handle_topics(broker, &request, version, &placement).await;
+    let mut response = handle_topics(broker, &request, version, &placement, access).await;
     // Authorized operations, only when asked (v8+; the cluster's only to v10).
-    // Without an authorizer every supported operation is allowed, as in Kafka.
+    // Without ACLs every supported operation is allowed, as in Kafka without
+    // an authorizer.
     if version >= 8 && request.include_topic_authorized_operations {
         for topic in &mut response.topics {
-            topic.topic_authorized_operations = cluster::TOPIC_OPERATIONS;
+            if let (0, Some(name)) = (topic.error_code, &topic.name) {
+                topic.topic_authorized_operations =
+                    access.authorized_operations(ResourceType::Topic, name, TOPIC_OPERATIONS);
+            }
         }
     }
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = cluster::CLUSTER_OPERATIONS;
+        response.cluster_authorized_operations =
+            access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME, CLUSTER_OPERATIONS);
     }
     response
 }
@@ -71,6 +79,7 @@ async fn handle_topics(
     request: &MetadataRequest,
     version: i16,
     placement: &Placement<'_>,
+    access: &Access,
 ) -> MetadataResponse {
     let brokers = cluster::brokers(broker, &placement.view)
         .into_iter()
@@ -98,8 +107,10 @@ async fn handle_topics(
                     return response.with_error_code(errors::catalog(&e).code());
                 }
             };
+            // As Kafka: the topics the client may not describe are left out.
             let topics = topics
                 .iter()
+                .filter(|t| access.allows_topic(AclOperation::Describe, &t.name))
                 .map(|t| described(broker, t, placement))
                 .collect();
             return response.with_topics(topics);
@@ -110,8 +121,23 @@ async fn handle_topics(
     let mut topics = Vec::with_capacity(requested.len());
     for wanted in requested {
         let topic = match &wanted.name {
-            Some(name) => lookup_by_name(broker, &name.0, auto_create).await,
+            Some(name) if !access.allows_topic(AclOperation::Describe, name) => {
+                Err(ResponseError::TopicAuthorizationFailed)
+            }
+            Some(name) => {
+                // Kafka creates a topic for a client that may create it on
+                // the cluster or the topic; for another it answers
+                // TOPIC_AUTHORIZATION_FAILED.
+                let create = auto_create.then(|| {
+                    access.allows_cluster(AclOperation::Create)
+                        || access.allows_topic(AclOperation::Create, name)
+                });
+                lookup_by_name(broker, &name.0, create).await
+            }
             None => match broker.catalog.topic_by_id(wanted.topic_id).await {
+                Ok(Some(topic)) if !access.allows_topic(AclOperation::Describe, &topic.name) => {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                }
                 Ok(Some(topic)) => Ok(topic),
                 Ok(None) => Err(ResponseError::UnknownTopicId),
                 Err(e) => Err(errors::catalog(&e)),
@@ -128,10 +154,12 @@ async fn handle_topics(
     response.with_topics(topics)
 }
 
+/// `create`: `None` without auto-creation, else whether the client may
+/// create the topic.
 async fn lookup_by_name(
     broker: &Broker,
     name: &StrBytes,
-    auto_create: bool,
+    create: Option<bool>,
 ) -> Result<Topic, ResponseError> {
     if invalid_topic_name(name).is_some() {
         return Err(ResponseError::InvalidTopicException);
@@ -140,9 +168,10 @@ async fn lookup_by_name(
         Ok(Some(topic)) => return Ok(topic),
         // Internal topics are never auto-created (see RESERVED_TOPIC_NAMES):
         // `__consumer_offsets` exists from the start, `__transaction_state` never.
-        Ok(None) if !auto_create || is_reserved_topic_name(name) => {
+        Ok(None) if create.is_none() || is_reserved_topic_name(name) => {
             return Err(ResponseError::UnknownTopicOrPartition)
         }
+        Ok(None) if create == Some(false) => return Err(ResponseError::TopicAuthorizationFailed),
         Ok(None) => {}
         Err(e) => return Err(errors::catalog(&e)),
     }

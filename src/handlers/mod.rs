@@ -9,6 +9,7 @@
 //! [`RequestMeter`]: its response is checked against the quota as it is
 //! encoded, and carries the throttle (`crate::quotas::request_time`).
 
+mod acls;
 pub(crate) mod api_versions;
 mod cluster;
 mod configs;
@@ -44,6 +45,7 @@ use streamhouse_metadata::Topic;
 use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
+use crate::acl::Access;
 use crate::fetch_memory::{FetchHold, FetchTurns};
 use crate::quotas::{raise_throttle, request_time, Mute, QuotaClient, RequestMeter};
 use crate::request_metrics::RequestMetrics;
@@ -214,6 +216,7 @@ async fn respond(
     } = session;
     let version = request.version;
     let broker = Arc::clone(broker);
+    let access = Access::new(&broker.authorizer, user, peer.ip());
     match request.body {
         RequestKind::ApiVersions(body) => PendingResponse::ready(reply.encode(
             ResponseKind::ApiVersions(api_versions::handle(&body, version)),
@@ -221,7 +224,7 @@ async fn respond(
         RequestKind::Produce(body) => {
             let acks = body.acks;
             let client = QuotaClient::of(user, &request.header.client_id);
-            let waiting = produce::handle(&broker, body, version, &client, mute).await;
+            let waiting = produce::handle(&broker, body, version, &client, mute, &access).await;
             PendingResponse::later(async move {
                 let response = waiting.await;
                 let response = ResponseKind::Produce(response);
@@ -234,7 +237,7 @@ async fn respond(
         }
         RequestKind::InitProducerId(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::InitProducerId(
-                init_producer_id::handle(&broker, body, version).await,
+                init_producer_id::handle(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::Fetch(body) => {
@@ -242,117 +245,131 @@ async fn respond(
             let client = QuotaClient::of(user, &request.header.client_id);
             let mute = Arc::clone(mute);
             PendingResponse::later(async move {
-                let meter = reply.meter.as_deref();
-                let (response, hold) =
-                    fetch::handle(&broker, body, version, ticket, &client, &mute, meter).await;
+                let limits = fetch::FetchLimits {
+                    client: &client,
+                    mute: &mute,
+                    meter: reply.meter.as_deref(),
+                    access: &access,
+                };
+                let (response, hold) = fetch::handle(&broker, body, version, ticket, limits).await;
                 reply.encode_holding(ResponseKind::Fetch(response), Some(hold))
             })
         }
         RequestKind::ListOffsets(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ListOffsets(
-                list_offsets::handle(&broker, body).await,
+                list_offsets::handle(&broker, &access, body).await,
             ))
         }),
         RequestKind::Metadata(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::Metadata(
-                metadata::handle(&broker, body, version, request.header.client_id.as_deref()).await,
+                metadata::handle(
+                    &broker,
+                    body,
+                    version,
+                    request.header.client_id.as_deref(),
+                    &access,
+                )
+                .await,
             ))
         }),
         RequestKind::CreateTopics(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::CreateTopics(
-                topics::create(&broker, body, version).await,
+                topics::create(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::DeleteTopics(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DeleteTopics(
-                topics::delete(&broker, body, version).await,
+                topics::delete(&broker, body, version, &access).await,
             ))
         }),
-        RequestKind::FindCoordinator(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::FindCoordinator(groups::find_coordinator(&broker, body, version).await),
-        )),
+        RequestKind::FindCoordinator(body) => {
+            PendingResponse::ready(reply.encode(ResponseKind::FindCoordinator(
+                groups::find_coordinator(&broker, body, version, &access).await,
+            )))
+        }
         RequestKind::JoinGroup(body) => {
             let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
             // Kafka reports the host as Java's InetAddress prints it.
             let client_host = format!("/{}", peer.ip());
             PendingResponse::later(async move {
-                let response = groups::join(&broker, body, version, client_id, client_host).await;
+                let response =
+                    groups::join(&broker, body, version, client_id, client_host, &access).await;
                 reply.encode(ResponseKind::JoinGroup(response))
             })
         }
         RequestKind::SyncGroup(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::SyncGroup(
-                groups::sync(&broker, body, version).await,
+                groups::sync(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::Heartbeat(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::Heartbeat(
-                groups::heartbeat(&broker, body).await,
+                groups::heartbeat(&broker, body, &access).await,
             ))
         }),
         RequestKind::LeaveGroup(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::LeaveGroup(
-                groups::leave(&broker, body, version).await,
+                groups::leave(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::OffsetCommit(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::OffsetCommit(
-                offsets::commit(&broker, body, version).await,
+                offsets::commit(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::OffsetFetch(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::OffsetFetch(
-                offsets::fetch(&broker, body, version).await,
+                offsets::fetch(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::OffsetDelete(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::OffsetDelete(
-                offsets::delete(&broker, body).await,
+                offsets::delete(&broker, body, &access).await,
             ))
         }),
         RequestKind::ListGroups(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ListGroups(
-                group_admin::list(&broker, body, version).await,
+                group_admin::list(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::DescribeGroups(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeGroups(
-                group_admin::describe(&broker, body, version).await,
+                group_admin::describe(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::DeleteGroups(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DeleteGroups(
-                group_admin::delete(&broker, body).await,
+                group_admin::delete(&broker, body, &access).await,
             ))
         }),
         RequestKind::DescribeConfigs(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeConfigs(
-                configs::describe(&broker, body, version).await,
+                configs::describe(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::AlterConfigs(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::AlterConfigs(
-                configs::alter(&broker, body).await,
+                configs::alter(&broker, body, &access).await,
             ))
         }),
         RequestKind::IncrementalAlterConfigs(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::IncrementalAlterConfigs(
-                configs::incremental_alter(&broker, body).await,
+                configs::incremental_alter(&broker, body, &access).await,
             ))
         }),
         RequestKind::ListConfigResources(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ListConfigResources(
-                configs::list_resources(&broker, body, version).await,
+                configs::list_resources(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::CreatePartitions(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::CreatePartitions(
-                partitions::create(&broker, body).await,
+                partitions::create(&broker, body, &access).await,
             ))
         }),
         RequestKind::DeleteRecords(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DeleteRecords(
-                partitions::delete_records(&broker, body).await,
+                partitions::delete_records(&broker, body, &access).await,
             ))
         }),
         RequestKind::SaslHandshake(_) => {
@@ -362,66 +379,84 @@ async fn respond(
             reply.encode(ResponseKind::SaslAuthenticate(sasl::authenticate())),
         ),
         RequestKind::DescribeCluster(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::DescribeCluster(cluster::describe(&broker, body, version)),
+            ResponseKind::DescribeCluster(cluster::describe(&broker, body, version, &access)),
         )),
         RequestKind::DescribeProducers(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeProducers(
-                producers::describe(&broker, body).await,
+                producers::describe(&broker, body, &access).await,
             ))
         }),
         RequestKind::DescribeLogDirs(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeLogDirs(
-                log_dirs::describe(&broker, body, request.header.client_id.as_deref()).await,
+                log_dirs::describe(&broker, body, request.header.client_id.as_deref(), &access)
+                    .await,
             ))
         }),
         RequestKind::AlterReplicaLogDirs(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::AlterReplicaLogDirs(
-                log_dirs::alter(&broker, body, request.header.client_id.as_deref()).await,
+                log_dirs::alter(&broker, body, request.header.client_id.as_deref(), &access).await,
             ))
         }),
         RequestKind::OffsetForLeaderEpoch(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::OffsetForLeaderEpoch(
-                leader_epoch::handle(&broker, body).await,
+                leader_epoch::handle(&broker, body, &access).await,
             ))
         }),
         RequestKind::ElectLeaders(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ElectLeaders(
-                placement_admin::elect_leaders(&broker, body).await,
+                placement_admin::elect_leaders(&broker, body, &access).await,
             ))
         }),
-        RequestKind::ListPartitionReassignments(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::ListPartitionReassignments(placement_admin::list_reassignments(body)),
-        )),
+        RequestKind::ListPartitionReassignments(body) => {
+            PendingResponse::ready(reply.encode(ResponseKind::ListPartitionReassignments(
+                placement_admin::list_reassignments(body, &access),
+            )))
+        }
         RequestKind::AlterPartitionReassignments(body) => PendingResponse::later(async move {
             let client_id = request.header.client_id.as_deref();
             reply.encode(ResponseKind::AlterPartitionReassignments(
-                placement_admin::alter_reassignments(&broker, body, client_id).await,
+                placement_admin::alter_reassignments(&broker, body, client_id, &access).await,
             ))
         }),
         RequestKind::DescribeTopicPartitions(body) => PendingResponse::later(async move {
             let client_id = request.header.client_id.as_deref();
             reply.encode(ResponseKind::DescribeTopicPartitions(
-                topic_partitions::describe(&broker, body, client_id).await,
+                topic_partitions::describe(&broker, body, client_id, &access).await,
             ))
         }),
         RequestKind::DescribeUserScramCredentials(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeUserScramCredentials(
-                user_credentials::describe(&broker, body).await,
+                user_credentials::describe(&broker, body, &access).await,
             ))
         }),
         RequestKind::AlterUserScramCredentials(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::AlterUserScramCredentials(
-                user_credentials::alter(&broker, body).await,
+                user_credentials::alter(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::CreateAcls(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::CreateAcls(
+                acls::create(&broker, &access, body).await,
+            ))
+        }),
+        RequestKind::DescribeAcls(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeAcls(
+                acls::describe(&broker, &access, body).await,
+            ))
+        }),
+        RequestKind::DeleteAcls(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DeleteAcls(
+                acls::delete(&broker, &access, body).await,
             ))
         }),
         RequestKind::DescribeClientQuotas(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeClientQuotas(
-                quotas::describe(&broker, body).await,
+                quotas::describe(&broker, body, &access).await,
             ))
         }),
         RequestKind::AlterClientQuotas(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::AlterClientQuotas(
-                quotas::alter(&broker, body).await,
+                quotas::alter(&broker, body, &access).await,
             ))
         }),
         other => {

@@ -18,6 +18,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::groups::{CommittedOffset, OffsetCommit};
 
 use streamhouse_metadata::Topic;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use super::groups::text;
 use super::named_topic;
+use crate::acl::Access;
 use crate::coordinator::{subscribed_topics, GroupState};
 use crate::{errors, Broker};
 
@@ -63,15 +65,26 @@ pub async fn commit(
     broker: &Broker,
     request: OffsetCommitRequest,
     version: i16,
+    access: &Access,
 ) -> OffsetCommitResponse {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
+    let group_allowed = access.allows_group(AclOperation::Read, &request.group_id);
     // (topic index, partition, Some(error) decided before the coordinator is asked).
     let mut outcomes: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut commits = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
         let found = committed_topic(broker, topic, by_id).await;
+        // As Kafka: READ on the topic by name, also one that does not exist
+        // (an id must name a topic first).
+        let topic_allowed = match &found {
+            Ok(found) => access.allows_topic(AclOperation::Read, &found.name),
+            Err(_) if by_id => true,
+            Err(_) => access.allows_topic(AclOperation::Read, &topic.name),
+        };
         for p in &topic.partitions {
             let mut error = match &found {
+                _ if !group_allowed => Some(ResponseError::GroupAuthorizationFailed),
+                _ if !topic_allowed => Some(ResponseError::TopicAuthorizationFailed),
                 Ok(found) if (0..found.partition_count).contains(&p.partition_index) => None,
                 Ok(_) => Some(ResponseError::UnknownTopicOrPartition),
                 Err(error) => Some(*error),
@@ -100,16 +113,20 @@ pub async fn commit(
             outcomes.push((t, p.partition_index, error));
         }
     }
-    let group_error = broker
-        .coordinator
-        .commit_offsets(
-            &request.group_id,
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-            request.generation_id_or_member_epoch,
-            &commits,
-        )
-        .await;
+    let group_error = if !group_allowed {
+        None
+    } else {
+        broker
+            .coordinator
+            .commit_offsets(
+                &request.group_id,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                request.generation_id_or_member_epoch,
+                &commits,
+            )
+            .await
+    };
     let mut topics: Vec<OffsetCommitResponseTopic> = request
         .topics
         .iter()
@@ -129,14 +146,19 @@ pub async fn commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// One group's requested partitions (None: every committed one), answered.
-type Answer = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError>;
+/// One group's requested partitions (None: every committed one), answered,
+/// each topic with whether the client may describe it.
+type Answer = Result<Vec<(String, bool, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError>;
 
 async fn fetch_group(
     broker: &Broker,
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    access: &Access,
 ) -> Answer {
+    if !access.allows_group(AclOperation::Describe, group_id) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
     // Offsets are read from the catalog, but only the group's coordinator
     // answers: a client sent elsewhere must learn it and look again.
     broker.coordinator.ensure_owned(group_id).await?;
@@ -153,11 +175,17 @@ async fn fetch_group(
         Some(topics) => topics
             .into_iter()
             .map(|(topic, partitions)| {
+                let allowed = access.allows_topic(AclOperation::Describe, &topic);
                 let answered = partitions
                     .into_iter()
-                    .map(|p| (p, by_partition.remove(&(topic.clone(), p))))
+                    .map(|p| {
+                        (
+                            p,
+                            by_partition.remove(&(topic.clone(), p)).filter(|_| allowed),
+                        )
+                    })
                     .collect();
-                (topic, answered)
+                (topic, allowed, answered)
             })
             .collect(),
         None => {
@@ -168,11 +196,13 @@ async fn fetch_group(
                     .or_default()
                     .push((partition, Some(offset)));
             }
+            // As Kafka: topics the client may not describe are left out.
             topics
                 .into_iter()
+                .filter(|(topic, _)| access.allows_topic(AclOperation::Describe, topic))
                 .map(|(topic, mut partitions)| {
                     partitions.sort_by_key(|(p, _)| *p);
-                    (topic, partitions)
+                    (topic, true, partitions)
                 })
                 .collect()
         }
@@ -198,6 +228,7 @@ async fn fetch_group_topics(
     broker: &Broker,
     group: OffsetFetchRequestGroup,
     by_id: bool,
+    access: &Access,
 ) -> Result<Vec<OffsetFetchResponseTopics>, ResponseError> {
     let mut ids: HashMap<String, Uuid> = HashMap::new();
     let mut unknown_ids = Vec::new();
@@ -222,9 +253,9 @@ async fn fetch_group_topics(
             Some(named)
         }
     };
-    let answered = fetch_group(broker, &group.group_id, wanted).await?;
+    let answered = fetch_group(broker, &group.group_id, wanted, access).await?;
     let mut topics = Vec::with_capacity(answered.len() + unknown_ids.len());
-    for (topic, partitions) in answered {
+    for (topic, allowed, partitions) in answered {
         let mut response = OffsetFetchResponseTopics::default().with_partitions(
             partitions
                 .iter()
@@ -235,6 +266,7 @@ async fn fetch_group_topics(
                         .with_committed_offset(o)
                         .with_committed_leader_epoch(epoch)
                         .with_metadata(Some(text(&metadata)))
+                        .with_error_code(topic_error(allowed))
                 })
                 .collect(),
         );
@@ -279,6 +311,7 @@ pub async fn fetch(
     broker: &Broker,
     request: OffsetFetchRequest,
     version: i16,
+    access: &Access,
 ) -> OffsetFetchResponse {
     if version >= 8 {
         let by_id = version >= FIRST_TOPIC_ID_VERSION;
@@ -286,10 +319,12 @@ pub async fn fetch(
         for group in request.groups {
             let response =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            groups.push(match fetch_group_topics(broker, group, by_id).await {
-                Err(error) => response.with_error_code(error.code()),
-                Ok(topics) => response.with_topics(topics),
-            });
+            groups.push(
+                match fetch_group_topics(broker, group, by_id, access).await {
+                    Err(error) => response.with_error_code(error.code()),
+                    Ok(topics) => response.with_topics(topics),
+                },
+            );
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
@@ -300,7 +335,7 @@ pub async fn fetch(
             .collect()
     });
     let asked = wanted.clone().unwrap_or_default();
-    match fetch_group(broker, &request.group_id, wanted).await {
+    match fetch_group(broker, &request.group_id, wanted, access).await {
         Err(error) if version >= 2 => OffsetFetchResponse::default().with_error_code(error.code()),
         // The top-level error exists from v2; before, it can only be said on
         // each partition asked for.
@@ -328,7 +363,7 @@ pub async fn fetch(
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
-                .map(|(topic, partitions)| {
+                .map(|(topic, allowed, partitions)| {
                     OffsetFetchResponseTopic::default()
                         .with_name(TopicName(text(&topic)))
                         .with_partitions(
@@ -345,6 +380,7 @@ pub async fn fetch(
                                             -1
                                         })
                                         .with_metadata(Some(text(&metadata)))
+                                        .with_error_code(topic_error(allowed))
                                 })
                                 .collect(),
                         )
@@ -354,7 +390,24 @@ pub async fn fetch(
     }
 }
 
-pub async fn delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// A topic's error on each of its partitions in OffsetFetch.
+fn topic_error(allowed: bool) -> i16 {
+    if allowed {
+        0
+    } else {
+        ResponseError::TopicAuthorizationFailed.code()
+    }
+}
+
+pub async fn delete(
+    broker: &Broker,
+    request: OffsetDeleteRequest,
+    access: &Access,
+) -> OffsetDeleteResponse {
+    if !access.allows_group(AclOperation::Delete, &request.group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let group = match broker.coordinator.owned_group(&request.group_id).await {
         Ok(Some(group)) => group,
         Ok(None) => {
@@ -391,8 +444,16 @@ pub async fn delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDele
         let is_subscribed = subscribed
             .as_ref()
             .is_none_or(|s| s.iter().any(|t| **t == *topic.name.0));
+        let topic_allowed = access.allows_topic(AclOperation::Read, &topic.name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
+            if !topic_allowed {
+                partitions.push((
+                    p.partition_index,
+                    Some(ResponseError::TopicAuthorizationFailed),
+                ));
+                continue;
+            }
             let error = match partition_exists(broker, &topic.name, p.partition_index).await {
                 Err(error) => Some(error),
                 Ok(()) if is_subscribed => Some(ResponseError::GroupSubscribedToTopic),

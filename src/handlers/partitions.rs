@@ -17,13 +17,19 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::CatalogError;
 
 use super::configs::{find_topic, unknown_topic};
 use super::topics::MAX_PARTITIONS;
+use crate::acl::Access;
 use crate::{errors, Broker};
 
-pub async fn create(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create(
+    broker: &Broker,
+    request: CreatePartitionsRequest,
+    access: &Access,
+) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -38,6 +44,11 @@ pub async fn create(broker: &Broker, request: CreatePartitionsRequest) -> Create
             Err((
                 ResponseError::InvalidRequest,
                 "Duplicate topic in request.".to_string(),
+            ))
+        } else if !access.allows_topic(AclOperation::Alter, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                "The topic authorization is failed.".to_string(),
             ))
         } else {
             grow(
@@ -115,10 +126,16 @@ async fn grow(
 pub async fn delete_records(
     broker: &Broker,
     request: DeleteRecordsRequest,
+    access: &Access,
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let found = broker.catalog.topic_by_name(&topic.name.0).await;
+        let allowed = access.allows_topic(AclOperation::Delete, &topic.name.0);
+        let found = if allowed {
+            broker.catalog.topic_by_name(&topic.name.0).await
+        } else {
+            Ok(None)
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for partition in topic.partitions {
             let index = partition.partition_index;
@@ -126,6 +143,7 @@ pub async fn delete_records(
                 .with_partition_index(index)
                 .with_low_watermark(-1);
             let outcome = match &found {
+                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 Err(e) => Err(errors::catalog(e)),
                 Ok(Some(t)) if (0..t.partition_count).contains(&index) => {
                     match broker

@@ -26,9 +26,11 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::Topic;
 
 use super::metadata::Placement;
+use crate::acl::Access;
 use crate::{errors, Broker};
 
 const REASSIGNMENT_REFUSED: &str = "StreamHouse places partitions itself: every agent serves \
@@ -70,7 +72,38 @@ fn existing(
 /// ElectLeaders v1+ `election_type`: 0 preferred, 1 unclean.
 const ELECTION_TYPES: std::ops::RangeInclusive<i8> = 0..=1;
 
-pub async fn elect_leaders(broker: &Broker, request: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn elect_leaders(
+    broker: &Broker,
+    request: ElectLeadersRequest,
+    access: &Access,
+) -> ElectLeadersResponse {
+    if !access.allows_cluster(AclOperation::Alter) {
+        // As Kafka: the error on the request and on each partition named.
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let results = request
+            .topic_partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|asked| {
+                ReplicaElectionResult::default()
+                    .with_partition_result(
+                        asked
+                            .partitions
+                            .iter()
+                            .map(|&partition| {
+                                PartitionResult::default()
+                                    .with_partition_id(partition)
+                                    .with_error_code(denied)
+                            })
+                            .collect(),
+                    )
+                    .with_topic(asked.topic)
+            })
+            .collect();
+        return ElectLeadersResponse::default()
+            .with_error_code(denied)
+            .with_replica_election_results(results);
+    }
     if !ELECTION_TYPES.contains(&request.election_type) {
         return ElectLeadersResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code());
@@ -111,15 +144,29 @@ pub async fn elect_leaders(broker: &Broker, request: ElectLeadersRequest) -> Ele
 /// is empty (Kafka lists only partitions with a reassignment in progress).
 pub fn list_reassignments(
     _request: ListPartitionReassignmentsRequest,
+    access: &Access,
 ) -> ListPartitionReassignmentsResponse {
+    if !access.allows_cluster(AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(CLUSTER_DENIED)));
+    }
     ListPartitionReassignmentsResponse::default()
 }
+
+const CLUSTER_DENIED: &str = "Cluster authorization failed.";
 
 pub async fn alter_reassignments(
     broker: &Broker,
     request: AlterPartitionReassignmentsRequest,
     client_id: Option<&str>,
+    access: &Access,
 ) -> AlterPartitionReassignmentsResponse {
+    if !access.allows_cluster(AclOperation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(CLUSTER_DENIED)));
+    }
     let placement = Placement::for_client(broker, client_id);
     let topics = lookup(broker, request.topics.iter().map(|t| &t.name)).await;
     let responses = request

@@ -16,11 +16,13 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_protocol::validate::{self, InvalidBatch, TimestampBounds, ValidBatch};
 use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::acl::Access;
 use crate::config::topic::{
     compacted, is_reserved_topic_name, log_append_time, max_message_bytes, timestamp_window,
 };
@@ -65,6 +67,7 @@ pub async fn handle(
     version: i16,
     client: &QuotaClient,
     mute: &Mute,
+    access: &Access,
 ) -> impl Future<Output = ProduceResponse> + Send + 'static {
     // As Kafka: the request's record bytes count against the client's
     // producer_byte_rate, and a client over it is told to wait and muted.
@@ -93,10 +96,14 @@ pub async fn handle(
             Ok(Some(topic)) => topic.name.clone(),
             _ => topic_data.name.0.to_string(),
         };
+        // As Kafka: authorized by name, once an id is known to name a topic.
+        let authorized = topic.is_err() || access.allows_topic(AclOperation::Write, &topic_name);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for partition in topic_data.partition_data {
             let queued = if !acks_valid {
                 Queued::Failed(ResponseError::InvalidRequiredAcks, None)
+            } else if !authorized {
+                Queued::Failed(ResponseError::TopicAuthorizationFailed, None)
             } else if is_reserved_topic_name(&topic_name) {
                 Queued::Failed(
                     ResponseError::InvalidTopicException,

@@ -7,20 +7,32 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 
+use crate::acl::Access;
 use crate::{errors, Broker};
 
 pub async fn describe(
     broker: &Broker,
     request: DescribeProducersRequest,
+    access: &Access,
 ) -> DescribeProducersResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let found = broker.catalog.topic_by_name(&topic.name.0).await;
+        let allowed = access.allows_topic(AclOperation::Read, &topic.name.0);
+        let found = if allowed {
+            broker.catalog.topic_by_name(&topic.name.0).await
+        } else {
+            Ok(None)
+        };
         let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
         for index in topic.partition_indexes {
             let response = PartitionResponse::default().with_partition_index(index);
             let producers = match &found {
+                _ if !allowed => Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "Topic authorization failed.".to_string(),
+                )),
                 Err(e) => Err((errors::catalog(e), e.to_string())),
                 Ok(Some(t)) if (0..t.partition_count).contains(&index) => broker
                     .catalog

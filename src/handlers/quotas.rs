@@ -16,8 +16,10 @@ use kafka_protocol::messages::{
     DescribeClientQuotasResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::quotas::{ClientQuota, EntityName, QuotaAlteration, QuotaEntity};
 
+use crate::acl::Access;
 use crate::quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE};
 use crate::{errors, Broker};
 
@@ -44,7 +46,14 @@ fn invalid(message: impl Into<String>) -> Refusal {
 pub async fn describe(
     broker: &Broker,
     request: DescribeClientQuotasRequest,
+    access: &Access,
 ) -> DescribeClientQuotasResponse {
+    if !access.allows_cluster(AclOperation::DescribeConfigs) {
+        return describe_error(
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".to_owned(),
+        );
+    }
     let filter = match Filter::parse(&request) {
         Ok(filter) => filter,
         Err((error, message)) => return describe_error(error, message),
@@ -184,9 +193,20 @@ impl Filter {
 pub async fn alter(
     broker: &Broker,
     request: AlterClientQuotasRequest,
+    access: &Access,
 ) -> AlterClientQuotasResponse {
-    let mut outcomes: Vec<Result<QuotaAlteration, Refusal>> =
-        request.entries.iter().map(alteration).collect();
+    let allowed = access.allows_cluster(AclOperation::AlterConfigs);
+    let mut outcomes: Vec<Result<QuotaAlteration, Refusal>> = request
+        .entries
+        .iter()
+        .map(|entry| match allowed {
+            true => alteration(entry),
+            false => Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".to_owned(),
+            )),
+        })
+        .collect();
     let valid: Vec<QuotaAlteration> = outcomes
         .iter()
         .filter_map(|outcome| outcome.as_ref().ok().cloned())

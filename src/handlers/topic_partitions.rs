@@ -23,10 +23,11 @@ use kafka_protocol::messages::{
     DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use streamhouse_metadata::Topic;
 
-use super::cluster;
 use super::metadata::Placement;
+use crate::acl::{Access, TOPIC_OPERATIONS};
 use crate::config::topic::{invalid_topic_name, is_reserved_topic_name};
 use crate::{errors, Broker};
 
@@ -38,6 +39,7 @@ pub async fn describe(
     broker: &Broker,
     request: DescribeTopicPartitionsRequest,
     client_id: Option<&str>,
+    access: &Access,
 ) -> DescribeTopicPartitionsResponse {
     let cursor_topic = request
         .cursor
@@ -49,8 +51,10 @@ pub async fn describe(
     // when their turn comes.
     let mut listed: BTreeMap<String, Option<Topic>> = if every_topic {
         match broker.catalog.list_topics().await {
+            // As Kafka: the topics the client may not describe are left out.
             Ok(topics) => topics
                 .into_iter()
+                .filter(|t| access.allows_topic(AclOperation::Describe, &t.name))
                 .map(|t| (t.name.clone(), Some(t)))
                 .collect(),
             Err(e) => {
@@ -96,6 +100,9 @@ pub async fn describe(
         }
         let found = match row {
             Some(topic) => Ok(topic),
+            None if !access.allows_topic(AclOperation::Describe, &name) => {
+                Err(ResponseError::TopicAuthorizationFailed)
+            }
             None => lookup(broker, &name).await,
         };
         let topic = match found {
@@ -127,7 +134,11 @@ pub async fn describe(
                 .with_topic_id(topic.id)
                 .with_is_internal(is_reserved_topic_name(&name))
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(cluster::TOPIC_OPERATIONS),
+                .with_topic_authorized_operations(access.authorized_operations(
+                    ResourceType::Topic,
+                    &name,
+                    TOPIC_OPERATIONS,
+                )),
         );
         if end < topic.partition_count {
             response.next_cursor = Some(cursor(&name, end));

@@ -11,8 +11,10 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::{CatalogError, NewTopic};
 
+use crate::acl::Access;
 use crate::config::topic::{self as topic_configs, invalid_topic_name, is_reserved_topic_name};
 use crate::config::SOURCE_DYNAMIC_TOPIC;
 use crate::{errors, Broker};
@@ -25,7 +27,10 @@ pub async fn create(
     broker: &Broker,
     request: CreateTopicsRequest,
     version: i16,
+    access: &Access,
 ) -> CreateTopicsResponse {
+    // As Kafka: CREATE on the cluster, or else on each topic.
+    let cluster_create = access.allows_cluster(AclOperation::Create);
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -54,6 +59,18 @@ pub async fn create(
             ));
             continue;
         }
+        if !(cluster_create || access.allows_topic(AclOperation::Create, &name)) {
+            results.push(fail(
+                result,
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
+            ));
+            continue;
+        }
+        // The configs in the answer are for clients that may describe them.
+        let defaults = access
+            .allows_topic(AclOperation::DescribeConfigs, &name)
+            .then_some(&defaults);
         if let Some(reason) = invalid_topic_name(&name) {
             results.push(fail(result, ResponseError::InvalidTopicException, reason));
             continue;
@@ -134,7 +151,7 @@ pub async fn create(
                     ResponseError::TopicAlreadyExists,
                     format!("Topic '{name}' already exists."),
                 )),
-                Ok(None) => results.push(described(result, &new_topic, None, version, &defaults)),
+                Ok(None) => results.push(described(result, &new_topic, None, version, defaults)),
                 Err(e) => results.push(fail(result, errors::catalog(&e), e.to_string())),
             }
             continue;
@@ -147,7 +164,7 @@ pub async fn create(
                     &new_topic,
                     Some(created.id),
                     version,
-                    &defaults,
+                    defaults,
                 ));
             }
             Err(CatalogError::TopicAlreadyExists(_)) => results.push(fail(
@@ -165,13 +182,14 @@ pub async fn create(
 }
 
 /// A successful result, with the partition count and (v5+) the topic's configs
-/// as DescribeConfigs would report them.
+/// as DescribeConfigs would report them; `None` for a client that may not
+/// describe them, told so in `topic_config_error_code` as Kafka does.
 fn described(
     result: CreatableTopicResult,
     topic: &NewTopic,
     id: Option<uuid::Uuid>,
     version: i16,
-    defaults: &topic_configs::BrokerDefaults,
+    defaults: Option<&topic_configs::BrokerDefaults>,
 ) -> CreatableTopicResult {
     // Kafka answers a success with a null message; the codec's default is "".
     let result = result
@@ -182,6 +200,11 @@ fn described(
     if version < 5 {
         return result;
     }
+    let Some(defaults) = defaults else {
+        return result
+            .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_configs(None);
+    };
     let mut configs: Vec<CreatableTopicConfigs> =
         topic_configs::described(&topic.configs, defaults)
             .iter()
@@ -215,6 +238,7 @@ pub async fn delete(
     broker: &Broker,
     request: DeleteTopicsRequest,
     version: i16,
+    access: &Access,
 ) -> DeleteTopicsResponse {
     // v6 names topics by name or id in `topics`; earlier versions list names.
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = request
@@ -251,6 +275,15 @@ pub async fn delete(
             ));
             continue;
         };
+        if !access.allows_topic(AclOperation::Delete, &name) {
+            // Named as asked: an id does not reveal its topic's name.
+            responses.push(error_result(
+                result,
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
+            ));
+            continue;
+        }
         result = result.with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
         if is_reserved_topic_name(&name) {
             responses.push(error_result(

@@ -15,9 +15,11 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
+use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::credentials::{ScramCredential, ScramMechanism};
 
 use super::groups::text;
+use crate::acl::Access;
 use crate::sasl::scram::{credential_from_salted_password, DEFAULT_ITERATIONS, MAX_ITERATIONS};
 use crate::{errors, Broker};
 
@@ -26,7 +28,13 @@ type Refusal = (ResponseError, String);
 pub async fn describe(
     broker: &Broker,
     request: DescribeUserScramCredentialsRequest,
+    access: &Access,
 ) -> DescribeUserScramCredentialsResponse {
+    if !access.allows_cluster(AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(text("Cluster authorization failed.")));
+    }
     let stored = match broker.catalog.scram_credentials().await {
         Ok(stored) => stored,
         Err(e) => {
@@ -102,7 +110,9 @@ enum Change {
 pub async fn alter(
     broker: &Broker,
     request: AlterUserScramCredentialsRequest,
+    access: &Access,
 ) -> AlterUserScramCredentialsResponse {
+    let allowed = access.allows_cluster(AclOperation::Alter);
     // Users in the order they first appear, each with its changes or the
     // first refusal.
     let mut order: Vec<String> = Vec::new();
@@ -152,6 +162,10 @@ pub async fn alter(
     let mut results = Vec::with_capacity(order.len());
     for user in order {
         let outcome = match outcomes.remove(&user) {
+            _ if !allowed => Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".to_owned(),
+            )),
             Some(Ok(changes)) => apply(broker, &user, changes).await,
             Some(Err(refusal)) => Err(refusal),
             None => Ok(()),

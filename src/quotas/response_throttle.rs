@@ -65,6 +65,9 @@ throttled_responses!(
     ListConfigResources,
     DescribeUserScramCredentials,
     AlterUserScramCredentials,
+    CreateAcls,
+    DescribeAcls,
+    DeleteAcls,
 );
 
 /// Raises the response's `throttle_time_ms` to `throttle` if lower: of a

@@ -145,6 +145,14 @@ pub fn error_codes(response: &ResponseKind) -> Vec<i16> {
             r.results.iter().for_each(|u| add(u.error_code))
         }
         ResponseKind::AlterClientQuotas(r) => r.entries.iter().for_each(|e| add(e.error_code)),
+        ResponseKind::CreateAcls(r) => r.results.iter().for_each(|a| add(a.error_code)),
+        ResponseKind::DescribeAcls(r) => add(r.error_code),
+        ResponseKind::DeleteAcls(r) => {
+            for filter in &r.filter_results {
+                add(filter.error_code);
+                filter.matching_acls.iter().for_each(|a| add(a.error_code));
+            }
+        }
         // Every API the agent answers is listed above; one added later counts
         // its requests and times but no errors until it is listed here.
         _ => {}

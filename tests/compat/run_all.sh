@@ -71,6 +71,10 @@
 #                                             with a client certificate and with SCRAM-SHA-512,
 #                                             the Java client over SASL_SSL (PEM truststore),
 #                                             plain text refused, certificates reloaded on SIGHUP
+#   acls    tests/compat/acls.sh              --acls on: kafka-acls adds, lists and removes
+#                                             ACLs; kcat and the Java producer and consumer
+#                                             refused without WRITE, group READ, or when
+#                                             denied; a prefixed ACL grants its topics
 #   deploy  tests/compat/deploy_check.sh      the Helm chart (helm lint, helm template:
 #                                             Deployment, Service, PDB, probes),
 #                                             deploy/compose.yaml and the systemd unit
@@ -129,6 +133,7 @@ CLIENTS=(
     "deploy    sh     deploy_check.sh"
     "sasl      sh     sasl.sh"
     "tls       sh     tls.sh"
+    "acls      sh     acls.sh"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do

@@ -194,6 +194,9 @@ impl DefaultFor for RequestKind {
             }
             ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default().into(),
             ApiKey::AlterReplicaLogDirs => AlterReplicaLogDirsRequest::default().into(),
+            ApiKey::CreateAcls => CreateAclsRequest::default().into(),
+            ApiKey::DescribeAcls => DescribeAclsRequest::default().into(),
+            ApiKey::DeleteAcls => DeleteAclsRequest::default().into(),
             ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
             ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
             ApiKey::AlterPartitionReassignments => {
@@ -451,6 +454,35 @@ fn filled(key: ApiKey) -> RequestKind {
                     .with_topic(topic())
                     .with_partitions(vec![0, 1]),
             ]))
+            .into(),
+        ApiKey::CreateAcls => CreateAclsRequest::default()
+            .with_creations(vec![create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(topic().0)
+                .with_resource_pattern_type(4)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3)])
+            .into(),
+        ApiKey::DescribeAcls => DescribeAclsRequest::default()
+            .with_resource_type_filter(2)
+            .with_resource_name_filter(Some(topic().0))
+            .with_pattern_type_filter(2)
+            .with_principal_filter(Some(s("User:alice")))
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1)
+            .into(),
+        ApiKey::DeleteAcls => DeleteAclsRequest::default()
+            .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(1)
+                .with_resource_name_filter(None)
+                .with_pattern_type_filter(1)
+                .with_principal_filter(Some(s("User:bob")))
+                .with_host_filter(Some(s("*")))
+                .with_operation(2)
+                .with_permission_type(2)])
             .into(),
         ApiKey::SaslHandshake => SaslHandshakeRequest::default()
             .with_mechanism(s("SCRAM-SHA-512"))
