@@ -21,6 +21,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
+use kafka_protocol::messages::ApiKey;
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_protocol::{frame, request, response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -32,6 +33,7 @@ use tracing::Instrument;
 use crate::fetch_memory::{FetchMemory, FetchTurns};
 use crate::handlers::{self, Outcome, PendingResponse};
 use crate::quotas::{request_time, Mute};
+use crate::sasl::SaslSession;
 use crate::transport::Transport;
 use crate::Broker;
 
@@ -79,19 +81,22 @@ async fn serve_on<T: Transport>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
-    // The principal's name, as quotas name users.
-    let user: Arc<str> = if broker.config.security_protocol.is_sasl() {
+    // How a SASL client authenticated (and until when).
+    let sasl: Option<Arc<SaslSession>> = if broker.config.security_protocol.is_sasl() {
         match crate::sasl::authenticate(&broker, &mut socket, &mut buf, peer).await {
-            Some(user) => Arc::from(user),
+            Some(session) => Some(Arc::new(session)),
             None => return,
         }
     } else {
-        Arc::from(
-            principal
-                .as_deref()
-                .unwrap_or(crate::quotas::ANONYMOUS_USER),
-        )
+        None
     };
+    // The principal's name, as quotas name users.
+    let user: Arc<str> = Arc::from(match &sasl {
+        Some(session) => session.user(),
+        None => principal
+            .as_deref()
+            .unwrap_or(crate::quotas::ANONYMOUS_USER),
+    });
     let (mut read_half, write_half) = socket.into_halves();
     let (pending_tx, pending_rx) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let idle = broker.config.connections_max_idle;
@@ -136,6 +141,19 @@ async fn serve_on<T: Transport>(
             // Only timed when some client is under a request-time quota.
             let decoding = broker.quotas.meters_requests().then(Instant::now);
             let pending = match request::decode(body) {
+                // Past its session's lifetime a client may only
+                // re-authenticate; anything else closes the connection, as
+                // on Kafka (the responses already owed go first).
+                Ok(request)
+                    if sasl.as_ref().is_some_and(|s| s.expired())
+                        && !matches!(
+                            request.api_key,
+                            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+                        ) =>
+                {
+                    tracing::info!(%peer, user = %user, api = ?request.api_key, "closing connection: SASL session expired without re-authentication");
+                    PendingResponse::ready(Outcome::Close)
+                }
                 Ok(request) => {
                     let span = tracing::debug_span!(
                         "request",
@@ -157,6 +175,7 @@ async fn serve_on<T: Transport>(
                             user: &user,
                             fetch_turns: &fetch_turns,
                             mute: &mute,
+                            sasl: sasl.as_ref(),
                         },
                         meter.clone(),
                     );

@@ -436,3 +436,90 @@ async fn an_oversized_frame_before_authentication_closes_the_connection() {
     let mut client = signed_in(&broker, "alice", "alice-secret").await;
     assert!(metadata_works(&mut client).await);
 }
+
+/// A SASL_PLAINTEXT broker whose sessions last `reauth_ms`.
+async fn reauth_broker(reauth_ms: u64) -> (TestBroker, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:alice-secret\nbob:bob-secret\n").unwrap();
+    let broker = TestBroker::start_with(Backend::Embedded, |settings| {
+        let address = std::mem::replace(&mut settings.listen, "127.0.0.1:9092".into());
+        settings.listener = vec![format!("SASL_PLAINTEXT://{address}")];
+        settings.sasl_users_file = Some(users);
+        settings.connections_max_reauth_ms = reauth_ms;
+    })
+    .await;
+    (broker, dir)
+}
+
+#[tokio::test]
+async fn clients_re_authenticate_within_their_session_lifetime() {
+    let (broker, _users) = reauth_broker(1500).await;
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    let accepted = authenticate(&mut client, b"\0alice\0alice-secret").await;
+    assert_eq!(
+        (accepted.error_code, accepted.session_lifetime_ms),
+        (0, 1500)
+    );
+    assert!(metadata_works(&mut client).await);
+    // Again on the same connection, between other requests: renewed.
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        assert_eq!(handshake(&mut client, 1, "PLAIN").await.error_code, 0);
+        let renewed = authenticate(&mut client, b"\0alice\0alice-secret").await;
+        assert_eq!((renewed.error_code, renewed.session_lifetime_ms), (0, 1500));
+        assert!(metadata_works(&mut client).await);
+    }
+    // The mechanism stays the session's.
+    assert_eq!(
+        handshake(&mut client, 1, "SCRAM-SHA-256").await.error_code,
+        UNSUPPORTED_SASL_MECHANISM
+    );
+}
+
+#[tokio::test]
+async fn a_session_past_its_lifetime_or_re_authenticated_as_another_user_closes() {
+    let (broker, _users) = reauth_broker(1000).await;
+    // Not re-authenticated in time: the next request closes the connection.
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    authenticate(&mut client, b"\0alice\0alice-secret").await;
+    assert!(metadata_works(&mut client).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    client
+        .send(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await;
+    assert!(client.is_closed().await);
+
+    // Another principal: Kafka's message, and the session is over.
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    authenticate(&mut client, b"\0alice\0alice-secret").await;
+    handshake(&mut client, 1, "PLAIN").await;
+    let refused = authenticate(&mut client, b"\0bob\0bob-secret").await;
+    assert_eq!(refused.error_code, SASL_AUTHENTICATION_FAILED);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Cannot change principals during re-authentication from User:alice: User:bob")
+    );
+    client
+        .send(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await;
+    assert!(client.is_closed().await);
+
+    // SaslAuthenticate v0 carries no lifetime: that client is never asked
+    // to re-authenticate, and its session does not expire.
+    let mut client = broker.client().await;
+    handshake(&mut client, 1, "PLAIN").await;
+    let request = SaslAuthenticateRequest::default()
+        .with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0alice-secret"));
+    let ResponseKind::SaslAuthenticate(accepted) =
+        client.call(ApiKey::SaslAuthenticate, 0, &request).await
+    else {
+        panic!()
+    };
+    assert_eq!(accepted.error_code, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(metadata_works(&mut client).await);
+}

@@ -111,6 +111,16 @@ pub struct Settings {
     /// (Kafka's allow.everyone.if.no.acl.found)
     #[arg(long, env = "STREAMHOUSE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_everyone_if_no_acl_found: bool,
+    /// On SASL listeners, the session lifetime clients that support
+    /// re-authentication are told: they re-authenticate within it, or the
+    /// connection closes at their next request; 0 for no limit (Kafka's
+    /// connections.max.reauth.ms)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_CONNECTIONS_MAX_REAUTH_MS",
+        default_value_t = 0
+    )]
+    pub connections_max_reauth_ms: u64,
     /// Folder of the embedded catalog and objects
     #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -468,6 +478,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `--acls`, `--super-user`, `--allow-everyone-if-no-acl-found`.
     pub acls: AclSettings,
+    /// Kafka's `connections.max.reauth.ms`; None for 0 (no re-authentication).
+    pub connections_max_reauth: Option<Duration>,
     pub data_dir: PathBuf,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
@@ -517,6 +529,7 @@ impl Config {
             acls,
             super_user,
             allow_everyone_if_no_acl_found,
+            connections_max_reauth_ms,
             data_dir,
             catalog,
             catalog_timeout_ms,
@@ -726,6 +739,8 @@ impl Config {
             sasl_users_file,
             tls,
             acls,
+            connections_max_reauth: (connections_max_reauth_ms > 0)
+                .then(|| Duration::from_millis(connections_max_reauth_ms)),
             data_dir,
             catalog_url,
             catalog_timeout: Duration::from_millis(catalog_timeout_ms),

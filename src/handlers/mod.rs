@@ -49,6 +49,7 @@ use crate::acl::Access;
 use crate::fetch_memory::{FetchHold, FetchTurns};
 use crate::quotas::{raise_throttle, request_time, Mute, QuotaClient, RequestMeter};
 use crate::request_metrics::RequestMetrics;
+use crate::sasl::SaslSession;
 use crate::Broker;
 
 /// What the connection does once a request is answered.
@@ -178,6 +179,9 @@ pub struct Session<'a> {
     pub fetch_turns: &'a Arc<FetchTurns>,
     /// The connection's throttle.
     pub mute: &'a Arc<Mute>,
+    /// How the client authenticated, on a SASL listener: re-authentication
+    /// runs through it.
+    pub sasl: Option<&'a Arc<SaslSession>>,
 }
 
 /// `meter` times a request of a client under a request-time quota; the
@@ -213,6 +217,7 @@ async fn respond(
         user,
         fetch_turns,
         mute,
+        sasl: sasl_session,
     } = session;
     let version = request.version;
     let broker = Arc::clone(broker);
@@ -372,12 +377,15 @@ async fn respond(
                 partitions::delete_records(&broker, body, &access).await,
             ))
         }),
-        RequestKind::SaslHandshake(_) => {
-            PendingResponse::ready(reply.encode(ResponseKind::SaslHandshake(sasl::handshake())))
+        // In arrival order, here: a re-authentication's steps must not
+        // overtake each other.
+        RequestKind::SaslHandshake(body) => PendingResponse::ready(reply.encode(
+            ResponseKind::SaslHandshake(sasl::handshake(sasl_session, &body, version)),
+        )),
+        RequestKind::SaslAuthenticate(body) => {
+            let response = sasl::authenticate(&broker, sasl_session, &body).await;
+            PendingResponse::ready(reply.encode(ResponseKind::SaslAuthenticate(response)))
         }
-        RequestKind::SaslAuthenticate(_) => PendingResponse::ready(
-            reply.encode(ResponseKind::SaslAuthenticate(sasl::authenticate())),
-        ),
         RequestKind::DescribeCluster(body) => PendingResponse::ready(reply.encode(
             ResponseKind::DescribeCluster(cluster::describe(&broker, body, version, &access)),
         )),

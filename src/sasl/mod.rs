@@ -1,16 +1,19 @@
 //! SASL authentication of client connections on a SASL listener: the
 //! mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), one connection's
-//! exchange, the users file that creates credentials at start, and the
-//! connection's phase before it is authenticated ([`authenticate`]).
+//! exchange, the users file that creates credentials at start, the
+//! connection's phase before it is authenticated ([`authenticate`]), and
+//! re-authentication on the authenticated connection ([`reauth`]).
 //!
 //! Credentials live in the catalog as SCRAM credentials, so every agent
 //! authenticates the same users; PLAIN is checked against them too.
 
 pub mod plain;
+pub mod reauth;
 pub mod scram;
 mod session;
 pub mod users;
 
+pub use reauth::SaslSession;
 pub use session::authenticate;
 
 use streamhouse_metadata::credentials::ScramMechanism;

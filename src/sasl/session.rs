@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use streamhouse_protocol::{frame, request, response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use super::reauth::{lifetime_ms, SaslSession};
 use super::{Exchange, Mechanism, Refused, Step, MECHANISMS};
 use crate::handlers::api_versions;
 use crate::Broker;
@@ -34,7 +35,7 @@ enum State {
     Raw(Exchange),
 }
 
-/// Runs the connection until it is authenticated: the user, or None once
+/// Runs the connection until it is authenticated: the session, or None once
 /// the connection must close. Bytes read past the last SASL frame stay in
 /// `buf` for the connection's main loop.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
@@ -42,19 +43,23 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     socket: &mut S,
     buf: &mut BytesMut,
     peer: SocketAddr,
-) -> Option<String> {
+) -> Option<SaslSession> {
     let mut state = State::Handshake;
     loop {
         let body = next_frame(broker, socket, buf, peer).await?;
         let (reply, outcome) = match state {
             State::Raw(mut exchange) => {
+                let exchange_mechanism = exchange.mechanism();
                 let stepped = exchange.step(broker.catalog.as_ref(), &body).await;
                 state = State::Raw(exchange);
                 match stepped {
                     Ok(Step::Continue(challenge)) => (raw_frame(&challenge), None),
-                    Ok(Step::Authenticated { user, response }) => {
-                        (raw_frame(&response), Some(Some(user)))
-                    }
+                    // The original framing cannot carry a session
+                    // lifetime: no re-authentication.
+                    Ok(Step::Authenticated { user, response }) => (
+                        raw_frame(&response),
+                        Some(Some(SaslSession::new(user, exchange_mechanism, None))),
+                    ),
                     // Kafka's original framing has no way to say why: the
                     // connection closes.
                     Err(refused) => {
@@ -94,14 +99,14 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The response to one request, the state after it, and Some(outcome) when
-/// the exchange ends with it (Some(user) authenticated, None refused). None
-/// for a request that closes the connection unanswered.
+/// the exchange ends with it (Some(session) authenticated, None refused).
+/// None for a request that closes the connection unanswered.
 async fn answer(
     broker: &Broker,
     request: &request::Request,
     state: State,
     peer: SocketAddr,
-) -> Option<(ResponseKind, State, Option<Option<String>>)> {
+) -> Option<(ResponseKind, State, Option<Option<SaslSession>>)> {
     match (&request.body, state) {
         (RequestKind::ApiVersions(body), state) => Some((
             ResponseKind::ApiVersions(api_versions::handle(body, request.version)),
@@ -152,12 +157,20 @@ async fn answer(
                     response: last,
                 }) => {
                     tracing::debug!(%peer, user = %user, mechanism = exchange.mechanism().name(), "authenticated");
+                    // Only v1+ carries a session lifetime; a v0 client is
+                    // never asked to re-authenticate (a lifetime of 0).
+                    let lifetime = broker
+                        .config
+                        .connections_max_reauth
+                        .filter(|_| request.version >= 1);
+                    let response = response
+                        .with_auth_bytes(last.into())
+                        .with_session_lifetime_ms(lifetime.map_or(0, lifetime_ms));
+                    let session = SaslSession::new(user, exchange.mechanism(), lifetime);
                     (
-                        // No re-authentication is asked for: a session
-                        // lifetime of 0.
-                        ResponseKind::SaslAuthenticate(response.with_auth_bytes(last.into())),
+                        ResponseKind::SaslAuthenticate(response),
                         State::Framed(exchange),
-                        Some(Some(user)),
+                        Some(Some(session)),
                     )
                 }
                 Err(refused) => {
