@@ -523,3 +523,29 @@ async fn a_session_past_its_lifetime_or_re_authenticated_as_another_user_closes(
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     assert!(metadata_works(&mut client).await);
 }
+
+/// franz-go opens with an ApiVersions newer than ours; on a SASL listener
+/// too it gets UNSUPPORTED_VERSION with our list, asks again and signs in.
+#[tokio::test]
+async fn a_newer_api_versions_before_authentication_gets_our_versions() {
+    let (broker, _users) = sasl_broker(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::ApiVersions as i16);
+    request.put_i16(99);
+    request.put_i32(77);
+    request.put_i16(-1); // no client id
+    request.put_u8(0); // no tagged fields
+    let mut frame = BytesMut::new();
+    frame.put_i32(request.len() as i32);
+    frame.extend_from_slice(&request);
+    client.send_raw(&frame).await;
+    let mut answer = client.receive_frame().await.expect("an answer");
+    use bytes::Buf;
+    assert_eq!(answer.get_i32(), 77, "correlation id");
+    assert_eq!(answer.get_i16(), 35, "UNSUPPORTED_VERSION");
+    assert_eq!(handshake(&mut client, 1, "PLAIN").await.error_code, 0);
+    let accepted = authenticate(&mut client, b"\0alice\0alice-secret").await;
+    assert_eq!(accepted.error_code, 0);
+    assert!(metadata_works(&mut client).await);
+}

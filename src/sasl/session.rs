@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
+    ApiKey, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_protocol::{frame, request, response};
@@ -71,6 +71,22 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             current => {
                 let request = match request::decode(body) {
                     Ok(request) => request,
+                    // As on any listener (and Kafka): an ApiVersions newer
+                    // than ours is answered with our versions, and the
+                    // client asks again (franz-go opens with v5).
+                    Err(request::RequestError::UnsupportedVersion {
+                        api_key: ApiKey::ApiVersions,
+                        correlation_id,
+                        ..
+                    }) => {
+                        state = current;
+                        let reply = response::unsupported_api_versions(correlation_id).ok()?;
+                        if socket.write_all(&reply).await.is_err() || socket.flush().await.is_err()
+                        {
+                            return None;
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "closing connection: bad request during SASL authentication");
                         return None;
