@@ -109,7 +109,7 @@ ensure_apt_packages() {
     command -v prometheus >/dev/null || need+=(prometheus)
     # systemd-analyze, which the deploy runner verifies the systemd unit with.
     command -v systemd-analyze >/dev/null || need+=(systemd)
-    # The certificates of the TLS wire tests and the tls runner.
+    # The certificates of the TLS wire tests and the tls and secure runners.
     command -v openssl >/dev/null || need+=(openssl)
     ((${#need[@]})) || return 0
     echo "installing with apt-get: ${need[*]}" >&2

@@ -71,6 +71,13 @@
 #                                             with a client certificate and with SCRAM-SHA-512,
 #                                             the Java client over SASL_SSL (PEM truststore),
 #                                             plain text refused, certificates reloaded on SIGHUP
+#   secure  tests/compat/secure_clients.sh    the Java client, confluent-kafka and franz-go produce
+#                                             and consume over SASL_SSL (SCRAM-SHA-512), SSL with
+#                                             a client certificate and SASL_PLAINTEXT (PLAIN); an
+#                                             expired server certificate refused by every client,
+#                                             then renewed on SIGHUP; plain text on a TLS port
+#                                             refused (the embedded pair only: transport does not
+#                                             depend on the catalog or the store; ~1 minute)
 #   acls    tests/compat/acls.sh              --acls on: kafka-acls adds, lists and removes
 #                                             ACLs; kcat and the Java producer and consumer
 #                                             refused without WRITE, group READ, or when
@@ -133,6 +140,8 @@ CLIENTS=(
     "deploy    sh     deploy_check.sh"
     "sasl      sh     sasl.sh"
     "tls       sh     tls.sh"
+    # One backend pair: TLS and SASL sit in front of the catalog and the store.
+    "secure    sh     secure_clients.sh"
     "acls      sh     acls.sh"
 )
 ALL_CLIENTS=()

@@ -2,7 +2,8 @@
 # TLS listeners with real clients, on each backend pair in COMPAT_BACKENDS.
 # openssl makes a CA, a server certificate for localhost and 127.0.0.1 (so
 # that kcat's and the Java client's hostname checks pass) and a client
-# certificate in each broker's temp dir; no key is kept anywhere else.
+# certificate in each broker's temp dir (certs.sh); no key is kept anywhere
+# else.
 #
 # Scenarios per backend:
 #   kcat/ssl/round-trip          an SSL listener: kcat (librdkafka 2.0.2) trusting
@@ -24,6 +25,8 @@
 # Usage: tests/compat/tls.sh   (STREAMHOUSE_BIN, COMPAT_BACKENDS, COMPAT_KEEP=1)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=certs.sh
+source "$COMPAT_DIR/certs.sh"
 
 JAVA_LIB="$STREAMHOUSE_CACHE/java/lib"
 TIMEOUT=60
@@ -32,30 +35,6 @@ trap broker_cleanup EXIT
 
 command -v kcat >/dev/null || { record FAIL "tls/setup" "kcat not installed (apt-get install kcat)"; exit 1; }
 command -v openssl >/dev/null || { record FAIL "tls/setup" "openssl not installed"; exit 1; }
-
-# NAME.pem and NAME.key, signed by the CA in the current directory.
-issue() {
-    local name="$1" subject="$2" extensions="$3"
-    printf 'basicConstraints=CA:FALSE\n%b\n' "$extensions" >"$name.ext"
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$name.key" \
-        -out "$name.csr" -subj "$subject" &&
-        openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -out "$name.pem" -days 2 -extfile "$name.ext"
-}
-
-# The CA, server and client certificates in $BROKER_DIR/certs.
-make_certs() {
-    CERTS="$BROKER_DIR/certs"
-    mkdir -p "$CERTS"
-    (
-        cd "$CERTS" &&
-            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
-                -out ca.pem -days 2 -subj "/CN=StreamHouse compat CA" \
-                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
-            issue server /CN=localhost 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth' &&
-            issue client /O=acme/OU=eng/CN=alice 'extendedKeyUsage=clientAuth'
-    ) >"$CERTS/openssl.log" 2>&1 || { cat "$CERTS/openssl.log" >&2; return 1; }
-}
 
 # A broker of this backend with one PROTOCOL listener and the TLS files;
 # requiring client certificates with MTLS=mtls; with the users file (alice)
@@ -135,7 +114,7 @@ reload() {
         return
     fi
     # A new key and certificate from the same CA.
-    (cd "$CERTS" && issue server /CN=localhost 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth') \
+    (cd "$CERTS" && issue server /CN=localhost "$SERVER_EXTENSIONS") \
         >"$CERTS/renew.log" 2>&1
     kill -HUP "$BROKER_PID"
     sleep 1

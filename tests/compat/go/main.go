@@ -4,6 +4,7 @@
 // starts the brokers and collects the lines).
 //
 //	compat -client franz-go|sarama -bootstrap 127.0.0.1:PORT -label embedded
+//	compat secure ...   franz-go over a TLS or SASL listener (secure.go)
 //
 // Scenarios (the same for both clients, and as tests/compat/pyclients.py):
 //
@@ -175,6 +176,9 @@ func groupValues() map[int32][]string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "secure" {
+		os.Exit(runSecure(os.Args[2:]))
+	}
 	client := flag.String("client", "", "franz-go or sarama")
 	bootstrap := flag.String("bootstrap", "", "host:port")
 	label := flag.String("label", "", "backend label in scenario names")
