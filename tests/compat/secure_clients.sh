@@ -43,8 +43,6 @@
 #   secure/expired-cert/reload       SIGHUP with a valid certificate: the same
 #                                    process serves kcat
 #
-# franz-go over the SASL listeners is a known gap (KNOWN_GAPS below).
-#
 # Needs the Go binary of ./scripts/test.sh --setup-only
 # ($STREAMHOUSE_CACHE/go/bin/compat), the venv and the Java jars.
 #
@@ -62,21 +60,7 @@ RECORDS=100
 
 trap broker_cleanup EXIT
 
-# Scenarios that fail for a known reason (docs/compatibility.md): XFAIL with
-# it, which run_all.sh counts apart; PASS as soon as they pass.
-declare -A KNOWN_GAPS=(
-    [secure/sasl-ssl/franz-go]="franz-go 1.22 opens with ApiVersions v5, newer than the broker serves; before SASL authentication the broker closes the connection instead of answering UNSUPPORTED_VERSION with its versions, as Kafka and its own PLAINTEXT and SSL listeners do"
-    [secure/sasl-plaintext/franz-go]="the same ApiVersions v5 refusal before SASL authentication"
-)
-
-failed() {
-    local name="$1" detail="$2"
-    if [[ -n "${KNOWN_GAPS[$name]:-}" ]]; then
-        record XFAIL "$name" "${KNOWN_GAPS[$name]} ($detail)"
-    else
-        record FAIL "$name" "$detail"
-    fi
-}
+failed() { record FAIL "$1" "$2"; }
 
 if [[ " $COMPAT_BACKENDS " != *" embedded "* ]]; then
     echo "secure: runs on the embedded backend pair only, and COMPAT_BACKENDS is '$COMPAT_BACKENDS'" >&2
