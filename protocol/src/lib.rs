@@ -36,6 +36,7 @@ pub mod fuzzing;
 pub mod records;
 pub mod request;
 pub mod response;
+pub mod sasl;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 pub mod topic_id_offsets;

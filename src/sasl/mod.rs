@@ -116,7 +116,7 @@ impl Exchange {
                 Err(e) => return Err(catalog_failure(&e)),
             }
         }
-        message.verify(&credentials).map_err(refused)?;
+        plain::verify(&message, &credentials).map_err(refused)?;
         Ok(Step::Authenticated {
             user: message.user,
             response: Vec::new(),

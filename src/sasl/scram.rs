@@ -2,7 +2,8 @@
 //! runs them: credentials derived from a password, and the server's side of
 //! the two-message exchange, checked against a stored credential.
 //!
-//! The exchange is pure: [`ClientFirst::parse`] reads the client's first
+//! The exchange is pure: [`ClientFirst::parse`] (the messages' grammar is
+//! the protocol crate's, `streamhouse_protocol::sasl`) reads the client's first
 //! message, the caller looks up the user's credential, [`ServerFirst::new`]
 //! answers with the salt, the iteration count and the combined nonce, and
 //! [`ServerFirst::finish`] checks the client's proof and returns the server's
@@ -12,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256, Sha512};
 use streamhouse_metadata::credentials::{ScramCredential, ScramMechanism};
+pub use streamhouse_protocol::sasl::{ClientFinal, ClientFirst, ScramError};
 
 /// Kafka's default and least iteration count for SCRAM credentials.
 pub const DEFAULT_ITERATIONS: i32 = 4096;
@@ -19,23 +21,6 @@ pub const DEFAULT_ITERATIONS: i32 = 4096;
 pub const MAX_ITERATIONS: i32 = 16384;
 /// Bytes of random salt in a credential derived here.
 const SALT_BYTES: usize = 32;
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ScramError {
-    /// Kafka's message for an unknown user or a wrong proof.
-    #[error("Authentication failed: Invalid user credentials")]
-    InvalidCredentials,
-    #[error("Authentication failed: Client requested an authorization id that is different from username")]
-    AuthorizationIdMismatch,
-    #[error("Invalid client nonce in the final client message.")]
-    InvalidNonce,
-    #[error("Authentication failed: Invalid client final message")]
-    InvalidFinalMessage,
-    #[error("invalid SCRAM client first message: {0}")]
-    InvalidFirstMessage(&'static str),
-    #[error("delegation tokens are not supported")]
-    TokenAuthentication,
-}
 
 fn digest(mechanism: ScramMechanism, parts: &[&[u8]]) -> Vec<u8> {
     match mechanism {
@@ -192,83 +177,6 @@ pub fn random_bytes(count: usize) -> Vec<u8> {
     bytes
 }
 
-/// A SCRAM saslname (RFC 5802 5.1): `=2C` and `=3D` stand for `,` and `=`.
-fn decode_saslname(text: &str) -> Result<String, ScramError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('=') {
-        out.push_str(&rest[..at]);
-        match rest.get(at..at + 3) {
-            Some("=2C") => out.push(','),
-            Some("=3D") => out.push('='),
-            _ => {
-                return Err(ScramError::InvalidFirstMessage(
-                    "bad escape in the user name",
-                ))
-            }
-        }
-        rest = &rest[at + 3..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// The client's first message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientFirst {
-    pub user: String,
-    nonce: String,
-    /// The message without its GS2 header, part of what both sides sign.
-    bare: String,
-    /// The GS2 header, which the final message's channel binding repeats.
-    gs2_header: String,
-}
-
-impl ClientFirst {
-    pub fn parse(message: &[u8]) -> Result<ClientFirst, ScramError> {
-        let text = std::str::from_utf8(message)
-            .map_err(|_| ScramError::InvalidFirstMessage("not UTF-8"))?;
-        // gs2-header: "n," (no channel binding; Kafka supports no other),
-        // then an optional "a=authzid", then ",".
-        let Some(rest) = text.strip_prefix("n,") else {
-            return Err(ScramError::InvalidFirstMessage(
-                "channel binding is not supported",
-            ));
-        };
-        let Some((authzid, bare)) = rest.split_once(',') else {
-            return Err(ScramError::InvalidFirstMessage("no GS2 header"));
-        };
-        let gs2_header = format!("n,{authzid},");
-        let mut fields = bare.split(',');
-        let user = match fields.next().and_then(|f| f.strip_prefix("n=")) {
-            Some(name) if !name.is_empty() => decode_saslname(name)?,
-            _ => return Err(ScramError::InvalidFirstMessage("no user name")),
-        };
-        let nonce = match fields.next().and_then(|f| f.strip_prefix("r=")) {
-            Some(nonce) if !nonce.is_empty() => nonce.to_owned(),
-            _ => return Err(ScramError::InvalidFirstMessage("no nonce")),
-        };
-        // Extensions follow; Kafka's only one marks delegation tokens.
-        if fields.any(|f| f == "tokenauth=true") {
-            return Err(ScramError::TokenAuthentication);
-        }
-        if !authzid.is_empty() {
-            let Some(requested) = authzid.strip_prefix("a=") else {
-                return Err(ScramError::InvalidFirstMessage("bad GS2 header"));
-            };
-            if decode_saslname(requested)? != user {
-                return Err(ScramError::AuthorizationIdMismatch);
-            }
-        }
-        Ok(ClientFirst {
-            user,
-            nonce,
-            bare: bare.to_owned(),
-            gs2_header,
-        })
-    }
-}
-
 /// The server's first message, sent, and what the final exchange needs.
 #[derive(Debug, Clone)]
 pub struct ServerFirst {
@@ -318,32 +226,20 @@ impl ServerFirst {
     /// Checks the client's final message; the server's final message if the
     /// proof is right.
     pub fn finish(&self, client_final: &[u8]) -> Result<Vec<u8>, ScramError> {
-        let text =
-            std::str::from_utf8(client_final).map_err(|_| ScramError::InvalidFinalMessage)?;
-        let (without_proof, proof) = text
-            .rsplit_once(",p=")
-            .ok_or(ScramError::InvalidFinalMessage)?;
-        let mut fields = without_proof.split(',');
-        let binding = fields
-            .next()
-            .and_then(|f| f.strip_prefix("c="))
-            .ok_or(ScramError::InvalidFinalMessage)?;
-        let nonce = fields
-            .next()
-            .and_then(|f| f.strip_prefix("r="))
-            .ok_or(ScramError::InvalidFinalMessage)?;
+        let ClientFinal {
+            channel_binding,
+            nonce,
+            without_proof,
+            proof,
+        } = ClientFinal::parse(client_final)?;
         // Kafka accepts a nonce that ends with the combined one: librdkafka
         // repeats its own nonce in front of it.
         if !nonce.ends_with(&self.nonce) {
             return Err(ScramError::InvalidNonce);
         }
-        if STANDARD.decode(binding).ok().as_deref() != Some(self.client_first.gs2_header.as_bytes())
-        {
+        if channel_binding != self.client_first.gs2_header.as_bytes() {
             return Err(ScramError::InvalidFinalMessage);
         }
-        let proof = STANDARD
-            .decode(proof)
-            .map_err(|_| ScramError::InvalidFinalMessage)?;
         let mechanism = self.credential.mechanism;
         let auth_message = format!(
             "{},{},{without_proof}",
@@ -431,35 +327,6 @@ mod tests {
             b"c=biws,r=x,p=not base64!",
         ] {
             assert!(server.finish(garbage).is_err());
-        }
-    }
-
-    #[test]
-    fn first_messages_are_checked() {
-        assert_eq!(
-            ClientFirst::parse(b"n,a=us=3Der,n=us=3Der,r=abc")
-                .unwrap()
-                .user,
-            "us=er"
-        );
-        assert_eq!(
-            ClientFirst::parse(b"n,a=admin,n=user,r=abc"),
-            Err(ScramError::AuthorizationIdMismatch)
-        );
-        assert_eq!(
-            ClientFirst::parse(b"n,,n=user,r=abc,tokenauth=true"),
-            Err(ScramError::TokenAuthentication)
-        );
-        for bad in [
-            &b""[..],
-            b"y,,n=user,r=abc",
-            b"p=tls-unique,,n=user,r=abc",
-            b"n,,n=,r=abc",
-            b"n,,n=user",
-            b"n,,n=u=2X,r=a",
-            b"n,,\xff",
-        ] {
-            assert!(ClientFirst::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -24,6 +24,7 @@ use crate::append_time;
 use crate::batch::{self, codec, BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
 use crate::records;
 use crate::request;
+use crate::sasl;
 use crate::validate::{self, InvalidBatch, TimestampBounds, ValidBatch, MAX_DECOMPRESSED_BYTES};
 
 #[cfg(test)]
@@ -58,7 +59,28 @@ pub const TARGETS: &[Target] = &[
         name: "compressed_records",
         run: compressed_records,
     },
+    Target {
+        name: "sasl_messages",
+        run: sasl_messages,
+    },
 ];
+
+/// A SASL token as a client sends it before authentication: read as a
+/// PLAIN message, a SCRAM client-first and a SCRAM client-final message.
+/// Any result is fine; a parsed message must hold what it was parsed from.
+pub fn sasl_messages(data: &[u8]) {
+    if let Ok(plain) = sasl::PlainMessage::parse(data) {
+        assert!(!plain.user.is_empty() && !plain.password.is_empty());
+    }
+    if let Ok(first) = sasl::ClientFirst::parse(data) {
+        assert!(!first.user.is_empty() && !first.nonce.is_empty());
+        assert!(first.gs2_header.len() + first.bare.len() == data.len());
+    }
+    if let Ok(last) = sasl::ClientFinal::parse(data) {
+        assert!(last.without_proof.len() < data.len());
+        assert!(data.starts_with(last.without_proof.as_bytes()));
+    }
+}
 
 /// A request frame body (without its length prefix) as the connection loop
 /// hands it to [`request::decode`]: any result is fine.

@@ -50,8 +50,29 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
         "record_batch" => record_runs(),
         "validate_batch" => batches(),
         "compressed_records" => record_streams(),
+        "sasl_messages" => sasl_tokens(),
         other => panic!("no seeds for {other}"),
     }
+}
+
+/// What clients send as SASL tokens: PLAIN messages, SCRAM first messages
+/// (as the Java client and librdkafka write them, with an authorization
+/// id, an escaped name and Kafka's token extension) and final messages.
+fn sasl_tokens() -> Vec<(String, Vec<u8>)> {
+    [
+        ("plain", &b"\0alice\0alice-secret"[..]),
+        ("plain-authzid", b"alice\0alice\0pw"),
+        ("scram-first", b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"),
+        ("scram-first-authzid", b"n,a=us=3Der,n=us=3Der,r=rOprNGfwEbeRWgbNEkqO"),
+        ("scram-first-token", b"n,,n=alice,r=abc,tokenauth=true"),
+        (
+            "scram-final",
+            b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, token)| (name.to_owned(), token.to_vec()))
+    .collect()
 }
 
 fn s(text: &'static str) -> StrBytes {

@@ -111,6 +111,11 @@ fn compressed_records_survives_its_corpus_and_mutations() {
 }
 
 #[test]
+fn sasl_messages_survives_its_corpus_and_mutations() {
+    pass("sasl_messages");
+}
+
+#[test]
 fn every_target_has_a_test_here() {
     assert_eq!(
         TARGETS.iter().map(|t| t.name).collect::<Vec<_>>(),
@@ -118,7 +123,8 @@ fn every_target_has_a_test_here() {
             "request_decode",
             "record_batch",
             "validate_batch",
-            "compressed_records"
+            "compressed_records",
+            "sasl_messages"
         ]
     );
 }
