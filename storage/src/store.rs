@@ -18,7 +18,7 @@ use std::sync::Arc;
 use object_store::aws::AmazonS3Builder;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
+use object_store::{Certificate, ClientOptions, ObjectStore};
 use url::Url;
 
 use crate::folder::FolderStore;
@@ -57,6 +57,7 @@ fn open_s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
         .ok_or("an s3:// URL needs a bucket name: s3://BUCKET?...")?;
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let mut prefix = None;
+    let mut client = ClientOptions::new();
     for (key, value) in url.query_pairs() {
         builder = match key.as_ref() {
             "endpoint" => builder.with_endpoint(value.to_string()),
@@ -67,18 +68,41 @@ fn open_s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
                 prefix = Some(value.to_string());
                 builder
             }
+            // A private CA (an S3-compatible store inside the company):
+            // trusted beside the system's roots.
+            "ca_file" => {
+                for certificate in ca_bundle(&value)? {
+                    client = client.with_root_certificate(certificate);
+                }
+                builder
+            }
             other => {
                 return Err(format!(
-                    "unknown parameter '{other}' (expected endpoint, region, allow_http, path_style, prefix)"
+                    "unknown parameter '{other}' (expected endpoint, region, allow_http, path_style, prefix, ca_file)"
                 ))
             }
         };
     }
-    let store = builder.build().map_err(|e| e.to_string())?;
+    let store = builder
+        .with_client_options(client)
+        .build()
+        .map_err(|e| e.to_string())?;
     Ok(match prefix {
         Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
         None => Arc::new(store),
     })
+}
+
+/// The certificates of a PEM file, at least one.
+fn ca_bundle(path: &str) -> Result<Vec<Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file '{path}': {e}"))?;
+    match Certificate::from_pem_bundle(&pem) {
+        Ok(certificates) if !certificates.is_empty() => Ok(certificates),
+        Ok(_) => Err(format!("ca_file '{path}' holds no PEM certificate")),
+        Err(e) => Err(format!(
+            "ca_file '{path}' is not a PEM certificate bundle: {e}"
+        )),
+    }
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
@@ -119,6 +143,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("must be true or false"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = open_store(&format!("s3://b?ca_file={}", missing.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read ca_file"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = open_store(&format!("s3://b?ca_file={}", empty.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds no PEM certificate"), "{err}");
     }
 
     #[test]
