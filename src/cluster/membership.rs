@@ -260,6 +260,7 @@ async fn register(
             incarnation: incarnation.to_string(),
             host: identity.host.clone(),
             port: identity.port,
+            endpoints: Vec::new(),
             zone: identity.zone.clone(),
             lease_ms: i64::try_from(identity.lease.as_millis()).unwrap_or(i64::MAX),
         })

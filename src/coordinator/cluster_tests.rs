@@ -87,6 +87,7 @@ async fn two_agents(initial_delay: Duration) -> Agents {
                 incarnation: incarnation.clone(),
                 host: "127.0.0.1".into(),
                 port: 9000 + node_id,
+                endpoints: Vec::new(),
                 zone: None,
                 lease_ms: 60_000,
             })
