@@ -9,6 +9,8 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::cluster;
+use crate::config::listeners::SecurityProtocol;
 use crate::coordinator::{
     CoordinatorNode, JoinRequest, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
 };
@@ -22,10 +24,14 @@ pub(super) fn optional(value: Option<&str>) -> Option<StrBytes> {
     value.map(text)
 }
 
+/// FindCoordinator: each key's coordinator, named by its endpoint on the
+/// client's listener. A coordinator without that listener is answered as
+/// Kafka answers it, COORDINATOR_NOT_AVAILABLE.
 pub async fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
+    listener: SecurityProtocol,
 ) -> FindCoordinatorResponse {
     let key_type = request.key_type;
     let keys = if version >= 4 {
@@ -41,15 +47,24 @@ pub async fn find_coordinator(
         KEY_TYPE_TRANSACTION => vec![broker.coordinator.this_node().clone(); keys.len()],
         _ => Vec::new(),
     };
+    let brokers = cluster::brokers(broker, &broker.membership.view(), listener);
     let mut coordinators = Vec::with_capacity(keys.len());
     for (i, key) in keys.into_iter().enumerate() {
         let entry = WireCoordinator::default().with_key(key);
-        coordinators.push(match nodes.get(i) {
-            Some(node) => entry
-                .with_node_id(BrokerId(node.node_id))
-                .with_host(text(&node.host))
-                .with_port(node.port),
-            None => entry
+        let node = nodes.get(i);
+        let endpoint = node.and_then(|n| brokers.iter().find(|b| b.node_id == n.node_id));
+        coordinators.push(match (node, endpoint) {
+            (Some(_), Some(endpoint)) => entry
+                .with_node_id(BrokerId(endpoint.node_id))
+                .with_host(text(&endpoint.host))
+                .with_port(endpoint.port),
+            // Kafka's Node.noNode() and the error's own message.
+            (Some(_), None) => entry
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(text("The coordinator is not available."))),
+            (None, _) => entry
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
                 .with_error_code(ResponseError::InvalidRequest.code())

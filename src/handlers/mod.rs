@@ -44,6 +44,7 @@ use streamhouse_metadata::Topic;
 use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
+use crate::config::listeners::SecurityProtocol;
 use crate::fetch_memory::{FetchHold, FetchTurns};
 use crate::quotas::{raise_throttle, request_time, Mute, QuotaClient, RequestMeter};
 use crate::request_metrics::RequestMetrics;
@@ -169,6 +170,9 @@ async fn named_topic(
 pub struct Session<'a> {
     /// The client's address; group members report it as their host.
     pub peer: SocketAddr,
+    /// The listener the client connected on: brokers are named to it by
+    /// their endpoints on that listener.
+    pub listener: SecurityProtocol,
     /// The authenticated principal's name (`ANONYMOUS` without
     /// authentication), as quotas name users.
     pub user: &'a Arc<str>,
@@ -208,6 +212,7 @@ async fn respond(
 ) -> PendingResponse {
     let Session {
         peer,
+        listener,
         user,
         fetch_turns,
         mute,
@@ -255,7 +260,14 @@ async fn respond(
         }),
         RequestKind::Metadata(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::Metadata(
-                metadata::handle(&broker, body, version, request.header.client_id.as_deref()).await,
+                metadata::handle(
+                    &broker,
+                    body,
+                    version,
+                    request.header.client_id.as_deref(),
+                    listener,
+                )
+                .await,
             ))
         }),
         RequestKind::CreateTopics(body) => PendingResponse::later(async move {
@@ -268,9 +280,11 @@ async fn respond(
                 topics::delete(&broker, body, version).await,
             ))
         }),
-        RequestKind::FindCoordinator(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::FindCoordinator(groups::find_coordinator(&broker, body, version).await),
-        )),
+        RequestKind::FindCoordinator(body) => {
+            PendingResponse::ready(reply.encode(ResponseKind::FindCoordinator(
+                groups::find_coordinator(&broker, body, version, listener).await,
+            )))
+        }
         RequestKind::JoinGroup(body) => {
             let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
             // Kafka reports the host as Java's InetAddress prints it.
@@ -362,7 +376,7 @@ async fn respond(
             reply.encode(ResponseKind::SaslAuthenticate(sasl::authenticate())),
         ),
         RequestKind::DescribeCluster(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::DescribeCluster(cluster::describe(&broker, body, version)),
+            ResponseKind::DescribeCluster(cluster::describe(&broker, body, version, listener)),
         )),
         RequestKind::DescribeProducers(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeProducers(
@@ -401,7 +415,7 @@ async fn respond(
         RequestKind::DescribeTopicPartitions(body) => PendingResponse::later(async move {
             let client_id = request.header.client_id.as_deref();
             reply.encode(ResponseKind::DescribeTopicPartitions(
-                topic_partitions::describe(&broker, body, client_id).await,
+                topic_partitions::describe(&broker, body, client_id, listener).await,
             ))
         }),
         RequestKind::DescribeUserScramCredentials(body) => PendingResponse::later(async move {
