@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use streamhouse_clock::SharedClock;
+use streamhouse_metadata::agents::Endpoint;
 use streamhouse_metadata::Catalog;
 use streamhouse_storage::instrumented::InstrumentedStore;
 use streamhouse_storage::{
@@ -14,6 +15,7 @@ use streamhouse_storage::{
 
 use crate::acl::Authorizer;
 use crate::cluster::{AgentIdentity, Membership};
+use crate::config::listeners::{ListenerConfig, SecurityProtocol};
 use crate::coordinator::{Coordinator, CoordinatorNode, Placement};
 use crate::fetch_memory::FetchMemory;
 use crate::group_lag::GroupLag;
@@ -50,9 +52,9 @@ pub struct Broker {
     pub clock: SharedClock,
     /// Every metric family of the agent, as the metrics endpoint serves them.
     pub registry: Arc<Registry>,
-    /// Whether the Kafka listener is accepting connections (for `/readyz`).
+    /// Whether the Kafka listeners are accepting connections (for `/readyz`).
     pub accepting: crate::health::Accepting,
-    /// The listener's TLS, on SSL and SASL_SSL listeners.
+    /// The TLS of the SSL and SASL_SSL listeners.
     pub tls: Option<crate::tls::Tls>,
 }
 
@@ -124,12 +126,14 @@ impl Broker {
                     crate::internal_topics::CONSUMER_OFFSETS
                 )
             })?;
+        let first = &config.listeners[0];
         let membership = Membership::join(
             Arc::clone(&catalog),
             AgentIdentity {
                 node_id: config.node_id,
-                host: config.advertise_host.clone(),
-                port: i32::from(config.advertise_port),
+                host: first.advertised_host.clone(),
+                port: i32::from(first.advertised_port),
+                endpoints: endpoints(&config),
                 zone: config.zone.clone(),
                 lease: config.agent_lease,
             },
@@ -170,8 +174,6 @@ impl Broker {
             Arc::clone(&membership) as Arc<dyn Placement>,
             CoordinatorNode {
                 node_id: membership.node_id(),
-                host: config.advertise_host.clone(),
-                port: i32::from(config.advertise_port),
             },
             config.group_rules,
             Arc::clone(&clock),
@@ -200,5 +202,25 @@ impl Broker {
     /// This agent's broker id, as registered in the catalog.
     pub fn node_id(&self) -> i32 {
         self.membership.node_id()
+    }
+
+    /// Where clients of `listener` reach this agent; None when it has no
+    /// such listener.
+    pub fn endpoint(&self, listener: SecurityProtocol) -> Option<Endpoint> {
+        self.config.listener(listener).map(advertised)
+    }
+}
+
+/// The endpoints this agent registers: each listener's advertised address.
+fn endpoints(config: &Config) -> Vec<Endpoint> {
+    config.listeners.iter().map(advertised).collect()
+}
+
+/// A listener's advertised address, named by its protocol.
+fn advertised(listener: &ListenerConfig) -> Endpoint {
+    Endpoint {
+        listener: listener.protocol.name().to_owned(),
+        host: listener.advertised_host.clone(),
+        port: i32::from(listener.advertised_port),
     }
 }

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::config::listeners::SecurityProtocol;
 use crate::fetch_memory::{FetchMemory, FetchTurns};
 use crate::handlers::{self, Outcome, PendingResponse};
 use crate::quotas::{request_time, Mute};
@@ -47,27 +48,29 @@ const MAX_IN_FLIGHT: usize = 32;
 /// large frames and stalling.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Serves one accepted connection: on a TLS listener, its handshake first,
-/// here in the connection's own task so that a slow or failed one holds up
-/// no other.
+/// Serves one connection accepted on the listener of `listener`: on a TLS
+/// listener, its handshake first, here in the connection's own task so that
+/// a slow or failed one holds up no other.
 pub async fn serve(
     broker: Arc<Broker>,
     socket: TcpStream,
     peer: SocketAddr,
+    listener: SecurityProtocol,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(tls) = broker.tls.as_ref() else {
-        return serve_on(broker, socket, peer, None, stop).await;
+    let tls = match broker.tls.as_ref() {
+        Some(tls) if listener.is_tls() => tls,
+        _ => return serve_on(broker, socket, peer, listener, None, stop).await,
     };
     let Some(stream) = tls.accept(socket, peer, &mut stop).await else {
         return;
     };
     // On SSL, Kafka names the client by its certificate's subject.
-    let principal = match broker.config.security_protocol.is_sasl() {
+    let principal = match listener.is_sasl() {
         true => None,
         false => crate::tls::client_principal(&stream),
     };
-    serve_on(broker, stream, peer, principal, stop).await
+    serve_on(broker, stream, peer, listener, principal, stop).await
 }
 
 /// Serves a connection over `stream`. `principal` is who the transport says
@@ -77,12 +80,13 @@ async fn serve_on<T: Transport>(
     broker: Arc<Broker>,
     mut socket: T,
     peer: SocketAddr,
+    listener: SecurityProtocol,
     principal: Option<String>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     // How a SASL client authenticated (and until when).
-    let sasl: Option<Arc<SaslSession>> = if broker.config.security_protocol.is_sasl() {
+    let sasl: Option<Arc<SaslSession>> = if listener.is_sasl() {
         match crate::sasl::authenticate(&broker, &mut socket, &mut buf, peer).await {
             Some(session) => Some(Arc::new(session)),
             None => return,
@@ -172,6 +176,7 @@ async fn serve_on<T: Transport>(
                         request,
                         handlers::Session {
                             peer,
+                            listener,
                             user: &user,
                             fetch_turns: &fetch_turns,
                             mute: &mute,

@@ -4,8 +4,6 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use streamhouse::config::settings::LogFormat;
 use streamhouse::{Broker, Config, Server, Settings};
 use streamhouse_metadata::CatalogError;
@@ -76,13 +74,11 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    // The port first: an agent that cannot listen must not register, or it
+    // The ports first: an agent that cannot listen must not register, or it
     // would replace the row of the agent that holds the port.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listeners = Server::bind(&config).await?;
     let broker = Broker::open(config).await?;
-    let server = Server::with_listener(broker.clone(), listener);
+    let server = Server::with_listeners(broker.clone(), listeners);
     if let Some(addr) = broker.config.metrics_listen {
         let listener = streamhouse::metrics_http::bind(addr).await?;
         let endpoints = streamhouse::metrics_http::Endpoints {
@@ -94,10 +90,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     #[cfg(unix)]
     tokio::spawn(reload_tls_on_hangup(broker.clone()));
+    let listeners: Vec<String> = server
+        .local_addrs()?
+        .into_iter()
+        .map(|(protocol, addr)| format!("{}://{addr}", protocol.name()))
+        .collect();
+    let advertised: Vec<String> = broker
+        .config
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}", l.protocol.name(), l.advertised()))
+        .collect();
     tracing::info!(
-        listen = %server.local_addr()?,
-        advertise = %format!("{}:{}", broker.config.advertise_host, broker.config.advertise_port),
-        security_protocol = broker.config.security_protocol.name(),
+        listeners = %listeners.join(","),
+        advertised_listeners = %advertised.join(","),
         client_certificates = broker.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         catalog = %streamhouse_metadata::redact_url(&broker.config.catalog_url),
         store = %broker.config.store_url,

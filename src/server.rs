@@ -1,11 +1,14 @@
-//! The listener: accepts connections up to the configured limits (in all, and
-//! per IP address), one task per connection, and shuts down gracefully: stop accepting, let every connection
-//! finish the requests it has read, flush the write path so every waiting
-//! producer gets its answer, then return.
+//! The listeners: accepts connections on each of them up to the configured
+//! limits (in all, and per IP address, across listeners), one task per
+//! connection that knows the listener it came in on, and shuts down
+//! gracefully: stop accepting, let every connection finish the requests it
+//! has read, flush the write path so every waiting producer gets its answer,
+//! then return.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,34 +17,58 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::config::listeners::SecurityProtocol;
 use crate::connection;
-use crate::Broker;
+use crate::{Broker, Config};
 
 /// How long shutdown waits for connections to deliver their last responses.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// A bound socket and the security protocol its connections speak.
+pub type Bound = (SecurityProtocol, TcpListener);
+
 pub struct Server {
     broker: Arc<Broker>,
-    listener: TcpListener,
+    listeners: Vec<Bound>,
 }
 
 impl Server {
-    /// Binds the listen address.
-    pub async fn bind(broker: Arc<Broker>) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(broker.config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", broker.config.listen))?;
-        Ok(Server { broker, listener })
+    /// Binds every listener of `config`, before the agent registers: one that
+    /// cannot listen must not take the place of the agent holding its port.
+    pub async fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
+        let mut bound = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            let socket = TcpListener::bind(listener.bind).await.with_context(|| {
+                format!(
+                    "cannot listen on {} ({})",
+                    listener.bind,
+                    listener.protocol.name()
+                )
+            })?;
+            bound.push((listener.protocol, socket));
+        }
+        Ok(bound)
     }
 
-    /// Serves on a listener the caller bound (tests bind port 0 first to learn
-    /// the port they must advertise).
+    /// Serves on listeners the caller bound (tests bind port 0 first to learn
+    /// the ports they must advertise).
+    pub fn with_listeners(broker: Arc<Broker>, listeners: Vec<Bound>) -> Server {
+        Server { broker, listeners }
+    }
+
+    /// Serves on one listener the caller bound, speaking the protocol of the
+    /// agent's first listener.
     pub fn with_listener(broker: Arc<Broker>, listener: TcpListener) -> Server {
-        Server { broker, listener }
+        let protocol = broker.config.listeners[0].protocol;
+        Server::with_listeners(broker, vec![(protocol, listener)])
     }
 
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// The address each listener is bound to.
+    pub fn local_addrs(&self) -> std::io::Result<Vec<(SecurityProtocol, SocketAddr)>> {
+        self.listeners
+            .iter()
+            .map(|(protocol, l)| Ok((*protocol, l.local_addr()?)))
+            .collect()
     }
 
     /// Serves until `shutdown` resolves, then shuts down gracefully.
@@ -52,10 +79,25 @@ impl Server {
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         self.broker.accepting.set(true);
+        // Where the next accept starts looking, so that a flood on one
+        // listener does not starve the others.
+        let mut next = 0;
         loop {
+            let accept = std::future::poll_fn(|cx| {
+                let count = self.listeners.len();
+                for i in 0..count {
+                    let index = (next + i) % count;
+                    let (protocol, listener) = &self.listeners[index];
+                    if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                        next = (index + 1) % count;
+                        return Poll::Ready((*protocol, accepted));
+                    }
+                }
+                Poll::Pending
+            });
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => {
+                (protocol, accepted) = accept => {
                     let (socket, peer) = match accepted {
                         Ok(accepted) => accepted,
                         Err(e) => {
@@ -90,7 +132,7 @@ impl Server {
                     let stop = stop_rx.clone();
                     let counted = broker.request_metrics.connection_opened();
                     connections.spawn(async move {
-                        connection::serve(broker, socket, peer, stop).await;
+                        connection::serve(broker, socket, peer, protocol, stop).await;
                         drop(counted);
                         drop(permit);
                         drop(slot);
@@ -101,7 +143,7 @@ impl Server {
         }
         tracing::info!("shutting down: finishing in-flight requests");
         self.broker.accepting.set(false);
-        drop(self.listener);
+        drop(self.listeners);
         let _ = stop_tx.send(true);
         // Others take over this agent's partitions and groups now rather than
         // after its lease; what is still in flight here finishes meanwhile.
@@ -179,7 +221,7 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Descriptors kept for everything but client connections: the listener, the
+/// Descriptors kept for everything but client connections: the listeners, the
 /// catalog's connections, the files the folder store has open at once, the
 /// metrics endpoint and the logs.
 const RESERVED_DESCRIPTORS: u64 = 256;

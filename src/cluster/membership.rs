@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
-use streamhouse_metadata::agents::{AgentRegistration, Counters, Renewal};
+use streamhouse_metadata::agents::{AgentRegistration, Counters, Endpoint, Renewal};
 use streamhouse_metadata::{Catalog, CatalogError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,8 +33,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub struct AgentIdentity {
     /// The node id asked for (`--node-id`), or None for the smallest free one.
     pub node_id: Option<i32>,
+    /// The first listener's advertised address, which tells this agent's
+    /// row from another's.
     pub host: String,
     pub port: i32,
+    /// Every listener's advertised address.
+    pub endpoints: Vec<Endpoint>,
     pub zone: Option<String>,
     /// `--agent-lease-ms`.
     pub lease: Duration,
@@ -260,6 +264,7 @@ async fn register(
             incarnation: incarnation.to_string(),
             host: identity.host.clone(),
             port: identity.port,
+            endpoints: identity.endpoints.clone(),
             zone: identity.zone.clone(),
             lease_ms: i64::try_from(identity.lease.as_millis()).unwrap_or(i64::MAX),
         })

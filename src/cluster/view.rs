@@ -84,6 +84,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9000 + node_id,
             zone: zone.map(String::from),
+            endpoints: Vec::new(),
         }
     }
 

@@ -54,6 +54,7 @@ mod tests {
                 node_id: None,
                 host: "127.0.0.1".into(),
                 port: 9000 + port,
+                endpoints: Vec::new(),
                 zone: None,
                 lease: Duration::from_secs(5),
             };

@@ -41,12 +41,14 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
     let mut entries = vec![
         set(
             "advertised.listeners",
-            format!(
-                "PLAINTEXT://{}:{}",
-                config.advertise_host, config.advertise_port
-            ),
+            config
+                .listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.protocol.name(), l.advertised()))
+                .collect::<Vec<_>>()
+                .join(","),
             List,
-            "Address clients are told to use (--advertise).",
+            "Addresses clients of each listener are told to use (--advertised-listener, --advertise).",
         ),
         set(
             "auto.create.topics.enable",
@@ -104,9 +106,14 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
         ),
         set(
             "listeners",
-            format!("PLAINTEXT://{}", config.listen),
+            config
+                .listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.protocol.name(), l.bind))
+                .collect::<Vec<_>>()
+                .join(","),
             List,
-            "Address this agent listens on (--listen).",
+            "Addresses this agent listens on (--listener, --listen).",
         ),
         set(
             "fetch.max.bytes",

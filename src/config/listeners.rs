@@ -1,11 +1,14 @@
 //! Listeners as Kafka names them, `PROTOCOL://HOST:PORT`: the security
 //! protocol a listener speaks and the address it binds or advertises.
 //!
-//! An agent has one listener today: `--listener` (or `--listen`, plain text)
-//! binds it and `--advertised-listener` (or `--advertise`) names it to
-//! clients. SSL and SASL_SSL listeners take their certificate from
-//! `--tls-cert` and `--tls-key`, which no other listener accepts.
+//! An agent has one listener per security protocol it serves: each
+//! `--listener` binds one, and the `--advertised-listener` of the same
+//! protocol names it to clients. Without `--listener` it has one PLAINTEXT
+//! listener, `--listen`, advertised as `--advertise`. SSL and SASL_SSL
+//! listeners share the certificate of `--tls-cert` and `--tls-key`, which an
+//! agent without either refuses.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -82,63 +85,186 @@ impl Listener {
     }
 }
 
-/// What the listener flags come to: the protocol, and the bind and advertised
-/// addresses when `--listener` / `--advertised-listener` gave them.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ListenerChoice {
+/// A listener as the agent runs it: what it speaks, where it binds, and the
+/// address its clients are told to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
     pub protocol: SecurityProtocol,
-    pub bind: Option<String>,
-    pub advertised: Option<String>,
+    pub bind: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
 }
 
-/// Checks `--listener` and `--advertised-listener` (each given at most once
-/// for now) against each other.
-pub fn choose(listeners: &[String], advertised: &[String]) -> anyhow::Result<ListenerChoice> {
-    let parse_one = |flag: &str, texts: &[String]| -> anyhow::Result<Option<Listener>> {
-        match texts {
-            [] => Ok(None),
-            [text] => Listener::parse(text)
-                .map(Some)
-                .with_context(|| format!("{flag} '{text}'")),
-            _ => bail!(
-                "{flag} is given {} times: an agent has one listener for now",
-                texts.len()
-            ),
+impl ListenerConfig {
+    /// `HOST:PORT` as clients are told it.
+    pub fn advertised(&self) -> String {
+        format!("{}:{}", self.advertised_host, self.advertised_port)
+    }
+}
+
+/// The listener flags as given; [`resolve`] checks them against each other.
+pub struct ListenerFlags<'a> {
+    /// `--listener`, in the order given.
+    pub listeners: &'a [String],
+    /// `--advertised-listener`.
+    pub advertised: &'a [String],
+    /// `--listen`, and whether it was left at its default.
+    pub listen: &'a str,
+    pub listen_is_default: bool,
+    /// `--advertise`.
+    pub advertise: Option<&'a str>,
+}
+
+/// The agent's listeners, in the order `--listener` gave them (the first is
+/// the one the catalog's `host` and `port` columns name). Without
+/// `--listener`, one PLAINTEXT listener on `--listen`, advertised as
+/// `--advertise`. Kafka matches advertised listeners to listeners by name;
+/// StreamHouse names a listener by its protocol, so each protocol has at most
+/// one listener.
+pub fn resolve(flags: &ListenerFlags) -> anyhow::Result<Vec<ListenerConfig>> {
+    let parse_all = |flag: &str, texts: &[String]| -> anyhow::Result<Vec<Listener>> {
+        let mut parsed: Vec<Listener> = Vec::with_capacity(texts.len());
+        for text in texts {
+            let listener = Listener::parse(text).with_context(|| format!("{flag} '{text}'"))?;
+            if let Some(earlier) = parsed.iter().find(|l| l.protocol == listener.protocol) {
+                bail!(
+                    "{flag} {}://{} and {text} are both {}: an agent has at most one listener \
+                     per security protocol",
+                    earlier.protocol.name(),
+                    earlier.address,
+                    listener.protocol.name()
+                );
+            }
+            parsed.push(listener);
         }
+        Ok(parsed)
     };
-    let listener = parse_one("--listener", listeners)?;
-    let advertised = parse_one("--advertised-listener", advertised)?;
-    let protocol = listener
-        .as_ref()
-        .map_or(SecurityProtocol::Plaintext, |l| l.protocol);
-    if let Some(advertised) = &advertised {
-        if advertised.protocol != protocol {
+    let mut listeners = parse_all("--listener", flags.listeners)?;
+    let mut advertised = parse_all("--advertised-listener", flags.advertised)?;
+    let implicit = listeners.is_empty();
+    match listeners.first() {
+        Some(first) if !flags.listen_is_default => bail!(
+            "give --listener {}://{} or --listen {}, not both",
+            first.protocol.name(),
+            first.address,
+            flags.listen
+        ),
+        Some(_) => {}
+        None => listeners.push(Listener {
+            protocol: SecurityProtocol::Plaintext,
+            address: flags.listen.to_owned(),
+        }),
+    }
+    if let Some(plain) = flags.advertise {
+        if !advertised.is_empty() {
+            bail!("give --advertised-listener or --advertise {plain}, not both");
+        }
+        if listeners.len() > 1 {
             bail!(
-                "--advertised-listener {}://{} has no --listener of that protocol (the listener is {})",
-                advertised.protocol.name(),
-                advertised.address,
-                protocol.name()
+                "--advertise {plain} names one address for {} listeners: give \
+                 --advertised-listener PROTOCOL://HOST:PORT for each instead",
+                listeners.len()
             );
         }
+        advertised.push(Listener {
+            protocol: listeners[0].protocol,
+            address: plain.to_owned(),
+        });
     }
-    Ok(ListenerChoice {
-        protocol,
-        bind: listener.map(|l| l.address),
-        advertised: advertised.map(|l| l.address),
-    })
+    if let Some(orphan) = advertised
+        .iter()
+        .find(|a| !listeners.iter().any(|l| l.protocol == a.protocol))
+    {
+        let protocols: Vec<&str> = listeners.iter().map(|l| l.protocol.name()).collect();
+        bail!(
+            "--advertised-listener {}://{} has no --listener of that protocol (the listeners are {})",
+            orphan.protocol.name(),
+            orphan.address,
+            protocols.join(", ")
+        );
+    }
+    let (bind_flag, advertise_flag) = match (implicit, flags.advertise.is_some()) {
+        (true, _) => ("--listen", "--advertise"),
+        (false, true) => ("--listener", "--advertise"),
+        (false, false) => ("--listener", "--advertised-listener"),
+    };
+    let mut resolved: Vec<ListenerConfig> = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let bind: SocketAddr = listener.address.parse().with_context(|| {
+            format!(
+                "{bind_flag} '{}' is not an IP:PORT address",
+                listener.address
+            )
+        })?;
+        if let Some(other) = resolved.iter().find(|r| same_port(r.bind, bind)) {
+            bail!(
+                "the {} and {} listeners both bind port {}",
+                other.protocol.name(),
+                listener.protocol.name(),
+                bind.port()
+            );
+        }
+        let (advertised_host, advertised_port) =
+            match advertised.iter().find(|a| a.protocol == listener.protocol) {
+                Some(a) => parse_host_port(&a.address).with_context(|| {
+                    format!("{advertise_flag} '{}' is not HOST:PORT", a.address)
+                })?,
+                None if bind.ip().is_unspecified() && implicit => bail!(
+                    "--listen {bind} binds every interface: also set --advertise HOST:PORT so \
+                     clients know where to connect"
+                ),
+                None if bind.ip().is_unspecified() => bail!(
+                    "--listener {}://{bind} binds every interface: also set \
+                     --advertised-listener {}://HOST:PORT so clients know where to connect",
+                    listener.protocol.name(),
+                    listener.protocol.name()
+                ),
+                // Clients are told the address it binds.
+                None => (bind.ip().to_string(), bind.port()),
+            };
+        resolved.push(ListenerConfig {
+            protocol: listener.protocol,
+            bind,
+            advertised_host,
+            advertised_port,
+        });
+    }
+    Ok(resolved)
 }
 
-/// The TLS files of a listener of `protocol`: the certificate and key are
-/// required on SSL and SASL_SSL. Refused on a plain-text listener rather than
-/// ignored: whoever gave a certificate expects clients to be encrypted, and
-/// an agent that starts in plain text would let them find out too late.
+/// Whether two listeners would take one port: the same address, or the same
+/// port with one of them on every interface.
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn parse_host_port(text: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = text.rsplit_once(':').context("missing ':PORT'")?;
+    if host.is_empty() {
+        bail!("missing host");
+    }
+    let port = port
+        .parse()
+        .context("port is not a number from 1 to 65535")?;
+    if port == 0 {
+        bail!("port must not be 0");
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// The TLS files the SSL and SASL_SSL listeners share: the certificate and
+/// key are required when any listener is one. Refused when none is, rather
+/// than ignored: whoever gave a certificate expects clients to be encrypted,
+/// and an agent that starts in plain text would let them find out too late.
 pub fn tls_files(
-    protocol: SecurityProtocol,
+    protocols: &[SecurityProtocol],
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
 ) -> anyhow::Result<Option<TlsFiles>> {
-    if !protocol.is_tls() {
+    let Some(tls) = protocols.iter().copied().find(|p| p.is_tls()) else {
         let given: Vec<&str> = [
             (cert.is_some(), "--tls-cert"),
             (key.is_some(), "--tls-key"),
@@ -148,14 +274,16 @@ pub fn tls_files(
         .filter_map(|(given, flag)| given.then_some(flag))
         .collect();
         if !given.is_empty() {
+            let names: Vec<&str> = protocols.iter().map(|p| p.name()).collect();
             bail!(
-                "{} given, but the listener is {}: TLS needs --listener SSL://HOST:PORT or SASL_SSL://HOST:PORT",
+                "{} given, but no listener is SSL or SASL_SSL (the listeners are {}): TLS needs \
+                 --listener SSL://HOST:PORT or SASL_SSL://HOST:PORT",
                 given.join(" and "),
-                protocol.name()
+                names.join(", ")
             );
         }
         return Ok(None);
-    }
+    };
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some(TlsFiles {
             cert,
@@ -164,7 +292,7 @@ pub fn tls_files(
         })),
         (cert, _) => bail!(
             "the {} listener needs {}: a PEM certificate (--tls-cert) and its private key (--tls-key)",
-            protocol.name(),
+            tls.name(),
             if cert.is_some() { "--tls-key" } else { "--tls-cert" },
         ),
     }
@@ -178,42 +306,157 @@ mod tests {
         texts.iter().map(|t| t.to_string()).collect()
     }
 
+    fn listeners(l: &[&str], a: &[&str]) -> anyhow::Result<Vec<ListenerConfig>> {
+        let (l, a) = (strings(l), strings(a));
+        resolve(&ListenerFlags {
+            listeners: &l,
+            advertised: &a,
+            listen: "127.0.0.1:9092",
+            listen_is_default: true,
+            advertise: None,
+        })
+    }
+
+    fn listener(protocol: SecurityProtocol, bind: &str, host: &str, port: u16) -> ListenerConfig {
+        ListenerConfig {
+            protocol,
+            bind: bind.parse().unwrap(),
+            advertised_host: host.into(),
+            advertised_port: port,
+        }
+    }
+
     #[test]
     fn a_listener_names_its_protocol_and_address() {
-        let choice = choose(
-            &strings(&["SASL_PLAINTEXT://0.0.0.0:9093"]),
-            &strings(&["sasl_plaintext://broker-1:9093"]),
+        assert_eq!(
+            listeners(
+                &["SASL_PLAINTEXT://0.0.0.0:9093"],
+                &["sasl_plaintext://broker-1:9093"]
+            )
+            .unwrap(),
+            vec![listener(
+                SecurityProtocol::SaslPlaintext,
+                "0.0.0.0:9093",
+                "broker-1",
+                9093
+            )]
+        );
+        assert_eq!(
+            listeners(&[], &[]).unwrap(),
+            vec![listener(
+                SecurityProtocol::Plaintext,
+                "127.0.0.1:9092",
+                "127.0.0.1",
+                9092
+            )]
+        );
+    }
+
+    #[test]
+    fn each_listener_advertises_its_own_address_or_its_bind_address() {
+        let resolved = listeners(
+            &[
+                "SASL_SSL://0.0.0.0:9094",
+                "PLAINTEXT://127.0.0.1:9092",
+                "SASL_PLAINTEXT://10.0.0.5:9093",
+            ],
+            &["SASL_SSL://broker-1.example:9094"],
         )
         .unwrap();
         assert_eq!(
-            choice,
-            ListenerChoice {
-                protocol: SecurityProtocol::SaslPlaintext,
-                bind: Some("0.0.0.0:9093".into()),
-                advertised: Some("broker-1:9093".into()),
-            }
-        );
-        assert_eq!(
-            choose(&[], &[]).unwrap().protocol,
-            SecurityProtocol::Plaintext
+            resolved,
+            vec![
+                listener(
+                    SecurityProtocol::SaslSsl,
+                    "0.0.0.0:9094",
+                    "broker-1.example",
+                    9094
+                ),
+                listener(
+                    SecurityProtocol::Plaintext,
+                    "127.0.0.1:9092",
+                    "127.0.0.1",
+                    9092
+                ),
+                listener(
+                    SecurityProtocol::SaslPlaintext,
+                    "10.0.0.5:9093",
+                    "10.0.0.5",
+                    9093
+                ),
+            ]
         );
     }
 
     #[test]
     fn listener_mistakes_are_explained() {
-        let error =
-            |l: &[&str], a: &[&str]| format!("{:#}", choose(&strings(l), &strings(a)).unwrap_err());
+        let error = |l: &[&str], a: &[&str]| format!("{:#}", listeners(l, a).unwrap_err());
         assert!(error(&["HTTP://x:1"], &[]).contains("unknown security protocol"));
         assert!(error(&["x:1"], &[]).contains("PROTOCOL://HOST:PORT"));
-        assert!(error(&["PLAINTEXT://a:1", "SASL_PLAINTEXT://a:2"], &[]).contains("one listener"));
-        assert!(error(&["PLAINTEXT://a:1"], &["SASL_PLAINTEXT://b:1"]).contains("no --listener"));
+        assert_eq!(
+            error(&["PLAINTEXT://127.0.0.1:1", "plaintext://127.0.0.1:2"], &[]),
+            "--listener PLAINTEXT://127.0.0.1:1 and plaintext://127.0.0.1:2 are both PLAINTEXT: \
+             an agent has at most one listener per security protocol"
+        );
+        assert!(error(
+            &["PLAINTEXT://127.0.0.1:1"],
+            &["SASL_SSL://b:1", "SASL_SSL://c:1"]
+        )
+        .starts_with("--advertised-listener SASL_SSL://b:1 and SASL_SSL://c:1 are both SASL_SSL"));
+        assert_eq!(
+            error(
+                &["PLAINTEXT://127.0.0.1:1", "SSL://127.0.0.1:2"],
+                &["SASL_PLAINTEXT://b:1"]
+            ),
+            "--advertised-listener SASL_PLAINTEXT://b:1 has no --listener of that protocol \
+             (the listeners are PLAINTEXT, SSL)"
+        );
+        assert_eq!(
+            error(&["PLAINTEXT://127.0.0.1:1", "SSL://0.0.0.0:2"], &[]),
+            "--listener SSL://0.0.0.0:2 binds every interface: also set --advertised-listener \
+             SSL://HOST:PORT so clients know where to connect"
+        );
+        assert_eq!(
+            error(&["PLAINTEXT://127.0.0.1:9092", "SSL://0.0.0.0:9092"], &[]),
+            "the PLAINTEXT and SSL listeners both bind port 9092"
+        );
+        assert!(error(&["SSL://localhost:1"], &[]).contains("is not an IP:PORT address"));
+        assert!(error(&["SSL://127.0.0.1:1"], &["SSL://b"]).contains("is not HOST:PORT"));
+    }
+
+    #[test]
+    fn listen_and_advertise_apply_to_one_listener_only() {
+        let (two, none) = (
+            strings(&["PLAINTEXT://127.0.0.1:1", "SSL://127.0.0.1:2"]),
+            Vec::new(),
+        );
+        let flags = |listen_is_default, advertise| ListenerFlags {
+            listeners: &two,
+            advertised: &none,
+            listen: "127.0.0.1:7",
+            listen_is_default,
+            advertise,
+        };
+        let error = |flags: ListenerFlags| resolve(&flags).unwrap_err().to_string();
+        assert_eq!(
+            error(flags(false, None)),
+            "give --listener PLAINTEXT://127.0.0.1:1 or --listen 127.0.0.1:7, not both"
+        );
+        assert!(error(flags(true, Some("b:1"))).starts_with("--advertise b:1 names one address"));
+        let one = strings(&["SASL_PLAINTEXT://0.0.0.0:9093"]);
+        let resolved = resolve(&ListenerFlags {
+            listeners: &one,
+            ..flags(true, Some("broker-1:9093"))
+        })
+        .unwrap();
+        assert_eq!(resolved[0].advertised(), "broker-1:9093");
     }
 
     #[test]
     fn tls_listeners_and_only_they_take_the_tls_files() {
         let path = |p: &str| Some(PathBuf::from(p));
         let files = tls_files(
-            SecurityProtocol::SaslSsl,
+            &[SecurityProtocol::Plaintext, SecurityProtocol::SaslSsl],
             path("c.pem"),
             path("k.pem"),
             path("ca.pem"),
@@ -222,27 +465,35 @@ mod tests {
         .unwrap();
         assert_eq!(files.client_ca, path("ca.pem"));
         assert_eq!(
-            tls_files(SecurityProtocol::Plaintext, None, None, None).unwrap(),
+            tls_files(&[SecurityProtocol::Plaintext], None, None, None).unwrap(),
             None
         );
-        let error = |protocol, cert: Option<PathBuf>, key: Option<PathBuf>, ca| {
-            tls_files(protocol, cert, key, ca).unwrap_err().to_string()
+        let error = |protocols: &[SecurityProtocol], cert: Option<PathBuf>, key, ca| {
+            tls_files(protocols, cert, key, ca).unwrap_err().to_string()
         };
         assert_eq!(
-            error(SecurityProtocol::Ssl, None, None, path("ca.pem")),
+            error(
+                &[SecurityProtocol::Plaintext, SecurityProtocol::Ssl],
+                None,
+                None,
+                path("ca.pem")
+            ),
             "the SSL listener needs --tls-cert: a PEM certificate (--tls-cert) and its private key (--tls-key)"
         );
-        assert!(error(SecurityProtocol::SaslSsl, path("c.pem"), None, None)
-            .starts_with("the SASL_SSL listener needs --tls-key"));
+        assert!(
+            error(&[SecurityProtocol::SaslSsl], path("c.pem"), None, None)
+                .starts_with("the SASL_SSL listener needs --tls-key")
+        );
         assert_eq!(
             error(
-                SecurityProtocol::SaslPlaintext,
+                &[SecurityProtocol::Plaintext, SecurityProtocol::SaslPlaintext],
                 path("c.pem"),
                 None,
                 path("ca.pem")
             ),
-            "--tls-cert and --tls-client-ca given, but the listener is SASL_PLAINTEXT: TLS needs \
-             --listener SSL://HOST:PORT or SASL_SSL://HOST:PORT"
+            "--tls-cert and --tls-client-ca given, but no listener is SSL or SASL_SSL (the \
+             listeners are PLAINTEXT, SASL_PLAINTEXT): TLS needs --listener SSL://HOST:PORT or \
+             SASL_SSL://HOST:PORT"
         );
     }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use streamhouse_storage::compaction::RetentionConfig;
 use streamhouse_storage::CompactionConfig;
 
-use super::listeners::{self, SecurityProtocol};
+use super::listeners::{self, ListenerConfig, ListenerFlags, SecurityProtocol};
 use crate::acl::AclSettings;
 use crate::coordinator::GroupRules;
 use crate::tls::TlsFiles;
@@ -68,17 +68,18 @@ pub struct Settings {
     /// 0.0.0.0 [default: the listen address]
     #[arg(long, env = "STREAMHOUSE_ADVERTISE")]
     pub advertise: Option<String>,
-    /// The listener, PROTOCOL://IP:PORT, in place of --listen: PLAINTEXT,
+    /// A listener, PROTOCOL://IP:PORT, in place of --listen: PLAINTEXT,
     /// SASL_PLAINTEXT (clients authenticate with PLAIN, SCRAM-SHA-256 or
     /// SCRAM-SHA-512 first), SSL or SASL_SSL (the same over TLS, with
     /// --tls-cert and --tls-key) [default: PLAINTEXT on --listen]
     ///
-    /// One listener per agent for now.
+    /// Repeated (or comma-separated) for several listeners, at most one per
+    /// protocol; the first one's address identifies the agent in the catalog.
     #[arg(long, env = "STREAMHOUSE_LISTENER", value_delimiter = ',')]
     pub listener: Vec<String>,
-    /// PROTOCOL://HOST:PORT clients are told to connect to, in place of
-    /// --advertise; its protocol must be the listener's [default: the
-    /// listener's address]
+    /// PROTOCOL://HOST:PORT clients of the listener of that protocol are told
+    /// to connect to, in place of --advertise; repeated (or comma-separated)
+    /// like --listener [default: each listener's address]
     #[arg(long, env = "STREAMHOUSE_ADVERTISED_LISTENER", value_delimiter = ',')]
     pub advertised_listener: Vec<String>,
     /// File of NAME:PASSWORD lines: each user gets SCRAM-SHA-256 and
@@ -86,7 +87,7 @@ pub struct Settings {
     /// against them too) [default: none]
     #[arg(long, env = "STREAMHOUSE_SASL_USERS_FILE")]
     pub sasl_users_file: Option<PathBuf>,
-    /// PEM file of the TLS listener's certificate, then any intermediate
+    /// PEM file of the TLS listeners' certificate, then any intermediate
     /// CA certificates; re-read on SIGHUP [default: none]
     #[arg(long, env = "STREAMHOUSE_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -95,7 +96,7 @@ pub struct Settings {
     #[arg(long, env = "STREAMHOUSE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// PEM file of the CAs that issue client certificates: given, every
-    /// client on the TLS listener must present one they issued (mTLS)
+    /// client on a TLS listener must present one they issued (mTLS)
     /// [default: none]
     #[arg(long, env = "STREAMHOUSE_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
@@ -468,13 +469,11 @@ impl Settings {
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
-    pub advertise_host: String,
-    pub advertise_port: u16,
-    /// The listener's security protocol.
-    pub security_protocol: SecurityProtocol,
+    /// The listeners, at least one and at most one per protocol; the first is
+    /// the one the catalog's `host` and `port` columns name.
+    pub listeners: Vec<ListenerConfig>,
     pub sasl_users_file: Option<PathBuf>,
-    /// The TLS files, on SSL and SASL_SSL listeners (and only there).
+    /// The TLS files of the SSL and SASL_SSL listeners (None without one).
     pub tls: Option<TlsFiles>,
     /// `--acls`, `--super-user`, `--allow-everyone-if-no-acl-found`.
     pub acls: AclSettings,
@@ -514,6 +513,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The listener of `protocol`, if the agent has one.
+    pub fn listener(&self, protocol: SecurityProtocol) -> Option<&ListenerConfig> {
+        self.listeners.iter().find(|l| l.protocol == protocol)
+    }
+
     /// Checks the settings and works out the defaults that depend on others.
     /// Errors name the flag, whichever layer the value came from.
     pub fn resolve(settings: Settings) -> anyhow::Result<Config> {
@@ -571,34 +575,15 @@ impl Config {
             // Applied by main before anything is logged.
             log_format: _,
         } = settings;
-        let choice = listeners::choose(&listener, &advertised_listener)?;
-        let tls = listeners::tls_files(choice.protocol, tls_cert, tls_key, tls_client_ca)?;
-        let (listen, listen_flag) = match choice.bind {
-            Some(bind) if listen != DEFAULT_LISTEN => {
-                bail!("give --listener {bind} or --listen {listen}, not both")
-            }
-            Some(bind) => (bind, "--listener"),
-            None => (listen, "--listen"),
-        };
-        let advertise = match (choice.advertised, advertise) {
-            (Some(_), Some(plain)) => {
-                bail!("give --advertised-listener or --advertise {plain}, not both")
-            }
-            (advertised, plain) => advertised.or(plain),
-        };
-        let listen: SocketAddr = listen
-            .parse()
-            .with_context(|| format!("{listen_flag} '{listen}' is not an IP:PORT address"))?;
-        let (advertise_host, advertise_port) = match advertise {
-            Some(text) => parse_host_port(&text)
-                .with_context(|| format!("--advertise '{text}' is not HOST:PORT"))?,
-            None => {
-                if listen.ip().is_unspecified() {
-                    bail!("--listen {listen} binds every interface: also set --advertise HOST:PORT so clients know where to connect");
-                }
-                (listen.ip().to_string(), listen.port())
-            }
-        };
+        let listeners = listeners::resolve(&ListenerFlags {
+            listeners: &listener,
+            advertised: &advertised_listener,
+            listen: &listen,
+            listen_is_default: listen == DEFAULT_LISTEN,
+            advertise: advertise.as_deref(),
+        })?;
+        let protocols: Vec<SecurityProtocol> = listeners.iter().map(|l| l.protocol).collect();
+        let tls = listeners::tls_files(&protocols, tls_cert, tls_key, tls_client_ca)?;
         let acls = AclSettings::new(
             acls == AclMode::On,
             &super_user,
@@ -732,10 +717,7 @@ impl Config {
             ..CompactionConfig::default()
         };
         Ok(Config {
-            listen,
-            advertise_host,
-            advertise_port,
-            security_protocol: choice.protocol,
+            listeners,
             sasl_users_file,
             tls,
             acls,
@@ -772,20 +754,6 @@ impl Config {
     }
 }
 
-fn parse_host_port(text: &str) -> anyhow::Result<(String, u16)> {
-    let (host, port) = text.rsplit_once(':').context("missing ':PORT'")?;
-    if host.is_empty() {
-        bail!("missing host");
-    }
-    let port = port
-        .parse()
-        .context("port is not a number from 1 to 65535")?;
-    if port == 0 {
-        bail!("port must not be 0");
-    }
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,8 +776,10 @@ mod tests {
     #[test]
     fn defaults_are_the_embedded_setup() {
         let config = Config::resolve(Settings::default()).unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
-        assert_eq!(config.advertise_host, "127.0.0.1");
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.listeners[0].bind.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.listeners[0].advertised(), "127.0.0.1:9092");
+        assert_eq!(config.listeners[0].protocol, SecurityProtocol::Plaintext);
         assert_eq!(config.catalog_url, "sqlite://data/catalog.db");
         assert_eq!(
             config.catalog_timeout,
@@ -936,6 +906,64 @@ mod tests {
     }
 
     #[test]
+    fn listeners_repeat_as_flags_or_come_as_a_list_from_the_file() {
+        let protocols = |config: &Config| -> Vec<(SecurityProtocol, String)> {
+            config
+                .listeners
+                .iter()
+                .map(|l| (l.protocol, l.advertised()))
+                .collect()
+        };
+        let expected = vec![
+            (SecurityProtocol::Plaintext, "127.0.0.1:9092".to_string()),
+            (SecurityProtocol::SaslPlaintext, "broker-1:9093".to_string()),
+        ];
+        let flags = parse(&[
+            "--listener",
+            "PLAINTEXT://127.0.0.1:9092",
+            "--listener",
+            "SASL_PLAINTEXT://127.0.0.1:9093",
+            "--advertised-listener",
+            "SASL_PLAINTEXT://broker-1:9093",
+        ])
+        .unwrap();
+        assert_eq!(protocols(&Config::resolve(flags).unwrap()), expected);
+        let (_dir, path) = file(
+            "listener = [\"PLAINTEXT://127.0.0.1:9092\", \"SASL_PLAINTEXT://127.0.0.1:9093\"]\n\
+             advertised_listener = [\"SASL_PLAINTEXT://broker-1:9093\"]\n",
+        );
+        let from_file = parse(&["--config", &path]).unwrap();
+        let config = Config::resolve(from_file).unwrap();
+        assert_eq!(protocols(&config), expected);
+        assert_eq!(
+            config
+                .listener(SecurityProtocol::SaslPlaintext)
+                .map(|l| l.bind.to_string()),
+            Some("127.0.0.1:9093".into())
+        );
+        assert_eq!(config.listener(SecurityProtocol::Ssl), None);
+        let comma = parse(&[
+            "--listener",
+            "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9093",
+            "--advertised-listener",
+            "SASL_PLAINTEXT://broker-1:9093",
+        ])
+        .unwrap();
+        assert_eq!(protocols(&Config::resolve(comma).unwrap()), expected);
+        let twice = parse(&[
+            "--listener",
+            "SASL_PLAINTEXT://127.0.0.1:9092",
+            "--listener",
+            "SASL_PLAINTEXT://127.0.0.1:9093",
+        ])
+        .unwrap();
+        assert!(Config::resolve(twice)
+            .unwrap_err()
+            .to_string()
+            .contains("at most one listener per security protocol"));
+    }
+
+    #[test]
     fn a_tls_listener_takes_its_files_from_flags_or_the_file() {
         let (_dir, path) =
             file("tls_key = \"/etc/sh/key.pem\"\ntls_client_ca = \"/etc/sh/ca.pem\"\n");
@@ -949,7 +977,7 @@ mod tests {
         ])
         .unwrap();
         let config = Config::resolve(settings).unwrap();
-        assert_eq!(config.security_protocol, SecurityProtocol::Ssl);
+        assert_eq!(config.listeners[0].protocol, SecurityProtocol::Ssl);
         assert_eq!(
             config.tls,
             Some(TlsFiles {
@@ -969,7 +997,9 @@ mod tests {
         );
         let error = resolve(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap_err();
         assert!(
-            error.to_string().contains("but the listener is PLAINTEXT"),
+            error
+                .to_string()
+                .contains("but no listener is SSL or SASL_SSL (the listeners are PLAINTEXT)"),
             "{error}"
         );
     }

@@ -33,11 +33,7 @@ impl TestCluster {
 }
 
 fn node(node_id: i32) -> CoordinatorNode {
-    CoordinatorNode {
-        node_id,
-        host: "127.0.0.1".into(),
-        port: 9000 + node_id,
-    }
+    CoordinatorNode { node_id }
 }
 
 impl Placement for TestCluster {
@@ -87,6 +83,7 @@ async fn two_agents(initial_delay: Duration) -> Agents {
                 incarnation: incarnation.clone(),
                 host: "127.0.0.1".into(),
                 port: 9000 + node_id,
+                endpoints: Vec::new(),
                 zone: None,
                 lease_ms: 60_000,
             })

@@ -3,12 +3,11 @@
 //! a group. The agent's membership answers it in a cluster; [`Solo`] answers
 //! it for an agent that coordinates everything by itself.
 
-/// Where a coordinator lives.
+/// Which agent a coordinator lives on. Where clients reach it depends on the
+/// listener they use: FindCoordinator looks up its endpoint on theirs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoordinatorNode {
     pub node_id: i32,
-    pub host: String,
-    pub port: i32,
 }
 
 /// This agent as the catalog's agents table names it.
@@ -94,7 +93,5 @@ impl Placement for crate::cluster::Membership {
 fn node(agent: &streamhouse_metadata::agents::Agent) -> CoordinatorNode {
     CoordinatorNode {
         node_id: agent.node_id,
-        host: agent.host.clone(),
-        port: agent.port,
     }
 }

@@ -46,11 +46,7 @@ pub(super) async fn a_few_ticks() {
 }
 
 fn node() -> CoordinatorNode {
-    CoordinatorNode {
-        node_id: 0,
-        host: "127.0.0.1".into(),
-        port: 9092,
-    }
+    CoordinatorNode { node_id: 0 }
 }
 
 /// A coordinator outside any cluster, without an initial rebalance delay.

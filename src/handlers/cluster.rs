@@ -13,6 +13,7 @@ use streamhouse_metadata::acls::ResourceType;
 
 use crate::acl::{Access, CLUSTER_NAME, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::cluster::View;
+use crate::config::listeners::SecurityProtocol;
 use crate::Broker;
 
 /// DescribeCluster v1+ `endpoint_type`: 1 is a broker, 2 a KRaft controller.
@@ -23,6 +24,7 @@ pub fn describe(
     request: DescribeClusterRequest,
     version: i16,
     access: &Access,
+    listener: SecurityProtocol,
 ) -> DescribeClusterResponse {
     let mut response = DescribeClusterResponse::default();
     if version >= 1 {
@@ -41,7 +43,7 @@ pub fn describe(
         // Every agent serves admin requests; the one answering is surely alive.
         .with_controller_id(BrokerId(broker.node_id()))
         .with_brokers(
-            brokers(broker, &broker.membership.view())
+            brokers(broker, &broker.membership.view(), listener)
                 .into_iter()
                 .map(|b| {
                     DescribeClusterBroker::default()
@@ -67,27 +69,39 @@ pub struct BrokerEntry {
     pub rack: Option<String>,
 }
 
-/// The live agents of `view`; this agent always among them, also in the
-/// moment between its own row being reaped and its registering again.
-pub fn brokers(broker: &Broker, view: &View) -> Vec<BrokerEntry> {
+/// The live agents of `view` that have a `listener` listener, each with its
+/// endpoint on it; this agent always among them (its client came in on that
+/// listener), also in the moment between its own row being reaped and its
+/// registering again. Kafka leaves brokers without the client's listener
+/// out in the same way.
+pub fn brokers(broker: &Broker, view: &View, listener: SecurityProtocol) -> Vec<BrokerEntry> {
+    let me = broker.node_id();
     let mut brokers: Vec<BrokerEntry> = view
         .agents
         .iter()
-        .map(|a| BrokerEntry {
-            node_id: a.node_id,
-            host: a.host.clone(),
-            port: a.port,
-            rack: a.zone.clone(),
+        .filter_map(|a| {
+            let endpoint = if a.node_id == me {
+                broker.endpoint(listener)
+            } else {
+                a.endpoint(listener.name())
+            }?;
+            Some(BrokerEntry {
+                node_id: a.node_id,
+                host: endpoint.host,
+                port: endpoint.port,
+                rack: a.zone.clone(),
+            })
         })
         .collect();
-    let me = broker.node_id();
     if view.agent(me).is_none() {
-        brokers.push(BrokerEntry {
-            node_id: me,
-            host: broker.config.advertise_host.clone(),
-            port: i32::from(broker.config.advertise_port),
-            rack: broker.config.zone.clone(),
-        });
+        if let Some(endpoint) = broker.endpoint(listener) {
+            brokers.push(BrokerEntry {
+                node_id: me,
+                host: endpoint.host,
+                port: endpoint.port,
+                rack: broker.config.zone.clone(),
+            });
+        }
     }
     brokers
 }

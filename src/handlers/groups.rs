@@ -11,7 +11,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use streamhouse_metadata::acls::{AclOperation, ResourceType};
 
+use super::cluster;
 use crate::acl::Access;
+use crate::config::listeners::SecurityProtocol;
 use crate::coordinator::{
     CoordinatorNode, JoinRequest, JoinResult, SyncRequest, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
 };
@@ -25,11 +27,15 @@ pub(super) fn optional(value: Option<&str>) -> Option<StrBytes> {
     value.map(text)
 }
 
+/// FindCoordinator: each key's coordinator, named by its endpoint on the
+/// client's listener. A coordinator without that listener is answered as
+/// Kafka answers it, COORDINATOR_NOT_AVAILABLE.
 pub async fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
     access: &Access,
+    listener: SecurityProtocol,
 ) -> FindCoordinatorResponse {
     let key_type = request.key_type;
     let keys = if version >= 4 {
@@ -57,21 +63,30 @@ pub async fn find_coordinator(
         }
         _ => None,
     };
+    let brokers = cluster::brokers(broker, &broker.membership.view(), listener);
     let mut coordinators = Vec::with_capacity(keys.len());
     for (i, key) in keys.into_iter().enumerate() {
         let refusal = refused(&key);
         let entry = WireCoordinator::default().with_key(key);
-        coordinators.push(match (refusal, nodes.get(i)) {
-            (Some(error), _) => entry
+        let node = nodes.get(i);
+        let endpoint = node.and_then(|n| brokers.iter().find(|b| b.node_id == n.node_id));
+        coordinators.push(match (refusal, node, endpoint) {
+            (Some(error), _, _) => entry
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
                 .with_error_code(error.code())
                 .with_error_message(Some(text(error.to_string().as_str()))),
-            (None, Some(node)) => entry
-                .with_node_id(BrokerId(node.node_id))
-                .with_host(text(&node.host))
-                .with_port(node.port),
-            (None, None) => entry
+            (None, Some(_), Some(endpoint)) => entry
+                .with_node_id(BrokerId(endpoint.node_id))
+                .with_host(text(&endpoint.host))
+                .with_port(endpoint.port),
+            // Kafka's Node.noNode() and the error's own message.
+            (None, Some(_), None) => entry
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(text("The coordinator is not available."))),
+            (None, None, _) => entry
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
                 .with_error_code(ResponseError::InvalidRequest.code())

@@ -1,7 +1,9 @@
 //! Metadata: the live agents as brokers (this one as the controller), the
 //! topics asked for (or all) with each partition's leader placed on the view
 //! and Kafka's internal topics marked `is_internal`, and auto-creation of
-//! unknown topics when enabled.
+//! unknown topics when enabled. Brokers are named by their endpoints on the
+//! listener the client came in on; as in Kafka, an agent without that
+//! listener is left out and the partitions it leads have no leader.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use super::cluster;
 use crate::acl::{Access, CLUSTER_NAME, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use crate::cluster::{client_zone, View};
+use crate::config::listeners::SecurityProtocol;
 use crate::config::topic::{invalid_topic_name, is_reserved_topic_name};
 use crate::{errors, Broker};
 
@@ -26,9 +29,10 @@ pub async fn handle(
     version: i16,
     client_id: Option<&str>,
     access: &Access,
+    listener: SecurityProtocol,
 ) -> MetadataResponse {
     let placement = Placement::for_client(broker, client_id);
-    let mut response = handle_topics(broker, &request, version, &placement, access).await;
+    let mut response = handle_topics(broker, &request, version, &placement, access, listener).await;
     // Authorized operations, only when asked (v8+; the cluster's only to v10).
     // Without ACLs every supported operation is allowed, as in Kafka without
     // an authorizer.
@@ -72,6 +76,22 @@ impl<'a> Placement<'a> {
             .map_or(broker.node_id(), |a| a.node_id);
         BrokerId(leader)
     }
+
+    /// Whether clients of `listener` can be told where `leader` is: whether
+    /// it has an endpoint on that listener.
+    pub(super) fn reachable(
+        &self,
+        broker: &Broker,
+        leader: BrokerId,
+        listener: SecurityProtocol,
+    ) -> bool {
+        if leader.0 == broker.node_id() {
+            return broker.endpoint(listener).is_some();
+        }
+        self.view
+            .agent(leader.0)
+            .is_some_and(|a| a.endpoint(listener.name()).is_some())
+    }
 }
 
 async fn handle_topics(
@@ -80,8 +100,9 @@ async fn handle_topics(
     version: i16,
     placement: &Placement<'_>,
     access: &Access,
+    listener: SecurityProtocol,
 ) -> MetadataResponse {
-    let brokers = cluster::brokers(broker, &placement.view)
+    let brokers = cluster::brokers(broker, &placement.view, listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
@@ -111,7 +132,7 @@ async fn handle_topics(
             let topics = topics
                 .iter()
                 .filter(|t| access.allows_topic(AclOperation::Describe, &t.name))
-                .map(|t| described(broker, t, placement))
+                .map(|t| described(broker, t, placement, listener, version))
                 .collect();
             return response.with_topics(topics);
         }
@@ -144,7 +165,7 @@ async fn handle_topics(
             },
         };
         topics.push(match topic {
-            Ok(topic) => described(broker, &topic, placement),
+            Ok(topic) => described(broker, &topic, placement, listener, version),
             Err(error) => MetadataResponseTopic::default()
                 .with_name(wanted.name.clone())
                 .with_topic_id(wanted.topic_id)
@@ -197,17 +218,37 @@ async fn lookup_by_name(
     }
 }
 
-fn described(broker: &Broker, topic: &Topic, placement: &Placement) -> MetadataResponseTopic {
+fn described(
+    broker: &Broker,
+    topic: &Topic,
+    placement: &Placement,
+    listener: SecurityProtocol,
+    version: i16,
+) -> MetadataResponseTopic {
     let epoch = placement.view.leader_epoch();
     let partitions = (0..topic.partition_count)
         .map(|index| {
             let leader = placement.leader(broker, topic.id, index);
-            MetadataResponsePartition::default()
+            let partition = MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(leader)
                 .with_leader_epoch(epoch)
                 .with_replica_nodes(vec![leader])
-                .with_isr_nodes(vec![leader])
+                .with_isr_nodes(vec![leader]);
+            if placement.reachable(broker, leader, listener) {
+                return partition;
+            }
+            // Kafka's answer for a leader without the client's listener: no
+            // leader, LISTENER_NOT_FOUND from v6, LEADER_NOT_AVAILABLE before;
+            // the replicas stay as they are.
+            let error = if version >= 6 {
+                ResponseError::ListenerNotFound
+            } else {
+                ResponseError::LeaderNotAvailable
+            };
+            partition
+                .with_leader_id(BrokerId(-1))
+                .with_error_code(error.code())
         })
         .collect();
     MetadataResponseTopic::default()

@@ -46,6 +46,7 @@ use streamhouse_protocol::request::Request;
 use streamhouse_protocol::response;
 
 use crate::acl::Access;
+use crate::config::listeners::SecurityProtocol;
 use crate::fetch_memory::{FetchHold, FetchTurns};
 use crate::quotas::{raise_throttle, request_time, Mute, QuotaClient, RequestMeter};
 use crate::request_metrics::RequestMetrics;
@@ -172,6 +173,9 @@ async fn named_topic(
 pub struct Session<'a> {
     /// The client's address; group members report it as their host.
     pub peer: SocketAddr,
+    /// The listener the client connected on: brokers are named to it by
+    /// their endpoints on that listener.
+    pub listener: SecurityProtocol,
     /// The authenticated principal's name (`ANONYMOUS` without
     /// authentication), as quotas name users.
     pub user: &'a Arc<str>,
@@ -214,6 +218,7 @@ async fn respond(
 ) -> PendingResponse {
     let Session {
         peer,
+        listener,
         user,
         fetch_turns,
         mute,
@@ -273,6 +278,7 @@ async fn respond(
                     version,
                     request.header.client_id.as_deref(),
                     &access,
+                    listener,
                 )
                 .await,
             ))
@@ -289,7 +295,7 @@ async fn respond(
         }),
         RequestKind::FindCoordinator(body) => {
             PendingResponse::ready(reply.encode(ResponseKind::FindCoordinator(
-                groups::find_coordinator(&broker, body, version, &access).await,
+                groups::find_coordinator(&broker, body, version, &access, listener).await,
             )))
         }
         RequestKind::JoinGroup(body) => {
@@ -387,7 +393,9 @@ async fn respond(
             PendingResponse::ready(reply.encode(ResponseKind::SaslAuthenticate(response)))
         }
         RequestKind::DescribeCluster(body) => PendingResponse::ready(reply.encode(
-            ResponseKind::DescribeCluster(cluster::describe(&broker, body, version, &access)),
+            ResponseKind::DescribeCluster(cluster::describe(
+                &broker, body, version, &access, listener,
+            )),
         )),
         RequestKind::DescribeProducers(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeProducers(
@@ -429,7 +437,7 @@ async fn respond(
         RequestKind::DescribeTopicPartitions(body) => PendingResponse::later(async move {
             let client_id = request.header.client_id.as_deref();
             reply.encode(ResponseKind::DescribeTopicPartitions(
-                topic_partitions::describe(&broker, body, client_id, &access).await,
+                topic_partitions::describe(&broker, body, client_id, &access, listener).await,
             ))
         }),
         RequestKind::DescribeUserScramCredentials(body) => PendingResponse::later(async move {

@@ -11,7 +11,8 @@
 //! topics named in the request are answered with UNKNOWN_TOPIC_OR_PARTITION
 //! (INVALID_TOPIC_EXCEPTION for an invalid name); asking for every topic lists
 //! only existing ones. Partitions are described as Metadata describes them to
-//! the same client.
+//! the same client, but for a leader without the client's listener: Kafka
+//! reports no leader (-1) here without an error.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::{
-    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
+    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::acls::{AclOperation, ResourceType};
@@ -28,6 +29,7 @@ use streamhouse_metadata::Topic;
 
 use super::metadata::Placement;
 use crate::acl::{Access, TOPIC_OPERATIONS};
+use crate::config::listeners::SecurityProtocol;
 use crate::config::topic::{invalid_topic_name, is_reserved_topic_name};
 use crate::{errors, Broker};
 
@@ -40,6 +42,7 @@ pub async fn describe(
     request: DescribeTopicPartitionsRequest,
     client_id: Option<&str>,
     access: &Access,
+    listener: SecurityProtocol,
 ) -> DescribeTopicPartitionsResponse {
     let cursor_topic = request
         .cursor
@@ -125,7 +128,7 @@ pub async fn describe(
         };
         let end = topic.partition_count.min(first.saturating_add(remaining));
         let partitions: Vec<_> = (first..end)
-            .map(|index| partition(broker, &placement, &topic, index))
+            .map(|index| partition(broker, &placement, &topic, index, listener))
             .collect();
         remaining -= partitions.len() as i32;
         response.topics.push(
@@ -164,11 +167,18 @@ fn partition(
     placement: &Placement,
     topic: &Topic,
     index: i32,
+    listener: SecurityProtocol,
 ) -> DescribeTopicPartitionsResponsePartition {
     let leader = placement.leader(broker, topic.id, index);
+    // A leader without the client's listener is reported as none, with no
+    // error, as Kafka does here; the replicas stay as they are.
+    let reported = match placement.reachable(broker, leader, listener) {
+        true => leader,
+        false => BrokerId(-1),
+    };
     DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(index)
-        .with_leader_id(leader)
+        .with_leader_id(reported)
         .with_leader_epoch(placement.view.leader_epoch())
         .with_replica_nodes(vec![leader])
         .with_isr_nodes(vec![leader])

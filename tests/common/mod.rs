@@ -60,7 +60,11 @@ pub enum Backend {
 }
 
 pub struct TestBroker {
+    /// The first listener's address.
     pub addr: std::net::SocketAddr,
+    /// Each listener's protocol and address, when the agent was started with
+    /// several ([`TestBroker::start_with_listeners`]).
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
     pub dir: Arc<tempfile::TempDir>,
     pub catalog_url: String,
     pub store_url: String,
@@ -125,6 +129,48 @@ impl TestBroker {
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestBroker {
         let (dir, catalog_url, store_url) = fresh_backends(backend).await;
         Self::start_on(dir, catalog_url, store_url, None, tweak).await
+    }
+
+    /// A broker with one listener per protocol of `protocols` (PLAINTEXT,
+    /// SASL_PLAINTEXT, ...), each on a free port, advertised as bound unless
+    /// `tweak` says otherwise.
+    pub async fn start_with_listeners(
+        backend: Backend,
+        protocols: &[&str],
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestBroker {
+        let (dir, catalog_url, store_url) = fresh_backends(backend).await;
+        Self::try_start_listening(dir, catalog_url, store_url, None, protocols, tweak)
+            .await
+            .expect("open broker")
+    }
+
+    /// The address of this agent's `protocol` listener.
+    pub fn listener(&self, protocol: &str) -> std::net::SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(p, _)| p == protocol)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("the agent has no {protocol} listener"))
+    }
+
+    /// [`TestBroker::another_agent`] with one listener per protocol of
+    /// `protocols`.
+    pub async fn another_agent_with_listeners(
+        &self,
+        protocols: &[&str],
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestBroker {
+        Self::try_start_listening(
+            Arc::clone(&self.dir),
+            self.catalog_url.clone(),
+            self.store_url.clone(),
+            None,
+            protocols,
+            tweak,
+        )
+        .await
+        .expect("open broker")
     }
 
     /// `count` agents on one fresh catalog and store, all started at once (as
@@ -196,12 +242,46 @@ impl TestBroker {
         port: Option<u16>,
         tweak: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<TestBroker> {
+        Self::try_start_listening(dir, catalog_url, store_url, port, &[], tweak).await
+    }
+
+    /// Starts an agent on `--listen` when `protocols` is empty, else with one
+    /// `--listener` per protocol.
+    async fn try_start_listening(
+        dir: Arc<tempfile::TempDir>,
+        catalog_url: String,
+        store_url: String,
+        port: Option<u16>,
+        protocols: &[&str],
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<TestBroker> {
         let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
             .await
             .expect("bind test port");
         let addr = listener.local_addr().unwrap();
+        let mut sockets = vec![listener];
+        for _ in 1..protocols.len() {
+            sockets.push(
+                TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .expect("bind test port"),
+            );
+        }
+        let listeners: Vec<(String, std::net::SocketAddr)> = protocols
+            .iter()
+            .zip(&sockets)
+            .map(|(p, s)| (p.to_string(), s.local_addr().unwrap()))
+            .collect();
         let mut settings = Settings {
-            listen: addr.to_string(),
+            listen: if protocols.is_empty() {
+                addr.to_string()
+            } else {
+                Settings::default().listen
+            },
+            listener: listeners
+                .iter()
+                .map(|(p, a)| format!("{p}://{a}"))
+                .collect(),
             data_dir: PathBuf::from(dir.path()),
             catalog: Some(catalog_url.clone()),
             store: Some(store_url.clone()),
@@ -214,14 +294,21 @@ impl TestBroker {
         };
         tweak(&mut settings);
         let config = Config::resolve(settings).expect("valid test config");
+        let bound = config
+            .listeners
+            .iter()
+            .map(|l| l.protocol)
+            .zip(sockets)
+            .collect();
         let broker = Broker::open(config).await?;
-        let server = Server::with_listener(Arc::clone(&broker), listener);
+        let server = Server::with_listeners(Arc::clone(&broker), bound);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
         Ok(TestBroker {
             addr,
+            listeners,
             dir,
             catalog_url,
             store_url,

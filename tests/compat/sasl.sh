@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SASL on a SASL_PLAINTEXT listener with real clients, on each backend pair in
-# COMPAT_BACKENDS: a broker started with --listener SASL_PLAINTEXT://... and a
-# users file (alice, and admin with a colon in its password).
+# COMPAT_BACKENDS: a broker started with --listener SASL_PLAINTEXT://..., a
+# second listener PLAINTEXT://... and a users file (alice, and admin with a
+# colon in its password).
 #
 # Scenarios per backend:
 #   kcat/MECH/round-trip    kcat (librdkafka 2.0.2) as alice with MECH (PLAIN,
@@ -9,6 +10,10 @@
 #                           read back by admin with SCRAM-SHA-512
 #   kcat/wrong-password     PLAIN and SCRAM refused with Kafka's messages
 #   kcat/no-sasl            a client without SASL gets no metadata
+#   kcat/two-listeners      kcat without SASL on the PLAINTEXT listener and as
+#                           alice on the SASL_PLAINTEXT one: each is told that
+#                           listener's address as the broker's, and records
+#                           produced on one are read on the other
 #   java/scram-sha-512      ProducerPerformance (1,000 records, acks=all) and the
 #                           console consumer in a group, both SCRAM-SHA-512
 #   java/wrong-password     SaslAuthenticationException with Kafka's message
@@ -27,16 +32,47 @@ trap broker_cleanup EXIT
 
 command -v kcat >/dev/null || { record FAIL "sasl/setup" "kcat not installed (apt-get install kcat)"; exit 1; }
 
-# The broker of this backend: one SASL_PLAINTEXT listener.
+# The broker of this backend: a SASL_PLAINTEXT listener (the bootstrap of
+# every scenario but two-listeners) and a PLAINTEXT one.
 sasl_broker_start() {
     local backend="$1"
     broker_prepare "$backend" "sasl-$backend" || return 1
     printf '# compat users\nalice:alice-secret\nadmin:ad:min\n' >"$BROKER_DIR/users"
     BROKER_PORT="$(free_port)"
     BROKER_BOOTSTRAP="127.0.0.1:$BROKER_PORT"
-    BROKER_ARGS=(--listener "SASL_PLAINTEXT://$BROKER_BOOTSTRAP" --sasl-users-file "$BROKER_DIR/users"
-        "${BACKEND_ARGS[@]}")
+    PLAIN_PORT="$(free_port)"
+    while [[ "$PLAIN_PORT" == "$BROKER_PORT" ]]; do PLAIN_PORT="$(free_port)"; done
+    PLAIN_BOOTSTRAP="127.0.0.1:$PLAIN_PORT"
+    BROKER_ARGS=(--listener "SASL_PLAINTEXT://$BROKER_BOOTSTRAP" --listener "PLAINTEXT://$PLAIN_BOOTSTRAP"
+        --sasl-users-file "$BROKER_DIR/users" "${BACKEND_ARGS[@]}")
     broker_launch
+}
+
+# The brokers kcat's metadata (-L) names, one "HOST:PORT" a line.
+listed_brokers() { sed -n 's/^ *broker [0-9-]* at \([^ ]*\).*/\1/p' "$1"; }
+
+two_listeners() {
+    local pfx="$1" work="$2" topic plain sasl got
+    topic="$(unique sasl-listeners)"
+    timeout --foreground "$TIMEOUT" kcat -b "$PLAIN_BOOTSTRAP" -L -m 5 >"$work/plain.list" 2>&1
+    kcat_as alice alice-secret SCRAM-SHA-512 -L -m 5 >"$work/sasl.list" 2>&1
+    plain="$(listed_brokers "$work/plain.list" | tr '\n' ' ')"
+    sasl="$(listed_brokers "$work/sasl.list" | tr '\n' ' ')"
+    if [[ "$plain" != "$PLAIN_BOOTSTRAP " || "$sasl" != "$BROKER_BOOTSTRAP " ]]; then
+        record FAIL "$pfx/kcat/two-listeners" "told '$plain' on PLAINTEXT and '$sasl' on SASL_PLAINTEXT; expected $PLAIN_BOOTSTRAP and $BROKER_BOOTSTRAP"
+        return
+    fi
+    seq 1 20 | sed 's/^/plain-/' >"$work/listeners.expected"
+    timeout --foreground "$TIMEOUT" kcat -b "$PLAIN_BOOTSTRAP" -q -P -t "$topic" \
+        <"$work/listeners.expected" 2>"$work/listeners.err"
+    kcat_as alice alice-secret SCRAM-SHA-512 -q -C -t "$topic" -o beginning -e -f '%s\n' \
+        >"$work/listeners.got" 2>>"$work/listeners.err"
+    if cmp -s "$work/listeners.got" "$work/listeners.expected"; then
+        record PASS "$pfx/kcat/two-listeners"
+    else
+        got="$(wc -l <"$work/listeners.got")"
+        record FAIL "$pfx/kcat/two-listeners" "read $got of 20 records over SASL_PLAINTEXT: $(tail -n 3 "$work/listeners.err" | tr '\n' ' ')"
+    fi
 }
 
 # kcat as USER/PASSWORD with MECHANISM, then kcat's own arguments.
@@ -165,6 +201,7 @@ for backend in $COMPAT_BACKENDS; do
     fi
     run_backend "$backend"
     scram_users "sasl/$backend" "$BROKER_DIR/work"
+    two_listeners "sasl/$backend" "$BROKER_DIR/work"
     broker_cleanup
 done
 exit "$COMPAT_FAILED"

@@ -11,7 +11,9 @@ use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::rows::{get, to_i32};
 use super::{changes, Backend, SqlCatalog};
-use crate::agents::{Agent, AgentRegistration, Counters, Membership, Registered, Renewal};
+use crate::agents::{
+    Agent, AgentRegistration, Counters, Endpoint, Membership, Registered, Renewal,
+};
 use crate::catalog::AgentCatalog;
 use crate::{CatalogError, Result};
 
@@ -62,7 +64,8 @@ impl AgentCatalog for SqlCatalog {
             // One statement, so the epoch and the rows come from one snapshot; the
             // outer join keeps the epoch when no agent is registered.
             let rows = sqlx::query(
-                "SELECT c.value AS epoch, a.node_id, a.incarnation, a.host, a.port, a.zone \
+                "SELECT c.value AS epoch, a.node_id, a.incarnation, a.host, a.port, a.zone, \
+                 a.listeners \
                  FROM counters c LEFT JOIN agents a ON 1 = 1 \
                  WHERE c.name = 'membership' ORDER BY a.node_id",
             )
@@ -80,6 +83,7 @@ impl AgentCatalog for SqlCatalog {
                     host: get(&row, "host")?,
                     port: to_i32(get(&row, "port")?, "port")?,
                     zone: get(&row, "zone")?,
+                    endpoints: decode_endpoints(&get::<String>(&row, "listeners")?)?,
                 });
             }
             Ok(membership)
@@ -168,20 +172,46 @@ async fn register(
         smallest_free_node_id(&mut tx).await?
     };
     sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO agents (node_id, incarnation, host, port, zone, registered_at_ms, \
-         lease_expires_at_ms) VALUES ($1, $2, $3, $4, $5, {now}, {now} + $6)"
+        "INSERT INTO agents (node_id, incarnation, host, port, zone, listeners, \
+         registered_at_ms, lease_expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, {now}, {now} + $7)"
     )))
     .bind(i64::from(node_id))
     .bind(&registration.incarnation)
     .bind(&registration.host)
     .bind(i64::from(registration.port))
     .bind(registration.zone.as_deref())
+    .bind(encode_endpoints(&registration.endpoints))
     .bind(registration.lease_ms)
     .execute(&mut *tx)
     .await?;
     let epoch = changes::bump(&mut tx, "membership").await?;
     tx.commit().await?;
     Ok(Registered { node_id, epoch })
+}
+
+/// The `listeners` column: Kafka's `advertised.listeners` form,
+/// `LISTENER://HOST:PORT` joined by commas (no host has a comma).
+fn encode_endpoints(endpoints: &[Endpoint]) -> String {
+    endpoints
+        .iter()
+        .map(Endpoint::to_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads the `listeners` column; empty for a row written by an agent of a
+/// version without it.
+fn decode_endpoints(text: &str) -> Result<Vec<Endpoint>> {
+    text.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            Endpoint::parse(part).ok_or_else(|| {
+                CatalogError::Corrupt(format!(
+                    "agents.listeners holds '{part}', not LISTENER://HOST:PORT"
+                ))
+            })
+        })
+        .collect()
 }
 
 async fn delete_agent(tx: &mut Transaction<'static, Any>, node_id: i32) -> Result<()> {

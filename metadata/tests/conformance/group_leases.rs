@@ -28,6 +28,7 @@ async fn register(catalog: &dyn Catalog, port: i32, lease_ms: i64) -> Agent {
             incarnation: incarnation.clone(),
             host: "127.0.0.1".into(),
             port,
+            endpoints: Vec::new(),
             zone: None,
             lease_ms,
         })

@@ -196,6 +196,7 @@ macro_rules! membership_tests {
             lapsed_agents_are_reaped_only_by_a_renewal_that_may_reap,
             agents_registering_together_get_distinct_node_ids,
             counters_start_at_zero_and_track_membership,
+            every_listener_an_agent_advertises_is_read_back,
         );
     };
     (@each $target:expr; $($case:ident,)*) => {

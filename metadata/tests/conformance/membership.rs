@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use streamhouse_metadata::agents::{AgentRegistration, Renewal};
-use streamhouse_metadata::CatalogError;
+use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
+use streamhouse_metadata::agents::{AgentRegistration, Endpoint, Renewal};
+use streamhouse_metadata::{Backend, CatalogError};
 
 use crate::harness::TestDb;
 
@@ -16,8 +17,17 @@ fn agent(port: i32, node_id: Option<i32>) -> AgentRegistration {
         incarnation: uuid::Uuid::new_v4().to_string(),
         host: "127.0.0.1".into(),
         port,
+        endpoints: vec![endpoint("PLAINTEXT", port)],
         zone: None,
         lease_ms: LEASE_MS,
+    }
+}
+
+fn endpoint(listener: &str, port: i32) -> Endpoint {
+    Endpoint {
+        listener: listener.into(),
+        host: "127.0.0.1".into(),
+        port,
     }
 }
 
@@ -203,4 +213,50 @@ pub async fn counters_start_at_zero_and_track_membership(db: &TestDb) {
         catalog.counters().await.unwrap().membership,
         registered.epoch
     );
+}
+
+pub async fn every_listener_an_agent_advertises_is_read_back(db: &TestDb) {
+    let catalog = db.open().await;
+    let mut both = agent(9001, None);
+    both.endpoints = vec![
+        endpoint("PLAINTEXT", 9001),
+        Endpoint {
+            listener: "SASL_SSL".into(),
+            host: "broker-1.example".into(),
+            port: 9093,
+        },
+    ];
+    catalog.register_agent(&both).await.unwrap();
+    catalog.register_agent(&agent(9002, None)).await.unwrap();
+    let view = catalog.membership().await.unwrap();
+    assert_eq!(view.agents[0].endpoints, both.endpoints);
+    assert_eq!(
+        view.agents[0]
+            .endpoint("SASL_SSL")
+            .map(|e| (e.host, e.port)),
+        Some(("broker-1.example".into(), 9093))
+    );
+    assert_eq!(view.agents[1].endpoints, vec![endpoint("PLAINTEXT", 9002)]);
+    assert_eq!(view.agents[1].endpoint("SASL_SSL"), None);
+
+    // A row as an agent of an older version inserts it, without listeners:
+    // its one address answers for every listener.
+    let legacy = "INSERT INTO agents (node_id, incarnation, host, port, zone, registered_at_ms, \
+                  lease_expires_at_ms) VALUES (7, 'old', '127.0.0.1', 9007, NULL, 0, 9000000000000)";
+    match db.target.backend {
+        Backend::Postgres => {
+            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            conn.execute(legacy).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::connect(&db.url).await.unwrap();
+            conn.execute(legacy).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+    let view = catalog.membership().await.unwrap();
+    let old = view.agents.iter().find(|a| a.node_id == 7).unwrap();
+    assert!(old.endpoints.is_empty());
+    assert_eq!(old.endpoint("SASL_SSL"), Some(endpoint("SASL_SSL", 9007)));
 }
