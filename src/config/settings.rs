@@ -125,7 +125,8 @@ pub struct Settings {
     /// Folder of the embedded catalog and objects
     #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// Catalog database: sqlite://PATH or postgres://USER@HOST:PORT/DB
+    /// Catalog database: sqlite://PATH or postgres://USER@HOST:PORT/DB, over
+    /// TLS with ?sslmode=verify-full&sslrootcert=CA.pem
     /// [default: sqlite://DATA_DIR/catalog.db]
     #[arg(long, env = "STREAMHOUSE_CATALOG")]
     pub catalog: Option<String>,
@@ -138,6 +139,7 @@ pub struct Settings {
     pub catalog_timeout_ms: u64,
     /// Object store: file://PATH, memory:// or
     /// s3://BUCKET?endpoint=URL&region=R&allow_http=true&path_style=true&prefix=P
+    /// (and &ca_file=CA.pem to trust a private CA over https)
     /// [default: file://DATA_DIR/objects]
     #[arg(long, env = "STREAMHOUSE_STORE")]
     pub store: Option<String>,

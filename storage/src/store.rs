@@ -55,9 +55,22 @@ fn open_s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
         .host_str()
         .filter(|b| !b.is_empty())
         .ok_or("an s3:// URL needs a bucket name: s3://BUCKET?...")?;
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // A private CA (an S3-compatible store inside the company), trusted
+    // beside the system's roots. Client options go in first: the settings
+    // below and the environment's add to them, and would be lost if they
+    // were replaced afterwards.
+    let mut client = None;
+    for (key, value) in url.query_pairs() {
+        if key == "ca_file" {
+            let mut options = client.unwrap_or_else(ClientOptions::new);
+            for certificate in ca_bundle(&value)? {
+                options = options.with_root_certificate(certificate);
+            }
+            client = Some(options);
+        }
+    }
+    let mut builder = builder_from_env(client).with_bucket_name(bucket);
     let mut prefix = None;
-    let mut client = ClientOptions::new();
     for (key, value) in url.query_pairs() {
         builder = match key.as_ref() {
             "endpoint" => builder.with_endpoint(value.to_string()),
@@ -68,14 +81,7 @@ fn open_s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
                 prefix = Some(value.to_string());
                 builder
             }
-            // A private CA (an S3-compatible store inside the company):
-            // trusted beside the system's roots.
-            "ca_file" => {
-                for certificate in ca_bundle(&value)? {
-                    client = client.with_root_certificate(certificate);
-                }
-                builder
-            }
+            "ca_file" => builder,
             other => {
                 return Err(format!(
                     "unknown parameter '{other}' (expected endpoint, region, allow_http, path_style, prefix, ca_file)"
@@ -83,14 +89,32 @@ fn open_s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
             }
         };
     }
-    let store = builder
-        .with_client_options(client)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let store = builder.build().map_err(|e| e.to_string())?;
     Ok(match prefix {
         Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
         None => Arc::new(store),
     })
+}
+
+/// `AmazonS3Builder::from_env` on top of `client`'s options.
+fn builder_from_env(client: Option<ClientOptions>) -> AmazonS3Builder {
+    let Some(client) = client else {
+        return AmazonS3Builder::from_env();
+    };
+    let mut builder = AmazonS3Builder::new().with_client_options(client);
+    // As from_env: variables that are not UTF-8 are skipped, not a panic.
+    for (key, value) in std::env::vars_os() {
+        let (Some(key), Some(value)) = (key.to_str(), value.to_str()) else {
+            continue;
+        };
+        if !key.starts_with("AWS_") {
+            continue;
+        }
+        if let Ok(config_key) = key.to_ascii_lowercase().parse() {
+            builder = builder.with_config(config_key, value);
+        }
+    }
+    builder
 }
 
 /// The certificates of a PEM file, at least one.

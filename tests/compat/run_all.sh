@@ -82,6 +82,10 @@
 #                                             ACLs; kcat and the Java producer and consumer
 #                                             refused without WRITE, group READ, or when
 #                                             denied; a prefixed ACL grants its topics
+#   backend-tls tests/compat/backend_tls.sh   the agent's own connections over TLS: a
+#                                             PostgreSQL of its own (TLS only) and moto over
+#                                             https, trusted through a private CA in the
+#                                             catalog and store URLs; refusals without it
 #   deploy  tests/compat/deploy_check.sh      the Helm chart (helm lint, helm template:
 #                                             Deployment, Service, PDB, probes),
 #                                             deploy/compose.yaml and the systemd unit
@@ -143,6 +147,7 @@ CLIENTS=(
     # One backend pair: TLS and SASL sit in front of the catalog and the store.
     "secure    sh     secure_clients.sh"
     "acls      sh     acls.sh"
+    "backend-tls sh   backend_tls.sh"
 )
 ALL_CLIENTS=()
 for line in "${CLIENTS[@]}"; do
