@@ -10,6 +10,10 @@
 #                           read back by admin with SCRAM-SHA-512
 #   kcat/wrong-password     PLAIN and SCRAM refused with Kafka's messages
 #   kcat/no-sasl            a client without SASL gets no metadata
+#   java/re-authentication  (one backend pair) an agent with
+#                           --connections-max-reauth-ms 3000: the Java producer
+#                           sends for 12 s, re-authenticating on its connections
+#                           at least 3 times, never cut off
 #   kcat/two-listeners      kcat without SASL on the PLAINTEXT listener and as
 #                           alice on the SASL_PLAINTEXT one: each is told that
 #                           listener's address as the broker's, and records
@@ -204,4 +208,36 @@ for backend in $COMPAT_BACKENDS; do
     two_listeners "sasl/$backend" "$BROKER_DIR/work"
     broker_cleanup
 done
+
+# Re-authentication (KIP-368): an agent whose sessions last 3 s; the Java
+# producer, 12 s long on one connection, re-authenticates as told and is
+# never cut off. Transport only: the embedded pair (or the first one named).
+reauthentication() {
+    local backend="$1" pfx="sasl/$1/java/re-authentication" work produced renewed closed
+    broker_prepare "$backend" "sasl-reauth-$backend" || { record FAIL "$pfx" "broker_prepare failed"; return; }
+    printf 'alice:alice-secret\n' >"$BROKER_DIR/users"
+    BROKER_PORT="$(free_port)"
+    BROKER_BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+    BROKER_ARGS=(--listener "SASL_PLAINTEXT://$BROKER_BOOTSTRAP" --sasl-users-file "$BROKER_DIR/users"
+        --connections-max-reauth-ms 3000 "${BACKEND_ARGS[@]}")
+    STREAMHOUSE_LOG=info,streamhouse::sasl=debug broker_launch || { record FAIL "$pfx" "the broker did not start"; return; }
+    work="$BROKER_DIR/work"
+    mkdir -p "$work"
+    java_config "$work/scram.properties" SCRAM-SHA-512 alice alice-secret
+    produced="$(timeout "$TIMEOUT" java -cp "$JAVA_LIB/*" org.apache.kafka.tools.ProducerPerformance \
+        --topic "$(unique reauth)" --num-records 1200 --record-size 100 --throughput 100 \
+        --producer-props bootstrap.servers="$BROKER_BOOTSTRAP" acks=all \
+        --producer.config "$work/scram.properties" 2>"$work/produce.err" | tail -n 1)"
+    renewed="$(grep -c "re-authenticated" "$BROKER_LOG")"
+    closed="$(grep -c "SASL session expired" "$BROKER_LOG")"
+    if [[ "$produced" == "1200 records sent"* && "$renewed" -ge 3 && "$closed" == 0 ]]; then
+        record PASS "$pfx"
+    else
+        record FAIL "$pfx" "producer: '$produced'; re-authentications: $renewed; connections closed on expiry: $closed"
+    fi
+    broker_cleanup
+}
+first_backend="embedded"
+[[ " $COMPAT_BACKENDS " == *" embedded "* ]] || first_backend="${COMPAT_BACKENDS%% *}"
+reauthentication "$first_backend"
 exit "$COMPAT_FAILED"
