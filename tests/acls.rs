@@ -428,19 +428,10 @@ async fn groups_and_cluster_apis_follow_the_acls(backend: Backend) {
         CLUSTER_AUTHORIZATION_FAILED
     );
     // Without WRITE anywhere, no producer id either.
-    let ResponseKind::InitProducerId(init) = alice
-        .call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000),
-        )
-        .await
-    else {
-        panic!()
-    };
-    assert_eq!(init.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(
+        init_producer_id(&mut alice).await,
+        CLUSTER_AUTHORIZATION_FAILED
+    );
     create_acls(
         &mut admin,
         vec![
@@ -457,19 +448,7 @@ async fn groups_and_cluster_apis_follow_the_acls(backend: Backend) {
     )
     .await;
     assert_eq!(describe_log_dirs(&mut alice).await, 0);
-    let ResponseKind::InitProducerId(init) = alice
-        .call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000),
-        )
-        .await
-    else {
-        panic!()
-    };
-    assert_eq!(init.error_code, 0);
+    assert_eq!(init_producer_id(&mut alice).await, 0);
     // The super user may do anything without any ACL.
     assert_eq!(describe_log_dirs(&mut admin).await, 0);
 }
@@ -862,4 +841,16 @@ async fn every_api_refuses_a_principal_without_acls(backend: Backend) {
             "{api}: {codes:?}"
         );
     }
+}
+
+/// InitProducerId v4 of an idempotent producer: the error code.
+async fn init_producer_id(client: &mut TestClient) -> i16 {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let ResponseKind::InitProducerId(init) = client.call(ApiKey::InitProducerId, 4, &request).await
+    else {
+        panic!("not an InitProducerId response")
+    };
+    init.error_code
 }

@@ -151,16 +151,7 @@ pub async fn alter(
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = async {
-            let kind = resource.resource_type;
-            if !may(
-                access,
-                AclOperation::AlterConfigs,
-                kind,
-                &resource.resource_name,
-            ) {
-                return Err(refused(kind));
-            }
-            check_alterable(kind)?;
+            check_alterable(access, resource.resource_type, &resource.resource_name)?;
             let mut configs = BTreeMap::new();
             for config in &resource.configs {
                 let Some(value) = &config.value else {
@@ -206,16 +197,7 @@ pub async fn incremental_alter(
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = async {
-            let kind = resource.resource_type;
-            if !may(
-                access,
-                AclOperation::AlterConfigs,
-                kind,
-                &resource.resource_name,
-            ) {
-                return Err(refused(kind));
-            }
-            check_alterable(kind)?;
+            check_alterable(access, resource.resource_type, &resource.resource_name)?;
             let mut changes: Vec<Change> = Vec::with_capacity(resource.configs.len());
             for config in &resource.configs {
                 let name = config.name.to_string();
@@ -327,7 +309,16 @@ fn refused(resource_type: i8) -> Failure {
     }
 }
 
-fn check_alterable(resource_type: i8) -> Result<(), Failure> {
+/// Whether the client may alter this resource's configs (ALTER_CONFIGS,
+/// checked first, as Kafka does), and whether they can be altered at all.
+fn check_alterable(access: &Access, resource_type: i8, name: &str) -> Result<(), Failure> {
+    if !may(access, AclOperation::AlterConfigs, resource_type, name) {
+        return Err(refused(resource_type));
+    }
+    alterable(resource_type)
+}
+
+fn alterable(resource_type: i8) -> Result<(), Failure> {
     match resource_type {
         RESOURCE_TOPIC => Ok(()),
         RESOURCE_BROKER => Err((
