@@ -61,9 +61,13 @@ impl SaslSession {
     /// Whether the session's lifetime has passed: only the SASL requests of
     /// a re-authentication may come now.
     pub fn expired(&self) -> bool {
-        self.state()
-            .expires_at
-            .is_some_and(|expires_at| Instant::now() >= expires_at)
+        // Checked before every request: a session without a lifetime (the
+        // default) answers without taking the lock.
+        self.lifetime.is_some()
+            && self
+                .state()
+                .expires_at
+                .is_some_and(|expires_at| Instant::now() >= expires_at)
     }
 
     /// A SaslHandshake on the authenticated connection: the start of a
