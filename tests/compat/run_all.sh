@@ -82,6 +82,13 @@
 #                                             ACLs; kcat and the Java producer and consumer
 #                                             refused without WRITE, group READ, or when
 #                                             denied; a prefixed ACL grants its topics
+#   transactions tests/compat/transactions.sh Kafka transactions: the Java producer's
+#                                             commits and aborts exactly (markers at their
+#                                             offsets), zombies fenced, kafka-transactions
+#                                             list/describe, a SIGKILLed confluent-kafka
+#                                             transaction aborted by its timeout,
+#                                             consume-transform-produce with
+#                                             confluent-kafka and franz-go
 #   backend-tls tests/compat/backend_tls.sh   the agent's own connections over TLS: a
 #                                             PostgreSQL of its own (TLS only) and moto over
 #                                             https, trusted through a private CA in the
@@ -147,6 +154,7 @@ CLIENTS=(
     # One backend pair: TLS and SASL sit in front of the catalog and the store.
     "secure    sh     secure_clients.sh"
     "acls      sh     acls.sh"
+    "transactions sh  transactions.sh"
     "backend-tls sh   backend_tls.sh"
 )
 ALL_CLIENTS=()
