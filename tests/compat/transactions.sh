@@ -168,7 +168,7 @@ scenario_tools() {
         sleep 0.1
     done
     if ! grep -q '^HELD' "$W/hold.out"; then
-        REASON="the holding producer did not send within 60 s: $(tail -n 2 "$W/hold.out") $(grep -v '^\s*at ' "$W/hold.err" | tail -n 3 | tr '\n' ' ' | cut -c1-500)"
+        REASON="the holding producer did not print HELD (it exited, or 60 s passed): $(tail -n 2 "$W/hold.out") $(grep -v '^\s*at ' "$W/hold.err" | tail -n 3 | tr '\n' ' ' | cut -c1-500)"
         bg_kill
         return 1
     fi
@@ -200,7 +200,7 @@ scenario_abandoned() {
         sleep 0.1
     done
     if ! grep -q '^READY' "$W/abandon.out"; then
-        REASON="the abandoned producer did not produce within 60 s: $(tail -n 2 "$W/abandon.out" | tr '\n' ' ') $(tail -n 3 "$W/abandon.err" | tr '\n' ' ' | cut -c1-500)"
+        REASON="the abandoned producer did not print READY (it exited, or 60 s passed): $(tail -n 2 "$W/abandon.out" | tr '\n' ' ') $(tail -n 3 "$W/abandon.err" | tr '\n' ' ' | cut -c1-500)"
         bg_kill
         return 1
     fi
