@@ -29,6 +29,7 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    transactional: bool,
     key: Content,
     value: Content,
     headers: Vec<(&'static str, Option<Bytes>)>,
@@ -45,6 +46,7 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
             key: Box::new(|_| None),
             value: Box::new(|_| None),
             headers: Vec::new(),
@@ -92,6 +94,12 @@ impl BatchBuilder {
         self
     }
 
+    /// A transactional producer's batch (attribute bit 0x10).
+    pub fn transactional(mut self) -> Self {
+        self.transactional = true;
+        self
+    }
+
     pub fn key<T: Into<Bytes>>(mut self, key: impl Fn(usize) -> T + 'static) -> Self {
         self.key = Box::new(move |i| Some(key(i).into()));
         self
@@ -114,7 +122,7 @@ impl BatchBuilder {
             .map(|n| {
                 let i = self.first + n;
                 Record {
-                    transactional: false,
+                    transactional: self.transactional,
                     control: false,
                     delete_horizon: false,
                     partition_leader_epoch: 0,
