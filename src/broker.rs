@@ -178,7 +178,8 @@ impl Broker {
             config.group_rules,
             Arc::clone(&clock),
         );
-        Ok(Arc::new(Broker {
+        let interval = config.transaction_abort_check_interval;
+        let broker = Arc::new(Broker {
             config,
             catalog,
             log,
@@ -196,7 +197,9 @@ impl Broker {
             registry: Arc::new(registry),
             accepting: Default::default(),
             tls,
-        }))
+        });
+        crate::transactions::sweep_in_background(&broker, interval);
+        Ok(broker)
     }
 
     /// This agent's broker id, as registered in the catalog.

@@ -3,6 +3,7 @@
 
 use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::producers::ProducerError;
+use streamhouse_metadata::transactions::TxnError;
 use streamhouse_metadata::CatalogError;
 use streamhouse_protocol::batch::BatchError;
 use streamhouse_protocol::validate::InvalidBatch;
@@ -19,6 +20,7 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         CatalogError::OffsetBeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
         // Another agent took the group over: the client finds its coordinator again.
         CatalogError::NotCoordinator { .. } => ResponseError::NotCoordinator,
+        CatalogError::Transaction(e) => transaction(e),
         // Database unreachable or failing: retriable for the client.
         CatalogError::Database(_) => ResponseError::KafkaStorageError,
         // Not KAFKA_STORAGE_ERROR, which tells the client nothing was written:
@@ -33,6 +35,16 @@ pub fn catalog(error: &CatalogError) -> ResponseError {
         // Only membership at start-up meets these; no request does.
         | CatalogError::NodeIdInUse { .. }
         | CatalogError::AddressHasOtherNodeId { .. } => ResponseError::UnknownServerError,
+    }
+}
+
+pub fn transaction(error: &TxnError) -> ResponseError {
+    match error {
+        TxnError::InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
+        TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+        TxnError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        TxnError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        TxnError::ConcurrentTransactions(_) => ResponseError::ConcurrentTransactions,
     }
 }
 
@@ -57,6 +69,11 @@ pub fn storage(error: &StorageError) -> ResponseError {
         }
         StorageError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch
+        }
+        // Kafka's answer when its verification (KIP-890) finds the partition
+        // outside the producer's transaction.
+        StorageError::Producer(ProducerError::NotInTransaction { .. }) => {
+            ResponseError::InvalidTxnState
         }
         // Retriable: the producer sends the batch again, in order.
         StorageError::EarlierWriteFailed => ResponseError::KafkaStorageError,

@@ -33,6 +33,7 @@ pub mod request_metrics;
 pub mod sasl;
 pub mod server;
 pub mod tls;
+pub mod transactions;
 pub mod transport;
 
 /// mimalloc reserves huge allocations lazily (MAP_NORESERVE), so a request that

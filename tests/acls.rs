@@ -29,6 +29,7 @@ on_both_backends!(
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const INVALID_REQUEST: i16 = 42;
 const SECURITY_DISABLED: i16 = 54;
 
@@ -775,6 +776,58 @@ async fn every_other_api(
         "DeleteGroups",
         codes(client, ApiKey::DeleteGroups, 2, &r).await,
     ));
+    // The transaction APIs, for a transactional id named after the group.
+    let txn = TransactionalId(s(group));
+    let r = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn.clone()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    answers.push((
+        "InitProducerId transactional",
+        codes(client, ApiKey::InitProducerId, 4, &r).await,
+    ));
+    let r = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn.clone())
+        .with_v3_and_below_producer_id(ProducerId(0))
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![0]),
+        ]);
+    answers.push((
+        "AddPartitionsToTxn",
+        codes(client, ApiKey::AddPartitionsToTxn, 3, &r).await,
+    ));
+    let r = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn.clone())
+        .with_group_id(GroupId(s(group)));
+    answers.push((
+        "AddOffsetsToTxn",
+        codes(client, ApiKey::AddOffsetsToTxn, 3, &r).await,
+    ));
+    let r = TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn.clone())
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(-1)
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default(),
+                ]),
+        ]);
+    answers.push((
+        "TxnOffsetCommit",
+        codes(client, ApiKey::TxnOffsetCommit, 3, &r).await,
+    ));
+    let r = EndTxnRequest::default().with_transactional_id(txn.clone());
+    answers.push(("EndTxn", codes(client, ApiKey::EndTxn, 3, &r).await));
+    let r = DescribeTransactionsRequest::default().with_transactional_ids(vec![txn]);
+    answers.push((
+        "DescribeTransactions",
+        codes(client, ApiKey::DescribeTransactions, 0, &r).await,
+    ));
     let r = DeleteTopicsRequest::default()
         .with_timeout_ms(10_000)
         .with_topic_names(vec![name(doomed)]);
@@ -811,6 +864,12 @@ async fn every_api_refuses_a_principal_without_acls(backend: Backend) {
             "OffsetCommit" | "OffsetFetch" | "OffsetDelete" | "DescribeGroups" | "DeleteGroups" => {
                 GROUP_AUTHORIZATION_FAILED
             }
+            "InitProducerId transactional"
+            | "AddPartitionsToTxn"
+            | "AddOffsetsToTxn"
+            | "TxnOffsetCommit"
+            | "EndTxn"
+            | "DescribeTransactions" => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             _ => TOPIC_AUTHORIZATION_FAILED,
         };
         assert!(
@@ -826,7 +885,6 @@ async fn every_api_refuses_a_principal_without_acls(backend: Backend) {
         panic!()
     };
     assert!(listed.groups.is_empty());
-
     // The super user passes every check (other errors may remain, such as
     // the broker config being read-only or nothing to elect).
     let allowed = every_other_api(&mut admin, &topic, &doomed, &group).await;
@@ -835,12 +893,37 @@ async fn every_api_refuses_a_principal_without_acls(backend: Backend) {
             !codes.iter().any(|c| [
                 TOPIC_AUTHORIZATION_FAILED,
                 GROUP_AUTHORIZATION_FAILED,
-                CLUSTER_AUTHORIZATION_FAILED
+                CLUSTER_AUTHORIZATION_FAILED,
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED
             ]
             .contains(c)),
             "{api}: {codes:?}"
         );
     }
+    // ListTransactions refuses nothing either: bob is not shown the
+    // transactional id the admin's InitProducerId created.
+    let ResponseKind::ListTransactions(listed) = bob
+        .call(
+            ApiKey::ListTransactions,
+            1,
+            &ListTransactionsRequest::default().with_duration_filter(-1),
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert!(listed.transaction_states.is_empty());
+    let ResponseKind::ListTransactions(listed) = admin
+        .call(
+            ApiKey::ListTransactions,
+            1,
+            &ListTransactionsRequest::default().with_duration_filter(-1),
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(listed.transaction_states.len(), 1);
 }
 
 /// InitProducerId v4 of an idempotent producer: the error code.

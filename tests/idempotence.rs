@@ -8,7 +8,6 @@ use common::{
     name, on_both_backends, producer_batch, unique_topic, Backend, TestBroker, TestClient,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
 on_both_backends!(
@@ -182,23 +181,6 @@ async fn separate_producers_get_separate_ids() {
         49,
         "INVALID_PRODUCER_ID_MAPPING"
     );
-}
-
-#[tokio::test]
-async fn transactional_ids_are_refused() {
-    let broker = TestBroker::start(Backend::Embedded).await;
-    let mut client = broker.client().await;
-    let request = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let ResponseKind::InitProducerId(r) = client.call(ApiKey::InitProducerId, 4, &request).await
-    else {
-        panic!()
-    };
-    assert_ne!(r.error_code, 0);
-    assert_eq!(r.producer_id.0, -1);
 }
 
 /// Kafka answers a retry with the original batch's LogAppendTime, not the

@@ -76,11 +76,21 @@ async fn api_versions_lists_the_served_apis() {
             .find(|k| k.api_key == ApiKey::Produce as i16)
             .unwrap();
         assert_eq!((produce.min_version, produce.max_version), (0, 13));
-        // Transactions are not served, so not advertised.
-        assert!(response
+        // Transactions with the client's AddPartitionsToTxn (v4+ is the
+        // brokers' form), and no transaction.version feature: Kafka 4 clients
+        // then use the flow served.
+        let add = response
             .api_keys
             .iter()
-            .all(|k| k.api_key != ApiKey::AddPartitionsToTxn as i16));
+            .find(|k| k.api_key == ApiKey::AddPartitionsToTxn as i16)
+            .unwrap();
+        assert_eq!((add.min_version, add.max_version), (0, 3));
+        if version >= 3 {
+            assert!(response
+                .finalized_features
+                .iter()
+                .all(|f| f.name.as_str() != "transaction.version"));
+        }
     }
 }
 

@@ -69,4 +69,7 @@ pub enum CatalogError {
         epoch: i64,
         current: Option<i64>,
     },
+    /// The transaction coordinator refused a request (Kafka's reasons).
+    #[error(transparent)]
+    Transaction(#[from] crate::transactions::TxnError),
 }

@@ -4,8 +4,8 @@
 //!
 //! It owns topics and their configs, partitions with their offsets, the objects
 //! in the store and the offset index that maps offset ranges to byte ranges of
-//! those objects, consumer groups, idempotent producers, client quotas, SCRAM credentials
-//! and ACLs. It knows nothing of
+//! those objects, consumer groups, idempotent producers, client quotas, SCRAM credentials,
+//! ACLs and transactions. It knows nothing of
 //! sockets or Kafka requests: callers speak in topics, partitions, offsets and
 //! object keys.
 //!
@@ -27,11 +27,12 @@ pub mod producers;
 pub mod quotas;
 pub mod retention;
 pub mod sql;
+pub mod transactions;
 
 pub use catalog::{
     AclCatalog, AgentCatalog, Catalog, ChangeCatalog, ConfigUpdate, CredentialCatalog,
     GroupCatalog, HeadListener, LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog,
-    RetentionCatalog, TopicCatalog,
+    RetentionCatalog, TopicCatalog, TransactionCatalog,
 };
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -52,7 +53,7 @@ pub mod prelude {
     pub use crate::catalog::{
         AclCatalog, AgentCatalog, Catalog, ChangeCatalog, CredentialCatalog, GroupCatalog,
         LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog,
-        TopicCatalog,
+        TopicCatalog, TransactionCatalog,
     };
 }
 

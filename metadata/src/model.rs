@@ -67,6 +67,8 @@ pub struct AppendSlice {
     pub append_time_ms: i64,
     /// Set when its batches come from an idempotent producer.
     pub producer: Option<crate::producers::ProducerAppend>,
+    /// Set for a transaction's data (with `producer`) and for markers.
+    pub txn: Option<crate::transactions::TxnAppend>,
 }
 
 impl RunAppend {
@@ -89,6 +91,7 @@ impl RunAppend {
                 max_timestamp,
                 append_time_ms: -1,
                 producer: None,
+                txn: None,
             }],
         }
     }

@@ -102,6 +102,12 @@ pub enum ProducerError {
         epoch: i16,
         current: i16,
     },
+    /// A transactional batch for a partition its producer has not added to an
+    /// open transaction (Kafka's verification, KIP-890).
+    #[error(
+        "producer {producer_id}: the partition is not in an open transaction of epoch {epoch}"
+    )]
+    NotInTransaction { producer_id: i64, epoch: i16 },
 }
 
 /// One producer's state on one partition: its epoch and its newest batches of

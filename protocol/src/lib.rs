@@ -11,6 +11,7 @@
 //! - [`versions`]: the table of API versions this broker advertises.
 //! - [`batch`]: a view of Kafka RecordBatch (magic 2) headers that validates the
 //!   CRC-32C and patches the base offset, without decoding records.
+//! - [`control`]: transaction markers (commit and abort control batches).
 //! - [`records`]: record timestamps inside a batch, decompressed under a cap.
 //! - [`clean`]: the records of a batch with their keys, and a batch rewritten
 //!   with only the records the log cleaner keeps (offsets and producer fields
@@ -29,6 +30,7 @@
 pub mod append_time;
 pub mod batch;
 pub mod clean;
+pub mod control;
 pub mod counts;
 pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]

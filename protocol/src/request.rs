@@ -151,7 +151,8 @@ fn decode_body<B: ByteBuf>(
         AlterPartitionReassignments, ListPartitionReassignments, DescribeTopicPartitions,
         DescribeLogDirs, DescribeClientQuotas, AlterClientQuotas, ListConfigResources,
         SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
-        AlterReplicaLogDirs, CreateAcls, DescribeAcls, DeleteAcls,
+        AlterReplicaLogDirs, CreateAcls, DescribeAcls, DeleteAcls, AddPartitionsToTxn,
+        AddOffsetsToTxn, TxnOffsetCommit, EndTxn, ListTransactions, DescribeTransactions,
     )
 }
 

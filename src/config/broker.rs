@@ -203,6 +203,21 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
             "How often idle producers' state is looked for (--producer-id-expiration-check-interval-ms).",
         ),
         set(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            config
+                .transaction_abort_check_interval
+                .as_millis()
+                .to_string(),
+            Int,
+            "How often timed-out transactions are aborted (--transaction-abort-check-interval-ms).",
+        ),
+        set(
+            "transaction.max.timeout.ms",
+            config.transaction_max_timeout_ms.to_string(),
+            Int,
+            "The longest transaction timeout a producer may ask for (--transaction-max-timeout-ms).",
+        ),
+        set(
             "producer.id.expiration.ms",
             config
                 .compaction

@@ -351,6 +351,24 @@ pub struct Settings {
         default_value_t = 60_000
     )]
     pub producer_id_expiration_check_interval_ms: u64,
+    /// The largest transaction timeout a transactional producer may ask for
+    /// (Kafka's transaction.max.timeout.ms); a longer one is refused with
+    /// INVALID_TRANSACTION_TIMEOUT
+    #[arg(
+        long,
+        env = "STREAMHOUSE_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
+    pub transaction_max_timeout_ms: u64,
+    /// How often each agent aborts transactions open longer than their
+    /// timeout, and completes those an agent that stopped left half-written
+    /// (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_TRANSACTION_ABORT_CHECK_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub transaction_abort_check_interval_ms: u64,
     /// How long a topic keeps records when it does not set retention.ms
     /// (Kafka's log.retention.ms); -1 keeps them for ever
     ///
@@ -509,6 +527,10 @@ pub struct Config {
     /// Kafka's `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
     /// `group.max.session.timeout.ms` and `group.max.size`.
     pub group_rules: GroupRules,
+    /// Kafka's `transaction.max.timeout.ms`.
+    pub transaction_max_timeout_ms: i32,
+    /// How often the timed-out transactions are aborted.
+    pub transaction_abort_check_interval: Duration,
     pub metrics_listen: Option<SocketAddr>,
     /// Compaction of small objects and garbage collection of dead ones.
     pub compaction: CompactionConfig,
@@ -567,6 +589,8 @@ impl Config {
             gc_grace_ms,
             producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms,
+            transaction_max_timeout_ms,
+            transaction_abort_check_interval_ms,
             log_retention_ms,
             log_retention_bytes,
             retention_check_interval_ms,
@@ -665,6 +689,12 @@ impl Config {
         if !(1..=i32::MAX as u64).contains(&producer_id_expiration_check_interval_ms) {
             bail!("--producer-id-expiration-check-interval-ms must be from 1 to 2147483647");
         }
+        if !(1..=i32::MAX as u64).contains(&transaction_max_timeout_ms) {
+            bail!("--transaction-max-timeout-ms must be from 1 to 2147483647");
+        }
+        if !(1..=i32::MAX as u64).contains(&transaction_abort_check_interval_ms) {
+            bail!("--transaction-abort-check-interval-ms must be from 1 to 2147483647");
+        }
         // Kafka's bounds: a LONG of at least -1 for both limits, at least 1
         // for the interval.
         if log_retention_ms < -1 {
@@ -750,6 +780,10 @@ impl Config {
                 max_session_timeout_ms: group_max_session_timeout_ms as i32,
                 max_size: group_max_size as usize,
             },
+            transaction_max_timeout_ms: transaction_max_timeout_ms as i32,
+            transaction_abort_check_interval: Duration::from_millis(
+                transaction_abort_check_interval_ms,
+            ),
             metrics_listen,
             compaction,
         })

@@ -2,7 +2,8 @@
 //! long-polls up to `max_wait_ms` until `min_bytes` are available. A response
 //! holds at most `--fetch-max-bytes` (Kafka's `fetch.max.bytes`) whatever the
 //! request's `max_bytes`, except that a first batch larger than that is
-//! returned whole.
+//! returned whole. At read_committed, records stop at the last stable offset
+//! and the aborted transactions among them are listed (`read_committed.rs`).
 
 use std::time::Duration;
 
@@ -12,10 +13,13 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::acls::AclOperation;
+use streamhouse_metadata::transactions::AbortedTxn;
 use streamhouse_metadata::{PartitionOffsets, Topic};
 use streamhouse_protocol::batch;
 use streamhouse_storage::watermarks::Subscription;
@@ -160,6 +164,7 @@ async fn answer(
     let min_bytes = usize::try_from(request.min_bytes)
         .unwrap_or(0)
         .min(max_bytes);
+    let committed = request.isolation_level == READ_COMMITTED;
     loop {
         // Subscribe before reading, so a commit landing between the read and the
         // wait still wakes us.
@@ -176,9 +181,10 @@ async fn answer(
                 }
             }
         }
-        let Some((mut round, mut held)) = read_holding(broker, &topics, max_bytes, deadline).await
+        let Some((mut round, mut held)) =
+            read_holding(broker, &topics, committed, max_bytes, deadline).await
         else {
-            return offsets_only(broker, &topics).await;
+            return offsets_only(broker, &topics, committed).await;
         };
         let now = Instant::now();
         // A round limited by the memory free waits for no more than it may
@@ -195,10 +201,11 @@ async fn answer(
             // and announcement), so a consumer is never kept waiting for ever.
             if heads_moved(broker, &topics).await {
                 drop((round, held));
-                (round, held) = match read_holding(broker, &topics, max_bytes, deadline).await {
-                    Some(read) => read,
-                    None => return offsets_only(broker, &topics).await,
-                };
+                (round, held) =
+                    match read_holding(broker, &topics, committed, max_bytes, deadline).await {
+                        Some(read) => read,
+                        None => return offsets_only(broker, &topics, committed).await,
+                    };
             }
             return (response(round), Some(held));
         }
@@ -218,8 +225,12 @@ fn response(round: Round) -> FetchResponse {
 async fn offsets_only(
     broker: &Broker,
     topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+    committed: bool,
 ) -> (FetchResponse, Option<Held>) {
-    (response(read_round(broker, topics, 0, 0).await), None)
+    (
+        response(read_round(broker, topics, committed, 0, 0).await),
+        None,
+    )
 }
 
 /// One read round within the fetch memory budget (`crate::fetch_memory`): it
@@ -229,13 +240,21 @@ async fn offsets_only(
 async fn read_holding(
     broker: &Broker,
     topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+    committed: bool,
     max_bytes: usize,
     deadline: Instant,
 ) -> Option<(Round, Held)> {
     let mut least = 1;
     loop {
         let mut held = broker.fetch_memory.take(least, max_bytes, deadline).await?;
-        let round = read_round(broker, topics, max_bytes.min(held.bytes()), held.bytes()).await;
+        let round = read_round(
+            broker,
+            topics,
+            committed,
+            max_bytes.min(held.bytes()),
+            held.bytes(),
+        )
+        .await;
         if round.bytes <= held.bytes() || held.grow_to(round.bytes) || held.is_whole_budget() {
             held.shrink_to(round.bytes);
             return Some((round, held));
@@ -330,6 +349,7 @@ impl Budgets {
 async fn read_round(
     broker: &Broker,
     topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
+    committed: bool,
     max_bytes: usize,
     pool: usize,
 ) -> Round {
@@ -368,7 +388,7 @@ async fn read_round(
                 let Some(next) = wanted.next() else {
                     break;
                 };
-                reads.push_back(read_wanted(broker, next, budget));
+                reads.push_back(read_wanted(broker, next, committed, budget));
             }
             let Some((index, budget, mut read)) = reads.next().await else {
                 break;
@@ -383,18 +403,24 @@ async fn read_round(
                     at_least_one_batch: true,
                     ..budget
                 };
-                read = read_wanted(broker, Wanted { topic, partition }, again)
+                read = read_wanted(broker, Wanted { topic, partition }, committed, again)
                     .await
                     .2;
             }
             let partition_max = usize::try_from(partition.partition_max_bytes).unwrap_or(0);
             let data = match settle(read, max_bytes, round.bytes, partition_max) {
-                Ok((offsets, records)) => {
+                Ok((heads, records)) => {
                     round.bytes += records.len();
+                    let aborted = heads.aborted.iter().map(|txn| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(txn.producer_id))
+                            .with_first_offset(txn.first_offset)
+                    });
                     PartitionData::default()
-                        .with_high_watermark(offsets.high_watermark)
-                        .with_last_stable_offset(offsets.high_watermark)
-                        .with_log_start_offset(offsets.log_start_offset)
+                        .with_high_watermark(heads.offsets.high_watermark)
+                        .with_last_stable_offset(heads.last_stable_offset)
+                        .with_log_start_offset(heads.offsets.log_start_offset)
+                        .with_aborted_transactions(Some(aborted.collect()))
                         .with_records(Some(records))
                 }
                 Err(error) => {
@@ -404,12 +430,12 @@ async fn read_round(
                         .with_high_watermark(-1)
                         .with_last_stable_offset(-1)
                         .with_log_start_offset(-1)
+                        .with_aborted_transactions(Some(Vec::new()))
                         .with_records(Some(Bytes::new()))
                 }
             };
             partitions.push(
                 data.with_partition_index(index)
-                    .with_aborted_transactions(Some(Vec::new()))
                     .with_preferred_read_replica(BrokerId(-1)),
             );
         }
@@ -428,10 +454,10 @@ async fn read_round(
 /// its budget.
 fn first_batch_missed(budget: &ReadBudget, read: &Read, fetch_offset: i64) -> bool {
     match read {
-        Ok((offsets, Ok(records))) => {
+        Ok((heads, Ok(records))) => {
             !budget.at_least_one_batch
                 && records.is_empty()
-                && fetch_offset < offsets.high_watermark
+                && fetch_offset < heads.last_stable_offset
         }
         _ => false,
     }
@@ -441,13 +467,20 @@ fn first_batch_missed(budget: &ReadBudget, read: &Read, fetch_offset: i64) -> bo
 async fn read_wanted(
     broker: &Broker,
     wanted: Wanted<'_>,
+    committed: bool,
     budget: ReadBudget,
 ) -> (i32, ReadBudget, Read) {
     let index = wanted.partition.partition;
     let read = match wanted.topic {
         Err(error) => Err(*error),
         Ok(Some(topic)) if (0..topic.partition_count).contains(&index) => {
-            read_partition(broker, topic, index, wanted.partition.fetch_offset, budget).await
+            let fetch_offset = wanted.partition.fetch_offset;
+            let read = read_partition(broker, topic, index, fetch_offset, budget).await;
+            if committed {
+                super::read_committed::limit(broker, topic.id, index, fetch_offset, read).await
+            } else {
+                read
+            }
         }
         Ok(_) => Err(ResponseError::UnknownTopicOrPartition),
     };
@@ -455,7 +488,29 @@ async fn read_wanted(
 }
 
 /// A partition's offsets and the outcome of reading its records.
-type Read = Result<(PartitionOffsets, Result<Bytes, ResponseError>), ResponseError>;
+pub(super) type Read = Result<(Heads, Result<Bytes, ResponseError>), ResponseError>;
+
+/// A partition's offsets as a fetch answers them.
+pub(super) struct Heads {
+    pub offsets: PartitionOffsets,
+    /// The high watermark at read_uncommitted.
+    pub last_stable_offset: i64,
+    /// At read_committed, the aborted transactions among the records read.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+impl Heads {
+    fn uncommitted(offsets: PartitionOffsets) -> Heads {
+        Heads {
+            offsets,
+            last_stable_offset: offsets.high_watermark,
+            aborted: Vec::new(),
+        }
+    }
+}
+
+/// Kafka's isolation_level for read_committed.
+const READ_COMMITTED: i8 = 1;
 
 /// A partition's answer once the `before` bytes of the partitions ahead of it
 /// in the response are known: Kafka's limits applied exactly.
@@ -464,7 +519,7 @@ fn settle(
     max_bytes: usize,
     before: usize,
     partition_max_bytes: usize,
-) -> Result<(PartitionOffsets, Bytes), ResponseError> {
+) -> Result<(Heads, Bytes), ResponseError> {
     let (offsets, records) = read?;
     if before == 0 {
         // Nothing settled before it, so it was read with its exact budget and
@@ -517,7 +572,7 @@ async fn read_partition(
         .read(topic.id, partition, fetch_offset, budget)
         .await
     {
-        Ok(read) => Ok((read.offsets, Ok(read.records))),
+        Ok(read) => Ok((Heads::uncommitted(read.offsets), Ok(read.records))),
         Err(e) => {
             if let ReadError::Failed(failure) = &e {
                 if !matches!(failure, StorageError::UnknownPartition) {

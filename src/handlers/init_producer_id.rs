@@ -1,16 +1,16 @@
-//! InitProducerId: producer ids and epochs for idempotent producers.
-//!
-//! Transactions are not served yet, so a request naming a transactional id is
-//! refused; idempotent producers (no transactional id) get an id from the
-//! catalog, or an epoch bump of the id they hold (KIP-360, v3+).
+//! InitProducerId: producer ids and epochs for idempotent producers (from the
+//! catalog, or an epoch bump of the id they hold, KIP-360, v3+) and for
+//! transactional ones (the transaction coordinator's, `crate::transactions`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use streamhouse_metadata::producers::ProducerIdentity;
+use streamhouse_metadata::transactions::TxnError;
 use streamhouse_metadata::CatalogError;
 
 use crate::acl::Access;
+use crate::transactions::{self, CoordinatorError};
 use crate::{errors, Broker};
 
 pub async fn handle(
@@ -25,11 +25,32 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        tracing::warn!(
-            "InitProducerId with a transactional id refused: transactions are not supported"
-        );
-        return refused(ResponseError::TransactionalIdAuthorizationFailed);
+    let existing = (request.producer_id.0 >= 0).then_some(ProducerIdentity {
+        producer_id: request.producer_id.0,
+        epoch: request.producer_epoch,
+    });
+    if let Some(id) = request
+        .transactional_id
+        .as_ref()
+        .filter(|id| !id.is_empty())
+    {
+        if !access.allows(AclOperation::Write, ResourceType::TransactionalId, id) {
+            return refused(ResponseError::TransactionalIdAuthorizationFailed);
+        }
+        // As Kafka: a positive timeout no longer than transaction.max.timeout.ms.
+        let timeout = request.transaction_timeout_ms;
+        if timeout <= 0 || timeout > broker.config.transaction_max_timeout_ms {
+            return refused(ResponseError::InvalidTransactionTimeout);
+        }
+        return match transactions::init_producer(broker, id, timeout, existing).await {
+            Ok(identity) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(identity.producer_id))
+                .with_producer_epoch(identity.epoch),
+            Err(CoordinatorError::Catalog(CatalogError::Transaction(
+                TxnError::ProducerFenced { .. },
+            ))) if version < 4 => refused(ResponseError::InvalidProducerEpoch),
+            Err(e) => refused(super::transactions::coordinator_error(&e)),
+        };
     }
     // As Kafka: an idempotent producer needs IDEMPOTENT_WRITE on the
     // cluster, or WRITE on some topic.
@@ -38,10 +59,6 @@ pub async fn handle(
     {
         return refused(ResponseError::ClusterAuthorizationFailed);
     }
-    let existing = (request.producer_id.0 >= 0).then_some(ProducerIdentity {
-        producer_id: request.producer_id.0,
-        epoch: request.producer_epoch,
-    });
     match broker.catalog.init_producer(existing).await {
         Ok(identity) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(identity.producer_id))

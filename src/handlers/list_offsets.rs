@@ -43,6 +43,7 @@ type Answer = Result<(i64, i64), ResponseError>;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
@@ -55,6 +56,8 @@ pub async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     // Answers already worked out in this request, by (topic, partition, time).
     let mut answered: HashMap<(TopicId, i32, i64), Answer> = HashMap::new();
+    // As Kafka: at read_committed, latest is the last stable offset.
+    let committed = request.isolation_level == READ_COMMITTED;
     for wanted in request.topics {
         let authorized = access.allows_topic(AclOperation::Describe, &wanted.name.0);
         let topic = if authorized {
@@ -73,7 +76,8 @@ pub async fn handle(
                     match answered.get(&key) {
                         Some(answer) => *answer,
                         None => {
-                            let answer = lookup(broker, topic, index, partition.timestamp).await;
+                            let answer =
+                                lookup(broker, topic, index, partition.timestamp, committed).await;
                             answered.insert(key, answer);
                             answer
                         }
@@ -108,7 +112,13 @@ pub async fn handle(
 /// The head is read from the catalog, not the agent's view, which may lag
 /// other agents' commits: as a Kafka leader's, the answer includes every
 /// acknowledged write, wherever it was produced.
-async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) -> Answer {
+async fn lookup(
+    broker: &Broker,
+    topic: &Topic,
+    partition: i32,
+    timestamp: i64,
+    committed: bool,
+) -> Answer {
     let offsets = match broker
         .log
         .offsets(topic.id, partition, Freshness::Authoritative)
@@ -120,6 +130,18 @@ async fn lookup(broker: &Broker, topic: &Topic, partition: i32, timestamp: i64) 
     };
     match timestamp {
         EARLIEST => return Ok((offsets.log_start_offset, -1)),
+        LATEST if committed => {
+            let first_unstable = broker
+                .catalog
+                .first_unstable_offsets(&[(topic.id, partition)])
+                .await
+                .map_err(|e| errors::catalog(&e))?;
+            let stable = match first_unstable.first().copied().flatten() {
+                Some(first) => first.min(offsets.high_watermark),
+                None => offsets.high_watermark,
+            };
+            return Ok((stable, -1));
+        }
         LATEST => return Ok((offsets.high_watermark, -1)),
         t if t < 0 => return Err(ResponseError::UnsupportedVersion),
         _ => {}

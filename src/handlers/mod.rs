@@ -27,9 +27,11 @@ mod placement_admin;
 mod produce;
 mod producers;
 mod quotas;
+mod read_committed;
 mod sasl;
 mod topic_partitions;
 mod topics;
+mod transactions;
 mod user_credentials;
 
 use std::net::SocketAddr;
@@ -248,6 +250,36 @@ async fn respond(
         RequestKind::InitProducerId(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::InitProducerId(
                 init_producer_id::handle(&broker, body, version, &access).await,
+            ))
+        }),
+        RequestKind::AddPartitionsToTxn(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AddPartitionsToTxn(
+                transactions::add_partitions(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::AddOffsetsToTxn(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AddOffsetsToTxn(
+                transactions::add_offsets(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::TxnOffsetCommit(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::TxnOffsetCommit(
+                transactions::commit_offsets(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::EndTxn(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::EndTxn(
+                transactions::end(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::ListTransactions(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ListTransactions(
+                transactions::list(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::DescribeTransactions(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeTransactions(
+                transactions::describe(&broker, body, &access).await,
             ))
         }),
         RequestKind::Fetch(body) => {

@@ -313,6 +313,75 @@ pub async fn fetch(
     version: i16,
     access: &Access,
 ) -> OffsetFetchResponse {
+    let require_stable = request.require_stable;
+    let group_id = request.group_id.to_string();
+    let mut response = fetch_committed(broker, request, version, access).await;
+    if require_stable {
+        mark_unstable(broker, &mut response, &group_id).await;
+    }
+    response
+}
+
+/// KIP-447: a client asking for stable offsets (read_committed consumers do)
+/// is told UNSTABLE_OFFSET_COMMIT, retriable, for a partition whose offset an
+/// open transaction has committed, until that transaction ends.
+async fn mark_unstable(broker: &Broker, response: &mut OffsetFetchResponse, group_id: &str) {
+    for topic in &mut response.topics {
+        for partition in &mut topic.partitions {
+            let index = partition.partition_index;
+            if let Some(error) =
+                unstable(broker, group_id, &topic.name, index, partition.error_code).await
+            {
+                partition.error_code = error;
+                partition.committed_offset = -1;
+            }
+        }
+    }
+    for group in &mut response.groups {
+        for topic in &mut group.topics {
+            for partition in &mut topic.partitions {
+                let index = partition.partition_index;
+                let group_id = group.group_id.as_str();
+                if let Some(error) =
+                    unstable(broker, group_id, &topic.name, index, partition.error_code).await
+                {
+                    partition.error_code = error;
+                    partition.committed_offset = -1;
+                }
+            }
+        }
+    }
+}
+
+/// The error for a partition answered without one whose offset is not
+/// stable (or whose stability the catalog could not tell).
+async fn unstable(
+    broker: &Broker,
+    group_id: &str,
+    topic: &str,
+    partition: i32,
+    error_code: i16,
+) -> Option<i16> {
+    if error_code != 0 {
+        return None;
+    }
+    match broker
+        .catalog
+        .has_pending_transaction_offsets(group_id, topic, partition)
+        .await
+    {
+        Ok(false) => None,
+        Ok(true) => Some(ResponseError::UnstableOffsetCommit.code()),
+        Err(e) => Some(errors::catalog(&e).code()),
+    }
+}
+
+async fn fetch_committed(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+    access: &Access,
+) -> OffsetFetchResponse {
     if version >= 8 {
         let by_id = version >= FIRST_TOPIC_ID_VERSION;
         let mut groups = Vec::with_capacity(request.groups.len());

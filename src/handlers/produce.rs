@@ -16,10 +16,10 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_metadata::acls::AclOperation;
+use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use streamhouse_protocol::validate::{self, InvalidBatch, TimestampBounds, ValidBatch};
 use streamhouse_protocol::{append_time, batch};
-use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend};
+use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend, TxnAppend};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::acl::Access;
@@ -82,6 +82,11 @@ pub async fn handle(
         .record(QuotaKind::Produce, client, bytes as u64);
     mute.mute_for(throttle);
     let acks_valid = matches!(request.acks, -1..=1);
+    // As Kafka: a transactional producer needs WRITE on its transactional id.
+    let transaction_refused = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !access.allows(AclOperation::Write, ResourceType::TransactionalId, id));
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = if acks_valid {
@@ -102,6 +107,8 @@ pub async fn handle(
         for partition in topic_data.partition_data {
             let queued = if !acks_valid {
                 Queued::Failed(ResponseError::InvalidRequiredAcks, None)
+            } else if transaction_refused {
+                Queued::Failed(ResponseError::TransactionalIdAuthorizationFailed, None)
             } else if !authorized {
                 Queued::Failed(ResponseError::TopicAuthorizationFailed, None)
             } else if is_reserved_topic_name(&topic_name) {
@@ -186,6 +193,7 @@ async fn queue(
         max_timestamp: i64::MIN,
         append_time_ms: -1,
         producer: None,
+        txn: None,
     };
     // As Kafka's ProduceRequest.validateRecords: one batch per partition, and
     // zstd only from v7, which is what told the broker that the client knows
@@ -267,6 +275,9 @@ async fn queue(
         records
     };
     append.producer = producer.append;
+    if producer.transactional {
+        append.txn = Some(TxnAppend::Data);
+    }
     let bytes = append.batches.len();
     match broker.log.append(append).await {
         Ok(outcome) => Queued::Waiting {
@@ -393,13 +404,23 @@ async fn answer(
 struct Producer {
     seen_plain: bool,
     append: Option<ProducerAppend>,
+    /// The batches belong to a transaction.
+    transactional: bool,
 }
 
 impl Producer {
     fn add(&mut self, header: &batch::BatchHeader) -> Result<(), String> {
-        if header.is_transactional() || header.is_control() {
-            return Err("Transactional and control batches are not supported".into());
+        // As Kafka's validator: markers are the coordinator's to write.
+        if header.is_control() {
+            return Err("Control batches are written by the transaction coordinator only".into());
         }
+        if header.is_transactional() && header.producer_id < 0 {
+            return Err("A transactional batch needs a producer id".into());
+        }
+        if self.append.is_some() && header.is_transactional() != self.transactional {
+            return Err("Transactional and other batches in one partition".into());
+        }
+        self.transactional = header.is_transactional();
         if header.producer_id < 0 {
             self.seen_plain = true;
             return match self.append {

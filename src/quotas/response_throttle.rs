@@ -68,6 +68,12 @@ throttled_responses!(
     CreateAcls,
     DescribeAcls,
     DeleteAcls,
+    AddPartitionsToTxn,
+    AddOffsetsToTxn,
+    TxnOffsetCommit,
+    EndTxn,
+    ListTransactions,
+    DescribeTransactions,
 );
 
 /// Raises the response's `throttle_time_ms` to `throttle` if lower: of a

@@ -153,6 +153,24 @@ pub fn error_codes(response: &ResponseKind) -> Vec<i16> {
                 filter.matching_acls.iter().for_each(|a| add(a.error_code));
             }
         }
+        ResponseKind::AddPartitionsToTxn(r) => {
+            add(r.error_code);
+            r.results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| &t.results_by_partition)
+                .for_each(|p| add(p.partition_error_code));
+        }
+        ResponseKind::AddOffsetsToTxn(r) => add(r.error_code),
+        ResponseKind::TxnOffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
+        ResponseKind::EndTxn(r) => add(r.error_code),
+        ResponseKind::ListTransactions(r) => add(r.error_code),
+        ResponseKind::DescribeTransactions(r) => {
+            r.transaction_states.iter().for_each(|t| add(t.error_code))
+        }
         // Every API the agent answers is listed above; one added later counts
         // its requests and times but no errors until it is listed here.
         _ => {}

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use streamhouse_metadata::TopicId;
 
 pub use streamhouse_metadata::producers::ProducerAppend;
+pub use streamhouse_metadata::transactions::TxnAppend;
 
 use crate::StorageError;
 
@@ -26,6 +27,9 @@ pub struct Append {
     /// Set when the batches come from an idempotent producer; the catalog's
     /// commit checks their sequences.
     pub producer: Option<ProducerAppend>,
+    /// Set for a transaction's data batches (with `producer`) and for a
+    /// transaction marker; the commit checks them against the open transactions.
+    pub txn: Option<TxnAppend>,
 }
 
 /// Where an acknowledged append is.

@@ -22,7 +22,7 @@ pub mod store;
 pub mod watermarks;
 pub mod writer;
 
-pub use append::{Append, AppendOutcome, Appended, ProducerAppend};
+pub use append::{Append, AppendOutcome, Appended, ProducerAppend, TxnAppend};
 pub use background::BackgroundWrite;
 pub use compaction::{CompactionConfig, CompactionWorker, Compactor, ShareOfWork, WorkShare};
 pub use error::StorageError;

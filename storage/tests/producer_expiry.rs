@@ -29,6 +29,7 @@ fn append(producer_id: i64, sequence: i32) -> AppendSlice {
             first_sequence: sequence,
             last_sequence: sequence,
         }),
+        txn: None,
     }
 }
 

@@ -22,6 +22,7 @@ mod producers;
 mod quotas;
 mod retention;
 mod topics;
+mod transactions;
 
 pub use acls::AclCatalog;
 pub use agents::AgentCatalog;
@@ -34,6 +35,7 @@ pub use producers::ProducerCatalog;
 pub use quotas::QuotaCatalog;
 pub use retention::RetentionCatalog;
 pub use topics::{ConfigUpdate, TopicCatalog};
+pub use transactions::TransactionCatalog;
 
 /// Every concern of the catalog, as the broker and the storage layer use it.
 ///
@@ -51,6 +53,7 @@ pub trait Catalog:
     + QuotaCatalog
     + CredentialCatalog
     + AclCatalog
+    + TransactionCatalog
 {
 }
 
@@ -66,6 +69,7 @@ impl<T> Catalog for T where
         + QuotaCatalog
         + CredentialCatalog
         + AclCatalog
+        + TransactionCatalog
         + ?Sized
 {
 }

@@ -24,10 +24,12 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
+use super::open_txns::{self, OpenTxns};
 use super::producer_windows::{self, ProducerRow, Windows};
 use super::rows::{get, to_i32};
 use super::Backend;
-use crate::producers::{self, ProducerBatch, Verdict};
+use crate::producers::{self, ProducerBatch, ProducerError, Verdict};
+use crate::transactions::{self, DataVerdict, TxnAppend};
 use crate::{AppendOutcome, ObjectCommit, Result, RunAppend, RunOutcome};
 
 /// Rows per multi-row statement. The widest statement binds 9 values a row, so a
@@ -78,9 +80,11 @@ pub(super) async fn commit_objects(
     // Under the partitions' locks: no other commit can append to them (or
     // record a batch of theirs) until this transaction ends.
     let windows = producer_windows::load(&mut tx, commits, &heads).await?;
+    let open_txns = open_txns::load(&mut tx, commits, &heads).await?;
     let mut appender = Appender {
         heads,
         windows,
+        open_txns,
         entries: Vec::new(),
         producer_rows: Vec::new(),
     };
@@ -98,6 +102,7 @@ pub(super) async fn commit_objects(
     update_partitions(&mut tx, backend, &appender.heads).await?;
     insert_entries(&mut tx, &appender.entries).await?;
     producer_windows::record(&mut tx, &appender.producer_rows).await?;
+    open_txns::record(&mut tx, &appender.open_txns).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -106,6 +111,7 @@ pub(super) async fn commit_objects(
 struct Appender {
     heads: BTreeMap<PartitionKey, PartitionHead>,
     windows: Windows,
+    open_txns: OpenTxns,
     entries: Vec<EntryRow>,
     producer_rows: Vec<ProducerRow>,
 }
@@ -126,9 +132,41 @@ impl Appender {
                 let key = (topic.clone(), run.partition, producer.producer_id);
                 (producer, self.windows.entry(key).or_default())
             });
-            let verdict = match &window {
-                None => Verdict::Append,
-                Some((producer, window)) => producers::check(window.as_ref(), producer),
+            let txn_key = |producer_id| (topic.clone(), run.partition, producer_id);
+            let verdict = match (append.txn, &window) {
+                (Some(TxnAppend::Marker(marker)), _) => {
+                    let open = self.open_txns.get(&txn_key(marker.producer_id));
+                    if transactions::judge_marker(open, &marker) {
+                        Verdict::Append
+                    } else {
+                        // Written by an earlier completion of the transaction.
+                        Verdict::Duplicate {
+                            base_offset: -1,
+                            append_time_ms: -1,
+                        }
+                    }
+                }
+                (Some(TxnAppend::Data), Some((producer, window))) => {
+                    let open = self.open_txns.get(&txn_key(producer.producer_id));
+                    match transactions::judge_data(open, producer.epoch) {
+                        DataVerdict::Sequences => producers::check(window.as_ref(), producer),
+                        DataVerdict::Fenced { current } => {
+                            Verdict::Refused(ProducerError::InvalidProducerEpoch {
+                                producer_id: producer.producer_id,
+                                epoch: producer.epoch,
+                                current,
+                            })
+                        }
+                        DataVerdict::NotInTransaction => {
+                            Verdict::Refused(ProducerError::NotInTransaction {
+                                producer_id: producer.producer_id,
+                                epoch: producer.epoch,
+                            })
+                        }
+                    }
+                }
+                (_, None) => Verdict::Append,
+                (_, Some((producer, window))) => producers::check(window.as_ref(), producer),
             };
             let outcome = match verdict {
                 Verdict::Append => {
@@ -136,6 +174,21 @@ impl Appender {
                     head.next_offset += append.offset_count;
                     head.max_timestamp = head.max_timestamp.max(append.max_timestamp);
                     head.changed = true;
+                    match append.txn {
+                        Some(TxnAppend::Marker(marker)) => self.open_txns.ended(
+                            &txn_key(marker.producer_id),
+                            marker.epoch,
+                            marker.commit,
+                            base_offset,
+                        ),
+                        Some(TxnAppend::Data) => {
+                            if let Some((producer, _)) = &window {
+                                self.open_txns
+                                    .started_at(&txn_key(producer.producer_id), base_offset);
+                            }
+                        }
+                        None => {}
+                    }
                     if let Some((producer, window)) = window {
                         let batch = ProducerBatch {
                             producer_id: producer.producer_id,

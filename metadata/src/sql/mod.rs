@@ -28,6 +28,7 @@ mod group_leases;
 mod groups;
 mod lifecycle;
 mod log;
+mod open_txns;
 mod producer_expiry;
 mod producer_windows;
 mod producers;
@@ -36,6 +37,7 @@ mod retention;
 mod retry;
 mod rows;
 mod topics;
+mod transactions;
 
 use std::future::Future;
 use std::sync::Arc;

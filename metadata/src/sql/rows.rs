@@ -24,6 +24,10 @@ pub(super) fn to_i32(value: i64, what: &str) -> Result<i32> {
     i32::try_from(value).map_err(|_| CatalogError::Corrupt(format!("{what} {value} exceeds i32")))
 }
 
+pub(super) fn to_i16(value: i64, what: &str) -> Result<i16> {
+    i16::try_from(value).map_err(|_| CatalogError::Corrupt(format!("{what} {value} exceeds i16")))
+}
+
 /// Columns: base_offset, last_offset, object_key, position, length, max_timestamp.
 pub(super) fn index_entry(row: &AnyRow) -> Result<IndexEntry> {
     Ok(IndexEntry {

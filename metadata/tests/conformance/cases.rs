@@ -77,6 +77,7 @@ pub fn plain(offset_count: i64) -> AppendSlice {
         max_timestamp: 1_000,
         append_time_ms: -1,
         producer: None,
+        txn: None,
     }
 }
 

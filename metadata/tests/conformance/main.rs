@@ -23,6 +23,7 @@ mod producer_expiry;
 mod quotas;
 mod retention;
 mod timeouts;
+mod transactions;
 
 /// Declares one `#[tokio::test]` per case for `$target`.
 macro_rules! conformance_tests {
@@ -73,6 +74,12 @@ macro_rules! conformance_tests {
             a_stale_epoch_is_refused_and_a_new_epoch_restarts_at_zero,
             a_duplicate_inside_one_commit_gets_the_offset_the_original_got_there,
             a_run_is_split_into_entries_around_the_appends_it_does_not_keep,
+        );
+        conformance_tests!(@transactions $target;
+            a_transaction_commits_and_its_marker_is_appended_once,
+            a_new_incarnation_fences_and_aborts_the_open_transaction,
+            timed_out_transactions_are_fenced_and_handed_out_once,
+            transaction_offsets_reach_the_group_only_when_it_commits,
         );
         conformance_tests!(@producer_expiry $target;
             an_idle_producers_state_expires_whole_and_an_active_ones_is_kept_whole,
@@ -146,6 +153,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 crate::harness::with_database($target, |db| {
                     Box::pin(crate::idempotence::$case(db))
+                })
+                .await;
+            }
+        )*
+    };
+    (@transactions $target:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::harness::with_database($target, |db| {
+                    Box::pin(crate::transactions::$case(db))
                 })
                 .await;
             }

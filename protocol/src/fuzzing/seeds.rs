@@ -228,6 +228,12 @@ impl DefaultFor for RequestKind {
             }
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::default().into(),
             ApiKey::DescribeLogDirs => DescribeLogDirsRequest::default().into(),
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default().into(),
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default().into(),
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
+            ApiKey::EndTxn => EndTxnRequest::default().into(),
+            ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
             other => panic!("{other:?} is not advertised; add its seed"),
         }
     }
@@ -504,6 +510,54 @@ fn filled(key: ApiKey) -> RequestKind {
                 .with_host_filter(Some(s("*")))
                 .with_operation(2)
                 .with_permission_type(2)])
+            .into(),
+        ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(s("txn-1").into())
+            .with_v3_and_below_producer_id(ProducerId(7))
+            .with_v3_and_below_producer_epoch(2)
+            .with_v3_and_below_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![0, 1]),
+            ])
+            .into(),
+        ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default()
+            .with_transactional_id(s("txn-1").into())
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(2)
+            .with_group_id(s("group-1").into())
+            .into(),
+        ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default()
+            .with_transactional_id(s("txn-1").into())
+            .with_group_id(s("group-1").into())
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(2)
+            .with_generation_id(3)
+            .with_member_id(s("member-1"))
+            .with_topics(vec![
+                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_committed_offset(42)
+                            .with_committed_metadata(Some(s("meta"))),
+                    ]),
+            ])
+            .into(),
+        ApiKey::EndTxn => EndTxnRequest::default()
+            .with_transactional_id(s("txn-1").into())
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(2)
+            .with_committed(true)
+            .into(),
+        ApiKey::ListTransactions => ListTransactionsRequest::default()
+            .with_state_filters(vec![s("Ongoing")])
+            .with_producer_id_filters(vec![ProducerId(7)])
+            .with_duration_filter(1000)
+            .into(),
+        ApiKey::DescribeTransactions => DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![s("txn-1").into()])
             .into(),
         ApiKey::SaslHandshake => SaslHandshakeRequest::default()
             .with_mechanism(s("SCRAM-SHA-512"))

@@ -127,6 +127,7 @@ impl Packer {
             max_timestamp: append.max_timestamp,
             append_time_ms: append.append_time_ms,
             producer: append.producer,
+            txn: append.txn,
         });
         run.replies.push(reply);
         self.metrics

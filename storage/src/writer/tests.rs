@@ -65,6 +65,7 @@ fn append(topic: TopicId, records: i32) -> Append {
         max_timestamp: 1_000,
         append_time_ms: -1,
         producer: None,
+        txn: None,
     }
 }
 

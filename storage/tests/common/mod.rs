@@ -35,5 +35,6 @@ pub fn append(topic: TopicId, records: i32, producer: Option<ProducerAppend>) ->
         max_timestamp: 1_000,
         append_time_ms: -1,
         producer,
+        txn: None,
     }
 }

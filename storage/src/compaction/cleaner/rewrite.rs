@@ -9,6 +9,11 @@
 //! middle becomes two, with a gap the read path skips ("first entry whose
 //! last offset is at or beyond the offset").
 //!
+//! Transactions: markers stay; an aborted transaction's data goes and never
+//! counts as its keys' latest; a transaction with no marker in the range yet
+//! is left whole, like the head (Kafka cleans only below the last stable
+//! offset).
+//!
 //! Keys are held as 128-bit hashes (two SipHash-1-3 of the key), as Kafka's
 //! cleaner holds MD5 digests: a collision, at odds of about n²/2¹²⁹ for n
 //! keys, would drop the older key's record.
@@ -21,6 +26,7 @@ use bytes::Bytes;
 use streamhouse_metadata::compaction::{CompactedEntry, PartitionEntry, NO_TOMBSTONES};
 use streamhouse_protocol::batch::{self, BatchHeader};
 use streamhouse_protocol::clean::{self, CleanRecord, Filtered};
+use streamhouse_protocol::control;
 use streamhouse_protocol::validate::MAX_DECOMPRESSED_BYTES;
 use uuid::Uuid;
 
@@ -89,13 +95,19 @@ pub fn clean(
     last_offset: i64,
     tombstones: Tombstones,
 ) -> Result<Cleaned, StorageError> {
+    let fate = transaction_fates(entries, runs)?;
+    // Batches of a transaction still open in the cleaned range stay whole and
+    // hide nothing, as the head does: the transaction may yet abort.
     let in_head = |base: i64, bytes: &Bytes| {
         BatchHeader::parse(bytes).map_or(true, |h| base + h.offset_count() > limit)
+            || fate.get(&base) == Some(&TxnFate::Open)
     };
     let mut latest: HashMap<KeyHash, i64> = HashMap::new();
     for (entry, run) in entries.iter().zip(runs) {
         for (base, bytes) in batches(entry, run)? {
-            if in_head(base, &bytes) {
+            // Markers carry no key of the log's; an aborted transaction's
+            // records never were the log's latest for their keys.
+            if in_head(base, &bytes) || fate.contains_key(&base) {
                 continue;
             }
             clean::for_each_record(&bytes, MAX_DECOMPRESSED_BYTES, |r| {
@@ -155,6 +167,11 @@ pub fn clean(
             let before = header.records_count;
             let kept = if in_head(base, &bytes) {
                 Some(bytes)
+            } else if fate.get(&base) == Some(&TxnFate::Aborted) {
+                // As Kafka's cleaner: an aborted transaction's data goes.
+                None
+            } else if fate.get(&base) == Some(&TxnFate::Marker) {
+                Some(bytes)
             } else {
                 match clean::filter(&bytes, MAX_DECOMPRESSED_BYTES, |r| keep(base, r))
                     .map_err(|e| corrupt(entry, &e.to_string()))?
@@ -196,6 +213,44 @@ pub fn clean(
         records_removed,
         tombstones_expire_at_ms: next_expiry.get(),
     })
+}
+
+/// What the cleaner must know of a batch that belongs to a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnFate {
+    /// A commit or abort marker: kept, so read_committed readers still see
+    /// where each transaction ends.
+    Marker,
+    /// Data of a transaction whose abort marker is in the range.
+    Aborted,
+    /// Data of a transaction with no marker in the range yet.
+    Open,
+}
+
+/// The fate of every control and transactional batch of `entries`, by base
+/// offset; committed transactions' data is absent (cleaned as any data).
+fn transaction_fates(
+    entries: &[PartitionEntry],
+    runs: &[Bytes],
+) -> Result<HashMap<i64, TxnFate>, StorageError> {
+    let mut fates = HashMap::new();
+    let mut pending: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (entry, run) in entries.iter().zip(runs) {
+        for (base, bytes) in batches(entry, run)? {
+            let header = BatchHeader::parse(&bytes).map_err(|e| corrupt(entry, &e.to_string()))?;
+            if header.is_control() {
+                fates.insert(base, TxnFate::Marker);
+                let ended = pending.remove(&header.producer_id).unwrap_or_default();
+                if control::marker_type(&bytes) == Some(false) {
+                    fates.extend(ended.into_iter().map(|b| (b, TxnFate::Aborted)));
+                }
+            } else if header.is_transactional() {
+                pending.entry(header.producer_id).or_default().push(base);
+            }
+        }
+    }
+    fates.extend(pending.into_values().flatten().map(|b| (b, TxnFate::Open)));
+    Ok(fates)
 }
 
 /// The batches of an entry's run with their offsets (runs are stored with the
@@ -348,6 +403,49 @@ mod tests {
         now_ms: 10_000,
         retention_ms: 1_000_000,
     };
+
+    #[test]
+    fn aborted_transactions_go_markers_stay_and_open_ones_hide_nothing() {
+        let data = |key: &'static str, value: &'static str| {
+            BatchBuilder::new(1)
+                .timestamp(1_000)
+                .producer(9, 1, 0)
+                .transactional()
+                .key(move |_| key)
+                .value(move |_| value)
+                .build()
+        };
+        let marker = |commit| control::end_transaction_marker(9, 1, commit, 0, 1_000);
+        // Offsets: a(0) | txn a(1), abort(2) | txn b(3), commit(4) | txn c(5) | d(6).
+        let (entries, runs) = log(&[
+            vec![batch(Compression::None, &[("a", Some("1"))], 1_000)],
+            vec![data("a", "aborted"), marker(false)],
+            vec![data("b", "1"), marker(true)],
+            vec![data("c", "open")],
+            vec![batch(Compression::None, &[("d", Some("1"))], 1_000)],
+        ]);
+        let cleaned = clean_all(&entries, &runs);
+        let keys: Vec<(i64, String)> = read_back(&cleaned)
+            .into_iter()
+            .map(|(offset, key, _)| (offset, key))
+            .collect();
+        let key = |offset, key: &str| (offset, key.to_string());
+        // The committed "a" survives the aborted one; markers are records with
+        // their 4-byte keys.
+        let marker_key = |commit: bool| String::from_utf8(vec![0, 0, 0, u8::from(commit)]).unwrap();
+        assert_eq!(
+            keys,
+            vec![
+                key(0, "a"),
+                (2, marker_key(false)),
+                key(3, "b"),
+                (4, marker_key(true)),
+                key(5, "c"),
+                key(6, "d"),
+            ]
+        );
+        assert_eq!(cleaned.records_removed, 1);
+    }
 
     #[test]
     fn the_latest_record_of_each_key_is_kept_at_its_offset_in_every_codec() {

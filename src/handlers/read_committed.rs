@@ -1,0 +1,91 @@
+//! Fetch at read_committed: a partition's records end at its last stable
+//! offset (the first offset of its oldest open transaction, else the high
+//! watermark), and the answer lists the aborted transactions among the records
+//! returned, so the client drops their batches (it stops at each abort marker).
+//!
+//! Both come from the catalog (`open_transactions`, `aborted_transactions`),
+//! which every agent's commits write: one indexed read each per partition
+//! fetched at read_committed.
+
+use bytes::Bytes;
+use streamhouse_metadata::TopicId;
+use streamhouse_protocol::batch::{self, BatchHeader};
+
+use super::fetch::{Heads, Read};
+use crate::{errors, Broker};
+
+/// `read` (at read_uncommitted) limited to what read_committed may see.
+pub(super) async fn limit(
+    broker: &Broker,
+    topic: TopicId,
+    partition: i32,
+    fetch_offset: i64,
+    read: Read,
+) -> Read {
+    let (heads, records) = read?;
+    let first_unstable = broker
+        .catalog
+        .first_unstable_offsets(&[(topic, partition)])
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    let last_stable = first_unstable
+        .first()
+        .copied()
+        .flatten()
+        .map_or(heads.offsets.high_watermark, |first| {
+            first.min(heads.offsets.high_watermark)
+        });
+    let records = match records {
+        Ok(records) => records,
+        Err(e) => {
+            return Ok((
+                Heads {
+                    last_stable_offset: last_stable,
+                    ..heads
+                },
+                Err(e),
+            ))
+        }
+    };
+    let (records, last_offset) = below(records, last_stable);
+    let aborted = match last_offset {
+        Some(last) => broker
+            .catalog
+            .aborted_transactions(topic, partition, fetch_offset, last)
+            .await
+            .map_err(|e| errors::catalog(&e))?,
+        None => Vec::new(),
+    };
+    Ok((
+        Heads {
+            offsets: heads.offsets,
+            last_stable_offset: last_stable,
+            aborted,
+        },
+        Ok(records),
+    ))
+}
+
+/// The whole batches of `records` that end below `last_stable`, and the last
+/// offset they hold (None when none does). A transaction's batches and every
+/// batch after it start at or beyond its first offset, so cutting at a batch
+/// boundary cuts exactly there.
+fn below(records: Bytes, last_stable: i64) -> (Bytes, Option<i64>) {
+    let Ok(ranges) = batch::split(&records) else {
+        return (Bytes::new(), None);
+    };
+    let mut end = 0;
+    let mut last_offset = None;
+    for range in ranges {
+        let Ok(header) = BatchHeader::parse(&records[range.clone()]) else {
+            break;
+        };
+        let last = header.base_offset + i64::from(header.last_offset_delta);
+        if last >= last_stable {
+            break;
+        }
+        end = range.end;
+        last_offset = Some(last);
+    }
+    (records.slice(..end), last_offset)
+}
