@@ -262,6 +262,7 @@ async fn delete_records(
     .bind(i64::from(partition))
     .execute(&mut *tx)
     .await?;
+    super::open_txns::forget_aborted_below(&mut tx, &topic, partition, log_start_offset).await?;
     tx.commit().await?;
     Ok(Some(PartitionOffsets {
         log_start_offset,

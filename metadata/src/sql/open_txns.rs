@@ -150,3 +150,23 @@ pub(super) async fn record(tx: &mut Transaction<'static, Any>, open: &OpenTxns) 
     }
     Ok(())
 }
+
+/// Forgets the aborted transactions that end below a partition's new log
+/// start: no read can reach them any more.
+pub(super) async fn forget_aborted_below(
+    tx: &mut Transaction<'static, Any>,
+    topic: &str,
+    partition: i32,
+    log_start_offset: i64,
+) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM aborted_transactions \
+         WHERE topic_id = $1 AND partition_index = $2 AND last_offset < $3",
+    )
+    .bind(topic)
+    .bind(i64::from(partition))
+    .bind(log_start_offset)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -137,6 +137,19 @@ pub(super) async fn expire_states(
             ));
         }
     }
+    // A removed producer's ended transactions on those partitions go with its
+    // state (open ones stay: they end by their marker or their timeout).
+    for (topic, partition, producer_id) in &removed {
+        sqlx::query(
+            "DELETE FROM open_transactions WHERE topic_id = $1 AND partition_index = $2 \
+             AND producer_id = $3 AND is_open = 0",
+        )
+        .bind(topic.as_str())
+        .bind(*partition)
+        .bind(*producer_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(ExpiryStep {
         next,

@@ -306,6 +306,7 @@ async fn apply_retention(
         .bind(i64::from(moved.partition))
         .execute(&mut *tx)
         .await?;
+        super::open_txns::forget_aborted_below(&mut tx, &topic, moved.partition, moved.to).await?;
     }
     tx.commit().await?;
     Ok(moves)

@@ -205,6 +205,10 @@ async fn delete(mut tx: Transaction<'static, Any>, name: &str) -> Result<Topic> 
     for statement in [
         "DELETE FROM index_entries WHERE topic_id = $1",
         "DELETE FROM producer_batches WHERE topic_id = $1",
+        // Its transactions' per-partition state; a transaction still naming
+        // the topic finds it gone when its markers are written, and skips it.
+        "DELETE FROM open_transactions WHERE topic_id = $1",
+        "DELETE FROM aborted_transactions WHERE topic_id = $1",
         "DELETE FROM partitions WHERE topic_id = $1",
         "DELETE FROM topic_configs WHERE topic_id = $1",
     ] {

@@ -189,6 +189,21 @@ pub async fn a_new_incarnation_fences_and_aborts_the_open_transaction(db: &TestD
         a.aborted_transactions(topic.id, 0, 3, 10).await.unwrap(),
         vec![]
     );
+    // Below the log start it is forgotten.
+    a.delete_records(topic.id, 0, 2).await.unwrap();
+    assert_eq!(
+        a.aborted_transactions(topic.id, 0, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "its marker (offset 2) is still readable"
+    );
+    a.delete_records(topic.id, 0, 3).await.unwrap();
+    assert_eq!(
+        a.aborted_transactions(topic.id, 0, 0, 10).await.unwrap(),
+        vec![]
+    );
     b.complete_transaction(&abort).await.unwrap();
     let second = ready(&*b, "app", 60_000).await;
     assert_eq!(
