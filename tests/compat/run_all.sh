@@ -88,7 +88,8 @@
 #                                             list/describe, a SIGKILLed confluent-kafka
 #                                             transaction aborted by its timeout,
 #                                             consume-transform-produce with
-#                                             confluent-kafka and franz-go
+#                                             confluent-kafka and franz-go; again
+#                                             against three agents (pg-s3 pair)
 #   backend-tls tests/compat/backend_tls.sh   the agent's own connections over TLS: a
 #                                             PostgreSQL of its own (TLS only) and moto over
 #                                             https, trusted through a private CA in the
@@ -155,6 +156,8 @@ CLIENTS=(
     "secure    sh     secure_clients.sh"
     "acls      sh     acls.sh"
     "transactions sh  transactions.sh"
+    # Again with three agents (the pg-s3 pair).
+    "transactions sh  transactions.sh --agents 3"
     "backend-tls sh   backend_tls.sh"
 )
 ALL_CLIENTS=()

@@ -43,8 +43,18 @@
 # builds txn/go into $STREAMHOUSE_CACHE/go/bin/txn when they changed. Needs the
 # jars and the venv of ./scripts/test.sh --setup-only.
 #
-# Usage: tests/compat/transactions.sh   (STREAMHOUSE_BIN, COMPAT_BACKENDS, COMPAT_KEEP=1)
+# Usage: tests/compat/transactions.sh [--agents N]
+#        (STREAMHOUSE_BIN, COMPAT_BACKENDS, COMPAT_KEEP=1)
+# With --agents N (N > 1) every scenario runs against a cluster of N agents,
+# named transactions-Nagents/... (clients bootstrap with every agent; the
+# transactions, the partitions' leaders and the group coordinator land on
+# different agents), on the pg-s3 pair alone when COMPAT_BACKENDS has it, to
+# keep the test command's time (a pass with one agent covers both pairs).
 set -uo pipefail
+if [[ "${1:-}" == --agents ]]; then
+    export COMPAT_AGENTS="$2"
+    [[ " ${COMPAT_BACKENDS:-embedded pg-s3} " == *" pg-s3 "* ]] && export COMPAT_BACKENDS=pg-s3
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LIB="$STREAMHOUSE_CACHE/java/lib"
@@ -232,9 +242,9 @@ run_scenario() {   # run_scenario NAME FUNCTION
     DETAIL=""
     local t0=$SECONDS
     if "$2"; then
-        record PASS "transactions/$backend/$1" "$DETAIL ($((SECONDS - t0)) s)"
+        record PASS "transactions$(agents_tag)/$backend/$1" "$DETAIL ($((SECONDS - t0)) s)"
     else
-        record FAIL "transactions/$backend/$1" "$REASON ($((SECONDS - t0)) s)"
+        record FAIL "transactions$(agents_tag)/$backend/$1" "$REASON ($((SECONDS - t0)) s)"
         broker_log_tail 25
     fi
 }
@@ -250,7 +260,7 @@ run_backend() {
     run_scenario python/consume-transform-produce scenario_ctp
     run_scenario go/group-transact scenario_go
     if ! broker_alive; then
-        record FAIL "transactions/$backend/broker-alive" "the broker died during the run"
+        record FAIL "transactions$(agents_tag)/$backend/broker-alive" "the broker died during the run"
     fi
 }
 

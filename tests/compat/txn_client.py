@@ -224,6 +224,11 @@ def ctp(boot, inp, out, group, txid, n):
         positions = [tp for tp in c.position(c.assignment()) if tp.offset >= 0]
         p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), OP_TIMEOUT_S)
         if aborted == 0:
+            # Delivered first: abort_transaction purges what is still queued,
+            # and the aborted records must be in the log for the
+            # read_uncommitted count.
+            if p.flush(OP_TIMEOUT_S):
+                raise Failure("the batch to abort was not delivered within %d s" % OP_TIMEOUT_S)
             p.abort_transaction(OP_TIMEOUT_S)
             aborted = len(msgs)
             # Back to each partition's first offset of the batch: reprocessed.

@@ -49,7 +49,7 @@ func ctxT(d time.Duration) (context.Context, context.CancelFunc) {
 }
 
 func run(boot, in, out, group, txid string, n int) (string, error) {
-	base, err := kgo.NewClient(kgo.SeedBrokers(boot), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	base, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(boot, ",")...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return "", err
 	}
@@ -78,7 +78,7 @@ func run(boot, in, out, group, txid string, n int) (string, error) {
 	}
 
 	sess, err := kgo.NewGroupTransactSession(
-		kgo.SeedBrokers(boot),
+		kgo.SeedBrokers(strings.Split(boot, ",")...),
 		kgo.TransactionalID(txid),
 		kgo.TransactionTimeout(30*time.Second),
 		kgo.ConsumerGroup(group),
@@ -209,7 +209,7 @@ func run(boot, in, out, group, txid string, n int) (string, error) {
 // until it has at least min records and a further second brings nothing,
 // or 30 s passed.
 func readAll(boot, topic string, iso kgo.IsolationLevel, min int) ([]string, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(boot), kgo.FetchIsolationLevel(iso),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(boot, ",")...), kgo.FetchIsolationLevel(iso),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return nil, err
