@@ -32,34 +32,42 @@ started again on its port; the second restart kills and restarts them all.
 
 With --transactional (scenarios crash-transactional/... and, with --agents N,
 crash-transactional-Nagents/...) a confluent-kafka transactional producer
-sends numbered records in transactions of --txn-size (50) over the three
-partitions, committing each. Each attempt at a transaction tags its values
-with its attempt number ("v-<n>-a<attempt>"), so a resent transaction's
-records differ from those of the aborted attempt. The errors are handled as
-confluent-kafka documents them: retriable -> commit_transaction (or
-abort_transaction) again; txn_requires_abort -> abort_transaction, resend the
-transaction as its next attempt; fatal -> a new producer with the same
+sends numbered records (2000) in transactions of --txn-size (50) over the
+three partitions, committing each. Each attempt at a transaction tags its
+values with its attempt number ("v-<n>-a<attempt>"), so a resent
+transaction's records differ from those of an aborted attempt. Errors are
+handled as confluent-kafka documents: retriable -> commit_transaction (or
+abort_transaction) again; txn_requires_abort -> abort_transaction and the
+transaction resent as its next attempt; fatal -> a new producer with the same
 transactional.id (its init_transactions fences the old one and completes or
 aborts its transaction; whether that attempt committed is then read at
-read_committed). When the transaction at --kill-after is half produced, a
-transaction of two other transactional.ids each (a record in each partition,
-acknowledged) is left open and the broker (or the agent leading partition 0)
-gets `kill -9`, then is started again; the producer goes on until every
-transaction is committed. A second SIGKILL and restart of the same process
-lands 2 ms into the commit_transaction of a transaction 30% of them later
-(its records all acknowledged first: EndTxn and the markers in flight). The "abandoned" one (transaction.timeout.ms 5 s) is
-never touched again: the broker's timeout check has to abort it. The
-"zombie" one is fenced once all is committed: a new producer with its
-transactional.id calls init_transactions, then the zombie commit_transaction.
-The broker gets --transaction-abort-check-interval-ms 1000 when its --help
-lists it. Then:
+read_committed). The stream:
+
+  - at --kill-after, before the transaction there begins, two other
+    transactional.ids each leave a transaction open (a record in each
+    partition, acknowledged): "abandoned" (transaction.timeout.ms 5 s) is
+    never touched again, the broker's timeout check has to abort it;
+    "zombie" is fenced once all is committed (a new producer with its
+    transactional.id calls init_transactions, then the zombie
+    commit_transaction);
+  - half-way through that transaction the broker (or the agent leading
+    partition 0) gets `kill -9` and is started again 0.5 s later;
+  - the next transaction's first attempt is aborted on purpose once its
+    records are acknowledged, and resent;
+  - 30% of the transactions later, with all its records acknowledged, the
+    same process gets a second `kill -9` 2 ms into commit_transaction
+    (EndTxn and the markers in flight), and is started again.
+
+The producer goes on until every transaction is committed. The broker gets
+--transaction-abort-check-interval-ms 1000 when its --help lists it. Then:
 
   txn-committed-exactly-once  at read_committed every record of every committed
                       attempt is there exactly once, in its partition and in
                       order, and no record number appears twice
   txn-no-aborted-visible      at read_committed every value belongs to a
                       committed attempt: nothing of an aborted attempt, of the
-                      abandoned or of the zombie transaction
+                      abandoned or of the zombie transaction (and some records
+                      of aborted attempts are in the log, read_uncommitted)
   txn-read-uncommitted-superset  read_uncommitted has every record read_committed
                       has, at the same offset
   txn-open-at-kill-aborted    the abandoned and the zombie transaction's acknowledged
@@ -626,6 +634,17 @@ def run_backend_txn(backend, args):
                             except BufferError:
                                 producer.poll(0.05)
                         producer.poll(0)
+                    if k == kill_txn + 1 and attempt == 1:
+                        # Aborted on purpose once its records are acknowledged:
+                        # aborted records in the log for read_committed to skip.
+                        call = "flush"
+                        left = producer.flush(OP_TIMEOUT_S)
+                        call = "abort_transaction"
+                        retrying(key, call, lambda: producer.abort_transaction(OP_TIMEOUT_S))
+                        aborted.add(key)
+                        say("transaction %d attempt %d aborted on purpose (%d of its records unacknowledged)"
+                            % (k, attempt, left))
+                        continue
                     if k == kill2_txn and killed and not killed_in_commit:
                         # The second SIGKILL lands in the commit: every record
                         # acknowledged first, then EndTxn and the markers.
@@ -760,6 +779,9 @@ def run_backend_txn(backend, args):
         if leaked:
             fail("txn-no-aborted-visible", "%d values visible at read_committed that no committed attempt wrote: %s"
                  % (len(leaked), "; ".join(leaked[:5])))
+        elif not in_log_aborted:
+            fail("txn-no-aborted-visible", "no record of an aborted attempt in the log (read_uncommitted): "
+                 "nothing to check")
         else:
             passed("txn-no-aborted-visible")
         say("%d records of %d aborted attempts in the log (read_uncommitted), none expected at read_committed"
