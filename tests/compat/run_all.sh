@@ -12,9 +12,13 @@
 #                                             produce and consume across agents
 #   python  tests/compat/test_confluent_kafka.py (pytest)  confluent-kafka
 #   java    tests/compat/java.sh              kafka-clients 4.4.0
-#   crash   tests/compat/crash_test.py        SIGKILL durability (plain and
-#                                             --idempotent producer; each also with
-#                                             three agents, SIGKILL of a leader)
+#   crash   tests/compat/crash_test.py        SIGKILL durability (plain,
+#                                             --idempotent and --transactional
+#                                             producer; each also with three
+#                                             agents, SIGKILL of a leader);
+#                                             transactions killed mid-produce and
+#                                             mid-commit: exactly once at
+#                                             read_committed, aborts invisible
 #   catalog tests/compat/catalog_restart.py  PostgreSQL (a server of its own)
 #                                             restarted, its connections dropped and
 #                                             stopped for 5 s under an idempotent
@@ -134,6 +138,10 @@ CLIENTS=(
     # Both again with three agents: the SIGKILL hits partition 0's leader.
     "crash     py     crash_test.py --agents 3"
     "crash     py     crash_test.py --idempotent --agents 3"
+    # Transactions of 50 records, committed one by one through two SIGKILLs:
+    # read_committed has each committed record once and nothing aborted.
+    "crash     py     crash_test.py --transactional"
+    "crash     py     crash_test.py --transactional --agents 3"
     "catalog   py     catalog_restart.py"
     "orphans   py     orphans.py"
     "outage    py     store_outage.py"
