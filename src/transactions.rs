@@ -116,19 +116,28 @@ pub async fn init_producer(
 }
 
 /// EndTxn: prepares the transaction, writes its markers and completes it.
+/// Returns the producer's identity for its next transaction (bumped with
+/// `bump_epoch`, transaction version 2).
 pub async fn end(
     broker: &Broker,
     transactional_id: &str,
     producer: ProducerIdentity,
     commit: bool,
-) -> Result<(), CoordinatorError> {
+    bump_epoch: bool,
+) -> Result<ProducerIdentity, CoordinatorError> {
     match broker
         .catalog
-        .end_transaction(transactional_id, producer, commit)
+        .end_transaction(transactional_id, producer, commit, bump_epoch)
         .await?
     {
-        EndOutcome::Done => Ok(()),
-        EndOutcome::MustComplete(completion) => complete(broker, &completion).await,
+        EndOutcome::Done(identity) => Ok(identity),
+        EndOutcome::MustComplete(completion) => {
+            complete(broker, &completion).await?;
+            Ok(ProducerIdentity {
+                producer_id: completion.producer_id,
+                epoch: completion.epoch,
+            })
+        }
     }
 }
 

@@ -77,8 +77,8 @@ async fn api_versions_lists_the_served_apis() {
             .unwrap();
         assert_eq!((produce.min_version, produce.max_version), (0, 13));
         // Transactions with the client's AddPartitionsToTxn (v4+ is the
-        // brokers' form), and no transaction.version feature: Kafka 4 clients
-        // then use the flow served.
+        // brokers' form), and transaction version 2 finalized, which Kafka 4
+        // clients look for before using its flow.
         let add = response
             .api_keys
             .iter()
@@ -86,10 +86,12 @@ async fn api_versions_lists_the_served_apis() {
             .unwrap();
         assert_eq!((add.min_version, add.max_version), (0, 3));
         if version >= 3 {
-            assert!(response
+            let finalized: Vec<(&str, i16, i16)> = response
                 .finalized_features
                 .iter()
-                .all(|f| f.name.as_str() != "transaction.version"));
+                .map(|f| (f.name.as_str(), f.min_version_level, f.max_version_level))
+                .collect();
+            assert_eq!(finalized, vec![("transaction.version", 2, 2)]);
         }
     }
 }

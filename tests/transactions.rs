@@ -23,6 +23,7 @@ on_both_backends!(
     a_transaction_past_its_timeout_is_aborted_by_the_coordinator,
     offsets_committed_in_a_transaction_take_effect_when_it_commits,
     another_agent_ends_the_transaction_one_agent_began,
+    transaction_version_2_adds_partitions_on_produce_and_bumps_the_epoch,
 );
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -98,6 +99,16 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32, count: usize) -> Bytes {
 
 /// Produce v9 of a transactional batch to partition 0: (error, base offset).
 async fn produce_txn(client: &mut TestClient, id: &str, topic: &str, batch: Bytes) -> (i16, i64) {
+    produce_txn_v(client, 9, id, topic, batch).await
+}
+
+async fn produce_txn_v(
+    client: &mut TestClient,
+    version: i16,
+    id: &str,
+    topic: &str,
+    batch: Bytes,
+) -> (i16, i64) {
     let request = ProduceRequest::default()
         .with_transactional_id(Some(s(id).into()))
         .with_acks(-1)
@@ -109,7 +120,7 @@ async fn produce_txn(client: &mut TestClient, id: &str, topic: &str, batch: Byte
                     .with_index(0)
                     .with_records(Some(batch)),
             ])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &request).await else {
+    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, version, &request).await else {
         panic!("not a Produce response")
     };
     let p = &r.responses[0].partition_responses[0];
@@ -519,4 +530,107 @@ async fn another_agent_ends_the_transaction_one_agent_began(backend: Backend) {
     let (error, _, bumped) = init(&mut a, &id, 60_000).await;
     assert_eq!((error, bumped), (0, epoch + 1));
     assert_eq!(end(&mut b, &id, pid, epoch, false).await, PRODUCER_FENCED);
+}
+
+/// EndTxn v5: (error, producer id, epoch) of the answer.
+async fn end_v5(
+    client: &mut TestClient,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+) -> (i16, i64, i16) {
+    let request = EndTxnRequest::default()
+        .with_transactional_id(s(id).into())
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    let ResponseKind::EndTxn(r) = client.call(ApiKey::EndTxn, 5, &request).await else {
+        panic!("not an EndTxn response")
+    };
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+async fn transaction_version_2_adds_partitions_on_produce_and_bumps_the_epoch(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("txn-v2");
+    let id = format!("{topic}-id");
+    let group = format!("{topic}-group");
+    create_topic(&mut client, &topic, 1).await;
+    let (_, pid, epoch) = init(&mut client, &id, 60_000).await;
+    // Produce v11 still needs AddPartitionsToTxn; v12 adds the partition.
+    assert_eq!(
+        produce_txn_v(&mut client, 11, &id, &topic, txn_batch(pid, epoch, 0, 2))
+            .await
+            .0,
+        INVALID_TXN_STATE
+    );
+    assert_eq!(
+        produce_txn_v(&mut client, 12, &id, &topic, txn_batch(pid, epoch, 0, 2)).await,
+        (0, 0)
+    );
+    assert_eq!(describe(&mut client, &id).await.0, "Ongoing");
+    // TxnOffsetCommit v5 adds the group without AddOffsetsToTxn.
+    let commit_offset = TxnOffsetCommitRequest::default()
+        .with_transactional_id(s(&id).into())
+        .with_group_id(s(&group).into())
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(name(&topic))
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(2)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let ResponseKind::TxnOffsetCommit(r) = client
+        .call(ApiKey::TxnOffsetCommit, 5, &commit_offset)
+        .await
+    else {
+        panic!("not a TxnOffsetCommit response")
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    // The commit bumps the epoch; a retry under the old one learns the new.
+    let next = epoch + 1;
+    assert_eq!(
+        end_v5(&mut client, &id, pid, epoch, true).await,
+        (0, pid, next)
+    );
+    assert_eq!(
+        end_v5(&mut client, &id, pid, epoch, true).await,
+        (0, pid, next)
+    );
+    assert_eq!(
+        read(&mut client, &topic, 0, true).await,
+        (3, vec![], vec![0, 1])
+    );
+    let partitions: &[i32] = &[0];
+    let wanted = [(topic.as_str(), partitions)];
+    let fetched = common::groups::fetch(&mut client, &group, Some(&wanted)).await;
+    assert_eq!(fetched[0].2, 2);
+    // The old epoch is fenced on the partition; the new one starts at 0.
+    assert_eq!(
+        produce_txn_v(&mut client, 12, &id, &topic, txn_batch(pid, epoch, 2, 1))
+            .await
+            .0,
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        produce_txn_v(&mut client, 12, &id, &topic, txn_batch(pid, next, 0, 1)).await,
+        (0, 3)
+    );
+    assert_eq!(
+        end_v5(&mut client, &id, pid, next, false).await,
+        (0, pid, next + 1)
+    );
+    assert_eq!(
+        read(&mut client, &topic, 0, true).await,
+        (5, vec![(pid, 3)], vec![0, 1, 3])
+    );
 }

@@ -165,9 +165,10 @@ pub enum InitOutcome {
 /// EndTxn.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndOutcome {
-    /// Already completed as asked (a retry).
-    Done,
-    /// Prepared: write the markers, then record it complete.
+    /// Already completed as asked (a retry); the producer's identity now.
+    Done(ProducerIdentity),
+    /// Prepared: write the markers, then record it complete. The producer
+    /// continues with the completion's id and epoch.
     MustComplete(Completion),
 }
 

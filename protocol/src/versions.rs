@@ -112,14 +112,14 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     // Sizes from the catalog, the object store as the one log dir.
     api(ApiKey::DescribeLogDirs, 1, 4),
     // Transactions (KIP-98) with the client-side AddPartitionsToTxn (v0-3;
-    // v4+ is the brokers' verification form) and the versions before
-    // transaction version 2 (KIP-890 part 2: EndTxn and TxnOffsetCommit v5):
-    // no `transaction.version` feature is advertised, so Kafka 4 clients use
-    // the flow served here.
+    // v4+ is the brokers' verification form), and transaction version 2
+    // (KIP-890 part 2: partitions added by Produce v12+, an epoch bump at
+    // every EndTxn v5, groups added by TxnOffsetCommit v5), which ApiVersions
+    // finalizes so that Kafka 4 clients use it; older clients keep version 1.
     api(ApiKey::AddPartitionsToTxn, 0, 3),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 4),
-    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
+    api(ApiKey::EndTxn, 0, 5),
     api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
 ];

@@ -16,6 +16,7 @@ mod configs;
 mod fetch;
 mod group_admin;
 mod groups;
+mod implicit_add;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
@@ -264,12 +265,12 @@ async fn respond(
         }),
         RequestKind::TxnOffsetCommit(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::TxnOffsetCommit(
-                transactions::commit_offsets(&broker, body, &access).await,
+                transactions::commit_offsets(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::EndTxn(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::EndTxn(
-                transactions::end(&broker, body, &access).await,
+                transactions::end(&broker, body, version, &access).await,
             ))
         }),
         RequestKind::ListTransactions(body) => PendingResponse::later(async move {

@@ -22,6 +22,7 @@ use streamhouse_protocol::{append_time, batch};
 use streamhouse_storage::{Append, AppendOutcome, Freshness, ProducerAppend, TxnAppend};
 use tokio::sync::{oneshot, Semaphore};
 
+use super::implicit_add;
 use crate::acl::Access;
 use crate::config::topic::{
     compacted, is_reserved_topic_name, log_append_time, max_message_bytes, timestamp_window,
@@ -87,6 +88,11 @@ pub async fn handle(
         .transactional_id
         .as_ref()
         .is_some_and(|id| !access.allows(AclOperation::Write, ResourceType::TransactionalId, id));
+    let not_added = if acks_valid && !transaction_refused {
+        implicit_add::add_partitions(broker, &request, version).await
+    } else {
+        implicit_add::NotAdded::default()
+    };
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = if acks_valid {
@@ -109,6 +115,8 @@ pub async fn handle(
                 Queued::Failed(ResponseError::InvalidRequiredAcks, None)
             } else if transaction_refused {
                 Queued::Failed(ResponseError::TransactionalIdAuthorizationFailed, None)
+            } else if let Some(error) = not_added.error(&topic, partition.index) {
+                Queued::Failed(error, None)
             } else if !authorized {
                 Queued::Failed(ResponseError::TopicAuthorizationFailed, None)
             } else if is_reserved_topic_name(&topic_name) {
@@ -159,7 +167,7 @@ pub async fn handle(
 }
 
 /// The first Produce version that names topics by id.
-const FIRST_VERSION_BY_ID: i16 = 13;
+pub(super) const FIRST_VERSION_BY_ID: i16 = 13;
 
 async fn queue(
     broker: &Broker,

@@ -144,6 +144,7 @@ pub async fn add_offsets(
 pub async fn commit_offsets(
     broker: &Broker,
     request: TxnOffsetCommitRequest,
+    version: i16,
     access: &Access,
 ) -> TxnOffsetCommitResponse {
     let id = request.transactional_id.0.to_string();
@@ -185,11 +186,26 @@ pub async fn commit_offsets(
             producer_id: request.producer_id.0,
             epoch: request.producer_epoch,
         };
-        if let Err(e) = broker
-            .catalog
-            .commit_transaction_offsets(&id, producer, &group_id, &offsets)
-            .await
-        {
+        // Transaction version 2: no AddOffsetsToTxn, the group joins the
+        // transaction with its first offsets.
+        let added = if version >= FIRST_TRANSACTION_V2_TXN_OFFSET_COMMIT {
+            broker
+                .catalog
+                .add_group_to_transaction(&id, producer, &group_id)
+                .await
+        } else {
+            Ok(())
+        };
+        let committed = match added {
+            Ok(()) => {
+                broker
+                    .catalog
+                    .commit_transaction_offsets(&id, producer, &group_id, &offsets)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
             let error = errors::catalog(&e);
             for slot in errors_by_partition.values_mut() {
                 slot.get_or_insert(error);
@@ -241,29 +257,45 @@ async fn check_member(
     Ok(())
 }
 
-/// EndTxn: commits or aborts, markers written before the answer.
-pub async fn end(broker: &Broker, request: EndTxnRequest, access: &Access) -> EndTxnResponse {
+/// EndTxn: commits or aborts, markers written before the answer. From v5
+/// (transaction version 2) the epoch is bumped and the answer names the
+/// producer's id and epoch for its next transaction.
+pub async fn end(
+    broker: &Broker,
+    request: EndTxnRequest,
+    version: i16,
+    access: &Access,
+) -> EndTxnResponse {
     let id = request.transactional_id.0.to_string();
     let producer = ProducerIdentity {
         producer_id: request.producer_id.0,
         epoch: request.producer_epoch,
     };
-    let error = if !allows_transaction(access, AclOperation::Write, &id) {
-        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    let bump_epoch = version >= FIRST_TRANSACTION_V2_END_TXN;
+    let outcome = if !allows_transaction(access, AclOperation::Write, &id) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
     } else {
-        transactions::end(broker, &id, producer, request.committed)
+        transactions::end(broker, &id, producer, request.committed, bump_epoch)
             .await
-            .err()
-            .map(|e| {
+            .map_err(|e| {
                 tracing::debug!(transactional_id = %id, "EndTxn refused: {e}");
                 coordinator_error(&e)
             })
     };
-    EndTxnResponse::default()
-        .with_error_code(error.map_or(0, |e| e.code()))
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
+    match outcome {
+        Ok(next) => EndTxnResponse::default()
+            .with_producer_id(ProducerId(next.producer_id))
+            .with_producer_epoch(next.epoch),
+        Err(error) => EndTxnResponse::default()
+            .with_error_code(error.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    }
 }
+
+/// EndTxn and TxnOffsetCommit of transaction version 2 (KIP-890 part 2).
+const FIRST_TRANSACTION_V2_END_TXN: i16 = 5;
+const FIRST_TRANSACTION_V2_TXN_OFFSET_COMMIT: i16 = 5;
 
 /// ListTransactions v0-1: the transactional ids the client may describe,
 /// filtered by state, producer id and (v1) duration.

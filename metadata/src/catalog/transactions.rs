@@ -56,12 +56,15 @@ pub trait TransactionCatalog: Send + Sync + 'static {
         offsets: &[TxnOffset],
     ) -> Result<()>;
 
-    /// EndTxn: prepares the open transaction to commit or abort.
+    /// EndTxn: prepares the open transaction to commit or abort; with
+    /// `bump_epoch` (transaction version 2) under the next epoch, which its
+    /// markers carry and the producer continues with.
     async fn end_transaction(
         &self,
         transactional_id: &str,
         producer: ProducerIdentity,
         commit: bool,
+        bump_epoch: bool,
     ) -> Result<EndOutcome>;
 
     /// Records a prepared transaction complete once every marker is written:

@@ -92,10 +92,11 @@ impl TransactionCatalog for SqlCatalog {
         transactional_id: &str,
         producer: ProducerIdentity,
         commit: bool,
+        bump_epoch: bool,
     ) -> Result<EndOutcome> {
         let backend = self.backend;
         self.write("end_transaction", |tx| {
-            end(tx, backend, transactional_id, producer, commit)
+            end(tx, backend, transactional_id, producer, commit, bump_epoch)
         })
         .await
     }
@@ -686,17 +687,27 @@ async fn end(
     transactional_id: &str,
     producer: ProducerIdentity,
     commit: bool,
+    bump_epoch: bool,
 ) -> Result<EndOutcome> {
     let row = lock_row(&mut tx, backend, transactional_id)
         .await?
         .ok_or_else(|| TxnError::InvalidProducerIdMapping(transactional_id.to_string()))?;
-    // A producer fenced by the coordinator's abort of its timed-out
-    // transaction may still abort it (Kafka's lastProducerEpoch).
-    let aborting_own_fenced = !commit
+    // The epoch before the coordinator's last bump may still end its
+    // transaction the way it went (Kafka's lastProducerEpoch): a producer
+    // fenced by the abort of its timed-out transaction aborting it, or an
+    // EndTxn v5 retried after its bump.
+    let ended_this_way = if commit {
+        matches!(
+            row.state,
+            TxnState::PrepareCommit | TxnState::CompleteCommit
+        )
+    } else {
+        matches!(row.state, TxnState::PrepareAbort | TxnState::CompleteAbort)
+    };
+    let retry_of_bumped = ended_this_way
         && producer.producer_id == row.producer_id
-        && producer.epoch == row.last_producer_epoch
-        && matches!(row.state, TxnState::PrepareAbort | TxnState::CompleteAbort);
-    if !aborting_own_fenced {
+        && producer.epoch == row.last_producer_epoch;
+    if !retry_of_bumped {
         check_producer(transactional_id, row.identity(), producer)?;
     }
     let invalid = |detail| -> CatalogError {
@@ -714,9 +725,29 @@ async fn end(
             } else {
                 TxnState::PrepareAbort
             };
-            set_state(&mut tx, backend, transactional_id, prepared).await?;
+            // Transaction version 2 (EndTxn v5): every transaction ends with
+            // an epoch bump, the markers carry the new epoch and the producer
+            // goes on with it.
+            let (epoch, last_epoch) = if bump_epoch && row.producer_epoch < LAST_USABLE_EPOCH {
+                (row.producer_epoch + 1, row.producer_epoch)
+            } else {
+                (row.producer_epoch, row.last_producer_epoch)
+            };
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE transactions SET state = $2, producer_epoch = $3, \
+                 last_producer_epoch = $4, updated_at_ms = {} WHERE transactional_id = $1",
+                catalog_now_ms(backend)
+            )))
+            .bind(transactional_id)
+            .bind(prepared.as_str())
+            .bind(i64::from(epoch))
+            .bind(i64::from(last_epoch))
+            .execute(&mut *tx)
+            .await?;
             let row = TxnRow {
                 state: prepared,
+                producer_epoch: epoch,
+                last_producer_epoch: last_epoch,
                 ..row
             };
             let completion = completion_of(&mut tx, transactional_id, &row).await?;
@@ -728,7 +759,9 @@ async fn end(
             tx.commit().await?;
             Ok(EndOutcome::MustComplete(completion))
         }
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(EndOutcome::Done),
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+            Ok(EndOutcome::Done(row.identity()))
+        }
         (TxnState::Empty, _) => Err(invalid("no transaction is open")),
         _ => Err(invalid("the transaction was completed the other way")),
     }

@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
             a_new_incarnation_fences_and_aborts_the_open_transaction,
             timed_out_transactions_are_fenced_and_handed_out_once,
             transaction_offsets_reach_the_group_only_when_it_commits,
+            transaction_version_2_bumps_the_epoch_at_every_end,
         );
         conformance_tests!(@producer_expiry $target;
             an_idle_producers_state_expires_whole_and_an_active_ones_is_kept_whole,

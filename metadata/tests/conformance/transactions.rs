@@ -57,7 +57,11 @@ async fn prepared(
     producer: ProducerIdentity,
     commit: bool,
 ) -> Completion {
-    match catalog.end_transaction(id, producer, commit).await.unwrap() {
+    match catalog
+        .end_transaction(id, producer, commit, false)
+        .await
+        .unwrap()
+    {
         EndOutcome::MustComplete(completion) => completion,
         other => panic!("not prepared: {other:?}"),
     }
@@ -127,11 +131,13 @@ pub async fn a_transaction_commits_and_its_marker_is_appended_once(db: &TestDb) 
     b.complete_transaction(&completion).await.unwrap();
     a.complete_transaction(&completion).await.unwrap();
     assert_eq!(
-        a.end_transaction("app", producer, true).await.unwrap(),
-        EndOutcome::Done
+        a.end_transaction("app", producer, true, false)
+            .await
+            .unwrap(),
+        EndOutcome::Done(producer)
     );
     assert!(matches!(
-        a.end_transaction("app", producer, false).await,
+        a.end_transaction("app", producer, false, false).await,
         Err(CatalogError::Transaction(TxnError::InvalidTxnState { .. }))
     ));
     let offsets = a.partition_offsets(topic.id, 0).await.unwrap().unwrap();
@@ -161,7 +167,7 @@ pub async fn a_new_incarnation_fences_and_aborts_the_open_transaction(db: &TestD
     assert_eq!(abort.epoch, 1, "fenced by a bumped epoch");
     // The old epoch is fenced at the coordinator at once.
     assert!(matches!(
-        a.end_transaction("app", first, true).await,
+        a.end_transaction("app", first, true, false).await,
         Err(CatalogError::Transaction(TxnError::ProducerFenced {
             current: 1,
             ..
@@ -246,11 +252,16 @@ pub async fn timed_out_transactions_are_fenced_and_handed_out_once(db: &TestDb) 
     a.complete_transaction(&stalled[0]).await.unwrap();
     // The fenced producer may still abort (a retry), not commit.
     assert_eq!(
-        a.end_transaction("slow", producer, false).await.unwrap(),
-        EndOutcome::Done
+        a.end_transaction("slow", producer, false, false)
+            .await
+            .unwrap(),
+        EndOutcome::Done(ProducerIdentity {
+            epoch: 1,
+            ..producer
+        })
     );
     assert!(matches!(
-        a.end_transaction("slow", producer, true).await,
+        a.end_transaction("slow", producer, true, false).await,
         Err(CatalogError::Transaction(TxnError::ProducerFenced { .. }))
     ));
 }
@@ -298,4 +309,48 @@ pub async fn transaction_offsets_reach_the_group_only_when_it_commits(db: &TestD
             .map(|c| c.offset);
         assert_eq!(committed, expected, "commit {commit}");
     }
+}
+
+/// Transaction version 2: every EndTxn bumps the epoch, which the markers
+/// carry and the producer continues with; a retry under the old epoch is
+/// answered with the new one.
+pub async fn transaction_version_2_bumps_the_epoch_at_every_end(db: &TestDb) {
+    let (a, b) = (db.open().await, db.open().await);
+    let topic = create(&*a, "orders", 1).await;
+    let first = ready(&*a, "v2", 60_000).await;
+    a.add_partitions_to_transaction("v2", first, &[(topic.id, 0)])
+        .await
+        .unwrap();
+    append(&*a, "data", &topic, data(first, 0, 1)).await;
+    let EndOutcome::MustComplete(completion) =
+        b.end_transaction("v2", first, true, true).await.unwrap()
+    else {
+        panic!("not prepared")
+    };
+    assert_eq!(completion.epoch, 1, "the markers carry the next epoch");
+    append(&*b, "marker", &topic, marker(&completion)).await;
+    b.complete_transaction(&completion).await.unwrap();
+    let next = ProducerIdentity { epoch: 1, ..first };
+    // The client's retry under its old epoch learns the new one.
+    assert_eq!(
+        a.end_transaction("v2", first, true, true).await.unwrap(),
+        EndOutcome::Done(next)
+    );
+    // The old epoch can begin nothing; the new one goes on from sequence 0.
+    assert!(matches!(
+        a.add_partitions_to_transaction("v2", first, &[(topic.id, 0)])
+            .await,
+        Err(CatalogError::Transaction(TxnError::ProducerFenced { .. }))
+    ));
+    a.add_partitions_to_transaction("v2", next, &[(topic.id, 0)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        append(&*a, "old-epoch", &topic, data(first, 2, 2)).await,
+        AppendOutcome::Refused(ProducerError::InvalidProducerEpoch { .. })
+    ));
+    assert!(matches!(
+        append(&*a, "next", &topic, data(next, 0, 0)).await,
+        AppendOutcome::Appended { base_offset: 3, .. }
+    ));
 }
