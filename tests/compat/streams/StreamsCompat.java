@@ -43,20 +43,33 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * The Kafka Streams side of tests/compat/streams.sh, one mode per call:
  *
  * <pre>
- *   app BOOTSTRAP APP_ID INPUT OUTPUT STATE_DIR
+ *   app BOOTSTRAP APP_ID INPUT OUTPUT STATE_DIR [GUARANTEE [PROGRESS]]
  *       The application: INPUT's values (a key name each) regrouped by value,
  *       which goes through a repartition topic, and counted in the persistent
  *       (RocksDB) store "counts", whose changelog is compacted; the counts go
- *       to OUTPUT. At-least-once, no record cache (every update reaches the
- *       changelog and OUTPUT). Runs until SIGTERM, then closes cleanly.
- *       Logs "RESTORE-START topic-partition start end" and
+ *       to OUTPUT. No record cache (every update reaches the changelog and
+ *       OUTPUT). Runs until SIGTERM, then closes cleanly. Logs
+ *       "RESTORE-START topic-partition start end" and
  *       "RESTORE-END topic-partition restored" from a state-restore listener.
- *   produce BOOTSTRAP TOPIC FROM COUNT KEYS
- *       Records FROM..FROM+COUNT-1: key "r-i", value "k-(i % KEYS)".
- *   counts BOOTSTRAP TOPIC
+ *       GUARANTEE is processing.guarantee: at_least_once (the default, with
+ *       commits every 500 ms) or exactly_once_v2 (commits every 100 ms, the
+ *       transactions of one producer per stream thread, which sends what it
+ *       has after 5 ms, so that a transaction cut short has records on the
+ *       broker to abort). With PROGRESS (default 0: none), every PROGRESSth
+ *       input record read since the start logs "PROGRESS N KEY" (N records
+ *       read, KEY the last one's).
+ *   produce BOOTSTRAP TOPIC FROM COUNT KEYS [RATE]
+ *       Records FROM..FROM+COUNT-1: key "r-i", value "k-(i % KEYS)"; at most
+ *       RATE records a second if RATE is given.
+ *   counts BOOTSTRAP TOPIC [ISOLATION]
  *       TOPIC from its start to its end: the last Long value of each String
- *       key, "KEY VALUE" a line, sorted.
- *   scan BOOTSTRAP TOPIC
+ *       key, "KEY VALUE" a line, sorted. ISOLATION is the consumer's
+ *       isolation.level: read_uncommitted (the default) or read_committed
+ *       (up to the last stable offset, no aborted record).
+ *   history BOOTSTRAP TOPIC [ISOLATION]
+ *       TOPIC from its start to its end, every record as "KEY VALUE" (a Long
+ *       value) in the order of each partition, partition after partition.
+ *   scan BOOTSTRAP TOPIC [ISOLATION]
  *       TOPIC from its start to its end: "records=N keys=M bytes=B".
  *   configs BOOTSTRAP TOPIC
  *       The topic's configs set on it (not defaults): "name=value" a line.
@@ -67,30 +80,53 @@ import org.apache.kafka.streams.state.KeyValueStore;
 public final class StreamsCompat {
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
-            case "app" -> app(args[1], args[2], args[3], args[4], args[5]);
+            case "app" -> app(args[1], args[2], args[3], args[4], args[5],
+                    args.length > 6 ? args[6] : StreamsConfig.AT_LEAST_ONCE,
+                    args.length > 7 ? Long.parseLong(args[7]) : 0);
             case "produce" -> produce(args[1], args[2], Long.parseLong(args[3]), Long.parseLong(args[4]),
-                    Integer.parseInt(args[5]));
-            case "counts" -> counts(args[1], args[2]);
-            case "scan" -> scan(args[1], args[2]);
+                    Integer.parseInt(args[5]), args.length > 6 ? Long.parseLong(args[6]) : 0);
+            case "counts" -> counts(args[1], args[2], isolation(args, 3));
+            case "history" -> history(args[1], args[2], isolation(args, 3));
+            case "scan" -> scan(args[1], args[2], isolation(args, 3));
             case "configs" -> configs(args[1], args[2]);
             case "create" -> create(args[1], Integer.parseInt(args[2]), List.of(args).subList(3, args.length));
             default -> throw new IllegalArgumentException("unknown mode " + args[0]);
         }
     }
 
-    static void app(String bootstrap, String appId, String input, String output, String stateDir)
-            throws InterruptedException {
+    static String isolation(String[] args, int i) {
+        String level = args.length > i ? args[i] : "read_uncommitted";
+        if (!level.equals("read_uncommitted") && !level.equals("read_committed")) {
+            throw new IllegalArgumentException("unknown isolation level " + level);
+        }
+        return level;
+    }
+
+    static void app(String bootstrap, String appId, String input, String output, String stateDir,
+            String guarantee, long progress) throws InterruptedException {
+        boolean eos = guarantee.equals(StreamsConfig.EXACTLY_ONCE_V2);
+        if (!eos && !guarantee.equals(StreamsConfig.AT_LEAST_ONCE)) {
+            throw new IllegalArgumentException("unknown processing guarantee " + guarantee);
+        }
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
         p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         // No record cache: every count update is written to the changelog, so
         // the changelog holds many records per key for the log cleaner.
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
-        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 500);
+        // Under exactly_once_v2 a commit ends the transaction of the output,
+        // changelog and repartition records and the input offsets: short ones.
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, eos ? 100 : 500);
+        if (eos) {
+            // Streams' producer lingers 100 ms by default: as long as a
+            // transaction, whose records would mostly still be in the client
+            // when it is killed.
+            p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 5);
+        }
         // The internal topics (the changelog among them) cleaned as soon as a
         // hundredth is dirty, in segments of a second: Kafka never cleans its
         // active segment, so a broker of Kafka's would otherwise leave the
@@ -104,7 +140,14 @@ public final class StreamsCompat {
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1500);
 
         StreamsBuilder builder = new StreamsBuilder();
+        java.util.concurrent.atomic.AtomicLong read = new java.util.concurrent.atomic.AtomicLong();
         builder.<String, String>stream(input)
+                .peek((k, v) -> {
+                    long n = read.incrementAndGet();
+                    if (progress > 0 && n % progress == 0) {
+                        System.out.println("PROGRESS " + n + " " + k);
+                    }
+                })
                 .groupBy((k, v) -> v, Grouped.as("by-name"))
                 .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts"))
                 .toStream()
@@ -151,7 +194,8 @@ public final class StreamsCompat {
         done.await();
     }
 
-    static void produce(String bootstrap, String topic, long from, long count, int keys) throws Exception {
+    static void produce(String bootstrap, String topic, long from, long count, int keys, long rate)
+            throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -159,7 +203,15 @@ public final class StreamsCompat {
         try (KafkaProducer<String, String> producer =
                 new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
             List<java.util.concurrent.Future<?>> sent = new ArrayList<>();
+            long start = System.nanoTime();
             for (long i = from; i < from + count; i++) {
+                if (rate > 0) {
+                    long due = start + (i - from) * 1_000_000_000L / rate;
+                    long wait = due - System.nanoTime();
+                    if (wait > 0) {
+                        Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                    }
+                }
                 sent.add(producer.send(new ProducerRecord<>(topic, "r-" + i, "k-" + (i % keys))));
             }
             for (var f : sent) {
@@ -201,28 +253,39 @@ public final class StreamsCompat {
         }
     }
 
-    static Properties consumerProps(String bootstrap) {
+    static Properties consumerProps(String bootstrap, String isolation) {
         Properties p = new Properties();
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         return p;
     }
 
-    static void counts(String bootstrap, String topic) {
+    static void counts(String bootstrap, String topic, String isolation) {
         Map<String, Long> last = new TreeMap<>();
-        try (KafkaConsumer<String, Long> consumer = new KafkaConsumer<>(consumerProps(bootstrap),
+        try (KafkaConsumer<String, Long> consumer = new KafkaConsumer<>(consumerProps(bootstrap, isolation),
                 new StringDeserializer(), new LongDeserializer())) {
             readAll(bootstrap, topic, consumer, r -> last.put(r.key(), r.value()));
         }
         last.forEach((k, v) -> System.out.println(k + " " + v));
     }
 
-    static void scan(String bootstrap, String topic) {
+    static void history(String bootstrap, String topic, String isolation) {
+        Map<Integer, List<String>> byPartition = new TreeMap<>();
+        try (KafkaConsumer<String, Long> consumer = new KafkaConsumer<>(consumerProps(bootstrap, isolation),
+                new StringDeserializer(), new LongDeserializer())) {
+            readAll(bootstrap, topic, consumer, r -> byPartition.computeIfAbsent(r.partition(), k -> new ArrayList<>())
+                    .add(r.key() + " " + r.value()));
+        }
+        byPartition.values().forEach(lines -> lines.forEach(System.out::println));
+    }
+
+    static void scan(String bootstrap, String topic, String isolation) {
         long[] records = {0};
         long[] bytes = {0};
         Set<String> keys = new HashSet<>();
-        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps(bootstrap),
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps(bootstrap, isolation),
                 new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             readAll(bootstrap, topic, consumer, r -> {
                 records[0]++;
