@@ -51,7 +51,11 @@
 #   streams tests/compat/streams.sh           Kafka Streams 4.4.0: a RocksDB store
 #                                             restored from its compacted changelog
 #                                             after its state is wiped, exact counts;
-#                                             the changelog bounded (needs the log cleaner)
+#                                             the changelog bounded (needs the log cleaner);
+#                                             exactly_once_v2 counts exact at read_committed
+#                                             (each key's updates 1..N once, in order) across
+#                                             SIGKILLs of the app and of the broker and a
+#                                             clean restart (~45 s per backend pair)
 #   retention tests/compat/retention.py       retention.ms and retention.bytes with
 #                                             confluent-kafka and kafka-log-dirs:
 #                                             earliest offsets, sizes and the store's
