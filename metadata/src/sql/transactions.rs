@@ -436,15 +436,22 @@ async fn init(
             return Err(TxnError::InvalidProducerIdMapping(transactional_id.to_string()).into());
         }
         let producer_id = next_producer_id(&mut tx).await?;
-        sqlx::query(AssertSqlSafe(format!(
+        let inserted = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO transactions (transactional_id, producer_id, producer_epoch, \
-             timeout_ms, state, updated_at_ms) VALUES ($1, $2, 0, $3, 'Empty', {now})"
+             timeout_ms, state, updated_at_ms) VALUES ($1, $2, 0, $3, 'Empty', {now}) \
+             ON CONFLICT (transactional_id) DO NOTHING"
         )))
         .bind(transactional_id)
         .bind(producer_id)
         .bind(i64::from(timeout_ms))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Another agent created the id meanwhile (PostgreSQL: nothing to
+            // lock before it existed). The client asks again and finds it.
+            return Err(TxnError::ConcurrentTransactions(transactional_id.to_string()).into());
+        }
         tx.commit().await?;
         return Ok(InitOutcome::Ready(ProducerIdentity {
             producer_id,
@@ -833,11 +840,19 @@ async fn to_finish(
     limit: u32,
 ) -> Result<Vec<Completion>> {
     let now = catalog_now_ms(backend);
+    // FOR UPDATE on PostgreSQL: a row another agent changed meanwhile (the
+    // producer committed and began its next transaction) is judged again on
+    // its new version, so only a transaction that really passed its timeout
+    // is fenced. SQLite's write lock is held from the start.
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT transactional_id FROM transactions \
          WHERE (state = 'Ongoing' AND started_at_ms + timeout_ms < {now}) \
             OR (state IN ('PrepareCommit', 'PrepareAbort') AND updated_at_ms + $1 < {now}) \
-         ORDER BY transactional_id LIMIT $2"
+         ORDER BY transactional_id LIMIT $2{lock}"
     )))
     .bind(stalled_after_ms)
     .bind(i64::from(limit))
