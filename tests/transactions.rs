@@ -127,6 +127,49 @@ async fn produce_txn_v(
     (p.error_code, p.base_offset)
 }
 
+/// A transactional producer as its requests name it.
+struct Txn<'a> {
+    id: &'a str,
+    pid: i64,
+    epoch: i16,
+}
+
+/// TxnOffsetCommit of `offset` for partition 0 of `topic` in `group`, without
+/// member or generation: the partition's error code.
+async fn txn_offset_commit(
+    client: &mut TestClient,
+    version: i16,
+    txn: &Txn<'_>,
+    group: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    let request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(s(txn.id).into())
+        .with_group_id(s(group).into())
+        .with_producer_id(ProducerId(txn.pid))
+        .with_producer_epoch(txn.epoch)
+        .with_generation_id(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let ResponseKind::TxnOffsetCommit(r) = client
+        .call(ApiKey::TxnOffsetCommit, version, &request)
+        .await
+    else {
+        panic!("not a TxnOffsetCommit response")
+    };
+    r.topics[0].partitions[0].error_code
+}
+
 /// Fetch of partition 0 from `offset` at read_committed (`committed`) or not:
 /// (last stable offset, aborted transactions as (producer, first offset),
 /// offsets of the data records returned).
@@ -437,34 +480,16 @@ async fn offsets_committed_in_a_transaction_take_effect_when_it_commits(backend:
     let group = format!("{topic}-group");
     create_topic(&mut client, &topic, 1).await;
     let (_, pid, epoch) = init(&mut client, &id, 60_000).await;
-    let commit_offset = |offset: i64| {
-        TxnOffsetCommitRequest::default()
-            .with_transactional_id(s(&id).into())
-            .with_group_id(s(&group).into())
-            .with_producer_id(ProducerId(pid))
-            .with_producer_epoch(epoch)
-            .with_generation_id(-1)
-            .with_member_id(s(""))
-            .with_topics(vec![
-                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
-                    .with_name(name(&topic))
-                    .with_partitions(vec![
-                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
-                            .with_partition_index(0)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(-1),
-                    ]),
-            ])
-    };
-    let txn_commit = |r: ResponseKind| match r {
-        ResponseKind::TxnOffsetCommit(r) => r.topics[0].partitions[0].error_code,
-        _ => panic!("not a TxnOffsetCommit response"),
+    let txn = Txn {
+        id: &id,
+        pid,
+        epoch,
     };
     // The group was not added to a transaction.
-    let response = client
-        .call(ApiKey::TxnOffsetCommit, 3, &commit_offset(5))
-        .await;
-    assert_eq!(txn_commit(response), INVALID_TXN_STATE);
+    assert_eq!(
+        txn_offset_commit(&mut client, 3, &txn, &group, &topic, 5).await,
+        INVALID_TXN_STATE
+    );
     let add = AddOffsetsToTxnRequest::default()
         .with_transactional_id(s(&id).into())
         .with_producer_id(ProducerId(pid))
@@ -475,10 +500,10 @@ async fn offsets_committed_in_a_transaction_take_effect_when_it_commits(backend:
         panic!("not an AddOffsetsToTxn response")
     };
     assert_eq!(added.error_code, 0);
-    let response = client
-        .call(ApiKey::TxnOffsetCommit, 3, &commit_offset(5))
-        .await;
-    assert_eq!(txn_commit(response), 0);
+    assert_eq!(
+        txn_offset_commit(&mut client, 3, &txn, &group, &topic, 5).await,
+        0
+    );
     let partitions: &[i32] = &[0];
     let committed = |fetched: Vec<(String, i32, i64, String)>| {
         fetched
@@ -572,30 +597,15 @@ async fn transaction_version_2_adds_partitions_on_produce_and_bumps_the_epoch(ba
     );
     assert_eq!(describe(&mut client, &id).await.0, "Ongoing");
     // TxnOffsetCommit v5 adds the group without AddOffsetsToTxn.
-    let commit_offset = TxnOffsetCommitRequest::default()
-        .with_transactional_id(s(&id).into())
-        .with_group_id(s(&group).into())
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_generation_id(-1)
-        .with_member_id(s(""))
-        .with_topics(vec![
-            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
-                .with_name(name(&topic))
-                .with_partitions(vec![
-                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
-                        .with_partition_index(0)
-                        .with_committed_offset(2)
-                        .with_committed_leader_epoch(-1),
-                ]),
-        ]);
-    let ResponseKind::TxnOffsetCommit(r) = client
-        .call(ApiKey::TxnOffsetCommit, 5, &commit_offset)
-        .await
-    else {
-        panic!("not a TxnOffsetCommit response")
+    let txn = Txn {
+        id: &id,
+        pid,
+        epoch,
     };
-    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        txn_offset_commit(&mut client, 5, &txn, &group, &topic, 2).await,
+        0
+    );
     // The commit bumps the epoch; a retry under the old one learns the new.
     let next = epoch + 1;
     assert_eq!(

@@ -131,15 +131,9 @@ async fn lookup(
     match timestamp {
         EARLIEST => return Ok((offsets.log_start_offset, -1)),
         LATEST if committed => {
-            let first_unstable = broker
-                .catalog
-                .first_unstable_offsets(&[(topic.id, partition)])
-                .await
-                .map_err(|e| errors::catalog(&e))?;
-            let stable = match first_unstable.first().copied().flatten() {
-                Some(first) => first.min(offsets.high_watermark),
-                None => offsets.high_watermark,
-            };
+            let stable =
+                super::read_committed::last_stable_offset(broker, topic.id, partition, offsets)
+                    .await?;
             return Ok((stable, -1));
         }
         LATEST => return Ok((offsets.high_watermark, -1)),

@@ -8,7 +8,8 @@
 //! fetched at read_committed.
 
 use bytes::Bytes;
-use streamhouse_metadata::TopicId;
+use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::{PartitionOffsets, TopicId};
 use streamhouse_protocol::batch::{self, BatchHeader};
 
 use super::fetch::{Heads, Read};
@@ -23,18 +24,7 @@ pub(super) async fn limit(
     read: Read,
 ) -> Read {
     let (heads, records) = read?;
-    let first_unstable = broker
-        .catalog
-        .first_unstable_offsets(&[(topic, partition)])
-        .await
-        .map_err(|e| errors::catalog(&e))?;
-    let last_stable = first_unstable
-        .first()
-        .copied()
-        .flatten()
-        .map_or(heads.offsets.high_watermark, |first| {
-            first.min(heads.offsets.high_watermark)
-        });
+    let last_stable = last_stable_offset(broker, topic, partition, heads.offsets).await?;
     let records = match records {
         Ok(records) => records,
         Err(e) => {
@@ -64,6 +54,24 @@ pub(super) async fn limit(
         },
         Ok(records),
     ))
+}
+
+/// The partition's last stable offset: the first offset of its oldest open
+/// transaction, else (and at most) the high watermark of `offsets`.
+pub(super) async fn last_stable_offset(
+    broker: &Broker,
+    topic: TopicId,
+    partition: i32,
+    offsets: PartitionOffsets,
+) -> Result<i64, ResponseError> {
+    let first_unstable = broker
+        .catalog
+        .first_unstable_offset(topic, partition)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    Ok(first_unstable.map_or(offsets.high_watermark, |first| {
+        first.min(offsets.high_watermark)
+    }))
 }
 
 /// The whole batches of `records` that end below `last_stable`, and the last

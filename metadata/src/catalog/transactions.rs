@@ -89,12 +89,9 @@ pub trait TransactionCatalog: Send + Sync + 'static {
         transactional_id: &str,
     ) -> Result<Option<TransactionDescription>>;
 
-    /// The first offset of the oldest transaction open on each partition (its
-    /// last stable offset), `None` where none is open with data.
-    async fn first_unstable_offsets(
-        &self,
-        partitions: &[(TopicId, i32)],
-    ) -> Result<Vec<Option<i64>>>;
+    /// The first offset of the oldest transaction open on the partition (its
+    /// last stable offset), `None` when none is open with data.
+    async fn first_unstable_offset(&self, topic: TopicId, partition: i32) -> Result<Option<i64>>;
 
     /// Aborted transactions of the partition overlapping `from ..= to`
     /// (their abort marker at or after `from`, their first offset at most `to`),

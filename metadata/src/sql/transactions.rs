@@ -194,25 +194,18 @@ impl TransactionCatalog for SqlCatalog {
         .await
     }
 
-    async fn first_unstable_offsets(
-        &self,
-        partitions: &[(TopicId, i32)],
-    ) -> Result<Vec<Option<i64>>> {
-        self.read("first_unstable_offsets", |pool| async move {
-            let mut firsts = Vec::with_capacity(partitions.len());
-            for (topic, partition) in partitions {
-                let row = sqlx::query(
-                    "SELECT MIN(first_offset) AS first FROM open_transactions \
-                     WHERE topic_id = $1 AND partition_index = $2 AND is_open = 1 \
-                       AND first_offset IS NOT NULL",
-                )
-                .bind(topic.to_string())
-                .bind(i64::from(*partition))
-                .fetch_one(pool)
-                .await?;
-                firsts.push(get::<Option<i64>>(&row, "first")?);
-            }
-            Ok(firsts)
+    async fn first_unstable_offset(&self, topic: TopicId, partition: i32) -> Result<Option<i64>> {
+        self.read("first_unstable_offset", |pool| async move {
+            let row = sqlx::query(
+                "SELECT MIN(first_offset) AS first FROM open_transactions \
+                 WHERE topic_id = $1 AND partition_index = $2 AND is_open = 1 \
+                   AND first_offset IS NOT NULL",
+            )
+            .bind(topic.to_string())
+            .bind(i64::from(partition))
+            .fetch_one(pool)
+            .await?;
+            get::<Option<i64>>(&row, "first")
         })
         .await
     }

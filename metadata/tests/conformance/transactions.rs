@@ -68,10 +68,7 @@ async fn prepared(
 }
 
 async fn first_unstable(catalog: &dyn Catalog, topic: &Topic) -> Option<i64> {
-    catalog
-        .first_unstable_offsets(&[(topic.id, 0)])
-        .await
-        .unwrap()[0]
+    catalog.first_unstable_offset(topic.id, 0).await.unwrap()
 }
 
 pub async fn a_transaction_commits_and_its_marker_is_appended_once(db: &TestDb) {
