@@ -1,5 +1,5 @@
 //! Plain values of consumer groups that cross the catalog boundary: committed
-//! offsets and the persisted state of a classic-protocol group.
+//! offsets and the persisted state of a group (classic or KIP-848).
 //!
 //! The catalog stores what a coordinator needs to continue a group after a
 //! restart (as Kafka reloads groups from `__consumer_offsets`); it does not
@@ -35,8 +35,11 @@ pub struct StoredGroup {
     pub protocol_name: Option<String>,
     pub generation: i32,
     pub leader_id: Option<String>,
-    /// In member-id order.
+    /// In member-id order; empty for a group of the consumer protocol.
     pub members: Vec<StoredMember>,
+    /// A group of the new consumer protocol (KIP-848): its whole state, as
+    /// the coordinator encodes it. None for a classic group.
+    pub consumer_state: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -53,7 +53,7 @@ pub mod prelude {
     pub use crate::catalog::{
         AclCatalog, AgentCatalog, Catalog, ChangeCatalog, CredentialCatalog, GroupCatalog,
         LifecycleCatalog, LogCatalog, ProducerCatalog, QuotaCatalog, RetentionCatalog,
-        TopicCatalog, TransactionCatalog,
+        ShareCatalog, TopicCatalog, TransactionCatalog,
     };
 }
 

@@ -43,7 +43,8 @@ pub trait GroupCatalog: Send + Sync + 'static {
     /// Every stored group, ordered by id, members ordered by member id.
     async fn load_groups(&self) -> Result<Vec<StoredGroup>>;
 
-    /// Deletes a group's stored state and all its committed offsets. Its lease
+    /// Deletes a group's stored state, all its committed offsets and (a share
+    /// group's) partition states. Its lease
     /// row stays, so that a lease epoch never repeats.
     async fn delete_group(&self, group_id: &str, fence: GroupFence) -> Result<()>;
 

@@ -21,6 +21,7 @@ mod log;
 mod producers;
 mod quotas;
 mod retention;
+mod shares;
 mod topics;
 mod transactions;
 
@@ -34,6 +35,7 @@ pub use log::LogCatalog;
 pub use producers::ProducerCatalog;
 pub use quotas::QuotaCatalog;
 pub use retention::RetentionCatalog;
+pub use shares::{ShareCatalog, ShareUpdate, StoredSharePartition};
 pub use topics::{ConfigUpdate, TopicCatalog};
 pub use transactions::TransactionCatalog;
 
@@ -54,6 +56,7 @@ pub trait Catalog:
     + CredentialCatalog
     + AclCatalog
     + TransactionCatalog
+    + ShareCatalog
 {
 }
 
@@ -70,6 +73,7 @@ impl<T> Catalog for T where
         + CredentialCatalog
         + AclCatalog
         + TransactionCatalog
+        + ShareCatalog
         + ?Sized
 {
 }

@@ -197,10 +197,11 @@ async fn store_group(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO consumer_groups (group_id, protocol_type, protocol_name, generation, \
-            leader_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+            leader_id, updated_at_ms, consumer_state) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (group_id) DO UPDATE SET protocol_type = excluded.protocol_type, \
             protocol_name = excluded.protocol_name, generation = excluded.generation, \
-            leader_id = excluded.leader_id, updated_at_ms = excluded.updated_at_ms",
+            leader_id = excluded.leader_id, updated_at_ms = excluded.updated_at_ms, \
+            consumer_state = excluded.consumer_state",
     )
     .bind(group.group_id.as_str())
     .bind(group.protocol_type.clone())
@@ -208,6 +209,7 @@ async fn store_group(
     .bind(i64::from(group.generation))
     .bind(group.leader_id.clone())
     .bind(now_ms)
+    .bind(group.consumer_state.clone())
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM consumer_group_members WHERE group_id = $1")
@@ -244,7 +246,7 @@ async fn load_groups(pool: &AnyPool, only: Option<&str>) -> Result<Vec<StoredGro
         ""
     };
     let mut query = sqlx::query(AssertSqlSafe(format!(
-        "SELECT group_id, protocol_type, protocol_name, generation, leader_id \
+        "SELECT group_id, protocol_type, protocol_name, generation, leader_id, consumer_state \
          FROM consumer_groups {filter} ORDER BY group_id"
     )));
     if let Some(group_id) = only {
@@ -263,6 +265,7 @@ async fn load_groups(pool: &AnyPool, only: Option<&str>) -> Result<Vec<StoredGro
                 generation: to_i32(get(row, "generation")?, "generation")?,
                 leader_id: get(row, "leader_id")?,
                 members: Vec::new(),
+                consumer_state: get(row, "consumer_state")?,
             },
         );
     }
@@ -306,6 +309,7 @@ async fn delete_group(mut tx: Transaction<'static, Any>, group_id: &str) -> Resu
         "DELETE FROM consumer_group_members WHERE group_id = $1",
         "DELETE FROM consumer_groups WHERE group_id = $1",
         "DELETE FROM group_offsets WHERE group_id = $1",
+        "DELETE FROM share_partitions WHERE group_id = $1",
     ] {
         sqlx::query(statement)
             .bind(group_id)

@@ -36,6 +36,7 @@ mod quotas;
 mod retention;
 mod retry;
 mod rows;
+mod shares;
 mod topics;
 mod transactions;
 

@@ -209,6 +209,8 @@ async fn delete(mut tx: Transaction<'static, Any>, name: &str) -> Result<Topic> 
         // the topic finds it gone when its markers are written, and skips it.
         "DELETE FROM open_transactions WHERE topic_id = $1",
         "DELETE FROM aborted_transactions WHERE topic_id = $1",
+        // What share groups read of it.
+        "DELETE FROM share_partitions WHERE topic_id = $1",
         "DELETE FROM partitions WHERE topic_id = $1",
         "DELETE FROM topic_configs WHERE topic_id = $1",
     ] {

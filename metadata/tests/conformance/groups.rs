@@ -43,6 +43,7 @@ pub(crate) fn group(id: &str, generation: i32, members: Vec<StoredMember>) -> St
         generation,
         leader_id: members.first().map(|m| m.member_id.clone()),
         members,
+        consumer_state: None,
     }
 }
 
@@ -115,6 +116,29 @@ pub async fn stored_groups_are_replaced_whole_and_deleted_with_their_offsets(
     );
     assert_eq!(catalog.load_group("g").await.unwrap(), Some(second));
     assert_eq!(catalog.load_group("a-simple").await.unwrap(), Some(empty));
+    // A group of the consumer protocol: its state document is kept as given,
+    // and storing it as a classic group again clears it.
+    let modern = StoredGroup {
+        protocol_name: None,
+        leader_id: None,
+        consumer_state: Some(r#"{"epoch":3,"members":[]}"#.to_owned()),
+        ..group("modern", 0, vec![])
+    };
+    catalog.store_group(&modern, UNFENCED).await.unwrap();
+    assert_eq!(
+        catalog.load_group("modern").await.unwrap(),
+        Some(modern.clone())
+    );
+    let classic_again = StoredGroup {
+        consumer_state: None,
+        ..modern
+    };
+    catalog.store_group(&classic_again, UNFENCED).await.unwrap();
+    assert_eq!(
+        catalog.load_group("modern").await.unwrap(),
+        Some(classic_again)
+    );
+    catalog.delete_group("modern", UNFENCED).await.unwrap();
     assert_eq!(catalog.load_group("missing").await.unwrap(), None);
     catalog
         .commit_offsets("g", UNFENCED, &[offset("t", 0, 1, None)])
