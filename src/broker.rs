@@ -56,6 +56,8 @@ pub struct Broker {
     pub accepting: crate::health::Accepting,
     /// The TLS of the SSL and SASL_SSL listeners.
     pub tls: Option<crate::tls::Tls>,
+    /// Share groups' fetch sessions with this agent (KIP-932).
+    pub share_sessions: crate::share::sessions::ShareSessions,
 }
 
 impl Broker {
@@ -197,6 +199,7 @@ impl Broker {
             registry: Arc::new(registry),
             accepting: Default::default(),
             tls,
+            share_sessions: Default::default(),
         });
         crate::transactions::sweep_in_background(&broker, interval);
         Ok(broker)

@@ -32,6 +32,7 @@ pub mod quotas;
 pub mod request_metrics;
 pub mod sasl;
 pub mod server;
+pub mod share;
 pub mod tls;
 pub mod transactions;
 pub mod transport;

@@ -823,6 +823,57 @@ async fn every_other_api(
     ));
     let r = EndTxnRequest::default().with_transactional_id(txn.clone());
     answers.push(("EndTxn", codes(client, ApiKey::EndTxn, 3, &r).await));
+    let r = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s("m"))
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![name(topic)]))
+        .with_topic_partitions(Some(vec![]));
+    answers.push((
+        "ConsumerGroupHeartbeat",
+        codes(client, ApiKey::ConsumerGroupHeartbeat, 1, &r).await,
+    ));
+    let r = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+    answers.push((
+        "ConsumerGroupDescribe",
+        codes(client, ApiKey::ConsumerGroupDescribe, 1, &r).await,
+    ));
+    let share_group = format!("{group}-share");
+    let r = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(&share_group)))
+        .with_member_id(s("m"))
+        .with_subscribed_topic_names(Some(vec![name(topic)]));
+    answers.push((
+        "ShareGroupHeartbeat",
+        codes(client, ApiKey::ShareGroupHeartbeat, 1, &r).await,
+    ));
+    let r = ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(&share_group))]);
+    answers.push((
+        "ShareGroupDescribe",
+        codes(client, ApiKey::ShareGroupDescribe, 1, &r).await,
+    ));
+    let r = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(s(&share_group))),
+    ]);
+    answers.push((
+        "DescribeShareGroupOffsets",
+        codes(client, ApiKey::DescribeShareGroupOffsets, 0, &r).await,
+    ));
+    let r = ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s(&share_group))))
+        .with_member_id(Some(s("m")))
+        .with_max_records(10)
+        .with_max_bytes(1 << 20);
+    answers.push(("ShareFetch", codes(client, ApiKey::ShareFetch, 1, &r).await));
+    let r = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(s(&share_group))))
+        .with_member_id(Some(s("m")))
+        .with_share_session_epoch(-1);
+    answers.push((
+        "ShareAcknowledge",
+        codes(client, ApiKey::ShareAcknowledge, 1, &r).await,
+    ));
     let r = DescribeTransactionsRequest::default().with_transactional_ids(vec![txn]);
     answers.push((
         "DescribeTransactions",
@@ -861,9 +912,18 @@ async fn every_api_refuses_a_principal_without_acls(backend: Backend) {
             | "AlterUserScramCredentials"
             | "DescribeClientQuotas"
             | "AlterClientQuotas" => CLUSTER_AUTHORIZATION_FAILED,
-            "OffsetCommit" | "OffsetFetch" | "OffsetDelete" | "DescribeGroups" | "DeleteGroups" => {
-                GROUP_AUTHORIZATION_FAILED
-            }
+            "OffsetCommit"
+            | "OffsetFetch"
+            | "OffsetDelete"
+            | "DescribeGroups"
+            | "DeleteGroups"
+            | "ConsumerGroupHeartbeat"
+            | "ConsumerGroupDescribe"
+            | "ShareGroupHeartbeat"
+            | "ShareGroupDescribe"
+            | "DescribeShareGroupOffsets"
+            | "ShareFetch"
+            | "ShareAcknowledge" => GROUP_AUTHORIZATION_FAILED,
             "InitProducerId transactional"
             | "AddPartitionsToTxn"
             | "AddOffsetsToTxn"

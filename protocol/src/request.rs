@@ -153,6 +153,8 @@ fn decode_body<B: ByteBuf>(
         SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
         AlterReplicaLogDirs, CreateAcls, DescribeAcls, DeleteAcls, AddPartitionsToTxn,
         AddOffsetsToTxn, TxnOffsetCommit, EndTxn, ListTransactions, DescribeTransactions,
+        ConsumerGroupHeartbeat, ConsumerGroupDescribe, ShareGroupHeartbeat, ShareGroupDescribe,
+        ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets,
     )
 }
 

@@ -122,6 +122,17 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::EndTxn, 0, 5),
     api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
+    // Consumer groups of the new protocol (KIP-848): v1 has the client make
+    // its member id (KIP-1082) and ConsumerGroupDescribe v1 the member type.
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    // Share groups (KIP-932, queues): v1, the first version of Kafka 4.1's
+    // production-ready protocol (v0 was the early-access one).
+    api(ApiKey::ShareGroupHeartbeat, 1, 1),
+    api(ApiKey::ShareGroupDescribe, 1, 1),
+    api(ApiKey::ShareFetch, 1, 1),
+    api(ApiKey::ShareAcknowledge, 1, 1),
+    api(ApiKey::DescribeShareGroupOffsets, 0, 0),
 ];
 
 /// The advertised entry for `key`, if the API is served at all.

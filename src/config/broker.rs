@@ -80,6 +80,24 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
             Int,
             "Replication is the object store's job; topics report one replica.",
         ),
+        fixed(
+            "group.consumer.assignors",
+            "uniform,range",
+            List,
+            "The server-side assignors of consumer-protocol groups; uniform is the default.",
+        ),
+        set(
+            "group.consumer.heartbeat.interval.ms",
+            config.group_rules.consumer_heartbeat_interval_ms.to_string(),
+            Int,
+            "How often consumer-protocol members heartbeat (--group-consumer-heartbeat-interval-ms).",
+        ),
+        set(
+            "group.consumer.session.timeout.ms",
+            config.group_rules.consumer_session_timeout_ms.to_string(),
+            Int,
+            "How long a consumer-protocol member lives without a heartbeat (--group-consumer-session-timeout-ms).",
+        ),
         set(
             "group.initial.rebalance.delay.ms",
             config.group_rules.initial_delay.as_millis().to_string(),
@@ -103,6 +121,30 @@ pub fn entries(config: &Config, node_id: i32, name: &str) -> Result<Vec<ConfigEn
             config.group_rules.min_session_timeout_ms.to_string(),
             Int,
             "The shortest session a group member may ask for (--group-min-session-timeout-ms).",
+        ),
+        set(
+            "group.share.delivery.count.limit",
+            config.group_rules.share_delivery_limit.to_string(),
+            Int,
+            "Deliveries of a record before a share group archives it (--group-share-delivery-count-limit).",
+        ),
+        set(
+            "group.share.heartbeat.interval.ms",
+            config.group_rules.share_heartbeat_interval_ms.to_string(),
+            Int,
+            "How often share group members heartbeat (--group-share-heartbeat-interval-ms).",
+        ),
+        set(
+            "group.share.record.lock.duration.ms",
+            config.group_rules.share_record_lock_ms.to_string(),
+            Int,
+            "How long a delivered record stays locked to its consumer (--group-share-record-lock-duration-ms).",
+        ),
+        set(
+            "group.share.session.timeout.ms",
+            config.group_rules.share_session_timeout_ms.to_string(),
+            Int,
+            "How long a share group member lives without a heartbeat (--group-share-session-timeout-ms).",
         ),
         set(
             "listeners",

@@ -277,6 +277,66 @@ pub struct Settings {
         default_value_t = 2_147_483_647
     )]
     pub group_max_size: u32,
+    /// How long a member of a consumer group of the new protocol (KIP-848,
+    /// `group.protocol=consumer`) stays without a heartbeat before it is
+    /// removed (Kafka's group.consumer.session.timeout.ms)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    pub group_consumer_session_timeout_ms: u32,
+    /// How often members of consumer groups of the new protocol heartbeat
+    /// (Kafka's group.consumer.heartbeat.interval.ms); below the session
+    /// timeout
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub group_consumer_heartbeat_interval_ms: u32,
+    /// How long a member of a share group (KIP-932) stays without a heartbeat
+    /// before it is removed (Kafka's group.share.session.timeout.ms)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_SHARE_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    pub group_share_session_timeout_ms: u32,
+    /// How often share group members heartbeat (Kafka's
+    /// group.share.heartbeat.interval.ms); below the session timeout
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_SHARE_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub group_share_heartbeat_interval_ms: u32,
+    /// How long a record delivered to a share group member stays locked to it
+    /// unacknowledged before it is delivered again (Kafka's
+    /// group.share.record.lock.duration.ms); at least 1000
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_SHARE_RECORD_LOCK_DURATION_MS",
+        default_value_t = 30_000
+    )]
+    pub group_share_record_lock_duration_ms: u32,
+    /// How many times a share group delivers a record before archiving it
+    /// unacknowledged (Kafka's group.share.delivery.count.limit), 2 to 10
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_SHARE_DELIVERY_COUNT_LIMIT",
+        default_value_t = 5
+    )]
+    pub group_share_delivery_count_limit: u16,
+    /// Where a share group begins a partition it has never read: `latest`
+    /// (records produced from then on) or `earliest` (Kafka's group config
+    /// share.auto.offset.reset, here for every share group)
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GROUP_SHARE_AUTO_OFFSET_RESET",
+        default_value = "latest"
+    )]
+    pub group_share_auto_offset_reset: String,
     /// Serve Prometheus-format metrics over HTTP on this IP:PORT [default: off],
     /// with the health (/healthz) and readiness (/readyz) probes
     ///
@@ -527,6 +587,8 @@ pub struct Config {
     /// Kafka's `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
     /// `group.max.session.timeout.ms` and `group.max.size`.
     pub group_rules: GroupRules,
+    /// Where share groups begin partitions they never read.
+    pub share_start: crate::share::ShareStart,
     /// Kafka's `transaction.max.timeout.ms`.
     pub transaction_max_timeout_ms: i32,
     /// How often the timed-out transactions are aborted.
@@ -582,6 +644,13 @@ impl Config {
             group_min_session_timeout_ms,
             group_max_session_timeout_ms,
             group_max_size,
+            group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms,
+            group_share_session_timeout_ms,
+            group_share_heartbeat_interval_ms,
+            group_share_record_lock_duration_ms,
+            group_share_delivery_count_limit,
+            group_share_auto_offset_reset,
             metrics_listen,
             compaction_target_bytes,
             compaction_min_age_ms,
@@ -679,6 +748,41 @@ impl Config {
         if !(1..=i32::MAX as u32).contains(&group_max_size) {
             bail!("--group-max-size must be from 1 to 2147483647");
         }
+        // Kafka's bounds: INT configs, the interval below the session.
+        if !(1..=i32::MAX as u32).contains(&group_consumer_session_timeout_ms)
+            || group_consumer_heartbeat_interval_ms == 0
+            || group_consumer_heartbeat_interval_ms >= group_consumer_session_timeout_ms
+        {
+            bail!(
+                "--group-consumer-heartbeat-interval-ms ({group_consumer_heartbeat_interval_ms}) \
+                 must be at least 1 and below --group-consumer-session-timeout-ms \
+                 ({group_consumer_session_timeout_ms}), which is at most 2147483647"
+            );
+        }
+        if !(1..=i32::MAX as u32).contains(&group_share_session_timeout_ms)
+            || group_share_heartbeat_interval_ms == 0
+            || group_share_heartbeat_interval_ms >= group_share_session_timeout_ms
+        {
+            bail!(
+                "--group-share-heartbeat-interval-ms ({group_share_heartbeat_interval_ms}) \
+                 must be at least 1 and below --group-share-session-timeout-ms \
+                 ({group_share_session_timeout_ms}), which is at most 2147483647"
+            );
+        }
+        // Kafka's bounds.
+        if !(1000..=3_600_000).contains(&group_share_record_lock_duration_ms) {
+            bail!("--group-share-record-lock-duration-ms must be from 1000 to 3600000");
+        }
+        if !(2..=10).contains(&group_share_delivery_count_limit) {
+            bail!("--group-share-delivery-count-limit must be from 2 to 10");
+        }
+        let share_start = match group_share_auto_offset_reset.as_str() {
+            "latest" => crate::share::ShareStart::Latest,
+            "earliest" => crate::share::ShareStart::Earliest,
+            other => {
+                bail!("--group-share-auto-offset-reset must be latest or earliest, not '{other}'")
+            }
+        };
         if catalog_timeout_ms == 0 {
             bail!("--catalog-timeout-ms must be at least 1");
         }
@@ -779,7 +883,14 @@ impl Config {
                 min_session_timeout_ms: group_min_session_timeout_ms as i32,
                 max_session_timeout_ms: group_max_session_timeout_ms as i32,
                 max_size: group_max_size as usize,
+                consumer_session_timeout_ms: group_consumer_session_timeout_ms as i32,
+                consumer_heartbeat_interval_ms: group_consumer_heartbeat_interval_ms as i32,
+                share_session_timeout_ms: group_share_session_timeout_ms as i32,
+                share_heartbeat_interval_ms: group_share_heartbeat_interval_ms as i32,
+                share_record_lock_ms: group_share_record_lock_duration_ms as i32,
+                share_delivery_limit: group_share_delivery_count_limit as i16,
             },
+            share_start,
             transaction_max_timeout_ms: transaction_max_timeout_ms as i32,
             transaction_abort_check_interval: Duration::from_millis(
                 transaction_abort_check_interval_ms,

@@ -14,7 +14,14 @@ use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::groups::GroupFence;
 use tokio::sync::oneshot;
 
+use super::consumer::ConsumerGroup;
 use super::member::{millis, JoinRequest, JoinResult, Member};
+use super::share_group::ShareGroup;
+
+/// The protocol type of consumer groups, classic or not.
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+/// The protocol type share groups are stored with.
+pub const SHARE_PROTOCOL_TYPE: &str = "share";
 
 /// The states clients display (DescribeGroups, ListGroups).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +89,11 @@ pub struct Group {
     /// What its catalog writes are conditioned on: the lease epoch this agent
     /// loaded it under (see `ownership.rs`).
     pub(super) fence: GroupFence,
+    /// Set while the group is a consumer group of the new protocol (KIP-848);
+    /// its classic members are empty then (see `consumer/mod.rs`).
+    pub consumer: Option<ConsumerGroup>,
+    /// Set while the group is a share group (KIP-932), likewise.
+    pub share: Option<ShareGroup>,
 }
 
 /// What every group of this agent is held to: Kafka's broker-wide group
@@ -99,6 +111,21 @@ pub struct GroupRules {
     /// `group.max.size`: a join that would add a member to a group this big is
     /// refused with GROUP_MAX_SIZE_REACHED.
     pub max_size: usize,
+    /// `group.consumer.session.timeout.ms`: how long a member of a consumer
+    /// group of the new protocol lives without a heartbeat.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: the interval its members are told.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.share.session.timeout.ms` and `group.share.heartbeat.interval.ms`:
+    /// the same for share group members.
+    pub share_session_timeout_ms: i32,
+    pub share_heartbeat_interval_ms: i32,
+    /// `group.share.record.lock.duration.ms`: how long a delivered record
+    /// stays with its consumer unacknowledged before it is delivered again.
+    pub share_record_lock_ms: i32,
+    /// `group.share.delivery.count.limit`: deliveries before a record that
+    /// keeps coming back is archived.
+    pub share_delivery_limit: i16,
 }
 
 impl Default for GroupRules {
@@ -109,6 +136,12 @@ impl Default for GroupRules {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             max_size: i32::MAX as usize,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_record_lock_ms: 30_000,
+            share_delivery_limit: 5,
         }
     }
 }
@@ -131,6 +164,8 @@ impl Group {
             stored: false,
             rules,
             fence: GroupFence::Unfenced,
+            consumer: None,
+            share: None,
         }
     }
 
@@ -141,8 +176,56 @@ impl Group {
             && self.members.is_empty()
             && self.pending.is_empty()
             && self.protocol_type.is_none()
+            && self.consumer.is_none()
+            && self.share.is_none()
             && !self.dirty
             && !self.stored
+    }
+
+    /// The group as a consumer group of the new protocol, converting it if it
+    /// is a classic group without members (as Kafka converts an empty group);
+    /// None if it is a classic group in use.
+    pub fn consumer_group(&mut self) -> Option<&mut ConsumerGroup> {
+        if self.consumer.is_none() {
+            if !self.is_empty_of_every_kind() {
+                return None;
+            }
+            self.share = None;
+            self.protocol_type = Some(CONSUMER_PROTOCOL_TYPE.to_owned());
+            self.protocol_name = None;
+            self.leader = None;
+            self.consumer = Some(ConsumerGroup::default());
+        }
+        self.consumer.as_mut()
+    }
+
+    /// The group as a share group, converting it if it is a group of
+    /// another kind without members; None if it is one in use.
+    pub fn share_group(&mut self) -> Option<&mut ShareGroup> {
+        if self.share.is_none() {
+            if !self.is_empty_of_every_kind() {
+                return None;
+            }
+            self.consumer = None;
+            self.protocol_type = Some(SHARE_PROTOCOL_TYPE.to_owned());
+            self.protocol_name = None;
+            self.leader = None;
+            self.share = Some(ShareGroup::default());
+        }
+        self.share.as_mut()
+    }
+
+    /// No members of any protocol.
+    fn is_empty_of_every_kind(&self) -> bool {
+        self.state == GroupState::Empty && self.members.is_empty() && !self.has_consumer_members()
+    }
+
+    /// Whether it is a consumer-protocol or share group with members.
+    pub fn has_consumer_members(&self) -> bool {
+        self.consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty())
+            || self.share.as_ref().is_some_and(|s| !s.members.is_empty())
     }
 
     /// The member id a static instance currently holds.
@@ -188,6 +271,19 @@ impl Group {
                 &member_id,
                 ResponseError::CoordinatorNotAvailable,
             ));
+        }
+        if self.has_consumer_members() {
+            // A live group of the other protocol (Kafka's migration policy
+            // "disabled": no live conversion).
+            return JoinReply::Now(JoinResult::error(
+                &member_id,
+                ResponseError::InconsistentGroupProtocol,
+            ));
+        }
+        if self.consumer.take().is_some() | self.share.take().is_some() {
+            // An empty consumer-protocol or share group becomes a classic one.
+            self.protocol_type = None;
+            self.dirty = true;
         }
         let sessions = self.rules.min_session_timeout_ms..=self.rules.max_session_timeout_ms;
         if !sessions.contains(&request.session_timeout_ms) {

@@ -6,16 +6,28 @@ use std::collections::{HashMap, HashSet};
 
 use kafka_protocol::error::ResponseError;
 
+use super::consumer::ConsumerGroup;
 use super::placement::CoordinatorNode;
+use super::share_group::ShareGroup;
+use super::SHARE_PROTOCOL_TYPE;
 use super::{Coordinator, GroupState};
 
 /// A group ListGroups names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedGroup {
     pub group_id: String,
-    pub state: GroupState,
+    /// As ListGroups shows it: a classic group's state, or a consumer-protocol
+    /// group's (`ConsumerGroupState`).
+    pub state: &'static str,
     pub protocol_type: Option<String>,
+    /// ListGroups' group type: "classic" or "consumer".
+    pub group_type: &'static str,
 }
+
+/// ListGroups' group types.
+pub const CLASSIC_GROUP_TYPE: &str = "classic";
+pub const CONSUMER_GROUP_TYPE: &str = "consumer";
+pub const SHARE_GROUP_TYPE: &str = "share";
 
 impl Coordinator {
     /// FindCoordinator for groups: the live owner of each group's lease, or
@@ -59,10 +71,16 @@ impl Coordinator {
         for group in self.groups() {
             let group = group.lock().await;
             if group.state != GroupState::Dead {
+                let (state, group_type) = match (&group.consumer, &group.share) {
+                    (Some(consumer), _) => (consumer.state().name(), CONSUMER_GROUP_TYPE),
+                    (None, Some(share)) => (share.state_name(), SHARE_GROUP_TYPE),
+                    (None, None) => (group.state.name(), CLASSIC_GROUP_TYPE),
+                };
                 listed.push(ListedGroup {
                     group_id: group.id.clone(),
-                    state: group.state,
+                    state,
                     protocol_type: group.protocol_type.clone(),
+                    group_type,
                 });
             }
         }
@@ -96,14 +114,32 @@ impl Coordinator {
             if !mine || owned_elsewhere.contains(&stored.group_id) {
                 continue;
             }
+            // Not loaded: as it would be once loaded (members of either kind
+            // are resumed as Stable, see `persisted.rs`).
+            let share = stored.protocol_type.as_deref() == Some(SHARE_PROTOCOL_TYPE);
+            let (members, group_type) = match &stored.consumer_state {
+                Some(json) if share => (
+                    ShareGroup::from_json(json, 0, std::time::Instant::now())
+                        .map_or(0, |s| s.members.len()),
+                    SHARE_GROUP_TYPE,
+                ),
+                Some(json) => (
+                    ConsumerGroup::from_json(json, 0, std::time::Instant::now())
+                        .map_or(0, |c| c.members.len()),
+                    CONSUMER_GROUP_TYPE,
+                ),
+                None => (stored.members.len(), CLASSIC_GROUP_TYPE),
+            };
+            let state = if members == 0 {
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            };
             listed.push(ListedGroup {
-                state: if stored.members.is_empty() {
-                    GroupState::Empty
-                } else {
-                    GroupState::Stable
-                },
+                state: state.name(),
                 group_id: stored.group_id,
                 protocol_type: stored.protocol_type,
+                group_type,
             });
         }
         listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));

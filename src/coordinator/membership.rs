@@ -107,10 +107,18 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        partitions: &[(&str, i32)],
         now: Instant,
     ) -> Option<ResponseError> {
         if self.state == GroupState::Dead {
             return Some(ResponseError::CoordinatorNotAvailable);
+        }
+        if let Some(consumer) = &self.consumer {
+            return consumer.check_commit(member_id, generation, partitions);
+        }
+        if self.share.is_some() {
+            // A share group's progress is its share partitions', not offsets.
+            return Some(ResponseError::GroupIdNotFound);
         }
         if generation < 0 && self.state == GroupState::Empty {
             // A group that does not use group management (assign() and commit).
@@ -134,6 +142,18 @@ impl Group {
     /// Advances timers: expired pending ids and sessions, the rebalance deadline,
     /// members that never sent SyncGroup.
     pub fn tick(&mut self, now: Instant) {
+        if let Some(consumer) = &mut self.consumer {
+            if consumer.tick(&self.id, now) {
+                self.dirty = true;
+            }
+            return;
+        }
+        if let Some(share) = &mut self.share {
+            if share.tick(&self.id, now) {
+                self.dirty = true;
+            }
+            return;
+        }
         self.pending.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = self
             .members

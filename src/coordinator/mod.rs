@@ -1,4 +1,4 @@
-//! The group coordinator: owns every classic consumer group this agent
+//! The group coordinator: owns every consumer group this agent
 //! coordinates, in memory, and persists what clients depend on to the catalog.
 //!
 //! - `group.rs`: the state machine of joining and rebalancing.
@@ -14,6 +14,9 @@
 //! - `placement.rs`: what the coordinator asks of the cluster's membership.
 //! - `member.rs`: a member and the answers parked members receive.
 //! - `subscription.rs`: bounds-checked parsing of "consumer" protocol metadata.
+//! - `consumer/`: consumer groups of the new protocol (KIP-848), whose state
+//!   a `Group` holds while it is one; `consumer_calls.rs` serves their APIs
+//!   and those of share groups (`share_group.rs`, KIP-932).
 //!
 //! Each group sits behind its own async mutex; catalog writes that must precede
 //! an answer (the generation's assignment) happen under it, so stores of one
@@ -23,6 +26,8 @@
 
 #[cfg(test)]
 mod cluster_tests;
+pub mod consumer;
+mod consumer_calls;
 mod group;
 mod join_answer;
 mod lookup;
@@ -32,6 +37,7 @@ mod offsets;
 mod ownership;
 mod persisted;
 mod placement;
+pub mod share_group;
 mod subscription;
 mod sync;
 #[cfg(test)]
@@ -48,8 +54,11 @@ use streamhouse_clock::SharedClock;
 use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
 
-pub use group::{Group, GroupRules, GroupState, JoinReply};
-pub use lookup::ListedGroup;
+pub use consumer_calls::{Described, DescribedShare};
+pub use group::{
+    Group, GroupRules, GroupState, JoinReply, CONSUMER_PROTOCOL_TYPE, SHARE_PROTOCOL_TYPE,
+};
+pub use lookup::{ListedGroup, CLASSIC_GROUP_TYPE, CONSUMER_GROUP_TYPE, SHARE_GROUP_TYPE};
 pub use member::{JoinRequest, JoinResult, Member, SyncResult};
 pub use placement::{AgentId, CoordinatorNode, Placement, Solo};
 pub use subscription::subscribed_topics;

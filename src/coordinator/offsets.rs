@@ -31,9 +31,17 @@ impl Coordinator {
             None => return Some(ResponseError::IllegalGeneration),
         };
         let mut group = group.lock().await;
-        if let Some(error) =
-            group.check_commit(member_id, instance_id, generation, self.clock.now())
-        {
+        let partitions: Vec<(&str, i32)> = commits
+            .iter()
+            .map(|c| (c.topic.as_str(), c.partition))
+            .collect();
+        if let Some(error) = group.check_commit(
+            member_id,
+            instance_id,
+            generation,
+            &partitions,
+            self.clock.now(),
+        ) {
             return Some(error);
         }
         if group.state == GroupState::Empty
@@ -94,7 +102,7 @@ impl Coordinator {
         let mut group = group.lock().await;
         match group.state {
             GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
-            GroupState::Empty => {}
+            GroupState::Empty if !group.has_consumer_members() => {}
             _ => return Some(ResponseError::NonEmptyGroup),
         }
         let result = self.catalog.delete_group(group_id, group.fence).await;

@@ -1,4 +1,5 @@
-//! The persisted form of a classic group: what the catalog stores and how a
+//! The persisted form of a group (a consumer-protocol group's state is the
+//! JSON document of `consumer/stored.rs`): what the catalog stores and how a
 //! restarted coordinator resumes a group from it.
 
 use std::time::Instant;
@@ -6,8 +7,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use streamhouse_metadata::groups::{StoredGroup, StoredMember};
 
-use super::group::{Group, GroupRules, GroupState};
+use super::consumer::ConsumerGroup;
+use super::group::{Group, GroupRules, GroupState, SHARE_PROTOCOL_TYPE};
 use super::member::Member;
+use super::share_group::ShareGroup;
 
 impl Group {
     pub fn to_stored(&self) -> StoredGroup {
@@ -32,6 +35,11 @@ impl Group {
                     assignment: m.assignment.to_vec(),
                 })
                 .collect(),
+            consumer_state: match (&self.consumer, &self.share) {
+                (Some(consumer), _) => Some(consumer.to_json()),
+                (None, Some(share)) => Some(share.to_json()),
+                (None, None) => None,
+            },
         }
     }
 
@@ -62,6 +70,24 @@ impl Group {
                 session_deadline: now + super::member::millis(m.session_timeout_ms),
             };
             group.members.insert(m.member_id, member);
+        }
+        let share = group.protocol_type.as_deref() == Some(SHARE_PROTOCOL_TYPE);
+        if let (Some(json), true) = (&stored.consumer_state, share) {
+            let session = rules.share_session_timeout_ms;
+            group.share = Some(ShareGroup::from_json(json, session, now).unwrap_or_else(|error| {
+                tracing::warn!(group = %group.id, %error, "cannot read the stored share group; starting it empty");
+                ShareGroup::default()
+            }));
+        } else if let Some(json) = stored.consumer_state {
+            let session = rules.consumer_session_timeout_ms;
+            group.consumer = Some(
+                ConsumerGroup::from_json(&json, session, now).unwrap_or_else(|error| {
+                    // Written by another version, or damaged: the members
+                    // rejoin (fenced) and the offsets stay.
+                    tracing::warn!(group = %group.id, %error, "cannot read the stored consumer group; starting it empty");
+                    ConsumerGroup::default()
+                }),
+            );
         }
         group.state = if group.members.is_empty() {
             GroupState::Empty

@@ -1,4 +1,5 @@
-//! ListGroups, DescribeGroups and DeleteGroups, with Kafka's checks: DESCRIBE
+//! ListGroups, DescribeGroups and DeleteGroups of groups of both protocols
+//! (DescribeGroups describes classic groups only), with Kafka's checks: DESCRIBE
 //! on a group to list or describe it (or on the cluster to list every group),
 //! DELETE to delete it.
 
@@ -14,9 +15,6 @@ use super::groups::{optional, text};
 use crate::acl::{Access, GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::coordinator::GroupState;
 use crate::{errors, Broker};
-
-/// Every group StreamHouse runs is a classic-protocol group.
-const GROUP_TYPE: &str = "classic";
 
 pub async fn list(
     broker: &Broker,
@@ -43,9 +41,9 @@ pub async fn list(
     };
     let mut listed = Vec::new();
     for group in groups {
-        let state = group.state.name();
+        let state = group.state;
         if (!states.is_empty() && !states.contains(&state.to_lowercase()))
-            || (!types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE))
+            || (!types.is_empty() && !types.iter().any(|t| t == group.group_type))
             || !(every_group || access.allows_group(AclOperation::Describe, &group.group_id))
         {
             continue;
@@ -57,7 +55,7 @@ pub async fn list(
             entry = entry.with_group_state(text(state));
         }
         if version >= 5 {
-            entry = entry.with_group_type(text(GROUP_TYPE));
+            entry = entry.with_group_type(text(group.group_type));
         }
         listed.push(entry);
     }
@@ -107,6 +105,16 @@ pub async fn describe(
             continue;
         };
         let group = group.lock().await;
+        if group.consumer.is_some() || group.share.is_some() {
+            // As Kafka: DescribeGroups describes classic groups only (the
+            // admin client asks ConsumerGroupDescribe first).
+            described.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupIdNotFound.code()),
+            );
+            continue;
+        }
         // Metadata and assignments are only meaningful once the generation is
         // complete; Kafka leaves them empty in every other state.
         let stable = group.state == GroupState::Stable;

@@ -13,6 +13,7 @@ mod acls;
 pub(crate) mod api_versions;
 mod cluster;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod group_admin;
 mod groups;
@@ -30,6 +31,8 @@ mod producers;
 mod quotas;
 mod read_committed;
 mod sasl;
+mod share_fetch;
+mod share_groups;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -341,6 +344,56 @@ async fn respond(
                 reply.encode(ResponseKind::JoinGroup(response))
             })
         }
+        RequestKind::ConsumerGroupHeartbeat(body) => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
+            let client_host = format!("/{}", peer.ip());
+            PendingResponse::later(async move {
+                let response = consumer_groups::heartbeat(
+                    &broker,
+                    body,
+                    version,
+                    client_id,
+                    client_host,
+                    &access,
+                )
+                .await;
+                reply.encode(ResponseKind::ConsumerGroupHeartbeat(response))
+            })
+        }
+        RequestKind::ShareGroupHeartbeat(body) => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
+            let client_host = format!("/{}", peer.ip());
+            PendingResponse::later(async move {
+                let response =
+                    share_groups::heartbeat(&broker, body, client_id, client_host, &access).await;
+                reply.encode(ResponseKind::ShareGroupHeartbeat(response))
+            })
+        }
+        RequestKind::ShareGroupDescribe(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ShareGroupDescribe(
+                share_groups::describe(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::DescribeShareGroupOffsets(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DescribeShareGroupOffsets(
+                share_groups::describe_offsets(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::ShareFetch(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ShareFetch(
+                share_fetch::fetch(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::ShareAcknowledge(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ShareAcknowledge(
+                share_fetch::acknowledge(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::ConsumerGroupDescribe(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::ConsumerGroupDescribe(
+                consumer_groups::describe(&broker, body, version, &access).await,
+            ))
+        }),
         RequestKind::SyncGroup(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::SyncGroup(
                 groups::sync(&broker, body, version, &access).await,

@@ -492,6 +492,23 @@ pub async fn delete(
             return OffsetDeleteResponse::default()
                 .with_error_code(ResponseError::GroupIdNotFound.code())
         }
+        // A consumer-protocol group: the topics its members subscribe to,
+        // by name or by regex.
+        _ if group.consumer.is_some() => {
+            let members: Vec<_> = group
+                .consumer
+                .iter()
+                .flat_map(|c| c.members.values())
+                .collect();
+            Some(
+                request
+                    .topics
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .filter(|t| members.iter().any(|m| m.subscribes(t)))
+                    .collect(),
+            )
+        }
         GroupState::Empty => Some(Vec::new()),
         _ if group.protocol_type.as_deref() == Some("consumer") => {
             let protocol = group.protocol_name.clone().unwrap_or_default();

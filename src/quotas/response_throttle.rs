@@ -74,6 +74,13 @@ throttled_responses!(
     EndTxn,
     ListTransactions,
     DescribeTransactions,
+    ConsumerGroupHeartbeat,
+    ConsumerGroupDescribe,
+    ShareGroupHeartbeat,
+    ShareGroupDescribe,
+    ShareFetch,
+    ShareAcknowledge,
+    DescribeShareGroupOffsets,
 );
 
 /// Raises the response's `throttle_time_ms` to `throttle` if lower: of a

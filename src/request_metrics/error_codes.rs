@@ -171,6 +171,34 @@ pub fn error_codes(response: &ResponseKind) -> Vec<i16> {
         ResponseKind::DescribeTransactions(r) => {
             r.transaction_states.iter().for_each(|t| add(t.error_code))
         }
+        ResponseKind::ConsumerGroupHeartbeat(r) => add(r.error_code),
+        ResponseKind::ConsumerGroupDescribe(r) => r.groups.iter().for_each(|g| add(g.error_code)),
+        ResponseKind::ShareGroupHeartbeat(r) => add(r.error_code),
+        ResponseKind::DescribeShareGroupOffsets(r) => r.groups.iter().for_each(|g| {
+            add(g.error_code);
+            g.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| add(p.error_code))
+        }),
+        ResponseKind::ShareGroupDescribe(r) => r.groups.iter().for_each(|g| add(g.error_code)),
+        ResponseKind::ShareFetch(r) => {
+            add(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| {
+                    add(p.error_code);
+                    add(p.acknowledge_error_code);
+                })
+        }
+        ResponseKind::ShareAcknowledge(r) => {
+            add(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| add(p.error_code))
+        }
         // Every API the agent answers is listed above; one added later counts
         // its requests and times but no errors until it is listed here.
         _ => {}

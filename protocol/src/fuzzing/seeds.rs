@@ -35,6 +35,7 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
+use uuid::Uuid;
 
 use super::CODECS;
 use crate::append_time;
@@ -234,6 +235,13 @@ impl DefaultFor for RequestKind {
             ApiKey::EndTxn => EndTxnRequest::default().into(),
             ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
+            ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default().into(),
+            ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default().into(),
+            ApiKey::ShareGroupHeartbeat => ShareGroupHeartbeatRequest::default().into(),
+            ApiKey::ShareGroupDescribe => ShareGroupDescribeRequest::default().into(),
+            ApiKey::ShareFetch => ShareFetchRequest::default().into(),
+            ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::default().into(),
+            ApiKey::DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest::default().into(),
             other => panic!("{other:?} is not advertised; add its seed"),
         }
     }
@@ -558,6 +566,86 @@ fn filled(key: ApiKey) -> RequestKind {
             .into(),
         ApiKey::DescribeTransactions => DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![s("txn-1").into()])
+            .into(),
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(s("group-1").into())
+            .with_member_id(s("m-1"))
+            .with_member_epoch(0)
+            .with_instance_id(Some(s("instance-1")))
+            .with_rack_id(Some(s("rack-a")))
+            .with_rebalance_timeout_ms(300_000)
+            .with_subscribed_topic_names(Some(vec![s("orders").into()]))
+            .with_subscribed_topic_regex(Some(s("ord.*")))
+            .with_server_assignor(Some(s("uniform")))
+            .with_topic_partitions(Some(vec![
+                consumer_group_heartbeat_request::TopicPartitions::default()
+                    .with_topic_id(Uuid::from_u128(7))
+                    .with_partitions(vec![0, 1]),
+            ]))
+            .into(),
+        ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![s("group-1").into()])
+            .with_include_authorized_operations(true)
+            .into(),
+        ApiKey::ShareGroupHeartbeat => ShareGroupHeartbeatRequest::default()
+            .with_group_id(s("share-1").into())
+            .with_member_id(s("m-1"))
+            .with_rack_id(Some(s("rack-a")))
+            .with_subscribed_topic_names(Some(vec![s("orders").into()]))
+            .into(),
+        ApiKey::ShareGroupDescribe => ShareGroupDescribeRequest::default()
+            .with_group_ids(vec![s("share-1").into()])
+            .into(),
+        ApiKey::ShareFetch => ShareFetchRequest::default()
+            .with_group_id(Some(s("share-1").into()))
+            .with_member_id(Some(s("m-1")))
+            .with_share_session_epoch(1)
+            .with_max_wait_ms(500)
+            .with_max_bytes(1 << 20)
+            .with_max_records(500)
+            .with_topics(vec![share_fetch_request::FetchTopic::default()
+                .with_topic_id(Uuid::from_u128(7))
+                .with_partitions(vec![
+                    share_fetch_request::FetchPartition::default()
+                        .with_partition_index(0)
+                        .with_acknowledgement_batches(vec![
+                            share_fetch_request::AcknowledgementBatch::default()
+                                .with_first_offset(0)
+                                .with_last_offset(9)
+                                .with_acknowledge_types(vec![1]),
+                        ]),
+                ])])
+            .with_forgotten_topics_data(vec![share_fetch_request::ForgottenTopic::default()
+                .with_topic_id(Uuid::from_u128(8))
+                .with_partitions(vec![1])])
+            .into(),
+        ApiKey::DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest::default()
+            .with_groups(vec![
+                describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(s("share-1").into())
+                    .with_topics(Some(vec![
+                        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(s("orders").into())
+                            .with_partitions(vec![0, 1]),
+                    ])),
+            ])
+            .into(),
+        ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::default()
+            .with_group_id(Some(s("share-1").into()))
+            .with_member_id(Some(s("m-1")))
+            .with_share_session_epoch(2)
+            .with_topics(vec![share_acknowledge_request::AcknowledgeTopic::default()
+                .with_topic_id(Uuid::from_u128(7))
+                .with_partitions(vec![
+                    share_acknowledge_request::AcknowledgePartition::default()
+                        .with_partition_index(0)
+                        .with_acknowledgement_batches(vec![
+                            share_acknowledge_request::AcknowledgementBatch::default()
+                                .with_first_offset(10)
+                                .with_last_offset(11)
+                                .with_acknowledge_types(vec![1, 2]),
+                        ]),
+                ])])
             .into(),
         ApiKey::SaslHandshake => SaslHandshakeRequest::default()
             .with_mechanism(s("SCRAM-SHA-512"))

@@ -1,0 +1,259 @@
+//! Share groups' records (KIP-932): acquiring records of a partition for a
+//! member, acknowledging them, releasing a member's records, and the share
+//! sessions ShareFetch and ShareAcknowledge run in.
+//!
+//! - `partition.rs`: one share partition's record states (pure).
+//! - `sessions.rs`: this agent's share sessions (which partitions a member
+//!   fetches here, and the epoch its next request must carry).
+//!
+//! The state of each (share group, partition) is in the catalog and changed
+//! in one transaction holding its row, so any agent may serve any partition
+//! of any share group and two members never hold one record at once. A fetch
+//! reads the state, reads the log from the first deliverable offset, then
+//! acquires in the transaction (judging against the state as it is then).
+
+pub mod partition;
+pub mod sessions;
+
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::TopicId;
+use streamhouse_protocol::batch::{split, BatchHeader};
+use streamhouse_storage::{Freshness, ReadBudget, ReadError};
+
+pub use partition::{AckError, Acquired, SharePartition, ShareRules};
+
+use crate::{errors, Broker};
+
+/// What the share group reads first of a partition it has never read
+/// (`share.auto.offset.reset`; Kafka's default is the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ShareStart {
+    #[default]
+    Latest,
+    Earliest,
+}
+
+/// The rules of share groups on this agent.
+pub fn rules(broker: &Broker) -> ShareRules {
+    let groups = &broker.config.group_rules;
+    ShareRules {
+        lock_ms: i64::from(groups.share_record_lock_ms),
+        delivery_limit: groups.share_delivery_limit,
+    }
+}
+
+fn parse(json: Option<&str>) -> Result<Option<SharePartition>, ResponseError> {
+    json.map(SharePartition::from_json)
+        .transpose()
+        .map_err(|error| {
+            tracing::error!(%error, "a stored share partition cannot be read");
+            ResponseError::UnknownServerError
+        })
+}
+
+/// One partition's records acquired for a member: the batches that hold
+/// them (whole, as stored) and the acquired ranges.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub records: Bytes,
+    pub acquired: Vec<Acquired>,
+}
+
+/// Acquires up to `max_records` records of the partition for `member`,
+/// reading at most about `max_bytes`.
+pub async fn acquire(
+    broker: &Broker,
+    group_id: &str,
+    topic: TopicId,
+    partition: i32,
+    member: &str,
+    max_records: i64,
+    max_bytes: usize,
+) -> Result<Delivery, ResponseError> {
+    let rules = rules(broker);
+    let now_ms = broker.clock.now_ms();
+    let stored = broker
+        .catalog
+        .share_partition(group_id, topic, partition)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    let offsets = broker
+        .log
+        .offsets(topic, partition, Freshness::Cached)
+        .await
+        .map_err(|e| errors::storage(&e))?
+        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    let initial = match broker.config.share_start {
+        ShareStart::Latest => offsets.high_watermark,
+        ShareStart::Earliest => offsets.log_start_offset,
+    };
+    let state = parse(stored.as_deref())?;
+    let from = state
+        .as_ref()
+        .map_or(initial, |s| s.next_candidate(now_ms, &rules))
+        .max(offsets.log_start_offset);
+    let budget = ReadBudget {
+        max_bytes,
+        at_least_one_batch: true,
+    };
+    let records = if from >= offsets.high_watermark {
+        Bytes::new()
+    } else {
+        match broker.log.read(topic, partition, from, budget).await {
+            Ok(read) => read.records,
+            // Retention moved the log start meanwhile: the next fetch reads
+            // from the new one.
+            Err(ReadError::OffsetOutOfRange) => Bytes::new(),
+            Err(e) => return Err(errors::read(&e)),
+        }
+    };
+    let batches = batch_ranges(&records)?;
+    if state.is_some() && batches.is_empty() {
+        return Ok(Delivery::default());
+    }
+    let acquired = Mutex::new(Vec::new());
+    let failed = Mutex::new(None);
+    let update = |current: Option<&str>| {
+        let mut state = match parse(current) {
+            Ok(state) => state.unwrap_or_else(|| SharePartition::starting_at(initial)),
+            Err(error) => {
+                *lock(&failed) = Some(error);
+                return None;
+            }
+        };
+        let before = current.map(str::to_owned);
+        state.skip_to(offsets.log_start_offset);
+        let ranges: Vec<(i64, i64, bool)> = batches.iter().map(|b| (b.0, b.1, b.2)).collect();
+        *lock(&acquired) = state.acquire(&ranges, member, now_ms, &rules, max_records);
+        let after = state.to_json();
+        (before.as_deref() != Some(after.as_str())).then_some(after)
+    };
+    broker
+        .catalog
+        .update_share_partition(group_id, topic, partition, &update)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    if let Some(error) = lock(&failed).take() {
+        return Err(error);
+    }
+    let acquired = std::mem::take(&mut *lock(&acquired));
+    Ok(Delivery {
+        records: holding(&records, &batches, &acquired),
+        acquired,
+    })
+}
+
+/// Applies a member's acknowledgement batches `(first, last, types)` of one
+/// partition, in order; the first refused one ends it (those before it
+/// stand).
+pub async fn acknowledge(
+    broker: &Broker,
+    group_id: &str,
+    topic: TopicId,
+    partition: i32,
+    member: &str,
+    batches: &[(i64, i64, Vec<i8>)],
+) -> Result<(), ResponseError> {
+    let rules = rules(broker);
+    let now_ms = broker.clock.now_ms();
+    let outcome = Mutex::new(Ok(()));
+    let update = |current: Option<&str>| {
+        let mut state = match parse(current) {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                *lock(&outcome) = Err(ResponseError::InvalidRecordState);
+                return None;
+            }
+            Err(error) => {
+                *lock(&outcome) = Err(error);
+                return None;
+            }
+        };
+        *lock(&outcome) = Ok(());
+        for (first, last, types) in batches {
+            if let Err(error) = state.acknowledge(*first, *last, types, member, now_ms, &rules) {
+                *lock(&outcome) = Err(match error {
+                    AckError::NotAcquired => ResponseError::InvalidRecordState,
+                    AckError::Malformed(_) => ResponseError::InvalidRequest,
+                });
+                break;
+            }
+        }
+        Some(state.to_json())
+    };
+    broker
+        .catalog
+        .update_share_partition(group_id, topic, partition, &update)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    let outcome = std::mem::replace(&mut *lock(&outcome), Ok(()));
+    outcome
+}
+
+/// Makes every record `member` holds in the partition available again (its
+/// share session closed).
+pub async fn release(
+    broker: &Broker,
+    group_id: &str,
+    topic: TopicId,
+    partition: i32,
+    member: &str,
+) -> Result<(), ResponseError> {
+    let rules = rules(broker);
+    let update = |current: Option<&str>| {
+        let mut state = parse(current).ok()??;
+        let before = state.to_json();
+        state.release_member(member, &rules);
+        let after = state.to_json();
+        (after != before).then_some(after)
+    };
+    broker
+        .catalog
+        .update_share_partition(group_id, topic, partition, &update)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Held only for a move in or out: nothing is left half-done by a panic.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Each batch of `records`: (first offset, last offset, is control, bytes).
+type BatchRange = (i64, i64, bool, std::ops::Range<usize>);
+
+fn batch_ranges(records: &Bytes) -> Result<Vec<BatchRange>, ResponseError> {
+    let corrupt = |error| {
+        tracing::error!(?error, "a stored batch cannot be parsed for a share fetch");
+        ResponseError::CorruptMessage
+    };
+    split(records)
+        .map_err(corrupt)?
+        .into_iter()
+        .map(|range| {
+            let header = BatchHeader::parse(&records[range.clone()]).map_err(corrupt)?;
+            let last = header.base_offset + i64::from(header.last_offset_delta);
+            Ok((header.base_offset, last, header.is_control(), range))
+        })
+        .collect()
+}
+
+/// The batches that hold some acquired record, in order.
+fn holding(records: &Bytes, batches: &[BatchRange], acquired: &[Acquired]) -> Bytes {
+    let mut out = BytesMut::new();
+    for (first, last, _, range) in batches {
+        if acquired
+            .iter()
+            .any(|a| a.first <= *last && a.last >= *first)
+        {
+            out.extend_from_slice(&records[range.clone()]);
+        }
+    }
+    out.freeze()
+}

@@ -1,0 +1,338 @@
+//! Share groups (KIP-932, queues) over the wire, on both backend pairs:
+//! ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge and
+//! DescribeShareGroupOffsets at every advertised version; two members
+//! sharing one partition, each record with one member at a time; release
+//! and redelivery with delivery counts; share-session epochs; the state
+//! surviving a restart.
+
+mod common;
+
+use common::{
+    create_topic, on_both_backends, produce, record_batch, s, unique_topic, versions, Backend,
+    TestBroker, TestClient,
+};
+use kafka_protocol::messages::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
+};
+use kafka_protocol::messages::share_fetch_request::{
+    AcknowledgementBatch, FetchPartition, FetchTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::records::Compression;
+use uuid::Uuid;
+
+on_both_backends!(
+    members_share_a_partition_one_record_holder_at_a_time,
+    acquired_records_stay_locked_across_a_restart,
+);
+
+const INVALID_RECORD_STATE: i16 = 121;
+const SHARE_SESSION_NOT_FOUND: i16 = 122;
+const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+const ACCEPT: i8 = 1;
+const RELEASE: i8 = 2;
+
+/// Starts a broker whose share groups begin at the earliest offset.
+async fn broker(backend: Backend) -> TestBroker {
+    TestBroker::start_with(backend, |cli| {
+        cli.group_share_auto_offset_reset = "earliest".into();
+    })
+    .await
+}
+
+/// Joins `member` to the share group: (epoch, assigned partitions of the topic).
+async fn join(client: &mut TestClient, group: &str, member: &str, topic: &str) -> (i32, Vec<i32>) {
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(s(group).into())
+        .with_member_id(s(member))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![s(topic).into()]));
+    let ResponseKind::ShareGroupHeartbeat(r) =
+        client.call(ApiKey::ShareGroupHeartbeat, 1, &request).await
+    else {
+        panic!("not a ShareGroupHeartbeat response")
+    };
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let partitions = r
+        .assignment
+        .map(|a| {
+            a.topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    (r.member_epoch, partitions)
+}
+
+/// A ShareFetch of partition 0; acks are (first, last, type).
+async fn share_fetch(
+    client: &mut TestClient,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    max_records: i32,
+    acks: &[(i64, i64, i8)],
+) -> ShareFetchResponse {
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(s(group).into()))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(100)
+        .with_max_bytes(1 << 20)
+        .with_max_records(max_records)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(
+                    acks.iter()
+                        .map(|(first, last, kind)| {
+                            AcknowledgementBatch::default()
+                                .with_first_offset(*first)
+                                .with_last_offset(*last)
+                                .with_acknowledge_types(vec![*kind])
+                        })
+                        .collect(),
+                )])]);
+    let ResponseKind::ShareFetch(r) = client.call(ApiKey::ShareFetch, 1, &request).await else {
+        panic!("not a ShareFetch response")
+    };
+    r
+}
+
+/// (first, last, delivery count) of each acquired range in partition 0.
+fn acquired(response: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+        .collect()
+}
+
+async fn share_ack(
+    client: &mut TestClient,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    acks: &[(i64, i64, i8)],
+) -> (i16, Vec<i16>) {
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(s(group).into()))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_topics(vec![AcknowledgeTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![AcknowledgePartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(
+                    acks.iter()
+                        .map(|(first, last, kind)| {
+                            AckBatch::default()
+                                .with_first_offset(*first)
+                                .with_last_offset(*last)
+                                .with_acknowledge_types(vec![*kind])
+                        })
+                        .collect(),
+                )])]);
+    let ResponseKind::ShareAcknowledge(r) =
+        client.call(ApiKey::ShareAcknowledge, 1, &request).await
+    else {
+        panic!("not a ShareAcknowledge response")
+    };
+    let codes = r
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .collect();
+    (r.error_code, codes)
+}
+
+async fn start_offset(client: &mut TestClient, group: &str, topic: &str) -> i64 {
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(s(group).into())
+            .with_topics(Some(vec![DescribeShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(s(topic).into())
+                .with_partitions(vec![0])])),
+    ]);
+    let ResponseKind::DescribeShareGroupOffsets(r) = client
+        .call(ApiKey::DescribeShareGroupOffsets, 0, &request)
+        .await
+    else {
+        panic!("not a DescribeShareGroupOffsets response")
+    };
+    assert_eq!(r.groups[0].error_code, 0);
+    r.groups[0].topics[0].partitions[0].start_offset
+}
+
+/// The topic's id, from a share group heartbeat's assignment.
+async fn topic_id(client: &mut TestClient, topic: &str) -> Uuid {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(s(topic).into())),
+    ]));
+    let ResponseKind::Metadata(r) = client.call(ApiKey::Metadata, 12, &request).await else {
+        panic!("not a Metadata response")
+    };
+    r.topics[0].topic_id
+}
+
+async fn ten_records(client: &mut TestClient, topic: &str) -> Uuid {
+    create_topic(client, topic, 1).await;
+    let (error, _) = produce(client, topic, 0, record_batch(10, 0, 0, Compression::None)).await;
+    assert_eq!(error, 0);
+    topic_id(client, topic).await
+}
+
+#[tokio::test]
+async fn every_advertised_version_answers() {
+    let broker = broker(Backend::Embedded).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgv");
+    let id = ten_records(&mut client, &topic).await;
+    let group = format!("{topic}-g");
+    assert_eq!(versions(ApiKey::ShareGroupHeartbeat), 1..=1);
+    let (epoch, partitions) = join(&mut client, &group, "m", &topic).await;
+    assert_eq!((epoch, partitions), (1, vec![0]));
+    for version in versions(ApiKey::ShareGroupDescribe) {
+        let request = ShareGroupDescribeRequest::default()
+            .with_group_ids(vec![s(&group).into(), s("absent").into()])
+            .with_include_authorized_operations(true);
+        let ResponseKind::ShareGroupDescribe(r) = client
+            .call(ApiKey::ShareGroupDescribe, version, &request)
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(r.groups[0].error_code, 0);
+        assert_eq!(r.groups[0].group_state.as_str(), "Stable");
+        assert_eq!(r.groups[0].members[0].member_id.as_str(), "m");
+        assert_eq!(
+            r.groups[0].members[0].assignment.topic_partitions[0]
+                .topic_name
+                .as_str(),
+            topic
+        );
+        assert_eq!(r.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    }
+    for version in versions(ApiKey::ShareFetch) {
+        assert_eq!(version, 1);
+        let r = share_fetch(&mut client, &group, "m", 0, id, 500, &[]).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+        let records = r.responses[0].partitions[0].records.clone().unwrap();
+        assert!(!records.is_empty());
+    }
+    for version in versions(ApiKey::ShareAcknowledge) {
+        let request = ShareAcknowledgeRequest::default()
+            .with_group_id(Some(s(&group).into()))
+            .with_member_id(Some(s("m")))
+            .with_share_session_epoch(1);
+        let ResponseKind::ShareAcknowledge(r) = client
+            .call(ApiKey::ShareAcknowledge, version, &request)
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 0);
+    }
+    assert_eq!(start_offset(&mut client, &group, &topic).await, 0);
+    let (code, partitions) = share_ack(&mut client, &group, "m", 2, id, &[(0, 9, ACCEPT)]).await;
+    assert_eq!((code, partitions), (0, vec![0]));
+    assert_eq!(start_offset(&mut client, &group, &topic).await, 10);
+}
+
+async fn members_share_a_partition_one_record_holder_at_a_time(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sg");
+    let id = ten_records(&mut client, &topic).await;
+    let group = format!("{topic}-g");
+    join(&mut client, &group, "a", &topic).await;
+    join(&mut client, &group, "b", &topic).await;
+
+    let a = share_fetch(&mut client, &group, "a", 0, id, 4, &[]).await;
+    assert_eq!(acquired(&a), vec![(0, 3, 1)]);
+    let b = share_fetch(&mut client, &group, "b", 0, id, 100, &[]).await;
+    assert_eq!(acquired(&b), vec![(4, 9, 1)], "a's records are not b's");
+
+    // b cannot acknowledge a's records; a accepts its own.
+    let (_, codes) = share_ack(&mut client, &group, "b", 1, id, &[(0, 3, ACCEPT)]).await;
+    assert_eq!(codes, vec![INVALID_RECORD_STATE]);
+    let (_, codes) = share_ack(&mut client, &group, "a", 1, id, &[(0, 3, ACCEPT)]).await;
+    assert_eq!(codes, vec![0]);
+    // b releases two and accepts the rest, piggy-backed on its next fetch.
+    let b = share_fetch(
+        &mut client,
+        &group,
+        "b",
+        2,
+        id,
+        100,
+        &[(4, 5, RELEASE), (6, 9, ACCEPT)],
+    )
+    .await;
+    assert_eq!(b.responses[0].partitions[0].acknowledge_error_code, 0);
+    // b's fetch took the released records again itself (count 2), or left
+    // them to a: either way each goes to one member.
+    let mut again = acquired(&b);
+    if again.is_empty() {
+        again = acquired(&share_fetch(&mut client, &group, "a", 2, id, 100, &[]).await);
+    }
+    assert_eq!(again, vec![(4, 5, 2)]);
+    assert_eq!(start_offset(&mut client, &group, &topic).await, 4);
+
+    // Session epochs: a wrong one, and a session that does not exist.
+    let wrong = share_fetch(&mut client, &group, "a", 9, id, 100, &[]).await;
+    assert_eq!(wrong.error_code, INVALID_SHARE_SESSION_EPOCH);
+    let none = share_fetch(&mut client, &group, "nobody", 1, id, 100, &[]).await;
+    assert_eq!(none.error_code, SHARE_SESSION_NOT_FOUND);
+
+    // Closing b's session releases what it holds.
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(s(&group).into()))
+        .with_member_id(Some(s("b")))
+        .with_share_session_epoch(-1);
+    let _ = client.call(ApiKey::ShareAcknowledge, 1, &request).await;
+    let a = share_fetch(&mut client, &group, "a", 0, id, 100, &[]).await;
+    let left = acquired(&a);
+    assert!(left.is_empty() || left == vec![(4, 5, 3)], "{left:?}");
+}
+
+async fn acquired_records_stay_locked_across_a_restart(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgr");
+    let id = ten_records(&mut client, &topic).await;
+    let group = format!("{topic}-g");
+    join(&mut client, &group, "a", &topic).await;
+    let a = share_fetch(&mut client, &group, "a", 0, id, 3, &[]).await;
+    assert_eq!(acquired(&a), vec![(0, 2, 1)]);
+    drop(client);
+
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    join(&mut client, &group, "b", &topic).await;
+    let b = share_fetch(&mut client, &group, "b", 0, id, 100, &[]).await;
+    assert_eq!(
+        acquired(&b),
+        vec![(3, 9, 1)],
+        "a's lock outlives the restart"
+    );
+    // a's session was this agent's memory: it opens a new one and still
+    // holds its records.
+    let a = share_fetch(&mut client, &group, "a", 0, id, 100, &[]).await;
+    assert!(acquired(&a).is_empty());
+    let (_, codes) = share_ack(&mut client, &group, "a", 1, id, &[(0, 2, ACCEPT)]).await;
+    assert_eq!(codes, vec![0]);
+}
