@@ -75,9 +75,17 @@ GROUP_CMD=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
 TIMEOUT=180
 PY_RECORDS=2000
 
+# The holding JVM of the tools scenario: BG_PID is its `timeout`, which
+# passes a SIGTERM on to the JVM (a SIGKILL would leave the JVM running).
 BG_PID=""
 bg_kill() {
     if [[ -n "$BG_PID" ]]; then
+        kill -TERM "$BG_PID" 2>/dev/null
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$BG_PID" 2>/dev/null || break
+            sleep 0.1
+        done
         kill -KILL "$BG_PID" 2>/dev/null
         wait "$BG_PID" 2>/dev/null
         BG_PID=""
@@ -107,16 +115,17 @@ if [[ "${COMPAT_REFERENCE:-0}" != 1 ]]; then
     fi
 fi
 
+JAVA=(java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
+
 ng() {   # ng MODE ARGS...: a NewGroups call with a bound on its time
-    timeout "$TIMEOUT" java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
-        -cp "$CLASSES:$LIB/*" NewGroups "$1" "$BROKER_BOOTSTRAP" "${@:2}"
+    timeout "$TIMEOUT" "${JAVA[@]}" -cp "$CLASSES:$LIB/*" NewGroups "$1" "$BROKER_BOOTSTRAP" "${@:2}"
 }
 
 tool() {   # tool NAME ARGS...: kafka-consumer-groups into $W/NAME.out and .err
     local name="$1"
     shift
-    timeout 60 java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
-        -cp "$LIB/*" "$GROUP_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" "$@" >"$W/$name.out" 2>"$W/$name.err"
+    timeout 60 "${JAVA[@]}" -cp "$LIB/*" "$GROUP_CMD" --bootstrap-server "$BROKER_BOOTSTRAP" "$@" \
+        >"$W/$name.out" 2>"$W/$name.err"
 }
 
 # Last lines of a tool's output, on one line, for a FAIL reason.
@@ -198,7 +207,8 @@ scenario_tools() {
     local t group i ids members="" state="" check deadline
     t="$(unique ng-tools)"
     group="$t-group"
-    ng hold "$t" "$group" range >"$W/hold.out" 2>"$W/hold.err" &
+    (exec timeout "$TIMEOUT" "${JAVA[@]}" -cp "$CLASSES:$LIB/*" NewGroups hold "$BROKER_BOOTSTRAP" "$t" "$group" range \
+        >"$W/hold.out" 2>"$W/hold.err") &
     BG_PID=$!
     for ((i = 0; i < 1200; i++)); do
         grep -q '^HELD' "$W/hold.out" && break

@@ -286,7 +286,8 @@ public final class NewGroups {
         }
         List<KafkaConsumer<String, String>> consumers = new ArrayList<>();
         for (int i = 1; i <= 2; i++) {
-            KafkaConsumer<String, String> c = new KafkaConsumer<>(consumerProps(bootstrap, group, assignor, "holder-" + i));
+            KafkaConsumer<String, String> c =
+                    new KafkaConsumer<>(consumerProps(bootstrap, group, assignor, "holder-" + i));
             c.subscribe(List.of(topic));
             consumers.add(c);
         }
@@ -686,7 +687,7 @@ public final class NewGroups {
                 start("m3");
                 if (!waitFor(STEP_MS, () -> live().size() == 3 && split(live()))) {
                     throw new Failure("three members did not split the " + PARTITIONS + " partitions in "
-                            + STEP_MS / 1000 + " s: " + owners(members.values()) + violations());
+                            + STEP_MS / 1000 + " s: " + owners(members.values()) + violations() + clientErrors());
                 }
                 note("split: " + owners(live()));
 
@@ -703,7 +704,7 @@ public final class NewGroups {
                     List<Integer> miss = load.unconsumed(consumed);
                     throw new Failure(miss.size() + " of " + n + " acknowledged records not consumed " + STEP_MS / 1000
                             + " s after the last was produced, e.g. " + miss.subList(0, Math.min(10, miss.size()))
-                            + "; " + owners(live()) + violations());
+                            + "; " + owners(live()) + violations() + clientErrors());
                 }
                 note("all " + n + " consumed");
 
@@ -723,7 +724,8 @@ public final class NewGroups {
                 });
                 if (!stable) {
                     throw new Failure("final assignment: " + problem[0] + " (" + (last[0] == null ? "no description"
-                            : describeText(last[0])) + "; listeners: " + owners(live()) + ")" + violations());
+                            : describeText(last[0])) + "; listeners: " + owners(live()) + ")" + violations()
+                            + clientErrors());
                 }
                 String described = describeText(last[0]);
                 note("described: " + described + ", coordinator " + last[0].coordinator());
@@ -780,6 +782,23 @@ public final class NewGroups {
             }
         }
 
+        /** The first error each member printed, and how many, for a failure's reason. */
+        String clientErrors() {
+            StringBuilder sb = new StringBuilder();
+            synchronized (members) {
+                for (Member m : members.values()) {
+                    synchronized (m) {
+                        if (!m.errors.isEmpty()) {
+                            sb.append(sb.length() == 0 ? "; client errors: " : "; ").append(m.name).append(' ')
+                                    .append(m.errors.size()).append("x, first ")
+                                    .append(m.errors.get(0), 0, Math.min(300, m.errors.get(0).length()));
+                        }
+                    }
+                }
+            }
+            return sb.toString();
+        }
+
         String violations() {
             StringBuilder sb = new StringBuilder();
             synchronized (members) {
@@ -810,14 +829,15 @@ public final class NewGroups {
             long limit = sessionMs + TAKEOVER_SLACK_MS;
             if (!waitFor(limit - (now() - killed), () -> split(survivors))) {
                 throw new Failure("m3 SIGKILLed; " + limit / 1000 + " s later (session timeout " + sessionMs
-                        + " ms) m1 and m2 own " + owners(survivors) + violations());
+                        + " ms) m1 and m2 own " + owners(survivors) + violations() + clientErrors());
             }
             long took = now() - killed;
             note("m1, m2 own all partitions " + took + " ms after the kill: " + owners(survivors));
             Member again = start("m3b");
             if (!waitFor(STEP_MS, () -> again.records > 0 && live().size() == 3 && split(live()))) {
                 throw new Failure("m3b, started after m3's partitions were taken over, did not get a share and"
-                        + " records within " + STEP_MS / 1000 + " s: " + owners(live()) + violations());
+                        + " records within " + STEP_MS / 1000 + " s: " + owners(live()) + violations()
+                        + clientErrors());
             }
             note("m3b joined: " + owners(live()));
             return "m3 SIGKILLed after " + consumedByVictim + " records, its partitions " + had
@@ -833,7 +853,8 @@ public final class NewGroups {
                 throw new Failure("the coordinator " + c + " is none of the agents " + agents);
             }
             if (!waitFor(STEP_MS, () -> consumedCount() >= KILL_AFTER)) {
-                throw new Failure("only " + consumedCount() + " records consumed in " + STEP_MS / 1000 + " s");
+                throw new Failure("only " + consumedCount() + " records consumed in " + STEP_MS / 1000 + " s: "
+                        + owners(live()) + clientErrors());
             }
             int before = consumedCount();
             if (agentctl("kill9", Integer.toString(victim)) != 0) {
@@ -852,7 +873,7 @@ public final class NewGroups {
                     && split(live()))) {
                 throw new Failure("after the coordinator's restart the group did not consume " + KILL_AFTER
                         + " more records with three members owning every partition once in " + STEP_MS / 1000
-                        + " s: " + (consumedCount() - restarted) + " consumed, " + owners(live()));
+                        + " s: " + (consumedCount() - restarted) + " consumed, " + owners(live()) + clientErrors());
             }
             return "coordinator agent " + victim + " SIGKILLed after " + before + " records consumed, restarted "
                     + OUTAGE_MS / 1000 + " s later";
