@@ -32,12 +32,15 @@
  *       cluster of agents (BOOTSTRAP lists them in index order; AGENTCTL is
  *       agentctl.sh acting on the cluster in CLUSTER_DIR): once the group
  *       has consumed KILL_AFTER records, the agent coordinating it
- *       (describeConsumerGroups, through FindCoordinator) is SIGKILLed,
- *       started again OUTAGE_MS later, and once the group consumed
- *       KILL_AFTER more with three members owning every partition once the
- *       producer stops. Every acknowledged record consumed, the final
- *       description as above (assignor "range"), committed offsets at the
- *       end. Revocations and lost partitions are reported, not judged.
+ *       (describeConsumerGroups, through FindCoordinator) is SIGKILLed.
+ *       Within MOVE_MS describeConsumerGroups names another agent as the
+ *       coordinator, and the group's committed offsets then rise by
+ *       KILL_AFTER (the members commit through it); then the agent is started
+ *       again, and once the group consumed KILL_AFTER more records with three
+ *       members owning every partition once the producer stops. Every
+ *       acknowledged record consumed, the final description as above
+ *       (assignor "range"), committed offsets at the end. Revocations and
+ *       lost partitions are reported, not judged.
  *   NewGroups member BOOTSTRAP TOPIC GROUP ASSIGNOR NAME
  *       One member (ASSIGNOR "-": the broker's default), run by the modes
  *       above: commits synchronously after every poll that returned records
@@ -113,8 +116,10 @@ public final class NewGroups {
     static final int RATE = 300;
     /** Records the victim (m3, or the group with the coordinator) consumes before the kill. */
     static final int KILL_AFTER = 200;
-    /** How long the coordinator's agent stays down. */
-    static final long OUTAGE_MS = 3000;
+    /** For the group's coordinator to move off a SIGKILLed agent: StreamHouse's
+     * agent lease (2 s in the compat runs) or Kafka's broker session (9 s)
+     * and a leader election, the admin client's retries. */
+    static final long MOVE_MS = 30000;
     /** After the session timeout: the broker's expiry check, a heartbeat
      * interval (Kafka's is 5 s) for the survivors to hear of their new
      * partitions, and their reconciliation. */
@@ -860,13 +865,54 @@ public final class NewGroups {
             if (agentctl("kill9", Integer.toString(victim)) != 0) {
                 throw new Failure("agentctl kill9 " + victim + " failed (" + workdir + "/agentctl.log)");
             }
+            long killed = now();
             note("SIGKILLed agent " + victim + " (node " + c.id() + "), the coordinator, after " + before
                     + " records consumed");
-            Thread.sleep(OUTAGE_MS);
+
+            // Another agent coordinates the group, and the members commit through it.
+            String[] where = new String[1];
+            boolean moved = waitFor(MOVE_MS, () -> {
+                try {
+                    Node n = describe(admin).coordinator();
+                    int a = agents.indexOf(n.host() + ":" + n.port());
+                    where[0] = "agent " + a + " (node " + n.id() + ")";
+                    return a >= 0 && a != victim;
+                } catch (Exception e) {
+                    where[0] = e.toString();
+                    return false;
+                }
+            });
+            if (!moved) {
+                throw new Failure("agent " + victim + " SIGKILLed; " + MOVE_MS / 1000 + " s later the group's"
+                        + " coordinator is still " + where[0] + "; " + owners(live()) + clientErrors());
+            }
+            long movedAfter = now() - killed;
+            note("the group is coordinated by " + where[0] + " " + movedAfter + " ms after the kill");
+            long[] committed = {-1, -1};
+            if (!waitFor(STEP_MS, () -> {
+                try {
+                    long sum = committedSum(admin);
+                    if (committed[0] < 0) {
+                        committed[0] = sum;
+                    }
+                    committed[1] = sum;
+                    return sum >= committed[0] + KILL_AFTER;
+                } catch (Exception e) {
+                    return false;
+                }
+            })) {
+                throw new Failure("the group's coordinator moved to " + where[0] + ", but its committed offsets"
+                        + " rose only from " + committed[0] + " to " + committed[1] + " in " + STEP_MS / 1000
+                        + " s; " + owners(live()) + clientErrors());
+            }
+            long resumedAfter = now() - killed;
+            note("commits through it: the committed offsets rose from " + committed[0] + " to " + committed[1]);
+
             if (agentctl("start", Integer.toString(victim)) != 0) {
                 throw new Failure("agentctl start " + victim + " failed (" + workdir + "/agentctl.log)");
             }
             agentctl("formed", "20");
+            long down = now() - killed;
             int restarted = consumedCount();
             note("agent " + victim + " started again; " + restarted + " records consumed");
             if (!waitFor(STEP_MS, () -> consumedCount() >= restarted + KILL_AFTER && live().size() == 3
@@ -875,8 +921,16 @@ public final class NewGroups {
                         + " more records with three members owning every partition once in " + STEP_MS / 1000
                         + " s: " + (consumedCount() - restarted) + " consumed, " + owners(live()) + clientErrors());
             }
-            return "coordinator agent " + victim + " SIGKILLed after " + before + " records consumed, restarted "
-                    + OUTAGE_MS / 1000 + " s later";
+            return "coordinator agent " + victim + " SIGKILLed after " + before + " records consumed, the group"
+                    + " coordinated by " + where[0] + " " + movedAfter + " ms later, commits through it "
+                    + resumedAfter + " ms after the kill, agent " + victim + " back after " + down + " ms";
+        }
+
+        /** The sum of the group's committed offsets on the topic. */
+        long committedSum(Admin admin) throws Exception {
+            return admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS)
+                    .entrySet().stream().filter(e -> e.getKey().topic().equals(topic) && e.getValue() != null)
+                    .mapToLong(e -> e.getValue().offset()).sum();
         }
     }
 
