@@ -215,6 +215,11 @@ scenario_tools() {
         kill -0 "$BG_PID" 2>/dev/null || break
         sleep 0.1
     done
+    if grep -q '^FAIL ' "$W/hold.out"; then
+        REASON="the group's members: $(sed -n 's/^FAIL //p' "$W/hold.out" | head -n 1 | cut -c1-700)"
+        bg_kill
+        return 1
+    fi
     if ! grep -q '^HELD' "$W/hold.out"; then
         REASON="the two members did not split the partitions and consume and commit 400 records in 120 s (or exited): $(tail -n 2 "$W/hold.out" | tr '\n' ' ') $(grep -v '^\s*at ' "$W/hold.err" | tail -n 3 | tr '\n' ' ' | cut -c1-500)"
         bg_kill
