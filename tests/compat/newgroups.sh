@@ -34,6 +34,14 @@
 #                           consume every record, committed offsets reach the
 #                           high watermarks, describe_consumer_groups shows
 #                           type CONSUMER, Stable
+#   wire/offset-commit-epochs (newgroups/wire_epoch.py) ConsumerGroupHeartbeat
+#                           v0 and OffsetCommit v9 by hand: a member that gave
+#                           a partition up and moved to the next epoch commits
+#                           the partition it kept at its previous epoch
+#                           (NONE: Kafka 4.4 takes it, so a commitSync racing
+#                           a rebalance does not fail), the one it gave up at
+#                           that epoch and the kept one at a newer epoch
+#                           (STALE_MEMBER_EPOCH), the kept one at its epoch
 #   java/coordinator-kill   (with --agents N only) the Java group with
 #                           group.remote.assignor=range against the cluster,
 #                           the agent coordinating the group SIGKILLed under
@@ -247,6 +255,14 @@ scenario_python() {
     outcome client.py "$W/py.out" $?
 }
 
+scenario_wire_epoch() {
+    local t
+    t="$(unique ng-wire)"
+    timeout 90 "$PY" "$COMPAT_DIR/newgroups/wire_epoch.py" "$BROKER_BOOTSTRAP" "$t" "$t-group" \
+        >"$W/wire.out" 2>"$W/wire.err"
+    outcome wire_epoch.py "$W/wire.out" $?
+}
+
 run_scenario() {   # run_scenario NAME FUNCTION
     REASON=""
     DETAIL=""
@@ -270,6 +286,7 @@ run_backend() {
     run_scenario java/consumer-protocol scenario_java
     run_scenario tools/consumer-groups scenario_tools
     run_scenario python/consumer-protocol scenario_python
+    run_scenario wire/offset-commit-epochs scenario_wire_epoch
     if ((COMPAT_AGENTS > 1)); then
         run_scenario java/coordinator-kill scenario_coordinator_kill
     fi

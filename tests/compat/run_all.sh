@@ -104,7 +104,8 @@
 #                                             record consumed, assignments incremental,
 #                                             ConsumerGroupDescribe), kafka-consumer-groups
 #                                             on a live group, two confluent-kafka
-#                                             consumers; again against three agents
+#                                             consumers, OffsetCommit at older and newer
+#                                             member epochs; again against three agents
 #                                             (pg-s3 pair) with the group's coordinator
 #                                             SIGKILLed
 #   backend-tls tests/compat/backend_tls.sh   the agent's own connections over TLS: a
