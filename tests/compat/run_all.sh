@@ -98,6 +98,16 @@
 #                                             consume-transform-produce with
 #                                             confluent-kafka and franz-go; again
 #                                             against three agents (pg-s3 pair)
+#   newgroups tests/compat/newgroups.sh      consumer groups of the KIP-848 protocol
+#                                             (group.protocol=consumer): three Java
+#                                             consumers through a member's SIGKILL (every
+#                                             record consumed, assignments incremental,
+#                                             ConsumerGroupDescribe), kafka-consumer-groups
+#                                             on a live group, two confluent-kafka
+#                                             consumers, OffsetCommit at older and newer
+#                                             member epochs; again against three agents
+#                                             (pg-s3 pair) with the group's coordinator
+#                                             SIGKILLed
 #   backend-tls tests/compat/backend_tls.sh   the agent's own connections over TLS: a
 #                                             PostgreSQL of its own (TLS only) and moto over
 #                                             https, trusted through a private CA in the
@@ -170,6 +180,9 @@ CLIENTS=(
     "transactions sh  transactions.sh"
     # Again with three agents (the pg-s3 pair).
     "transactions sh  transactions.sh --agents 3"
+    "newgroups sh     newgroups.sh"
+    # Again with three agents (the pg-s3 pair), the coordinator SIGKILLed too.
+    "newgroups sh     newgroups.sh --agents 3"
     "backend-tls sh   backend_tls.sh"
 )
 ALL_CLIENTS=()
