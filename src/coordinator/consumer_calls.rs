@@ -4,12 +4,14 @@
 //! classic groups (a group is of one kind, see `Group::consumer_group` and
 //! `Group::share_group`).
 
+use std::time::Instant;
+
 use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::CatalogError;
 
 use super::consumer::{ConsumerGroup, HeartbeatAnswer, HeartbeatRequest, Refusal, Topics};
 use super::share_group::{ShareAnswer, ShareGroup, ShareHeartbeat};
-use super::{Coordinator, GroupState};
+use super::{Coordinator, Group, GroupRules, GroupState};
 
 fn bare(error: ResponseError) -> Refusal {
     (error, String::new())
@@ -22,20 +24,32 @@ pub enum Described {
     NotFound(String),
 }
 
+/// What one heartbeat did to a group of its kind.
+enum Beat<T> {
+    /// The group is a live group of another kind.
+    OtherKind,
+    Done {
+        result: Result<T, Refusal>,
+        /// Whether the stored state changed.
+        changed: bool,
+        /// Whether it has no members of this kind afterwards.
+        empty: bool,
+    },
+}
+
 impl Coordinator {
-    /// One ConsumerGroupHeartbeat, validated. A v0 join without a member id
-    /// gets one made here.
-    pub async fn consumer_heartbeat(
+    /// The path both kinds' heartbeats share: the group (created for a
+    /// join), `beat` run on it under its lock, the group stored if it
+    /// changed; a refused first heartbeat leaves the group as it was.
+    async fn modern_heartbeat<T>(
         &self,
         group_id: &str,
-        mut request: HeartbeatRequest,
-        topics: &Topics,
-    ) -> Result<HeartbeatAnswer, Refusal> {
+        member_id: &str,
+        joining: bool,
+        kind: &str,
+        beat: impl FnOnce(&mut Group, &GroupRules, Instant) -> Beat<T>,
+    ) -> Result<T, Refusal> {
         self.ensure_owned(group_id).await.map_err(bare)?;
-        if request.member_id.is_empty() {
-            request.member_id = uuid::Uuid::new_v4().to_string();
-        }
-        let joining = request.member_epoch == 0;
         let group = match self.group(group_id) {
             Some(group) => group,
             None if joining => self
@@ -44,7 +58,7 @@ impl Coordinator {
             None => {
                 return Err((
                     ResponseError::UnknownMemberId,
-                    format!("Member {} is not a member of the group.", request.member_id),
+                    format!("Member {member_id} is not a member of the group."),
                 ))
             }
         };
@@ -52,22 +66,30 @@ impl Coordinator {
         if group.state == GroupState::Dead {
             return Err(bare(ResponseError::CoordinatorNotAvailable));
         }
-        let now = self.clock.now();
-        let rules = self.rules;
-        let converted = group.consumer.is_none();
-        let Some(consumer) = group.consumer_group() else {
-            return Err((
-                ResponseError::GroupIdNotFound,
-                format!("Group {group_id} is not a consumer group."),
-            ));
+        let was = (
+            group.consumer.is_some(),
+            group.share.is_some(),
+            group.protocol_type.clone(),
+        );
+        let (result, changed, empty) = match beat(&mut group, &self.rules, self.clock.now()) {
+            Beat::OtherKind => {
+                return Err((
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a {kind} group."),
+                ))
+            }
+            Beat::Done {
+                result,
+                changed,
+                empty,
+            } => (result, changed, empty),
         };
-        let before = consumer.to_json();
-        let result = consumer.heartbeat(request, topics, &rules, now);
-        let changed = consumer.to_json() != before;
-        if result.is_err() && converted && consumer.members.is_empty() {
-            // A refused first heartbeat leaves the group as it was.
+        let converted = (group.consumer.is_some(), group.share.is_some()) != (was.0, was.1);
+        if result.is_err() && converted && empty {
+            // A refused first heartbeat leaves the group as it was (empty).
             group.consumer = None;
-            group.protocol_type = None;
+            group.share = None;
+            group.protocol_type = was.2;
             if group.is_unused() {
                 group.state = GroupState::Dead;
                 self.remove_group(group_id);
@@ -79,6 +101,40 @@ impl Coordinator {
             return Err(bare(ResponseError::NotCoordinator));
         }
         result
+    }
+
+    /// One ConsumerGroupHeartbeat, validated. A v0 join without a member id
+    /// gets one made here.
+    pub async fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        mut request: HeartbeatRequest,
+        topics: &Topics,
+    ) -> Result<HeartbeatAnswer, Refusal> {
+        if request.member_id.is_empty() {
+            request.member_id = uuid::Uuid::new_v4().to_string();
+        }
+        let member_id = request.member_id.clone();
+        let joining = request.member_epoch == 0;
+        self.modern_heartbeat(
+            group_id,
+            &member_id,
+            joining,
+            "consumer",
+            |group, rules, now| {
+                let Some(consumer) = group.consumer_group() else {
+                    return Beat::OtherKind;
+                };
+                let before = consumer.to_json();
+                let result = consumer.heartbeat(request, topics, rules, now);
+                Beat::Done {
+                    result,
+                    changed: consumer.to_json() != before,
+                    empty: consumer.members.is_empty(),
+                }
+            },
+        )
+        .await
     }
 
     /// The group for ConsumerGroupDescribe.
@@ -116,49 +172,27 @@ impl Coordinator {
         request: ShareHeartbeat,
         topics: &Topics,
     ) -> Result<ShareAnswer, Refusal> {
-        self.ensure_owned(group_id).await.map_err(bare)?;
-        let group = match self.group(group_id) {
-            Some(group) => group,
-            None if request.member_epoch == 0 => self
-                .group_or_create(group_id)
-                .ok_or(bare(ResponseError::NotCoordinator))?,
-            None => {
-                return Err((
-                    ResponseError::UnknownMemberId,
-                    format!("Member {} is not a member of the group.", request.member_id),
-                ))
-            }
-        };
-        let mut group = group.lock().await;
-        if group.state == GroupState::Dead {
-            return Err(bare(ResponseError::CoordinatorNotAvailable));
-        }
-        let now = self.clock.now();
-        let rules = self.rules;
-        let converted = group.share.is_none();
-        let Some(share) = group.share_group() else {
-            return Err((
-                ResponseError::GroupIdNotFound,
-                format!("Group {group_id} is not a share group."),
-            ));
-        };
-        let before = share.to_json();
-        let result = share.heartbeat(request, topics, &rules, now);
-        let changed = share.to_json() != before;
-        if result.is_err() && converted && share.members.is_empty() {
-            group.share = None;
-            group.protocol_type = None;
-            if group.is_unused() {
-                group.state = GroupState::Dead;
-                self.remove_group(group_id);
-            }
-            return result;
-        }
-        group.dirty |= changed || converted;
-        if let Err(CatalogError::NotCoordinator { .. }) = self.persist(&mut group).await {
-            return Err(bare(ResponseError::NotCoordinator));
-        }
-        result
+        let member_id = request.member_id.clone();
+        let joining = request.member_epoch == 0;
+        self.modern_heartbeat(
+            group_id,
+            &member_id,
+            joining,
+            "share",
+            |group, rules, now| {
+                let Some(share) = group.share_group() else {
+                    return Beat::OtherKind;
+                };
+                let before = share.to_json();
+                let result = share.heartbeat(request, topics, rules, now);
+                Beat::Done {
+                    result,
+                    changed: share.to_json() != before,
+                    empty: share.members.is_empty(),
+                }
+            },
+        )
+        .await
     }
 
     /// The group for ShareGroupDescribe.

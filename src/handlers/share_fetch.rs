@@ -43,6 +43,28 @@ struct Checked {
     refused: BTreeMap<(TopicId, i32), ResponseError>,
 }
 
+/// Each topic of a ShareFetch or ShareAcknowledge (whose types differ only
+/// in name) with its partitions' acknowledgement batches.
+macro_rules! named_acks {
+    ($topics:expr) => {
+        $topics.iter().map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let acks = p
+                        .acknowledgement_batches
+                        .iter()
+                        .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                        .collect();
+                    (p.partition_index, acks)
+                })
+                .collect();
+            (t.topic_id, partitions)
+        })
+    };
+}
+
 /// Resolves the named topics: unknown ids and topics the client may not
 /// READ are refused per partition.
 async fn check(
@@ -141,21 +163,7 @@ pub async fn fetch(
         Ok(who) => who,
         Err(error) => return answer(error),
     };
-    let named = request.topics.iter().map(|t| {
-        let partitions = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let acks = p
-                    .acknowledgement_batches
-                    .iter()
-                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
-                    .collect();
-                (p.partition_index, acks)
-            })
-            .collect();
-        (t.topic_id, partitions)
-    });
+    let named = named_acks!(request.topics);
     let checked = check(broker, access, named).await;
     let epoch = request.share_session_epoch;
     if epoch == OPEN_EPOCH && checked.allowed.values().any(|acks| !acks.is_empty()) {
@@ -332,21 +340,7 @@ pub async fn acknowledge(
     if epoch == OPEN_EPOCH {
         return answer(ResponseError::InvalidShareSessionEpoch);
     }
-    let named = request.topics.iter().map(|t| {
-        let partitions = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let acks = p
-                    .acknowledgement_batches
-                    .iter()
-                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
-                    .collect();
-                (p.partition_index, acks)
-            })
-            .collect();
-        (t.topic_id, partitions)
-    });
+    let named = named_acks!(request.topics);
     let checked = check(broker, access, named).await;
     let session = match broker.share_sessions.advance(
         &group,
