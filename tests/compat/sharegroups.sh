@@ -3,11 +3,17 @@
 # COMPAT_BACKENDS: a fresh broker started with
 # --group-initial-rebalance-delay-ms 0 and, when the broker has them,
 # --group-share-record-lock-duration-ms $LOCK_MS and
-# --group-share-session-timeout-ms $SESSION_MS (the reference Kafka maps them
-# to group.share.record.lock.duration.ms and group.share.session.timeout.ms).
+# --group-share-session-timeout-ms $SESSION_MS (and
+# --group-share-heartbeat-interval-ms a third of it; the reference Kafka maps
+# them to group.share.record.lock.duration.ms, group.share.session.timeout.ms
+# and a third of it as group.share.heartbeat.interval.ms).
 # Every group starts at the earliest offset: share.auto.offset.reset=earliest
 # is set on it (IncrementalAlterConfigs, resource type GROUP) before any
-# member joins. The consumers are KafkaShareConsumers of kafka-clients 4.4.0
+# member joins, and a broker that has --group-share-auto-offset-reset is
+# started with it set to earliest too (the group config is then a scenario
+# of its own, admin/share-group-config; the records are produced once every
+# consumer has joined and been assigned a partition in any case). The
+# consumers are KafkaShareConsumers of kafka-clients 4.4.0
 # (sharegroups/ShareCompat.java), each a JVM of its own, with
 # share.acknowledgement.mode=explicit: acknowledge(record, ACCEPT) for each
 # record of a poll, then commitSync(); an offset counts as acknowledged when
@@ -20,6 +26,11 @@
 #                           acknowledged exactly once over the three, none
 #                           twice, and some partition's records acknowledged
 #                           by two consumers or more (the split is printed)
+#   admin/share-group-config
+#                           (with share-queue's group) the group config
+#                           share.auto.offset.reset=earliest set by
+#                           IncrementalAlterConfigs (resource type GROUP) and
+#                           read back by DescribeConfigs
 #   tools/share-groups      kafka-share-groups (ShareGroupCommand) while the
 #                           three are still members: --list names the group,
 #                           --describe --state shows it Stable with 3 members,
@@ -30,11 +41,14 @@
 #                           a line per partition, START-OFFSET within the
 #                           partition, LAG 0 (or "-", when not reported)
 #   java/share-redelivery   three consumers, then REDELIVERY_N records; one
-#                           consumer takes a batch (at most 50) without
-#                           acknowledging it and is SIGKILLed: the other two
-#                           acknowledge every record exactly once, the killed
-#                           one's at a delivery count >= 2 (after the
-#                           acquisition lock or the member's session expired)
+#                           consumer takes its first poll's records
+#                           (max.poll.records 50; Kafka hands out whole
+#                           batches) without acknowledging them and is
+#                           SIGKILLed: the other two acknowledge every record
+#                           exactly once, the killed one's at a delivery
+#                           count >= 2 (Kafka releases them when the killed
+#                           consumer's connection closes; else they wait for
+#                           the acquisition lock to expire)
 #   java/share-coordinator-failover   (with --agents N only)
 #                           as share-queue, slower, with the agent that
 #                           coordinates the group (DescribeShareGroups)
@@ -98,6 +112,10 @@ else
         BROKER_EXTRA+=(--group-share-record-lock-duration-ms "$LOCK_MS")
     grep -q -- '--group-share-session-timeout-ms' <<<"$help" &&
         BROKER_EXTRA+=(--group-share-session-timeout-ms "$SESSION_MS")
+    grep -q -- '--group-share-auto-offset-reset' <<<"$help" &&
+        BROKER_EXTRA+=(--group-share-auto-offset-reset earliest)
+    grep -q -- '--group-share-heartbeat-interval-ms' <<<"$help" &&
+        BROKER_EXTRA+=(--group-share-heartbeat-interval-ms $((SESSION_MS / 3)))
 fi
 
 JAVA=(java -XX:TieredStopAtLevel=1 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
@@ -172,15 +190,17 @@ consumers_said() {
 
 # Runs the queue's consumers; the tools' checks run while they are members,
 # and their outcomes wait in TOOLS_* for their own record lines.
-TOOLS_STATUS="" TOOLS_DETAIL="" OFFSETS_STATUS="" OFFSETS_DETAIL=""
+TOOLS_STATUS="" TOOLS_DETAIL="" OFFSETS_STATUS="" OFFSETS_DETAIL="" CONFIG_LINE=""
 
 scenario_queue() {
     local t g files=() i
     TOOLS_STATUS=FAIL TOOLS_DETAIL="not run: the share-queue scenario failed first"
     OFFSETS_STATUS=FAIL OFFSETS_DETAIL="$TOOLS_DETAIL"
+    CONFIG_LINE="FAIL not run: the share-queue scenario failed first"
     t="$(unique share-q)"
     g="$t-group"
     sc setup "$BROKER_BOOTSTRAP" "$t" 2 "$g" >"$W/q-setup.out" 2>"$W/q-setup.err"
+    CONFIG_LINE="$(sed -n 's/^GROUPCONFIG //p' "$W/q-setup.out")"
     outcome setup "$W/q-setup.out" || return 1
     for i in 1 2 3; do
         consumer "c$i" "$W/q-c$i.out" "$W/q.stop" "$t" "$g" --max-poll 100 --sleep-ms 20
@@ -237,7 +257,7 @@ tools_checks() {
         why+="--describe --members: clients '$clients', partitions '$assigned', want c1,c2,c3 and 0,1: $(tr -s ' \n' ' ' <<<"$members" | cut -c1-400) $(tail -n 2 "$W/tool-members.err" | tr '\n' ' '); "
     if [[ -z "$why" ]]; then
         TOOLS_STATUS=PASS
-        TOOLS_DETAIL="--list names the group; --describe --state: Stable, 3 members; --describe --members: c1,c2,c3 assigned $(awk -v g="$g" '$1 == g { printf "%s=%s ", $4, $6 }' <<<"$members")"
+        TOOLS_DETAIL="--list names the group; --describe --state: Stable, 3 members; --describe --members: c1,c2,c3 assigned $(awk -v g="$g" '$1 == g { print $4 "=" $6 }' <<<"$members" | sort | paste -sd' ')"
     else
         TOOLS_STATUS=FAIL
         TOOLS_DETAIL="${why%; }"
@@ -247,8 +267,8 @@ tools_checks() {
     read -r -a ends < <(awk '{ n[$1]++ } END { printf "%d %d\n", n[0], n[1] }' "$W/q-produced.txt")
     for p in 0 1; do
         line="$(awk -v g="$g" -v t="$t" -v p="$p" '$1 == g && $2 == t && $3 == p' <<<"$offsets")"
-        start="$(awk '{ print $(NF - 1) }' <<<"$line")"
-        lag="$(awk '{ print $NF }' <<<"$line")"
+        start="$(awk 'NF >= 2 { print $(NF - 1) }' <<<"$line")"
+        lag="$(awk 'NF >= 2 { print $NF }' <<<"$line")"
         if [[ -z "$line" ]]; then
             ok=0; detail+="no line for partition $p; "
         elif ! [[ "$start" =~ ^[0-9]+$ ]] || ((start > ends[p])) || [[ "$lag" != 0 && "$lag" != - ]]; then
@@ -265,6 +285,14 @@ tools_checks() {
     fi
 }
 
+scenario_config() {
+    case "$CONFIG_LINE" in
+        "OK "*) DETAIL="${CONFIG_LINE#OK }"; return 0 ;;
+        "FAIL "*) REASON="${CONFIG_LINE#FAIL }" ;;
+        *) REASON="the setup printed no GROUPCONFIG line: $(tail -n 2 "$W/q-setup.out" | tr '\n' ' ')" ;;
+    esac
+    return 1
+}
 scenario_tools() { [[ "$TOOLS_STATUS" == PASS ]] && DETAIL="$TOOLS_DETAIL" && return 0; REASON="$TOOLS_DETAIL"; return 1; }
 scenario_offsets() { [[ "$OFFSETS_STATUS" == PASS ]] && DETAIL="$OFFSETS_DETAIL" && return 0; REASON="$OFFSETS_DETAIL"; return 1; }
 
@@ -358,8 +386,16 @@ scenario_failover() {
         stop_consumers "$W/f.stop"
         return 1
     fi
-    local at_kill
+    local at_kill leaders="" lp
     at_kill="$(acked_count "${files[@]}")"
+    # Which agent leads each partition (for the report).
+    for lp in $(sed -n 's/^LEADERS //p' "$W/f-produce.out"); do
+        local who="${lp#*=}" j
+        if ((CLUSTER_N)); then
+            for ((j = 0; j < CLUSTER_N; j++)); do [[ "127.0.0.1:$(agent_port "$j")" == "$who" ]] && who="agent $j"; done
+        fi
+        leaders+="p${lp%%=*} led by $who, "
+    done
     kill_coordinator "$coord" || { stop_consumers "$W/f.stop"; return 1; }
     local t0=$SECONDS
     if ! wait_acked "$FAILOVER_N" "$ACK_DEADLINE_S" "${files[@]}"; then
@@ -377,7 +413,7 @@ scenario_failover() {
     sc verify "$W/f-produced.txt" --lenient-failed c1="$W/f-c1.out" c2="$W/f-c2.out" c3="$W/f-c3.out" \
         >"$W/f-verify.out" 2>"$W/f-verify.err"
     outcome verify "$W/f-verify.out" || { REASON="$REASON; $(consumers_said "${files[@]}")"; return 1; }
-    DETAIL="$produced; $KILLED (the coordinator, $coord) SIGKILLed at $at_kill acknowledged and restarted, all acknowledged ${took} s after; $DETAIL; consumers: $(for f in "${files[@]}"; do tail -n 1 "$f" | sed 's/^OK //' | tr -d '\n'; printf '; '; done | sed 's/; $//')"
+    DETAIL="$produced; ${leaders}$KILLED (the coordinator, $coord) SIGKILLed at $at_kill acknowledged and restarted, all acknowledged ${took} s after; $DETAIL; consumers: $(for f in "${files[@]}"; do tail -n 1 "$f" | sed 's/^OK //' | tr -d '\n'; printf '; '; done | sed 's/; $//')"
 }
 
 run_scenario() {   # run_scenario NAME FUNCTION
@@ -398,6 +434,7 @@ run_backend() {
     mkdir -p "$W"
     local t0=$SECONDS
     run_scenario java/share-queue scenario_queue
+    run_scenario admin/share-group-config scenario_config
     run_scenario tools/share-groups scenario_tools
     run_scenario tools/share-groups-offsets scenario_offsets
     run_scenario java/share-redelivery scenario_redelivery

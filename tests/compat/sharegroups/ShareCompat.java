@@ -6,11 +6,14 @@
  *   ShareCompat setup BOOTSTRAP TOPIC PARTITIONS GROUP
  *       Creates TOPIC and sets the group config share.auto.offset.reset=
  *       earliest on GROUP (IncrementalAlterConfigs, resource type GROUP)
- *       before any member joins, so the group starts at offset 0.
+ *       before any member joins, so the group starts at offset 0; reads it
+ *       back with DescribeConfigs. Prints "GROUPCONFIG OK ..." or
+ *       "GROUPCONFIG FAIL ..." for that, and OK once the topic exists.
  *   ShareCompat produce BOOTSTRAP TOPIC PARTITIONS N OUT [GROUP:K]
  *       With GROUP:K, first await-members GROUP K. Produces N records,
  *       record i to partition i % PARTITIONS (acks=all, idempotent, small
- *       batches), and writes each one's "partition offset" to OUT.
+ *       batches), and writes each one's "partition offset" to OUT. Prints
+ *       "LEADERS 0=host:port 1=..." (each partition's leader).
  *   ShareCompat await-members BOOTSTRAP GROUP K
  *       Until (at most 30 s) DescribeShareGroups shows GROUP Stable with K
  *       members, each assigned a partition. Prints "COORDINATOR host:port
@@ -152,24 +155,26 @@ public final class ShareCompat {
                 if (System.currentTimeMillis() > deadline) throw new Failure("topic " + topic + " not in the metadata after 30 s");
                 Thread.sleep(100);
             }
+            // The group config, reported on a line of its own ("GROUPCONFIG
+            // OK|FAIL ..."): a broker may start share groups at the earliest
+            // offset by a setting of its own instead.
             ConfigResource res = new ConfigResource(ConfigResource.Type.GROUP, group);
+            String config;
             try {
                 admin.incrementalAlterConfigs(Map.of(res, List.of(new AlterConfigOp(
                         new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET))))
                     .all().get(30, TimeUnit.SECONDS);
-            } catch (ExecutionException e) {
-                throw new Failure("IncrementalAlterConfigs GROUP " + group + " share.auto.offset.reset=earliest: " + e.getCause());
-            }
-            String got;
-            try {
                 ConfigEntry ce = admin.describeConfigs(List.of(res)).all().get(30, TimeUnit.SECONDS).get(res)
                     .get("share.auto.offset.reset");
-                got = ce == null ? "absent" : ce.value();
+                String got = ce == null ? "absent" : ce.value();
+                config = got.equals("earliest")
+                    ? "OK IncrementalAlterConfigs GROUP " + group + " share.auto.offset.reset=earliest, DescribeConfigs reads it back"
+                    : "FAIL IncrementalAlterConfigs GROUP " + group + " share.auto.offset.reset=earliest succeeded, DescribeConfigs reads " + got;
             } catch (ExecutionException e) {
-                got = "DescribeConfigs failed: " + e.getCause();
+                config = "FAIL IncrementalAlterConfigs/DescribeConfigs GROUP " + group + " share.auto.offset.reset=earliest: " + e.getCause();
             }
-            return "topic " + topic + " (" + partitions + " partitions); group " + group
-                + " share.auto.offset.reset=earliest (DescribeConfigs: " + got + ")";
+            System.out.println("GROUPCONFIG " + config);
+            return "topic " + topic + " (" + partitions + " partitions)";
         }
     }
 
@@ -205,6 +210,14 @@ public final class ShareCompat {
             }
         }
         Files.write(out, lines, StandardCharsets.UTF_8);
+        try (Admin admin = admin(boot)) {
+            StringBuilder leaders = new StringBuilder("LEADERS");
+            for (var pi : admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).partitions()) {
+                leaders.append(' ').append(pi.partition()).append('=')
+                    .append(pi.leader() == null ? "none" : pi.leader().host() + ":" + pi.leader().port());
+            }
+            System.out.println(leaders);
+        }
         StringBuilder sb = new StringBuilder(awaited + "produced " + n + " (");
         for (int i = 0; i < partitions; i++) sb.append(i == 0 ? "" : ", ").append("p").append(i).append("=").append(per[i]);
         return sb.append(")").toString();
@@ -338,7 +351,9 @@ public final class ShareCompat {
     }
 
     static String drain(String boot, String topic, String group, int seconds) throws Exception {
-        List<String> got = new ArrayList<>();
+        // partition:offset -> the highest delivery count seen (a released
+        // record comes back at once, one delivery count up)
+        Map<String, Integer> got = new TreeMap<>();
         try (KafkaShareConsumer<String, String> c = new KafkaShareConsumer<>(
                 consumerProps(boot, group, "drain", 500), new StringDeserializer(), new StringDeserializer())) {
             c.subscribe(List.of(topic));
@@ -346,7 +361,7 @@ public final class ShareCompat {
             while (System.currentTimeMillis() < end) {
                 ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(200));
                 for (ConsumerRecord<String, String> r : recs) {
-                    got.add(r.partition() + ":" + r.offset() + "(dc " + r.deliveryCount().orElse((short) -1) + ")");
+                    got.merge(r.partition() + ":" + r.offset(), (int) r.deliveryCount().orElse((short) -1), Math::max);
                     // released at once, so that nothing waits on this consumer
                     c.acknowledge(r, AcknowledgeType.RELEASE);
                 }
@@ -354,8 +369,12 @@ public final class ShareCompat {
             }
         }
         if (!got.isEmpty()) {
-            throw new Failure(got.size() + " records still available to the group after the run: "
-                + String.join(" ", got.subList(0, Math.min(30, got.size()))));
+            List<String> some = new ArrayList<>();
+            for (Map.Entry<String, Integer> e : got.entrySet()) {
+                if (some.size() == 30) break;
+                some.add(e.getKey() + "(delivery count up to " + e.getValue() + ")");
+            }
+            throw new Failure(got.size() + " records still available to the group after the run: " + String.join(" ", some));
         }
         return "0 records available to a fresh member in " + seconds + " s";
     }
