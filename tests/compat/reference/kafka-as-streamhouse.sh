@@ -9,10 +9,11 @@
 #
 # COMPAT_REFERENCE=1 skips the checks of StreamHouse's own storage layout.
 # Only --listen and --data-dir are honoured (other flags are ignored, so the
-# pg-s3 backend pair runs the same Kafka), and for the share groups' runner
+# pg-s3 backend pair runs the same Kafka), and for sharegroups.sh
 # --group-share-record-lock-duration-ms and --group-share-session-timeout-ms
-# (Kafka's group.share.record.lock.duration.ms and group.share.session.timeout.ms,
-# their minimums lowered to match, the heartbeat a third of the session). The jars are fetched from Maven
+# (group.share.record.lock.duration.ms and group.share.session.timeout.ms,
+# their minimums lowered to match, the heartbeat a third of the session).
+# The share-group state topic has one replica. The jars are fetched from Maven
 # Central into $STREAMHOUSE_CACHE/reference-kafka on first use. Kafka needs
 # ~10 s to start; a restart on the same --data-dir keeps its log.
 set -euo pipefail
