@@ -9,7 +9,11 @@
 #
 # COMPAT_REFERENCE=1 skips the checks of StreamHouse's own storage layout.
 # Only --listen and --data-dir are honoured (other flags are ignored, so the
-# pg-s3 backend pair runs the same Kafka). The jars are fetched from Maven
+# pg-s3 backend pair runs the same Kafka), and for sharegroups.sh
+# --group-share-record-lock-duration-ms and --group-share-session-timeout-ms
+# (group.share.record.lock.duration.ms and group.share.session.timeout.ms,
+# their minimums lowered to match, the heartbeat a third of the session).
+# The share-group state topic has one replica. The jars are fetched from Maven
 # Central into $STREAMHOUSE_CACHE/reference-kafka on first use. Kafka needs
 # ~10 s to start; a restart on the same --data-dir keeps its log.
 set -euo pipefail
@@ -19,10 +23,14 @@ LIB="$CACHE/reference-kafka/lib"
 
 LISTEN=127.0.0.1:9092
 DATA=./data
+SHARE_LOCK_MS=""
+SHARE_SESSION_MS=""
 while (($#)); do
     case "$1" in
         --listen) LISTEN="$2"; shift 2 ;;
         --data-dir) DATA="$2"; shift 2 ;;
+        --group-share-record-lock-duration-ms) SHARE_LOCK_MS="$2"; shift 2 ;;
+        --group-share-session-timeout-ms) SHARE_SESSION_MS="$2"; shift 2 ;;
         --*) shift 2 ;;
         *) shift ;;
     esac
@@ -60,7 +68,19 @@ transaction.state.log.min.isr=1
 num.partitions=1
 auto.create.topics.enable=true
 group.initial.rebalance.delay.ms=0
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
 PROPS
+if [[ -n "$SHARE_LOCK_MS" ]]; then
+    printf '%s\n' "group.share.record.lock.duration.ms=$SHARE_LOCK_MS" \
+        "group.share.min.record.lock.duration.ms=$((SHARE_LOCK_MS < 15000 ? SHARE_LOCK_MS : 15000))" >>"$DATA/server.properties"
+fi
+if [[ -n "$SHARE_SESSION_MS" ]]; then
+    hb=$((SHARE_SESSION_MS / 3 < 5000 ? SHARE_SESSION_MS / 3 : 5000))
+    printf '%s\n' "group.share.session.timeout.ms=$SHARE_SESSION_MS" \
+        "group.share.min.session.timeout.ms=$((SHARE_SESSION_MS < 45000 ? SHARE_SESSION_MS : 45000))" \
+        "group.share.heartbeat.interval.ms=$hb" "group.share.min.heartbeat.interval.ms=$hb" >>"$DATA/server.properties"
+fi
 JAVA=(java -Xmx512m -cp "$LIB/*" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
 if [[ ! -f "$DATA/kafka-logs/meta.properties" ]]; then
     "${JAVA[@]}" kafka.tools.StorageTool format -t "$("${JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
