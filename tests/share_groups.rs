@@ -24,6 +24,7 @@ use uuid::Uuid;
 on_both_backends!(
     members_share_a_partition_one_record_holder_at_a_time,
     acquired_records_stay_locked_across_a_restart,
+    the_group_config_share_auto_offset_reset_says_where_a_group_begins,
 );
 
 const INVALID_RECORD_STATE: i16 = 121;
@@ -335,4 +336,102 @@ async fn acquired_records_stay_locked_across_a_restart(backend: Backend) {
     assert!(acquired(&a).is_empty());
     let (_, codes) = share_ack(&mut client, &group, "a", 1, id, &[(0, 2, ACCEPT)]).await;
     assert_eq!(codes, vec![0]);
+}
+
+/// IncrementalAlterConfigs of the group resource: (error code, message).
+async fn alter_group_config(
+    client: &mut TestClient,
+    group: &str,
+    key: &str,
+    value: &str,
+) -> (i16, Option<String>) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(group))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s(key))
+                .with_config_operation(0)
+                .with_value(Some(s(value)))]),
+    ]);
+    let ResponseKind::IncrementalAlterConfigs(r) = client
+        .call(ApiKey::IncrementalAlterConfigs, 1, &request)
+        .await
+    else {
+        panic!("not an IncrementalAlterConfigs response")
+    };
+    (
+        r.responses[0].error_code,
+        r.responses[0].error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+async fn the_group_config_share_auto_offset_reset_says_where_a_group_begins(backend: Backend) {
+    // The agent's default is latest: only the group config makes it earliest.
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgc");
+    let id = ten_records(&mut client, &topic).await;
+    let (early, late) = (format!("{topic}-early"), format!("{topic}-late"));
+
+    let (code, message) =
+        alter_group_config(&mut client, &early, "share.auto.offset.reset", "earliest").await;
+    assert_eq!(code, 0, "{message:?}");
+    let (code, _) =
+        alter_group_config(&mut client, &early, "share.auto.offset.reset", "sometimes").await;
+    assert_eq!(code, 40, "INVALID_CONFIG");
+    let (code, message) = alter_group_config(
+        &mut client,
+        &early,
+        "share.record.lock.duration.ms",
+        "15000",
+    )
+    .await;
+    assert_eq!(code, 40, "not served per group: {message:?}");
+
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(&early))
+            .with_configuration_keys(None),
+    ]);
+    let ResponseKind::DescribeConfigs(r) = client.call(ApiKey::DescribeConfigs, 4, &request).await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "{:?}",
+        r.results[0].error_message
+    );
+    let config = &r.results[0].configs[0];
+    assert_eq!(
+        (
+            config.name.as_str(),
+            config.value.as_ref().map(|v| v.as_str()),
+            config.config_source
+        ),
+        ("share.auto.offset.reset", Some("earliest"), 8)
+    );
+    let request = ListConfigResourcesRequest::default().with_resource_types(vec![32]);
+    let ResponseKind::ListConfigResources(r) =
+        client.call(ApiKey::ListConfigResources, 1, &request).await
+    else {
+        panic!()
+    };
+    assert!(r
+        .config_resources
+        .iter()
+        .any(|c| c.resource_name.as_str() == early));
+
+    join(&mut client, &early, "a", &topic).await;
+    let a = share_fetch(&mut client, &early, "a", 0, id, 100, &[]).await;
+    assert_eq!(acquired(&a), vec![(0, 9, 1)], "earliest: the ten records");
+    join(&mut client, &late, "a", &topic).await;
+    let a = share_fetch(&mut client, &late, "a", 0, id, 100, &[]).await;
+    assert!(acquired(&a).is_empty(), "latest: none of the ten");
+    assert_eq!(start_offset(&mut client, &late, &topic).await, 10);
 }

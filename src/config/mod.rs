@@ -8,6 +8,8 @@
 //!   validation) and the rules for topic names.
 //! - [`broker`]: the broker configs DescribeConfigs reports: the agent's
 //!   settings under Kafka's names, read-only.
+//! - [`group`]: group configs (the GROUP resource): which are served and how
+//!   they are checked.
 //! - [`alter`]: the IncrementalAlterConfigs operations (SET, DELETE, APPEND,
 //!   SUBTRACT) applied to a topic's config set.
 //!
@@ -17,6 +19,7 @@
 
 pub mod alter;
 pub mod broker;
+pub mod group;
 pub mod listeners;
 pub mod settings;
 pub mod topic;

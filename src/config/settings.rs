@@ -329,8 +329,8 @@ pub struct Settings {
     )]
     pub group_share_delivery_count_limit: u16,
     /// Where a share group begins a partition it has never read: `latest`
-    /// (records produced from then on) or `earliest` (Kafka's group config
-    /// share.auto.offset.reset, here for every share group)
+    /// (records produced from then on) or `earliest`; the default of the
+    /// group config share.auto.offset.reset, which a group may set
     #[arg(
         long,
         env = "STREAMHOUSE_GROUP_SHARE_AUTO_OFFSET_RESET",

@@ -219,6 +219,25 @@ impl GroupCatalog for StallingSaves {
     ) -> streamhouse_metadata::Result<bool> {
         self.inner.release_group(group_id, epoch).await
     }
+
+    async fn group_configs(
+        &self,
+        group_id: &str,
+    ) -> streamhouse_metadata::Result<std::collections::BTreeMap<String, String>> {
+        self.inner.group_configs(group_id).await
+    }
+
+    async fn update_group_configs(
+        &self,
+        group_id: &str,
+        update: streamhouse_metadata::ConfigUpdate<'_>,
+    ) -> streamhouse_metadata::Result<std::collections::BTreeMap<String, String>> {
+        self.inner.update_group_configs(group_id, update).await
+    }
+
+    async fn groups_with_configs(&self) -> streamhouse_metadata::Result<Vec<String>> {
+        self.inner.groups_with_configs().await
+    }
 }
 
 /// A save stalled in the catalog holds up its own group only: the timer goes on

@@ -8,6 +8,7 @@
 //! transaction, which also drops the topic from the lookup cache so Produce
 //! applies a new `max.message.bytes` at once. The broker's own configs come from
 //! its settings and are read-only: StreamHouse has no dynamic broker configs.
+//! Group configs (`config::group`) live in the catalog too, checked the same way.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +64,11 @@ pub async fn describe(
                 .map(|topic| {
                     let defaults = topic_configs::BrokerDefaults::of(&broker.config);
                     topic_configs::described(&topic.configs, &defaults)
+                }),
+            RESOURCE_GROUP => group_configs(broker, &resource.resource_name)
+                .await
+                .map(|configs| {
+                    crate::config::group::described(&configs, broker.config.share_start)
                 }),
             RESOURCE_BROKER => crate::config::broker::entries(
                 &broker.config,
@@ -165,11 +171,12 @@ pub async fn alter(
                 }
             }
             // AlterConfigs replaces the whole set: what is not named is reset.
-            let update = move |_: &BTreeMap<String, String>| {
-                topic_configs::validate_all(&configs).map(|()| configs.clone())
-            };
+            let validate = validator(resource.resource_type);
+            let update =
+                move |_: &BTreeMap<String, String>| validate(&configs).map(|()| configs.clone());
             apply(
                 broker,
+                resource.resource_type,
                 &resource.resource_name,
                 request.validate_only,
                 &update,
@@ -213,12 +220,14 @@ pub async fn incremental_alter(
                     .map_err(|message| (ResponseError::InvalidRequest, message))?;
                 changes.push(change);
             }
+            let validate = validator(resource.resource_type);
             let update = move |current: &BTreeMap<String, String>| {
                 let configs = changed(current, &changes);
-                topic_configs::validate_all(&configs).map(|()| configs)
+                validate(&configs).map(|()| configs)
             };
             apply(
                 broker,
+                resource.resource_type,
                 &resource.resource_name,
                 request.validate_only,
                 &update,
@@ -238,14 +247,61 @@ pub async fn incremental_alter(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Runs `update` on the topic's configs and stores the result, or with
-/// `validate_only` only checks that it would succeed.
+/// How a resource type's config set is checked.
+fn validator(resource_type: i8) -> fn(&BTreeMap<String, String>) -> Result<(), String> {
+    if resource_type == RESOURCE_GROUP {
+        crate::config::group::validate_all
+    } else {
+        topic_configs::validate_all
+    }
+}
+
+/// A group's configs, for a valid group id.
+async fn group_configs(
+    broker: &Broker,
+    group_id: &str,
+) -> Result<BTreeMap<String, String>, Failure> {
+    if group_id.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Group id must not be empty".into(),
+        ));
+    }
+    broker
+        .catalog
+        .group_configs(group_id)
+        .await
+        .map_err(|e| (errors::catalog(&e), e.to_string()))
+}
+
+/// Runs `update` on the resource's configs (a topic's or a group's) and
+/// stores the result, or with `validate_only` only checks that it would
+/// succeed.
 async fn apply(
     broker: &Broker,
+    resource_type: i8,
     name: &str,
     validate_only: bool,
     update: streamhouse_metadata::ConfigUpdate<'_>,
 ) -> Result<(), Failure> {
+    if resource_type == RESOURCE_GROUP {
+        let current = group_configs(broker, name).await?;
+        if validate_only {
+            return update(&current)
+                .map(|_| ())
+                .map_err(|message| (ResponseError::InvalidConfig, message));
+        }
+        return match broker.catalog.update_group_configs(name, update).await {
+            Ok(configs) => {
+                tracing::info!(group = %name, ?configs, "altered group configs");
+                Ok(())
+            }
+            Err(CatalogError::InvalidConfig(message)) => {
+                Err((ResponseError::InvalidConfig, message))
+            }
+            Err(e) => Err((errors::catalog(&e), e.to_string())),
+        };
+    }
     if validate_only {
         let topic = find_topic(broker, name).await?;
         return update(&topic.configs)
@@ -290,6 +346,7 @@ pub fn unknown_topic(name: &str) -> Failure {
 fn may(access: &Access, operation: AclOperation, resource_type: i8, name: &str) -> bool {
     match resource_type {
         RESOURCE_TOPIC => access.allows_topic(operation, name),
+        RESOURCE_GROUP => access.allows_group(operation, name),
         RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => access.allows_cluster(operation),
         _ => true,
     }
@@ -300,6 +357,11 @@ fn refused(resource_type: i8) -> Failure {
         (
             ResponseError::TopicAuthorizationFailed,
             "Topic authorization failed.".to_owned(),
+        )
+    } else if resource_type == RESOURCE_GROUP {
+        (
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.".to_owned(),
         )
     } else {
         (
@@ -320,7 +382,7 @@ fn check_alterable(access: &Access, resource_type: i8, name: &str) -> Result<(),
 
 fn alterable(resource_type: i8) -> Result<(), Failure> {
     match resource_type {
-        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_TOPIC | RESOURCE_GROUP => Ok(()),
         RESOURCE_BROKER => Err((
             ResponseError::InvalidRequest,
             "StreamHouse broker configs are read-only: set them with flags, environment variables or the config file, and restart".into(),
@@ -332,7 +394,7 @@ fn alterable(resource_type: i8) -> Result<(), Failure> {
 fn unsupported_type(resource_type: i8) -> Failure {
     (
         ResponseError::InvalidRequest,
-        format!("Configs of resource type {resource_type} are not supported; StreamHouse serves topic (2) and broker (4) configs"),
+        format!("Configs of resource type {resource_type} are not supported; StreamHouse serves topic (2), broker (4) and group (32) configs"),
     )
 }
 
@@ -360,13 +422,15 @@ fn outcome_code(outcome: Result<(), Failure>) -> (i16, Option<StrBytes>) {
 /// Resource types no config of which exists here: listed as none.
 const RESOURCE_BROKER_LOGGER: i8 = 8;
 const RESOURCE_CLIENT_METRICS: i8 = 16;
+/// Groups' configs (`config::group`).
 const RESOURCE_GROUP: i8 = 32;
 
 /// ListConfigResources (KIP-1142): the names of the resources whose configs
 /// DescribeConfigs serves, of the types asked for (all when none is named):
-/// every topic, and every live agent as a broker. v0 is the older
-/// ListClientMetricsResources, and no client metrics resource exists here;
-/// neither do broker loggers or group configs, so those types list nothing.
+/// every topic, every live agent as a broker, and every group with configs.
+/// v0 is the older ListClientMetricsResources, and no client metrics
+/// resource exists here; neither do broker loggers, so those types list
+/// nothing.
 pub async fn list_resources(
     broker: &Broker,
     request: ListConfigResourcesRequest,
@@ -400,7 +464,11 @@ pub async fn list_resources(
                 .iter()
                 .map(|agent| agent.node_id.to_string())
                 .collect(),
-            RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS | RESOURCE_GROUP => Vec::new(),
+            RESOURCE_GROUP => match broker.catalog.groups_with_configs().await {
+                Ok(groups) => groups,
+                Err(e) => return list_error(errors::catalog(&e), e.to_string()),
+            },
+            RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => Vec::new(),
             other => {
                 return list_error(
                     ResponseError::UnsupportedVersion,

@@ -86,11 +86,23 @@ pub async fn acquire(
         .await
         .map_err(|e| errors::storage(&e))?
         .ok_or(ResponseError::UnknownTopicOrPartition)?;
-    let initial = match broker.config.share_start {
+    let state = parse(stored.as_deref())?;
+    // Read only for a partition the group never read: its start is fixed then.
+    let start = match &state {
+        Some(_) => broker.config.share_start,
+        None => {
+            let configs = broker
+                .catalog
+                .group_configs(group_id)
+                .await
+                .map_err(|e| errors::catalog(&e))?;
+            crate::config::group::share_start(&configs, broker.config.share_start)
+        }
+    };
+    let initial = match start {
         ShareStart::Latest => offsets.high_watermark,
         ShareStart::Earliest => offsets.log_start_offset,
     };
-    let state = parse(stored.as_deref())?;
     let from = state
         .as_ref()
         .map_or(initial, |s| s.next_candidate(now_ms, &rules))

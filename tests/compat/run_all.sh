@@ -108,6 +108,15 @@
 #                                             member epochs; again against three agents
 #                                             (pg-s3 pair) with the group's coordinator
 #                                             SIGKILLed
+#   sharegroups tests/compat/sharegroups.sh  share groups (KIP-932) with three Java
+#                                             KafkaShareConsumers: every record
+#                                             acknowledged once over the three,
+#                                             kafka-share-groups list/describe/offsets,
+#                                             the group config share.auto.offset.reset,
+#                                             a consumer SIGKILLed holding records
+#                                             (redelivered at delivery count >= 2); again
+#                                             against three agents (pg-s3 pair) with the
+#                                             group's coordinator SIGKILLed
 #   backend-tls tests/compat/backend_tls.sh   the agent's own connections over TLS: a
 #                                             PostgreSQL of its own (TLS only) and moto over
 #                                             https, trusted through a private CA in the
@@ -183,6 +192,9 @@ CLIENTS=(
     "newgroups sh     newgroups.sh"
     # Again with three agents (the pg-s3 pair), the coordinator SIGKILLed too.
     "newgroups sh     newgroups.sh --agents 3"
+    "sharegroups sh   sharegroups.sh"
+    # Again with three agents (the pg-s3 pair), the coordinator SIGKILLed too.
+    "sharegroups sh   sharegroups.sh --agents 3"
     "backend-tls sh   backend_tls.sh"
 )
 ALL_CLIENTS=()

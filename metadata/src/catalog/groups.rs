@@ -5,7 +5,11 @@
 //! loaded under, checked in the write's own transaction (docs/ARCHITECTURE.md,
 //! "Group coordinators in a cluster").
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
+
+use super::ConfigUpdate;
 
 use crate::groups::{
     Acquisition, CommittedOffset, GroupFence, GroupLease, OffsetCommit, StoredGroup,
@@ -43,8 +47,8 @@ pub trait GroupCatalog: Send + Sync + 'static {
     /// Every stored group, ordered by id, members ordered by member id.
     async fn load_groups(&self) -> Result<Vec<StoredGroup>>;
 
-    /// Deletes a group's stored state, all its committed offsets and (a share
-    /// group's) partition states. Its lease
+    /// Deletes a group's stored state, all its committed offsets, its configs
+    /// and (a share group's) partition states. Its lease
     /// row stays, so that a lease epoch never repeats.
     async fn delete_group(&self, group_id: &str, fence: GroupFence) -> Result<()>;
 
@@ -63,6 +67,21 @@ pub trait GroupCatalog: Send + Sync + 'static {
         node_id: i32,
         incarnation: &str,
     ) -> Result<Acquisition>;
+
+    /// A group's configs (Kafka's GROUP config resource), as set.
+    async fn group_configs(&self, group_id: &str) -> Result<BTreeMap<String, String>>;
+
+    /// Replaces a group's configs with what `update` makes of the current
+    /// ones, in one transaction; `update` refusing is
+    /// [`crate::CatalogError::InvalidConfig`]. Returns the new set.
+    async fn update_group_configs(
+        &self,
+        group_id: &str,
+        update: ConfigUpdate<'_>,
+    ) -> Result<BTreeMap<String, String>>;
+
+    /// Ids of the groups that have configs, in order.
+    async fn groups_with_configs(&self) -> Result<Vec<String>>;
 
     /// Gives the lease up (no owner, the epoch kept) if it is still at `epoch`;
     /// returns whether it was.

@@ -16,7 +16,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 use super::group_leases::{acquire, check_fence, group_leases, release};
 use super::rows::{get, to_i32};
 use super::SqlCatalog;
-use crate::catalog::GroupCatalog;
+use crate::catalog::{ConfigUpdate, GroupCatalog};
 use crate::groups::{
     Acquisition, CommittedOffset, GroupFence, GroupLease, OffsetCommit, StoredGroup, StoredMember,
 };
@@ -104,6 +104,62 @@ impl GroupCatalog for SqlCatalog {
         let backend = self.backend;
         self.write("acquire_group", |tx| {
             acquire(tx, backend, group_id, node_id, incarnation)
+        })
+        .await
+    }
+
+    async fn group_configs(&self, group_id: &str) -> Result<BTreeMap<String, String>> {
+        self.read("group_configs", |pool| async move {
+            let rows = sqlx::query("SELECT key, value FROM group_configs WHERE group_id = $1")
+                .bind(group_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((get(row, "key")?, get(row, "value")?)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn update_group_configs(
+        &self,
+        group_id: &str,
+        update: ConfigUpdate<'_>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.write("update_group_configs", |mut tx| async move {
+            let rows = sqlx::query("SELECT key, value FROM group_configs WHERE group_id = $1")
+                .bind(group_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let current = rows
+                .iter()
+                .map(|row| Ok((get(row, "key")?, get(row, "value")?)))
+                .collect::<Result<BTreeMap<String, String>>>()?;
+            let configs = update(&current).map_err(crate::CatalogError::InvalidConfig)?;
+            sqlx::query("DELETE FROM group_configs WHERE group_id = $1")
+                .bind(group_id)
+                .execute(&mut *tx)
+                .await?;
+            for (key, value) in &configs {
+                sqlx::query("INSERT INTO group_configs (group_id, key, value) VALUES ($1, $2, $3)")
+                    .bind(group_id)
+                    .bind(key.as_str())
+                    .bind(value.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(configs)
+        })
+        .await
+    }
+
+    async fn groups_with_configs(&self) -> Result<Vec<String>> {
+        self.read("groups_with_configs", |pool| async move {
+            let rows = sqlx::query("SELECT DISTINCT group_id FROM group_configs ORDER BY group_id")
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| get(row, "group_id")).collect()
         })
         .await
     }
@@ -310,6 +366,7 @@ async fn delete_group(mut tx: Transaction<'static, Any>, group_id: &str) -> Resu
         "DELETE FROM consumer_groups WHERE group_id = $1",
         "DELETE FROM group_offsets WHERE group_id = $1",
         "DELETE FROM share_partitions WHERE group_id = $1",
+        "DELETE FROM group_configs WHERE group_id = $1",
     ] {
         sqlx::query(statement)
             .bind(group_id)
