@@ -13,6 +13,7 @@ on_both_backends!(
     topic_commands_create_describe_alter_grow_and_delete,
     records_go_to_each_partitions_leader_on_two_agents,
     group_commands_list_describe_reset_and_delete,
+    a_group_of_the_consumer_protocol_is_described_too,
     cluster_info_lists_the_agents,
     storage_usage_and_check_find_a_missing_a_truncated_and_a_corrupt_object,
 );
@@ -562,4 +563,38 @@ async fn storage_usage_and_check_find_a_missing_a_truncated_and_a_corrupt_object
     .await;
     assert_eq!(code, 1);
     assert!(err.contains("no such file"), "{err}");
+}
+
+async fn a_group_of_the_consumer_protocol_is_described_too(backend: Backend) {
+    use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, ResponseKind};
+    let broker = TestBroker::start(backend).await;
+    let at = broker.addr.to_string();
+    let topic = unique_topic("ctl-848");
+    let group = unique_topic("ctl-848");
+    ok(&at, &["topic", "create", &topic, "--partitions", "2"]).await;
+    let mut client = broker.client().await;
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(common::s(&group).into())
+        .with_member_id(common::s("member-1"))
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![common::s(&topic).into()]))
+        .with_topic_partitions(Some(vec![]));
+    let ResponseKind::ConsumerGroupHeartbeat(joined) = client
+        .call(ApiKey::ConsumerGroupHeartbeat, 1, &request)
+        .await
+    else {
+        panic!("not a ConsumerGroupHeartbeat response")
+    };
+    assert_eq!(joined.error_code, 0);
+
+    let described = json(&ok(&at, &["--output", "json", "group", "describe", &group]).await);
+    assert_eq!(described["state"], "Stable", "{described}");
+    assert_eq!(described["protocol_type"], "consumer");
+    assert_eq!(described["members"][0]["member_id"], "member-1");
+    let partitions = described["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2, "{described}");
+    assert!(
+        partitions.iter().all(|p| p["member"] == "member-1"),
+        "{described}"
+    );
 }

@@ -1,6 +1,7 @@
 //! `streamctl group ...`: list, describe (members, committed offsets, lag),
 //! reset-offsets and delete, over ListGroups, FindCoordinator,
-//! DescribeGroups, OffsetFetch, ListOffsets, OffsetCommit and DeleteGroups.
+//! DescribeGroups (ConsumerGroupDescribe for groups of the KIP-848 protocol),
+//! OffsetFetch, ListOffsets, OffsetCommit and DeleteGroups.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,8 +12,8 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetFetchRequest, ResponseKind,
+    ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, ResponseKind,
 };
 use kafka_protocol::protocol::Decodable;
 use serde_json::json;
@@ -96,13 +97,28 @@ async fn committed(
     Ok(out)
 }
 
-/// The group's state and members, and per partition it has offsets for or
-/// members are assigned: committed offset, latest offset, lag and member.
-pub async fn describe(
-    cluster: &mut Cluster,
-    format: Format,
-    group: &str,
-) -> Result<(), ClientError> {
+/// A member as either group protocol describes it.
+struct MemberView {
+    member_id: String,
+    client_id: String,
+    client_host: String,
+    instance_id: Option<String>,
+}
+
+/// A group's state, protocol type and members, and which member holds each
+/// (topic, partition).
+struct Membership {
+    state: String,
+    protocol_type: String,
+    members: Vec<MemberView>,
+    owners: BTreeMap<(String, i32), String>,
+}
+
+/// Kafka's GROUP_ID_NOT_FOUND: DescribeGroups' answer for a group of the
+/// KIP-848 protocol, which ConsumerGroupDescribe describes.
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+async fn membership(cluster: &mut Cluster, group: &str) -> Result<Membership, ClientError> {
     let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
     let coordinator = cluster.coordinator(group).await?;
     let ResponseKind::DescribeGroups(response) = coordinator
@@ -115,19 +131,101 @@ pub async fn describe(
         .groups
         .first()
         .ok_or_else(|| unexpected("DescribeGroups"))?;
+    if described.error_code == GROUP_ID_NOT_FOUND {
+        return consumer_membership(cluster, group).await;
+    }
     check(
         || format!("describing group {group}"),
         described.error_code,
         described.error_message.as_ref(),
     )?;
-    let state = described.group_state.to_string();
-    // Which member holds each partition (consumer groups' assignments).
-    let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
+    let mut owners = BTreeMap::new();
     for member in &described.members {
         for (topic, partition) in assigned(&member.member_assignment) {
             owners.insert((topic, partition), member.member_id.to_string());
         }
     }
+    Ok(Membership {
+        state: described.group_state.to_string(),
+        protocol_type: described.protocol_type.to_string(),
+        members: described
+            .members
+            .iter()
+            .map(|m| MemberView {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                instance_id: m.group_instance_id.as_ref().map(|i| i.to_string()),
+            })
+            .collect(),
+        owners,
+    })
+}
+
+/// A group of the KIP-848 protocol, by ConsumerGroupDescribe.
+async fn consumer_membership(
+    cluster: &mut Cluster,
+    group: &str,
+) -> Result<Membership, ClientError> {
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+    let coordinator = cluster.coordinator(group).await?;
+    let ResponseKind::ConsumerGroupDescribe(response) = coordinator
+        .call(ApiKey::ConsumerGroupDescribe, 0, &request)
+        .await?
+    else {
+        return Err(unexpected("ConsumerGroupDescribe"));
+    };
+    let described = response
+        .groups
+        .first()
+        .ok_or_else(|| unexpected("ConsumerGroupDescribe"))?;
+    check(
+        || format!("describing group {group}"),
+        described.error_code,
+        described.error_message.as_ref(),
+    )?;
+    let mut owners = BTreeMap::new();
+    for member in &described.members {
+        for topic in &member.assignment.topic_partitions {
+            for &partition in &topic.partitions {
+                owners.insert(
+                    (topic.topic_name.0.to_string(), partition),
+                    member.member_id.to_string(),
+                );
+            }
+        }
+    }
+    Ok(Membership {
+        state: described.group_state.to_string(),
+        protocol_type: "consumer".to_owned(),
+        members: described
+            .members
+            .iter()
+            .map(|m| MemberView {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                instance_id: m.instance_id.as_ref().map(|i| i.to_string()),
+            })
+            .collect(),
+        owners,
+    })
+}
+
+/// The group's state and members, and per partition it has offsets for or
+/// members are assigned: committed offset, latest offset, lag and member.
+/// Groups of either consumer protocol.
+pub async fn describe(
+    cluster: &mut Cluster,
+    format: Format,
+    group: &str,
+) -> Result<(), ClientError> {
+    let Membership {
+        state,
+        protocol_type,
+        members,
+        owners,
+    } = membership(cluster, group).await?;
     let committed = committed(cluster, group).await?;
     if state == "Dead" && committed.is_empty() {
         return Err(ClientError::Usage(format!("group {group} does not exist")));
@@ -158,10 +256,7 @@ pub async fn describe(
     }
     match format {
         Format::Table => {
-            println!(
-                "group {group}  state {state}  members {}",
-                described.members.len()
-            );
+            println!("group {group}  state {state}  members {}", members.len());
             output::table(
                 format,
                 &["TOPIC", "PARTITION", "COMMITTED", "LATEST", "LAG", "MEMBER"],
@@ -169,15 +264,14 @@ pub async fn describe(
             );
         }
         Format::Json => {
-            let members: Vec<_> = described
-                .members
+            let members: Vec<_> = members
                 .iter()
                 .map(|m| {
                     json!({
-                        "member_id": m.member_id.to_string(),
-                        "client_id": m.client_id.to_string(),
-                        "client_host": m.client_host.to_string(),
-                        "group_instance_id": m.group_instance_id.as_ref().map(|i| i.to_string()),
+                        "member_id": m.member_id,
+                        "client_id": m.client_id,
+                        "client_host": m.client_host,
+                        "group_instance_id": m.instance_id,
                     })
                 })
                 .collect();
@@ -200,7 +294,7 @@ pub async fn describe(
                 json!({
                     "group": group,
                     "state": state,
-                    "protocol_type": described.protocol_type.to_string(),
+                    "protocol_type": protocol_type,
                     "members": members,
                     "partitions": partitions,
                 })
