@@ -106,8 +106,12 @@ async fn every_agent_reports_all_agents_one_epoch_and_the_same_leaders(backend: 
         *per_agent.entry(*leader).or_default() += 1;
     }
     assert_eq!(per_agent.len(), 3, "every agent leads some: {per_agent:?}");
+    // Leaders fall by a hash of random ids: each agent's share of 30 is
+    // binomial (n = 30, p = 1/3). 4..=16 failed about one run in a hundred;
+    // 2..=20 fails about one in four thousand and still catches a placement
+    // that ignores an agent or favours one.
     assert!(
-        per_agent.values().all(|&n| (4..=16).contains(&n)),
+        per_agent.values().all(|&n| (2..=20).contains(&n)),
         "{per_agent:?}"
     );
 }
