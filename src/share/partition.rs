@@ -228,13 +228,15 @@ impl SharePartition {
                 "the batch's first offset is after its last",
             ));
         }
-        let count = last - first + 1;
+        // Offsets after the first (cannot overflow: 0 <= first <= last);
+        // the count itself would for a batch ending at i64::MAX.
+        let after_first = last - first;
         let types: Vec<Acknowledgement> = types
             .iter()
             .map(|t| Acknowledgement::from_code(*t))
             .collect::<Option<_>>()
             .ok_or(AckError::Malformed("unknown acknowledge type"))?;
-        if types.is_empty() || (types.len() != 1 && types.len() as i64 != count) {
+        if types.is_empty() || (types.len() != 1 && types.len() as i64 - 1 != after_first) {
             return Err(AckError::Malformed(
                 "acknowledge types must be one, or one per offset",
             ));
@@ -284,9 +286,9 @@ impl SharePartition {
         self.tidy();
     }
 
-    /// Records in each state (for describing the group's offsets and for
-    /// tests): acquired, acknowledged or archived, available again.
-    pub fn in_flight(&self) -> usize {
+    /// Records acquired and not yet acknowledged.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
         self.spans
             .iter()
             .filter(|(_, s)| s.state == RecordState::Acquired)
@@ -512,5 +514,11 @@ mod tests {
                 "acknowledge types must be one, or one per offset"
             ))
         );
+        // A batch to the last offset there is: refused, not an overflow.
+        assert_eq!(
+            p.acknowledge(0, i64::MAX, &[1], "a", 0, &RULES),
+            Err(AckError::NotAcquired)
+        );
+        assert!(p.acknowledge(0, i64::MAX, &[1, 1], "a", 0, &RULES).is_err());
     }
 }

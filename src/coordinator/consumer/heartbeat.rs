@@ -256,7 +256,9 @@ impl ConsumerGroup {
                 }
                 Some((old_id, true)) => {
                     // The instance takes its assignment back without a rebalance.
-                    let mut member = self.members.remove(&old_id).expect("found above");
+                    let Some(mut member) = self.members.remove(&old_id) else {
+                        return Ok(false);
+                    };
                     let target = self.target.remove(&old_id).unwrap_or_default();
                     member.id = id.clone();
                     member.departed = false;

@@ -249,21 +249,6 @@ impl ConsumerGroup {
         }
         Some(ResponseError::StaleMemberEpoch)
     }
-
-    /// Every topic some member subscribes to by name.
-    pub fn subscribed_names(&self) -> BTreeSet<String> {
-        self.members
-            .values()
-            .flat_map(|m| m.subscribed_topic_names.iter().cloned())
-            .collect()
-    }
-
-    /// Whether some member subscribes by regex (every topic must be known).
-    pub fn has_regex(&self) -> bool {
-        self.members
-            .values()
-            .any(|m| m.subscribed_topic_regex.is_some())
-    }
 }
 
 /// A session of `ms` from `now`.
