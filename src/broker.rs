@@ -150,6 +150,8 @@ impl Broker {
                     flush_bytes: config.flush_bytes,
                     flush_interval: config.flush_interval,
                     seal_when_idle: config.seal_when_idle,
+                    idle_below_in_flight: config.idle_below_in_flight,
+                    put_hedge: config.put_hedge.clone(),
                     max_buffered_bytes: WriterConfig::BUFFERED_FLUSH_SIZES * config.flush_bytes,
                     ..WriterConfig::default()
                 },

@@ -20,7 +20,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 use streamhouse_storage::compaction::RetentionConfig;
-use streamhouse_storage::CompactionConfig;
+use streamhouse_storage::{CompactionConfig, HedgeConfig};
 
 use super::listeners::{self, ListenerConfig, ListenerFlags, SecurityProtocol};
 use crate::acl::AclSettings;
@@ -165,6 +165,25 @@ pub struct Settings {
     /// while idle. False suits stores billed per request, such as AWS S3.
     #[arg(long, env = "STREAMHOUSE_SEAL_WHEN_IDLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub seal_when_idle: bool,
+    /// With --seal-when-idle, the write path counts as idle while fewer than
+    /// this many objects are uploading or committing [default: 1, or 8 for
+    /// s3:// stores]
+    ///
+    /// Above 1 the next object starts while others upload: a round trip of
+    /// about one PUT instead of one and a half, for more PUTs while lightly
+    /// loaded (the pipeline's own bound, four uploads queued behind the one
+    /// committing, still applies).
+    #[arg(long, env = "STREAMHOUSE_IDLE_BELOW_IN_FLIGHT")]
+    pub idle_below_in_flight: Option<usize>,
+    /// Send an object's PUT a second time when it has not answered by this
+    /// quantile of recent PUT times (0 < q < 1; 0: never) [default: 0.7 for
+    /// s3:// stores, else 0]
+    ///
+    /// Objects commit in order, so one straggling PUT holds back every
+    /// acknowledgement behind it; a second request usually answers in a
+    /// median time. At most half again as many PUTs, whatever the store does.
+    #[arg(long, env = "STREAMHOUSE_PUT_HEDGE_QUANTILE")]
+    pub put_hedge_quantile: Option<f64>,
     /// Create unknown topics when clients ask for them in Metadata
     #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
@@ -566,6 +585,9 @@ pub struct Config {
     pub flush_bytes: usize,
     pub flush_interval: Duration,
     pub seal_when_idle: bool,
+    pub idle_below_in_flight: usize,
+    /// When to hedge late PUTs; `None` never.
+    pub put_hedge: Option<HedgeConfig>,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_connections: usize,
@@ -628,6 +650,8 @@ impl Config {
             flush_bytes,
             flush_interval_ms,
             seal_when_idle,
+            idle_below_in_flight,
+            put_hedge_quantile,
             auto_create_topics,
             default_partitions,
             max_connections,
@@ -690,11 +714,20 @@ impl Config {
             store.unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
         // A remote store's PUT takes tens of milliseconds: sealing more often
         // only multiplies requests without lowering latency much.
-        let default_interval = if store_url.starts_with("s3://") {
-            50
-        } else {
-            10
-        };
+        let remote_store = store_url.starts_with("s3://");
+        let default_interval = if remote_store { 50 } else { 10 };
+        let idle_below_in_flight = idle_below_in_flight.unwrap_or(if remote_store { 8 } else { 1 });
+        if idle_below_in_flight < 1 {
+            bail!("--idle-below-in-flight must be at least 1 (--seal-when-idle false turns idle sealing off)");
+        }
+        let put_hedge_quantile = put_hedge_quantile.unwrap_or(if remote_store { 0.7 } else { 0.0 });
+        if !(0.0..1.0).contains(&put_hedge_quantile) {
+            bail!("--put-hedge-quantile must be at least 0 and below 1, not {put_hedge_quantile}");
+        }
+        let put_hedge = (put_hedge_quantile > 0.0).then(|| HedgeConfig {
+            quantile: put_hedge_quantile,
+            ..HedgeConfig::default()
+        });
         if default_partitions < 1 {
             bail!("--default-partitions must be at least 1, not {default_partitions}");
         }
@@ -866,6 +899,8 @@ impl Config {
             flush_bytes,
             flush_interval: Duration::from_millis(flush_interval_ms.unwrap_or(default_interval)),
             seal_when_idle,
+            idle_below_in_flight,
+            put_hedge,
             auto_create_topics,
             default_partitions,
             max_connections,
@@ -1014,6 +1049,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.flush_interval, Duration::from_millis(50));
+        assert_eq!(config.put_hedge.map(|h| h.quantile), Some(0.7));
+        assert_eq!(config.idle_below_in_flight, 8);
+    }
+
+    #[test]
+    fn put_hedging_is_off_for_folders_and_checked() {
+        let config = Config::resolve(Settings::default()).unwrap();
+        assert_eq!(config.put_hedge, None);
+        let config = Config::resolve(parse(&["--put-hedge-quantile", "0.8"]).unwrap()).unwrap();
+        assert_eq!(config.put_hedge.map(|h| h.quantile), Some(0.8));
+        let err = Config::resolve(parse(&["--put-hedge-quantile", "1"]).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--put-hedge-quantile"), "{err}");
     }
 
     #[test]

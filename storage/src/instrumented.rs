@@ -47,12 +47,16 @@ impl ObjectStore for InstrumentedStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let bytes = payload.content_length() as u64;
+        // Counted when sent, not when answered: a PUT abandoned halfway (the
+        // losing half of a hedged upload) was still made, and a store billed
+        // per request may bill it.
+        self.metrics.store_puts.inc();
+        self.metrics
+            .store_put_bytes
+            .inc_by(payload.content_length() as u64);
         let started = Instant::now();
         let result = self.inner.put_opts(location, payload, opts).await;
         self.metrics.store_put_latency.record(started.elapsed());
-        self.metrics.store_puts.inc();
-        self.metrics.store_put_bytes.inc_by(bytes);
         result
     }
 

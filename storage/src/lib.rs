@@ -31,4 +31,4 @@ pub use metrics::Metrics;
 pub use reader::{ObjectReader, ReadCacheConfig};
 pub use store::open_store;
 pub use watermarks::Watermarks;
-pub use writer::{ObjectWriter, WriterConfig};
+pub use writer::{HedgeConfig, ObjectWriter, WriterConfig};

@@ -131,6 +131,12 @@ impl Log {
         self.heads.start_feed(node_id, counters);
     }
 
+    /// Holds idle seals while a request queues its appends (see
+    /// [`ObjectWriter::queueing`]).
+    pub fn queueing(&self) -> crate::writer::Queueing {
+        self.writer.queueing()
+    }
+
     /// Queues an append (see [`ObjectWriter::submit`]).
     pub async fn append(
         &self,

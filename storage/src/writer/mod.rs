@@ -9,7 +9,8 @@
 //!    committing;
 //! 2. each sealed object uploads in its own task (`uploader.rs`), at most
 //!    `max_inflight_uploads` at once (a full pipeline stops the packer, which
-//!    stops producers: back pressure instead of unbounded memory);
+//!    stops producers: back pressure instead of unbounded memory), and is sent
+//!    a second time when it is late (`hedge.rs`, with `put_hedge`);
 //! 3. the committer (`committer.rs`) commits sealed objects strictly in seal
 //!    order, so a producer's pipelined batches keep their order in every
 //!    partition, then answers waiters, warms the read cache and wakes fetches.
@@ -26,6 +27,7 @@
 //! and the `Pipeline` count of objects between seal and commit.
 
 mod committer;
+mod hedge;
 mod packer;
 mod uploader;
 
@@ -43,6 +45,8 @@ use crate::metrics::Metrics;
 use crate::reader::ObjectReader;
 use crate::{StorageError, Watermarks};
 use committer::Committer;
+pub use hedge::HedgeConfig;
+use hedge::Hedger;
 use packer::Packer;
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,17 @@ pub struct WriterConfig {
     /// up to one PUT per (PUT + commit) time while idle, against one per
     /// interval.
     pub seal_when_idle: bool,
+    /// With `seal_when_idle`, the pipeline counts as idle while fewer than
+    /// this many objects are uploading or committing (1: none at all).
+    ///
+    /// Why more than one on a remote store: a PUT there takes tens of
+    /// milliseconds, and with one object in flight an append waits for it to
+    /// finish before its own object even starts, so the round trip is about
+    /// one and a half PUTs plus commits. Java's default producer (five
+    /// requests of 16 KiB per partition in flight) is bound by that round
+    /// trip; sealing each request as it comes, up to the uploads the pipeline
+    /// allows, makes it one PUT, for more PUTs while lightly loaded.
+    pub idle_below_in_flight: usize,
     /// Most bytes of batches submitted and not yet answered, wherever they are
     /// in the pipeline (queued, in the open object, uploading, committing).
     /// A submission that would exceed it waits, which stops the producer's
@@ -72,6 +87,10 @@ pub struct WriterConfig {
     /// number or size of the appends. One append larger than the whole budget
     /// still passes, alone.
     pub max_buffered_bytes: usize,
+    /// Hedge uploads that are late (see `hedge.rs`); `None` never does.
+    /// Worth it on remote stores with a long latency tail (S3), not on a
+    /// local folder, where a second write of the same file only adds work.
+    pub put_hedge: Option<HedgeConfig>,
 }
 
 impl WriterConfig {
@@ -89,7 +108,9 @@ impl Default for WriterConfig {
             flush_interval: Duration::from_millis(10),
             max_inflight_uploads: 4,
             seal_when_idle: true,
+            idle_below_in_flight: 1,
             max_buffered_bytes: Self::BUFFERED_FLUSH_SIZES * flush_bytes,
+            put_hedge: None,
         }
     }
 }
@@ -115,13 +136,17 @@ type Submission = (Append, Reply);
 #[derive(Default)]
 struct Pipeline {
     busy: AtomicUsize,
-    /// Signalled when `busy` drops to zero.
-    idle: Notify,
+    /// Requests still queueing their appends ([`ObjectWriter::queueing`]).
+    queueing: AtomicUsize,
+    /// Signalled whenever `busy` or `queueing` drops.
+    freed: Notify,
 }
 
 impl Pipeline {
-    fn is_idle(&self) -> bool {
-        self.busy.load(Ordering::Acquire) == 0
+    /// Whether fewer than `limit` objects are in flight and no request is
+    /// halfway through queueing its appends.
+    fn below(&self, limit: usize) -> bool {
+        self.busy.load(Ordering::Acquire) < limit && self.queueing.load(Ordering::Acquire) == 0
     }
 
     fn sealed(&self) {
@@ -129,9 +154,23 @@ impl Pipeline {
     }
 
     fn finished(&self, objects: usize) {
-        if objects > 0 && self.busy.fetch_sub(objects, Ordering::AcqRel) == objects {
-            self.idle.notify_one();
+        if objects > 0 {
+            self.busy.fetch_sub(objects, Ordering::AcqRel);
+            self.freed.notify_one();
         }
+    }
+}
+
+/// Held while a request queues its appends: no idle seal cuts the request
+/// in two (see [`ObjectWriter::queueing`]).
+pub struct Queueing {
+    pipeline: Arc<Pipeline>,
+}
+
+impl Drop for Queueing {
+    fn drop(&mut self) {
+        self.pipeline.queueing.fetch_sub(1, Ordering::AcqRel);
+        self.pipeline.freed.notify_one();
     }
 }
 
@@ -145,6 +184,7 @@ pub struct ObjectWriter {
     max_buffered_bytes: u32,
     /// Taken by `shutdown`; `None` afterwards.
     packer: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    pipeline: Arc<Pipeline>,
 }
 
 impl ObjectWriter {
@@ -183,11 +223,16 @@ impl ObjectWriter {
             }
             .run(),
         );
+        let hedger = config
+            .put_hedge
+            .clone()
+            .map(|hedge| Arc::new(Hedger::new(hedge, Arc::clone(&metrics))));
         let packer = Packer {
             store,
+            hedger,
             config,
             sealed: sealed_tx,
-            pipeline,
+            pipeline: Arc::clone(&pipeline),
             failures,
             metrics,
             open: Default::default(),
@@ -198,6 +243,19 @@ impl ObjectWriter {
             buffered,
             max_buffered_bytes,
             packer: Mutex::new(Some((stop_tx, packer))),
+            pipeline,
+        }
+    }
+
+    /// Marks a request that is about to queue several appends (a Produce
+    /// request's partitions) until the guard drops: an idle seal waits for
+    /// the rest, so the request's appends share one object instead of being
+    /// cut in two, which would make its answer wait for the slower of two
+    /// PUTs. Sealing by size or age is not held back.
+    pub fn queueing(&self) -> Queueing {
+        self.pipeline.queueing.fetch_add(1, Ordering::AcqRel);
+        Queueing {
+            pipeline: Arc::clone(&self.pipeline),
         }
     }
 

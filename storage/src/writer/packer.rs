@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::hedge::Hedger;
 use super::uploader::{fail_all, SealedObject, SealedRun};
 use super::{Append, Pipeline, Reply, Submission, WriterConfig};
 use crate::format::{ObjectEncoder, RunStats};
@@ -23,6 +24,8 @@ use crate::StorageError;
 /// What the packer task owns.
 pub(super) struct Packer {
     pub(super) store: Arc<dyn ObjectStore>,
+    /// Hedges late uploads (`WriterConfig::put_hedge`).
+    pub(super) hedger: Option<Arc<Hedger>>,
     pub(super) config: WriterConfig,
     /// To the committer; bounded, so a full pipeline stops the packer.
     pub(super) sealed: mpsc::Sender<SealedObject>,
@@ -64,6 +67,7 @@ impl Packer {
         let mut deadline: Option<Instant> = None;
         let pipeline = Arc::clone(&self.pipeline);
         let seal_when_idle = self.config.seal_when_idle;
+        let idle_below = self.config.idle_below_in_flight.max(1);
         loop {
             let submission = tokio::select! {
                 next = rx.recv() => next,
@@ -72,8 +76,10 @@ impl Packer {
                     deadline = None;
                     continue;
                 }
-                _ = pipeline.idle.notified(), if seal_when_idle && !self.open.runs.is_empty() => {
-                    if pipeline.is_idle() {
+                _ = pipeline.freed.notified(), if seal_when_idle && !self.open.runs.is_empty() => {
+                    // Appends still queued are taken first (the check after
+                    // each one seals once the queue is empty).
+                    if rx.is_empty() && pipeline.below(idle_below) {
                         self.seal().await;
                         deadline = None;
                     }
@@ -94,7 +100,7 @@ impl Packer {
             self.add(append, reply);
             // Appends already queued join this object before an idle seal, so
             // requests that arrive together share one PUT.
-            let idle_seal = seal_when_idle && rx.is_empty() && pipeline.is_idle();
+            let idle_seal = seal_when_idle && rx.is_empty() && pipeline.below(idle_below);
             if self.open.bytes >= self.config.flush_bytes
                 || (idle_seal && !self.open.runs.is_empty())
             {
@@ -165,7 +171,13 @@ impl Packer {
         }
         let bytes = encoder.finish();
         self.metrics.objects_sealed.inc();
-        let sealed = SealedObject::upload(&self.store, open.generation, bytes, runs);
+        let sealed = SealedObject::upload(
+            &self.store,
+            self.hedger.as_ref(),
+            open.generation,
+            bytes,
+            runs,
+        );
         self.pipeline.sealed();
         if let Err(mpsc::error::SendError(sealed)) = self.sealed.send(sealed).await {
             self.pipeline.finished(1);

@@ -135,6 +135,18 @@ async fn outcome(rx: oneshot::Receiver<AppendOutcome>) -> i64 {
 
 const AN_HOUR: Duration = Duration::from_secs(3600);
 
+/// Waits until the write path has sealed `objects` objects (appends
+/// submitted back to back may otherwise share one).
+async fn sealed(s: &Setup, objects: u64) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while s.metrics.objects_sealed.get() < objects {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("sealed within 10 s");
+}
+
 #[tokio::test]
 async fn an_idle_write_path_seals_at_once_instead_of_waiting_for_the_interval() {
     let s = setup(WriterConfig {
@@ -147,6 +159,72 @@ async fn an_idle_write_path_seals_at_once_instead_of_waiting_for_the_interval() 
     assert_eq!(outcome(first).await, 0);
     let second = s.writer.submit(append(s.topic, 2)).await.unwrap();
     assert_eq!(outcome(second).await, 3);
+    s.writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn below_the_in_flight_limit_the_next_object_seals_while_one_uploads() {
+    let s = setup(WriterConfig {
+        flush_interval: AN_HOUR,
+        idle_below_in_flight: 2,
+        ..WriterConfig::default()
+    })
+    .await;
+    // The first object's PUT is held; the second append still gets an
+    // object of its own and starts uploading.
+    let first = s.writer.submit(append(s.topic, 3)).await.unwrap();
+    sealed(&s, 1).await;
+    let second = s.writer.submit(append(s.topic, 2)).await.unwrap();
+    sealed(&s, 2).await;
+    while s.metrics.store_puts.get() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.gate.hooks.first_put.add_permits(1);
+    assert_eq!(outcome(first).await, 0);
+    assert_eq!(outcome(second).await, 3);
+    s.writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_one_in_flight_the_next_append_waits_for_the_pipeline() {
+    let s = setup(WriterConfig {
+        flush_interval: AN_HOUR,
+        ..WriterConfig::default()
+    })
+    .await;
+    let first = s.writer.submit(append(s.topic, 3)).await.unwrap();
+    sealed(&s, 1).await;
+    let second = s.writer.submit(append(s.topic, 2)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.metrics.objects_sealed.get(), 1, "the second waits");
+    s.gate.hooks.first_put.add_permits(1);
+    assert_eq!(outcome(first).await, 0);
+    assert_eq!(outcome(second).await, 3);
+    assert_eq!(s.metrics.objects_sealed.get(), 2);
+    s.writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_still_queueing_its_appends_is_not_cut_by_an_idle_seal() {
+    let s = setup(WriterConfig {
+        flush_interval: AN_HOUR,
+        ..WriterConfig::default()
+    })
+    .await;
+    s.gate.hooks.first_put.add_permits(1);
+    let queueing = s.writer.queueing();
+    let first = s.writer.submit(append(s.topic, 3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.metrics.objects_sealed.get(), 0, "held while queueing");
+    let second = s.writer.submit(append(s.topic, 2)).await.unwrap();
+    drop(queueing);
+    assert_eq!(outcome(first).await, 0);
+    assert_eq!(outcome(second).await, 3);
+    assert_eq!(
+        s.metrics.objects_sealed.get(),
+        1,
+        "one object for the request"
+    );
     s.writer.shutdown().await;
 }
 
@@ -184,8 +262,9 @@ async fn objects_uploaded_while_an_earlier_one_uploads_commit_together_in_order(
     for records in [1, 2, 3, 4] {
         replies.push(s.writer.submit(append(s.topic, records)).await.unwrap());
     }
-    // The first upload is held; the three behind it finish.
-    while s.metrics.store_puts.get() < 3 {
+    // The first upload is held; the three behind it finish (a PUT's latency
+    // is recorded when it answers).
+    while s.metrics.store_put_latency.count() < 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(s.metrics.catalog_commit_latency.count(), 0);

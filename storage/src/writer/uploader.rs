@@ -12,6 +12,7 @@ use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::RunAppend;
 use tokio::task::JoinHandle;
 
+use super::hedge::Hedger;
 use super::Reply;
 use crate::format::new_object_key;
 use crate::StorageError;
@@ -36,9 +37,10 @@ pub(super) struct SealedObject {
 }
 
 impl SealedObject {
-    /// Names the object and starts its upload.
+    /// Names the object and starts its upload (hedged, given a `hedger`).
     pub(super) fn upload(
         store: &Arc<dyn ObjectStore>,
+        hedger: Option<&Arc<Hedger>>,
         generation: u64,
         bytes: Bytes,
         runs: Vec<SealedRun>,
@@ -46,9 +48,15 @@ impl SealedObject {
         let key = Path::from(new_object_key());
         let upload = {
             let store = Arc::clone(store);
+            let hedger = hedger.map(Arc::clone);
             let key = key.clone();
             let payload = PutPayload::from(bytes.clone());
-            tokio::spawn(async move { store.put(&key, payload).await.map(|_| ()) })
+            tokio::spawn(async move {
+                match hedger {
+                    Some(hedger) => hedger.put(store.as_ref(), &key, payload).await,
+                    None => store.put(&key, payload).await.map(|_| ()),
+                }
+            })
         };
         SealedObject {
             generation,
