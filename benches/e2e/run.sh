@@ -13,7 +13,14 @@
 #   --out DIR                where results.json, results.md and the PNGs go
 #                            (default docs/benchmarks)
 #   --scale F                multiply record counts and durations (e.g. 0.1 to try it out)
-#   --scenarios LIST         subset of produce,consume,latency,e2e,fixed-1p,produce-1000p,fixed-1000p
+#   --scenarios LIST         subset of produce,consume,latency,e2e,fixed-1p,produce-1000p,fixed-1000p,
+#                            rate-10m (10 MiB/s on 8 partitions; by default only with --s3-latency)
+#   --profile NAME           producer settings of every producing scenario: default (Java's) or
+#                            object-storage (linger.ms=100, batch.size=1048576)
+#   --sh-args "FLAGS"        more flags for every StreamHouse broker (e.g. "--flush-interval-ms 250")
+#   --s3-latency MED,P99     sh-s3's S3 server behind a proxy (benches/e2e/latency-proxy) that
+#                            delays each answer's first byte: log-normal, median MED ms, 99th
+#                            percentile P99 ms; 25,150 is like S3 Standard within a region
 #   --no-build               use the release binary as it is
 #
 # Set-up, each step only if missing, everything under
@@ -36,6 +43,7 @@ source "$ROOT/scripts/lib.sh"
 ARGS=()
 OUT="$ROOT/docs/benchmarks"
 BUILD=1
+S3_LATENCY=""
 while (($#)); do
     case "$1" in
         --quick) ARGS+=(--quick) ;;
@@ -43,6 +51,9 @@ while (($#)); do
         --brokers) ARGS+=(--brokers "${2:?--brokers needs a list}"); shift ;;
         --scale) ARGS+=(--scale "${2:?--scale needs a factor}"); shift ;;
         --scenarios) ARGS+=(--scenarios "${2:?--scenarios needs a list}"); shift ;;
+        --profile) ARGS+=(--profile "${2:?--profile needs a name}"); shift ;;
+        --sh-args) ARGS+=(--sh-args "${2?--sh-args needs flags}"); shift ;;
+        --s3-latency) S3_LATENCY="${2:?--s3-latency needs MEDIAN_MS,P99_MS}"; shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --no-build) BUILD=0 ;;
         -h | --help) usage; exit 0 ;;
@@ -81,6 +92,15 @@ if [[ -z "${STREAMHOUSE_BIN:-}" && "$BUILD" == 1 ]]; then
     (cd "$ROOT" && cargo build --release --bin streamhouse)
 fi
 [[ -x "$BIN" ]] || { echo "run.sh: no broker binary at $BIN" >&2; exit 1; }
+PROXY="$CARGO_TARGET_DIR/release/s3-latency-proxy"
+if [[ -n "$S3_LATENCY" ]]; then
+    if [[ "$BUILD" == 1 || ! -x "$PROXY" ]]; then
+        step "cargo build --release -p s3-latency-proxy"
+        (cd "$ROOT" && cargo build --release -p s3-latency-proxy)
+    fi
+    [[ -x "$PROXY" ]] || { echo "run.sh: no latency proxy at $PROXY" >&2; exit 1; }
+    ARGS+=(--s3-latency "$S3_LATENCY" --s3-proxy-bin "$PROXY")
+fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/streamhouse-e2e.XXXXXX")"
 # shellcheck disable=SC2317  # called by the trap
@@ -112,7 +132,7 @@ status=0
 PYTHONPATH="$HERE" PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m bench ${ARGS[@]+"${ARGS[@]}"} \
     --streamhouse-bin "$BIN" --kafka-lib "$LIB" \
     --pg-url "postgres://postgres@127.0.0.1:$SH_PG_PORT" "${S3ARGS[@]}" \
-    --workdir "$WORK" --out "$OUT" --notes "$NOTES" || status=$?
+    --workdir "$WORK" --out "$OUT" --notes "$NOTES" --cache "$STREAMHOUSE_CACHE" || status=$?
 rm -rf "$LOGS/last-run"
 cp -r "$WORK/logs" "$LOGS/last-run" 2>/dev/null || true
 exit "$status"

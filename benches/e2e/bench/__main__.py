@@ -12,6 +12,7 @@ fails is recorded as failed and the next one runs.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -24,7 +25,8 @@ import uuid
 from .brokers import KafkaBroker, StreamHouseBroker
 from .processes import Failed, free_port, log, start_process, stop_all
 from .report import machine, markdown_table, plots, summarize
-from .scenarios import FIXED_RATE, FULL, QUICK, RECORD_SIZE, SCENARIOS, Bench
+from .scenarios import (FIXED_RATE, FULL, LATENCY_SCENARIOS, PRODUCER_PROFILES, QUICK, RECORD_SIZE,
+                        SCENARIOS, Bench)
 
 BROKERS = ["kafka", "sh-embedded", "sh-s3"]
 # Not run by default: Kafka fsyncing every append (log.flush.interval.messages=1),
@@ -35,6 +37,18 @@ OPTIONAL_BROKERS = ["kafka-fsync"]
 def psql(pg_admin_url, sql):
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", pg_admin_url, "-c", sql], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_listening(port, what, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise Failed("%s did not listen on port %d" % (what, port))
+            time.sleep(0.1)
 
 
 def main():
@@ -54,7 +68,30 @@ def main():
     p.add_argument("--notes", default="")
     p.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(SCENARIOS)
                    + " (consume needs produce)")
+    p.add_argument("--profile", default="default", choices=sorted(PRODUCER_PROFILES),
+                   help="producer settings added to every producing scenario")
+    p.add_argument("--s3-latency", metavar="MEDIAN_MS,P99_MS",
+                   help="put the S3 server behind a proxy delaying each answer's first byte "
+                        "(log-normal with this median and 99th percentile)")
+    p.add_argument("--cache", default=os.environ.get("STREAMHOUSE_CACHE", "/var/cache/streamhouse-ci"),
+                   help="where the franz-go load generator is built (bin/loadgen; Go caches in go/)")
+    p.add_argument("--sh-args", default="",
+                   help="more flags for every StreamHouse broker, e.g. '--flush-interval-ms 250'")
+    p.add_argument("--s3-proxy-bin", help="the latency proxy (benches/e2e/latency-proxy)")
     opts = p.parse_args()
+    latency = None
+    if opts.s3_latency:
+        try:
+            latency = [float(x) for x in opts.s3_latency.split(",")]
+            if len(latency) != 2 or not 0 < latency[0] <= latency[1]:
+                raise ValueError
+        except ValueError:
+            p.error("--s3-latency needs MEDIAN_MS,P99_MS with 0 < median <= p99, e.g. 25,150")
+        if not opts.s3_proxy_bin:
+            p.error("--s3-latency needs --s3-proxy-bin")
+    if not opts.scenarios:
+        # The 10 MiB/s scenario is about store latency; a local store has none.
+        opts.scenarios = ",".join(x for x in SCENARIOS if latency or x not in LATENCY_SCENARIOS)
     if opts.scenarios:
         opts.scenarios = {x.strip() for x in opts.scenarios.split(",") if x.strip()}
         unknown = opts.scenarios - set(SCENARIOS)
@@ -62,6 +99,8 @@ def main():
             p.error("unknown scenarios: %s" % ", ".join(sorted(unknown)))
         if "consume" in opts.scenarios:
             opts.scenarios.add("produce")
+        if "consume-franz" in opts.scenarios:
+            opts.scenarios.add("produce-franz")
 
     sizes = dict(QUICK if opts.quick else FULL)
     if opts.reps:
@@ -83,6 +122,9 @@ def main():
     store_note = "moto" if s3_url else None
     t_start = time.time()
     info = {"machine": machine(), "sizes": sizes, "brokers": brokers, "record_size": RECORD_SIZE,
+            "producer_profile": opts.profile, "streamhouse_args": opts.sh_args,
+            "producer_profile_props": list(PRODUCER_PROFILES[opts.profile]),
+            "s3_latency_ms": {"median": latency[0], "p99": latency[1]} if latency else None,
             "fixed_rate_records_per_s": FIXED_RATE, "run_id": run_id, "notes": opts.notes,
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     try:
@@ -93,17 +135,19 @@ def main():
             start_process([opts.versitygw, "--access", "test", "--secret", "test",
                            "--port", "127.0.0.1:%d" % port, "posix", root],
                           os.path.join(opts.workdir, "versitygw.log"))
-            deadline = time.time() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise Failed("versitygw did not listen")
-                    time.sleep(0.1)
+            wait_listening(port, "versitygw")
             s3_url = "http://127.0.0.1:%d" % port
             store_note = "versitygw (posix backend on %s)" % root
+        if "sh-s3" in brokers and latency and s3_url:
+            port = free_port()
+            start_process([opts.s3_proxy_bin, "--listen", "127.0.0.1:%d" % port,
+                           "--upstream", s3_url.split("//", 1)[1],
+                           "--median-ms", str(latency[0]), "--p99-ms", str(latency[1])],
+                          os.path.join(opts.workdir, "s3-latency-proxy.log"))
+            wait_listening(port, "the latency proxy")
+            s3_url = "http://127.0.0.1:%d" % port
+            store_note += ", behind a proxy delaying each answer (log-normal, median %g ms, p99 %g ms)" \
+                % tuple(latency)
         info["s3_server"] = store_note
         for rep in range(1, sizes["reps"] + 1):
             order = brokers[rep - 1:] + brokers[:rep - 1]  # rotate who goes first
@@ -118,7 +162,8 @@ def main():
                         broker = KafkaBroker(opts.kafka_lib, workdir, logdir,
                                              fsync_every_append=(name == "kafka-fsync"))
                     elif name == "sh-embedded":
-                        broker = StreamHouseBroker(name, opts.streamhouse_bin, workdir, logdir)
+                        broker = StreamHouseBroker(name, opts.streamhouse_bin, workdir, logdir,
+                                                   extra_args=shlex.split(opts.sh_args))
                     else:
                         if not (opts.pg_url and s3_url):
                             raise Failed("sh-s3 needs --pg-url and an S3 server")
@@ -128,7 +173,8 @@ def main():
                         store = "s3://%s?endpoint=%s&region=us-east-1&allow_http=true&path_style=true" \
                                 "&prefix=%s/rep%d" % (opts.s3_bucket, s3_url, run_id, rep)
                         broker = StreamHouseBroker(name, opts.streamhouse_bin, workdir, logdir,
-                                                   catalog="%s/%s" % (opts.pg_url, db), store=store)
+                                                   catalog="%s/%s" % (opts.pg_url, db), store=store,
+                                                   extra_args=shlex.split(opts.sh_args))
                     bench.run_broker(rep, broker)
                 except Exception as e:  # noqa: BLE001
                     log("  %s: %s" % (name, e))

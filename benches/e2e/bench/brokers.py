@@ -111,9 +111,10 @@ class KafkaBroker(Broker):
 
 
 class StreamHouseBroker(Broker):
-    def __init__(self, name, binary, workdir, logdir, catalog=None, store=None):
+    def __init__(self, name, binary, workdir, logdir, catalog=None, store=None, extra_args=()):
         self.name, self.binary, self.workdir, self.logdir = name, binary, workdir, logdir
         self.catalog, self.store = catalog, store
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.metrics_port = free_port()
 
@@ -126,6 +127,7 @@ class StreamHouseBroker(Broker):
             args += ["--catalog", self.catalog]
         if self.store:
             args += ["--store", self.store]
+        args += self.extra_args
         self.proc = start_process(args, os.path.join(self.logdir, self.name + ".log"))
         wait_ready(self.port, self.proc, self.name)
 

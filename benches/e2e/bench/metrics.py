@@ -58,6 +58,7 @@ def store_deltas(m0, m1, wall):
         "store_gets": gets,
         "store_get_bytes": d("streamhouse_store_get_bytes_total"),
         "store_other": d("streamhouse_store_other_requests_total"),
+        "store_put_hedges": d("streamhouse_store_put_hedges_total"),
         "objects_sealed": d("streamhouse_objects_sealed_total"),
         "objects_committed": d("streamhouse_objects_committed_total"),
         "catalog_commits": d("streamhouse_catalog_commit_latency_count"),

@@ -21,7 +21,17 @@ ROWS = [
     ("Metadata p99, 1000-partition topic", "produce-1000p", "metadata_p99_ms", "ms", False, False),
     ("produce latency p99 @ 5 MiB/s, 1 partition, 128 KiB batches", "fixed-1p", "p99_ms", "ms", False, False),
     ("produce latency p99 @ 5 MiB/s, 1000 partitions, 128 KiB batches", "fixed-1000p", "p99_ms", "ms", False, False),
+    ("produce throughput @ 10 MiB/s offered, 8 partitions", "rate-10m", "mib_per_s", "MiB/s", True, False),
+    ("produce latency p50 @ 10 MiB/s", "rate-10m", "p50_ms", "ms", False, False),
+    ("produce latency p99 @ 10 MiB/s", "rate-10m", "p99_ms", "ms", False, False),
+    ("produce latency p99.9 @ 10 MiB/s", "rate-10m", "p999_ms", "ms", False, False),
+    ("store PUTs per GiB written @ 10 MiB/s", "rate-10m", "puts_per_gib", "", False, True),
+    ("store request cost per TiB written @ 10 MiB/s", "rate-10m", "usd_per_tib", "USD/TiB", False, True),
+    ("hedged PUTs per GiB written @ 10 MiB/s", "rate-10m", "hedges_per_gib", "", False, True),
+    ("store mean PUT time (@ 10 MiB/s)", "rate-10m", "store_put_mean_ms", "ms", False, True),
     ("store PUTs per GiB written", "produce", "puts_per_gib", "", False, True),
+    ("store request cost per TiB written (produce)", "produce", "usd_per_tib", "USD/TiB", False, True),
+    ("store request cost per TiB read (catch-up)", "consume", "usd_per_tib", "USD/TiB", False, True),
     ("store mean PUT time (produce)", "produce", "store_put_mean_ms", "ms", False, True),
     ("store mean PUT time (@ 5 MiB/s)", "latency", "store_put_mean_ms", "ms", False, True),
     ("catalog mean commit time (produce)", "produce", "catalog_commit_mean_ms", "ms", False, True),
@@ -34,6 +44,13 @@ ROWS = [
     ("store PUTs/s @ 5 MiB/s, 1 partition", "fixed-1p", "store_puts_per_s", "/s", False, True),
     ("store PUTs/s @ 5 MiB/s, 8 partitions", "latency", "store_puts_per_s", "/s", False, True),
     ("store PUTs/s @ 5 MiB/s, 1000 partitions", "fixed-1000p", "store_puts_per_s", "/s", False, True),
+    ("produce throughput, 8 partitions, franz-go", "produce-franz", "mib_per_s", "MiB/s", True, False),
+    ("consume throughput (catch-up, cold broker), franz-go", "consume-franz", "mib_per_s", "MiB/s", True, False),
+    ("broker CPU per MiB produced, franz-go", "produce-franz", "broker_cpu_ms_per_mib", "ms", False, False),
+    ("broker CPU per MiB consumed, franz-go", "consume-franz", "broker_cpu_ms_per_mib", "ms", False, False),
+    ("client CPU, produce, franz-go (cores)", "produce-franz", "client_cores", "", False, False),
+    ("client CPU, consume, franz-go (cores)", "consume-franz", "client_cores", "", False, False),
+    ("store request cost per TiB read (catch-up), franz-go", "consume-franz", "usd_per_tib", "USD/TiB", False, True),
     ("broker CPU, produce (cores)", "produce", "broker_cores", "", False, False),
     ("client CPU, produce (cores)", "produce", "client_cores", "", False, False),
     ("broker CPU, consume (cores)", "consume", "broker_cores", "", False, False),
@@ -49,17 +66,30 @@ ROWS = [
 ]
 
 
+# AWS S3 Standard request prices, us-east-1 (aws.amazon.com/s3/pricing, as of
+# 2026): PUT, COPY, POST and LIST $0.005 per 1,000; GET and the rest $0.0004
+# per 1,000; DELETE free. Only PUTs and GETs are priced here: the other
+# requests a run makes are a few deletes and lists of the collector.
+USD_PER_PUT = 0.005 / 1000
+USD_PER_GET = 0.0004 / 1000
+
+
 def derived(values):
     """Adds the ratios computed from a scenario's raw values."""
     v = dict(values)
-    gib_written = v.get("store_put_bytes", 0) / 2**30
+    # Per GiB the clients wrote: the store's own bytes also count compaction's
+    # rewrites, which are a cost of the same GiB, not more GiB.
+    gib_written = v.get("bytes_produced", v.get("store_put_bytes", 0)) / 2**30
     if "store_puts" in v and gib_written > 0:
         v["puts_per_gib"] = v["store_puts"] / gib_written
+        v["hedges_per_gib"] = v.get("store_put_hedges", 0) / gib_written
+        v["usd_per_tib"] = 1024 * (v["store_puts"] * USD_PER_PUT + v.get("store_gets", 0) * USD_PER_GET) / gib_written
     if v.get("catalog_commits"):
         v["objects_per_commit"] = v["objects_committed"] / v["catalog_commits"]
     mib = v.get("mib")
     if "store_gets" in v and mib:
         v["gets_per_gib"] = v["store_gets"] / (mib / 1024)
+        v["usd_per_tib"] = 1024 * (v["store_gets"] * USD_PER_GET + v.get("store_puts", 0) * USD_PER_PUT) / (mib / 1024)
         if v["store_gets"]:
             v["mib_per_get"] = v["store_get_bytes"] / 2**20 / v["store_gets"]
     # Rates per second of the client's own measured interval (the producer's
@@ -70,6 +100,11 @@ def derived(values):
         active = v["records"] / v["records_per_s"]
     elif v.get("fetch_ms"):
         active = v["fetch_ms"] / 1000
+    # Broker CPU per MiB the client moved: the broker's own cost, whatever
+    # limited the rate.
+    moved_mib = mib or v.get("bytes_produced", 0) / 2**20
+    if v.get("broker_cpu_s") is not None and moved_mib:
+        v["broker_cpu_ms_per_mib"] = v["broker_cpu_s"] * 1000 / moved_mib
     if active:
         if "store_puts" in v:
             v["store_puts_per_s"] = v["store_puts"] / active

@@ -12,6 +12,7 @@ import uuid
 
 from .metrics import (COMPACTION_PENDING, cpu_seconds, percentile, reset_peak_rss, status_kib,
                       store_deltas)
+from . import loadgen
 from .processes import Failed, log, run_client
 from .wire import metadata_request
 
@@ -21,6 +22,16 @@ FIXED_RATE = 5120  # records/s of 1 KiB: 5 MiB/s
 # batches and 5 requests in flight, one partition carries at most 80 KiB per
 # round trip, below 5 MiB/s once a round trip exceeds 16 ms.
 BIG_BATCHES = ("batch.size=131072",)
+# The producer settings every producing scenario adds (--profile): Java's
+# defaults, or what object-storage brokers recommend (WarpStream and Aiven's
+# diskless topics both advise lingering about 100 ms into batches of up to
+# 1 MiB), so that each request carries enough to pay for an object's latency.
+PRODUCER_PROFILES = {
+    "default": (),
+    "object-storage": ("linger.ms=100", "batch.size=1048576"),
+}
+# The rate-10m scenario: 10 MiB/s of 1 KiB records on 8 partitions.
+RATE_10M = 10 * 1024
 
 FULL = {
     "reps": 3,
@@ -30,6 +41,7 @@ FULL = {
     "wide_records": 100_000,
     "metadata_requests": 200,
     "fixed_seconds": 8,
+    "rate_seconds": 40,
 }
 QUICK = {
     "reps": 1,
@@ -39,9 +51,13 @@ QUICK = {
     "wide_records": 50_000,
     "metadata_requests": 50,
     "fixed_seconds": 5,
+    "rate_seconds": 15,
 }
 
-SCENARIOS = ["produce", "consume", "latency", "e2e", "fixed-1p", "produce-1000p", "fixed-1000p"]
+SCENARIOS = ["produce", "consume", "latency", "e2e", "fixed-1p", "produce-1000p", "fixed-1000p", "rate-10m",
+             "produce-franz", "consume-franz"]
+# Run only when named, or by default when the store has S3-like latency.
+LATENCY_SCENARIOS = ["rate-10m"]
 
 
 class Skipped(Exception):
@@ -58,6 +74,16 @@ class Bench:
         self.opts, self.sizes = opts, sizes
         self.lib = opts.kafka_lib
         self.results = []
+        self.profile = PRODUCER_PROFILES[getattr(opts, "profile", "default")]
+        self._loadgen = None
+
+    def loadgen(self, logdir):
+        """The franz-go load generator's binary, built on first use."""
+        if self._loadgen is None:
+            src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "loadgen")
+            self._loadgen = loadgen.ensure_loadgen(self.opts.cache, src,
+                                                   os.path.join(logdir, "loadgen-build.log"))
+        return self._loadgen
 
     def java_client(self, main, *args):
         return ["java", "-Xmx1g", "-cp", os.path.join(self.lib, "*"),
@@ -97,7 +123,11 @@ class Bench:
         after the first `warmup` records (the client JVM's warm-up excluded)."""
         args = ["--bootstrap-server", "127.0.0.1:%d" % broker.port, "--topic", topic,
                 "--num-records", str(records), "--record-size", str(RECORD_SIZE),
-                "--throughput", str(rate), "--command-property", "acks=all", *props]
+                "--throughput", str(rate),
+                # One option with every property (a repeated option would keep
+                # only its last values); later ones win: the profile's batch
+                # size over a scenario's.
+                "--command-property", "acks=all", *props, *self.profile]
         if warmup:
             args += ["--warmup-records", str(warmup)]
         out, usage = run_client(self.java_client("org.apache.kafka.tools.ProducerPerformance", *args),
@@ -109,6 +139,7 @@ class Bench:
         total, steady = matches[0], matches[-1]
         values = {
             "records": records,
+            "bytes_produced": records * RECORD_SIZE,
             "records_per_s": float(total.group(2)),
             "mib_per_s": float(total.group(3)),
             "steady_records": int(steady.group(1)),
@@ -147,9 +178,15 @@ class Bench:
         return values
 
     def end_to_end(self, broker, topic, records, log_path):
-        out, usage = run_client(self.java_client(
-            "org.apache.kafka.tools.EndToEndLatency", "127.0.0.1:%d" % broker.port, topic, str(records),
-            "all", str(RECORD_SIZE)), 900, log_path, broker.pid())
+        args = ["127.0.0.1:%d" % broker.port, topic, str(records), "all", str(RECORD_SIZE)]
+        if self.profile:
+            # The tool's optional sixth argument: a file of client properties.
+            props = os.path.join(os.path.dirname(log_path), "e2e-profile.properties")
+            with open(props, "w") as f:
+                f.write("\n".join(self.profile) + "\n")
+            args.append(props)
+        out, usage = run_client(self.java_client("org.apache.kafka.tools.EndToEndLatency", *args),
+                                900, log_path, broker.pid())
         avg = re.search(r"Avg latency: ([\d.]+) ms", out)
         pct = re.search(r"50th = (\d+), 99th = (\d+), 99.9th = (\d+)", out)
         if not (avg and pct):
@@ -183,7 +220,8 @@ class Bench:
         log(" %s / %s" % (broker.name, name))
         entry = {"rep": rep, "broker": broker.name, "scenario": name, "ok": False}
         try:
-            # The previous scenario's compaction is its own cost, not this one's.
+            # Compaction is counted in the scenario that wrote what it merges
+            # (below); whatever is still pending is not this one's.
             if broker.metrics().get(COMPACTION_PENDING, 0) > 0:
                 entry["compaction_wait_before_s"] = broker.wait_compacted()
             # Written-back pages of the previous scenario (or broker: Kafka leaves
@@ -201,6 +239,9 @@ class Bench:
             values["wall_s"] = wall
             values["scenario_broker_cpu_s"] = cpu_seconds(pid) - cpu0
             values["broker_peak_rss_mib"] = status_kib(pid, "VmHWM") / 1024
+            # The store requests of compacting what this scenario wrote are part
+            # of its cost per GiB (a store billed per request pays for them).
+            values["compaction_wait_after_s"] = broker.wait_compacted()
             m1 = broker.metrics()
             if m0 and m1:
                 values.update(store_deltas(m0, m1, wall))
@@ -288,3 +329,52 @@ class Bench:
             return self.produce(broker, "tw1000", FIXED_RATE * s["fixed_seconds"] + warmup, FIXED_RATE,
                                 os.path.join(logdir, "fixed1000.log"), warmup=warmup, props=BIG_BATCHES)
         self.scenario(rep, broker, "fixed-1000p", fixed_1000p)
+
+        # Whether a producer keeps up with 10 MiB/s, and at what latency: with
+        # S3-like store latency this is where Java's default producer (5
+        # requests of 8 x 16 KiB in flight) runs out of window.
+        def rate_10m():
+            self.create_topic(broker, "tr10", 8)
+            warm = RATE_10M * 2
+            v = self.produce(broker, "tr10", RATE_10M * s["rate_seconds"] + warm, RATE_10M,
+                             os.path.join(logdir, "rate10m.log"), warmup=warm)
+            v["target_mib_per_s"] = RATE_10M * RECORD_SIZE / 2**20
+            return v
+        self.scenario(rep, broker, "rate-10m", rate_10m)
+
+        # The same produce and catch-up read driven by franz-go, which needs a
+        # fraction of the Java tools' CPU, so the broker's own cost shows. Five
+        # times the records: at franz-go's rates the Java count lasts a second.
+        franz_records = 5 * s["produce_records"]
+
+        def produce_franz():
+            self.create_topic(broker, "tpf8", 8)
+            linger, batch = (100, 1 << 20) if self.profile else (None, None)
+            v = loadgen.produce(self.loadgen(logdir), broker, "tpf8", franz_records, -1,
+                                os.path.join(logdir, "produce-franz.log"), linger_ms=linger,
+                                batch_bytes=batch)
+            v["bytes_produced"] = franz_records * RECORD_SIZE
+            return v
+        franz_produced = self.scenario(rep, broker, "produce-franz", produce_franz)
+
+        def consume_franz():
+            if not franz_produced["ok"]:
+                raise Failed("nothing produced")
+            # After the restart: every partition served before the clock starts
+            # (Kafka takes seconds to load its logs and elect leaders again).
+            self.create_topic(broker, "tpf8", 8)
+            return loadgen.consume(self.loadgen(logdir), broker, "tpf8", franz_records,
+                                   os.path.join(logdir, "consume-franz.log"))
+        try:
+            if self.opts.scenarios and "consume-franz" not in self.opts.scenarios:
+                raise Skipped()
+            if franz_produced["ok"]:
+                broker.wait_compacted()
+            broker.stop()
+            broker.start()
+            self.scenario(rep, broker, "consume-franz", consume_franz)
+        except Skipped:
+            pass
+        except Exception as e:  # noqa: BLE001
+            self.results.append({"rep": rep, "broker": broker.name, "scenario": "consume-franz",
+                                 "ok": False, "error": "restart failed: %s" % e})

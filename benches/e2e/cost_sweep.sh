@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# PUTs per GiB against produce latency over the write path's settings, on
+# S3-like latency: runs.sh's rate-10m scenario (10 MiB/s of 1 KiB records on
+# 8 partitions, the object-storage producer profile) once per setting, then
+# plots each setting's point (cost_sweep.png) and writes cost_sweep.md.
+#
+#   benches/e2e/cost_sweep.sh [--out DIR] [--reps N] [--no-build]
+#
+# Each point is a separate run.sh run into DIR/<label>/ (default
+# docs/benchmarks/s3-latency/sweep), about a minute each with one repetition.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="$ROOT/docs/benchmarks/s3-latency/sweep"
+REPS=1
+BUILD=()
+while (($#)); do
+    case "$1" in
+        --out) OUT="${2:?--out needs a directory}"; shift ;;
+        --reps) REPS="${2:?--reps needs a number}"; shift ;;
+        --no-build) BUILD=(--no-build) ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "cost_sweep.sh: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# label | StreamHouse flags (empty: the s3:// defaults)
+POINTS=(
+    "defaults|"
+    "interval-100|--seal-when-idle false --flush-interval-ms 100"
+    "interval-200|--seal-when-idle false --flush-interval-ms 200"
+    "interval-250-hedge-0.9|--seal-when-idle false --flush-interval-ms 250 --compaction-target-bytes 4194304 --put-hedge-quantile 0.9"
+    "interval-275-hedge-0.9|--seal-when-idle false --flush-interval-ms 275 --compaction-target-bytes 4194304 --put-hedge-quantile 0.9"
+    "interval-300-hedge-0.9|--seal-when-idle false --flush-interval-ms 300 --compaction-target-bytes 4194304 --put-hedge-quantile 0.9"
+    "interval-500-hedge-0.9|--seal-when-idle false --flush-interval-ms 500 --compaction-target-bytes 4194304 --put-hedge-quantile 0.9"
+)
+mkdir -p "$OUT"
+dirs=()
+for point in "${POINTS[@]}"; do
+    label="${point%%|*}"
+    flags="${point#*|}"
+    echo "==> $label: ${flags:-s3:// defaults}" >&2
+    "$ROOT/benches/e2e/run.sh" --quick --reps "$REPS" ${BUILD[@]+"${BUILD[@]}"} --brokers sh-s3 \
+        --s3-latency 25,150 --profile object-storage --scenarios rate-10m \
+        --sh-args "$flags" --out "$OUT/$label"
+    BUILD=(--no-build)  # built once is enough
+    dirs+=("$label=$OUT/$label")
+done
+VENV="${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}/bench/venv"
+PYTHONPATH="$ROOT/benches/e2e" PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m bench.sweep \
+    --out "$OUT" "${dirs[@]}"
