@@ -14,7 +14,7 @@
 //! delivered nothing for [`crate::fetch_memory::STALLED`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ use crate::Broker;
 /// Requests read ahead of their responses. Kafka clients pipeline at most a
 /// handful (max.in.flight.requests.per.connection defaults to 5).
 const MAX_IN_FLIGHT: usize = 32;
+
+/// Numbers this agent's connections (for what lives as long as one does).
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Initial read buffer, and the least room made for each read. A frame's
 /// declared length is not reserved up front: the buffer grows with the bytes
@@ -115,6 +118,7 @@ async fn serve_on<T: Transport>(
     ));
     let fetch_turns = FetchTurns::new();
     let mute = Arc::new(Mute::default());
+    let connection = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
     let max_frame = broker.config.max_frame_bytes;
     // When the last whole request arrived (or the connection opened), and when
     // the first byte of the request under way did.
@@ -181,6 +185,7 @@ async fn serve_on<T: Transport>(
                             fetch_turns: &fetch_turns,
                             mute: &mute,
                             sasl: sasl.as_ref(),
+                            connection,
                         },
                         meter.clone(),
                     );
@@ -254,6 +259,7 @@ async fn serve_on<T: Transport>(
     }
     drop(pending_tx);
     let _ = writer.await;
+    crate::share::connection_closed(&broker, connection).await;
 }
 
 /// Reads what the peer has sent into `buf`, after making room for it; `Ok(0)`

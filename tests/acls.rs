@@ -860,6 +860,29 @@ async fn every_other_api(
         "DescribeShareGroupOffsets",
         codes(client, ApiKey::DescribeShareGroupOffsets, 0, &r).await,
     ));
+    let r = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(&share_group)))
+        .with_topics(vec![
+            alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(name(topic))
+                .with_partitions(vec![
+                    alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition::default(),
+                ]),
+        ]);
+    answers.push((
+        "AlterShareGroupOffsets",
+        codes(client, ApiKey::AlterShareGroupOffsets, 0, &r).await,
+    ));
+    let r = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(&share_group)))
+        .with_topics(vec![
+            delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(name(topic)),
+        ]);
+    answers.push((
+        "DeleteShareGroupOffsets",
+        codes(client, ApiKey::DeleteShareGroupOffsets, 0, &r).await,
+    ));
     let r = ShareFetchRequest::default()
         .with_group_id(Some(GroupId(s(&share_group))))
         .with_member_id(Some(s("m")))
@@ -922,6 +945,8 @@ async fn every_api_refuses_a_principal_without_acls(backend: Backend) {
             | "ShareGroupHeartbeat"
             | "ShareGroupDescribe"
             | "DescribeShareGroupOffsets"
+            | "AlterShareGroupOffsets"
+            | "DeleteShareGroupOffsets"
             | "ShareFetch"
             | "ShareAcknowledge" => GROUP_AUTHORIZATION_FAILED,
             "InitProducerId transactional"

@@ -1,8 +1,9 @@
 //! Consumer groups of the new protocol (KIP-848) over the wire, on both
 //! backend pairs: ConsumerGroupHeartbeat and ConsumerGroupDescribe at every
 //! advertised version, partitions handed over incrementally between members,
-//! commits checked against member epochs, the group's kind seen by the
-//! classic APIs, and the group resumed from the catalog after a restart.
+//! commits and offset fetches checked against member epochs, the group's kind
+//! seen by the classic APIs, and the group resumed from the catalog after a
+//! restart.
 
 mod common;
 
@@ -284,6 +285,20 @@ async fn members_hand_partitions_over_incrementally_and_commit_at_their_epoch(ba
     assert_eq!(stranger[0].2, UNKNOWN_MEMBER_ID);
     let committed = common::groups::fetch(&mut client, &group, None).await;
     assert_eq!(committed, vec![(topic.clone(), p, 7, String::new())]);
+    // OffsetFetch v9 naming the member: only at its current epoch.
+    assert_eq!(
+        fetch_as(&mut client, &group, Some("b"), b3.member_epoch).await,
+        (0, vec![7])
+    );
+    assert_eq!(
+        fetch_as(&mut client, &group, Some("b"), b3.member_epoch - 1).await,
+        (STALE_MEMBER_EPOCH, vec![])
+    );
+    assert_eq!(
+        fetch_as(&mut client, &group, Some("stranger"), 1).await,
+        (UNKNOWN_MEMBER_ID, vec![])
+    );
+    assert_eq!(fetch_as(&mut client, &group, None, -1).await, (0, vec![7]));
 
     // The classic APIs see a consumer-protocol group.
     let listed = list_groups(&mut client, "consumer").await;
@@ -317,6 +332,33 @@ async fn members_hand_partitions_over_incrementally_and_commit_at_their_epoch(ba
         "Empty"
     );
     assert_eq!(delete_group(&mut client, &group).await, 0);
+}
+
+/// OffsetFetch v9 of the group's every offset, as `member` at `epoch`: the
+/// group's error and the offsets.
+async fn fetch_as(
+    client: &mut TestClient,
+    group: &str,
+    member: Option<&str>,
+    epoch: i32,
+) -> (i16, Vec<i64>) {
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(s(group).into())
+            .with_member_id(member.map(s))
+            .with_member_epoch(epoch)
+            .with_topics(None),
+    ]);
+    let ResponseKind::OffsetFetch(r) = client.call(ApiKey::OffsetFetch, 9, &request).await else {
+        panic!("not an OffsetFetch response")
+    };
+    let offsets = r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.committed_offset)
+        .collect();
+    (r.groups[0].error_code, offsets)
 }
 
 async fn the_group_is_resumed_from_the_catalog_after_a_restart(backend: Backend) {

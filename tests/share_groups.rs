@@ -1,9 +1,12 @@
 //! Share groups (KIP-932, queues) over the wire, on both backend pairs:
 //! ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge and
-//! DescribeShareGroupOffsets at every advertised version; two members
-//! sharing one partition, each record with one member at a time; release
-//! and redelivery with delivery counts; share-session epochs; the state
-//! surviving a restart.
+//! DescribeShareGroupOffsets, AlterShareGroupOffsets and
+//! DeleteShareGroupOffsets at every advertised version; two members sharing
+//! one partition, each record with one member at a time; release and
+//! redelivery with delivery counts; share-session epochs; a closed
+//! connection releasing its member's records; the state surviving an agent
+//! killed and started again; offsets reset and deleted only while the group
+//! is empty.
 
 mod common;
 
@@ -24,6 +27,8 @@ use uuid::Uuid;
 on_both_backends!(
     members_share_a_partition_one_record_holder_at_a_time,
     acquired_records_stay_locked_across_a_restart,
+    the_end_of_a_connection_releases_what_its_member_held,
+    offsets_are_reset_and_deleted_only_while_the_group_is_empty,
     the_group_config_share_auto_offset_reset_says_where_a_group_begins,
 );
 
@@ -31,6 +36,9 @@ const INVALID_RECORD_STATE: i16 = 121;
 const SHARE_SESSION_NOT_FOUND: i16 = 122;
 const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const NON_EMPTY_GROUP: i16 = 68;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_REQUEST: i16 = 42;
 
 const ACCEPT: i8 = 1;
 const RELEASE: i8 = 2;
@@ -319,23 +327,219 @@ async fn acquired_records_stay_locked_across_a_restart(backend: Backend) {
     join(&mut client, &group, "a", &topic).await;
     let a = share_fetch(&mut client, &group, "a", 0, id, 3, &[]).await;
     assert_eq!(acquired(&a), vec![(0, 2, 1)]);
-    drop(client);
 
+    // Killed, its connections end without it seeing them go (a graceful
+    // stop would release a's records as their connection closes).
+    let mut broker = broker;
+    broker.kill();
+    drop(client);
+    // The aborted agent lets go of its port once the runtime gets to it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let broker = broker.restart().await;
     let mut client = broker.client().await;
     join(&mut client, &group, "b", &topic).await;
     let b = share_fetch(&mut client, &group, "b", 0, id, 100, &[]).await;
-    assert_eq!(
-        acquired(&b),
-        vec![(3, 9, 1)],
-        "a's lock outlives the restart"
-    );
+    assert_eq!(acquired(&b), vec![(3, 9, 1)], "a's lock outlives the agent");
     // a's session was this agent's memory: it opens a new one and still
     // holds its records.
     let a = share_fetch(&mut client, &group, "a", 0, id, 100, &[]).await;
     assert!(acquired(&a).is_empty());
     let (_, codes) = share_ack(&mut client, &group, "a", 1, id, &[(0, 2, ACCEPT)]).await;
     assert_eq!(codes, vec![0]);
+}
+
+async fn the_end_of_a_connection_releases_what_its_member_held(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgd");
+    let id = ten_records(&mut client, &topic).await;
+    let group = format!("{topic}-g");
+    join(&mut client, &group, "a", &topic).await;
+    join(&mut client, &group, "b", &topic).await;
+    let mut a = broker.client().await;
+    let held = share_fetch(&mut a, &group, "a", 0, id, 4, &[]).await;
+    assert_eq!(acquired(&held), vec![(0, 3, 1)]);
+    // b's session is on another connection: it stays.
+    let b_first = share_fetch(&mut client, &group, "b", 0, id, 2, &[]).await;
+    assert_eq!(acquired(&b_first), vec![(4, 5, 1)]);
+
+    drop(a);
+    // The agent sees the connection end a moment later; a's records are
+    // then b's to take, long before their 30 s locks lapse.
+    let mut taken = Vec::new();
+    for epoch in 1..=50 {
+        taken = acquired(&share_fetch(&mut client, &group, "b", epoch, id, 100, &[]).await);
+        if taken.first().is_some_and(|r| r.0 == 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        taken.first(),
+        Some(&(0, 3, 2)),
+        "a's records delivered again: {taken:?}"
+    );
+}
+
+/// AlterShareGroupOffsets of (topic, partition, start offset) triples:
+/// (top-level error, each partition's error).
+async fn alter_offsets(
+    client: &mut TestClient,
+    group: &str,
+    offsets: &[(&str, i32, i64)],
+) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    let topics = offsets
+        .iter()
+        .map(|(topic, partition, start)| {
+            AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(s(topic).into())
+                .with_partitions(vec![AlterShareGroupOffsetsRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_start_offset(*start)])
+        })
+        .collect();
+    let request = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(s(group).into())
+        .with_topics(topics);
+    let ResponseKind::AlterShareGroupOffsets(r) = client
+        .call(ApiKey::AlterShareGroupOffsets, 0, &request)
+        .await
+    else {
+        panic!("not an AlterShareGroupOffsets response")
+    };
+    let codes = r
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .collect();
+    (r.error_code, codes)
+}
+
+/// DeleteShareGroupOffsets of the topics: (top-level error, each topic's).
+async fn delete_offsets(client: &mut TestClient, group: &str, topics: &[&str]) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    let request = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(s(group).into())
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(s(t).into())
+                })
+                .collect(),
+        );
+    let ResponseKind::DeleteShareGroupOffsets(r) = client
+        .call(ApiKey::DeleteShareGroupOffsets, 0, &request)
+        .await
+    else {
+        panic!("not a DeleteShareGroupOffsets response")
+    };
+    (
+        r.error_code,
+        r.responses.iter().map(|t| t.error_code).collect(),
+    )
+}
+
+async fn leave(client: &mut TestClient, group: &str, member: &str) {
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(s(group).into())
+        .with_member_id(s(member))
+        .with_member_epoch(-1);
+    let ResponseKind::ShareGroupHeartbeat(r) =
+        client.call(ApiKey::ShareGroupHeartbeat, 1, &request).await
+    else {
+        panic!("not a ShareGroupHeartbeat response")
+    };
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+}
+
+async fn offsets_are_reset_and_deleted_only_while_the_group_is_empty(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgo");
+    let id = ten_records(&mut client, &topic).await;
+    let group = format!("{topic}-g");
+    join(&mut client, &group, "a", &topic).await;
+    let a = share_fetch(&mut client, &group, "a", 0, id, 100, &[]).await;
+    assert_eq!(acquired(&a), vec![(0, 9, 1)]);
+    let (_, codes) = share_ack(&mut client, &group, "a", 1, id, &[(0, 4, ACCEPT)]).await;
+    assert_eq!(codes, vec![0]);
+    assert_eq!(start_offset(&mut client, &group, &topic).await, 5);
+
+    // A member holds the group: nothing changes.
+    assert_eq!(
+        alter_offsets(&mut client, &group, &[(&topic, 0, 2)])
+            .await
+            .0,
+        NON_EMPTY_GROUP
+    );
+    assert_eq!(
+        delete_offsets(&mut client, &group, &[&topic]).await.0,
+        NON_EMPTY_GROUP
+    );
+    assert_eq!(start_offset(&mut client, &group, &topic).await, 5);
+
+    leave(&mut client, &group, "a").await;
+    let (code, partitions) = alter_offsets(
+        &mut client,
+        &group,
+        &[
+            (&topic, 0, 2),
+            (&topic, 1, 0),
+            ("no-such-topic", 0, 0),
+            (&topic, 0, -5),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        partitions,
+        vec![
+            0,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            INVALID_REQUEST
+        ]
+    );
+    assert_eq!(start_offset(&mut client, &group, &topic).await, 2);
+    // Begun again at 2: a's locks on 5-9 are forgotten with the rest.
+    join(&mut client, &group, "b", &topic).await;
+    let b = share_fetch(&mut client, &group, "b", 0, id, 100, &[]).await;
+    assert_eq!(acquired(&b), vec![(2, 9, 1)]);
+    leave(&mut client, &group, "b").await;
+
+    let (code, topics) = delete_offsets(&mut client, &group, &[&topic, "no-such-topic"]).await;
+    assert_eq!((code, topics), (0, vec![0, UNKNOWN_TOPIC_OR_PARTITION]));
+    assert_eq!(start_offset(&mut client, &group, &topic).await, -1);
+    let (_, topics) = delete_offsets(&mut client, &group, &[&topic]).await;
+    assert_eq!(
+        topics,
+        vec![UNKNOWN_TOPIC_OR_PARTITION],
+        "nothing left to delete"
+    );
+    // The group begins the topic anew, at the earliest offset (the agent's
+    // share.auto.offset.reset here).
+    join(&mut client, &group, "c", &topic).await;
+    let c = share_fetch(&mut client, &group, "c", 0, id, 100, &[]).await;
+    assert_eq!(acquired(&c), vec![(0, 9, 1)]);
+
+    // Not a share group, or none at all.
+    assert_eq!(
+        alter_offsets(&mut client, "no-such-group", &[(&topic, 0, 0)])
+            .await
+            .0,
+        GROUP_ID_NOT_FOUND
+    );
+    assert_eq!(
+        delete_offsets(&mut client, "no-such-group", &[&topic])
+            .await
+            .0,
+        GROUP_ID_NOT_FOUND
+    );
 }
 
 /// IncrementalAlterConfigs of the group resource: (error code, message).

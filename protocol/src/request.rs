@@ -154,7 +154,8 @@ fn decode_body<B: ByteBuf>(
         AlterReplicaLogDirs, CreateAcls, DescribeAcls, DeleteAcls, AddPartitionsToTxn,
         AddOffsetsToTxn, TxnOffsetCommit, EndTxn, ListTransactions, DescribeTransactions,
         ConsumerGroupHeartbeat, ConsumerGroupDescribe, ShareGroupHeartbeat, ShareGroupDescribe,
-        ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets,
+        ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets, AlterShareGroupOffsets,
+        DeleteShareGroupOffsets,
     )
 }
 

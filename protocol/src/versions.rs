@@ -133,6 +133,9 @@ pub const ADVERTISED: &[AdvertisedApi] = &[
     api(ApiKey::ShareFetch, 1, 1),
     api(ApiKey::ShareAcknowledge, 1, 1),
     api(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    // kafka-share-groups --reset-offsets and --delete-offsets (Kafka 4.1).
+    api(ApiKey::AlterShareGroupOffsets, 0, 0),
+    api(ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// The advertised entry for `key`, if the API is served at all.

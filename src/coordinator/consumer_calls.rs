@@ -137,6 +137,41 @@ impl Coordinator {
         .await
     }
 
+    /// OffsetFetch v9+ naming a member of a KIP-848 group: its member id and
+    /// epoch must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, as
+    /// Kafka checks them), so that a member whose assignment moved on reads
+    /// offsets only once it knows. A fetch naming no member (an admin's, or
+    /// an older client's: no id, epoch -1) and fetches of other kinds of
+    /// group are not checked. The caller has made sure this agent owns the
+    /// group.
+    pub async fn check_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        if member_id.is_none() && member_epoch < 0 {
+            return Ok(());
+        }
+        let Some(group) = self.group(group_id) else {
+            return Ok(());
+        };
+        let group = group.lock().await;
+        let Some(consumer) = group.consumer.as_ref() else {
+            return Ok(());
+        };
+        if group.state == GroupState::Dead {
+            return Ok(());
+        }
+        let member = member_id
+            .and_then(|id| consumer.members.get(id))
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if member.epoch != member_epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
     /// The group for ConsumerGroupDescribe.
     pub async fn describe_consumer_group(
         &self,
@@ -211,5 +246,37 @@ impl Coordinator {
             Some(_) => not_found("not found"),
             None => not_found("is not a share group"),
         })
+    }
+
+    /// Runs `change` (of the group's records) while the share group is held
+    /// empty: no member joins until it is done. Refused with
+    /// GROUP_ID_NOT_FOUND for no share group, NON_EMPTY_GROUP for one with
+    /// members, as Kafka refuses altering or deleting a share group's
+    /// offsets.
+    pub async fn while_share_group_empty<T>(
+        &self,
+        group_id: &str,
+        change: impl std::future::Future<Output = T>,
+    ) -> Result<T, Refusal> {
+        self.ensure_owned(group_id).await.map_err(bare)?;
+        let not_found = |why: &str| {
+            (
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} {why}."),
+            )
+        };
+        let Some(group) = self.group(group_id) else {
+            return Err(not_found("not found"));
+        };
+        let group = group.lock().await;
+        match &group.share {
+            _ if group.state == GroupState::Dead => Err(not_found("not found")),
+            None => Err(not_found("is not a share group")),
+            Some(share) if !share.members.is_empty() => Err((
+                ResponseError::NonEmptyGroup,
+                format!("Share group {group_id} is not empty."),
+            )),
+            Some(_) => Ok(change.await),
+        }
     }
 }

@@ -33,6 +33,7 @@ mod read_committed;
 mod sasl;
 mod share_fetch;
 mod share_groups;
+mod share_offsets;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -57,6 +58,7 @@ use crate::fetch_memory::{FetchHold, FetchTurns};
 use crate::quotas::{raise_throttle, request_time, Mute, QuotaClient, RequestMeter};
 use crate::request_metrics::RequestMetrics;
 use crate::sasl::SaslSession;
+use crate::share::sessions::ConnectionId;
 use crate::Broker;
 
 /// What the connection does once a request is answered.
@@ -192,6 +194,8 @@ pub struct Session<'a> {
     /// How the client authenticated, on a SASL listener: re-authentication
     /// runs through it.
     pub sasl: Option<&'a Arc<SaslSession>>,
+    /// Names the connection (its share sessions end with it).
+    pub connection: ConnectionId,
 }
 
 /// `meter` times a request of a client under a request-time quota; the
@@ -229,6 +233,7 @@ async fn respond(
         fetch_turns,
         mute,
         sasl: sasl_session,
+        connection,
     } = session;
     let version = request.version;
     let broker = Arc::clone(broker);
@@ -376,17 +381,27 @@ async fn respond(
         }),
         RequestKind::DescribeShareGroupOffsets(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::DescribeShareGroupOffsets(
-                share_groups::describe_offsets(&broker, body, &access).await,
+                share_offsets::describe_offsets(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::AlterShareGroupOffsets(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::AlterShareGroupOffsets(
+                share_offsets::alter_offsets(&broker, body, &access).await,
+            ))
+        }),
+        RequestKind::DeleteShareGroupOffsets(body) => PendingResponse::later(async move {
+            reply.encode(ResponseKind::DeleteShareGroupOffsets(
+                share_offsets::delete_offsets(&broker, body, &access).await,
             ))
         }),
         RequestKind::ShareFetch(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ShareFetch(
-                share_fetch::fetch(&broker, body, &access).await,
+                share_fetch::fetch(&broker, body, &access, connection).await,
             ))
         }),
         RequestKind::ShareAcknowledge(body) => PendingResponse::later(async move {
             reply.encode(ResponseKind::ShareAcknowledge(
-                share_fetch::acknowledge(&broker, body, &access).await,
+                share_fetch::acknowledge(&broker, body, &access, connection).await,
             ))
         }),
         RequestKind::ConsumerGroupDescribe(body) => PendingResponse::later(async move {

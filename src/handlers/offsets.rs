@@ -150,9 +150,16 @@ pub async fn commit(
 /// each topic with whether the client may describe it.
 type Answer = Result<Vec<(String, bool, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError>;
 
+/// Who asks (OffsetFetch v9+): a member id and epoch, or none and -1.
+type Asker<'a> = (Option<&'a str>, i32);
+
+/// No member named (OffsetFetch before v9, or an admin).
+const NO_MEMBER: Asker<'static> = (None, -1);
+
 async fn fetch_group(
     broker: &Broker,
     group_id: &str,
+    asker: Asker<'_>,
     wanted: Option<Vec<(String, Vec<i32>)>>,
     access: &Access,
 ) -> Answer {
@@ -162,6 +169,10 @@ async fn fetch_group(
     // Offsets are read from the catalog, but only the group's coordinator
     // answers: a client sent elsewhere must learn it and look again.
     broker.coordinator.ensure_owned(group_id).await?;
+    broker
+        .coordinator
+        .check_offset_fetch(group_id, asker.0, asker.1)
+        .await?;
     let committed = broker
         .catalog
         .committed_offsets(group_id)
@@ -253,7 +264,8 @@ async fn fetch_group_topics(
             Some(named)
         }
     };
-    let answered = fetch_group(broker, &group.group_id, wanted, access).await?;
+    let asker = (group.member_id.as_deref(), group.member_epoch);
+    let answered = fetch_group(broker, &group.group_id, asker, wanted, access).await?;
     let mut topics = Vec::with_capacity(answered.len() + unknown_ids.len());
     for (topic, allowed, partitions) in answered {
         let mut response = OffsetFetchResponseTopics::default().with_partitions(
@@ -404,7 +416,7 @@ async fn fetch_committed(
             .collect()
     });
     let asked = wanted.clone().unwrap_or_default();
-    match fetch_group(broker, &request.group_id, wanted, access).await {
+    match fetch_group(broker, &request.group_id, NO_MEMBER, wanted, access).await {
         Err(error) if version >= 2 => OffsetFetchResponse::default().with_error_code(error.code()),
         // The top-level error exists from v2; before, it can only be said on
         // each partition asked for.

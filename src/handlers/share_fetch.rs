@@ -22,7 +22,7 @@ use streamhouse_metadata::TopicId;
 use tokio::time::Instant;
 
 use crate::acl::Access;
-use crate::share::sessions::{SessionPartitions, CLOSE_EPOCH, OPEN_EPOCH};
+use crate::share::sessions::{ConnectionId, SessionPartitions, CLOSE_EPOCH, OPEN_EPOCH};
 use crate::share::{self, Delivery};
 use crate::Broker;
 
@@ -135,19 +135,11 @@ async fn acknowledge_all(
     results
 }
 
-/// A closed session's records go back to the group.
-async fn release_all(broker: &Broker, group: &str, member: &str, partitions: &SessionPartitions) {
-    for &(topic, partition) in partitions {
-        if let Err(error) = share::release(broker, group, topic, partition, member).await {
-            tracing::warn!(group, member, %topic, partition, ?error, "cannot release a closed share session's records");
-        }
-    }
-}
-
 pub async fn fetch(
     broker: &Broker,
     request: ShareFetchRequest,
     access: &Access,
+    connection: ConnectionId,
 ) -> ShareFetchResponse {
     let lock_ms = broker.config.group_rules.share_record_lock_ms;
     let answer = |error: ResponseError| {
@@ -177,6 +169,7 @@ pub async fn fetch(
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
         .collect();
     let session = match broker.share_sessions.advance(
+        connection,
         &group,
         &member,
         epoch,
@@ -190,7 +183,7 @@ pub async fn fetch(
     let acked = acknowledge_all(broker, &group, &member, &checked.allowed).await;
     let mut delivered: BTreeMap<(TopicId, i32), Result<Delivery, ResponseError>> = BTreeMap::new();
     if epoch == CLOSE_EPOCH {
-        release_all(broker, &group, &member, &session).await;
+        share::release_session(broker, &group, &member, &session).await;
     } else {
         let max_records = if request.max_records > 0 {
             i64::from(request.max_records)
@@ -325,6 +318,7 @@ pub async fn acknowledge(
     broker: &Broker,
     request: ShareAcknowledgeRequest,
     access: &Access,
+    connection: ConnectionId,
 ) -> ShareAcknowledgeResponse {
     let answer =
         |error: ResponseError| ShareAcknowledgeResponse::default().with_error_code(error.code());
@@ -343,6 +337,7 @@ pub async fn acknowledge(
     let named = named_acks!(request.topics);
     let checked = check(broker, access, named).await;
     let session = match broker.share_sessions.advance(
+        connection,
         &group,
         &member,
         epoch,
@@ -355,7 +350,7 @@ pub async fn acknowledge(
     };
     let acked = acknowledge_all(broker, &group, &member, &checked.allowed).await;
     if epoch == CLOSE_EPOCH {
-        release_all(broker, &group, &member, &session).await;
+        share::release_session(broker, &group, &member, &session).await;
     }
     let mut partitions: BTreeMap<(TopicId, i32), i16> = BTreeMap::new();
     for (key, error) in &checked.refused {

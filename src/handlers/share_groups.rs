@@ -1,15 +1,12 @@
-//! Share groups' membership APIs (KIP-932): ShareGroupHeartbeat,
-//! ShareGroupDescribe and DescribeShareGroupOffsets, with Kafka's checks
-//! (READ on the group and DESCRIBE on each subscribed topic to heartbeat,
-//! DESCRIBE on the group, and on each topic shown, to describe it). Records move through ShareFetch and ShareAcknowledge (`share_fetch.rs`).
+//! Share groups' membership APIs (KIP-932): ShareGroupHeartbeat and
+//! ShareGroupDescribe, with Kafka's checks (READ on the group and DESCRIBE on
+//! each subscribed topic to heartbeat, DESCRIBE on the group to describe
+//! it). Records move through ShareFetch and ShareAcknowledge
+//! (`share_fetch.rs`); the groups' offsets are `share_offsets.rs`'s.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_share_group_offsets_response::{
-    DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
-    DescribeShareGroupOffsetsResponseTopic,
-};
 use kafka_protocol::messages::share_group_describe_response::{
     Assignment as DescribedAssignment, DescribedGroup, Member, TopicPartitions as DescribedTopic,
 };
@@ -17,8 +14,8 @@ use kafka_protocol::messages::share_group_heartbeat_response::{
     Assignment, TopicPartitions as AssignedTopic,
 };
 use kafka_protocol::messages::{
-    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, ShareGroupDescribeRequest,
-    ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
+    ShareGroupDescribeRequest, ShareGroupDescribeResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse, TopicName,
 };
 use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use uuid::Uuid;
@@ -194,100 +191,4 @@ pub async fn describe(
         );
     }
     ShareGroupDescribeResponse::default().with_groups(described)
-}
-
-/// DescribeShareGroupOffsets: each share partition's start offset (where the
-/// group's undelivered or unacknowledged records begin); -1 for a partition
-/// the group never read.
-pub async fn describe_offsets(
-    broker: &Broker,
-    request: DescribeShareGroupOffsetsRequest,
-    access: &Access,
-) -> DescribeShareGroupOffsetsResponse {
-    let known = topics(broker).await.unwrap_or_default();
-    let mut groups = Vec::with_capacity(request.groups.len());
-    for wanted in request.groups {
-        let group_id = wanted.group_id.clone();
-        let failed = |error: ResponseError, message: Option<String>| {
-            DescribeShareGroupOffsetsResponseGroup::default()
-                .with_group_id(group_id.clone())
-                .with_error_code(error.code())
-                .with_error_message(message.map(|m| text(&m)))
-        };
-        if !access.allows_group(AclOperation::Describe, &group_id) {
-            groups.push(failed(ResponseError::GroupAuthorizationFailed, None));
-            continue;
-        }
-        match broker.coordinator.describe_share_group(&group_id).await {
-            Ok(DescribedShare::Share(_)) => {}
-            Ok(DescribedShare::NotFound(why)) => {
-                groups.push(failed(ResponseError::GroupIdNotFound, Some(why)));
-                continue;
-            }
-            Err(error) => {
-                groups.push(failed(error, None));
-                continue;
-            }
-        }
-        let stored = match broker.catalog.share_partitions(&group_id).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                groups.push(failed(crate::errors::catalog(&e), None));
-                continue;
-            }
-        };
-        let mut starts: BTreeMap<(Uuid, i32), i64> = BTreeMap::new();
-        for partition in stored {
-            if let Ok(state) = crate::share::SharePartition::from_json(&partition.state) {
-                starts.insert((partition.topic, partition.partition), state.start());
-            }
-        }
-        let names: BTreeMap<Uuid, &str> = known.iter().map(|(n, s)| (s.id, n.as_str())).collect();
-        // (topic name, id, partitions) to answer.
-        let asked: Vec<(String, Uuid, Vec<i32>)> = match &wanted.topics {
-            Some(topics) => topics
-                .iter()
-                .filter_map(|t| {
-                    let shape = known.get(t.topic_name.as_str())?;
-                    Some((t.topic_name.to_string(), shape.id, t.partitions.clone()))
-                })
-                .collect(),
-            None => {
-                let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
-                for (topic, partition) in starts.keys() {
-                    by_topic.entry(*topic).or_default().push(*partition);
-                }
-                by_topic
-                    .into_iter()
-                    .filter_map(|(id, ps)| Some((names.get(&id)?.to_string(), id, ps)))
-                    .collect()
-            }
-        };
-        let topics = asked
-            .into_iter()
-            .filter(|(name, _, _)| access.allows_topic(AclOperation::Describe, name))
-            .map(|(name, id, partitions)| {
-                DescribeShareGroupOffsetsResponseTopic::default()
-                    .with_topic_name(TopicName(text(&name)))
-                    .with_topic_id(id)
-                    .with_partitions(
-                        partitions
-                            .into_iter()
-                            .map(|p| {
-                                DescribeShareGroupOffsetsResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_start_offset(starts.get(&(id, p)).copied().unwrap_or(-1))
-                                    .with_leader_epoch(0)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        groups.push(
-            DescribeShareGroupOffsetsResponseGroup::default()
-                .with_group_id(group_id)
-                .with_topics(topics),
-        );
-    }
-    DescribeShareGroupOffsetsResponse::default().with_groups(groups)
 }

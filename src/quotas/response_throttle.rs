@@ -81,6 +81,8 @@ throttled_responses!(
     ShareFetch,
     ShareAcknowledge,
     DescribeShareGroupOffsets,
+    AlterShareGroupOffsets,
+    DeleteShareGroupOffsets,
 );
 
 /// Raises the response's `throttle_time_ms` to `throttle` if lower: of a

@@ -181,6 +181,17 @@ pub fn error_codes(response: &ResponseKind) -> Vec<i16> {
                 .flat_map(|t| &t.partitions)
                 .for_each(|p| add(p.error_code))
         }),
+        ResponseKind::AlterShareGroupOffsets(r) => {
+            add(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| add(p.error_code))
+        }
+        ResponseKind::DeleteShareGroupOffsets(r) => {
+            add(r.error_code);
+            r.responses.iter().for_each(|t| add(t.error_code))
+        }
         ResponseKind::ShareGroupDescribe(r) => r.groups.iter().for_each(|g| add(g.error_code)),
         ResponseKind::ShareFetch(r) => {
             add(r.error_code);

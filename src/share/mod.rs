@@ -25,6 +25,8 @@ use streamhouse_storage::{Freshness, ReadBudget, ReadError};
 
 pub use partition::{AckError, Acquired, SharePartition, ShareRules};
 
+use sessions::{ConnectionId, SessionPartitions};
+
 use crate::{errors, Broker};
 
 /// What the share group reads first of a partition it has never read
@@ -228,6 +230,39 @@ pub async fn release(
         .await
         .map_err(|e| errors::catalog(&e))?;
     Ok(())
+}
+
+/// A closed session's records go back to the group.
+pub async fn release_session(
+    broker: &Broker,
+    group_id: &str,
+    member: &str,
+    partitions: &SessionPartitions,
+) {
+    for &(topic, partition) in partitions {
+        if let Err(error) = release(broker, group_id, topic, partition, member).await {
+            tracing::warn!(group_id, member, %topic, partition, ?error, "cannot release a closed share session's records");
+        }
+    }
+}
+
+/// A client connection ended: the share sessions it opened close, and
+/// their members' records go back to their groups.
+pub async fn connection_closed(broker: &Broker, connection: ConnectionId) {
+    for orphaned in broker.share_sessions.close_connection(connection) {
+        tracing::debug!(
+            group_id = orphaned.group_id,
+            member = orphaned.member_id,
+            "share session closed with its connection"
+        );
+        release_session(
+            broker,
+            &orphaned.group_id,
+            &orphaned.member_id,
+            &orphaned.partitions,
+        )
+        .await;
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

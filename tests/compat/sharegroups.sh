@@ -40,6 +40,15 @@
 #                           --describe --offsets (DescribeShareGroupOffsets):
 #                           a line per partition, START-OFFSET within the
 #                           partition, LAG 0 (or "-", when not reported)
+#   tools/share-groups-reset
+#                           once share-queue's consumers closed (the group
+#                           Empty): --reset-offsets --to-earliest --execute
+#                           (AlterShareGroupOffsets) puts both partitions back
+#                           at 0, as --describe --offsets then shows;
+#                           --delete-offsets (DeleteShareGroupOffsets) says
+#                           the topic's deletion was Successful, and
+#                           --describe --offsets then shows no start offset
+#                           for it
 #   java/share-redelivery   three consumers, then REDELIVERY_N records; one
 #                           consumer takes its first poll's records
 #                           (max.poll.records 50; Kafka hands out whole
@@ -191,11 +200,13 @@ consumers_said() {
 # Runs the queue's consumers; the tools' checks run while they are members,
 # and their outcomes wait in TOOLS_* for their own record lines.
 TOOLS_STATUS="" TOOLS_DETAIL="" OFFSETS_STATUS="" OFFSETS_DETAIL="" CONFIG_LINE=""
+RESET_STATUS="" RESET_DETAIL=""
 
 scenario_queue() {
     local t g files=() i
     TOOLS_STATUS=FAIL TOOLS_DETAIL="not run: the share-queue scenario failed first"
     OFFSETS_STATUS=FAIL OFFSETS_DETAIL="$TOOLS_DETAIL"
+    RESET_STATUS=FAIL RESET_DETAIL="$TOOLS_DETAIL"
     CONFIG_LINE="FAIL not run: the share-queue scenario failed first"
     t="$(unique share-q)"
     g="$t-group"
@@ -222,6 +233,7 @@ scenario_queue() {
     local took=$((SECONDS - t0))
     tools_checks "$t" "$g"
     stop_consumers "$W/q.stop" || { REASON="a consumer did not exit within 30 s of its stop; $(consumers_said "${files[@]}")"; return 1; }
+    reset_checks "$t" "$g"
     sc verify "$W/q-produced.txt" --shared c1="$W/q-c1.out" c2="$W/q-c2.out" c3="$W/q-c3.out" >"$W/q-verify.out" 2>"$W/q-verify.err"
     outcome verify "$W/q-verify.out" || { REASON="$REASON; $(consumers_said "${files[@]}")"; return 1; }
     DETAIL="$produced; acknowledged within ${took} s; $DETAIL"
@@ -285,6 +297,35 @@ tools_checks() {
     fi
 }
 
+# reset_checks TOPIC GROUP (the group Empty): sets RESET_*.
+reset_checks() {
+    local t="$1" g="$2" reset described deleted after why="" got
+    reset="$(tool --reset-offsets --group "$g" --topic "$t" --to-earliest --execute 2>"$W/tool-reset.err")"
+    described="$(tool --describe --group "$g" --offsets 2>"$W/tool-reset-offsets.err")"
+    deleted="$(tool --delete-offsets --group "$g" --topic "$t" 2>"$W/tool-delete.err")"
+    after="$(tool --describe --group "$g" --offsets 2>"$W/tool-deleted-offsets.err")"
+    printf '%s\n--- described\n%s\n--- deleted\n%s\n--- after\n%s\n' "$reset" "$described" "$deleted" "$after" >"$W/tools-reset.out"
+    # --reset-offsets: GROUP TOPIC PARTITION NEW-OFFSET
+    got="$(awk -v g="$g" -v t="$t" '$1 == g && $2 == t { print $3 "=" $4 }' <<<"$reset" | sort | paste -sd,)"
+    [[ "$got" == "0=0,1=0" ]] ||
+        why+="--reset-offsets --to-earliest: '$got', want 0=0,1=0: $(tr -s ' \n' ' ' <<<"$reset" | cut -c1-300) $(grep -v '^\s*at ' "$W/tool-reset.err" | tail -n 2 | tr '\n' ' '); "
+    got="$(awk -v g="$g" -v t="$t" '$1 == g && $2 == t { print $3 "=" $(NF - 1) }' <<<"$described" | sort | paste -sd,)"
+    [[ "$got" == "0=0,1=0" ]] ||
+        why+="--describe --offsets after the reset: '$got', want 0=0,1=0: $(tr -s ' \n' ' ' <<<"$described" | cut -c1-300); "
+    # --delete-offsets: TOPIC STATUS
+    awk -v t="$t" '$1 == t && $2 == "Successful" { found = 1 } END { exit !found }' <<<"$deleted" ||
+        why+="--delete-offsets: no 'Successful' for $t: $(tr -s ' \n' ' ' <<<"$deleted" | cut -c1-300) $(grep -v '^\s*at ' "$W/tool-delete.err" | tail -n 2 | tr '\n' ' '); "
+    got="$(awk -v g="$g" -v t="$t" '$1 == g && $2 == t && $(NF - 1) ~ /^[0-9]+$/' <<<"$after")"
+    [[ -z "$got" ]] || why+="--describe --offsets after --delete-offsets still shows: $(tr -s ' \n' ' ' <<<"$got" | cut -c1-300); "
+    if [[ -z "$why" ]]; then
+        RESET_STATUS=PASS
+        RESET_DETAIL="--reset-offsets --to-earliest: both partitions at 0, shown by --describe --offsets; --delete-offsets Successful, no start offset shown after"
+    else
+        RESET_STATUS=FAIL
+        RESET_DETAIL="${why%; }"
+    fi
+}
+
 scenario_config() {
     case "$CONFIG_LINE" in
         "OK "*) DETAIL="${CONFIG_LINE#OK }"; return 0 ;;
@@ -295,6 +336,7 @@ scenario_config() {
 }
 scenario_tools() { [[ "$TOOLS_STATUS" == PASS ]] && DETAIL="$TOOLS_DETAIL" && return 0; REASON="$TOOLS_DETAIL"; return 1; }
 scenario_offsets() { [[ "$OFFSETS_STATUS" == PASS ]] && DETAIL="$OFFSETS_DETAIL" && return 0; REASON="$OFFSETS_DETAIL"; return 1; }
+scenario_reset() { [[ "$RESET_STATUS" == PASS ]] && DETAIL="$RESET_DETAIL" && return 0; REASON="$RESET_DETAIL"; return 1; }
 
 scenario_redelivery() {
     local t g files=() i victim killed_at
@@ -437,6 +479,7 @@ run_backend() {
     run_scenario admin/share-group-config scenario_config
     run_scenario tools/share-groups scenario_tools
     run_scenario tools/share-groups-offsets scenario_offsets
+    run_scenario tools/share-groups-reset scenario_reset
     run_scenario java/share-redelivery scenario_redelivery
     if ((COMPAT_AGENTS > 1)) || [[ "${SHAREGROUPS_FAILOVER:-0}" == 1 ]]; then
         run_scenario java/share-coordinator-failover scenario_failover

@@ -42,4 +42,9 @@ pub trait ShareCatalog: Send + Sync + 'static {
 
     /// Every stored partition of a share group, by topic id and partition.
     async fn share_partitions(&self, group_id: &str) -> Result<Vec<StoredSharePartition>>;
+
+    /// Forgets the state of every partition of `topic` the share group read
+    /// (it begins the topic anew, as `share.auto.offset.reset` says); how
+    /// many partitions had one.
+    async fn delete_share_topic(&self, group_id: &str, topic: TopicId) -> Result<u64>;
 }

@@ -74,6 +74,26 @@ impl ShareCatalog for SqlCatalog {
         })
         .await
     }
+
+    async fn delete_share_topic(&self, group_id: &str, topic: TopicId) -> Result<u64> {
+        let topic = topic.to_string();
+        self.write("delete_share_topic", |mut tx| {
+            let topic = topic.clone();
+            async move {
+                let deleted = sqlx::query(
+                    "DELETE FROM share_partitions WHERE group_id = $1 AND topic_id = $2",
+                )
+                .bind(group_id)
+                .bind(topic)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(deleted)
+            }
+        })
+        .await
+    }
 }
 
 async fn update_partition(

@@ -16,6 +16,7 @@ pub use crate::acls::*;
 pub use crate::admin::*;
 pub use crate::credentials::*;
 pub use crate::quotas::*;
+pub use crate::shares::*;
 
 pub fn new_topic(name: &str, partition_count: i32) -> NewTopic {
     NewTopic {

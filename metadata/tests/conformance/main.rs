@@ -22,6 +22,7 @@ mod membership;
 mod producer_expiry;
 mod quotas;
 mod retention;
+mod shares;
 mod timeouts;
 mod transactions;
 
@@ -55,6 +56,7 @@ macro_rules! conformance_tests {
             client_quotas_are_set_replaced_and_removed,
             scram_credentials_are_stored_replaced_and_deleted,
             acls_are_added_once_listed_and_deleted_exactly,
+            share_partitions_are_rewritten_listed_and_forgotten_per_topic,
         );
         conformance_tests!(@compaction $target;
             compaction_candidates_are_only_those_of_the_shards_asked_for,

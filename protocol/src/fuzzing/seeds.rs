@@ -242,6 +242,8 @@ impl DefaultFor for RequestKind {
             ApiKey::ShareFetch => ShareFetchRequest::default().into(),
             ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::default().into(),
             ApiKey::DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest::default().into(),
+            ApiKey::AlterShareGroupOffsets => AlterShareGroupOffsetsRequest::default().into(),
+            ApiKey::DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest::default().into(),
             other => panic!("{other:?} is not advertised; add its seed"),
         }
     }
@@ -628,6 +630,25 @@ fn filled(key: ApiKey) -> RequestKind {
                             .with_topic_name(s("orders").into())
                             .with_partitions(vec![0, 1]),
                     ])),
+            ])
+            .into(),
+        ApiKey::AlterShareGroupOffsets => AlterShareGroupOffsetsRequest::default()
+            .with_group_id(s("share-1").into())
+            .with_topics(vec![
+                alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(s("orders").into())
+                    .with_partitions(vec![
+                        alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_start_offset(42),
+                    ]),
+            ])
+            .into(),
+        ApiKey::DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest::default()
+            .with_group_id(s("share-1").into())
+            .with_topics(vec![
+                delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(s("orders").into()),
             ])
             .into(),
         ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::default()
