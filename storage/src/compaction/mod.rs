@@ -419,7 +419,9 @@ impl CompactionWorker {
             .map(|object| {
                 let store = Arc::clone(&self.store);
                 let (id, key) = (object.id, object.key.clone());
+                let gets = self.metrics.compaction.store_gets.clone();
                 async move {
+                    gets.inc();
                     let bytes = store.get(&Path::from(key.as_str())).await?.bytes().await?;
                     Ok::<_, StorageError>((id, (key, bytes)))
                 }

@@ -15,6 +15,9 @@ pub struct CompactionMetrics {
     pub objects_compacted: Counter,
     pub objects_written: Counter,
     pub bytes_rewritten: Counter,
+    /// GETs of compaction and the log cleaner (the objects and runs they
+    /// read to rewrite): the store's GETs less these are the readers'.
+    pub store_gets: Counter,
     /// Swaps refused because a source entry changed meanwhile.
     pub conflicts: Counter,
     /// Live objects below half the target at the last pass, young ones
@@ -68,6 +71,11 @@ impl CompactionMetrics {
                 "streamhouse_compaction_bytes_rewritten",
                 "Bytes of the objects compaction swapped in",
                 &self.bytes_rewritten,
+            ),
+            (
+                "streamhouse_compaction_store_gets",
+                "Store GETs of compaction and the log cleaner (objects and runs read to rewrite)",
+                &self.store_gets,
             ),
             (
                 "streamhouse_compaction_conflicts",

@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 49] = [
+    const SAMPLES: [&str; 50] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_hedges_total",
         "streamhouse_store_put_bytes_total",
@@ -157,6 +157,7 @@ mod tests {
         "streamhouse_compaction_objects_compacted_total",
         "streamhouse_compaction_objects_written_total",
         "streamhouse_compaction_bytes_rewritten_total",
+        "streamhouse_compaction_store_gets_total",
         "streamhouse_compaction_conflicts_total",
         "streamhouse_compaction_pending_objects",
         "streamhouse_compaction_last_idle_ms",

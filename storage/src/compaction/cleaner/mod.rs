@@ -265,7 +265,9 @@ impl CompactionWorker {
                 let key = entry.object_key.clone();
                 let start = u64::try_from(entry.position).unwrap_or(0);
                 let end = start + u64::try_from(entry.length).unwrap_or(0);
+                let gets = self.metrics.compaction.store_gets.clone();
                 async move {
+                    gets.inc();
                     let bytes = store
                         .get_range(&Path::from(key.as_str()), start..end)
                         .await?;
