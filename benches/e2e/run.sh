@@ -9,12 +9,15 @@
 # Options (after the mode):
 #   --reps N                 repetitions instead of the mode's default
 #   --brokers LIST           subset of kafka,sh-embedded,sh-s3; kafka-fsync (Kafka fsyncing
-#                            every append) runs only when named
+#                            every append), nisshi-s3 and nisshi-sqlite (Nisshi, formerly Tansu,
+#                            on its S3 or SQLite engine) run only when named
 #   --out DIR                where results.json, results.md and the PNGs go
 #                            (default docs/benchmarks)
 #   --scale F                multiply record counts and durations (e.g. 0.1 to try it out)
 #   --scenarios LIST         subset of produce,consume,latency,e2e,fixed-1p,produce-1000p,fixed-1000p,
-#                            rate-10m (10 MiB/s on 8 partitions; by default only with --s3-latency)
+#                            rate-10m (10 MiB/s on 8 partitions; by default only with --s3-latency),
+#                            produce-franz,consume-franz,fanout-1,fanout-3 (1 or 3 groups tailing
+#                            while 5 MiB/s is produced)
 #   --profile NAME           producer settings of every producing scenario: default (Java's) or
 #                            object-storage (linger.ms=100, batch.size=1048576)
 #   --sh-args "FLAGS"        more flags for every StreamHouse broker (e.g. "--flush-interval-ms 250")
@@ -27,7 +30,10 @@
 # ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}: the Kafka broker and tools
 # jars (mvn -f benches/e2e/pom.xml) in bench/kafka-lib, a venv with matplotlib
 # and confluent-kafka in bench/venv, versitygw in bin/ (go install; moto is the
-# fallback), the private PostgreSQL of scripts/services.sh. The broker is
+# fallback), the private PostgreSQL of scripts/services.sh, and only when a
+# nisshi-* broker is named, Nisshi 0.8.1 (cargo install into bench/nisshi; a
+# build of about half an hour on 2 cores, once; it needs rustc 1.96, newer
+# than the pinned toolchain, so it is built with the installed nightly). The broker is
 # $STREAMHOUSE_BIN, or built with cargo build --release into $CARGO_TARGET_DIR.
 # Every process started is stopped on exit and the temporary directories are
 # removed. Exit status is non-zero if any scenario failed.
@@ -41,6 +47,7 @@ source "$ROOT/scripts/services.sh"
 source "$ROOT/scripts/lib.sh"
 
 ARGS=()
+BROKER_LIST=""
 OUT="$ROOT/docs/benchmarks"
 BUILD=1
 S3_LATENCY=""
@@ -48,7 +55,7 @@ while (($#)); do
     case "$1" in
         --quick) ARGS+=(--quick) ;;
         --reps) ARGS+=(--reps "${2:?--reps needs a number}"); shift ;;
-        --brokers) ARGS+=(--brokers "${2:?--brokers needs a list}"); shift ;;
+        --brokers) BROKER_LIST="${2:?--brokers needs a list}"; ARGS+=(--brokers "$2"); shift ;;
         --scale) ARGS+=(--scale "${2:?--scale needs a factor}"); shift ;;
         --scenarios) ARGS+=(--scenarios "${2:?--scenarios needs a list}"); shift ;;
         --profile) ARGS+=(--profile "${2:?--profile needs a name}"); shift ;;
@@ -84,6 +91,16 @@ if [[ ! -x "$VERSITYGW" ]] && command -v go >/dev/null; then
     step "installing versitygw into $STREAMHOUSE_CACHE/bin"
     GOBIN="$STREAMHOUSE_CACHE/bin" quiet "$LOGS/versitygw-install.log" \
         go install github.com/versity/versitygw/cmd/versitygw@latest || true
+fi
+
+NISSHI="$BENCH_CACHE/nisshi/bin/nisshi"
+if [[ "$BROKER_LIST" == *nisshi* ]]; then
+    if [[ ! -x "$NISSHI" ]]; then
+        step "cargo +nightly install nisshi 0.8.1 into $BENCH_CACHE/nisshi (a long build, once)"
+        CARGO_TARGET_DIR="$BENCH_CACHE/nisshi/target" quiet "$LOGS/nisshi-install.log" \
+            cargo +nightly install nisshi --version 0.8.1 --locked --root "$BENCH_CACHE/nisshi"
+    fi
+    ARGS+=(--nisshi-bin "$NISSHI")
 fi
 
 BIN="${STREAMHOUSE_BIN:-$CARGO_TARGET_DIR/release/streamhouse}"

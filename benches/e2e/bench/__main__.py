@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 
-from .brokers import KafkaBroker, StreamHouseBroker
+from .brokers import KafkaBroker, NisshiBroker, StreamHouseBroker
 from .processes import Failed, free_port, log, start_process, stop_all
 from .report import machine, markdown_table, plots, summarize
 from .scenarios import (FIXED_RATE, FULL, LATENCY_SCENARIOS, PRODUCER_PROFILES, QUICK, RECORD_SIZE,
@@ -31,7 +31,9 @@ from .scenarios import (FIXED_RATE, FULL, LATENCY_SCENARIOS, PRODUCER_PROFILES, 
 BROKERS = ["kafka", "sh-embedded", "sh-s3"]
 # Not run by default: Kafka fsyncing every append (log.flush.interval.messages=1),
 # the durability StreamHouse's embedded default gives an acknowledgement.
-OPTIONAL_BROKERS = ["kafka-fsync"]
+# Nisshi (formerly Tansu), the open-source Rust peer, on its S3 engine (behind
+# the same S3 server and latency proxy as sh-s3) or its SQLite one.
+OPTIONAL_BROKERS = ["kafka-fsync", "nisshi-s3", "nisshi-sqlite"]
 
 
 def psql(pg_admin_url, sql):
@@ -78,6 +80,7 @@ def main():
     p.add_argument("--sh-args", default="",
                    help="more flags for every StreamHouse broker, e.g. '--flush-interval-ms 250'")
     p.add_argument("--s3-proxy-bin", help="the latency proxy (benches/e2e/latency-proxy)")
+    p.add_argument("--nisshi-bin", help="the nisshi binary, for the nisshi-* brokers")
     opts = p.parse_args()
     latency = None
     if opts.s3_latency:
@@ -112,6 +115,9 @@ def main():
     for b in brokers:
         if b not in BROKERS + OPTIONAL_BROKERS:
             p.error("unknown broker %s (known: %s)" % (b, ", ".join(BROKERS + OPTIONAL_BROKERS)))
+        if b.startswith("nisshi") and not opts.nisshi_bin:
+            p.error("%s needs --nisshi-bin" % b)
+    on_s3 = [b for b in brokers if b in ("sh-s3", "nisshi-s3")]
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.makedirs(opts.out, exist_ok=True)
@@ -128,8 +134,9 @@ def main():
             "fixed_rate_records_per_s": FIXED_RATE, "run_id": run_id, "notes": opts.notes,
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     try:
-        if "sh-s3" in brokers and opts.versitygw:
-            root = os.path.join(opts.workdir, "versitygw")
+        s3_root = None
+        if on_s3 and opts.versitygw:
+            root = s3_root = os.path.join(opts.workdir, "versitygw")
             os.makedirs(os.path.join(root, opts.s3_bucket))  # a directory is a bucket
             port = free_port()
             start_process([opts.versitygw, "--access", "test", "--secret", "test",
@@ -138,11 +145,15 @@ def main():
             wait_listening(port, "versitygw")
             s3_url = "http://127.0.0.1:%d" % port
             store_note = "versitygw (posix backend on %s)" % root
-        if "sh-s3" in brokers and latency and s3_url:
+        counts_file = None
+        if on_s3 and latency and s3_url:
             port = free_port()
+            # The proxy also counts the requests (for Nisshi, which reports none).
+            counts_file = os.path.join(opts.workdir, "s3-request-counts.txt")
             start_process([opts.s3_proxy_bin, "--listen", "127.0.0.1:%d" % port,
                            "--upstream", s3_url.split("//", 1)[1],
-                           "--median-ms", str(latency[0]), "--p99-ms", str(latency[1])],
+                           "--median-ms", str(latency[0]), "--p99-ms", str(latency[1]),
+                           "--counts", counts_file],
                           os.path.join(opts.workdir, "s3-latency-proxy.log"))
             wait_listening(port, "the latency proxy")
             s3_url = "http://127.0.0.1:%d" % port
@@ -161,6 +172,18 @@ def main():
                     if name in ("kafka", "kafka-fsync"):
                         broker = KafkaBroker(opts.kafka_lib, workdir, logdir,
                                              fsync_every_append=(name == "kafka-fsync"))
+                    elif name == "nisshi-sqlite":
+                        broker = NisshiBroker(name, opts.nisshi_bin, workdir, logdir, "sqlite://nisshi.db")
+                    elif name == "nisshi-s3":
+                        if not (s3_url and s3_root):
+                            raise Failed("nisshi-s3 needs versitygw (a bucket per repetition)")
+                        bucket = "nisshi-%s-rep%d" % (run_id, rep)
+                        os.makedirs(os.path.join(s3_root, bucket))
+                        env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT": s3_url,
+                               "AWS_ALLOW_HTTP": "true"}
+                        broker = NisshiBroker(name, opts.nisshi_bin, workdir, logdir, "s3://%s/" % bucket,
+                                              env=env, counts_file=counts_file)
                     elif name == "sh-embedded":
                         broker = StreamHouseBroker(name, opts.streamhouse_bin, workdir, logdir,
                                                    extra_args=shlex.split(opts.sh_args))

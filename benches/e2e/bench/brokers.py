@@ -1,6 +1,6 @@
-"""The brokers under test: Apache Kafka (KRaft, one node) and StreamHouse on
-either backend, each started on free ports and ready once Metadata lists a
-broker."""
+"""The brokers under test: Apache Kafka (KRaft, one node), StreamHouse on
+either backend and, when named, Nisshi on its S3 or SQLite engine, each
+started on free ports and ready once Metadata lists a broker."""
 
 import os
 import socket
@@ -138,3 +138,45 @@ class StreamHouseBroker(Broker):
         except OSError as e:
             log("  no metrics from %s: %s" % (self.name, e))
             return {}
+
+
+class NisshiBroker(Broker):
+    """Nisshi (formerly Tansu), the open-source Rust peer, built with cargo
+    install into the bench cache (run.sh), on one of its storage engines:
+    its S3 engine (everything in the bucket) or its SQLite one (libsql, a
+    file). Its store requests are counted by the latency proxy in front of
+    the S3 server (`counts_file`), as it reports none the harness reads."""
+
+    def __init__(self, name, binary, workdir, logdir, engine, env=None, counts_file=None):
+        self.name, self.binary, self.workdir, self.logdir = name, binary, workdir, logdir
+        self.engine, self.env, self.counts_file = engine, dict(env or {}), counts_file
+        self.port = free_port()
+
+    def start(self):
+        url = "tcp://127.0.0.1:%d" % self.port
+        # A sqlite:// path is relative to the working directory.
+        args = [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", self.engine, "--group-initial-rebalance-delay", "0s"]
+        self.proc = start_process(args, os.path.join(self.logdir, self.name + ".log"),
+                                  cwd=self.workdir, env=dict(os.environ, **self.env))
+        wait_ready(self.port, self.proc, self.name)
+
+    def metrics(self):
+        """The proxy's request counts under the keys store_deltas reads."""
+        if not self.counts_file:
+            return {}
+        counts = proxy_counts(self.counts_file)
+        return {"streamhouse_store_puts_total": counts.get("PUT", 0) + counts.get("POST", 0),
+                "streamhouse_store_gets_total": counts.get("GET", 0),
+                "streamhouse_store_other_requests_total":
+                    sum(counts.get(k, 0) for k in ("LIST", "HEAD", "DELETE", "OTHER"))}
+
+
+def proxy_counts(path):
+    """The latency proxy's request counts ({"PUT": n, ...}); {} before its
+    first write."""
+    try:
+        with open(path) as f:
+            return {k: int(v) for k, v in (line.split() for line in f if line.strip())}
+    except OSError:
+        return {}

@@ -56,6 +56,9 @@ def store_deltas(m0, m1, wall):
         "store_puts": puts,
         "store_put_bytes": d("streamhouse_store_put_bytes_total"),
         "store_gets": gets,
+        # Of them, compaction's and the log cleaner's (absent before the
+        # broker counted them).
+        "compaction_gets": d("streamhouse_compaction_store_gets_total"),
         "store_get_bytes": d("streamhouse_store_get_bytes_total"),
         "store_other": d("streamhouse_store_other_requests_total"),
         "store_put_hedges": d("streamhouse_store_put_hedges_total"),

@@ -41,6 +41,15 @@ ROWS = [
     ("wait for compaction before the catch-up read", "consume", "compaction_wait_s", "s", False, True),
     ("store GETs per GiB read", "consume", "gets_per_gib", "", False, True),
     ("store MiB per GET (catch-up)", "consume", "mib_per_get", "MiB", True, True),
+    ("readers' store GETs per GiB written, 1 group tailing @ 5 MiB/s", "fanout-1", "tail_gets_per_gib", "",
+     False, True),
+    ("readers' store GETs per GiB written, 3 groups tailing @ 5 MiB/s", "fanout-3", "tail_gets_per_gib", "",
+     False, True),
+    ("compaction's store GETs per GiB written, 3 groups tailing", "fanout-3", "compaction_gets_per_gib", "",
+     False, True),
+    ("slowest group done after the last record, 1 group tailing", "fanout-1", "tail_lag_s", "s", False, False),
+    ("slowest group done after the last record, 3 groups tailing", "fanout-3", "tail_lag_s", "s", False, False),
+    ("broker CPU, 3 groups tailing @ 5 MiB/s (cores)", "fanout-3", "broker_cores", "", False, False),
     ("store PUTs/s @ 5 MiB/s, 1 partition", "fixed-1p", "store_puts_per_s", "/s", False, True),
     ("store PUTs/s @ 5 MiB/s, 8 partitions", "latency", "store_puts_per_s", "/s", False, True),
     ("store PUTs/s @ 5 MiB/s, 1000 partitions", "fixed-1000p", "store_puts_per_s", "/s", False, True),
@@ -84,13 +93,17 @@ def derived(values):
         v["puts_per_gib"] = v["store_puts"] / gib_written
         v["hedges_per_gib"] = v.get("store_put_hedges", 0) / gib_written
         v["usd_per_tib"] = 1024 * (v["store_puts"] * USD_PER_PUT + v.get("store_gets", 0) * USD_PER_GET) / gib_written
+    if v.get("tail_groups") and "store_gets" in v and gib_written > 0:
+        # The readers' GETs: the store's less compaction's own.
+        v["tail_gets_per_gib"] = (v["store_gets"] - v.get("compaction_gets", 0)) / gib_written
+        v["compaction_gets_per_gib"] = v.get("compaction_gets", 0) / gib_written
     if v.get("catalog_commits"):
         v["objects_per_commit"] = v["objects_committed"] / v["catalog_commits"]
     mib = v.get("mib")
     if "store_gets" in v and mib:
         v["gets_per_gib"] = v["store_gets"] / (mib / 1024)
         v["usd_per_tib"] = 1024 * (v["store_gets"] * USD_PER_GET + v.get("store_puts", 0) * USD_PER_PUT) / (mib / 1024)
-        if v["store_gets"]:
+        if v["store_gets"] and v.get("store_get_bytes"):
             v["mib_per_get"] = v["store_get_bytes"] / 2**20 / v["store_gets"]
     # Rates per second of the client's own measured interval (the producer's
     # duration, the consumer's fetch time), not counting the JVM's start, when

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import statistics
+import threading
 import time
 import uuid
 
@@ -42,6 +43,7 @@ FULL = {
     "metadata_requests": 200,
     "fixed_seconds": 8,
     "rate_seconds": 40,
+    "fanout_seconds": 20,
 }
 QUICK = {
     "reps": 1,
@@ -52,10 +54,11 @@ QUICK = {
     "metadata_requests": 50,
     "fixed_seconds": 5,
     "rate_seconds": 15,
+    "fanout_seconds": 10,
 }
 
 SCENARIOS = ["produce", "consume", "latency", "e2e", "fixed-1p", "produce-1000p", "fixed-1000p", "rate-10m",
-             "produce-franz", "consume-franz"]
+             "produce-franz", "consume-franz", "fanout-1", "fanout-3"]
 # Run only when named, or by default when the store has S3-like latency.
 LATENCY_SCENARIOS = ["rate-10m"]
 
@@ -211,6 +214,43 @@ class Bench:
         return {"metadata_p50_ms": percentile(times, 0.5), "metadata_p99_ms": percentile(times, 0.99),
                 "metadata_mean_ms": statistics.mean(times), "metadata_response_bytes": size,
                 "metadata_partitions": partitions}
+
+    def fanout(self, broker, topic, groups, seconds, logdir):
+        """`groups` consumer groups (franz-go, one member each) tail a new
+        8-partition topic while franz-go produces 5 MiB/s into it for
+        `seconds`: how long after the last acknowledgement the slowest group
+        has read everything (tail_lag_s), and the records written, for the
+        store's GETs per GiB."""
+        self.create_topic(broker, topic, 8)
+        binary = self.loadgen(logdir)
+        records = FIXED_RATE * seconds
+        done = [None] * groups
+        failures = []
+
+        def tail(i):
+            try:
+                path = os.path.join(logdir, "%s-g%d.log" % (topic, i))
+                loadgen.consume(binary, broker, topic, records, path, group="%s-g%d" % (topic, i))
+                done[i] = time.time()
+            except Exception as e:  # noqa: BLE001 - reported below
+                failures.append("group %d: %s" % (i, e))
+        threads = [threading.Thread(target=tail, args=(i,), daemon=True) for i in range(groups)]
+        for t in threads:
+            t.start()
+        # Joined (the group coordinator's first rebalance waits a moment)
+        # before the first record, so that every group reads at the tail.
+        time.sleep(4)
+        v = loadgen.produce(binary, broker, topic, records, FIXED_RATE,
+                            os.path.join(logdir, "%s-produce.log" % topic))
+        produced_at = time.time()
+        for t in threads:
+            t.join(timeout=300)
+        if failures or None in done:
+            raise Failed("; ".join(failures) or "a group did not finish within 300 s")
+        v["bytes_produced"] = records * RECORD_SIZE
+        v["tail_groups"] = groups
+        v["tail_lag_s"] = max(0.0, max(done) - produced_at)
+        return v
 
     # One scenario: resets the broker's peak RSS, measures CPU and store
     # requests around `body`, and records the result (or the failure).
@@ -378,3 +418,11 @@ class Bench:
         except Exception as e:  # noqa: BLE001
             self.results.append({"rep": rep, "broker": broker.name, "scenario": "consume-franz",
                                  "ok": False, "error": "restart failed: %s" % e})
+
+        # Fan-out: one group tailing a topic, then three, each while 5 MiB/s
+        # is produced. The read cache should serve the second and third
+        # groups: GETs per GiB written stay those of one.
+        for groups in (1, 3):
+            name = "fanout-%d" % groups
+            self.scenario(rep, broker, name, lambda g=groups, n=name: self.fanout(
+                broker, "t" + n.replace("-", ""), g, s["fanout_seconds"], logdir))

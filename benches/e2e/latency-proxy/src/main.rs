@@ -15,8 +15,14 @@
 //! for HTTP/1.1 without pipelining and without `Expect: 100-continue`, which is
 //! how the S3 client the broker uses talks. A request through a second
 //! connection draws its own delay, as a retried or hedged request does on S3.
+//!
+//! With `--counts FILE` it also counts the requests by the classes S3 bills
+//! (PUT, POST, LIST, GET, HEAD, DELETE), read from each request's first line,
+//! and rewrites FILE with the totals every 200 ms and at the end: how the
+//! benchmark counts the requests of a broker that reports none itself.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,11 +42,12 @@ struct Options {
     median_ms: f64,
     p99_ms: f64,
     seed: u64,
+    counts: Option<PathBuf>,
 }
 
 fn usage() -> &'static str {
     "usage: s3-latency-proxy --listen HOST:PORT --upstream HOST:PORT \
-     [--median-ms 25] [--p99-ms 150] [--seed N]"
+     [--median-ms 25] [--p99-ms 150] [--seed N] [--counts FILE]"
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -49,6 +56,7 @@ fn parse_options() -> Result<Options, String> {
     let mut median_ms = 25.0;
     let mut p99_ms = 150.0;
     let mut seed = 0x5eed_5eed_5eed_5eed;
+    let mut counts = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -59,6 +67,7 @@ fn parse_options() -> Result<Options, String> {
             "--median-ms" => median_ms = value.parse().map_err(|e| bad(&e))?,
             "--p99-ms" => p99_ms = value.parse().map_err(|e| bad(&e))?,
             "--seed" => seed = value.parse().map_err(|e| bad(&e))?,
+            "--counts" => counts = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -71,7 +80,67 @@ fn parse_options() -> Result<Options, String> {
         median_ms,
         p99_ms,
         seed,
+        counts,
     })
+}
+
+/// S3's request classes, as billed: the first word of a request line, a GET
+/// of a bucket with a listing query counted as LIST.
+const CLASSES: [&str; 7] = ["PUT", "POST", "LIST", "GET", "HEAD", "DELETE", "OTHER"];
+
+/// Requests seen so far, per class (in `CLASSES` order).
+#[derive(Default)]
+struct Counts([AtomicU64; CLASSES.len()]);
+
+impl Counts {
+    /// Counts the request whose first bytes are `start`.
+    fn add(&self, start: &[u8]) {
+        let line = start.split(|&b| b == b'\r').next().unwrap_or(start);
+        let class = match line.split(|&b| b == b' ').next().unwrap_or(b"") {
+            b"GET" if is_listing(line) => "LIST",
+            b"PUT" => "PUT",
+            b"POST" => "POST",
+            b"GET" => "GET",
+            b"HEAD" => "HEAD",
+            b"DELETE" => "DELETE",
+            _ => "OTHER",
+        };
+        let i = CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(CLASSES.len() - 1);
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self) -> String {
+        CLASSES
+            .iter()
+            .zip(&self.0)
+            .map(|(class, n)| format!("{class} {}\n", n.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// A ListObjects (v1 or v2) request line: a query naming a list type or a
+/// prefix (a GET of one object has neither).
+fn is_listing(line: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(line);
+    let query = line.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split(['&', ' '])
+        .any(|p| p.starts_with("list-type=") || p.starts_with("prefix=") || p == "delimiter")
+}
+
+/// Rewrites `path` with the counts every 200 ms (through a temporary file,
+/// so a reader never sees half of it).
+async fn write_counts(path: PathBuf, counts: Arc<Counts>) {
+    let tmp = path.with_extension("tmp");
+    loop {
+        if std::fs::write(&tmp, counts.render()).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Log-normal delays from a small seeded generator (xorshift64*), so that two
@@ -138,6 +207,10 @@ async fn main() {
         }
     };
     let delays = Arc::new(Delays::new(options.median_ms, options.p99_ms, options.seed));
+    let counts = Arc::new(Counts::default());
+    if let Some(path) = options.counts.clone() {
+        tokio::spawn(write_counts(path, Arc::clone(&counts)));
+    }
     eprintln!(
         "s3-latency-proxy: {} -> {}, first byte of each answer after a log-normal delay \
          (median {} ms, p99 {} ms)",
@@ -153,9 +226,10 @@ async fn main() {
             }
         };
         let delays = Arc::clone(&delays);
+        let counts = Arc::clone(&counts);
         let upstream = options.upstream;
         tokio::spawn(async move {
-            if let Err(e) = proxy(client, upstream, delays).await {
+            if let Err(e) = proxy(client, upstream, delays, counts).await {
                 eprintln!("s3-latency-proxy: connection ended: {e}");
             }
         });
@@ -166,6 +240,7 @@ async fn proxy(
     client: TcpStream,
     upstream: SocketAddr,
     delays: Arc<Delays>,
+    counts: Arc<Counts>,
 ) -> std::io::Result<()> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
@@ -173,7 +248,7 @@ async fn proxy(
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     let request_sent = Arc::new(AtomicBool::new(false));
-    let requests = requests(client_read, server_write, Arc::clone(&request_sent));
+    let requests = requests(client_read, server_write, Arc::clone(&request_sent), counts);
     let answers = answers(server_read, client_write, request_sent, delays);
     // Either side closing ends the connection, as a direct one would.
     tokio::select! {
@@ -182,11 +257,14 @@ async fn proxy(
     }
 }
 
-/// Client to server, marking that an answer is owed.
+/// Client to server, marking that an answer is owed. Bytes sent while no
+/// answer is owed begin a request (without pipelining, the next request
+/// starts only after the last answer did), and are counted.
 async fn requests(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     request_sent: Arc<AtomicBool>,
+    counts: Arc<Counts>,
 ) -> std::io::Result<()> {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -194,7 +272,9 @@ async fn requests(
         if n == 0 {
             return to.shutdown().await;
         }
-        request_sent.store(true, Ordering::Release);
+        if !request_sent.swap(true, Ordering::AcqRel) {
+            counts.add(&buffer[..n]);
+        }
         to.write_all(&buffer[..n]).await?;
     }
 }
@@ -222,6 +302,27 @@ async fn answers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_counted_by_billing_class() {
+        let counts = Counts::default();
+        for start in [
+            &b"PUT /bucket/a/b.obj HTTP/1.1\r\nHost: x\r\n"[..],
+            b"GET /bucket/a/b.obj HTTP/1.1\r\n",
+            b"GET /bucket?list-type=2&prefix=a%2F HTTP/1.1\r\n",
+            b"GET /bucket/?prefix=a&delimiter=%2F HTTP/1.1\r\n",
+            b"POST /bucket/a?uploads HTTP/1.1\r\n",
+            b"HEAD /bucket/a HTTP/1.1\r\n",
+            b"DELETE /bucket/a HTTP/1.1\r\n",
+            b"\x16\x03\x01",
+        ] {
+            counts.add(start);
+        }
+        assert_eq!(
+            counts.render(),
+            "PUT 1\nPOST 1\nLIST 2\nGET 1\nHEAD 1\nDELETE 1\nOTHER 1\n"
+        );
+    }
 
     #[test]
     fn delays_have_the_asked_median_and_tail() {
