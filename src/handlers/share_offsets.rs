@@ -131,6 +131,22 @@ pub async fn describe_offsets(
     DescribeShareGroupOffsetsResponse::default().with_groups(groups)
 }
 
+/// Why a change of `group_id`'s offsets is refused before anything is
+/// read: no group named, or `operation` on it not allowed.
+fn refused_group(
+    access: &Access,
+    group_id: &str,
+    operation: AclOperation,
+) -> Option<ResponseError> {
+    if group_id.is_empty() {
+        Some(ResponseError::InvalidGroupId)
+    } else if !access.allows_group(operation, group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    }
+}
+
 /// A requested topic by name: its id and partition count, or why not.
 async fn resolve(
     broker: &Broker,
@@ -171,11 +187,8 @@ pub async fn alter_offsets(
             .with_error_message(message.map(|m| text(&m)))
     };
     let group_id = request.group_id.to_string();
-    if group_id.is_empty() {
-        return failed(ResponseError::InvalidGroupId, None);
-    }
-    if !access.allows_group(AclOperation::Read, &group_id) {
-        return failed(ResponseError::GroupAuthorizationFailed, None);
+    if let Some(error) = refused_group(access, &group_id, AclOperation::Read) {
+        return failed(error, None);
     }
     // Per topic: its id (nil when unknown) and each partition's start
     // offset, or why it is refused.
@@ -254,11 +267,8 @@ pub async fn delete_offsets(
             .with_error_message(message.map(|m| text(&m)))
     };
     let group_id = request.group_id.to_string();
-    if group_id.is_empty() {
-        return failed(ResponseError::InvalidGroupId, None);
-    }
-    if !access.allows_group(AclOperation::Delete, &group_id) {
-        return failed(ResponseError::GroupAuthorizationFailed, None);
+    if let Some(error) = refused_group(access, &group_id, AclOperation::Delete) {
+        return failed(error, None);
     }
     let mut plan: Vec<(String, Result<TopicId, ResponseError>)> = Vec::new();
     for topic in &request.topics {

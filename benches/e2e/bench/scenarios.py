@@ -63,10 +63,6 @@ SCENARIOS = ["produce", "consume", "latency", "e2e", "fixed-1p", "produce-1000p"
 LATENCY_SCENARIOS = ["rate-10m"]
 
 
-class Skipped(Exception):
-    """A scenario left out by --scenarios."""
-
-
 PRODUCER_RE = re.compile(
     r"(\d+) (?:steady state )?records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
@@ -293,6 +289,25 @@ class Bench:
         self.results.append(entry)
         return entry
 
+    def after_restart(self, rep, broker, name, body, produced):
+        """Runs scenario `name` (a catch-up read) on the broker restarted, so
+        that the read comes from the store (StreamHouse) or the log files
+        (Kafka), not the agent's cache. Catch-up reads are of data older than
+        what compaction leaves alone, so compaction of what was `produced`
+        finishes first (Kafka has nothing to wait for); how long that took is
+        recorded with the scenario's values (compaction_wait_s)."""
+        if self.opts.scenarios and name not in self.opts.scenarios:
+            return
+        try:
+            compaction_wait = broker.wait_compacted() if produced else 0.0
+            broker.stop()
+            broker.start()
+        except Exception as e:  # noqa: BLE001
+            self.results.append({"rep": rep, "broker": broker.name, "scenario": name, "ok": False,
+                                 "error": "restart failed: %s" % e})
+            return
+        self.scenario(rep, broker, name, lambda: dict(body(), compaction_wait_s=compaction_wait))
+
     def run_broker(self, rep, broker):
         s = self.sizes
         logdir = broker.logdir
@@ -318,23 +333,8 @@ class Bench:
         def consume():
             if not produced["ok"]:
                 raise Failed("nothing produced")
-            v = self.consume(broker, "tp8", s["produce_records"], os.path.join(logdir, "consume.log"))
-            v["compaction_wait_s"] = compaction_wait
-            return v
-        try:
-            if self.opts.scenarios and "consume" not in self.opts.scenarios:
-                raise Skipped()
-            # Catch-up reads are of data older than what compaction leaves alone;
-            # let it finish before the restart (Kafka has nothing to wait for).
-            compaction_wait = broker.wait_compacted() if produced["ok"] else 0.0
-            broker.stop()
-            broker.start()
-            self.scenario(rep, broker, "consume", consume)
-        except Skipped:
-            pass
-        except Exception as e:  # noqa: BLE001
-            self.results.append({"rep": rep, "broker": broker.name, "scenario": "consume", "ok": False,
-                                 "error": "restart failed: %s" % e})
+            return self.consume(broker, "tp8", s["produce_records"], os.path.join(logdir, "consume.log"))
+        self.after_restart(rep, broker, "consume", consume, produced["ok"])
 
         warmup = FIXED_RATE * 2  # two seconds of records
 
@@ -405,19 +405,7 @@ class Bench:
             self.create_topic(broker, "tpf8", 8)
             return loadgen.consume(self.loadgen(logdir), broker, "tpf8", franz_records,
                                    os.path.join(logdir, "consume-franz.log"))
-        try:
-            if self.opts.scenarios and "consume-franz" not in self.opts.scenarios:
-                raise Skipped()
-            if franz_produced["ok"]:
-                broker.wait_compacted()
-            broker.stop()
-            broker.start()
-            self.scenario(rep, broker, "consume-franz", consume_franz)
-        except Skipped:
-            pass
-        except Exception as e:  # noqa: BLE001
-            self.results.append({"rep": rep, "broker": broker.name, "scenario": "consume-franz",
-                                 "ok": False, "error": "restart failed: %s" % e})
+        self.after_restart(rep, broker, "consume-franz", consume_franz, franz_produced["ok"])
 
         # Fan-out: one group tailing a topic, then three, each while 5 MiB/s
         # is produced. The read cache should serve the second and third
