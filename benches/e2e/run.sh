@@ -10,7 +10,8 @@
 #   --reps N                 repetitions instead of the mode's default
 #   --brokers LIST           subset of kafka,sh-embedded,sh-s3; kafka-fsync (Kafka fsyncing
 #                            every append), nisshi-s3 and nisshi-sqlite (Nisshi, formerly Tansu,
-#                            on its S3 or SQLite engine) run only when named
+#                            on its S3 or SQLite engine) and sh-embedded-base (the embedded broker
+#                            built from another commit, --base-bin) run only when named
 #   --out DIR                where results.json, results.md and the PNGs go
 #                            (default docs/benchmarks)
 #   --scale F                multiply record counts and durations (e.g. 0.1 to try it out)
@@ -25,6 +26,9 @@
 #                            delays each answer's first byte: log-normal, median MED ms, 99th
 #                            percentile P99 ms; 25,150 is like S3 Standard within a region
 #   --no-build               use the release binary as it is
+#   --base-bin PATH          the binary of sh-embedded-base: a change and the build before it,
+#                            measured side by side in one run (e.g. a release build of main
+#                            copied aside before the change)
 #
 # Set-up, each step only if missing, everything under
 # ${STREAMHOUSE_CACHE:-/var/cache/streamhouse-ci}: the Kafka broker and tools
@@ -63,6 +67,7 @@ while (($#)); do
         --s3-latency) S3_LATENCY="${2:?--s3-latency needs MEDIAN_MS,P99_MS}"; shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --no-build) BUILD=0 ;;
+        --base-bin) ARGS+=(--base-bin "${2:?--base-bin needs a path}"); shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac

@@ -33,7 +33,7 @@ BROKERS = ["kafka", "sh-embedded", "sh-s3"]
 # the durability StreamHouse's embedded default gives an acknowledgement.
 # Nisshi (formerly Tansu), the open-source Rust peer, on its S3 engine (behind
 # the same S3 server and latency proxy as sh-s3) or its SQLite one.
-OPTIONAL_BROKERS = ["kafka-fsync", "nisshi-s3", "nisshi-sqlite"]
+OPTIONAL_BROKERS = ["kafka-fsync", "nisshi-s3", "nisshi-sqlite", "sh-embedded-base"]
 
 
 def psql(pg_admin_url, sql):
@@ -81,6 +81,7 @@ def main():
                    help="more flags for every StreamHouse broker, e.g. '--flush-interval-ms 250'")
     p.add_argument("--s3-proxy-bin", help="the latency proxy (benches/e2e/latency-proxy)")
     p.add_argument("--nisshi-bin", help="the nisshi binary, for the nisshi-* brokers")
+    p.add_argument("--base-bin", help="another streamhouse binary, run as sh-embedded-base")
     opts = p.parse_args()
     latency = None
     if opts.s3_latency:
@@ -117,6 +118,8 @@ def main():
             p.error("unknown broker %s (known: %s)" % (b, ", ".join(BROKERS + OPTIONAL_BROKERS)))
         if b.startswith("nisshi") and not opts.nisshi_bin:
             p.error("%s needs --nisshi-bin" % b)
+        if b == "sh-embedded-base" and not opts.base_bin:
+            p.error("sh-embedded-base needs --base-bin")
     on_s3 = [b for b in brokers if b in ("sh-s3", "nisshi-s3")]
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -184,8 +187,9 @@ def main():
                                "AWS_ALLOW_HTTP": "true"}
                         broker = NisshiBroker(name, opts.nisshi_bin, workdir, logdir, "s3://%s/" % bucket,
                                               env=env, counts_file=counts_file)
-                    elif name == "sh-embedded":
-                        broker = StreamHouseBroker(name, opts.streamhouse_bin, workdir, logdir,
+                    elif name in ("sh-embedded", "sh-embedded-base"):
+                        binary = opts.base_bin if name == "sh-embedded-base" else opts.streamhouse_bin
+                        broker = StreamHouseBroker(name, binary, workdir, logdir,
                                                    extra_args=shlex.split(opts.sh_args))
                     else:
                         if not (opts.pg_url and s3_url):
