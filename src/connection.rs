@@ -13,16 +13,18 @@
 //! memory is closed sooner, while fetches wait for that memory, once it has
 //! delivered nothing for [`crate::fetch_memory::STALLED`].
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
 use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
+use streamhouse_protocol::response::Frame;
 use streamhouse_protocol::{frame, request, response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -198,7 +200,7 @@ async fn serve_on<T: Transport>(
                 }) => {
                     let frame = response::unsupported_api_versions(correlation_id);
                     PendingResponse::ready(match frame {
-                        Ok(frame) => Outcome::Respond(frame, None),
+                        Ok(frame) => Outcome::Respond(frame.into(), None),
                         Err(_) => Outcome::Close,
                     })
                 }
@@ -336,7 +338,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             },
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
                 Outcome::Respond(frame, hold) => {
-                    let written = write_frame(&mut socket, &frame, idle, &memory, &holding).await;
+                    let written = write_frame(&mut socket, frame, idle, &memory, &holding).await;
                     if let Some(hold) = hold {
                         holding.sub(hold.bytes());
                     }
@@ -392,29 +394,60 @@ enum Unwritten {
 }
 
 /// Writes one frame; see [`write_responses`] for when it gives up.
+///
+/// A fetch response's records are slices of cached objects (see
+/// [`response::encode_fetch`]), written with vectored writes. A client that
+/// takes none of it for [`COMPACT_AFTER`] gets the rest copied into a buffer
+/// of its own, so a slow reader holds its response's bytes (which the fetch
+/// memory counts) rather than whole objects the cache has let go.
 async fn write_frame<W: AsyncWrite + Unpin>(
     socket: &mut W,
-    frame: &[u8],
+    frame: Frame,
     idle: Duration,
     memory: &FetchMemory,
     holding: &Holding,
 ) -> Result<(), Unwritten> {
     let deadline = Instant::now() + idle;
-    let mut written = 0;
     let mut progress = Instant::now();
-    while written < frame.len() {
-        tokio::select! {
+    let mut segments = frame.into_segments();
+    // The first segment not wholly written; those before it are empty.
+    let mut next = 0;
+    let mut compacted = segments.len() <= 1;
+    while next < segments.len() {
+        let slices: Vec<IoSlice<'_>> = segments[next..]
+            .iter()
+            .take(MAX_IO_SLICES)
+            .map(|segment| IoSlice::new(segment))
+            .collect();
+        let wrote = tokio::select! {
             // Cancel safe: a write that has not completed wrote nothing.
-            wrote = socket.write(&frame[written..]) => match wrote {
-                Ok(0) => return Err(Unwritten::Failed(std::io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    written += n;
-                    progress = Instant::now();
-                }
-                Err(e) => return Err(Unwritten::Failed(e)),
-            },
+            wrote = socket.write_vectored(&slices) => wrote,
+            _ = tokio::time::sleep_until(progress + COMPACT_AFTER), if !compacted => {
+                drop(slices);
+                let rest = concatenate(&segments[next..]);
+                segments = vec![rest];
+                next = 0;
+                compacted = true;
+                continue;
+            }
             _ = tokio::time::sleep_until(deadline) => return Err(Unwritten::NotRead),
             () = reclaim(memory, holding, progress) => return Err(Unwritten::Reclaimed),
+        };
+        match wrote {
+            Ok(0) => return Err(Unwritten::Failed(std::io::ErrorKind::WriteZero.into())),
+            Ok(mut n) => {
+                progress = Instant::now();
+                while n > 0 {
+                    let segment = &mut segments[next];
+                    let taken = n.min(segment.len());
+                    segment.advance(taken);
+                    n -= taken;
+                    if segment.is_empty() {
+                        next += 1;
+                    }
+                }
+            }
+            Err(e) => return Err(Unwritten::Failed(e)),
         }
     }
     // TLS holds what was written until flushed. TCP's flush does nothing and
@@ -427,6 +460,21 @@ async fn write_frame<W: AsyncWrite + Unpin>(
         _ = tokio::time::sleep_until(deadline) => Err(Unwritten::NotRead),
         () = reclaim(memory, holding, progress) => Err(Unwritten::Reclaimed),
     }
+}
+
+/// Segments one vectored write takes at most (Linux's IOV_MAX is 1024).
+const MAX_IO_SLICES: usize = 256;
+
+/// How long a frame's records may stay slices of cached objects while the
+/// client takes nothing; see [`write_frame`].
+const COMPACT_AFTER: Duration = Duration::from_millis(200);
+
+fn concatenate(segments: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::with_capacity(segments.iter().map(Bytes::len).sum());
+    for segment in segments {
+        out.extend_from_slice(segment);
+    }
+    out.freeze()
 }
 
 /// Resolves when a connection that has delivered nothing since `since` is to
@@ -554,5 +602,40 @@ mod tests {
         assert_eq!(length, body.len());
         assert_eq!(&buf[frame::LENGTH_PREFIX_BYTES..], &body[..]);
         drop(sender.await.unwrap());
+    }
+    /// A frame of many segments arrives whole and in order, also when its
+    /// reader stops long enough for the rest to be copied out of them.
+    #[tokio::test]
+    async fn a_segmented_frame_arrives_whole_across_a_pause() {
+        let segments: Vec<Bytes> = (0..1000u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; 1 + (i as usize * 37) % 3000]))
+            .collect();
+        let expected: Vec<u8> = segments.iter().flat_map(|s| s.to_vec()).collect();
+        let frame: Frame = segments.into_iter().collect();
+        let (mut client, mut socket) = tokio::io::duplex(64 * 1024);
+        let reader = tokio::spawn(async move {
+            let mut received = BytesMut::new();
+            let mut paused = false;
+            while received.len() < expected.len() {
+                assert!(read_more(&mut client, &mut received, 100 * MIB).await.unwrap() > 0);
+                if !paused && received.len() > expected.len() / 3 {
+                    paused = true;
+                    tokio::time::sleep(COMPACT_AFTER * 2).await;
+                }
+            }
+            assert_eq!(&received[..], &expected[..]);
+        });
+        let memory = FetchMemory::new(MIB);
+        let holding = Holding::default();
+        let written = write_frame(
+            &mut socket,
+            frame,
+            Duration::from_secs(10),
+            &memory,
+            &holding,
+        )
+        .await;
+        assert!(written.is_ok());
+        reader.await.unwrap();
     }
 }

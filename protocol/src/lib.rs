@@ -29,6 +29,7 @@
 
 pub mod append_time;
 pub mod batch;
+pub mod batches;
 pub mod clean;
 pub mod control;
 pub mod counts;

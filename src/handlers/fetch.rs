@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::select_all;
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
@@ -21,7 +20,7 @@ use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_metadata::acls::AclOperation;
 use streamhouse_metadata::transactions::AbortedTxn;
 use streamhouse_metadata::{PartitionOffsets, Topic};
-use streamhouse_protocol::batch;
+use streamhouse_protocol::batches::Batches;
 use streamhouse_storage::watermarks::Subscription;
 use streamhouse_storage::{ReadBudget, ReadError, StorageError};
 use tokio::time::Instant;
@@ -47,6 +46,16 @@ pub struct FetchLimits<'a> {
     pub access: &'a Access,
 }
 
+/// A fetch's answer: the response, whose partitions' records are
+/// `records` (one per partition, in the response's order; see
+/// [`streamhouse_protocol::response::encode_fetch`]), and the memory they
+/// hold.
+pub struct Answer {
+    pub response: FetchResponse,
+    pub records: Vec<Batches>,
+    pub hold: FetchHold,
+}
+
 /// `ticket` is the fetch's place among its connection's (see
 /// `crate::fetch_memory`); it comes back with the memory the response holds.
 pub async fn handle(
@@ -55,7 +64,7 @@ pub async fn handle(
     version: i16,
     ticket: FetchTicket,
     limits: FetchLimits<'_>,
-) -> (FetchResponse, FetchHold) {
+) -> Answer {
     let FetchLimits {
         client,
         mute,
@@ -80,18 +89,14 @@ pub async fn handle(
     // them costs it nothing, and keeps one response of the connection in
     // memory at a time.
     ticket.turn().await;
-    let (mut response, mut memory) = answer(broker, &request, topics, received).await;
+    let (round, mut memory) = answer(broker, &request, topics, received).await;
+    let (mut response, mut records) = response(round);
     // As Kafka: the response's record bytes count against the client's
     // consumer_byte_rate, and the time spent on it against its
     // request_percentage; a client over either gets an empty response
     // telling it to wait the larger throttle (the bytes not sent are not
     // counted), and is muted.
-    let bytes: usize = response
-        .responses
-        .iter()
-        .flat_map(|topic| &topic.partitions)
-        .filter_map(|partition| partition.records.as_ref().map(|r| r.len()))
-        .sum();
+    let bytes: usize = records.iter().map(Batches::len).sum();
     let throttle = broker.quotas.record(QuotaKind::Fetch, client, bytes as u64);
     let request_throttle = meter.map_or(Duration::ZERO, RequestMeter::settle);
     if !throttle.is_zero() || !request_throttle.is_zero() {
@@ -101,17 +106,22 @@ pub async fn handle(
         mute.mute_for(throttle);
         response = FetchResponse::default()
             .with_throttle_time_ms(throttle_ms(throttle.max(request_throttle)));
+        records = Vec::new();
         memory = None;
     }
+    let mut partitions_records = records.iter();
     for (topic, name) in response.responses.iter().zip(&names) {
-        let Some(name) = name else { continue };
-        for partition in &topic.partitions {
-            if let Some(records) = &partition.records {
+        for records in partitions_records.by_ref().take(topic.partitions.len()) {
+            if let Some(name) = name {
                 broker.request_metrics.fetched(name, records);
             }
         }
     }
-    (response, FetchHold { memory, ticket })
+    Answer {
+        response,
+        records,
+        hold: FetchHold { memory, ticket },
+    }
 }
 
 /// The requested topics as the catalog knows them: by id from Fetch v13
@@ -153,7 +163,7 @@ async fn answer(
     request: &FetchRequest,
     topics: Vec<(FetchTopic, Result<Option<Topic>, ResponseError>)>,
     received: Instant,
-) -> (FetchResponse, Option<Held>) {
+) -> (Round, Option<Held>) {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = received + max_wait;
     // As Kafka: the broker's fetch.max.bytes caps what the client asks, and a
@@ -193,7 +203,7 @@ async fn answer(
             || round.has_error
             || watches.is_empty()
         {
-            return (response(round), Some(held));
+            return (round, Some(held));
         }
         if now >= deadline {
             // Before answering short because of the view: the catalog's heads,
@@ -207,7 +217,7 @@ async fn answer(
                         None => return offsets_only(broker, &topics, committed).await,
                     };
             }
-            return (response(round), Some(held));
+            return (round, Some(held));
         }
         // Nothing is held while waiting.
         drop((round, held));
@@ -215,8 +225,11 @@ async fn answer(
     }
 }
 
-fn response(round: Round) -> FetchResponse {
-    FetchResponse::default().with_responses(round.responses)
+fn response(round: Round) -> (FetchResponse, Vec<Batches>) {
+    (
+        FetchResponse::default().with_responses(round.responses),
+        round.records,
+    )
 }
 
 /// The answer of a fetch that found no memory free before its deadline: every
@@ -226,11 +239,8 @@ async fn offsets_only(
     broker: &Broker,
     topics: &[(FetchTopic, Result<Option<Topic>, ResponseError>)],
     committed: bool,
-) -> (FetchResponse, Option<Held>) {
-    (
-        response(read_round(broker, topics, committed, 0, 0).await),
-        None,
-    )
+) -> (Round, Option<Held>) {
+    (read_round(broker, topics, committed, 0, 0).await, None)
 }
 
 /// One read round within the fetch memory budget (`crate::fetch_memory`): it
@@ -267,7 +277,10 @@ async fn read_holding(
 }
 
 struct Round {
+    /// The partitions' answers without their records, which are `records`
+    /// (one per partition, in order).
     responses: Vec<FetchableTopicResponse>,
+    records: Vec<Batches>,
     /// Record bytes of the answer, which are all the round's reads hold once
     /// settled.
     bytes: usize,
@@ -342,7 +355,7 @@ impl Budgets {
 /// memory held, so what a round reads stays within it: with clients' usual
 /// limits (1 MiB a partition, 50 MiB a response) eight are in flight, with a
 /// partition limit near the response's or little memory free they go one at
-/// a time. A trimmed read is copied, so its excess is freed at once. Only
+/// a time. A trimmed read lets go of its excess batches at once. Only
 /// the read next in turn may return a first batch beyond its budget; a
 /// partition read ahead without that right that turns out to be the first
 /// with data, its first batch larger than its budget, is read again with it.
@@ -355,6 +368,7 @@ async fn read_round(
 ) -> Round {
     let mut round = Round {
         responses: Vec::with_capacity(topics.len()),
+        records: Vec::new(),
         bytes: 0,
         max_bytes,
         has_error: false,
@@ -411,6 +425,7 @@ async fn read_round(
             let data = match settle(read, max_bytes, round.bytes, partition_max) {
                 Ok((heads, records)) => {
                     round.bytes += records.len();
+                    round.records.push(records);
                     let aborted = heads.aborted.iter().map(|txn| {
                         AbortedTransaction::default()
                             .with_producer_id(ProducerId(txn.producer_id))
@@ -421,17 +436,16 @@ async fn read_round(
                         .with_last_stable_offset(heads.last_stable_offset)
                         .with_log_start_offset(heads.offsets.log_start_offset)
                         .with_aborted_transactions(Some(aborted.collect()))
-                        .with_records(Some(records))
                 }
                 Err(error) => {
                     round.has_error = true;
+                    round.records.push(Batches::default());
                     PartitionData::default()
                         .with_error_code(error.code())
                         .with_high_watermark(-1)
                         .with_last_stable_offset(-1)
                         .with_log_start_offset(-1)
                         .with_aborted_transactions(Some(Vec::new()))
-                        .with_records(Some(Bytes::new()))
                 }
             };
             partitions.push(
@@ -488,7 +502,7 @@ async fn read_wanted(
 }
 
 /// A partition's offsets and the outcome of reading its records.
-pub(super) type Read = Result<(Heads, Result<Bytes, ResponseError>), ResponseError>;
+pub(super) type Read = Result<(Heads, Result<Batches, ResponseError>), ResponseError>;
 
 /// A partition's offsets as a fetch answers them.
 pub(super) struct Heads {
@@ -519,7 +533,7 @@ fn settle(
     max_bytes: usize,
     before: usize,
     partition_max_bytes: usize,
-) -> Result<(Heads, Bytes), ResponseError> {
+) -> Result<(Heads, Batches), ResponseError> {
     let (offsets, records) = read?;
     if before == 0 {
         // Nothing settled before it, so it was read with its exact budget and
@@ -529,34 +543,11 @@ fn settle(
     let left = max_bytes.saturating_sub(before);
     if left == 0 {
         // Kafka does not read it at all; neither does its failure count.
-        return Ok((offsets, Bytes::new()));
+        return Ok((offsets, Batches::default()));
     }
-    Ok((
-        offsets,
-        whole_batches_within(records?, left.min(partition_max_bytes)),
-    ))
-}
-
-/// The longest run of whole batches at the start of `records` that fits in
-/// `budget` bytes, in memory of its own.
-fn whole_batches_within(records: Bytes, budget: usize) -> Bytes {
-    if records.len() <= budget {
-        return records;
-    }
-    // The reader returns whole batches it has split already; a failure here
-    // cannot happen, and answering nothing is the safe reading of one.
-    let Ok(ranges) = batch::split(&records) else {
-        return Bytes::new();
-    };
-    let end = ranges
-        .iter()
-        .map(|range| range.end)
-        .take_while(|end| *end <= budget)
-        .last()
-        .unwrap_or(0);
-    // A copy rather than a slice, so the rest of the read is freed now
-    // rather than when the response is encoded.
-    Bytes::copy_from_slice(&records[..end])
+    let mut records = records?;
+    records.truncate_to_bytes(left.min(partition_max_bytes));
+    Ok((offsets, records))
 }
 
 /// Reads one partition (see [`streamhouse_storage::Log::read`]).

@@ -43,14 +43,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use streamhouse_metadata::Topic;
 use streamhouse_protocol::request::Request;
-use streamhouse_protocol::response;
+use streamhouse_protocol::response::{self, Frame};
 
 use crate::acl::Access;
 use crate::config::listeners::SecurityProtocol;
@@ -66,7 +65,7 @@ pub enum Outcome {
     /// Write this frame. What a fetch response holds (its share of the fetch
     /// memory budget, its turn among the connection's fetches) comes with it
     /// and is let go once the frame is written.
-    Respond(BytesMut, Option<FetchHold>),
+    Respond(Frame, Option<FetchHold>),
     /// Nothing to write (Produce with acks=0).
     NoResponse,
     /// Close the connection (a request that cannot be served).
@@ -113,8 +112,10 @@ struct Reply {
 }
 
 impl Reply {
-    fn encode(self, body: ResponseKind) -> Outcome {
-        self.encode_holding(body, None)
+    fn encode(self, mut body: ResponseKind) -> Outcome {
+        self.settle(&mut body);
+        let encoded = response::encode(self.correlation_id, self.api_key, self.version, &body);
+        self.outcome(encoded.map(Frame::from), None)
     }
 
     /// A request answered with no response (Produce with acks=0).
@@ -124,19 +125,37 @@ impl Reply {
         Outcome::NoResponse
     }
 
-    /// Encodes a fetch response and what it holds. Once encoded the body,
-    /// and the records it read, are dropped: the frame is what the memory
-    /// holds from then on.
-    fn encode_holding(self, mut body: ResponseKind, mut hold: Option<FetchHold>) -> Outcome {
+    /// Encodes a fetch response with its records, which the frame holds by
+    /// reference (see [`response::encode_fetch`]), and what it holds.
+    fn encode_fetch(self, answer: fetch::Answer) -> Outcome {
+        let mut body = ResponseKind::Fetch(answer.response);
+        self.settle(&mut body);
+        let encoded = match body {
+            ResponseKind::Fetch(response) => {
+                response::encode_fetch(self.correlation_id, self.version, response, &answer.records)
+            }
+            _ => Err(anyhow::anyhow!("a fetch answered with another response")),
+        };
+        // Once encoded, the frame holds the records; the answer's list of
+        // them goes.
+        drop(answer.records);
+        self.outcome(encoded, Some(answer.hold))
+    }
+
+    /// Applies the request-time throttle and counts the answer.
+    fn settle(&self, body: &mut ResponseKind) {
         if let Some(meter) = &self.meter {
             // Kafka reports the larger of a byte-rate throttle (already in
             // Produce's response) and the request-time one.
-            raise_throttle(&mut body, meter.settle());
+            raise_throttle(body, meter.settle());
         }
         self.metrics
-            .answered(self.api_key, self.received.elapsed(), Some(&body));
-        let encoded = response::encode(self.correlation_id, self.api_key, self.version, &body);
-        drop(body);
+            .answered(self.api_key, self.received.elapsed(), Some(body));
+    }
+
+    /// What an encoded response comes to: the frame, holding at most its
+    /// size of the fetch memory.
+    fn outcome(&self, encoded: anyhow::Result<Frame>, mut hold: Option<FetchHold>) -> Outcome {
         match encoded {
             Ok(frame) => {
                 if let Some(held) = hold.as_mut().and_then(|hold| hold.memory.as_mut()) {
@@ -302,8 +321,8 @@ async fn respond(
                     meter: reply.meter.as_deref(),
                     access: &access,
                 };
-                let (response, hold) = fetch::handle(&broker, body, version, ticket, limits).await;
-                reply.encode_holding(ResponseKind::Fetch(response), Some(hold))
+                let answer = fetch::handle(&broker, body, version, ticket, limits).await;
+                reply.encode_fetch(answer)
             })
         }
         RequestKind::ListOffsets(body) => PendingResponse::later(async move {

@@ -7,10 +7,9 @@
 //! which every agent's commits write: one indexed read each per partition
 //! fetched at read_committed.
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::{PartitionOffsets, TopicId};
-use streamhouse_protocol::batch::{self, BatchHeader};
+use streamhouse_protocol::batches::Batches;
 
 use super::fetch::{Heads, Read};
 use crate::{errors, Broker};
@@ -78,22 +77,12 @@ pub(super) async fn last_stable_offset(
 /// offset they hold (None when none does). A transaction's batches and every
 /// batch after it start at or beyond its first offset, so cutting at a batch
 /// boundary cuts exactly there.
-fn below(records: Bytes, last_stable: i64) -> (Bytes, Option<i64>) {
-    let Ok(ranges) = batch::split(&records) else {
-        return (Bytes::new(), None);
-    };
-    let mut end = 0;
-    let mut last_offset = None;
-    for range in ranges {
-        let Ok(header) = BatchHeader::parse(&records[range.clone()]) else {
-            break;
-        };
-        let last = header.base_offset + i64::from(header.last_offset_delta);
-        if last >= last_stable {
-            break;
-        }
-        end = range.end;
-        last_offset = Some(last);
-    }
-    (records.slice(..end), last_offset)
+fn below(mut records: Batches, last_stable: i64) -> (Batches, Option<i64>) {
+    let stable = records
+        .iter()
+        .take_while(|batch| batch.last_offset() < last_stable)
+        .count();
+    records.truncate(stable);
+    let last_offset = records.iter().last().map(|batch| batch.last_offset());
+    (records, last_offset)
 }

@@ -20,7 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use streamhouse_protocol::batch;
+use streamhouse_protocol::batches::Batches;
 
 pub use error_codes::error_codes;
 
@@ -187,7 +187,7 @@ impl RequestMetrics {
     }
 
     /// Batches of `topic` a fetch response returns.
-    pub fn fetched(&self, topic: &str, batches: &[u8]) {
+    pub fn fetched(&self, topic: &str, batches: &Batches) {
         if batches.is_empty() {
             return;
         }
@@ -195,9 +195,11 @@ impl RequestMetrics {
         self.bytes_out
             .get_or_create(&label)
             .inc_by(batches.len() as u64);
-        self.records_out
-            .get_or_create(&label)
-            .inc_by(records_in(batches));
+        let records = batches
+            .iter()
+            .map(|batch| u64::try_from(batch.header().records_count).unwrap_or(0))
+            .sum();
+        self.records_out.get_or_create(&label).inc_by(records);
     }
 
     /// Counts an open connection until the guard is dropped.
@@ -205,25 +207,6 @@ impl RequestMetrics {
         self.connections.inc();
         ConnectionGuard(self.connections.clone())
     }
-}
-
-/// Records the batches hold, by their headers; a cut-off last batch (a fetch
-/// may end inside one) is not counted.
-pub fn records_in(batches: &[u8]) -> u64 {
-    let mut records = 0u64;
-    let mut at = 0;
-    while let Some(rest) = batches.get(at..) {
-        let Ok(header) = batch::BatchHeader::parse(rest) else {
-            break;
-        };
-        let size = usize::try_from(header.total_size()).unwrap_or(usize::MAX);
-        if size > rest.len() || size == 0 {
-            break;
-        }
-        records += u64::try_from(header.records_count).unwrap_or(0);
-        at += size;
-    }
-    records
 }
 
 /// Decrements the connection gauge when dropped.
@@ -239,6 +222,7 @@ impl Drop for ConnectionGuard {
 mod tests {
     use super::*;
     use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+    use streamhouse_protocol::batch;
 
     fn render(metrics: &RequestMetrics) -> String {
         let mut registry = Registry::default();
@@ -317,23 +301,14 @@ mod tests {
     }
 
     #[test]
-    fn records_are_counted_by_whole_batches() {
-        let mut batches = batch_of(3);
-        batches.extend(batch_of(5));
-        assert_eq!(records_in(&batches), 8);
-        // A fetch may end inside a batch: the partial one is not counted.
-        let mut cut = batches.clone();
-        cut.extend(&batch_of(7)[..20]);
-        assert_eq!(records_in(&cut), 8);
-        assert_eq!(records_in(&[]), 0);
-    }
-
-    #[test]
     fn topic_traffic_is_labelled_by_topic() {
         let metrics = RequestMetrics::default();
         metrics.produced("orders", 120, 4);
-        metrics.fetched("orders", &batch_of(2));
-        metrics.fetched("empty", &[]);
+        let mut two_batches = batch_of(2);
+        two_batches.extend(batch_of(3));
+        let batches = Batches::from_contiguous(&two_batches.into()).unwrap();
+        metrics.fetched("orders", &batches);
+        metrics.fetched("empty", &Batches::default());
         let text = render(&metrics);
         assert!(
             text.contains("streamhouse_topic_bytes_in_total{topic=\"orders\"} 120\n"),
@@ -344,7 +319,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("streamhouse_topic_records_out_total{topic=\"orders\"} 2\n"),
+            text.contains("streamhouse_topic_records_out_total{topic=\"orders\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("streamhouse_topic_bytes_out_total{topic=\"orders\"} 122\n"),
             "{text}"
         );
         assert!(!text.contains("topic=\"empty\""), "{text}");

@@ -17,10 +17,10 @@ pub mod sessions;
 
 use std::sync::Mutex;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::TopicId;
-use streamhouse_protocol::batch::{split, BatchHeader};
+use streamhouse_protocol::batches::Batches;
 use streamhouse_storage::{Freshness, ReadBudget, ReadError};
 
 pub use partition::{AckError, Acquired, SharePartition, ShareRules};
@@ -113,18 +113,24 @@ pub async fn acquire(
         max_bytes,
         at_least_one_batch: true,
     };
-    let records = if from >= offsets.high_watermark {
-        Bytes::new()
+    let mut records = if from >= offsets.high_watermark {
+        Batches::default()
     } else {
         match broker.log.read(topic, partition, from, budget).await {
             Ok(read) => read.records,
             // Retention moved the log start meanwhile: the next fetch reads
             // from the new one.
-            Err(ReadError::OffsetOutOfRange) => Bytes::new(),
+            Err(ReadError::OffsetOutOfRange) => Batches::default(),
             Err(e) => return Err(errors::read(&e)),
         }
     };
-    let batches = batch_ranges(&records)?;
+    let batches: Vec<(i64, i64, bool)> = records
+        .iter()
+        .map(|batch| {
+            let header = batch.header();
+            (header.base_offset, batch.last_offset(), header.is_control())
+        })
+        .collect();
     if state.is_some() && batches.is_empty() {
         return Ok(Delivery::default());
     }
@@ -140,8 +146,7 @@ pub async fn acquire(
         };
         let before = current.map(str::to_owned);
         state.skip_to(offsets.log_start_offset);
-        let ranges: Vec<(i64, i64, bool)> = batches.iter().map(|b| (b.0, b.1, b.2)).collect();
-        *lock(&acquired) = state.acquire(&ranges, member, now_ms, &rules, max_records);
+        *lock(&acquired) = state.acquire(&batches, member, now_ms, &rules, max_records);
         let after = state.to_json();
         (before.as_deref() != Some(after.as_str())).then_some(after)
     };
@@ -154,8 +159,14 @@ pub async fn acquire(
         return Err(error);
     }
     let acquired = std::mem::take(&mut *lock(&acquired));
+    // Only the batches that hold an acquired record go out.
+    records.retain(|batch| {
+        acquired
+            .iter()
+            .any(|a| a.first <= batch.last_offset() && a.last >= batch.header().base_offset)
+    });
     Ok(Delivery {
-        records: holding(&records, &batches, &acquired),
+        records: records.to_bytes(),
         acquired,
     })
 }
@@ -270,37 +281,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Each batch of `records`: (first offset, last offset, is control, bytes).
-type BatchRange = (i64, i64, bool, std::ops::Range<usize>);
-
-fn batch_ranges(records: &Bytes) -> Result<Vec<BatchRange>, ResponseError> {
-    let corrupt = |error| {
-        tracing::error!(?error, "a stored batch cannot be parsed for a share fetch");
-        ResponseError::CorruptMessage
-    };
-    split(records)
-        .map_err(corrupt)?
-        .into_iter()
-        .map(|range| {
-            let header = BatchHeader::parse(&records[range.clone()]).map_err(corrupt)?;
-            let last = header.base_offset + i64::from(header.last_offset_delta);
-            Ok((header.base_offset, last, header.is_control(), range))
-        })
-        .collect()
-}
-
-/// The batches that hold some acquired record, in order.
-fn holding(records: &Bytes, batches: &[BatchRange], acquired: &[Acquired]) -> Bytes {
-    let mut out = BytesMut::new();
-    for (first, last, _, range) in batches {
-        if acquired
-            .iter()
-            .any(|a| a.first <= *last && a.last >= *first)
-        {
-            out.extend_from_slice(&records[range.clone()]);
-        }
-    }
-    out.freeze()
 }

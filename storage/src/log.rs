@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt};
 use streamhouse_metadata::{Catalog, IndexEntry, PartitionOffsets, TopicId};
+use streamhouse_protocol::batches::Batches;
 use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -39,7 +40,7 @@ pub struct ReadResult {
     /// The partition's offsets as decided (from the catalog when it mattered).
     pub offsets: PartitionOffsets,
     /// Whole batches from the read offset, their base offsets patched.
-    pub records: Bytes,
+    pub records: Batches,
 }
 
 /// Whether the heads view may answer or the catalog must.
@@ -183,7 +184,7 @@ impl Log {
         let empty = |offsets| {
             Ok(ReadResult {
                 offsets,
-                records: Bytes::new(),
+                records: Batches::default(),
             })
         };
         if from == offsets.high_watermark || (budget.max_bytes == 0 && !budget.at_least_one_batch) {
@@ -242,7 +243,8 @@ impl Log {
             .reader
             .read(std::slice::from_ref(&entry), from, usize::MAX)
             .await?;
-        Ok(Some((entry, from, records)))
+        // A search record by record wants them in one buffer; a rare request.
+        Ok(Some((entry, from, records.to_bytes())))
     }
 
     /// A receiver of the partition's offsets, counted as a waiting fetch

@@ -157,7 +157,11 @@ async fn catch_up(s: &Setup) -> (Vec<Bytes>, u64, usize) {
                 .await
                 .unwrap();
             entries_seen += entries.len();
-            let read = reader.read(&entries, offset, 1 << 20).await.unwrap();
+            let read = reader
+                .read(&entries, offset, 1 << 20)
+                .await
+                .unwrap()
+                .to_bytes();
             assert!(!read.is_empty());
             // Next offset: past the last batch read.
             let mut at = 0;
@@ -582,7 +586,8 @@ async fn objects_a_log_start_left_sparse_are_rewritten_and_the_store_shrinks() {
             &reader
                 .read(std::slice::from_ref(entry), entry.base_offset, 1 << 30)
                 .await
-                .unwrap(),
+                .unwrap()
+                .to_bytes(),
         );
     }
     assert_eq!(read.freeze(), before[2]);

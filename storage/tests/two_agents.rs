@@ -115,7 +115,12 @@ impl Cluster {
     async fn stored_batches(&self) -> Vec<(i64, i32)> {
         let catalog = &self.agents[0].catalog;
         let entries = catalog.index_entries(self.topic, 0, 0, 100).await.unwrap();
-        let mut read = self.reader.read(&entries, 0, usize::MAX).await.unwrap();
+        let mut read = self
+            .reader
+            .read(&entries, 0, usize::MAX)
+            .await
+            .unwrap()
+            .to_bytes();
         let mut batches = Vec::new();
         while read.has_remaining() {
             let base_offset = read.get_i64();

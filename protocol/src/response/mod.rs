@@ -1,5 +1,9 @@
 //! Encoding responses into length-prefixed frames.
 
+mod fetch;
+
+pub use fetch::{encode_fetch, Frame};
+
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{
     api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, ResponseHeader, ResponseKind,
@@ -20,12 +24,30 @@ pub fn encode(
     version: i16,
     body: &ResponseKind,
 ) -> anyhow::Result<BytesMut> {
-    let mut buf = BytesMut::with_capacity(capacity_for(body, version));
+    encode_message(
+        correlation_id,
+        api_key,
+        version,
+        capacity_for(body, version),
+        |buf| body.encode(buf, version),
+    )
+}
+
+/// A frame: the length prefix, the response header, and what `encode_body`
+/// writes, in a buffer of `capacity` to start with.
+fn encode_message(
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    capacity: usize,
+    encode_body: impl FnOnce(&mut BytesMut) -> anyhow::Result<()>,
+) -> anyhow::Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api_key.response_header_version(version))?;
-    body.encode(&mut buf, version)?;
+    encode_body(&mut buf)?;
     let length = i32::try_from(buf.len() - LENGTH_PREFIX_BYTES)?;
     buf[..LENGTH_PREFIX_BYTES].copy_from_slice(&length.to_be_bytes());
     Ok(buf)

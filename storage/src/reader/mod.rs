@@ -13,7 +13,9 @@
 //! [`read_ahead`]).
 //!
 //! Runs are stored with the client's base offsets; the catalog's offsets are
-//! written into each batch header on the way out.
+//! written into a copy of each batch header on the way out, and the rest of
+//! the batch stays a slice of the cached object ([`Batches`]): a read copies
+//! no records.
 
 mod read_ahead;
 #[cfg(test)]
@@ -21,13 +23,14 @@ mod tests;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{FuturesOrdered, StreamExt};
 use moka::future::Cache;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use streamhouse_metadata::IndexEntry;
 use streamhouse_protocol::batch;
+use streamhouse_protocol::batches::Batches;
 use tokio::sync::Semaphore;
 
 use crate::StorageError;
@@ -134,8 +137,8 @@ impl ObjectReader {
         entries: &[IndexEntry],
         from_offset: i64,
         max_bytes: usize,
-    ) -> Result<Bytes, StorageError> {
-        let mut out = BytesMut::new();
+    ) -> Result<Batches, StorageError> {
+        let mut out = Batches::default();
         let mut next = 0;
         let mut missed = false;
         'rounds: while next < entries.len() {
@@ -144,8 +147,6 @@ impl ObjectReader {
             // round, a long one a GET that read-ahead would have made anyway.
             let budget = max_bytes.saturating_sub(out.len());
             let planned = &entries[next..][..entries_needed(&entries[next..], from_offset, budget)];
-            let planned_bytes: usize = planned.iter().map(run_length).sum();
-            out.reserve(planned_bytes.min(budget));
             let mut pending = planned.iter();
             let mut objects = FuturesOrdered::new();
             objects.extend(
@@ -169,7 +170,7 @@ impl ObjectReader {
         if missed {
             self.read_ahead(&entries[next..], max_bytes);
         }
-        Ok(out.freeze())
+        Ok(out)
     }
 }
 
@@ -228,7 +229,7 @@ enum Appended {
 /// their assigned base offsets, while they fit in `max_bytes` (the first batch
 /// of the read always does).
 fn append_run(
-    out: &mut BytesMut,
+    out: &mut Batches,
     entry: &IndexEntry,
     run: &Bytes,
     from_offset: i64,
@@ -247,10 +248,8 @@ fn append_run(
         if !out.is_empty() && out.len() + range.len() > max_bytes {
             return Ok(Appended::Full);
         }
-        let at = out.len();
-        out.extend_from_slice(&run[range]);
-        batch::set_base_offset(&mut out[at..], batch_base);
-        batch::clear_partition_leader_epoch(&mut out[at..]);
+        out.push_patched(&run.slice(range), batch_base)
+            .map_err(|e| corrupt(entry, &e.to_string()))?;
         if out.len() >= max_bytes {
             return Ok(Appended::Full);
         }
