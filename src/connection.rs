@@ -397,9 +397,11 @@ enum Unwritten {
 ///
 /// A fetch response's records are slices of cached objects (see
 /// [`response::encode_fetch`]), written with vectored writes. A client that
-/// takes none of it for [`COMPACT_AFTER`] gets the rest copied into a buffer
-/// of its own, so a slow reader holds its response's bytes (which the fetch
-/// memory counts) rather than whole objects the cache has let go.
+/// has not taken the whole frame [`COMPACT_AFTER`] after it began, plus the
+/// time the frame takes at [`SLOWEST_READ_BYTES_PER_SEC`], gets the rest
+/// copied into a buffer of its own, so a slow reader holds its response's
+/// bytes (which the fetch memory counts) rather than whole objects the cache
+/// has let go.
 async fn write_frame<W: AsyncWrite + Unpin>(
     socket: &mut W,
     frame: Frame,
@@ -409,6 +411,8 @@ async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> Result<(), Unwritten> {
     let deadline = Instant::now() + idle;
     let mut progress = Instant::now();
+    let read_time = Duration::from_secs_f64(frame.len() as f64 / SLOWEST_READ_BYTES_PER_SEC);
+    let compact_at = progress + COMPACT_AFTER + read_time;
     let mut segments = frame.into_segments();
     // The first segment not wholly written; those before it are empty.
     let mut next = 0;
@@ -422,7 +426,7 @@ async fn write_frame<W: AsyncWrite + Unpin>(
         let wrote = tokio::select! {
             // Cancel safe: a write that has not completed wrote nothing.
             wrote = socket.write_vectored(&slices) => wrote,
-            _ = tokio::time::sleep_until(progress + COMPACT_AFTER), if !compacted => {
+            _ = tokio::time::sleep_until(compact_at), if !compacted => {
                 drop(slices);
                 let rest = concatenate(&segments[next..]);
                 segments = vec![rest];
@@ -465,9 +469,13 @@ async fn write_frame<W: AsyncWrite + Unpin>(
 /// Segments one vectored write takes at most (Linux's IOV_MAX is 1024).
 const MAX_IO_SLICES: usize = 256;
 
-/// How long a frame's records may stay slices of cached objects while the
-/// client takes nothing; see [`write_frame`].
+/// How long a frame's records may stay slices of cached objects, beyond the
+/// time they take at [`SLOWEST_READ_BYTES_PER_SEC`]; see [`write_frame`].
 const COMPACT_AFTER: Duration = Duration::from_millis(200);
+
+/// The reading speed below which a client's response is copied out of the
+/// cached objects before it has taken it all.
+const SLOWEST_READ_BYTES_PER_SEC: f64 = 10.0 * 1024.0 * 1024.0;
 
 fn concatenate(segments: &[Bytes]) -> Bytes {
     let mut out = BytesMut::with_capacity(segments.iter().map(Bytes::len).sum());
@@ -620,7 +628,9 @@ mod tests {
                 assert!(read_more(&mut client, &mut received, 100 * MIB).await.unwrap() > 0);
                 if !paused && received.len() > expected.len() / 3 {
                     paused = true;
-                    tokio::time::sleep(COMPACT_AFTER * 2).await;
+                    let read_time = expected.len() as f64 / SLOWEST_READ_BYTES_PER_SEC;
+                    tokio::time::sleep(COMPACT_AFTER * 2 + Duration::from_secs_f64(read_time))
+                        .await;
                 }
             }
             assert_eq!(&received[..], &expected[..]);

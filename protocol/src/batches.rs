@@ -16,9 +16,11 @@ use crate::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
 /// and a slice.
 const COPIED_WHOLE_UP_TO: usize = 512;
 
-/// Bytes of copied headers one allocation holds; the headers of a read share
-/// allocations instead of taking one each.
+/// Bytes of copied headers one allocation holds at most; the headers of a
+/// read share allocations instead of taking one each. Allocations start
+/// small and double, so a partition with little to return holds little.
 const HEADS_CHUNK_BYTES: usize = 8 * 1024;
+const HEADS_FIRST_BYTES: usize = 256;
 
 /// One whole batch: `head` (its copied, possibly patched, first bytes) then
 /// `body` (the rest, shared with the bytes it was read from).
@@ -60,6 +62,8 @@ pub struct Batches {
     len: usize,
     /// Room for the next copied headers.
     heads: BytesMut,
+    /// Bytes copied into heads so far.
+    heads_bytes: usize,
 }
 
 impl Batches {
@@ -89,8 +93,10 @@ impl Batches {
             HEADER_BYTES
         };
         if self.heads.capacity() - self.heads.len() < copied {
-            self.heads.reserve(copied.max(HEADS_CHUNK_BYTES));
+            let room = (2 * self.heads_bytes).clamp(HEADS_FIRST_BYTES, HEADS_CHUNK_BYTES);
+            self.heads.reserve(copied.max(room));
         }
+        self.heads_bytes += copied;
         self.heads.extend_from_slice(&batch[..copied]);
         batch::set_base_offset(&mut self.heads, base_offset);
         batch::clear_partition_leader_epoch(&mut self.heads);

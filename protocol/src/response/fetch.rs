@@ -155,9 +155,12 @@ pub fn encode_fetch(
         );
         skeleton.extend_from_slice(&empty[at..prefix_start]);
         put_length(&mut skeleton, batches.len(), flexible)?;
-        frame.push(&skeleton.split().freeze());
-        for segment in batches.segments() {
-            frame.push(segment);
+        // A partition without records needs no cut.
+        if !batches.is_empty() {
+            frame.push(&skeleton.split().freeze());
+            for segment in batches.segments() {
+                frame.push(segment);
+            }
         }
         at = prefix_end;
         at_marked = marked_end + 1;
