@@ -58,6 +58,8 @@ pub struct Broker {
     pub tls: Option<crate::tls::Tls>,
     /// Share groups' fetch sessions with this agent (KIP-932).
     pub share_sessions: crate::share::sessions::ShareSessions,
+    /// Groups' configs as the share path reads them.
+    pub group_configs: crate::config::group::GroupConfigCache,
 }
 
 impl Broker {
@@ -202,6 +204,7 @@ impl Broker {
             accepting: Default::default(),
             tls,
             share_sessions: Default::default(),
+            group_configs: Default::default(),
         });
         crate::transactions::sweep_in_background(&broker, interval);
         Ok(broker)

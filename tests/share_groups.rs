@@ -30,6 +30,7 @@ on_both_backends!(
     the_end_of_a_connection_releases_what_its_member_held,
     offsets_are_reset_and_deleted_only_while_the_group_is_empty,
     the_group_config_share_auto_offset_reset_says_where_a_group_begins,
+    a_group_lock_duration_applies_to_its_members_only,
 );
 
 const INVALID_RECORD_STATE: i16 = 121;
@@ -587,13 +588,8 @@ async fn the_group_config_share_auto_offset_reset_says_where_a_group_begins(back
     let (code, _) =
         alter_group_config(&mut client, &early, "share.auto.offset.reset", "sometimes").await;
     assert_eq!(code, 40, "INVALID_CONFIG");
-    let (code, message) = alter_group_config(
-        &mut client,
-        &early,
-        "share.record.lock.duration.ms",
-        "15000",
-    )
-    .await;
+    let (code, message) =
+        alter_group_config(&mut client, &early, "share.session.timeout.ms", "45000").await;
     assert_eq!(code, 40, "not served per group: {message:?}");
 
     let request = DescribeConfigsRequest::default().with_resources(vec![
@@ -638,4 +634,35 @@ async fn the_group_config_share_auto_offset_reset_says_where_a_group_begins(back
     let a = share_fetch(&mut client, &late, "a", 0, id, 100, &[]).await;
     assert!(acquired(&a).is_empty(), "latest: none of the ten");
     assert_eq!(start_offset(&mut client, &late, &topic).await, 10);
+}
+
+async fn a_group_lock_duration_applies_to_its_members_only(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgl");
+    let id = ten_records(&mut client, &topic).await;
+    let (short, long) = (format!("{topic}-short"), format!("{topic}-long"));
+    for (value, code) in [("14999", 40), ("60001", 40), ("15000", 0)] {
+        let (got, message) =
+            alter_group_config(&mut client, &short, "share.record.lock.duration.ms", value).await;
+        assert_eq!(got, code, "{value}: {message:?}");
+    }
+
+    join(&mut client, &short, "a", &topic).await;
+    join(&mut client, &short, "b", &topic).await;
+    let a = share_fetch(&mut client, &short, "a", 0, id, 100, &[]).await;
+    assert_eq!(a.acquisition_lock_timeout_ms, 15_000);
+    assert_eq!(acquired(&a), vec![(0, 9, 1)]);
+    join(&mut client, &long, "a", &topic).await;
+    let other = share_fetch(&mut client, &long, "a", 0, id, 100, &[]).await;
+    assert_eq!(other.acquisition_lock_timeout_ms, 30_000, "the agent's");
+
+    // a holds 0-9 (its session stays open on this connection); once its
+    // 15 s locks lapse, b gets them for a second delivery.
+    let mut b_client = broker.client().await;
+    let b = share_fetch(&mut b_client, &short, "b", 0, id, 100, &[]).await;
+    assert!(acquired(&b).is_empty(), "locked by a");
+    tokio::time::sleep(std::time::Duration::from_millis(15_300)).await;
+    let b = share_fetch(&mut b_client, &short, "b", 1, id, 100, &[]).await;
+    assert_eq!(acquired(&b), vec![(0, 9, 2)], "a's locks lapsed after 15 s");
 }

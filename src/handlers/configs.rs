@@ -68,7 +68,11 @@ pub async fn describe(
             RESOURCE_GROUP => group_configs(broker, &resource.resource_name)
                 .await
                 .map(|configs| {
-                    crate::config::group::described(&configs, broker.config.share_start)
+                    crate::config::group::described(
+                        &configs,
+                        broker.config.share_start,
+                        broker.config.group_rules.share_record_lock_ms,
+                    )
                 }),
             RESOURCE_BROKER => crate::config::broker::entries(
                 &broker.config,
@@ -293,6 +297,7 @@ async fn apply(
         }
         return match broker.catalog.update_group_configs(name, update).await {
             Ok(configs) => {
+                broker.group_configs.forget(name);
                 tracing::info!(group = %name, ?configs, "altered group configs");
                 Ok(())
             }

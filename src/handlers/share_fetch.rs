@@ -141,7 +141,8 @@ pub async fn fetch(
     access: &Access,
     connection: ConnectionId,
 ) -> ShareFetchResponse {
-    let lock_ms = broker.config.group_rules.share_record_lock_ms;
+    // The group's own lock duration once the group is known.
+    let mut lock_ms = broker.config.group_rules.share_record_lock_ms;
     let answer = |error: ResponseError| {
         ShareFetchResponse::default()
             .with_error_code(error.code())
@@ -180,6 +181,9 @@ pub async fn fetch(
         Ok(session) => session,
         Err(error) => return answer(error),
     };
+    if let Ok(rules) = share::rules(broker, &group).await {
+        lock_ms = i32::try_from(rules.lock_ms).unwrap_or(lock_ms);
+    }
     let acked = acknowledge_all(broker, &group, &member, &checked.allowed).await;
     let mut delivered: BTreeMap<(TopicId, i32), Result<Delivery, ResponseError>> = BTreeMap::new();
     if epoch == CLOSE_EPOCH {

@@ -15,7 +15,8 @@
 pub mod partition;
 pub mod sessions;
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -27,6 +28,7 @@ pub use partition::{AckError, Acquired, SharePartition, ShareRules};
 
 use sessions::{ConnectionId, SessionPartitions};
 
+use crate::config::group;
 use crate::{errors, Broker};
 
 /// What the share group reads first of a partition it has never read
@@ -39,12 +41,29 @@ pub enum ShareStart {
 }
 
 /// The rules of share groups on this agent.
-pub fn rules(broker: &Broker) -> ShareRules {
+/// The share rules of `group_id`: the agent's, with the group's own lock
+/// duration if it has one (`share.record.lock.duration.ms`).
+pub async fn rules(broker: &Broker, group_id: &str) -> Result<ShareRules, ResponseError> {
+    let configs = group_configs(broker, group_id).await?;
     let groups = &broker.config.group_rules;
-    ShareRules {
-        lock_ms: i64::from(groups.share_record_lock_ms),
+    Ok(ShareRules {
+        lock_ms: i64::from(group::share_lock_ms(
+            &configs,
+            groups.share_record_lock_ms,
+        )),
         delivery_limit: groups.share_delivery_limit,
-    }
+    })
+}
+
+async fn group_configs(
+    broker: &Broker,
+    group_id: &str,
+) -> Result<Arc<BTreeMap<String, String>>, ResponseError> {
+    broker
+        .group_configs
+        .get(&*broker.catalog, group_id)
+        .await
+        .map_err(|e| errors::catalog(&e))
 }
 
 fn parse(json: Option<&str>) -> Result<Option<SharePartition>, ResponseError> {
@@ -75,7 +94,7 @@ pub async fn acquire(
     max_records: i64,
     max_bytes: usize,
 ) -> Result<Delivery, ResponseError> {
-    let rules = rules(broker);
+    let rules = rules(broker, group_id).await?;
     let now_ms = broker.clock.now_ms();
     let stored = broker
         .catalog
@@ -92,14 +111,10 @@ pub async fn acquire(
     // Read only for a partition the group never read: its start is fixed then.
     let start = match &state {
         Some(_) => broker.config.share_start,
-        None => {
-            let configs = broker
-                .catalog
-                .group_configs(group_id)
-                .await
-                .map_err(|e| errors::catalog(&e))?;
-            crate::config::group::share_start(&configs, broker.config.share_start)
-        }
+        None => group::share_start(
+            &*group_configs(broker, group_id).await?,
+            broker.config.share_start,
+        ),
     };
     let initial = match start {
         ShareStart::Latest => offsets.high_watermark,
@@ -182,7 +197,7 @@ pub async fn acknowledge(
     member: &str,
     batches: &[(i64, i64, Vec<i8>)],
 ) -> Result<(), ResponseError> {
-    let rules = rules(broker);
+    let rules = rules(broker, group_id).await?;
     let now_ms = broker.clock.now_ms();
     let outcome = Mutex::new(Ok(()));
     let update = |current: Option<&str>| {
@@ -227,7 +242,7 @@ pub async fn release(
     partition: i32,
     member: &str,
 ) -> Result<(), ResponseError> {
-    let rules = rules(broker);
+    let rules = rules(broker, group_id).await?;
     let update = |current: Option<&str>| {
         let mut state = parse(current).ok()??;
         let before = state.to_json();
