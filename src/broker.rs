@@ -173,7 +173,8 @@ impl Broker {
             )
             .with_clock(Arc::clone(&clock))
             .with_share(Arc::clone(&membership) as Arc<dyn ShareOfWork>)
-            .with_heads(log.heads()),
+            .with_heads(log.heads())
+            .with_cache(log.reader()),
         );
         let coordinator = Coordinator::start(
             catalog.clone(),

@@ -625,7 +625,12 @@ mod tests {
             let mut received = BytesMut::new();
             let mut paused = false;
             while received.len() < expected.len() {
-                assert!(read_more(&mut client, &mut received, 100 * MIB).await.unwrap() > 0);
+                assert!(
+                    read_more(&mut client, &mut received, 100 * MIB)
+                        .await
+                        .unwrap()
+                        > 0
+                );
                 if !paused && received.len() > expected.len() / 3 {
                     paused = true;
                     let read_time = expected.len() as f64 / SLOWEST_READ_BYTES_PER_SEC;

@@ -47,10 +47,7 @@ pub async fn rules(broker: &Broker, group_id: &str) -> Result<ShareRules, Respon
     let configs = group_configs(broker, group_id).await?;
     let groups = &broker.config.group_rules;
     Ok(ShareRules {
-        lock_ms: i64::from(group::share_lock_ms(
-            &configs,
-            groups.share_record_lock_ms,
-        )),
+        lock_ms: i64::from(group::share_lock_ms(&configs, groups.share_record_lock_ms)),
         delivery_limit: groups.share_delivery_limit,
     })
 }

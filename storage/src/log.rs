@@ -284,6 +284,11 @@ impl Log {
         Ok(offsets)
     }
 
+    /// The read path's object cache, which compaction reads before the store.
+    pub fn reader(&self) -> Arc<ObjectReader> {
+        Arc::clone(&self.reader)
+    }
+
     /// The heads view, for the background work that moves log starts
     /// (retention).
     pub fn heads(&self) -> Arc<Watermarks> {

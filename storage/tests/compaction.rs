@@ -263,6 +263,39 @@ async fn compaction_keeps_every_batch_and_cuts_catch_up_gets() {
     assert_eq!(catch_up(&s).await.0, before);
 }
 
+/// An agent compacts the objects its read cache holds (those it wrote
+/// lately: the write path caches each at commit) without GETting them, and
+/// the result is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_objects_are_compacted_without_gets() {
+    let s = setup().await;
+    write_small_objects(&s).await;
+    let (before, _, _) = catch_up(&s).await;
+    let cache = Arc::new(ObjectReader::new(
+        Arc::clone(&s.store),
+        &ReadCacheConfig::default(),
+    ));
+    let listed: Vec<_> = s.store.list(None).try_collect().await.unwrap();
+    for object in &listed {
+        let bytes = s.store.get(&object.location).await.unwrap();
+        cache
+            .cache_committed(object.location.as_ref(), &bytes.bytes().await.unwrap())
+            .await;
+    }
+    let gets = s.metrics.store_gets.get();
+    let worker = worker(&s, 64 * 1024).with_cache(cache);
+    while let PassOutcome::Compacted { .. } = worker.compact_once().await.unwrap() {}
+    let compaction = &s.metrics.compaction;
+    assert!(compaction.objects_compacted.get() > 0);
+    assert_eq!(
+        compaction.cache_reads.get(),
+        compaction.objects_compacted.get()
+    );
+    assert_eq!(compaction.store_gets.get(), 0);
+    assert_eq!(s.metrics.store_gets.get(), gets, "no GETs");
+    assert_eq!(catch_up(&s).await.0, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overdue_small_objects_are_compacted_below_the_target() {
     let s = setup().await;

@@ -61,7 +61,7 @@ use crate::background::BackgroundWrite;
 use crate::format::new_object_key;
 use crate::metrics::Metrics;
 use crate::watermarks::Watermarks;
-use crate::StorageError;
+use crate::{ObjectReader, StorageError};
 
 pub use cleaner::CleanerPass;
 pub use gc::GcOutcome;
@@ -203,6 +203,10 @@ pub struct CompactionWorker {
     /// The agent's heads view, told of log starts retention moves (and through
     /// it the other agents); without it they learn from the catalog.
     heads: Option<Arc<Watermarks>>,
+    /// The agent's read cache: the objects this agent wrote recently are in
+    /// it (they enter at commit), and the small objects compaction merges
+    /// are mostly those, so reading them there saves a GET each.
+    cache: Option<Arc<ObjectReader>>,
 }
 
 impl CompactionWorker {
@@ -220,7 +224,15 @@ impl CompactionWorker {
             clock: streamhouse_clock::system(),
             share: Arc::new(WorkShare::ALL),
             heads: None,
+            cache: None,
         }
+    }
+
+    /// This worker reading the objects it compacts from `cache` when they are
+    /// there.
+    pub fn with_cache(mut self, cache: Arc<ObjectReader>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// This worker doing only the share `share` gives it at each pass.
@@ -407,7 +419,8 @@ impl CompactionWorker {
         orphans::scan(self, suspects).await
     }
 
-    /// GETs the objects, a few at a time, by id.
+    /// The objects by id: from the read cache when it has them, else by GETs,
+    /// a few at a time.
     async fn read_all(
         &self,
         objects: &[&StoredObject],
@@ -419,9 +432,16 @@ impl CompactionWorker {
             .map(|object| {
                 let store = Arc::clone(&self.store);
                 let (id, key) = (object.id, object.key.clone());
-                let gets = self.metrics.compaction.store_gets.clone();
+                let metrics = Arc::clone(&self.metrics);
+                let cache = self.cache.clone();
                 async move {
-                    gets.inc();
+                    if let Some(cache) = cache {
+                        if let Some(bytes) = cache.cached(&key).await {
+                            metrics.compaction.cache_reads.inc();
+                            return Ok((id, (key, bytes)));
+                        }
+                    }
+                    metrics.compaction.store_gets.inc();
                     let bytes = store.get(&Path::from(key.as_str())).await?.bytes().await?;
                     Ok::<_, StorageError>((id, (key, bytes)))
                 }

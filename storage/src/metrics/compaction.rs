@@ -18,6 +18,9 @@ pub struct CompactionMetrics {
     /// GETs of compaction and the log cleaner (the objects and runs they
     /// read to rewrite): the store's GETs less these are the readers'.
     pub store_gets: Counter,
+    /// Objects compaction read from the agent's read cache instead of the
+    /// store (a GET saved each).
+    pub cache_reads: Counter,
     /// Swaps refused because a source entry changed meanwhile.
     pub conflicts: Counter,
     /// Live objects below half the target at the last pass, young ones
@@ -76,6 +79,11 @@ impl CompactionMetrics {
                 "streamhouse_compaction_store_gets",
                 "Store GETs of compaction and the log cleaner (objects and runs read to rewrite)",
                 &self.store_gets,
+            ),
+            (
+                "streamhouse_compaction_cache_reads",
+                "Objects compaction read from the agent's read cache instead of the store",
+                &self.cache_reads,
             ),
             (
                 "streamhouse_compaction_conflicts",

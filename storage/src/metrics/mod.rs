@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     /// The sample names the benchmark harness and dashboards know.
-    const SAMPLES: [&str; 50] = [
+    const SAMPLES: [&str; 51] = [
         "streamhouse_store_puts_total",
         "streamhouse_store_put_hedges_total",
         "streamhouse_store_put_bytes_total",
@@ -158,6 +158,7 @@ mod tests {
         "streamhouse_compaction_objects_written_total",
         "streamhouse_compaction_bytes_rewritten_total",
         "streamhouse_compaction_store_gets_total",
+        "streamhouse_compaction_cache_reads_total",
         "streamhouse_compaction_conflicts_total",
         "streamhouse_compaction_pending_objects",
         "streamhouse_compaction_last_idle_ms",

@@ -106,6 +106,11 @@ impl ObjectReader {
         self.cache.insert(key.to_string(), cached).await;
     }
 
+    /// The object under `key` if the cache holds it (never a GET).
+    pub async fn cached(&self, key: &str) -> Option<Bytes> {
+        self.cache.get(key).await.map(|cached| cached.bytes)
+    }
+
     /// One index entry's object from the cache or the store, and whether this
     /// read found it by a miss or by read-ahead (the signs of a sequential
     /// reader that read-ahead can help).
