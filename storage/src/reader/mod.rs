@@ -26,6 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{FuturesOrdered, StreamExt};
 use moka::future::Cache;
+use moka::policy::EvictionPolicy;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use streamhouse_metadata::IndexEntry;
@@ -76,7 +77,15 @@ pub struct ObjectReader {
 
 impl ObjectReader {
     pub fn new(store: Arc<dyn ObjectStore>, config: &ReadCacheConfig) -> Self {
+        // LRU, not moka's default TinyLFU: TinyLFU admits a new object only
+        // if it looks more popular than the one it would evict, so once the
+        // cache is full of objects every partition of a catch-up read used,
+        // the next objects (each wanted once per partition, soon) are turned
+        // away and read again by each partition that wants them, and an
+        // object just committed may not enter at all. A log's reads follow
+        // recency: the newest objects are the ones wanted next.
         let cache = Cache::builder()
+            .eviction_policy(EvictionPolicy::lru())
             .max_capacity(config.capacity_bytes)
             .weigher(|_key: &String, object: &Cached| {
                 u32::try_from(object.bytes.len()).unwrap_or(u32::MAX)

@@ -252,3 +252,62 @@ async fn read_ahead_does_not_change_what_is_read() {
         from = a.iter().last().unwrap().header().base_offset + OFFSETS;
     }
 }
+
+/// A full cache takes the newest object in, whatever the popularity of the
+/// ones it holds: a log's next reads are of its newest objects.
+#[tokio::test]
+async fn a_full_cache_takes_in_a_new_object_over_popular_old_ones() {
+    let (store, entries) = fixture(6, Duration::ZERO).await;
+    let object_bytes = store
+        .get(&Path::from(entries[0].object_key.as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len() as u64;
+    let reader = ObjectReader::new(
+        Arc::clone(&store) as Arc<dyn ObjectStore>,
+        &ReadCacheConfig {
+            capacity_bytes: 3 * object_bytes,
+        },
+    )
+    .with_read_ahead(0);
+    // Three objects, each read by many partitions.
+    for _ in 0..8 {
+        for entry in &entries[..3] {
+            reader
+                .read(std::slice::from_ref(entry), entry.base_offset, usize::MAX)
+                .await
+                .unwrap();
+        }
+    }
+    reader.cache.run_pending_tasks().await;
+    for entry in &entries[3..] {
+        let bytes = store
+            .get(&Path::from(entry.object_key.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        reader.cache_committed(&entry.object_key, &bytes).await;
+        reader.cache.run_pending_tasks().await;
+        assert!(
+            reader.cached(&entry.object_key).await.is_some(),
+            "a newly committed object is cached"
+        );
+    }
+    let gets = store.gets();
+    for entry in &entries[3..] {
+        reader
+            .read(std::slice::from_ref(entry), entry.base_offset, usize::MAX)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.gets(),
+        gets,
+        "the newest objects are read from the cache"
+    );
+}
