@@ -214,6 +214,10 @@ def plots(results, table, brokers, out):
     plt.close(fig)
     written.append(path)
 
+    path = throughput_over_time(plt, results, brokers, colors, out)
+    if path:
+        written.append(path)
+
     fig, ax = plt.subplots(figsize=(11, 5))
     grouped(ax, ["produce latency p50 @ 5 MiB/s", "produce latency p99 @ 5 MiB/s",
                  "produce latency p99.9 @ 5 MiB/s", "end-to-end latency p50", "end-to-end latency p99",
@@ -235,6 +239,36 @@ def plots(results, table, brokers, out):
     plt.close(fig)
     written.append(path)
     return written
+
+
+def throughput_over_time(plt, results, brokers, colors, out):
+    """The produce scenario's throughput over each run, one line per
+    repetition: whether both brokers reached a steady state, and when (the
+    warm-up of a JVM, the first seconds of a fresh broker). None without
+    per-interval reports."""
+    runs = [r for r in results if r.get("ok") and r["scenario"] == "produce"
+            and r["values"].get("mib_per_s_per_interval")]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5))
+    labelled = set()
+    for r in runs:
+        series = r["values"]["mib_per_s_per_interval"][:-1] or r["values"]["mib_per_s_per_interval"]
+        step = r["values"].get("reporting_interval_s", 1)
+        b = r["broker"]
+        ax.plot([step * (i + 1) for i in range(len(series))], series, color=colors.get(b),
+                alpha=0.8, label=None if b in labelled else b)
+        labelled.add(b)
+    ax.set_xlabel("seconds since the producer started")
+    ax.set_ylabel("MiB/s in each interval")
+    ax.set_title("Produce throughput over time, 8 partitions (each line a repetition; last partial interval left out)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.join(out, "throughput_over_time.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def machine():

@@ -63,6 +63,13 @@ SCENARIOS = ["produce", "consume", "latency", "e2e", "fixed-1p", "produce-1000p"
 LATENCY_SCENARIOS = ["rate-10m"]
 
 
+# ProducerPerformance's report of each --reporting-interval (no percentiles).
+PRODUCER_WINDOW_RE = re.compile(
+    r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), [\d.]+ ms avg latency, "
+    r"[\d.]+ ms max latency\.$")
+# Seconds between those reports: the throughput-over-time plot's resolution.
+REPORTING_INTERVAL_MS = 1000
+
 PRODUCER_RE = re.compile(
     r"(\d+) (?:steady state )?records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
@@ -129,6 +136,7 @@ class Bench:
                 "--command-property", "acks=all", *props, *self.profile]
         if warmup:
             args += ["--warmup-records", str(warmup)]
+        args += ["--reporting-interval", str(REPORTING_INTERVAL_MS)]
         out, usage = run_client(self.java_client("org.apache.kafka.tools.ProducerPerformance", *args),
                                 900, log_path, broker.pid())
         matches = [m for m in map(PRODUCER_RE.search, out.splitlines()) if m]
@@ -148,6 +156,11 @@ class Bench:
             "p95_ms": float(steady.group(7)),
             "p99_ms": float(steady.group(8)),
             "p999_ms": float(steady.group(9)),
+            # MiB/s of each reporting interval, in order (the last one partial):
+            # whether the run reached a steady state, and when.
+            "mib_per_s_per_interval": [float(m.group(3)) for m in
+                                       map(PRODUCER_WINDOW_RE.search, out.splitlines()) if m],
+            "reporting_interval_s": REPORTING_INTERVAL_MS / 1000,
         }
         values.update(usage)
         return values
