@@ -124,6 +124,19 @@ fn base_offsets(records: &Batches) -> Vec<i64> {
     from_bytes
 }
 
+/// An object as stored, read past the counting hooks (as the write path
+/// has it at commit).
+async fn stored(store: &SlowStore, key: &str) -> Bytes {
+    store
+        .inner
+        .get(&Path::from(key))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 /// Waits until the store has seen `gets` GETs, for at most a few seconds.
 async fn until_gets(store: &SlowStore, gets: usize) {
     for _ in 0..500 {
@@ -219,14 +232,7 @@ async fn a_read_of_cached_objects_does_not_read_ahead() {
     let (store, entries) = fixture(4, Duration::ZERO).await;
     let reader = reader(&store);
     for entry in &entries[..2] {
-        let object = store
-            .inner
-            .get(&Path::from(entry.object_key.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let object = stored(&store, &entry.object_key).await;
         reader.cache_committed(&entry.object_key, &object).await;
     }
     let out = reader
@@ -258,14 +264,7 @@ async fn read_ahead_does_not_change_what_is_read() {
 #[tokio::test]
 async fn a_full_cache_takes_in_a_new_object_over_popular_old_ones() {
     let (store, entries) = fixture(6, Duration::ZERO).await;
-    let object_bytes = store
-        .get(&Path::from(entries[0].object_key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .len() as u64;
+    let object_bytes = stored(&store, &entries[0].object_key).await.len() as u64;
     let reader = ObjectReader::new(
         Arc::clone(&store) as Arc<dyn ObjectStore>,
         &ReadCacheConfig {
@@ -284,13 +283,7 @@ async fn a_full_cache_takes_in_a_new_object_over_popular_old_ones() {
     }
     reader.cache.run_pending_tasks().await;
     for entry in &entries[3..] {
-        let bytes = store
-            .get(&Path::from(entry.object_key.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = stored(&store, &entry.object_key).await;
         reader.cache_committed(&entry.object_key, &bytes).await;
         reader.cache.run_pending_tasks().await;
         assert!(
