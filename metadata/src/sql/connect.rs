@@ -30,11 +30,15 @@ const POSTGRES_CONNECTIONS: u32 = 10;
 /// retry loop in `retry.rs` takes over after that. `synchronous = FULL` makes every
 /// commit durable, which an acknowledged produce relies on. WAL lets readers run
 /// beside the single writer; `journal_mode` is a property of the file, so setting it
-/// again on later connections is a no-op.
+/// again on later connections is a no-op. `temp_store = MEMORY`: a commit's
+/// multi-row statements keep their statement journal in memory; on a file it
+/// spilled past 64 KiB, so every produce commit created, wrote and deleted a
+/// temporary file (about 0.15 ms of its 1.6 ms on a local disk).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
      PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON;";
+     PRAGMA foreign_keys = ON; \
+     PRAGMA temp_store = MEMORY;";
 
 /// A catalog URL, checked and normalised.
 #[derive(Debug, PartialEq, Eq)]
@@ -365,7 +369,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sqlite_connections_are_durable_patient_and_check_foreign_keys() {
+    async fn sqlite_connections_are_durable_patient_check_foreign_keys_and_keep_temp_data_in_memory(
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
         let catalog = connect(&url, super::super::DEFAULT_TIMEOUT).await.unwrap();
@@ -377,6 +382,8 @@ mod tests {
                 ("PRAGMA synchronous", "2"),
                 ("PRAGMA busy_timeout", "10000"),
                 ("PRAGMA foreign_keys", "1"),
+                // 2 = MEMORY
+                ("PRAGMA temp_store", "2"),
             ] {
                 let row = sqlx::query(pragma).fetch_one(&mut *conn).await.unwrap();
                 let value = match sqlx::Row::try_get::<String, _>(&row, 0) {
