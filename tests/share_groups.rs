@@ -6,7 +6,8 @@
 //! redelivery with delivery counts; share-session epochs; a closed
 //! connection releasing its member's records; the state surviving an agent
 //! killed and started again; offsets reset and deleted only while the group
-//! is empty.
+//! is empty; the group configs served per group (where a group begins, its
+//! lock duration, its members' heartbeat intervals).
 
 mod common;
 
@@ -31,6 +32,7 @@ on_both_backends!(
     offsets_are_reset_and_deleted_only_while_the_group_is_empty,
     the_group_config_share_auto_offset_reset_says_where_a_group_begins,
     a_group_lock_duration_applies_to_its_members_only,
+    a_groups_heartbeat_interval_reaches_its_members,
 );
 
 const INVALID_RECORD_STATE: i16 = 121;
@@ -588,9 +590,17 @@ async fn the_group_config_share_auto_offset_reset_says_where_a_group_begins(back
     let (code, _) =
         alter_group_config(&mut client, &early, "share.auto.offset.reset", "sometimes").await;
     assert_eq!(code, 40, "INVALID_CONFIG");
-    let (code, message) =
-        alter_group_config(&mut client, &early, "share.session.timeout.ms", "45000").await;
+    let (code, message) = alter_group_config(
+        &mut client,
+        &early,
+        "share.isolation.level",
+        "read_committed",
+    )
+    .await;
     assert_eq!(code, 40, "not served per group: {message:?}");
+    let (code, message) =
+        alter_group_config(&mut client, &early, "share.session.timeout.ms", "30000").await;
+    assert_eq!(code, 40, "below Kafka's minimum: {message:?}");
 
     let request = DescribeConfigsRequest::default().with_resources(vec![
         describe_configs_request::DescribeConfigsResource::default()
@@ -665,4 +675,66 @@ async fn a_group_lock_duration_applies_to_its_members_only(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(15_300)).await;
     let b = share_fetch(&mut b_client, &short, "b", 1, id, 100, &[]).await;
     assert_eq!(acquired(&b), vec![(0, 9, 2)], "a's locks lapsed after 15 s");
+}
+
+async fn a_groups_heartbeat_interval_reaches_its_members(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgh");
+    ten_records(&mut client, &topic).await;
+    let (share, consumer) = (format!("{topic}-share"), format!("{topic}-consumer"));
+    for (group, key, value) in [
+        (&share, "share.heartbeat.interval.ms", "9000"),
+        (&share, "share.session.timeout.ms", "50000"),
+        (&consumer, "consumer.heartbeat.interval.ms", "7000"),
+        (&consumer, "consumer.session.timeout.ms", "50000"),
+    ] {
+        let (code, message) = alter_group_config(&mut client, group, key, value).await;
+        assert_eq!(code, 0, "{key}={value}: {message:?}");
+    }
+    let (code, message) = alter_group_config(
+        &mut client,
+        &consumer,
+        "consumer.heartbeat.interval.ms",
+        "16000",
+    )
+    .await;
+    assert_eq!(code, 40, "above Kafka's maximum: {message:?}");
+
+    let share_beat = |group: &str| {
+        ShareGroupHeartbeatRequest::default()
+            .with_group_id(s(group).into())
+            .with_member_id(s(&Uuid::new_v4().to_string()))
+            .with_member_epoch(0)
+            .with_subscribed_topic_names(Some(vec![s(&topic).into()]))
+    };
+    for (group, interval) in [(share.clone(), 9000), (format!("{topic}-plain"), 5000)] {
+        let ResponseKind::ShareGroupHeartbeat(r) = client
+            .call(ApiKey::ShareGroupHeartbeat, 1, &share_beat(&group))
+            .await
+        else {
+            panic!("not a ShareGroupHeartbeat response")
+        };
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert_eq!(r.heartbeat_interval_ms, interval, "{group}");
+    }
+    let consumer_beat = |group: &str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(s(group).into())
+            .with_member_id(s(&Uuid::new_v4().to_string()))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![s(&topic).into()]))
+            .with_topic_partitions(Some(vec![]))
+    };
+    for (group, interval) in [(consumer.clone(), 7000), (format!("{topic}-plain2"), 5000)] {
+        let ResponseKind::ConsumerGroupHeartbeat(r) = client
+            .call(ApiKey::ConsumerGroupHeartbeat, 1, &consumer_beat(&group))
+            .await
+        else {
+            panic!("not a ConsumerGroupHeartbeat response")
+        };
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert_eq!(r.heartbeat_interval_ms, interval, "{group}");
+    }
 }

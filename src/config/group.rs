@@ -2,16 +2,16 @@
 //! StreamHouse serves, their checks, and how DescribeConfigs reports them.
 //!
 //! Only configs the broker acts on are accepted: `share.auto.offset.reset`
-//! (where a share group begins a partition it never read) and
+//! (where a share group begins a partition it never read),
 //! `share.record.lock.duration.ms` (how long its members hold the records
-//! they acquire). Kafka's other group configs (session timeouts, heartbeat
-//! intervals) are refused with INVALID_CONFIG rather than stored and
-//! ignored; their agent-wide settings apply to every group.
+//! they acquire), and the session timeouts and heartbeat intervals of
+//! consumer groups (KIP-848) and share groups. Kafka's other group configs
+//! are refused with INVALID_CONFIG rather than stored and ignored.
 //!
-//! The share path reads a group's configs on every fetch and
-//! acknowledgement, through [`GroupConfigCache`]: from the catalog at most
-//! once a second per group, so a change made through another agent applies
-//! here within a second (through this one, at once).
+//! The share path and the heartbeats read a group's configs through
+//! [`GroupConfigCache`]: from the catalog at most once a second per group,
+//! so a change made through another agent applies here within a second
+//! (through this one, at once).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use streamhouse_metadata::{Catalog, CatalogError};
 
 use super::{ConfigEntry, ConfigType, SOURCE_DEFAULT};
+use crate::coordinator::GroupRules;
 use crate::share::ShareStart;
 
 /// DescribeConfigs' source of a config set on the group (Kafka's
@@ -28,19 +29,81 @@ pub const SOURCE_GROUP: i8 = 8;
 
 pub const SHARE_AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 pub const SHARE_RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
+pub const CONSUMER_SESSION_TIMEOUT_MS: &str = "consumer.session.timeout.ms";
+pub const CONSUMER_HEARTBEAT_INTERVAL_MS: &str = "consumer.heartbeat.interval.ms";
+pub const SHARE_SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
+pub const SHARE_HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
 
-/// A group's lock duration bounds: the defaults of Kafka's
-/// `group.share.min.record.lock.duration.ms` and
-/// `group.share.max.record.lock.duration.ms`.
-const MIN_LOCK_MS: i32 = 15_000;
-const MAX_LOCK_MS: i32 = 60_000;
+/// A served group config that is a number of milliseconds, bounded as
+/// Kafka bounds it (by broker settings whose defaults are used here).
+struct TimeConfig {
+    name: &'static str,
+    min: i32,
+    max: i32,
+    /// The Kafka broker settings that bound it, named in refusals.
+    min_setting: &'static str,
+    max_setting: &'static str,
+    doc: &'static str,
+    /// The agent-wide value in force when the group sets none.
+    field: fn(&mut GroupRules) -> &mut i32,
+}
+
+const TIME_CONFIGS: [TimeConfig; 5] = [
+    TimeConfig {
+        name: SHARE_RECORD_LOCK_DURATION_MS,
+        min: 15_000,
+        max: 60_000,
+        min_setting: "group.share.min.record.lock.duration.ms",
+        max_setting: "group.share.max.record.lock.duration.ms",
+        doc: "How long a member of the share group holds the records it acquired before they go back to the group.",
+        field: |rules| &mut rules.share_record_lock_ms,
+    },
+    TimeConfig {
+        name: CONSUMER_SESSION_TIMEOUT_MS,
+        min: 45_000,
+        max: 60_000,
+        min_setting: "group.consumer.min.session.timeout.ms",
+        max_setting: "group.consumer.max.session.timeout.ms",
+        doc: "How long a member of the consumer group lives without a heartbeat.",
+        field: |rules| &mut rules.consumer_session_timeout_ms,
+    },
+    TimeConfig {
+        name: CONSUMER_HEARTBEAT_INTERVAL_MS,
+        min: 5_000,
+        max: 15_000,
+        min_setting: "group.consumer.min.heartbeat.interval.ms",
+        max_setting: "group.consumer.max.heartbeat.interval.ms",
+        doc: "The heartbeat interval the consumer group's members are told.",
+        field: |rules| &mut rules.consumer_heartbeat_interval_ms,
+    },
+    TimeConfig {
+        name: SHARE_SESSION_TIMEOUT_MS,
+        min: 45_000,
+        max: 60_000,
+        min_setting: "group.share.min.session.timeout.ms",
+        max_setting: "group.share.max.session.timeout.ms",
+        doc: "How long a member of the share group lives without a heartbeat.",
+        field: |rules| &mut rules.share_session_timeout_ms,
+    },
+    TimeConfig {
+        name: SHARE_HEARTBEAT_INTERVAL_MS,
+        min: 5_000,
+        max: 15_000,
+        min_setting: "group.share.min.heartbeat.interval.ms",
+        max_setting: "group.share.max.heartbeat.interval.ms",
+        doc: "The heartbeat interval the share group's members are told.",
+        field: |rules| &mut rules.share_heartbeat_interval_ms,
+    },
+];
+
+/// Session timeouts that must exceed their heartbeat intervals.
+const SESSION_OVER_HEARTBEAT: [(&str, &str); 2] = [
+    (CONSUMER_SESSION_TIMEOUT_MS, CONSUMER_HEARTBEAT_INTERVAL_MS),
+    (SHARE_SESSION_TIMEOUT_MS, SHARE_HEARTBEAT_INTERVAL_MS),
+];
 
 /// Kafka's group configs StreamHouse does not serve per group.
 const KNOWN_UNSERVED: &[&str] = &[
-    "consumer.session.timeout.ms",
-    "consumer.heartbeat.interval.ms",
-    "share.session.timeout.ms",
-    "share.heartbeat.interval.ms",
     "share.isolation.level",
     "share.delivery.count.limit",
     "streams.session.timeout.ms",
@@ -64,39 +127,54 @@ pub fn share_start(configs: &BTreeMap<String, String>, default: ShareStart) -> S
     }
 }
 
-/// How long a share group with these configs locks the records it delivers.
-pub fn share_lock_ms(configs: &BTreeMap<String, String>, default: i32) -> i32 {
-    configs
-        .get(SHARE_RECORD_LOCK_DURATION_MS)
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
+/// The agent's group rules with the group's own times in force: its lock
+/// duration, session timeouts and heartbeat intervals where it sets them.
+pub fn rules_of(configs: &BTreeMap<String, String>, agent: GroupRules) -> GroupRules {
+    let mut rules = agent;
+    for config in &TIME_CONFIGS {
+        if let Some(ms) = configs.get(config.name).and_then(|v| v.trim().parse().ok()) {
+            *(config.field)(&mut rules) = ms;
+        }
+    }
+    rules
 }
 
-/// Kafka's message for a config set it would refuse, or Ok.
-pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), String> {
+/// The agent-wide value of a time config.
+fn agent_value(config: &TimeConfig, agent: GroupRules) -> i32 {
+    let mut rules = agent;
+    *(config.field)(&mut rules)
+}
+
+/// Kafka's message for a config set it would refuse, or Ok. `agent` gives
+/// the values of the times the set does not name, as Kafka checks a
+/// session timeout against the heartbeat interval in force.
+pub fn validate_all(configs: &BTreeMap<String, String>, agent: GroupRules) -> Result<(), String> {
     for (key, value) in configs {
+        if let Some(config) = TIME_CONFIGS.iter().find(|c| c.name == key) {
+            let Ok(ms) = value.trim().parse::<i32>() else {
+                return Err(format!(
+                    "Invalid value {value} for configuration {key}: Not a number of type INT"
+                ));
+            };
+            if ms < config.min {
+                return Err(format!(
+                    "{key} must be greater than or equal to {} ({})",
+                    config.min_setting, config.min
+                ));
+            }
+            if ms > config.max {
+                return Err(format!(
+                    "{key} must be less than or equal to {} ({})",
+                    config.max_setting, config.max
+                ));
+            }
+            continue;
+        }
         match key.as_str() {
             SHARE_AUTO_OFFSET_RESET => {
                 if value != "latest" && value != "earliest" {
                     return Err(format!(
                         "Invalid value {value} for configuration {key}: must be latest or earliest"
-                    ));
-                }
-            }
-            SHARE_RECORD_LOCK_DURATION_MS => {
-                let Ok(lock_ms) = value.trim().parse::<i32>() else {
-                    return Err(format!(
-                        "Invalid value {value} for configuration {key}: Not a number of type INT"
-                    ));
-                };
-                if lock_ms < MIN_LOCK_MS {
-                    return Err(format!(
-                        "{key} must be greater than or equal to group.share.min.record.lock.duration.ms ({MIN_LOCK_MS})"
-                    ));
-                }
-                if lock_ms > MAX_LOCK_MS {
-                    return Err(format!(
-                        "{key} must be less than or equal to group.share.max.record.lock.duration.ms ({MAX_LOCK_MS})"
                     ));
                 }
             }
@@ -108,33 +186,31 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), String> {
             _ => return Err(format!("Unknown group config name: {key}")),
         }
     }
+    let rules = rules_of(configs, agent);
+    let value_of = |name: &str| {
+        let config = TIME_CONFIGS.iter().find(|c| c.name == name);
+        config.map_or(0, |c| agent_value(c, rules))
+    };
+    for (session, heartbeat) in SESSION_OVER_HEARTBEAT {
+        // Checked when the set names either: the agent's own defaults are
+        // not the group's to answer for.
+        let named = configs.contains_key(session) || configs.contains_key(heartbeat);
+        if named && value_of(session) <= value_of(heartbeat) {
+            return Err(format!("{session} must be greater than {heartbeat}"));
+        }
+    }
     Ok(())
 }
 
 /// The group's configs as DescribeConfigs reports them, with the agent's
-/// defaults for those not set.
+/// values for those not set.
 pub fn described(
     configs: &BTreeMap<String, String>,
     default: ShareStart,
-    default_lock_ms: i32,
+    agent: GroupRules,
 ) -> Vec<ConfigEntry> {
     let default = start_name(default).to_owned();
     let set = configs.get(SHARE_AUTO_OFFSET_RESET);
-    let lock_ms = configs.get(SHARE_RECORD_LOCK_DURATION_MS);
-    let default_lock_ms = default_lock_ms.to_string();
-    let lock_entry = ConfigEntry {
-        name: SHARE_RECORD_LOCK_DURATION_MS.to_owned(),
-        value: Some(lock_ms.cloned().unwrap_or_else(|| default_lock_ms.clone())),
-        source: if lock_ms.is_some() {
-            SOURCE_GROUP
-        } else {
-            SOURCE_DEFAULT
-        },
-        default: Some(default_lock_ms),
-        read_only: false,
-        kind: ConfigType::Int,
-        doc: "How long a member of the share group holds the records it acquired before they go back to the group.",
-    };
     let start_entry = ConfigEntry {
         name: SHARE_AUTO_OFFSET_RESET.to_owned(),
         value: Some(set.cloned().unwrap_or_else(|| default.clone())),
@@ -148,7 +224,24 @@ pub fn described(
         kind: ConfigType::Str,
         doc: "Where a share group begins a partition it has never read: latest or earliest.",
     };
-    vec![start_entry, lock_entry]
+    let time_entries = TIME_CONFIGS.iter().map(|config| {
+        let agent_ms = agent_value(config, agent).to_string();
+        let set = configs.get(config.name);
+        ConfigEntry {
+            name: config.name.to_owned(),
+            value: Some(set.cloned().unwrap_or_else(|| agent_ms.clone())),
+            source: if set.is_some() {
+                SOURCE_GROUP
+            } else {
+                SOURCE_DEFAULT
+            },
+            default: Some(agent_ms),
+            read_only: false,
+            kind: ConfigType::Int,
+            doc: config.doc,
+        }
+    });
+    std::iter::once(start_entry).chain(time_entries).collect()
 }
 
 /// How long a group's configs read from the catalog are used.
@@ -202,37 +295,153 @@ impl GroupConfigCache {
 mod tests {
     use super::*;
 
+    fn set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn validate(pairs: &[(&str, &str)]) -> Result<(), String> {
+        validate_all(&set(pairs), GroupRules::default())
+    }
+
     #[test]
     fn only_served_configs_with_valid_values_are_accepted() {
-        let set = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
-        assert!(validate_all(&set(SHARE_AUTO_OFFSET_RESET, "earliest")).is_ok());
-        assert!(validate_all(&set(SHARE_AUTO_OFFSET_RESET, "by_duration:PT1H")).is_err());
-        assert!(validate_all(&set(SHARE_RECORD_LOCK_DURATION_MS, "15000")).is_ok());
-        assert!(validate_all(&set(SHARE_RECORD_LOCK_DURATION_MS, "60000")).is_ok());
-        for (value, refusal) in [
-            ("14999", "greater than or equal"),
-            ("60001", "less than or equal"),
-            ("soon", "INT"),
+        assert!(validate(&[(SHARE_AUTO_OFFSET_RESET, "earliest")]).is_ok());
+        assert!(validate(&[(SHARE_AUTO_OFFSET_RESET, "by_duration:PT1H")]).is_err());
+        assert!(validate(&[(SHARE_RECORD_LOCK_DURATION_MS, "15000")]).is_ok());
+        assert!(validate(&[(SHARE_RECORD_LOCK_DURATION_MS, "60000")]).is_ok());
+        for (key, value, refusal) in [
+            (
+                SHARE_RECORD_LOCK_DURATION_MS,
+                "14999",
+                "greater than or equal to group.share.min.record.lock.duration.ms (15000)",
+            ),
+            (SHARE_RECORD_LOCK_DURATION_MS, "60001", "less than or equal"),
+            (SHARE_RECORD_LOCK_DURATION_MS, "soon", "INT"),
+            (
+                CONSUMER_SESSION_TIMEOUT_MS,
+                "44999",
+                "greater than or equal to group.consumer.min.session.timeout.ms (45000)",
+            ),
+            (
+                CONSUMER_SESSION_TIMEOUT_MS,
+                "60001",
+                "less than or equal to group.consumer.max.session.timeout.ms (60000)",
+            ),
+            (
+                CONSUMER_HEARTBEAT_INTERVAL_MS,
+                "4999",
+                "group.consumer.min.heartbeat.interval.ms",
+            ),
+            (
+                CONSUMER_HEARTBEAT_INTERVAL_MS,
+                "15001",
+                "group.consumer.max.heartbeat.interval.ms",
+            ),
+            (
+                SHARE_SESSION_TIMEOUT_MS,
+                "30000",
+                "group.share.min.session.timeout.ms",
+            ),
+            (
+                SHARE_HEARTBEAT_INTERVAL_MS,
+                "20000",
+                "group.share.max.heartbeat.interval.ms",
+            ),
         ] {
-            assert!(
-                validate_all(&set(SHARE_RECORD_LOCK_DURATION_MS, value))
-                    .unwrap_err()
-                    .contains(refusal),
-                "{value}"
-            );
+            let refused = validate(&[(key, value)]).unwrap_err();
+            assert!(refused.contains(refusal), "{key}={value}: {refused}");
         }
-        assert_eq!(
-            share_lock_ms(&set(SHARE_RECORD_LOCK_DURATION_MS, "20000"), 30_000),
-            20_000
-        );
-        assert_eq!(share_lock_ms(&BTreeMap::new(), 30_000), 30_000);
-        assert!(validate_all(&set("share.session.timeout.ms", "15000"))
+        for key in [CONSUMER_SESSION_TIMEOUT_MS, SHARE_SESSION_TIMEOUT_MS] {
+            assert_eq!(validate(&[(key, "50000")]), Ok(()), "{key}");
+        }
+        assert!(validate(&[("share.isolation.level", "read_committed")])
             .unwrap_err()
             .contains("not served"));
-        assert!(validate_all(&set("no.such", "1"))
+        assert!(validate(&[("no.such", "1")])
             .unwrap_err()
             .contains("Unknown"));
-        let earliest = set(SHARE_AUTO_OFFSET_RESET, "earliest");
+    }
+
+    #[test]
+    fn a_session_timeout_must_exceed_the_heartbeat_interval_in_force() {
+        // Kafka's minimum session is above its maximum heartbeat interval, so
+        // only an agent whose own default interval is long can meet this.
+        let agent = GroupRules {
+            consumer_heartbeat_interval_ms: 50_000,
+            share_heartbeat_interval_ms: 50_000,
+            ..GroupRules::default()
+        };
+        let refused = validate_all(&set(&[(CONSUMER_SESSION_TIMEOUT_MS, "45000")]), agent);
+        assert_eq!(
+            refused,
+            Err(
+                "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+                    .into()
+            )
+        );
+        let refused = validate_all(&set(&[(SHARE_SESSION_TIMEOUT_MS, "50000")]), agent);
+        assert_eq!(
+            refused,
+            Err("share.session.timeout.ms must be greater than share.heartbeat.interval.ms".into())
+        );
+        // Setting the interval too makes the pair consistent.
+        let pair = set(&[
+            (CONSUMER_SESSION_TIMEOUT_MS, "45000"),
+            (CONSUMER_HEARTBEAT_INTERVAL_MS, "15000"),
+        ]);
+        assert_eq!(validate_all(&pair, agent), Ok(()));
+        // A set that names neither is not judged by the agent's own values.
+        assert_eq!(
+            validate_all(&set(&[(SHARE_AUTO_OFFSET_RESET, "latest")]), agent),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_groups_times_override_the_agents() {
+        let agent = GroupRules::default();
+        let configs = set(&[
+            (SHARE_RECORD_LOCK_DURATION_MS, "20000"),
+            (CONSUMER_SESSION_TIMEOUT_MS, "50000"),
+            (CONSUMER_HEARTBEAT_INTERVAL_MS, "7000"),
+            (SHARE_SESSION_TIMEOUT_MS, "55000"),
+            (SHARE_HEARTBEAT_INTERVAL_MS, "9000"),
+        ]);
+        let rules = rules_of(&configs, agent);
+        assert_eq!(
+            (
+                rules.share_record_lock_ms,
+                rules.consumer_session_timeout_ms,
+                rules.consumer_heartbeat_interval_ms,
+                rules.share_session_timeout_ms,
+                rules.share_heartbeat_interval_ms,
+            ),
+            (20_000, 50_000, 7_000, 55_000, 9_000)
+        );
+        assert_eq!(
+            GroupRules {
+                share_record_lock_ms: agent.share_record_lock_ms,
+                consumer_session_timeout_ms: agent.consumer_session_timeout_ms,
+                consumer_heartbeat_interval_ms: agent.consumer_heartbeat_interval_ms,
+                share_session_timeout_ms: agent.share_session_timeout_ms,
+                share_heartbeat_interval_ms: agent.share_heartbeat_interval_ms,
+                ..rules
+            },
+            agent,
+            "nothing else changes"
+        );
+        assert_eq!(rules_of(&BTreeMap::new(), agent), agent);
+    }
+
+    #[test]
+    fn described_configs_name_their_source_and_the_agents_value() {
+        let earliest = set(&[
+            (SHARE_AUTO_OFFSET_RESET, "earliest"),
+            (CONSUMER_SESSION_TIMEOUT_MS, "50000"),
+        ]);
         assert_eq!(
             share_start(&earliest, ShareStart::Latest),
             ShareStart::Earliest
@@ -241,11 +450,32 @@ mod tests {
             share_start(&BTreeMap::new(), ShareStart::Latest),
             ShareStart::Latest
         );
-        let entries = described(&earliest, ShareStart::Latest, 30_000);
-        assert_eq!(entries[0].value.as_deref(), Some("earliest"));
-        assert_eq!(entries[0].source, SOURCE_GROUP);
-        assert_eq!(entries[1].name, SHARE_RECORD_LOCK_DURATION_MS);
-        assert_eq!(entries[1].value.as_deref(), Some("30000"));
-        assert_eq!(entries[1].source, SOURCE_DEFAULT);
+        let entries = described(&earliest, ShareStart::Latest, GroupRules::default());
+        let entry = |name: &str| entries.iter().find(|e| e.name == name).unwrap();
+        assert_eq!(entries.len(), 6);
+        assert_eq!(
+            entry(SHARE_AUTO_OFFSET_RESET).value.as_deref(),
+            Some("earliest")
+        );
+        assert_eq!(entry(SHARE_AUTO_OFFSET_RESET).source, SOURCE_GROUP);
+        let lock = entry(SHARE_RECORD_LOCK_DURATION_MS);
+        assert_eq!(
+            (lock.value.as_deref(), lock.source),
+            (Some("30000"), SOURCE_DEFAULT)
+        );
+        let session = entry(CONSUMER_SESSION_TIMEOUT_MS);
+        assert_eq!(
+            (
+                session.value.as_deref(),
+                session.source,
+                session.default.as_deref()
+            ),
+            (Some("50000"), SOURCE_GROUP, Some("45000"))
+        );
+        let heartbeat = entry(SHARE_HEARTBEAT_INTERVAL_MS);
+        assert_eq!(
+            (heartbeat.value.as_deref(), heartbeat.source),
+            (Some("5000"), SOURCE_DEFAULT)
+        );
     }
 }

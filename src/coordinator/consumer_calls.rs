@@ -47,6 +47,7 @@ impl Coordinator {
         member_id: &str,
         joining: bool,
         kind: &str,
+        rules: &GroupRules,
         beat: impl FnOnce(&mut Group, &GroupRules, Instant) -> Beat<T>,
     ) -> Result<T, Refusal> {
         self.ensure_owned(group_id).await.map_err(bare)?;
@@ -71,7 +72,7 @@ impl Coordinator {
             group.share.is_some(),
             group.protocol_type.clone(),
         );
-        let (result, changed, empty) = match beat(&mut group, &self.rules, self.clock.now()) {
+        let (result, changed, empty) = match beat(&mut group, rules, self.clock.now()) {
             Beat::OtherKind => {
                 return Err((
                     ResponseError::GroupIdNotFound,
@@ -104,12 +105,14 @@ impl Coordinator {
     }
 
     /// One ConsumerGroupHeartbeat, validated. A v0 join without a member id
-    /// gets one made here.
+    /// gets one made here. `rules`: the agent's, with the group's own
+    /// session timeout and heartbeat interval if it sets them.
     pub async fn consumer_heartbeat(
         &self,
         group_id: &str,
         mut request: HeartbeatRequest,
         topics: &Topics,
+        rules: &GroupRules,
     ) -> Result<HeartbeatAnswer, Refusal> {
         if request.member_id.is_empty() {
             request.member_id = uuid::Uuid::new_v4().to_string();
@@ -121,6 +124,7 @@ impl Coordinator {
             &member_id,
             joining,
             "consumer",
+            rules,
             |group, rules, now| {
                 let Some(consumer) = group.consumer_group() else {
                     return Beat::OtherKind;
@@ -200,12 +204,14 @@ pub enum DescribedShare {
 }
 
 impl Coordinator {
-    /// One ShareGroupHeartbeat, validated.
+    /// One ShareGroupHeartbeat, validated, under `rules` (the agent's, with
+    /// the group's own times).
     pub async fn share_heartbeat(
         &self,
         group_id: &str,
         request: ShareHeartbeat,
         topics: &Topics,
+        rules: &GroupRules,
     ) -> Result<ShareAnswer, Refusal> {
         let member_id = request.member_id.clone();
         let joining = request.member_epoch == 0;
@@ -214,6 +220,7 @@ impl Coordinator {
             &member_id,
             joining,
             "share",
+            rules,
             |group, rules, now| {
                 let Some(share) = group.share_group() else {
                     return Beat::OtherKind;

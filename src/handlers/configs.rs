@@ -71,7 +71,7 @@ pub async fn describe(
                     crate::config::group::described(
                         &configs,
                         broker.config.share_start,
-                        broker.config.group_rules.share_record_lock_ms,
+                        broker.config.group_rules,
                     )
                 }),
             RESOURCE_BROKER => crate::config::broker::entries(
@@ -175,7 +175,7 @@ pub async fn alter(
                 }
             }
             // AlterConfigs replaces the whole set: what is not named is reset.
-            let validate = validator(resource.resource_type);
+            let validate = validator(broker, resource.resource_type);
             let update =
                 move |_: &BTreeMap<String, String>| validate(&configs).map(|()| configs.clone());
             apply(
@@ -224,7 +224,7 @@ pub async fn incremental_alter(
                     .map_err(|message| (ResponseError::InvalidRequest, message))?;
                 changes.push(change);
             }
-            let validate = validator(resource.resource_type);
+            let validate = validator(broker, resource.resource_type);
             let update = move |current: &BTreeMap<String, String>| {
                 let configs = changed(current, &changes);
                 validate(&configs).map(|()| configs)
@@ -251,12 +251,17 @@ pub async fn incremental_alter(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// How a resource type's config set is checked.
-fn validator(resource_type: i8) -> fn(&BTreeMap<String, String>) -> Result<(), String> {
+/// A resource type's check of a config set.
+type Validator = Box<dyn Fn(&BTreeMap<String, String>) -> Result<(), String> + Send + Sync>;
+
+/// How a resource type's config set is checked (a group's against the
+/// agent's group rules, for the times it does not set).
+fn validator(broker: &Broker, resource_type: i8) -> Validator {
     if resource_type == RESOURCE_GROUP {
-        crate::config::group::validate_all
+        let agent = broker.config.group_rules;
+        Box::new(move |configs| crate::config::group::validate_all(configs, agent))
     } else {
-        topic_configs::validate_all
+        Box::new(topic_configs::validate_all)
     }
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::groups::{optional, text};
 use crate::acl::{Access, GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::coordinator::consumer::{self, Partitions, TopicShape, Topics};
-use crate::coordinator::Described;
+use crate::coordinator::{Described, GroupRules};
 use crate::{errors, Broker};
 
 /// The member type ConsumerGroupDescribe v1 reports: every member here
@@ -52,6 +52,24 @@ pub(super) async fn topics(broker: &Broker) -> Result<Topics, ResponseError> {
             (t.name, shape)
         })
         .collect())
+}
+
+/// The rules a group's heartbeats run under: the agent's, with the group's
+/// own session timeout and heartbeat interval (group configs) if it sets
+/// them.
+pub(super) async fn group_rules(
+    broker: &Broker,
+    group_id: &str,
+) -> Result<GroupRules, ResponseError> {
+    let configs = broker
+        .group_configs
+        .get(&*broker.catalog, group_id)
+        .await
+        .map_err(|e| errors::catalog(&e))?;
+    Ok(crate::config::group::rules_of(
+        &configs,
+        broker.config.group_rules,
+    ))
 }
 
 pub async fn heartbeat(
@@ -119,9 +137,13 @@ pub async fn heartbeat(
         Ok(topics) => topics,
         Err(error) => return refused(error, String::new()),
     };
+    let rules = match group_rules(broker, &request.group_id).await {
+        Ok(rules) => rules,
+        Err(error) => return refused(error, String::new()),
+    };
     let answer = match broker
         .coordinator
-        .consumer_heartbeat(&request.group_id, heartbeat, &topics)
+        .consumer_heartbeat(&request.group_id, heartbeat, &topics, &rules)
         .await
     {
         Ok(answer) => answer,

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use streamhouse_metadata::acls::{AclOperation, ResourceType};
 use uuid::Uuid;
 
-use super::consumer_groups::topics;
+use super::consumer_groups::{group_rules, topics};
 use super::groups::{optional, text};
 use crate::acl::{Access, GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::coordinator::share_group::{validate_share, ShareHeartbeat};
@@ -81,10 +81,14 @@ pub async fn heartbeat(
         Ok(topics) => topics,
         Err(error) => return refused(error, String::new()),
     };
+    let rules = match group_rules(broker, &request.group_id).await {
+        Ok(rules) => rules,
+        Err(error) => return refused(error, String::new()),
+    };
     let member_id = beat.member_id.clone();
     let answer = match broker
         .coordinator
-        .share_heartbeat(&request.group_id, beat, &topics)
+        .share_heartbeat(&request.group_id, beat, &topics, &rules)
         .await
     {
         Ok(answer) => answer,

@@ -45,9 +45,9 @@ pub enum ShareStart {
 /// duration if it has one (`share.record.lock.duration.ms`).
 pub async fn rules(broker: &Broker, group_id: &str) -> Result<ShareRules, ResponseError> {
     let configs = group_configs(broker, group_id).await?;
-    let groups = &broker.config.group_rules;
+    let groups = group::rules_of(&configs, broker.config.group_rules);
     Ok(ShareRules {
-        lock_ms: i64::from(group::share_lock_ms(&configs, groups.share_record_lock_ms)),
+        lock_ms: i64::from(groups.share_record_lock_ms),
         delivery_limit: groups.share_delivery_limit,
     })
 }
