@@ -7,7 +7,8 @@
 //! connection releasing its member's records; the state surviving an agent
 //! killed and started again; offsets reset and deleted only while the group
 //! is empty; the group configs served per group (where a group begins, its
-//! lock duration, its members' heartbeat intervals).
+//! lock duration, its members' heartbeat intervals); Kafka's `simple`
+//! assignor splitting partitions between members.
 
 mod common;
 
@@ -33,6 +34,7 @@ on_both_backends!(
     the_group_config_share_auto_offset_reset_says_where_a_group_begins,
     a_group_lock_duration_applies_to_its_members_only,
     a_groups_heartbeat_interval_reaches_its_members,
+    the_simple_assignor_splits_partitions_between_members,
 );
 
 const INVALID_RECORD_STATE: i16 = 121;
@@ -737,4 +739,54 @@ async fn a_groups_heartbeat_interval_reaches_its_members(backend: Backend) {
         assert_eq!(r.error_code, 0, "{:?}", r.error_message);
         assert_eq!(r.heartbeat_interval_ms, interval, "{group}");
     }
+}
+
+/// A ShareGroupHeartbeat of a member at `epoch`: (epoch, the partitions of
+/// a new assignment, if it carries one).
+async fn beat(
+    client: &mut TestClient,
+    group: &str,
+    member: &str,
+    epoch: i32,
+) -> (i32, Option<Vec<i32>>) {
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(s(group).into())
+        .with_member_id(s(member))
+        .with_member_epoch(epoch);
+    let ResponseKind::ShareGroupHeartbeat(r) =
+        client.call(ApiKey::ShareGroupHeartbeat, 1, &request).await
+    else {
+        panic!("not a ShareGroupHeartbeat response")
+    };
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let partitions = r.assignment.map(|a| {
+        a.topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .collect()
+    });
+    (r.member_epoch, partitions)
+}
+
+async fn the_simple_assignor_splits_partitions_between_members(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sga");
+    create_topic(&mut client, &topic, 4).await;
+    let group = format!("{topic}-g");
+    let (_, a) = join(&mut client, &group, "a", &topic).await;
+    assert_eq!(a, vec![0, 1, 2, 3], "alone, a reads every partition");
+    let (_, b) = join(&mut client, &group, "b", &topic).await;
+    assert_eq!(b.len(), 2, "{b:?}");
+    // a's next heartbeat gives it the other two: no partition read twice.
+    let (epoch, a) = beat(&mut client, &group, "a", 1).await;
+    let mut a = a.expect("a new assignment for a");
+    assert_eq!(a.len(), 2, "{a:?}");
+    a.extend(&b);
+    a.sort();
+    assert_eq!(a, vec![0, 1, 2, 3]);
+    // b leaves: a gets every partition back.
+    beat(&mut client, &group, "b", -1).await;
+    let (_, a) = beat(&mut client, &group, "a", epoch).await;
+    assert_eq!(a, Some(vec![0, 1, 2, 3]));
 }

@@ -37,6 +37,7 @@ mod offsets;
 mod ownership;
 mod persisted;
 mod placement;
+mod share_assignor;
 pub mod share_group;
 mod subscription;
 mod sync;

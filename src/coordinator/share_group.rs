@@ -1,9 +1,10 @@
-//! Share groups (KIP-932, queues): membership by ShareGroupHeartbeat. Every
-//! member is assigned every partition of the topics it subscribes to: which
-//! records each one gets is decided per record by the share-partition state
-//! (`crate::share`), so members may share partitions freely and no
-//! partition ever has to be revoked. Pure state, `now` passed in; a `Group`
-//! holds it in `Group::share` while it is a share group.
+//! Share groups (KIP-932, queues): membership by ShareGroupHeartbeat, and the
+//! group's assignment by Kafka's `simple` assignor (`share_assignor.rs`),
+//! computed again whenever the group epoch grows. Which records each member
+//! gets is decided per record by the share-partition state (`crate::share`),
+//! so members may share partitions and no partition has to be revoked before
+//! another member gets it. Pure state, `now` passed in; a `Group` holds it in
+//! `Group::share` while it is a share group.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use super::consumer::{after, Partitions, Refusal, Topics};
+use super::share_assignor::{self, ShareMemberSpec};
 use super::GroupRules;
 
 #[derive(Clone, Debug, Default)]
@@ -30,7 +32,11 @@ pub struct ShareMember {
     pub client_host: String,
     pub subscribed_topic_names: Vec<String>,
     pub epoch: i32,
+    /// Its part of the group's assignment.
     pub assigned: Partitions,
+    /// The assignment it was last sent; a heartbeat carries the assignment
+    /// when the two differ.
+    told: Partitions,
     pub session_deadline: Instant,
 }
 
@@ -106,6 +112,7 @@ impl ShareGroup {
                     return Err(unknown());
                 }
                 self.epoch += 1;
+                self.reassign();
                 return Ok(ShareAnswer {
                     member_epoch: -1,
                     heartbeat_interval_ms: 0,
@@ -133,10 +140,10 @@ impl ShareGroup {
                     subscribed_topic_names: Vec::new(),
                     epoch: 0,
                     assigned: Partitions::new(),
+                    told: Partitions::new(),
                     session_deadline: now,
                 });
                 member.epoch = 0;
-                member.assigned.clear();
             }
             epoch => {
                 let member = self.members.get(&id).ok_or_else(unknown)?;
@@ -180,24 +187,43 @@ impl ShareGroup {
         }
         if bump {
             self.epoch += 1;
+            self.reassign();
         }
         let Some(member) = self.members.get_mut(&id) else {
             return Err(unknown());
         };
-        let assigned: Partitions = self
-            .subscribed_topics
-            .iter()
-            .filter(|(name, _)| member.subscribed_topic_names.contains(name))
-            .map(|(_, shape)| (shape.id, (0..shape.partitions).collect()))
-            .collect();
-        let changed = assigned != member.assigned || request.member_epoch == 0;
-        member.assigned = assigned;
+        let changed = member.assigned != member.told || request.member_epoch == 0;
+        if changed {
+            member.told = member.assigned.clone();
+        }
         member.epoch = self.epoch;
         Ok(ShareAnswer {
             member_epoch: member.epoch,
             heartbeat_interval_ms: rules.share_heartbeat_interval_ms,
             assignment: changed.then(|| member.assigned.clone()),
         })
+    }
+
+    /// The group's assignment for its members and subscribed topics as they
+    /// are now, each member keeping what it can of its own.
+    fn reassign(&mut self) {
+        let specs = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                let spec = ShareMemberSpec {
+                    subscribed: &m.subscribed_topic_names,
+                    current: &m.assigned,
+                };
+                (id.clone(), spec)
+            })
+            .collect();
+        let assignment = share_assignor::assign(&specs, &self.subscribed_topics);
+        for (id, assigned) in assignment {
+            if let Some(member) = self.members.get_mut(&id) {
+                member.assigned = assigned;
+            }
+        }
     }
 
     /// Removes members whose session lapsed; whether any was.
@@ -212,6 +238,9 @@ impl ShareGroup {
             tracing::info!(group = group_id, member = %id, "share session expired; removing member");
             self.members.remove(id);
             self.epoch += 1;
+        }
+        if !expired.is_empty() {
+            self.reassign();
         }
         !expired.is_empty()
     }
@@ -269,6 +298,7 @@ impl ShareGroup {
                     subscribed_topic_names: m.topics,
                     epoch: m.epoch,
                     assigned: Partitions::new(),
+                    told: Partitions::new(),
                     session_deadline: after(now, session_ms),
                 };
                 (m.id, member)
