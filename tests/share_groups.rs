@@ -592,13 +592,8 @@ async fn the_group_config_share_auto_offset_reset_says_where_a_group_begins(back
     let (code, _) =
         alter_group_config(&mut client, &early, "share.auto.offset.reset", "sometimes").await;
     assert_eq!(code, 40, "INVALID_CONFIG");
-    let (code, message) = alter_group_config(
-        &mut client,
-        &early,
-        "share.isolation.level",
-        "read_committed",
-    )
-    .await;
+    let (code, message) =
+        alter_group_config(&mut client, &early, "share.delivery.count.limit", "3").await;
     assert_eq!(code, 40, "not served per group: {message:?}");
     let (code, message) =
         alter_group_config(&mut client, &early, "share.session.timeout.ms", "30000").await;

@@ -1,7 +1,7 @@
 //! Transactions over the wire, on both backend pairs: the coordinator's APIs
 //! and their error paths, markers in the log, read_committed fetches and
-//! ListOffsets, transactional offsets, timeouts, and two agents sharing a
-//! transactional id.
+//! ListOffsets, transactional offsets, timeouts, two agents sharing a
+//! transactional id, and share groups at read_committed.
 
 mod common;
 
@@ -24,6 +24,7 @@ on_both_backends!(
     offsets_committed_in_a_transaction_take_effect_when_it_commits,
     another_agent_ends_the_transaction_one_agent_began,
     transaction_version_2_adds_partitions_on_produce_and_bumps_the_epoch,
+    a_read_committed_share_group_gets_only_committed_records,
 );
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -642,5 +643,94 @@ async fn transaction_version_2_adds_partitions_on_produce_and_bumps_the_epoch(ba
     assert_eq!(
         read(&mut client, &topic, 0, true).await,
         (5, vec![(pid, 3)], vec![0, 1, 3])
+    );
+}
+
+/// Joins a share group of `topic` and fetches partition 0 once: the
+/// (first, last) offsets of each range acquired.
+async fn share_acquire(client: &mut TestClient, group: &str, topic: &str) -> Vec<(i64, i64)> {
+    let member = uuid::Uuid::new_v4().to_string();
+    let join = ShareGroupHeartbeatRequest::default()
+        .with_group_id(s(group).into())
+        .with_member_id(s(&member))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![name(topic)]));
+    let ResponseKind::ShareGroupHeartbeat(joined) =
+        client.call(ApiKey::ShareGroupHeartbeat, 1, &join).await
+    else {
+        panic!("not a ShareGroupHeartbeat response")
+    };
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    let topic_id = joined.assignment.expect("an assignment").topic_partitions[0].topic_id;
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(s(group).into()))
+        .with_member_id(Some(s(&member)))
+        .with_share_session_epoch(0)
+        .with_max_wait_ms(100)
+        .with_max_bytes(1 << 20)
+        .with_max_records(100)
+        .with_topics(vec![share_fetch_request::FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![
+                share_fetch_request::FetchPartition::default().with_partition_index(0),
+            ])]);
+    let ResponseKind::ShareFetch(r) = client.call(ApiKey::ShareFetch, 1, &request).await else {
+        panic!("not a ShareFetch response")
+    };
+    assert_eq!(r.error_code, 0);
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|a| (a.first_offset, a.last_offset))
+        .collect()
+}
+
+async fn a_read_committed_share_group_gets_only_committed_records(backend: Backend) {
+    let broker = TestBroker::start(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("stx");
+    let id = format!("{topic}-id");
+    create_topic(&mut client, &topic, 1).await;
+    let (_, pid, epoch) = init(&mut client, &id, 60_000).await;
+    // 0-2 aborted (marker 3), 4-5 committed (marker 6), 7 still open.
+    for (seq, count, commit) in [(0, 3, Some(false)), (3, 2, Some(true)), (5, 1, None)] {
+        assert_eq!(add_partition(&mut client, &id, pid, epoch, &topic).await, 0);
+        let (error, _) =
+            produce_txn(&mut client, &id, &topic, txn_batch(pid, epoch, seq, count)).await;
+        assert_eq!(error, 0);
+        if let Some(commit) = commit {
+            assert_eq!(end(&mut client, &id, pid, epoch, commit).await, 0);
+        }
+    }
+    let (committed, uncommitted) = (format!("{topic}-rc"), format!("{topic}-ru"));
+    for (group, isolation) in [
+        (&committed, "read_committed"),
+        (&uncommitted, "read_uncommitted"),
+    ] {
+        let configs = [
+            ("share.auto.offset.reset", 0, "earliest"),
+            ("share.isolation.level", 0, isolation),
+        ];
+        let (error, message) =
+            common::admin::incremental(&mut client, 1, 32, group, &configs, false).await;
+        assert_eq!(error, 0, "{message:?}");
+    }
+
+    assert_eq!(
+        share_acquire(&mut client, &uncommitted, &topic).await,
+        vec![(0, 2), (4, 5), (7, 7)],
+        "read_uncommitted: every data record, open or aborted"
+    );
+    assert_eq!(
+        share_acquire(&mut client, &committed, &topic).await,
+        vec![(4, 5)],
+        "read_committed: the aborted records are archived, the open one waits"
+    );
+    assert_eq!(end(&mut client, &id, pid, epoch, true).await, 0);
+    assert_eq!(
+        share_acquire(&mut client, &committed, &topic).await,
+        vec![(7, 7)],
+        "committed now"
     );
 }

@@ -3,6 +3,8 @@
 //!
 //! Only configs the broker acts on are accepted: `share.auto.offset.reset`
 //! (where a share group begins a partition it never read),
+//! `share.isolation.level` (whether its members get records of open and
+//! aborted transactions),
 //! `share.record.lock.duration.ms` (how long its members hold the records
 //! they acquire), and the session timeouts and heartbeat intervals of
 //! consumer groups (KIP-848) and share groups. Kafka's other group configs
@@ -33,6 +35,7 @@ pub const CONSUMER_SESSION_TIMEOUT_MS: &str = "consumer.session.timeout.ms";
 pub const CONSUMER_HEARTBEAT_INTERVAL_MS: &str = "consumer.heartbeat.interval.ms";
 pub const SHARE_SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
 pub const SHARE_HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
+pub const SHARE_ISOLATION_LEVEL: &str = "share.isolation.level";
 
 /// A served group config that is a number of milliseconds, bounded as
 /// Kafka bounds it (by broker settings whose defaults are used here).
@@ -104,7 +107,6 @@ const SESSION_OVER_HEARTBEAT: [(&str, &str); 2] = [
 
 /// Kafka's group configs StreamHouse does not serve per group.
 const KNOWN_UNSERVED: &[&str] = &[
-    "share.isolation.level",
     "share.delivery.count.limit",
     "streams.session.timeout.ms",
     "streams.heartbeat.interval.ms",
@@ -116,6 +118,13 @@ fn start_name(start: ShareStart) -> &'static str {
         ShareStart::Latest => "latest",
         ShareStart::Earliest => "earliest",
     }
+}
+
+/// Whether a share group with these configs delivers only committed
+/// records (`share.isolation.level=read_committed`; Kafka's default is
+/// read_uncommitted).
+pub fn share_read_committed(configs: &BTreeMap<String, String>) -> bool {
+    configs.get(SHARE_ISOLATION_LEVEL).map(String::as_str) == Some("read_committed")
 }
 
 /// Where a share group with these configs begins a partition it never read.
@@ -178,6 +187,13 @@ pub fn validate_all(configs: &BTreeMap<String, String>, agent: GroupRules) -> Re
                     ));
                 }
             }
+            SHARE_ISOLATION_LEVEL => {
+                if value != "read_committed" && value != "read_uncommitted" {
+                    return Err(format!(
+                        "Invalid value {value} for configuration {key}: String must be one of: read_committed, read_uncommitted"
+                    ));
+                }
+            }
             known if KNOWN_UNSERVED.contains(&known) => {
                 return Err(format!(
                     "Group config {key} is not served by StreamHouse; its agent-wide setting applies to every group"
@@ -224,6 +240,24 @@ pub fn described(
         kind: ConfigType::Str,
         doc: "Where a share group begins a partition it has never read: latest or earliest.",
     };
+    let isolation = configs.get(SHARE_ISOLATION_LEVEL);
+    let isolation_entry = ConfigEntry {
+        name: SHARE_ISOLATION_LEVEL.to_owned(),
+        value: Some(
+            isolation
+                .cloned()
+                .unwrap_or_else(|| "read_uncommitted".to_owned()),
+        ),
+        source: if isolation.is_some() {
+            SOURCE_GROUP
+        } else {
+            SOURCE_DEFAULT
+        },
+        default: Some("read_uncommitted".to_owned()),
+        read_only: false,
+        kind: ConfigType::Str,
+        doc: "read_committed: the share group's members get only committed records; read_uncommitted: every record.",
+    };
     let time_entries = TIME_CONFIGS.iter().map(|config| {
         let agent_ms = agent_value(config, agent).to_string();
         let set = configs.get(config.name);
@@ -241,7 +275,10 @@ pub fn described(
             doc: config.doc,
         }
     });
-    std::iter::once(start_entry).chain(time_entries).collect()
+    [start_entry, isolation_entry]
+        .into_iter()
+        .chain(time_entries)
+        .collect()
 }
 
 /// How long a group's configs read from the catalog are used.
@@ -357,7 +394,14 @@ mod tests {
         for key in [CONSUMER_SESSION_TIMEOUT_MS, SHARE_SESSION_TIMEOUT_MS] {
             assert_eq!(validate(&[(key, "50000")]), Ok(()), "{key}");
         }
-        assert!(validate(&[("share.isolation.level", "read_committed")])
+        assert_eq!(
+            validate(&[(SHARE_ISOLATION_LEVEL, "read_committed")]),
+            Ok(())
+        );
+        assert!(validate(&[(SHARE_ISOLATION_LEVEL, "serializable")])
+            .unwrap_err()
+            .contains("String must be one of: read_committed, read_uncommitted"));
+        assert!(validate(&[("share.delivery.count.limit", "3")])
             .unwrap_err()
             .contains("not served"));
         assert!(validate(&[("no.such", "1")])
@@ -452,7 +496,17 @@ mod tests {
         );
         let entries = described(&earliest, ShareStart::Latest, GroupRules::default());
         let entry = |name: &str| entries.iter().find(|e| e.name == name).unwrap();
-        assert_eq!(entries.len(), 6);
+        assert_eq!(entries.len(), 7);
+        let isolation = entry(SHARE_ISOLATION_LEVEL);
+        assert_eq!(
+            (isolation.value.as_deref(), isolation.source),
+            (Some("read_uncommitted"), SOURCE_DEFAULT)
+        );
+        assert!(!share_read_committed(&earliest));
+        assert!(share_read_committed(&set(&[(
+            SHARE_ISOLATION_LEVEL,
+            "read_committed"
+        )])));
         assert_eq!(
             entry(SHARE_AUTO_OFFSET_RESET).value.as_deref(),
             Some("earliest")

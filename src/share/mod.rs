@@ -3,6 +3,7 @@
 //! sessions ShareFetch and ShareAcknowledge run in.
 //!
 //! - `partition.rs`: one share partition's record states (pure).
+//! - `committed.rs`: what a read_committed share group never delivers.
 //! - `sessions.rs`: this agent's share sessions (which partitions a member
 //!   fetches here, and the epoch its next request must carry).
 //!
@@ -12,6 +13,7 @@
 //! reads the state, reads the log from the first deliverable offset, then
 //! acquires in the transaction (judging against the state as it is then).
 
+mod committed;
 pub mod partition;
 pub mod sessions;
 
@@ -45,11 +47,21 @@ pub enum ShareStart {
 /// duration if it has one (`share.record.lock.duration.ms`).
 pub async fn rules(broker: &Broker, group_id: &str) -> Result<ShareRules, ResponseError> {
     let configs = group_configs(broker, group_id).await?;
-    let groups = group::rules_of(&configs, broker.config.group_rules);
-    Ok(ShareRules {
+    Ok(rules_of(broker, &configs))
+}
+
+fn rules_of(broker: &Broker, configs: &BTreeMap<String, String>) -> ShareRules {
+    let groups = group::rules_of(configs, broker.config.group_rules);
+    ShareRules {
         lock_ms: i64::from(groups.share_record_lock_ms),
         delivery_limit: groups.share_delivery_limit,
-    })
+    }
+}
+
+/// Whether a control batch commits (`Some(true)`) or aborts its transaction.
+fn marker_type(batch: &streamhouse_protocol::batches::Batch) -> Option<bool> {
+    let bytes: Vec<u8> = batch.segments().flat_map(|s| s.iter().copied()).collect();
+    streamhouse_protocol::control::marker_type(&bytes)
 }
 
 async fn group_configs(
@@ -91,7 +103,9 @@ pub async fn acquire(
     max_records: i64,
     max_bytes: usize,
 ) -> Result<Delivery, ResponseError> {
-    let rules = rules(broker, group_id).await?;
+    let configs = group_configs(broker, group_id).await?;
+    let rules = rules_of(broker, &configs);
+    let read_committed = group::share_read_committed(&configs);
     let now_ms = broker.clock.now_ms();
     let stored = broker
         .catalog
@@ -108,10 +122,7 @@ pub async fn acquire(
     // Read only for a partition the group never read: its start is fixed then.
     let start = match &state {
         Some(_) => broker.config.share_start,
-        None => group::share_start(
-            &*group_configs(broker, group_id).await?,
-            broker.config.share_start,
-        ),
+        None => group::share_start(&configs, broker.config.share_start),
     };
     let initial = match start {
         ShareStart::Latest => offsets.high_watermark,
@@ -125,7 +136,22 @@ pub async fn acquire(
         max_bytes,
         at_least_one_batch: true,
     };
-    let mut records = if from >= offsets.high_watermark {
+    // read_committed: up to the last stable offset (the first offset of the
+    // oldest open transaction, else the high watermark), as a
+    // read_committed Fetch.
+    let end = if read_committed {
+        let first_unstable = broker
+            .catalog
+            .first_unstable_offset(topic, partition)
+            .await
+            .map_err(|e| errors::catalog(&e))?;
+        first_unstable.map_or(offsets.high_watermark, |first| {
+            first.min(offsets.high_watermark)
+        })
+    } else {
+        offsets.high_watermark
+    };
+    let mut records = if from >= end {
         Batches::default()
     } else {
         match broker.log.read(topic, partition, from, budget).await {
@@ -136,11 +162,44 @@ pub async fn acquire(
             Err(e) => return Err(errors::read(&e)),
         }
     };
+    // Whole batches below `end`: a transaction and all after it begin at or
+    // beyond its first offset.
+    let stable = records
+        .iter()
+        .take_while(|batch| batch.last_offset() < end)
+        .count();
+    records.truncate(stable);
+    let hidden = match (read_committed, records.iter().last()) {
+        (true, Some(last)) => {
+            let aborted = broker
+                .catalog
+                .aborted_transactions(topic, partition, from, last.last_offset())
+                .await
+                .map_err(|e| errors::catalog(&e))?;
+            let facts: Vec<committed::BatchFacts> = records
+                .iter()
+                .map(|batch| committed::BatchFacts {
+                    header: *batch.header(),
+                    marker: batch
+                        .header()
+                        .is_control()
+                        .then(|| marker_type(batch))
+                        .flatten(),
+                })
+                .collect();
+            committed::hidden(&facts, &aborted)
+        }
+        _ => vec![false; records.len()],
+    };
+    // Control records, and the data of aborted transactions at
+    // read_committed, are archived rather than delivered.
     let batches: Vec<(i64, i64, bool)> = records
         .iter()
-        .map(|batch| {
+        .zip(hidden)
+        .map(|(batch, hidden)| {
             let header = batch.header();
-            (header.base_offset, batch.last_offset(), header.is_control())
+            let undeliverable = header.is_control() || hidden;
+            (header.base_offset, batch.last_offset(), undeliverable)
         })
         .collect();
     if state.is_some() && batches.is_empty() {
