@@ -164,8 +164,21 @@ impl Coordinator {
             .load_group(group_id)
             .await
             .map_err(|e| unavailable(group_id, &e))?;
+        // The group's own session timeouts (group configs) for the members
+        // loaded, until their next heartbeat here.
+        let rules = match &stored {
+            Some(_) => {
+                let configs = self
+                    .catalog
+                    .group_configs(group_id)
+                    .await
+                    .map_err(|e| unavailable(group_id, &e))?;
+                crate::config::group::rules_of(&configs, self.rules)
+            }
+            None => self.rules,
+        };
         let group = stored.map(|stored| {
-            let mut group = Group::from_stored(stored, self.rules, self.clock.now());
+            let mut group = Group::from_stored(stored, rules, self.clock.now());
             group.fence = fence;
             Arc::new(Mutex::new(group))
         });

@@ -26,7 +26,14 @@ pub struct ShareMemberSpec<'a> {
     pub current: &'a Partitions,
 }
 
-/// The assignment of every member (ids in `members`).
+/// Readers and the partitions they share, as (topic id, partition).
+type Span<'a> = (Vec<&'a str>, Vec<(Uuid, i32)>);
+
+/// The assignment of every member (ids in `members`). When every member
+/// subscribes to the same topics, their partitions are balanced together;
+/// otherwise each topic's partitions are balanced among its own
+/// subscribers, as Kafka's heterogeneous builder does, so no subscriber of
+/// a topic is left out because of members of other topics.
 pub fn assign(
     members: &BTreeMap<String, ShareMemberSpec<'_>>,
     topics: &Topics,
@@ -35,94 +42,138 @@ pub fn assign(
         .keys()
         .map(|id| (id.clone(), Partitions::new()))
         .collect();
-    // (topic id, partition, topic name), in topic-name order.
-    let targets: Vec<(Uuid, i32, &str)> = topics
-        .iter()
-        .filter(|(name, _)| members.values().any(|m| m.subscribed.contains(name)))
-        .flat_map(|(name, shape)| (0..shape.partitions).map(move |p| (shape.id, p, name.as_str())))
-        .collect();
-    if targets.is_empty() {
-        return assigned;
+    let subscribers = |name: &str| -> Vec<&str> {
+        members
+            .iter()
+            .filter(|(_, m)| m.subscribed.iter().any(|t| t == name))
+            .map(|(id, _)| id.as_str())
+            .collect()
+    };
+    let mut first = members.values().map(|m| m.subscribed);
+    let homogeneous = first
+        .next()
+        .is_some_and(|one| members.values().all(|m| m.subscribed == one));
+    // Who reads what: one span for all topics when subscriptions are equal,
+    // else one per topic.
+    let mut spans: Vec<Span> = Vec::new();
+    for (name, shape) in topics {
+        let readers = subscribers(name);
+        if readers.is_empty() {
+            continue;
+        }
+        let partitions = (0..shape.partitions).map(|p| (shape.id, p));
+        match spans.last_mut() {
+            Some((_, targets)) if homogeneous => targets.extend(partitions),
+            _ => spans.push((readers, partitions.collect())),
+        }
     }
-    let member_count = members.len();
-    let sharing = member_count.div_ceil(targets.len());
-    let quotas = quotas(sharing * targets.len(), member_count);
-    let quota: BTreeMap<&str, usize> = members.keys().map(String::as_str).zip(quotas).collect();
-    let mut holders: BTreeMap<(Uuid, i32), BTreeSet<&str>> = targets
-        .iter()
-        .map(|(id, p, _)| ((*id, *p), BTreeSet::new()))
-        .collect();
-    let mut counts: BTreeMap<&str, usize> = members.keys().map(|id| (id.as_str(), 0)).collect();
-    let subscribes =
-        |member: &str, topic: &str| members[member].subscribed.iter().any(|t| t == topic);
-    let topic_of: BTreeMap<Uuid, &str> = targets.iter().map(|(id, _, name)| (*id, *name)).collect();
+    for (readers, targets) in spans {
+        for (id, partition) in balance(&readers, &targets, members) {
+            assigned
+                .get_mut(id)
+                .expect("readers are members")
+                .entry(partition.0)
+                .or_default()
+                .insert(partition.1);
+        }
+    }
+    assigned
+}
 
-    // What members keep, in member order, while within both bounds.
-    for (id, spec) in members {
-        for (topic_id, partitions) in spec.current {
-            let Some(topic) = topic_of.get(topic_id) else {
-                continue;
-            };
-            if !subscribes(id, topic) {
-                continue;
-            }
+/// Kafka's simple assignment of `targets` among `readers` (every one may
+/// read every target): each target shared by ceil(readers / targets), the
+/// readers' counts even to one, each keeping what it had where that fits.
+/// Returns (reader, target) pairs.
+fn balance<'a>(
+    readers: &[&'a str],
+    targets: &[(Uuid, i32)],
+    members: &BTreeMap<String, ShareMemberSpec<'_>>,
+) -> Vec<(&'a str, (Uuid, i32))> {
+    if targets.is_empty() || readers.is_empty() {
+        return Vec::new();
+    }
+    let sharing = readers.len().div_ceil(targets.len());
+    let quota: BTreeMap<&str, usize> = readers
+        .iter()
+        .copied()
+        .zip(quotas(sharing * targets.len(), readers.len()))
+        .collect();
+    let mut holders: BTreeMap<(Uuid, i32), BTreeSet<&str>> =
+        targets.iter().map(|t| (*t, BTreeSet::new())).collect();
+    let mut counts: BTreeMap<&str, usize> = readers.iter().map(|id| (*id, 0)).collect();
+    // What readers keep, in order, while within both bounds.
+    for reader in readers {
+        for (topic_id, partitions) in members[*reader].current {
             for partition in partitions {
                 let Some(held) = holders.get_mut(&(*topic_id, *partition)) else {
                     continue;
                 };
-                if counts[id.as_str()] < quota[id.as_str()] && held.len() < sharing {
-                    held.insert(id);
-                    *counts
-                        .get_mut(id.as_str())
-                        .expect("every member is counted") += 1;
+                let count = counts.get_mut(reader).expect("every reader is counted");
+                if *count < quota[reader] && held.len() < sharing {
+                    held.insert(reader);
+                    *count += 1;
                 }
             }
         }
     }
-    // The rest: each partition short of its sharing goes to the least
-    // loaded member under its quota that subscribes to its topic.
-    for (topic_id, partition, topic) in &targets {
-        let held = holders
-            .get_mut(&(*topic_id, *partition))
-            .expect("every target is held");
+    // The rest: each target short of its sharing goes to the least loaded
+    // reader under its quota that does not hold it yet.
+    for target in targets {
+        let held = holders.get_mut(target).expect("every target is held");
         while held.len() < sharing {
             let chosen = counts
                 .iter()
-                .filter(|(id, count)| {
-                    **count < quota[*id] && !held.contains(*id) && subscribes(id, topic)
-                })
+                .filter(|(id, count)| **count < quota[*id] && !held.contains(*id))
                 .min_by_key(|(_, count)| **count)
                 .map(|(id, _)| *id);
             let Some(chosen) = chosen else {
                 break;
             };
             held.insert(chosen);
-            *counts.get_mut(chosen).expect("every member is counted") += 1;
+            *counts.get_mut(chosen).expect("every reader is counted") += 1;
         }
         if held.is_empty() {
-            // Quotas full among its subscribers: the least loaded reads it.
-            let chosen = counts
-                .iter()
-                .filter(|(id, _)| subscribes(id, topic))
-                .min_by_key(|(_, count)| **count)
-                .map(|(id, _)| *id);
-            if let Some(chosen) = chosen {
-                held.insert(chosen);
-                *counts.get_mut(chosen).expect("every member is counted") += 1;
+            // Every quota filled by other targets: the least loaded reads it.
+            if let Some((id, count)) = counts.iter_mut().min_by_key(|(_, count)| **count) {
+                held.insert(*id);
+                *count += 1;
             }
         }
     }
-    for ((topic_id, partition), held) in holders {
-        for id in held {
-            assigned
-                .get_mut(id)
-                .expect("holders are members")
-                .entry(topic_id)
-                .or_default()
-                .insert(partition);
+    // The greedy fill can end with a target short of readers while the only
+    // readers under quota already hold it (three readers, two targets:
+    // quotas 2, 1, 1, the reader owed two holding the short target). A swap
+    // fixes it: another reader of some other target moves to the short
+    // one, and the reader under quota takes its place.
+    for target in targets {
+        while holders[target].len() < sharing {
+            let swap = counts
+                .iter()
+                .filter(|(id, count)| **count < quota[*id] && holders[target].contains(*id))
+                .find_map(|(needy, _)| {
+                    holders.iter().find_map(|(other, held)| {
+                        if other == target || held.contains(needy) {
+                            return None;
+                        }
+                        held.iter()
+                            .find(|mover| !holders[target].contains(*mover))
+                            .map(|mover| (*needy, *other, *mover))
+                    })
+                });
+            let Some((needy, other, mover)) = swap else {
+                break;
+            };
+            let from = holders.get_mut(&other).expect("a target");
+            from.remove(mover);
+            from.insert(needy);
+            holders.get_mut(target).expect("a target").insert(mover);
+            *counts.get_mut(needy).expect("every reader is counted") += 1;
         }
     }
-    assigned
+    holders
+        .into_iter()
+        .flat_map(|(target, held)| held.into_iter().map(move |id| (id, target)))
+        .collect()
 }
 
 /// `total` assignments split over `members` as evenly as integers allow
@@ -219,6 +270,44 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_owed_more_than_it_can_take_is_swapped_in() {
+        // a (whose quota becomes 2) held partition 1 and b partition 0
+        // when c joins: the fill gives 0 to c, and then 1 has no taker but
+        // a, which holds it already.
+        let before = BTreeMap::from([
+            (
+                "a".to_owned(),
+                Partitions::from([(T1, BTreeSet::from([1]))]),
+            ),
+            (
+                "b".to_owned(),
+                Partitions::from([(T1, BTreeSet::from([0]))]),
+            ),
+        ]);
+        let three = [("a", &["a"][..]), ("b", &["a"][..]), ("c", &["a"][..])];
+        let assignment = run(&three, &before);
+        assert_eq!(sharing(&assignment, T1, 2), vec![2, 2], "{assignment:?}");
+        let mut counts: Vec<usize> = assignment.values().map(count).collect();
+        counts.sort();
+        assert_eq!(counts, vec![1, 1, 2]);
+        // Every order of arrival ends balanced.
+        for ids in [
+            ["a", "b", "c"],
+            ["c", "b", "a"],
+            ["b", "a", "c"],
+            ["c", "a", "b"],
+        ] {
+            let mut state = BTreeMap::new();
+            let mut joined: Vec<(&str, &[&str])> = Vec::new();
+            for id in ids {
+                joined.push((id, &["a"][..]));
+                state = run(&joined, &state);
+            }
+            assert_eq!(sharing(&state, T1, 2), vec![2, 2], "{ids:?}: {state:?}");
+        }
+    }
+
+    #[test]
     fn more_partitions_than_members_split_them() {
         let two = [("m1", &["b"][..]), ("m2", &["b"][..])];
         let assignment = run(&two, &BTreeMap::new());
@@ -268,5 +357,35 @@ mod tests {
         let only_a = run(&[("m1", &["a"][..])], &BTreeMap::new());
         assert_eq!(only_a["m1"].keys().collect::<Vec<_>>(), vec![&T1]);
         assert_eq!(count(&only_a["m1"]), 2);
+    }
+
+    #[test]
+    fn each_topic_is_balanced_among_its_own_subscribers() {
+        // Four readers of a (2 partitions), one of b: a's partitions have two
+        // readers each, and nobody is idle.
+        let members = [
+            ("m1", &["a"][..]),
+            ("m2", &["a"][..]),
+            ("m3", &["a"][..]),
+            ("m4", &["a"][..]),
+            ("m5", &["b"][..]),
+        ];
+        let assignment = run(&members, &BTreeMap::new());
+        assert_eq!(sharing(&assignment, T1, 2), vec![2, 2]);
+        assert_eq!(sharing(&assignment, T2, 8), vec![1; 8]);
+        for id in ["m1", "m2", "m3", "m4"] {
+            assert_eq!(count(&assignment[id]), 1, "{id}");
+        }
+        assert_eq!(count(&assignment["m5"]), 8);
+        // Members with nothing to read take no share of others' partitions.
+        let members = [
+            ("m1", &["a"][..]),
+            ("m2", &["a"][..]),
+            ("m3", &[][..]),
+            ("m4", &["missing"][..]),
+        ];
+        let assignment = run(&members, &BTreeMap::new());
+        assert_eq!((count(&assignment["m1"]), count(&assignment["m2"])), (1, 1));
+        assert_eq!((count(&assignment["m3"]), count(&assignment["m4"])), (0, 0));
     }
 }

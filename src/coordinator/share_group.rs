@@ -34,9 +34,10 @@ pub struct ShareMember {
     pub epoch: i32,
     /// Its part of the group's assignment.
     pub assigned: Partitions,
-    /// The assignment it was last sent; a heartbeat carries the assignment
+    /// The assignment it was last sent by this agent (`None`: nothing yet,
+    /// as after the group was loaded); a heartbeat carries the assignment
     /// when the two differ.
-    told: Partitions,
+    told: Option<Partitions>,
     pub session_deadline: Instant,
 }
 
@@ -99,6 +100,7 @@ impl ShareGroup {
         now: Instant,
     ) -> Result<ShareAnswer, Refusal> {
         let id = request.member_id.clone();
+        let full_request = request.subscribed_topic_names.is_some();
         let unknown = || {
             (
                 ResponseError::UnknownMemberId,
@@ -140,7 +142,7 @@ impl ShareGroup {
                     subscribed_topic_names: Vec::new(),
                     epoch: 0,
                     assigned: Partitions::new(),
-                    told: Partitions::new(),
+                    told: None,
                     session_deadline: now,
                 });
                 member.epoch = 0;
@@ -192,9 +194,13 @@ impl ShareGroup {
         let Some(member) = self.members.get_mut(&id) else {
             return Err(unknown());
         };
-        let changed = member.assigned != member.told || request.member_epoch == 0;
+        // Also on every full request (one naming its subscription), as
+        // Kafka answers them.
+        let changed = member.told.as_ref() != Some(&member.assigned)
+            || request.member_epoch == 0
+            || full_request;
         if changed {
-            member.told = member.assigned.clone();
+            member.told = Some(member.assigned.clone());
         }
         member.epoch = self.epoch;
         Ok(ShareAnswer {
@@ -298,7 +304,7 @@ impl ShareGroup {
                     subscribed_topic_names: m.topics,
                     epoch: m.epoch,
                     assigned: Partitions::new(),
-                    told: Partitions::new(),
+                    told: None,
                     session_deadline: after(now, session_ms),
                 };
                 (m.id, member)
@@ -309,5 +315,53 @@ impl ShareGroup {
             members,
             subscribed_topics: Topics::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::consumer::TopicShape;
+
+    #[test]
+    fn a_loaded_member_is_told_its_assignment_even_when_it_is_empty() {
+        let now = Instant::now();
+        let rules = GroupRules::default();
+        let mut group = ShareGroup::default();
+        let topics: Topics = [(
+            "t".to_owned(),
+            TopicShape {
+                id: uuid::Uuid::from_u128(1),
+                partitions: 1,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let join = ShareHeartbeat {
+            member_id: "a".into(),
+            member_epoch: 0,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            ..ShareHeartbeat::default()
+        };
+        let joined = group.heartbeat(join, &topics, &rules, now).unwrap();
+        assert_eq!(joined.assignment.map(|a| a.len()), Some(1));
+
+        // Another agent loads the group; the topic is gone meanwhile.
+        let mut loaded = ShareGroup::from_json(&group.to_json(), 45_000, now).unwrap();
+        let beat = ShareHeartbeat {
+            member_id: "a".into(),
+            member_epoch: joined.member_epoch,
+            ..ShareHeartbeat::default()
+        };
+        let answer = loaded
+            .heartbeat(beat.clone(), &Topics::new(), &rules, now)
+            .unwrap();
+        assert_eq!(
+            answer.assignment,
+            Some(Partitions::new()),
+            "told to drop what it had"
+        );
+        let again = loaded.heartbeat(beat, &Topics::new(), &rules, now).unwrap();
+        assert_eq!(again.assignment, None, "told once");
     }
 }
