@@ -35,6 +35,7 @@ on_both_backends!(
     a_group_lock_duration_applies_to_its_members_only,
     a_groups_heartbeat_interval_reaches_its_members,
     the_simple_assignor_splits_partitions_between_members,
+    a_groups_delivery_count_limit_archives_records_sooner,
 );
 
 const INVALID_RECORD_STATE: i16 = 121;
@@ -593,7 +594,7 @@ async fn the_group_config_share_auto_offset_reset_says_where_a_group_begins(back
         alter_group_config(&mut client, &early, "share.auto.offset.reset", "sometimes").await;
     assert_eq!(code, 40, "INVALID_CONFIG");
     let (code, message) =
-        alter_group_config(&mut client, &early, "share.delivery.count.limit", "3").await;
+        alter_group_config(&mut client, &early, "streams.num.standby.replicas", "1").await;
     assert_eq!(code, 40, "not served per group: {message:?}");
     let (code, message) =
         alter_group_config(&mut client, &early, "share.session.timeout.ms", "30000").await;
@@ -784,4 +785,29 @@ async fn the_simple_assignor_splits_partitions_between_members(backend: Backend)
     beat(&mut client, &group, "b", -1).await;
     let (_, a) = beat(&mut client, &group, "a", epoch).await;
     assert_eq!(a, Some(vec![0, 1, 2, 3]));
+}
+
+async fn a_groups_delivery_count_limit_archives_records_sooner(backend: Backend) {
+    let broker = broker(backend).await;
+    let mut client = broker.client().await;
+    let topic = unique_topic("sgd");
+    let id = ten_records(&mut client, &topic).await;
+    let (two, five) = (format!("{topic}-two"), format!("{topic}-five"));
+    for (value, code) in [("1", 40), ("11", 40), ("2", 0)] {
+        let (got, message) =
+            alter_group_config(&mut client, &two, "share.delivery.count.limit", value).await;
+        assert_eq!(got, code, "{value}: {message:?}");
+    }
+    // Released after each delivery: the group limited to two archives the
+    // records at the second release; the agent's limit (5) delivers again.
+    for (group, third) in [(&two, vec![]), (&five, vec![(0, 9, 3)])] {
+        join(&mut client, group, "a", &topic).await;
+        let first = share_fetch(&mut client, group, "a", 0, id, 100, &[]).await;
+        assert_eq!(acquired(&first), vec![(0, 9, 1)], "{group}");
+        let release = [(0, 9, RELEASE)];
+        let second = share_fetch(&mut client, group, "a", 1, id, 100, &release).await;
+        assert_eq!(acquired(&second), vec![(0, 9, 2)], "{group}");
+        let last = share_fetch(&mut client, group, "a", 2, id, 100, &release).await;
+        assert_eq!(acquired(&last), third, "{group}");
+    }
 }

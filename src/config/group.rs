@@ -4,11 +4,12 @@
 //! Only configs the broker acts on are accepted: `share.auto.offset.reset`
 //! (where a share group begins a partition it never read),
 //! `share.isolation.level` (whether its members get records of open and
-//! aborted transactions),
-//! `share.record.lock.duration.ms` (how long its members hold the records
-//! they acquire), and the session timeouts and heartbeat intervals of
-//! consumer groups (KIP-848) and share groups. Kafka's other group configs
-//! are refused with INVALID_CONFIG rather than stored and ignored.
+//! aborted transactions), `share.record.lock.duration.ms` (how long its
+//! members hold the records they acquire), `share.delivery.count.limit`
+//! (deliveries before a record is archived), and the session timeouts and
+//! heartbeat intervals of consumer groups (KIP-848) and share groups.
+//! Kafka's other group configs are refused with INVALID_CONFIG rather than
+//! stored and ignored.
 //!
 //! The share path and the heartbeats read a group's configs through
 //! [`GroupConfigCache`]: from the catalog at most once a second per group,
@@ -36,10 +37,12 @@ pub const CONSUMER_HEARTBEAT_INTERVAL_MS: &str = "consumer.heartbeat.interval.ms
 pub const SHARE_SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
 pub const SHARE_HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
 pub const SHARE_ISOLATION_LEVEL: &str = "share.isolation.level";
+pub const SHARE_DELIVERY_COUNT_LIMIT: &str = "share.delivery.count.limit";
 
-/// A served group config that is a number of milliseconds, bounded as
-/// Kafka bounds it (by broker settings whose defaults are used here).
-struct TimeConfig {
+/// A served group config that is a number (milliseconds, or a count),
+/// bounded as Kafka bounds it (by broker settings whose defaults are used
+/// here).
+struct IntConfig {
     name: &'static str,
     min: i32,
     max: i32,
@@ -47,55 +50,73 @@ struct TimeConfig {
     min_setting: &'static str,
     max_setting: &'static str,
     doc: &'static str,
-    /// The agent-wide value in force when the group sets none.
-    field: fn(&mut GroupRules) -> &mut i32,
+    /// The agent-wide value in force when the group sets none, and how the
+    /// group's replaces it.
+    get: fn(&GroupRules) -> i32,
+    set: fn(&mut GroupRules, i32),
 }
 
-const TIME_CONFIGS: [TimeConfig; 5] = [
-    TimeConfig {
+const INT_CONFIGS: [IntConfig; 6] = [
+    IntConfig {
         name: SHARE_RECORD_LOCK_DURATION_MS,
         min: 15_000,
         max: 60_000,
         min_setting: "group.share.min.record.lock.duration.ms",
         max_setting: "group.share.max.record.lock.duration.ms",
         doc: "How long a member of the share group holds the records it acquired before they go back to the group.",
-        field: |rules| &mut rules.share_record_lock_ms,
+        get: |rules| rules.share_record_lock_ms,
+        set: |rules, value| rules.share_record_lock_ms = value,
     },
-    TimeConfig {
+    IntConfig {
         name: CONSUMER_SESSION_TIMEOUT_MS,
         min: 45_000,
         max: 60_000,
         min_setting: "group.consumer.min.session.timeout.ms",
         max_setting: "group.consumer.max.session.timeout.ms",
         doc: "How long a member of the consumer group lives without a heartbeat.",
-        field: |rules| &mut rules.consumer_session_timeout_ms,
+        get: |rules| rules.consumer_session_timeout_ms,
+        set: |rules, value| rules.consumer_session_timeout_ms = value,
     },
-    TimeConfig {
+    IntConfig {
         name: CONSUMER_HEARTBEAT_INTERVAL_MS,
         min: 5_000,
         max: 15_000,
         min_setting: "group.consumer.min.heartbeat.interval.ms",
         max_setting: "group.consumer.max.heartbeat.interval.ms",
         doc: "The heartbeat interval the consumer group's members are told.",
-        field: |rules| &mut rules.consumer_heartbeat_interval_ms,
+        get: |rules| rules.consumer_heartbeat_interval_ms,
+        set: |rules, value| rules.consumer_heartbeat_interval_ms = value,
     },
-    TimeConfig {
+    IntConfig {
         name: SHARE_SESSION_TIMEOUT_MS,
         min: 45_000,
         max: 60_000,
         min_setting: "group.share.min.session.timeout.ms",
         max_setting: "group.share.max.session.timeout.ms",
         doc: "How long a member of the share group lives without a heartbeat.",
-        field: |rules| &mut rules.share_session_timeout_ms,
+        get: |rules| rules.share_session_timeout_ms,
+        set: |rules, value| rules.share_session_timeout_ms = value,
     },
-    TimeConfig {
+    IntConfig {
         name: SHARE_HEARTBEAT_INTERVAL_MS,
         min: 5_000,
         max: 15_000,
         min_setting: "group.share.min.heartbeat.interval.ms",
         max_setting: "group.share.max.heartbeat.interval.ms",
         doc: "The heartbeat interval the share group's members are told.",
-        field: |rules| &mut rules.share_heartbeat_interval_ms,
+        get: |rules| rules.share_heartbeat_interval_ms,
+        set: |rules, value| rules.share_heartbeat_interval_ms = value,
+    },
+    IntConfig {
+        name: SHARE_DELIVERY_COUNT_LIMIT,
+        min: 2,
+        max: 10,
+        min_setting: "group.share.min.delivery.count.limit",
+        max_setting: "group.share.max.delivery.count.limit",
+        doc: "How many times a record is delivered to the share group before it is archived.",
+        get: |rules| i32::from(rules.share_delivery_limit),
+        // Validated to 2-10 before it is stored.
+        set: |rules, value| rules.share_delivery_limit = i16::try_from(value).unwrap_or(i16::MAX),
     },
 ];
 
@@ -107,7 +128,6 @@ const SESSION_OVER_HEARTBEAT: [(&str, &str); 2] = [
 
 /// Kafka's group configs StreamHouse does not serve per group.
 const KNOWN_UNSERVED: &[&str] = &[
-    "share.delivery.count.limit",
     "streams.session.timeout.ms",
     "streams.heartbeat.interval.ms",
     "streams.num.standby.replicas",
@@ -140,18 +160,12 @@ pub fn share_start(configs: &BTreeMap<String, String>, default: ShareStart) -> S
 /// duration, session timeouts and heartbeat intervals where it sets them.
 pub fn rules_of(configs: &BTreeMap<String, String>, agent: GroupRules) -> GroupRules {
     let mut rules = agent;
-    for config in &TIME_CONFIGS {
-        if let Some(ms) = configs.get(config.name).and_then(|v| v.trim().parse().ok()) {
-            *(config.field)(&mut rules) = ms;
+    for config in &INT_CONFIGS {
+        if let Some(value) = configs.get(config.name).and_then(|v| v.trim().parse().ok()) {
+            (config.set)(&mut rules, value);
         }
     }
     rules
-}
-
-/// The agent-wide value of a time config.
-fn agent_value(config: &TimeConfig, agent: GroupRules) -> i32 {
-    let mut rules = agent;
-    *(config.field)(&mut rules)
 }
 
 /// Kafka's message for a config set it would refuse, or Ok. `agent` gives
@@ -159,7 +173,7 @@ fn agent_value(config: &TimeConfig, agent: GroupRules) -> i32 {
 /// session timeout against the heartbeat interval in force.
 pub fn validate_all(configs: &BTreeMap<String, String>, agent: GroupRules) -> Result<(), String> {
     for (key, value) in configs {
-        if let Some(config) = TIME_CONFIGS.iter().find(|c| c.name == key) {
+        if let Some(config) = INT_CONFIGS.iter().find(|c| c.name == key) {
             let Ok(ms) = value.trim().parse::<i32>() else {
                 return Err(format!(
                     "Invalid value {value} for configuration {key}: Not a number of type INT"
@@ -204,8 +218,8 @@ pub fn validate_all(configs: &BTreeMap<String, String>, agent: GroupRules) -> Re
     }
     let rules = rules_of(configs, agent);
     let value_of = |name: &str| {
-        let config = TIME_CONFIGS.iter().find(|c| c.name == name);
-        config.map_or(0, |c| agent_value(c, rules))
+        let config = INT_CONFIGS.iter().find(|c| c.name == name);
+        config.map_or(0, |c| (c.get)(&rules))
     };
     for (session, heartbeat) in SESSION_OVER_HEARTBEAT {
         // Checked when the set names either: the agent's own defaults are
@@ -258,18 +272,18 @@ pub fn described(
         kind: ConfigType::Str,
         doc: "read_committed: the share group's members get only committed records; read_uncommitted: every record.",
     };
-    let time_entries = TIME_CONFIGS.iter().map(|config| {
-        let agent_ms = agent_value(config, agent).to_string();
+    let number_entries = INT_CONFIGS.iter().map(|config| {
+        let agent_value = (config.get)(&agent).to_string();
         let set = configs.get(config.name);
         ConfigEntry {
             name: config.name.to_owned(),
-            value: Some(set.cloned().unwrap_or_else(|| agent_ms.clone())),
+            value: Some(set.cloned().unwrap_or_else(|| agent_value.clone())),
             source: if set.is_some() {
                 SOURCE_GROUP
             } else {
                 SOURCE_DEFAULT
             },
-            default: Some(agent_ms),
+            default: Some(agent_value),
             read_only: false,
             kind: ConfigType::Int,
             doc: config.doc,
@@ -277,7 +291,7 @@ pub fn described(
     });
     [start_entry, isolation_entry]
         .into_iter()
-        .chain(time_entries)
+        .chain(number_entries)
         .collect()
 }
 
@@ -401,7 +415,21 @@ mod tests {
         assert!(validate(&[(SHARE_ISOLATION_LEVEL, "serializable")])
             .unwrap_err()
             .contains("String must be one of: read_committed, read_uncommitted"));
-        assert!(validate(&[("share.delivery.count.limit", "3")])
+        assert_eq!(validate(&[(SHARE_DELIVERY_COUNT_LIMIT, "3")]), Ok(()));
+        for (value, refusal) in [
+            (
+                "1",
+                "greater than or equal to group.share.min.delivery.count.limit (2)",
+            ),
+            (
+                "11",
+                "less than or equal to group.share.max.delivery.count.limit (10)",
+            ),
+        ] {
+            let refused = validate(&[(SHARE_DELIVERY_COUNT_LIMIT, value)]).unwrap_err();
+            assert!(refused.contains(refusal), "{value}: {refused}");
+        }
+        assert!(validate(&[("streams.num.standby.replicas", "1")])
             .unwrap_err()
             .contains("not served"));
         assert!(validate(&[("no.such", "1")])
@@ -453,8 +481,10 @@ mod tests {
             (CONSUMER_HEARTBEAT_INTERVAL_MS, "7000"),
             (SHARE_SESSION_TIMEOUT_MS, "55000"),
             (SHARE_HEARTBEAT_INTERVAL_MS, "9000"),
+            (SHARE_DELIVERY_COUNT_LIMIT, "3"),
         ]);
         let rules = rules_of(&configs, agent);
+        assert_eq!(rules.share_delivery_limit, 3);
         assert_eq!(
             (
                 rules.share_record_lock_ms,
@@ -472,6 +502,7 @@ mod tests {
                 consumer_heartbeat_interval_ms: agent.consumer_heartbeat_interval_ms,
                 share_session_timeout_ms: agent.share_session_timeout_ms,
                 share_heartbeat_interval_ms: agent.share_heartbeat_interval_ms,
+                share_delivery_limit: agent.share_delivery_limit,
                 ..rules
             },
             agent,
@@ -496,7 +527,7 @@ mod tests {
         );
         let entries = described(&earliest, ShareStart::Latest, GroupRules::default());
         let entry = |name: &str| entries.iter().find(|e| e.name == name).unwrap();
-        assert_eq!(entries.len(), 7);
+        assert_eq!(entries.len(), 8);
         let isolation = entry(SHARE_ISOLATION_LEVEL);
         assert_eq!(
             (isolation.value.as_deref(), isolation.source),
