@@ -33,6 +33,7 @@ pub mod request_metrics;
 pub mod sasl;
 pub mod server;
 pub mod share;
+pub mod stable_read;
 pub mod tls;
 pub mod transactions;
 pub mod transport;

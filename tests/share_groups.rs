@@ -64,21 +64,28 @@ async fn join(client: &mut TestClient, group: &str, member: &str, topic: &str) -
         .with_member_id(s(member))
         .with_member_epoch(0)
         .with_subscribed_topic_names(Some(vec![s(topic).into()]));
+    let (epoch, partitions) = share_heartbeat(client, &request).await;
+    (epoch, partitions.unwrap_or_default())
+}
+
+/// A ShareGroupHeartbeat: (epoch, the partitions of a new assignment, if
+/// it carries one).
+async fn share_heartbeat(
+    client: &mut TestClient,
+    request: &ShareGroupHeartbeatRequest,
+) -> (i32, Option<Vec<i32>>) {
     let ResponseKind::ShareGroupHeartbeat(r) =
-        client.call(ApiKey::ShareGroupHeartbeat, 1, &request).await
+        client.call(ApiKey::ShareGroupHeartbeat, 1, request).await
     else {
         panic!("not a ShareGroupHeartbeat response")
     };
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
-    let partitions = r
-        .assignment
-        .map(|a| {
-            a.topic_partitions
-                .iter()
-                .flat_map(|t| t.partitions.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let partitions = r.assignment.map(|a| {
+        a.topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .collect()
+    });
     (r.member_epoch, partitions)
 }
 
@@ -737,8 +744,7 @@ async fn a_groups_heartbeat_interval_reaches_its_members(backend: Backend) {
     }
 }
 
-/// A ShareGroupHeartbeat of a member at `epoch`: (epoch, the partitions of
-/// a new assignment, if it carries one).
+/// A ShareGroupHeartbeat of a member at `epoch` that names no subscription.
 async fn beat(
     client: &mut TestClient,
     group: &str,
@@ -749,19 +755,7 @@ async fn beat(
         .with_group_id(s(group).into())
         .with_member_id(s(member))
         .with_member_epoch(epoch);
-    let ResponseKind::ShareGroupHeartbeat(r) =
-        client.call(ApiKey::ShareGroupHeartbeat, 1, &request).await
-    else {
-        panic!("not a ShareGroupHeartbeat response")
-    };
-    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
-    let partitions = r.assignment.map(|a| {
-        a.topic_partitions
-            .iter()
-            .flat_map(|t| t.partitions.clone())
-            .collect()
-    });
-    (r.member_epoch, partitions)
+    share_heartbeat(client, &request).await
 }
 
 async fn the_simple_assignor_splits_partitions_between_members(backend: Backend) {

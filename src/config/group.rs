@@ -239,44 +239,12 @@ pub fn described(
     default: ShareStart,
     agent: GroupRules,
 ) -> Vec<ConfigEntry> {
-    let default = start_name(default).to_owned();
-    let set = configs.get(SHARE_AUTO_OFFSET_RESET);
-    let start_entry = ConfigEntry {
-        name: SHARE_AUTO_OFFSET_RESET.to_owned(),
-        value: Some(set.cloned().unwrap_or_else(|| default.clone())),
-        source: if set.is_some() {
-            SOURCE_GROUP
-        } else {
-            SOURCE_DEFAULT
-        },
-        default: Some(default),
-        read_only: false,
-        kind: ConfigType::Str,
-        doc: "Where a share group begins a partition it has never read: latest or earliest.",
-    };
-    let isolation = configs.get(SHARE_ISOLATION_LEVEL);
-    let isolation_entry = ConfigEntry {
-        name: SHARE_ISOLATION_LEVEL.to_owned(),
-        value: Some(
-            isolation
-                .cloned()
-                .unwrap_or_else(|| "read_uncommitted".to_owned()),
-        ),
-        source: if isolation.is_some() {
-            SOURCE_GROUP
-        } else {
-            SOURCE_DEFAULT
-        },
-        default: Some("read_uncommitted".to_owned()),
-        read_only: false,
-        kind: ConfigType::Str,
-        doc: "read_committed: the share group's members get only committed records; read_uncommitted: every record.",
-    };
-    let number_entries = INT_CONFIGS.iter().map(|config| {
-        let agent_value = (config.get)(&agent).to_string();
-        let set = configs.get(config.name);
+    // The group's value if it set one (source GROUP_CONFIG), else the
+    // agent's (DEFAULT_CONFIG), which is the default synonym either way.
+    let entry = |name: &'static str, agent_value: String, kind, doc| {
+        let set = configs.get(name);
         ConfigEntry {
-            name: config.name.to_owned(),
+            name: name.to_owned(),
             value: Some(set.cloned().unwrap_or_else(|| agent_value.clone())),
             source: if set.is_some() {
                 SOURCE_GROUP
@@ -285,14 +253,27 @@ pub fn described(
             },
             default: Some(agent_value),
             read_only: false,
-            kind: ConfigType::Int,
-            doc: config.doc,
+            kind,
+            doc,
         }
+    };
+    let start = entry(
+        SHARE_AUTO_OFFSET_RESET,
+        start_name(default).to_owned(),
+        ConfigType::Str,
+        "Where a share group begins a partition it has never read: latest or earliest.",
+    );
+    let isolation = entry(
+        SHARE_ISOLATION_LEVEL,
+        "read_uncommitted".to_owned(),
+        ConfigType::Str,
+        "read_committed: the share group's members get only committed records; read_uncommitted: every record.",
+    );
+    let numbers = INT_CONFIGS.iter().map(|config| {
+        let agent_value = (config.get)(&agent).to_string();
+        entry(config.name, agent_value, ConfigType::Int, config.doc)
     });
-    [start_entry, isolation_entry]
-        .into_iter()
-        .chain(number_entries)
-        .collect()
+    [start, isolation].into_iter().chain(numbers).collect()
 }
 
 /// How long a group's configs read from the catalog are used.

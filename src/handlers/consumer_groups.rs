@@ -61,11 +61,7 @@ pub(super) async fn group_rules(
     broker: &Broker,
     group_id: &str,
 ) -> Result<GroupRules, ResponseError> {
-    let configs = broker
-        .group_configs
-        .get(&*broker.catalog, group_id)
-        .await
-        .map_err(|e| errors::catalog(&e))?;
+    let configs = crate::share::group_configs(broker, group_id).await?;
     Ok(crate::config::group::rules_of(
         &configs,
         broker.config.group_rules,

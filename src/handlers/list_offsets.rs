@@ -132,7 +132,7 @@ async fn lookup(
         EARLIEST => return Ok((offsets.log_start_offset, -1)),
         LATEST if committed => {
             let stable =
-                super::read_committed::last_stable_offset(broker, topic.id, partition, offsets)
+                crate::stable_read::last_stable_offset(broker, topic.id, partition, offsets)
                     .await?;
             return Ok((stable, -1));
         }

@@ -31,7 +31,7 @@ pub use partition::{AckError, Acquired, SharePartition, ShareRules};
 use sessions::{ConnectionId, SessionPartitions};
 
 use crate::config::group;
-use crate::{errors, Broker};
+use crate::{errors, stable_read, Broker};
 
 /// What the share group reads first of a partition it has never read
 /// (`share.auto.offset.reset`; Kafka's default is the end).
@@ -64,7 +64,8 @@ fn marker_type(batch: &streamhouse_protocol::batches::Batch) -> Option<bool> {
     streamhouse_protocol::control::marker_type(&bytes)
 }
 
-async fn group_configs(
+/// A group's configs, through the agent's one-second cache.
+pub(crate) async fn group_configs(
     broker: &Broker,
     group_id: &str,
 ) -> Result<Arc<BTreeMap<String, String>>, ResponseError> {
@@ -136,22 +137,13 @@ pub async fn acquire(
         max_bytes,
         at_least_one_batch: true,
     };
-    // read_committed: up to the last stable offset (the first offset of the
-    // oldest open transaction, else the high watermark), as a
-    // read_committed Fetch.
+    // read_committed: up to the last stable offset, as a read_committed Fetch.
     let end = if read_committed {
-        let first_unstable = broker
-            .catalog
-            .first_unstable_offset(topic, partition)
-            .await
-            .map_err(|e| errors::catalog(&e))?;
-        first_unstable.map_or(offsets.high_watermark, |first| {
-            first.min(offsets.high_watermark)
-        })
+        stable_read::last_stable_offset(broker, topic, partition, offsets).await?
     } else {
         offsets.high_watermark
     };
-    let mut records = if from >= end {
+    let records = if from >= end {
         Batches::default()
     } else {
         match broker.log.read(topic, partition, from, budget).await {
@@ -162,18 +154,12 @@ pub async fn acquire(
             Err(e) => return Err(errors::read(&e)),
         }
     };
-    // Whole batches below `end`: a transaction and all after it begin at or
-    // beyond its first offset.
-    let stable = records
-        .iter()
-        .take_while(|batch| batch.last_offset() < end)
-        .count();
-    records.truncate(stable);
-    let hidden = match (read_committed, records.iter().last()) {
+    let (mut records, last_read) = stable_read::below(records, end);
+    let hidden = match (read_committed, last_read) {
         (true, Some(last)) => {
             let aborted = broker
                 .catalog
-                .aborted_transactions(topic, partition, from, last.last_offset())
+                .aborted_transactions(topic, partition, from, last)
                 .await
                 .map_err(|e| errors::catalog(&e))?;
             let facts: Vec<committed::BatchFacts> = records
