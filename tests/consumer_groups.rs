@@ -218,9 +218,14 @@ async fn members_hand_partitions_over_incrementally_and_commit_at_their_epoch(ba
     assert_eq!(count(&a_kept), 2);
     let b2 = heartbeat(&mut client, &group, "b", b.member_epoch, None, None).await;
     assert!(owned_of(&b2).is_none_or(|o| count(&o) == 0));
+    // A classic member of another protocol type cannot join it (one of the
+    // consumer protocol joins as a classic member: tests/group_migration.rs).
     let classic = common::groups::join(
         &mut client,
-        &common::groups::Join::consumer(&group, "", &[&topic]),
+        &common::groups::Join {
+            protocol_type: "connect",
+            ..common::groups::Join::consumer(&group, "", &[&topic])
+        },
     )
     .await;
     assert_eq!(classic.error_code, INCONSISTENT_GROUP_PROTOCOL);

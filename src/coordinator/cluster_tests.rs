@@ -13,7 +13,7 @@ use streamhouse_metadata::groups::{GroupFence, OffsetCommit};
 use streamhouse_metadata::prelude::*;
 use streamhouse_metadata::SqlCatalog;
 
-use super::tests::{a_few_ticks, join_request, stable_group, SESSION};
+use super::tests::{a_few_ticks, join_request, no_topics, stable_group, SESSION};
 use super::{AgentId, Coordinator, CoordinatorNode, GroupRules, GroupState, Placement};
 use crate::cluster::rendezvous::{winner, KeyKind};
 
@@ -187,7 +187,7 @@ async fn an_agent_that_neither_owns_nor_wins_a_group_answers_not_coordinator() {
     let agents = two_agents(Duration::ZERO).await;
     let [a, b] = &agents.coordinators;
     let group = won_by(0, &[0, 1]);
-    let joined = b.join(&group, join_request(SESSION)).await;
+    let joined = b.join(&group, join_request(SESSION), no_topics()).await;
     assert_eq!(joined.error, Some(ResponseError::NotCoordinator));
     assert_eq!(agents.lease_owner(&group).await, None, "nothing taken");
 
@@ -313,7 +313,7 @@ async fn a_rebalancing_group_is_handed_off_only_once_the_rebalance_completes() {
         let group = group.clone();
         // Completes the join at once (no delay), then waits in SyncGroup-less
         // CompletingRebalance until the leader syncs.
-        tokio::spawn(async move { a.join(&group, join_request(SESSION)).await })
+        tokio::spawn(async move { a.join(&group, join_request(SESSION), no_topics()).await })
     };
     let joined = joining.await.unwrap();
     assert_eq!(joined.error, None);
@@ -348,7 +348,7 @@ async fn parked_joins_are_answered_not_coordinator_at_shutdown() {
     let joining = {
         let a = Arc::clone(a);
         let group = group.clone();
-        tokio::spawn(async move { a.join(&group, join_request(SESSION)).await })
+        tokio::spawn(async move { a.join(&group, join_request(SESSION), no_topics()).await })
     };
     // Parked in the initial rebalance delay.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -360,7 +360,9 @@ async fn parked_joins_are_answered_not_coordinator_at_shutdown() {
         .unwrap();
     assert_eq!(joined.error, Some(ResponseError::NotCoordinator));
     assert_eq!(
-        a.join(&group, join_request(SESSION)).await.error,
+        a.join(&group, join_request(SESSION), no_topics())
+            .await
+            .error,
         Some(ResponseError::NotCoordinator)
     );
 }

@@ -126,15 +126,28 @@ impl Coordinator {
             "consumer",
             rules,
             |group, rules, now| {
+                if joining && group.is_live_classic() {
+                    if let Err(message) = group.upgrade(topics, now) {
+                        return Beat::Done {
+                            result: Err((ResponseError::GroupIdNotFound, message)),
+                            changed: false,
+                            empty: false,
+                        };
+                    }
+                }
                 let Some(consumer) = group.consumer_group() else {
                     return Beat::OtherKind;
                 };
                 let before = consumer.to_json();
                 let result = consumer.heartbeat(request, topics, rules, now);
+                let changed = consumer.to_json() != before;
+                let empty = consumer.members.is_empty();
+                // The last member of this protocol gone, classic ones left.
+                group.downgrade_if_only_classic(now);
                 Beat::Done {
                     result,
-                    changed: consumer.to_json() != before,
-                    empty: consumer.members.is_empty(),
+                    changed,
+                    empty,
                 }
             },
         )

@@ -14,7 +14,7 @@ use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::groups::GroupFence;
 use tokio::sync::oneshot;
 
-use super::consumer::ConsumerGroup;
+use super::consumer::{ConsumerGroup, Topics};
 use super::member::{millis, JoinRequest, JoinResult, Member};
 use super::share_group::ShareGroup;
 
@@ -264,7 +264,22 @@ impl Group {
                 .any(|(name, _)| others.iter().all(|m| m.supports(name)))
     }
 
-    pub fn join(&mut self, request: JoinRequest, now: Instant) -> JoinReply {
+    /// Whether this is a consumer-protocol group with members: a classic
+    /// JoinGroup joins it as a classic member (and needs the topics).
+    pub fn is_live_consumer(&self) -> bool {
+        self.consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty())
+    }
+
+    /// A JoinGroup. `topics` (every topic) is needed, and given, only when
+    /// the group [`is_live_consumer`](Self::is_live_consumer).
+    pub fn join(
+        &mut self,
+        request: JoinRequest,
+        topics: Option<&Topics>,
+        now: Instant,
+    ) -> JoinReply {
         let member_id = request.member_id.clone();
         if self.state == GroupState::Dead {
             return JoinReply::Now(JoinResult::error(
@@ -272,18 +287,13 @@ impl Group {
                 ResponseError::CoordinatorNotAvailable,
             ));
         }
-        if self.has_consumer_members() {
-            // A live group of the other protocol (Kafka's migration policy
-            // "disabled": no live conversion).
+        if self.share.as_ref().is_some_and(|s| !s.members.is_empty()) {
+            // A live share group: no classic member joins it (Kafka has no
+            // migration to or from share groups).
             return JoinReply::Now(JoinResult::error(
                 &member_id,
                 ResponseError::InconsistentGroupProtocol,
             ));
-        }
-        if self.consumer.take().is_some() | self.share.take().is_some() {
-            // An empty consumer-protocol or share group becomes a classic one.
-            self.protocol_type = None;
-            self.dirty = true;
         }
         let sessions = self.rules.min_session_timeout_ms..=self.rules.max_session_timeout_ms;
         if !sessions.contains(&request.session_timeout_ms) {
@@ -291,6 +301,23 @@ impl Group {
                 &member_id,
                 ResponseError::InvalidSessionTimeout,
             ));
+        }
+        if self.is_live_consumer() {
+            let (Some(topics), Some(consumer)) = (topics, self.consumer.as_mut()) else {
+                return JoinReply::Now(JoinResult::error(
+                    &member_id,
+                    ResponseError::CoordinatorNotAvailable,
+                ));
+            };
+            let before = consumer.to_json();
+            let result = consumer.classic_join(&request, topics, &self.rules, now);
+            self.dirty |= consumer.to_json() != before;
+            return JoinReply::Now(result);
+        }
+        if self.consumer.take().is_some() | self.share.take().is_some() {
+            // An empty consumer-protocol or share group becomes a classic one.
+            self.protocol_type = None;
+            self.dirty = true;
         }
         if !self.accepts_protocols(&request) {
             return JoinReply::Now(JoinResult::error(

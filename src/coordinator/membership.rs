@@ -37,6 +37,13 @@ impl Group {
         generation: i32,
         now: Instant,
     ) -> Option<ResponseError> {
+        if let Some(consumer) = self
+            .consumer
+            .as_mut()
+            .filter(|_| self.state != GroupState::Dead)
+        {
+            return consumer.classic_heartbeat(member_id, instance_id, generation, now);
+        }
         if let Some(error) = self.member_error(member_id, instance_id, generation) {
             return Some(error);
         }
@@ -59,6 +66,13 @@ impl Group {
     ) -> Option<ResponseError> {
         if self.state == GroupState::Dead {
             return Some(ResponseError::CoordinatorNotAvailable);
+        }
+        if let Some(consumer) = &mut self.consumer {
+            let before = consumer.to_json();
+            let error = consumer.classic_leave(member_id, instance_id);
+            self.dirty |= consumer.to_json() != before;
+            self.downgrade_if_only_classic(now);
+            return error;
         }
         if let Some(instance) = instance_id {
             let Some(current) = self.static_member(instance).map(str::to_owned) else {
@@ -145,6 +159,7 @@ impl Group {
         if let Some(consumer) = &mut self.consumer {
             if consumer.tick(&self.id, now) {
                 self.dirty = true;
+                self.downgrade_if_only_classic(now);
             }
             return;
         }

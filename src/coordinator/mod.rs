@@ -33,6 +33,9 @@ mod join_answer;
 mod lookup;
 mod member;
 mod membership;
+mod migration;
+#[cfg(test)]
+mod migration_tests;
 mod offsets;
 mod ownership;
 mod persisted;
@@ -54,6 +57,8 @@ use streamhouse_clock::throttle::{Throttle, WARN_EVERY};
 use streamhouse_clock::SharedClock;
 use streamhouse_metadata::{CatalogError, GroupCatalog};
 use tokio::sync::Mutex;
+
+use consumer::Topics;
 
 pub use consumer_calls::{Described, DescribedShare};
 pub use group::{
@@ -227,7 +232,15 @@ impl Coordinator {
         result
     }
 
-    pub async fn join(&self, group_id: &str, request: JoinRequest) -> JoinResult {
+    /// A JoinGroup. `topics` lists every topic; it is awaited only for a
+    /// consumer-protocol group, which a classic member joins as one of its
+    /// members (see `consumer/classic.rs`).
+    pub async fn join(
+        &self,
+        group_id: &str,
+        request: JoinRequest,
+        topics: impl std::future::Future<Output = Result<Topics, ResponseError>>,
+    ) -> JoinResult {
         let member_id = request.member_id.clone();
         if let Err(error) = self.ensure_owned(group_id).await {
             return JoinResult::error(&member_id, error);
@@ -247,7 +260,15 @@ impl Coordinator {
         };
         let reply = {
             let mut group = group.lock().await;
-            let reply = group.join(request, self.clock.now());
+            let topics = if group.is_live_consumer() {
+                match topics.await {
+                    Ok(topics) => Some(topics),
+                    Err(error) => return JoinResult::error(&member_id, error),
+                }
+            } else {
+                None
+            };
+            let reply = group.join(request, topics.as_ref(), self.clock.now());
             if group.is_unused() {
                 // A refused first join must not leave a phantom group behind (it
                 // would be listed). Dead: anyone holding it retries with a new one.

@@ -31,6 +31,23 @@ pub enum SyncReply {
 impl Group {
     pub fn sync(&mut self, request: SyncRequest, now: Instant) -> SyncReply {
         let id = request.member_id.as_str();
+        if let Some(consumer) = self
+            .consumer
+            .as_mut()
+            .filter(|_| self.state != GroupState::Dead)
+        {
+            let result = consumer.classic_sync(
+                id,
+                request.instance_id.as_deref(),
+                request.generation,
+                (
+                    request.protocol_type.as_deref(),
+                    request.protocol_name.as_deref(),
+                ),
+                now,
+            );
+            return SyncReply::Now(result);
+        }
         if let Some(error) =
             self.member_error(id, request.instance_id.as_deref(), request.generation)
         {

@@ -34,6 +34,11 @@ pub(super) fn join_request(session: Duration) -> JoinRequest {
     }
 }
 
+/// The topics a JoinGroup into a classic group never asks for.
+pub(super) async fn no_topics() -> Result<super::Topics, ResponseError> {
+    Ok(super::Topics::new())
+}
+
 pub(super) async fn members_of(coordinator: &Coordinator, group_id: &str) -> (usize, GroupState) {
     let group = coordinator.group(group_id).expect("the group exists");
     let group = group.lock().await;
@@ -70,7 +75,9 @@ pub(super) async fn stable_group(
     group_id: &str,
     session: Duration,
 ) -> String {
-    let joined = coordinator.join(group_id, join_request(session)).await;
+    let joined = coordinator
+        .join(group_id, join_request(session), no_topics())
+        .await;
     assert_eq!((joined.error, joined.generation), (None, 1));
     let synced = coordinator
         .sync(

@@ -25,9 +25,9 @@ use crate::coordinator::consumer::{self, Partitions, TopicShape, Topics};
 use crate::coordinator::{Described, GroupRules};
 use crate::{errors, Broker};
 
-/// The member type ConsumerGroupDescribe v1 reports: every member here
-/// speaks the consumer protocol (Kafka's 1; 0 is classic, -1 unknown).
+/// The member types ConsumerGroupDescribe v1 reports (Kafka's; -1 is unknown).
 const CONSUMER_MEMBER_TYPE: i8 = 1;
+const CLASSIC_MEMBER_TYPE: i8 = 0;
 
 fn refused(error: ResponseError, message: String) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()
@@ -243,7 +243,11 @@ pub async fn describe(
                     .with_assignment(assignment(&m.assigned))
                     .with_target_assignment(assignment(&target));
                 if version >= 1 {
-                    member.with_member_type(CONSUMER_MEMBER_TYPE)
+                    member.with_member_type(if m.classic.is_some() {
+                        CLASSIC_MEMBER_TYPE
+                    } else {
+                        CONSUMER_MEMBER_TYPE
+                    })
                 } else {
                     member
                 }

@@ -138,7 +138,11 @@ pub async fn join(
         require_known_member_id: version >= 4,
     };
     let result = if authorized {
-        broker.coordinator.join(&request.group_id, joining).await
+        let topics = super::consumer_groups::topics(broker);
+        broker
+            .coordinator
+            .join(&request.group_id, joining, topics)
+            .await
     } else {
         JoinResult::error(&joining.member_id, ResponseError::GroupAuthorizationFailed)
     };

@@ -42,6 +42,14 @@
 #                           a rebalance does not fail), the one it gave up at
 #                           that epoch and the kept one at a newer epoch
 #                           (STALE_MEMBER_EPOCH), the kept one at its epoch
+#   java/migration          (newgroups/Migration.java) a live group moved
+#                           between the protocols one consumer at a time: two
+#                           classic consumers, a consumer-protocol one joins
+#                           (the group becomes type CONSUMER with classic
+#                           members), the classic ones close, a classic one
+#                           joins again, the consumer-protocol one closes (the
+#                           group is CLASSIC and Stable again); every record of
+#                           each step consumed, offsets committed to the end
 #   java/coordinator-kill   (with --agents N only) the Java group with
 #                           group.remote.assignor=range against the cluster,
 #                           the agent coordinating the group SIGKILLed under
@@ -105,7 +113,7 @@ if [[ ! -x "$PY" ]]; then
     record FAIL "newgroups/setup" "no venv at $SH_VENV; run ./scripts/test.sh --setup-only"
     exit 1
 fi
-compile_java newgroups "$CLASSES" "$COMPAT_DIR/newgroups/NewGroups.java" || exit 1
+compile_java newgroups "$CLASSES" "$COMPAT_DIR/newgroups/NewGroups.java" "$COMPAT_DIR/newgroups/Migration.java" || exit 1
 
 # The broker's session timeout and heartbeat interval for consumer-protocol
 # groups, when it has the flags. (Not asked of the reference script, which
@@ -157,6 +165,14 @@ scenario_java() {
     t="$(unique ng-java)"
     ng consumer-kill "$t" "$t-group" "$SESSION_MS" "$W/java" >"$W/java.out" 2>"$W/java.err"
     outcome NewGroups "$W/java.out" $?
+}
+
+scenario_migration() {
+    local t
+    t="$(unique ng-migrate)"
+    timeout 300 "${JAVA[@]}" -cp "$CLASSES:$LIB/*" Migration "$BROKER_BOOTSTRAP" "$t" "$t-group" \
+        >"$W/migration.out" 2>"$W/migration.err"
+    outcome Migration "$W/migration.out" $?
 }
 
 scenario_coordinator_kill() {
@@ -284,6 +300,7 @@ run_backend() {
     W="$BROKER_DIR/newgroups"
     mkdir -p "$W"
     run_scenario java/consumer-protocol scenario_java
+    run_scenario java/migration scenario_migration
     run_scenario tools/consumer-groups scenario_tools
     run_scenario python/consumer-protocol scenario_python
     run_scenario wire/offset-commit-epochs scenario_wire_epoch

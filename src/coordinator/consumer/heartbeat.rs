@@ -126,7 +126,11 @@ impl ConsumerGroup {
         let mut joined = false;
         match request.member_epoch {
             LEAVE_EPOCH | LEAVE_STATIC_EPOCH => {
-                let Some(member) = self.members.get_mut(&member_id) else {
+                let Some(member) = self
+                    .members
+                    .get_mut(&member_id)
+                    .filter(|m| m.classic.is_none())
+                else {
                     return Err(unknown_member(&member_id));
                 };
                 if request.member_epoch == LEAVE_STATIC_EPOCH {
@@ -145,7 +149,8 @@ impl ConsumerGroup {
             }
             JOIN_EPOCH => joined = self.join(&request, rules, now)?,
             epoch => {
-                let Some(member) = self.members.get(&member_id) else {
+                let Some(member) = self.members.get(&member_id).filter(|m| m.classic.is_none())
+                else {
                     return Err(unknown_member(&member_id));
                 };
                 let lost_answer = epoch == member.previous_epoch
@@ -201,21 +206,9 @@ impl ConsumerGroup {
             member.server_assignor = Some(name);
         }
         if let Some(owned) = &request.owned {
-            if !member.revoking.is_empty() && !intersects(owned, &member.revoking) {
-                member.revoking.clear();
-                member.revocation_deadline = None;
-            }
+            member.confirm_revocation(owned);
         }
-        // One bump for all that changed, as Kafka's one epoch per heartbeat.
-        let topics_changed = self.refresh_topics(topics);
-        if joined || resubscribed || topics_changed {
-            self.epoch += 1;
-        }
-        if self.assignment_epoch < self.epoch {
-            self.target = self.assignor().assign(&self.members, topics, &self.target);
-            self.assignment_epoch = self.epoch;
-        }
-        self.reconcile(&member_id, now);
+        self.advance(&member_id, joined || resubscribed, topics, now);
         let member = &self.members[&member_id];
         let send = request.member_epoch == JOIN_EPOCH
             || request.owned.is_some()
@@ -278,6 +271,7 @@ impl ConsumerGroup {
             member.previous_epoch = member.epoch;
             member.epoch = JOIN_EPOCH;
             member.state = MemberState::Stable;
+            member.classic = None;
             return Ok(false);
         }
         if self.members.len() >= rules.max_size {
@@ -315,9 +309,32 @@ impl ConsumerGroup {
                 departed: false,
                 session_deadline: after(now, rules.consumer_session_timeout_ms),
                 revocation_deadline: None,
+                classic: None,
             },
         );
         Ok(true)
+    }
+
+    /// The rest of a member's heartbeat (or a classic member's JoinGroup)
+    /// once its own fields are updated: one bump of the group epoch for all
+    /// that changed (as Kafka's one epoch per heartbeat), the target
+    /// assignment of the new epoch, and one reconciliation step of the member.
+    pub(super) fn advance(
+        &mut self,
+        member_id: &str,
+        changed: bool,
+        topics: &Topics,
+        now: Instant,
+    ) {
+        let topics_changed = self.refresh_topics(topics);
+        if changed || topics_changed {
+            self.epoch += 1;
+        }
+        if self.assignment_epoch < self.epoch {
+            self.target = self.assignor().assign(&self.members, topics, &self.target);
+            self.assignment_epoch = self.epoch;
+        }
+        self.reconcile(member_id, now);
     }
 
     /// Whether a subscribed topic was created, deleted or grown since the
@@ -386,6 +403,16 @@ impl ConsumerGroup {
         } else {
             MemberState::Stable
         };
+    }
+}
+
+impl ConsumerMember {
+    /// It has given up what it was told to once what it owns holds none of it.
+    pub(super) fn confirm_revocation(&mut self, owned: &Partitions) {
+        if !self.revoking.is_empty() && !intersects(owned, &self.revoking) {
+            self.revoking.clear();
+            self.revocation_deadline = None;
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //!   the reconciliation of a member towards its target assignment.
 //! - `assignor.rs`: the server-side assignors, `uniform` and `range`.
 //! - `stored.rs`: the JSON document the catalog keeps of such a group.
+//! - `classic.rs`: members of the classic protocol in such a group (Kafka's
+//!   online migration between the protocols).
 //!
 //! Pure state, like the classic group beside it: no I/O, `now` passed in.
 //! A group is one kind or the other: the classic `Group` holds this state in
@@ -19,6 +21,7 @@
 //! given a partition only once no other member holds it.
 
 mod assignor;
+mod classic;
 pub(super) mod heartbeat;
 mod stored;
 
@@ -29,6 +32,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 pub use assignor::{Assignor, DEFAULT_ASSIGNOR};
+pub use classic::{by_id, by_name, ClassicMember};
 pub use heartbeat::{validate, HeartbeatAnswer, HeartbeatRequest, Refusal};
 
 /// Partitions by topic id.
@@ -106,6 +110,8 @@ pub struct ConsumerMember {
     pub session_deadline: Instant,
     /// Removed if the revocation has not been confirmed by then.
     pub revocation_deadline: Option<Instant>,
+    /// Set for a member of the classic protocol (see `classic.rs`).
+    pub classic: Option<ClassicMember>,
 }
 
 impl ConsumerMember {
@@ -228,6 +234,10 @@ impl ConsumerGroup {
         if epoch == member.epoch {
             return None;
         }
+        if member.classic.is_some() {
+            // A classic member commits at its generation, exactly.
+            return Some(ResponseError::IllegalGeneration);
+        }
         let held_since_then = |(topic, partition): &(&str, i32)| {
             let Some(shape) = self.subscribed_topics.get(*topic) else {
                 return false;
@@ -257,4 +267,6 @@ pub(in crate::coordinator) fn after(now: Instant, ms: i32) -> Instant {
 }
 
 #[cfg(test)]
-mod tests;
+mod classic_tests;
+#[cfg(test)]
+pub(super) mod tests;

@@ -7,10 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{after, topic_pattern, ConsumerGroup, ConsumerMember, MemberState, Partitions};
+use super::Partitions;
+use super::{after, topic_pattern, ClassicMember, ConsumerGroup, ConsumerMember, MemberState};
 use super::{TopicShape, Topics};
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -42,6 +46,16 @@ struct StoredMember {
     /// (topic id, partition, epoch) for each partition held.
     #[serde(default)]
     assigned_epochs: Vec<(String, i32, i32)>,
+    /// A classic member's session timeout and protocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    classic: Option<StoredClassic>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct StoredClassic {
+    session_timeout_ms: i32,
+    /// (name, metadata in base64).
+    protocols: Vec<(String, String)>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -116,6 +130,14 @@ impl ConsumerGroup {
                         .iter()
                         .map(|((id, p), epoch)| (id.to_string(), *p, *epoch))
                         .collect(),
+                    classic: m.classic.as_ref().map(|c| StoredClassic {
+                        session_timeout_ms: c.session_timeout_ms,
+                        protocols: c
+                            .protocols
+                            .iter()
+                            .map(|(name, metadata)| (name.clone(), BASE64.encode(metadata)))
+                            .collect(),
+                    }),
                 })
                 .collect(),
             target: self
@@ -159,6 +181,26 @@ impl ConsumerGroup {
             }
             let revocation_deadline =
                 (!revoking.is_empty()).then(|| after(now, m.rebalance_timeout_ms));
+            let classic = match m.classic {
+                Some(c) => {
+                    let mut protocols = Vec::with_capacity(c.protocols.len());
+                    for (name, metadata) in c.protocols {
+                        let metadata = BASE64
+                            .decode(&metadata)
+                            .map_err(|e| format!("protocol {name} metadata: {e}"))?;
+                        protocols.push((name, Bytes::from(metadata)));
+                    }
+                    Some(ClassicMember {
+                        session_timeout_ms: c.session_timeout_ms,
+                        protocols,
+                    })
+                }
+                None => None,
+            };
+            // A classic member's session is its own.
+            let session = classic
+                .as_ref()
+                .map_or(session_timeout_ms, |c| c.session_timeout_ms);
             members.insert(
                 m.id.clone(),
                 ConsumerMember {
@@ -179,8 +221,9 @@ impl ConsumerGroup {
                     revoking,
                     assigned_epochs,
                     departed: m.departed,
-                    session_deadline: after(now, session_timeout_ms),
+                    session_deadline: after(now, session),
                     revocation_deadline,
+                    classic,
                 },
             );
         }

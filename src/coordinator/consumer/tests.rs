@@ -10,7 +10,7 @@ use crate::coordinator::GroupRules;
 const T1: Uuid = Uuid::from_u128(1);
 const T2: Uuid = Uuid::from_u128(2);
 
-fn topics(shapes: &[(&str, Uuid, i32)]) -> Topics {
+pub(in crate::coordinator) fn topics(shapes: &[(&str, Uuid, i32)]) -> Topics {
     shapes
         .iter()
         .map(|(name, id, partitions)| {
@@ -23,7 +23,7 @@ fn topics(shapes: &[(&str, Uuid, i32)]) -> Topics {
         .collect()
 }
 
-fn join(member: &str, subscribed: &[&str]) -> HeartbeatRequest {
+pub(in crate::coordinator) fn join(member: &str, subscribed: &[&str]) -> HeartbeatRequest {
     HeartbeatRequest {
         member_id: member.to_owned(),
         member_epoch: 0,
@@ -35,7 +35,11 @@ fn join(member: &str, subscribed: &[&str]) -> HeartbeatRequest {
 }
 
 /// A heartbeat of `member` at `epoch` reporting it owns `owned`.
-fn beat(member: &str, epoch: i32, owned: &Partitions) -> HeartbeatRequest {
+pub(in crate::coordinator) fn beat(
+    member: &str,
+    epoch: i32,
+    owned: &Partitions,
+) -> HeartbeatRequest {
     HeartbeatRequest {
         member_id: member.to_owned(),
         member_epoch: epoch,
