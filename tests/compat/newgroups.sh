@@ -34,6 +34,9 @@
 #                           consume every record, committed offsets reach the
 #                           high watermarks, describe_consumer_groups shows
 #                           type CONSUMER, Stable
+#   python/migration        the java/migration moves with confluent-kafka
+#                           consumers (librdkafka's classic protocol, eager
+#                           range/roundrobin, and its consumer protocol)
 #   wire/offset-commit-epochs (newgroups/wire_epoch.py) ConsumerGroupHeartbeat
 #                           v0 and OffsetCommit v9 by hand: a member that gave
 #                           a partition up and moved to the next epoch commits
@@ -271,6 +274,14 @@ scenario_python() {
     outcome client.py "$W/py.out" $?
 }
 
+scenario_python_migration() {
+    local t
+    t="$(unique ng-py-migrate)"
+    timeout 300 "$PY" "$COMPAT_DIR/newgroups/client.py" migrate "$BROKER_BOOTSTRAP" "$t" "$t-group" 400 \
+        >"$W/py-migration.out" 2>"$W/py-migration.err"
+    outcome client.py "$W/py-migration.out" $?
+}
+
 scenario_wire_epoch() {
     local t
     t="$(unique ng-wire)"
@@ -303,6 +314,7 @@ run_backend() {
     run_scenario java/migration scenario_migration
     run_scenario tools/consumer-groups scenario_tools
     run_scenario python/consumer-protocol scenario_python
+    run_scenario python/migration scenario_python_migration
     run_scenario wire/offset-commit-epochs scenario_wire_epoch
     if ((COMPAT_AGENTS > 1)); then
         run_scenario java/coordinator-kill scenario_coordinator_kill

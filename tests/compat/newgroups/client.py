@@ -2,6 +2,7 @@
 tests/compat/newgroups.sh.
 
   client.py split BOOTSTRAP TOPIC GROUP N
+  client.py migrate BOOTSTRAP TOPIC GROUP N
 
 Creates TOPIC with 4 partitions; two consumers with group.protocol=consumer
 (librdkafka refuses session.timeout.ms, heartbeat.interval.ms and
@@ -15,6 +16,16 @@ list_consumer_group_offsets) are the partitions' high watermarks; and
 describe_consumer_groups shows type CONSUMER, state STABLE and two members
 whose assignments cover the four partitions once. Prints "OK <detail>" or
 "FAIL <reason>" as its last line and exits 0 or 1.
+
+migrate moves a live group between the protocols one consumer at a time
+(Kafka's online migration): two classic consumers (group.protocol=classic,
+librdkafka's default eager assignors) split the topic; a consumer with
+group.protocol=consumer joins (describe_consumer_groups: type CONSUMER, three
+members); the classic ones close; a classic one joins again; the
+consumer-protocol one closes (type CLASSIC, one member). N records are
+produced at each of the five steps, and each step ends once every record is
+consumed and the partitions are split among the consumers, each owning some
+and none owned twice.
 """
 
 import sys
@@ -50,7 +61,7 @@ def create_topic(admin, topic, partitions):
 
 
 class Member:
-    def __init__(self, boot, topic, group, name):
+    def __init__(self, boot, topic, group, name, protocol="consumer"):
         self.name = name
         self.owned = set()
         self.events = []
@@ -58,14 +69,17 @@ class Member:
         self.partitions_read = set()
         self.strays = []            # records of partitions it did not own
         self.commit_errors = []
-        self.consumer = Consumer({
+        config = {
             "bootstrap.servers": boot,
             "group.id": group,
-            "group.protocol": "consumer",
+            "group.protocol": protocol,
             "client.id": name,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-        })
+        }
+        if protocol == "classic":
+            config.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000})
+        self.consumer = Consumer(config)
         self.consumer.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke,
                                 on_lost=self.on_lost)
 
@@ -124,6 +138,81 @@ def poll_until(members, seconds, cond):
         if cond():
             return True
     return cond()
+
+
+def produce(boot, topic, start, n):
+    producer = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "linger.ms": 5})
+    failed = []
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            failed.append(str(err))
+
+    for i in range(start, start + n):
+        producer.produce(topic, key="k%d" % i, value=str(i), on_delivery=on_delivery)
+        producer.poll(0)
+    if producer.flush(OP_TIMEOUT_S) != 0 or failed:
+        raise Failure("producing %d records: %d not delivered (%s)" % (n, len(failed), failed[:3]))
+
+
+def migrate(boot, topic, group, n):
+    admin = AdminClient({"bootstrap.servers": boot})
+    create_topic(admin, topic, PARTITIONS)
+    members = {}
+    closed = []     # what the consumers closed so far consumed
+    produced = 0
+    steps = []
+
+    def seen():
+        return set().union(*(m.consumed.keys() for m in list(members.values()) + closed))
+
+    def settled():
+        return len(seen()) == produced and split_ok(list(members.values()))
+
+    def step(name, want_type, want_members):
+        nonlocal produced
+        produce(boot, topic, produced, n)
+        produced += n
+        if not poll_until(list(members.values()), STEP_S, settled):
+            raise Failure("%s: %d of %d records consumed and the partitions not split in %d s: %s"
+                          % (name, len(seen()), produced, STEP_S, "; ".join(m.text() for m in members.values())))
+        described = {}
+
+        def shown():
+            d = admin.describe_consumer_groups([group], request_timeout=OP_TIMEOUT_S)[group].result(
+                timeout=OP_TIMEOUT_S)
+            described.update(type=d.type.name, state=d.state.name, members=len(d.members))
+            return d.type == want_type and len(d.members) == want_members
+        if not poll_until(list(members.values()), 20, shown):
+            raise Failure("%s: described as %s; want type %s with %d members"
+                          % (name, described, want_type.name, want_members))
+        steps.append("%s: type %s, %d members" % (name, described["type"], described["members"]))
+
+    def close(name):
+        member = members.pop(name)
+        member.consumer.close()
+        closed.append(member)
+
+    try:
+        for name in ("classic-1", "classic-2"):
+            members[name] = Member(boot, topic, group, name, "classic")
+        step("classic", ConsumerGroupType.CLASSIC, 2)
+        members["consumer-1"] = Member(boot, topic, group, "consumer-1")
+        step("upgraded", ConsumerGroupType.CONSUMER, 3)
+        close("classic-1")
+        close("classic-2")
+        step("classic members gone", ConsumerGroupType.CONSUMER, 1)
+        members["classic-3"] = Member(boot, topic, group, "classic-3", "classic")
+        step("mixed", ConsumerGroupType.CONSUMER, 2)
+        close("consumer-1")
+        step("downgraded", ConsumerGroupType.CLASSIC, 1)
+        return "%d records consumed across the moves; %s" % (produced, "; ".join(steps))
+    finally:
+        for m in members.values():
+            try:
+                m.consumer.close()
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
 
 
 def run(boot, topic, group, n):
@@ -211,11 +300,12 @@ def run(boot, topic, group, n):
 
 
 def main():
-    if len(sys.argv) != 6 or sys.argv[1] != "split":
-        print("usage: client.py split BOOTSTRAP TOPIC GROUP N", file=sys.stderr)
+    modes = {"split": run, "migrate": migrate}
+    if len(sys.argv) != 6 or sys.argv[1] not in modes:
+        print("usage: client.py split|migrate BOOTSTRAP TOPIC GROUP N", file=sys.stderr)
         return 2
     try:
-        print("OK " + run(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])), flush=True)
+        print("OK " + modes[sys.argv[1]](sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])), flush=True)
         return 0
     except Failure as e:
         print("FAIL %s" % e, flush=True)
