@@ -256,3 +256,57 @@ fn a_classic_member_with_protocols_the_others_lack_is_refused() {
         Some(ResponseError::InconsistentGroupProtocol)
     );
 }
+
+#[test]
+fn a_static_classic_member_comes_back_under_a_new_id_with_its_partitions() {
+    let now = Instant::now();
+    let rules = GroupRules::default();
+    let mut group = ConsumerGroup::default();
+    let first = JoinRequest {
+        instance_id: Some("i1".into()),
+        ..classic_join("old", &[])
+    };
+    assert_eq!(
+        group
+            .classic_join(&first, &topics(), &rules, now)
+            .generation,
+        1
+    );
+    assert_eq!(synced(&mut group, "old", 1, now), vec![0, 1, 2, 3]);
+
+    // The instance restarts: a join without a member id takes its place.
+    let again = JoinRequest {
+        member_id: String::new(),
+        ..first.clone()
+    };
+    let back = group.classic_join(&again, &topics(), &rules, now);
+    assert_eq!(
+        back.error, None,
+        "a static member needs no MEMBER_ID_REQUIRED"
+    );
+    let new_id = back.member_id.clone();
+    assert_ne!(new_id, "old");
+    assert_eq!(back.generation, 1, "nothing changed: no new epoch");
+    assert_eq!(synced(&mut group, &new_id, 1, now), vec![0, 1, 2, 3]);
+    assert!(!group.members.contains_key("old"));
+    assert_eq!(
+        group.classic_heartbeat("old", Some("i1"), 1, now),
+        Some(ResponseError::FencedInstanceId)
+    );
+    // A known member id that is not the instance's holder is fenced too.
+    let stranger = JoinRequest {
+        member_id: "other".into(),
+        ..first.clone()
+    };
+    assert_eq!(
+        group.classic_join(&stranger, &topics(), &rules, now).error,
+        Some(ResponseError::FencedInstanceId)
+    );
+    // It leaves by its instance id.
+    assert_eq!(
+        group.classic_leave("other", Some("i1")),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(group.classic_leave("", Some("i1")), None);
+    assert!(group.members.is_empty());
+}
