@@ -11,8 +11,10 @@
 //!   `consumer/classic.rs`).
 //! - **downgrade**: once the last member of the consumer protocol has left
 //!   (or expired), a group of classic members only turns back into a classic
-//!   group at the group epoch as its generation, each member keeping its
-//!   assignment, and rebalances so that a leader assigns again.
+//!   group, each member keeping its assignment, and rebalances so that a
+//!   leader assigns again. Its generation is the newest member epoch: the
+//!   group epoch before the departure, as Kafka keeps it, for every member
+//!   that had caught up, so their commits go on during the rebalance.
 //!
 //! Joins and syncs parked in the classic group when it is upgraded are
 //! answered REBALANCE_IN_PROGRESS, as Kafka answers them: those members join
@@ -135,6 +137,12 @@ impl Group {
         let Some(consumer) = self.consumer.take_if(|c| c.only_classic_members()) else {
             return;
         };
+        let members_newest_epoch = consumer
+            .members
+            .values()
+            .map(|m| m.epoch)
+            .max()
+            .unwrap_or(consumer.epoch);
         for m in consumer.members.into_values() {
             let Some(classic) = m.classic else { continue };
             let assigned = by_name(&m.assigned, &consumer.subscribed_topics);
@@ -159,7 +167,11 @@ impl Group {
             };
             self.members.insert(m.id, member);
         }
-        self.generation = consumer.epoch;
+        // Kafka turns the group back at the epoch it had before the leaving
+        // member's departure; the newest member epoch is that epoch whenever
+        // a member had caught up with it, so those members' commits and
+        // heartbeats stay valid until they rejoin.
+        self.generation = members_newest_epoch;
         self.protocol_type = Some(CONSUMER_PROTOCOL_TYPE.to_owned());
         self.protocol_name = self.select_protocol();
         self.leader = self.members.keys().next().cloned();

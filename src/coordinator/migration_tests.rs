@@ -109,7 +109,12 @@ fn a_consumer_protocol_member_upgrades_a_classic_group_and_its_leaving_downgrade
     group.downgrade_if_only_classic(now);
     assert!(group.consumer.is_none());
     assert_eq!(group.state, GroupState::PreparingRebalance);
-    assert_eq!(group.generation, 5);
+    assert_eq!(group.generation, 3, "the members' newest epoch");
+    assert_eq!(
+        group.check_commit("m1", None, 3, &[("t", 0)], now),
+        None,
+        "a member at that epoch commits during the rebalance"
+    );
     assert_eq!(group.protocol_name.as_deref(), Some("range"));
     assert_eq!(group.members.len(), 2);
     let m1 = assigned_partitions(&group.members["m1"].assignment).unwrap();

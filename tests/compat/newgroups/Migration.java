@@ -121,23 +121,28 @@ public final class Migration {
                 throw new NewGroups.Failure(step + ": not reached in " + STEP_MS / 1000 + " s; "
                         + state());
             }
-            for (Map.Entry<String, KafkaConsumer<String, String>> e : consumers.entrySet()) {
-                KafkaConsumer<String, String> c = e.getValue();
-                var records = c.poll(Duration.ofMillis(100));
-                for (ConsumerRecord<String, String> r : records) {
-                    seen.set(Integer.parseInt(r.value()));
-                }
-                if (!records.isEmpty()) {
-                    try {
-                        c.commitSync(Duration.ofSeconds(15));
-                    } catch (CommitFailedException | RebalanceInProgressException ex) {
-                        // The group moved on under this poll (a protocol switch
-                        // rebalances, in Kafka too): its records come again
-                        // from the last commit.
-                        refusedCommits.merge(step, 1, Integer::sum);
-                    } catch (Exception ex) {
-                        throw new NewGroups.Failure(step + ": commitSync of " + e.getKey() + " failed: " + ex);
-                    }
+            pollOnce(step);
+        }
+    }
+
+    /** Polls every consumer once, committing what it read. */
+    void pollOnce(String step) throws Exception {
+        for (Map.Entry<String, KafkaConsumer<String, String>> e : consumers.entrySet()) {
+            KafkaConsumer<String, String> c = e.getValue();
+            var records = c.poll(Duration.ofMillis(100));
+            for (ConsumerRecord<String, String> r : records) {
+                seen.set(Integer.parseInt(r.value()));
+            }
+            if (!records.isEmpty()) {
+                try {
+                    c.commitSync(Duration.ofSeconds(15));
+                } catch (CommitFailedException | RebalanceInProgressException ex) {
+                    // The group moved on under this poll (a protocol switch
+                    // rebalances, in Kafka too): its records come again
+                    // from the last commit.
+                    refusedCommits.merge(step, 1, Integer::sum);
+                } catch (Exception ex) {
+                    throw new NewGroups.Failure(step + ": commitSync of " + e.getKey() + " failed: " + ex);
                 }
             }
         }
@@ -219,19 +224,30 @@ public final class Migration {
         pollUntil("downgrade: the last consumer-protocol member closed", this::settled);
         expectGroup("downgraded", GroupType.CLASSIC, 1, GroupState.STABLE);
 
-        Map<TopicPartition, OffsetAndMetadata> committed =
-                admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+        // A commit overtaken by the last switch leaves its records to be read
+        // and committed again: poll until the commits reach the end offsets.
         Map<TopicPartition, OffsetSpec> latest = new LinkedHashMap<>();
         for (int p = 0; p < PARTITIONS; p++) {
             latest.put(new TopicPartition(topic, p), OffsetSpec.latest());
         }
         var ends = admin.listOffsets(latest).all().get(30, TimeUnit.SECONDS);
-        for (var e : ends.entrySet()) {
-            OffsetAndMetadata c = committed.get(e.getKey());
-            if (c == null || c.offset() != e.getValue().offset()) {
-                throw new NewGroups.Failure("committed offset of " + e.getKey() + " is "
-                        + (c == null ? "none" : c.offset()) + ", its end offset " + e.getValue().offset());
+        String behind = "";
+        long deadline = NewGroups.now() + 20_000;
+        do {
+            pollOnce("committing to the end");
+            Map<TopicPartition, OffsetAndMetadata> committed =
+                    admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+            behind = "";
+            for (var e : ends.entrySet()) {
+                OffsetAndMetadata c = committed.get(e.getKey());
+                if (c == null || c.offset() != e.getValue().offset()) {
+                    behind += " " + e.getKey() + " at " + (c == null ? "none" : c.offset()) + " of "
+                            + e.getValue().offset();
+                }
             }
+        } while (!behind.isEmpty() && NewGroups.now() < deadline);
+        if (!behind.isEmpty()) {
+            throw new NewGroups.Failure("committed offsets behind the end offsets 20 s after the last step:" + behind);
         }
         close("classic-3");
         admin.close();
