@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::groups::commit;
+use common::groups::{commit, consumer_heartbeat_v};
 use common::TestClient;
 use common::{create_topic, on_both_backends, s, unique_topic, versions, Backend, TestBroker};
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
@@ -43,40 +42,6 @@ fn count(owned: &Owned) -> usize {
     owned.iter().map(|(_, ps)| ps.len()).sum()
 }
 
-/// A ConsumerGroupHeartbeat at `version`.
-async fn heartbeat_v(
-    client: &mut TestClient,
-    version: i16,
-    group: &str,
-    member: &str,
-    epoch: i32,
-    topics: Option<&[&str]>,
-    owned: Option<&Owned>,
-) -> ConsumerGroupHeartbeatResponse {
-    let request = ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(s(group).into())
-        .with_member_id(s(member))
-        .with_member_epoch(epoch)
-        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
-        .with_subscribed_topic_names(topics.map(|ts| ts.iter().map(|t| s(t).into()).collect()))
-        .with_topic_partitions(owned.map(|o| {
-            o.iter()
-                .map(|(id, ps)| {
-                    TopicPartitions::default()
-                        .with_topic_id(*id)
-                        .with_partitions(ps.clone())
-                })
-                .collect()
-        }));
-    let ResponseKind::ConsumerGroupHeartbeat(r) = client
-        .call(ApiKey::ConsumerGroupHeartbeat, version, &request)
-        .await
-    else {
-        panic!("not a ConsumerGroupHeartbeat response")
-    };
-    r
-}
-
 async fn heartbeat(
     client: &mut TestClient,
     group: &str,
@@ -85,7 +50,16 @@ async fn heartbeat(
     topics: Option<&[&str]>,
     owned: Option<&Owned>,
 ) -> ConsumerGroupHeartbeatResponse {
-    heartbeat_v(client, 1, group, member, epoch, topics, owned).await
+    consumer_heartbeat_v(
+        client,
+        1,
+        group,
+        member,
+        epoch,
+        topics,
+        owned.map(Vec::as_slice),
+    )
+    .await
 }
 
 async fn join(
@@ -130,14 +104,14 @@ async fn every_advertised_version_round_trips_and_bad_requests_are_refused() {
         } else {
             Uuid::new_v4().to_string()
         };
-        let r = heartbeat_v(
+        let r = consumer_heartbeat_v(
             &mut client,
             version,
             &group,
             &member,
             0,
             Some(&[&topic]),
-            Some(&vec![]),
+            Some(&[]),
         )
         .await;
         assert_eq!(r.error_code, 0, "v{version}: {:?}", r.error_message);
@@ -159,7 +133,7 @@ async fn every_advertised_version_round_trips_and_bad_requests_are_refused() {
             assert_eq!(m.assignment.topic_partitions[0].topic_name.as_str(), topic);
             assert_eq!(m.member_type, if describe >= 1 { 1 } else { -1 });
         }
-        let left = heartbeat_v(&mut client, version, &group, &id, -1, None, None).await;
+        let left = consumer_heartbeat_v(&mut client, version, &group, &id, -1, None, None).await;
         assert_eq!((left.error_code, left.member_epoch), (0, -1));
         let described = describe_v(&mut client, 0, &group).await;
         assert_eq!(described.group_state.as_str(), "Empty");

@@ -10,8 +10,8 @@ mod common;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::groups::{self, Join};
 use common::{create_topic, on_both_backends, s, unique_topic, Backend, TestBroker, TestClient};
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::*;
+use uuid::Uuid;
 
 on_both_backends!(
     a_classic_group_is_upgraded_reconciled_and_downgraded,
@@ -75,46 +75,33 @@ fn classic_join<'a>(group: &'a str, member: &'a str, topic: &str, owned: &[i32])
     }
 }
 
-/// A ConsumerGroupHeartbeat v1; `owned`: the partitions (by topic id) it says it owns.
+/// What a member owns, as heartbeats carry it: (topic id, partitions).
+type Owned = Vec<(Uuid, Vec<i32>)>;
+
+/// A ConsumerGroupHeartbeat v1 of `member` subscribed to `topic`, owning nothing.
 async fn consumer_heartbeat(
     client: &mut TestClient,
     group: &str,
     member: &str,
     epoch: i32,
     topic: &str,
-    owned: &[TopicPartitions],
 ) -> ConsumerGroupHeartbeatResponse {
-    let request = ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(s(group).into())
-        .with_member_id(s(member))
-        .with_member_epoch(epoch)
-        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
-        .with_subscribed_topic_names((epoch == 0).then(|| vec![s(topic).into()]))
-        .with_topic_partitions(Some(owned.to_vec()));
-    let ResponseKind::ConsumerGroupHeartbeat(r) = client
-        .call(ApiKey::ConsumerGroupHeartbeat, 1, &request)
-        .await
-    else {
-        panic!("not a ConsumerGroupHeartbeat response")
-    };
-    r
+    let topics = [topic];
+    let subscribed = (epoch == 0).then_some(&topics[..]);
+    groups::consumer_heartbeat_v(client, 1, group, member, epoch, subscribed, Some(&[])).await
 }
 
-fn owned_of(response: &ConsumerGroupHeartbeatResponse) -> Vec<TopicPartitions> {
+fn owned_of(response: &ConsumerGroupHeartbeatResponse) -> Owned {
     response
         .assignment
         .iter()
         .flat_map(|a| &a.topic_partitions)
-        .map(|t| {
-            TopicPartitions::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(t.partitions.clone())
-        })
+        .map(|t| (t.topic_id, t.partitions.clone()))
         .collect()
 }
 
-fn partitions(owned: &[TopicPartitions]) -> Vec<i32> {
-    let mut all: Vec<i32> = owned.iter().flat_map(|t| t.partitions.clone()).collect();
+fn partitions(owned: &Owned) -> Vec<i32> {
+    let mut all: Vec<i32> = owned.iter().flat_map(|(_, ps)| ps.clone()).collect();
     all.sort();
     all
 }
@@ -138,7 +125,7 @@ async fn a_classic_group_is_upgraded_reconciled_and_downgraded(backend: Backend)
 
     // A member of the consumer protocol joins: the group is upgraded, and c
     // still holds everything, at its generation as its epoch.
-    let n = consumer_heartbeat(&mut client, &group, "n", 0, &topic, &[]).await;
+    let n = consumer_heartbeat(&mut client, &group, "n", 0, &topic).await;
     assert_eq!(n.error_code, 0, "{:?}", n.error_message);
     assert_eq!(n.member_epoch, generation + 1);
     assert!(partitions(&owned_of(&n)).is_empty());
@@ -176,7 +163,7 @@ async fn a_classic_group_is_upgraded_reconciled_and_downgraded(backend: Backend)
     );
 
     // n gets the other two; c commits at its epoch.
-    let n2 = consumer_heartbeat(&mut client, &group, "n", n.member_epoch, &topic, &[]).await;
+    let n2 = consumer_heartbeat(&mut client, &group, "n", n.member_epoch, &topic).await;
     let n_owned = owned_of(&n2);
     let n_partitions = partitions(&n_owned);
     assert_eq!(n_partitions.len(), 2);
@@ -222,7 +209,7 @@ async fn a_classic_group_is_upgraded_reconciled_and_downgraded(backend: Backend)
 
     // n leaves: the group is classic again and rebalances; c, rejoining, is
     // its leader and assigns.
-    let left = consumer_heartbeat(&mut client, &group, "n", -1, &topic, &[]).await;
+    let left = consumer_heartbeat(&mut client, &group, "n", -1, &topic).await;
     assert_eq!(left.error_code, 0);
     assert_eq!(
         groups::describe(&mut client, &group)
@@ -265,7 +252,7 @@ async fn a_group_of_another_protocol_type_is_not_upgraded(backend: Backend) {
     };
     let joined = groups::join_new(&mut client, connect).await;
     assert_eq!(joined.error_code, groups::NONE);
-    let n = consumer_heartbeat(&mut client, &group, "n", 0, &topic, &[]).await;
+    let n = consumer_heartbeat(&mut client, &group, "n", 0, &topic).await;
     assert_eq!(n.error_code, groups::GROUP_ID_NOT_FOUND);
     assert!(
         n.error_message

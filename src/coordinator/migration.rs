@@ -146,11 +146,7 @@ impl Group {
         for m in consumer.members.into_values() {
             let Some(classic) = m.classic else { continue };
             let assigned = by_name(&m.assigned, &consumer.subscribed_topics);
-            let version = classic
-                .protocols
-                .first()
-                .and_then(|(_, metadata)| subscription::subscription(metadata))
-                .map_or(0, |s| s.version);
+            let version = classic.subscription_version();
             let member = Member {
                 id: m.id.clone(),
                 instance_id: m.instance_id,

@@ -10,6 +10,9 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use uuid::Uuid;
+
 use super::{s, TestClient};
 
 pub const NONE: i16 = 0;
@@ -259,4 +262,38 @@ pub async fn describe(
         panic!("not a DescribeGroups response")
     };
     r.groups.remove(0)
+}
+
+/// A ConsumerGroupHeartbeat at `version`; `owned`: (topic id, partitions).
+pub async fn consumer_heartbeat_v(
+    client: &mut TestClient,
+    version: i16,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topics: Option<&[&str]>,
+    owned: Option<&[(Uuid, Vec<i32>)]>,
+) -> ConsumerGroupHeartbeatResponse {
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(s(group).into())
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+        .with_subscribed_topic_names(topics.map(|ts| ts.iter().map(|t| s(t).into()).collect()))
+        .with_topic_partitions(owned.map(|o| {
+            o.iter()
+                .map(|(id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(*id)
+                        .with_partitions(ps.clone())
+                })
+                .collect()
+        }));
+    let ResponseKind::ConsumerGroupHeartbeat(r) = client
+        .call(ApiKey::ConsumerGroupHeartbeat, version, &request)
+        .await
+    else {
+        panic!("not a ConsumerGroupHeartbeat response")
+    };
+    r
 }

@@ -14,12 +14,12 @@
 //! subscription carries, as a heartbeat's do for a member of the new
 //! protocol.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
+use super::heartbeat::{contains, flatten};
 use super::{after, ConsumerGroup, ConsumerMember, MemberState, Partitions, Topics};
 use crate::coordinator::group::{GroupRules, CONSUMER_PROTOCOL_TYPE};
 use crate::coordinator::member::{JoinRequest, JoinResult, SyncResult};
@@ -41,7 +41,7 @@ impl ClassicMember {
     }
 
     /// The version of its subscription, which its assignment is written in.
-    fn subscription_version(&self) -> i16 {
+    pub fn subscription_version(&self) -> i16 {
         self.protocols
             .first()
             .and_then(|(_, metadata)| subscription::subscription(metadata))
@@ -303,20 +303,9 @@ impl ConsumerGroup {
 
     /// Whether a partition of the member's target is still held by another.
     fn waits_on_unreleased(&self, member: &ConsumerMember) -> bool {
-        let held: BTreeSet<(uuid::Uuid, i32)> = self
-            .members
-            .values()
-            .filter(|m| m.id != member.id)
-            .flat_map(|m| pairs(&m.assigned).chain(pairs(&m.revoking)))
-            .collect();
+        let held = self.held_by_others(&member.id);
         self.target.get(&member.id).is_some_and(|target| {
-            pairs(target).any(|tp| {
-                !member
-                    .assigned
-                    .get(&tp.0)
-                    .is_some_and(|ps| ps.contains(&tp.1))
-                    && held.contains(&tp)
-            })
+            flatten(target).any(|tp| !contains(&member.assigned, &tp) && held.contains(&tp))
         })
     }
 
@@ -353,12 +342,6 @@ impl ConsumerMember {
             classic: None,
         }
     }
-}
-
-fn pairs(partitions: &Partitions) -> impl Iterator<Item = (uuid::Uuid, i32)> + '_ {
-    partitions
-        .iter()
-        .flat_map(|(id, ps)| ps.iter().map(move |p| (*id, *p)))
 }
 
 /// Named partitions by topic id; topics that no longer exist are left out.

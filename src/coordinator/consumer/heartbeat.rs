@@ -337,6 +337,15 @@ impl ConsumerGroup {
         self.reconcile(member_id, now);
     }
 
+    /// The partitions members other than `member_id` hold or are giving up.
+    pub(super) fn held_by_others(&self, member_id: &str) -> BTreeSet<(Uuid, i32)> {
+        self.members
+            .values()
+            .filter(|m| m.id != member_id)
+            .flat_map(|m| flatten(&m.assigned).chain(flatten(&m.revoking)))
+            .collect()
+    }
+
     /// Whether a subscribed topic was created, deleted or grown since the
     /// last assignment (the group epoch must grow).
     fn refresh_topics(&mut self, topics: &Topics) -> bool {
@@ -357,12 +366,7 @@ impl ConsumerGroup {
     /// partition no other member still holds.
     fn reconcile(&mut self, member_id: &str, now: Instant) {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
-        let held_by_others: BTreeSet<(Uuid, i32)> = self
-            .members
-            .values()
-            .filter(|m| m.id != member_id)
-            .flat_map(|m| flatten(&m.assigned).chain(flatten(&m.revoking)))
-            .collect();
+        let held_by_others = self.held_by_others(member_id);
         let assignment_epoch = self.assignment_epoch;
         let Some(member) = self.members.get_mut(member_id) else {
             return;
@@ -423,7 +427,7 @@ fn unknown_member(member_id: &str) -> Refusal {
     )
 }
 
-fn flatten(partitions: &Partitions) -> impl Iterator<Item = (Uuid, i32)> + '_ {
+pub(super) fn flatten(partitions: &Partitions) -> impl Iterator<Item = (Uuid, i32)> + '_ {
     partitions
         .iter()
         .flat_map(|(id, ps)| ps.iter().map(move |p| (*id, *p)))
@@ -437,7 +441,7 @@ fn gather(pairs: impl Iterator<Item = (Uuid, i32)>) -> Partitions {
     partitions
 }
 
-fn contains(partitions: &Partitions, (id, p): &(Uuid, i32)) -> bool {
+pub(super) fn contains(partitions: &Partitions, (id, p): &(Uuid, i32)) -> bool {
     partitions.get(id).is_some_and(|ps| ps.contains(p))
 }
 
