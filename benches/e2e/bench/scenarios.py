@@ -402,7 +402,8 @@ class Bench:
 
         def produce_franz():
             self.create_topic(broker, "tpf8", 8)
-            linger, batch = (100, 1 << 20) if self.profile else (None, None)
+            props = dict(prop.split("=", 1) for prop in self.profile)
+            linger, batch = props.get("linger.ms"), props.get("batch.size")
             v = loadgen.produce(self.loadgen(logdir), broker, "tpf8", franz_records, -1,
                                 os.path.join(logdir, "produce-franz.log"), linger_ms=linger,
                                 batch_bytes=batch)

@@ -56,11 +56,16 @@ def main():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for label, v in rows:
-        ax.plot(v["p99_ms"], v["puts_per_gib"], "o", color="#ff7f0e")
-        ax.annotate(label, (v["p99_ms"], v["puts_per_gib"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    # The cost goal: at most 350 PUTs per GiB at a p99 of at most 500 ms.
+    ax.fill_between([0, 500], 0, 350, color="#2ca02c", alpha=0.12, label="<= 350 PUTs/GiB at p99 <= 500 ms")
+    # Points crowd near the goal: numbered, and named in the legend.
+    for n, (label, v) in enumerate(rows, 1):
+        ax.plot(v["p99_ms"], v["puts_per_gib"], "o", color="#ff7f0e",
+                label="%d: %s" % (n, label))
+        ax.annotate(str(n), (v["p99_ms"], v["puts_per_gib"]), textcoords="offset points",
+                    xytext=(4, 3 + 9 * (n % 2)), fontsize=8)
+    ax.legend(fontsize=7, loc="upper right", handlelength=0.8)
     ax.set_xlabel("produce latency p99 at 10 MiB/s (ms)")
     ax.set_ylabel("store PUTs per GiB written (compaction's included)")
     ax.set_title("Cost against latency on S3-like latency (object-storage producer profile)")
