@@ -95,6 +95,9 @@ def produce(binary, broker, topic, records, rate, log_path, warmup=0, linger_ms=
         "records": records,
         "records_per_s": r["records_per_s"],
         "mib_per_s": r["mib_per_s"],
+        # After the warm-up (the whole run's without one).
+        "steady_mib_per_s": r["steady_mib_per_s"],
+        "steady_records_per_s": r["steady_mib_per_s"] * 2**20 / RECORD_SIZE,
         "steady_records": int(r["steady_records"]),
         "avg_ms": r["avg_ms"],
         "max_ms": r["max_ms"],

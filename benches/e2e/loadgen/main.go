@@ -298,6 +298,10 @@ func produce(c config) bool {
 		failed     int64
 		acked      atomic.Int64
 		ackedBytes atomic.Int64
+		// When the warm-up's last record was acknowledged (Unix ns), and the
+		// bytes acknowledged by then: the steady rate is measured from there.
+		warmedAt    atomic.Int64
+		warmedBytes atomic.Int64
 	)
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -335,8 +339,11 @@ func produce(c config) bool {
 				if steady {
 					lat = append(lat, d)
 				}
-				ackedBytes.Add(int64(len(r.Value)))
-				acked.Add(1)
+				total := ackedBytes.Add(int64(len(r.Value)))
+				if acked.Add(1) == c.warmup {
+					warmedAt.Store(time.Now().UnixNano())
+					warmedBytes.Store(total)
+				}
 			}
 		})
 	}
@@ -362,10 +369,17 @@ func produce(c config) bool {
 	}
 	slices.Sort(lat)
 	secs := elapsed.Seconds()
+	// After the warm-up (the whole run's without one).
+	steadyBytes, steadySecs := bytes, secs
+	if at := warmedAt.Load(); at != 0 {
+		steadyBytes = bytes - warmedBytes.Load()
+		steadySecs = start.Add(elapsed).Sub(time.Unix(0, at)).Seconds()
+	}
 	fmt.Printf("RESULT produce records=%d bytes=%d seconds=%.3f records_per_s=%.1f mib_per_s=%.3f "+
-		"steady_records=%d avg_ms=%.3f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%d\n",
+		"steady_mib_per_s=%.3f steady_records=%d avg_ms=%.3f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f "+
+		"p999_ms=%.3f max_ms=%.3f errors=%d\n",
 		n, bytes, secs, float64(n)/secs, float64(bytes)/mib/secs,
-		len(lat), ms(mean(lat)), ms(percentile(lat, 0.50)), ms(percentile(lat, 0.95)),
+		float64(steadyBytes)/mib/max(steadySecs, 1e-9), len(lat), ms(mean(lat)), ms(percentile(lat, 0.50)), ms(percentile(lat, 0.95)),
 		ms(percentile(lat, 0.99)), ms(percentile(lat, 0.999)), ms(percentile(lat, 1)), errs)
 	if errs > 0 {
 		fmt.Fprintf(os.Stderr, "loadgen: %d produce errors\n", errs)
