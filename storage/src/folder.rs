@@ -98,6 +98,11 @@ impl FolderStore {
                 return self.inner.put_opts(location, payload, opts).await;
             }
         }
+        self.put_result(location).await
+    }
+
+    /// What a put answers, as `LocalFileSystem` does: the new file's tag.
+    async fn put_result(&self, location: &Path) -> Result<PutResult> {
         let meta = self.inner.head(location).await?;
         Ok(PutResult {
             e_tag: meta.e_tag,
@@ -132,8 +137,7 @@ impl FolderStore {
             let staging = staging.clone();
             move || {
                 drop(file);
-                std::fs::rename(&staging, &dest)?;
-                sync_dir(dest.parent())
+                rename_into_place(&staging, &dest)
             }
         })
         .await;
@@ -141,12 +145,7 @@ impl FolderStore {
             let _ = std::fs::remove_file(&staging);
             return Err(e);
         }
-        let meta = self.inner.head(location).await?;
-        Ok(PutResult {
-            e_tag: meta.e_tag,
-            version: meta.version,
-            extensions: Extensions::new(),
-        })
+        self.put_result(location).await
     }
 }
 
@@ -173,7 +172,7 @@ mod direct {
 
     use object_store::PutPayload;
 
-    use super::{create_staging, staging_path, sync_dir};
+    use super::{create_staging, rename_into_place, staging_path};
 
     /// Direct I/O's alignment of buffers, offsets and lengths: the logical
     /// block size of any disk Linux drives is at most this.
@@ -181,7 +180,8 @@ mod direct {
 
     pub(super) enum Outcome {
         Written,
-        /// The file system does not do direct I/O; nothing was left behind.
+        /// The file system does not do direct I/O; nothing was left behind,
+        /// and the put is to be made buffered.
         Refused,
     }
 
@@ -189,18 +189,27 @@ mod direct {
         let staging = staging_path(dest);
         let file = match create_staging(staging.clone(), open_direct())() {
             Ok(file) => file,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Outcome::Refused),
+            Err(e) if refused(&e) => return Ok(Outcome::Refused),
             Err(e) => return Err(e),
         };
-        let result = write(file, payload).and_then(|()| {
-            std::fs::rename(&staging, dest)?;
-            sync_dir(dest.parent())
-        });
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&staging);
-            return Err(e);
+        match write(file, payload).and_then(|()| rename_into_place(&staging, dest)) {
+            Ok(()) => Ok(Outcome::Written),
+            Err(e) => {
+                let _ = std::fs::remove_file(&staging);
+                // Some file systems open with O_DIRECT and refuse the write.
+                if refused(&e) {
+                    Ok(Outcome::Refused)
+                } else {
+                    Err(e)
+                }
+            }
         }
-        Ok(Outcome::Written)
+    }
+
+    /// How Linux says a file system (or its block size) does not do direct
+    /// I/O, at open or at the first write.
+    fn refused(e: &std::io::Error) -> bool {
+        e.raw_os_error() == Some(libc::EINVAL)
     }
 
     fn open_direct() -> impl Fn(&mut std::fs::OpenOptions) {
@@ -269,6 +278,13 @@ fn create_staging(
             other => other,
         }
     }
+}
+
+/// Publishes a written and fsynced staging file under its object's name,
+/// durably: the rename is in the folder once its fsync returns.
+fn rename_into_place(staging: &FsPath, dest: &FsPath) -> std::io::Result<()> {
+    std::fs::rename(staging, dest)?;
+    sync_dir(dest.parent())
 }
 
 fn sync_dir(dir: Option<&FsPath>) -> std::io::Result<()> {
