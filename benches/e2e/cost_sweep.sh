@@ -5,11 +5,13 @@
 # plots each setting's point (cost_sweep.png) and writes cost_sweep.md.
 #
 #   benches/e2e/cost_sweep.sh [--out DIR] [--reps N] [--full] [--no-build] [--only LABEL,...]
+#                             [--s3-latency-from request|answer]
 #
 # Each point is a separate run.sh run into DIR/<label>/ (default
 # docs/benchmarks/s3-latency/sweep), about a minute each with one repetition
 # of the --quick size (15 s at the rate), or a minute a repetition with
 # --full (40 s at the rate). --only runs the named points alone.
+# --s3-latency-from is run.sh's (answer: how the sweep of 2026-12-04 ran).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -18,6 +20,7 @@ REPS=1
 BUILD=()
 SIZE=(--quick)
 ONLY=""
+FROM=request
 while (($#)); do
     case "$1" in
         --out) OUT="${2:?--out needs a directory}"; shift ;;
@@ -25,6 +28,7 @@ while (($#)); do
         --no-build) BUILD=(--no-build) ;;
         --full) SIZE=() ;;
         --only) ONLY=",${2:?--only needs labels},"; shift ;;
+        --s3-latency-from) FROM="${2:?--s3-latency-from needs request or answer}"; shift ;;
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "cost_sweep.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -58,7 +62,7 @@ for point in "${POINTS[@]}"; do
     fi
     echo "==> $label: ${flags:-s3:// defaults}" >&2
     "$ROOT/benches/e2e/run.sh" ${SIZE[@]+"${SIZE[@]}"} --reps "$REPS" ${BUILD[@]+"${BUILD[@]}"} --brokers sh-s3 \
-        --s3-latency 25,150 --profile object-storage --scenarios rate-10m \
+        --s3-latency 25,150 --s3-latency-from "$FROM" --profile object-storage --scenarios rate-10m \
         --sh-args "$flags" --out "$OUT/$label"
     BUILD=(--no-build)  # built once is enough
     dirs+=("$label=$OUT/$label")

@@ -25,6 +25,9 @@
 #   --s3-latency MED,P99     sh-s3's S3 server behind a proxy (benches/e2e/latency-proxy) that
 #                            delays each answer's first byte: log-normal, median MED ms, 99th
 #                            percentile P99 ms; 25,150 is like S3 Standard within a region
+#   --s3-latency-from WHERE  request (default): an answer comes the drawn delay after the request,
+#                            the S3 server's own time inside it; answer: the delay starts when the
+#                            server answers, on top of its time (how runs before 2026-12-06 went)
 #   --no-build               use the release binary as it is
 #   --base-bin PATH          the binary of sh-embedded-base: a change and the build before it,
 #                            measured side by side in one run (e.g. a release build of main
@@ -65,6 +68,7 @@ while (($#)); do
         --profile) ARGS+=(--profile "${2:?--profile needs a name}"); shift ;;
         --sh-args) ARGS+=(--sh-args "${2?--sh-args needs flags}"); shift ;;
         --s3-latency) S3_LATENCY="${2:?--s3-latency needs MEDIAN_MS,P99_MS}"; shift ;;
+        --s3-latency-from) ARGS+=(--s3-latency-from "${2:?--s3-latency-from needs request or answer}"); shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --no-build) BUILD=0 ;;
         --base-bin) ARGS+=(--base-bin "${2:?--base-bin needs a path}"); shift ;;

@@ -75,6 +75,10 @@ def main():
     p.add_argument("--s3-latency", metavar="MEDIAN_MS,P99_MS",
                    help="put the S3 server behind a proxy delaying each answer's first byte "
                         "(log-normal with this median and 99th percentile)")
+    p.add_argument("--s3-latency-from", default="request", choices=["request", "answer"],
+                   help="where the proxy's delay starts: the request's last byte (answers take "
+                        "the drawn time, the S3 server's own time inside it) or the server's "
+                        "answer (the drawn time on top of the server's; before 2026-12-06)")
     p.add_argument("--cache", default=os.environ.get("STREAMHOUSE_CACHE", "/var/cache/streamhouse-ci"),
                    help="where the franz-go load generator is built (bin/loadgen; Go caches in go/)")
     p.add_argument("--sh-args", default="",
@@ -156,12 +160,13 @@ def main():
             start_process([opts.s3_proxy_bin, "--listen", "127.0.0.1:%d" % port,
                            "--upstream", s3_url.split("//", 1)[1],
                            "--median-ms", str(latency[0]), "--p99-ms", str(latency[1]),
-                           "--counts", counts_file],
+                           "--delay-from", opts.s3_latency_from, "--counts", counts_file],
                           os.path.join(opts.workdir, "s3-latency-proxy.log"))
             wait_listening(port, "the latency proxy")
             s3_url = "http://127.0.0.1:%d" % port
-            store_note += ", behind a proxy delaying each answer (log-normal, median %g ms, p99 %g ms)" \
-                % tuple(latency)
+            store_note += ", behind a proxy delaying each answer (log-normal, median %g ms, p99 %g ms, " \
+                "from the %s)" % (latency[0], latency[1], "request's last byte"
+                                  if opts.s3_latency_from == "request" else "server's answer")
         info["s3_server"] = store_note
         for rep in range(1, sizes["reps"] + 1):
             order = brokers[rep - 1:] + brokers[:rep - 1]  # rotate who goes first

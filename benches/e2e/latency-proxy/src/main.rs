@@ -6,10 +6,17 @@
 //!     --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 --median-ms 25 --p99-ms 150
 //! ```
 //!
-//! Each request's answer is held back before its first byte by a delay drawn
-//! from a log-normal distribution with the given median and 99th percentile;
-//! the rest of the answer follows unhindered. That is time to first byte, the
-//! latency object stores publish and the one a PUT or a small GET is made of.
+//! Each request's answer is held back before its first byte so that it comes
+//! a delay drawn from a log-normal distribution (the given median and 99th
+//! percentile) after the request's last byte went to the server, or when the
+//! server answers if that is later: the answer time a client sees is the
+//! profile's, the local server's own time inside it (`--delay-from request`,
+//! the default). With `--delay-from answer` the delay starts when the server
+//! answers and comes on top of its time, which makes answers slower than the
+//! profile by the local server's time (how the benchmark ran before
+//! 2026-12-06). Either way the rest of the answer follows unhindered. That is
+//! time to first byte, the latency object stores publish and the one a PUT or
+//! a small GET is made of.
 //! The proxy knows nothing of HTTP: on a connection, the first bytes the server
 //! sends after the client has sent something are an answer's first. That holds
 //! for HTTP/1.1 without pipelining and without `Expect: 100-continue`, which is
@@ -25,7 +32,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -43,11 +50,22 @@ struct Options {
     p99_ms: f64,
     seed: u64,
     counts: Option<PathBuf>,
+    delay_from: DelayFrom,
+}
+
+/// Where a drawn delay starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DelayFrom {
+    /// The request's last byte: the answer time is the draw, or the server's
+    /// own time if that is longer.
+    Request,
+    /// The server's first answer byte: the draw comes on top of its time.
+    Answer,
 }
 
 fn usage() -> &'static str {
     "usage: s3-latency-proxy --listen HOST:PORT --upstream HOST:PORT \
-     [--median-ms 25] [--p99-ms 150] [--seed N] [--counts FILE]"
+     [--median-ms 25] [--p99-ms 150] [--delay-from request|answer] [--seed N] [--counts FILE]"
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -57,6 +75,7 @@ fn parse_options() -> Result<Options, String> {
     let mut p99_ms = 150.0;
     let mut seed = 0x5eed_5eed_5eed_5eed;
     let mut counts = None;
+    let mut delay_from = DelayFrom::Request;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -68,6 +87,13 @@ fn parse_options() -> Result<Options, String> {
             "--p99-ms" => p99_ms = value.parse().map_err(|e| bad(&e))?,
             "--seed" => seed = value.parse().map_err(|e| bad(&e))?,
             "--counts" => counts = Some(PathBuf::from(value)),
+            "--delay-from" => {
+                delay_from = match value.as_str() {
+                    "request" => DelayFrom::Request,
+                    "answer" => DelayFrom::Answer,
+                    _ => return Err(bad(&"want request or answer")),
+                }
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -81,6 +107,7 @@ fn parse_options() -> Result<Options, String> {
         p99_ms,
         seed,
         counts,
+        delay_from,
     })
 }
 
@@ -212,9 +239,16 @@ async fn main() {
         tokio::spawn(write_counts(path, Arc::clone(&counts)));
     }
     eprintln!(
-        "s3-latency-proxy: {} -> {}, first byte of each answer after a log-normal delay \
-         (median {} ms, p99 {} ms)",
-        options.listen, options.upstream, options.median_ms, options.p99_ms
+        "s3-latency-proxy: {} -> {}, first byte of each answer a log-normal delay \
+         (median {} ms, p99 {} ms) after the {}",
+        options.listen,
+        options.upstream,
+        options.median_ms,
+        options.p99_ms,
+        match options.delay_from {
+            DelayFrom::Request => "request's last byte (or the server's answer, if later)",
+            DelayFrom::Answer => "server's answer",
+        }
     );
     loop {
         let (client, _) = match listener.accept().await {
@@ -228,8 +262,9 @@ async fn main() {
         let delays = Arc::clone(&delays);
         let counts = Arc::clone(&counts);
         let upstream = options.upstream;
+        let delay_from = options.delay_from;
         tokio::spawn(async move {
-            if let Err(e) = proxy(client, upstream, delays, counts).await {
+            if let Err(e) = proxy(client, upstream, delays, delay_from, counts).await {
                 eprintln!("s3-latency-proxy: connection ended: {e}");
             }
         });
@@ -240,6 +275,7 @@ async fn proxy(
     client: TcpStream,
     upstream: SocketAddr,
     delays: Arc<Delays>,
+    delay_from: DelayFrom,
     counts: Arc<Counts>,
 ) -> std::io::Result<()> {
     let server = TcpStream::connect(upstream).await?;
@@ -247,13 +283,43 @@ async fn proxy(
     server.set_nodelay(true)?;
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let request_sent = Arc::new(AtomicBool::new(false));
-    let requests = requests(client_read, server_write, Arc::clone(&request_sent), counts);
-    let answers = answers(server_read, client_write, request_sent, delays);
+    let owed = Arc::new(Owed::default());
+    let requests = requests(client_read, server_write, Arc::clone(&owed), counts);
+    let answers = answers(server_read, client_write, owed, delays, delay_from);
     // Either side closing ends the connection, as a direct one would.
     tokio::select! {
         result = requests => result,
         result = answers => result,
+    }
+}
+
+/// A connection's request in flight: whether an answer is owed, and when the
+/// request's last byte so far went to the server.
+struct Owed {
+    answer: AtomicBool,
+    /// Nanoseconds since `epoch`.
+    last_request_byte: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Owed {
+    fn default() -> Self {
+        Owed {
+            answer: AtomicBool::new(false),
+            last_request_byte: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Owed {
+    fn request_byte_sent(&self) {
+        let nanos = self.epoch.elapsed().as_nanos() as u64;
+        self.last_request_byte.store(nanos, Ordering::Release);
+    }
+
+    fn last_request_byte(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.last_request_byte.load(Ordering::Acquire))
     }
 }
 
@@ -263,7 +329,7 @@ async fn proxy(
 async fn requests(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    request_sent: Arc<AtomicBool>,
+    owed: Arc<Owed>,
     counts: Arc<Counts>,
 ) -> std::io::Result<()> {
     let mut buffer = vec![0u8; 64 * 1024];
@@ -272,10 +338,11 @@ async fn requests(
         if n == 0 {
             return to.shutdown().await;
         }
-        if !request_sent.swap(true, Ordering::AcqRel) {
+        if !owed.answer.swap(true, Ordering::AcqRel) {
             counts.add(&buffer[..n]);
         }
         to.write_all(&buffer[..n]).await?;
+        owed.request_byte_sent();
     }
 }
 
@@ -283,8 +350,9 @@ async fn requests(
 async fn answers(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    request_sent: Arc<AtomicBool>,
+    owed: Arc<Owed>,
     delays: Arc<Delays>,
+    delay_from: DelayFrom,
 ) -> std::io::Result<()> {
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
@@ -292,8 +360,12 @@ async fn answers(
         if n == 0 {
             return to.shutdown().await;
         }
-        if request_sent.swap(false, Ordering::AcqRel) {
-            tokio::time::sleep(delays.next()).await;
+        if owed.answer.swap(false, Ordering::AcqRel) {
+            let start = match delay_from {
+                DelayFrom::Request => owed.last_request_byte(),
+                DelayFrom::Answer => Instant::now(),
+            };
+            tokio::time::sleep_until((start + delays.next()).into()).await;
         }
         to.write_all(&buffer[..n]).await?;
     }
@@ -322,6 +394,57 @@ mod tests {
             counts.render(),
             "PUT 1\nPOST 1\nLIST 2\nGET 1\nHEAD 1\nDELETE 1\nOTHER 1\n"
         );
+    }
+
+    /// One request through a proxy whose every delay is `delay` (median and
+    /// p99 equal), to a server that answers `server_time` after reading it:
+    /// the client's time to the answer.
+    async fn answer_time(
+        delay_from: DelayFrom,
+        delay: Duration,
+        server_time: Duration,
+    ) -> Duration {
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = server.accept().await.unwrap();
+            let mut request = [0u8; 64];
+            let _ = socket.read(&mut request).await.unwrap();
+            tokio::time::sleep(server_time).await;
+            socket.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listen = listener.local_addr().unwrap();
+        let ms = delay.as_secs_f64() * 1000.0;
+        let delays = Arc::new(Delays::new(ms, ms, 1));
+        tokio::spawn(async move {
+            let (client, _) = listener.accept().await.unwrap();
+            let _ = proxy(client, upstream, delays, delay_from, Arc::default()).await;
+        });
+        let mut client = TcpStream::connect(listen).await.unwrap();
+        let start = Instant::now();
+        client
+            .write_all(b"PUT /b/k HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 64];
+        assert!(client.read(&mut answer).await.unwrap() > 0);
+        start.elapsed()
+    }
+
+    #[tokio::test]
+    async fn the_delay_starts_at_the_request_or_at_the_answer() {
+        let (delay, server_time) = (Duration::from_millis(300), Duration::from_millis(300));
+        // The server's time is inside the drawn delay: about 300 ms, not 600.
+        let total = answer_time(DelayFrom::Request, delay, server_time).await;
+        assert!(total >= delay, "{total:?}");
+        assert!(
+            total < delay + server_time - Duration::from_millis(100),
+            "{total:?}"
+        );
+        // On top of it: at least 600 ms.
+        let added = answer_time(DelayFrom::Answer, delay, server_time).await;
+        assert!(added >= delay + server_time, "{added:?}");
     }
 
     #[test]
