@@ -254,6 +254,28 @@ drop_test_databases() {
     done
 }
 
+# The build cache outside the repo grows by a few hundred MiB of test binaries
+# per changed commit (each keeps its hash-named predecessors) and filled this
+# machine's disk once (70 GiB). After a build, only the newest executable of
+# each name in debug/deps is kept, and incremental data untouched for a day
+# goes (the test command builds without it).
+prune_target_dir() {
+    local deps="$CARGO_TARGET_DIR/debug/deps" name
+    [[ -d "$deps" ]] || return 0
+    find "$deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
+        -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' -printf '%f\n' |
+        sed -E 's/-[0-9a-f]{16}$//' | sort -u | while IFS= read -r name; do
+            # Newest first; all but the first go.
+            ls -t "$deps/$name"-???????????????? 2>/dev/null | tail -n +2 |
+                while IFS= read -r old; do
+                    [[ "$old" =~ -[0-9a-f]{16}$ ]] && rm -f -- "$old"
+                done
+        done
+    find "$CARGO_TARGET_DIR/debug/incremental" -mindepth 1 -maxdepth 1 -mtime +0 \
+        -exec rm -rf -- {} + 2>/dev/null
+    return 0
+}
+
 BUILD_OK=1
 if [[ "$MODE" != compat ]]; then
     ensure_cargo
@@ -271,6 +293,7 @@ if [[ "$MODE" != compat ]]; then
 
     phase_start "cargo build"
     if cargo build --bin streamhouse; then phase_end ok; else phase_end FAILED; BUILD_OK=0; fi
+    prune_target_dir
 fi
 
 COMPAT_PASS=0
