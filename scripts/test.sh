@@ -256,25 +256,42 @@ drop_test_databases() {
 
 # The build cache outside the repo grows by a few hundred MiB of test binaries
 # per changed commit (each keeps its hash-named predecessors) and filled this
-# machine's disk once (70 GiB). After a build, only the newest executable of
-# each name in debug/deps is kept, and incremental data untouched for a day
-# goes (the test command builds without it).
-prune_target_dir() {
-    local deps="$CARGO_TARGET_DIR/debug/deps" name
-    [[ -d "$deps" ]] || return 0
+# machine's disk once (70 GiB). After a build, the executables in debug/deps
+# that are neither this tree's test binaries (as cargo lists them) nor the
+# newest of their name (the binaries just built) go, and incremental data
+# untouched for a day (the test command builds without it).
+prune_target_dir() (
+    # Best effort: nothing here may fail the run.
+    set +e +o pipefail
+    deps="$CARGO_TARGET_DIR/debug/deps"
+    [[ -d "$deps" ]] || exit 0
+    keep="$(mktemp)"
+    trap 'rm -f "$keep"' EXIT
+    # Nothing is built here: everything is fresh after the test phase. If
+    # cargo cannot list them, nothing is pruned.
+    cargo test --workspace --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    try:
+        path = json.loads(line).get("executable")
+    except ValueError:
+        continue
+    if path:
+        print(path.rsplit("/", 1)[-1])' >"$keep"
+    [[ "${PIPESTATUS[0]}" == 0 && -s "$keep" ]] || exit 0
     find "$deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
         -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' -printf '%f\n' |
         sed -E 's/-[0-9a-f]{16}$//' | sort -u | while IFS= read -r name; do
-            # Newest first; all but the first go.
-            ls -t "$deps/$name"-???????????????? 2>/dev/null | tail -n +2 |
-                while IFS= read -r old; do
-                    [[ "$old" =~ -[0-9a-f]{16}$ ]] && rm -f -- "$old"
-                done
+            ls -t "$deps/$name"-???????????????? 2>/dev/null | head -n 1 | xargs -r basename
+        done >>"$keep"
+    find "$deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
+        -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' | while IFS= read -r exe; do
+            grep -qxF -- "${exe##*/}" "$keep" || rm -f -- "$exe"
         done
     find "$CARGO_TARGET_DIR/debug/incremental" -mindepth 1 -maxdepth 1 -mtime +0 \
         -exec rm -rf -- {} + 2>/dev/null
-    return 0
-}
+    exit 0
+)
 
 BUILD_OK=1
 if [[ "$MODE" != compat ]]; then
@@ -293,7 +310,7 @@ if [[ "$MODE" != compat ]]; then
 
     phase_start "cargo build"
     if cargo build --bin streamhouse; then phase_end ok; else phase_end FAILED; BUILD_OK=0; fi
-    prune_target_dir
+    prune_target_dir || true
 fi
 
 COMPAT_PASS=0
