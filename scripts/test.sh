@@ -254,44 +254,23 @@ drop_test_databases() {
     done
 }
 
-# The build cache outside the repo grows by a few hundred MiB of test binaries
-# per changed commit (each keeps its hash-named predecessors) and filled this
-# machine's disk once (70 GiB). After a build, the executables in debug/deps
-# that are neither this tree's test binaries (as cargo lists them) nor the
-# newest of their name (the binaries just built) go, and incremental data
-# untouched for a day (the test command builds without it).
-prune_target_dir() (
-    # Best effort: nothing here may fail the run.
-    set +e +o pipefail
-    deps="$CARGO_TARGET_DIR/debug/deps"
-    [[ -d "$deps" ]] || exit 0
-    keep="$(mktemp)"
-    trap 'rm -f "$keep"' EXIT
-    # Nothing is built here: everything is fresh after the test phase. If
-    # cargo cannot list them, nothing is pruned.
-    cargo test --workspace --no-run --message-format=json 2>/dev/null |
-        python3 -c 'import json, sys
-for line in sys.stdin:
-    try:
-        path = json.loads(line).get("executable")
-    except ValueError:
-        continue
-    if path:
-        print(path.rsplit("/", 1)[-1])' >"$keep"
-    [[ "${PIPESTATUS[0]}" == 0 && -s "$keep" ]] || exit 0
-    find "$deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
-        -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' -printf '%f\n' |
-        sed -E 's/-[0-9a-f]{16}$//' | sort -u | while IFS= read -r name; do
-            ls -t "$deps/$name"-???????????????? 2>/dev/null | head -n 1 | xargs -r basename
-        done >>"$keep"
-    find "$deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
-        -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' | while IFS= read -r exe; do
-            grep -qxF -- "${exe##*/}" "$keep" || rm -f -- "$exe"
-        done
+# The build cache outside the repo keeps every executable cargo ever linked
+# under a hash it no longer uses (after a feature, profile or dependency
+# change), and incremental data
+# per crate and variant; it filled this machine's disk once (72 GiB).
+# After a build, executables in debug/deps that nothing ran for two days and
+# that are not a current binary (cargo hard-links each one built into debug/,
+# a second link) go, and incremental data untouched for a day (a crate left
+# without it is compiled whole the next time it changes). Test binaries run
+# every time, so theirs are recent; on a file system mounted noatime an old
+# one goes too, and cargo relinks it when it is next needed.
+prune_target_dir() {
+    find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x -links 1 -atime +1 \
+        -regextype posix-extended -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' -delete 2>/dev/null
     find "$CARGO_TARGET_DIR/debug/incremental" -mindepth 1 -maxdepth 1 -mtime +0 \
         -exec rm -rf -- {} + 2>/dev/null
-    exit 0
-)
+    return 0
+}
 
 BUILD_OK=1
 if [[ "$MODE" != compat ]]; then
