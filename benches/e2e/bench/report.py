@@ -184,7 +184,10 @@ def plots(results, table, brokers, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"kafka": "#555555", "kafka-fsync": "#999999", "sh-embedded": "#1f77b4", "sh-s3": "#ff7f0e"}
+    # One colour per broker the harness knows: a broker left to matplotlib's
+    # cycle would get a colour per line, the same as another broker's.
+    colors = {"kafka": "#555555", "kafka-fsync": "#999999", "sh-embedded": "#1f77b4", "sh-s3": "#ff7f0e",
+              "sh-embedded-base": "#2ca02c", "nisshi-s3": "#d62728", "nisshi-sqlite": "#9467bd"}
     written = []
 
     def grouped(ax, labels, brokers_, ylabel, title, log=False):
