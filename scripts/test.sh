@@ -254,10 +254,10 @@ drop_test_databases() {
     done
 }
 
-# The build cache outside the repo keeps every executable cargo ever linked
-# under a hash it no longer uses (after a feature, profile or dependency
-# change), and incremental data
-# per crate and variant; it filled this machine's disk once (72 GiB).
+# The build cache outside the repo keeps every executable cargo ever linked,
+# also under hashes it no longer uses (after a feature, profile or dependency
+# change), and incremental data per crate and variant; it filled this
+# machine's disk once (72 GiB).
 # After a build, executables in debug/deps that nothing ran for two days and
 # that are not a current binary (cargo hard-links each one built into debug/,
 # a second link) go, and incremental data untouched for a day (a crate left
@@ -289,6 +289,7 @@ if [[ "$MODE" != compat ]]; then
 
     phase_start "cargo build"
     if cargo build --bin streamhouse; then phase_end ok; else phase_end FAILED; BUILD_OK=0; fi
+    # Best effort: `||` also keeps `set -e` from stopping the run on a failed find.
     prune_target_dir || true
 fi
 
