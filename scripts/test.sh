@@ -209,9 +209,27 @@ trap 'exit 130' INT TERM
 
 # ---- the run --------------------------------------------------------------
 
+# The Go builds (the franz-go/Sarama runner and helm: minutes of CPU on a
+# fresh machine, nothing once built) go on in the background while the cargo
+# phases run, whose single-threaded stretches (a crate's front end, links,
+# tests that wait) leave a core idle; only the compat runners need them, and
+# the compat phase waits for them. --setup-only waits at once.
+GO_BUILDS_STATUS="$LOGS/go-builds.status"
+GO_BUILDS_PID=""
+start_go_builds() {
+    rm -f "$GO_BUILDS_STATUS"
+    (if ensure_go_compat && ensure_helm; then echo ok; else echo FAILED; fi >"$GO_BUILDS_STATUS") &
+    GO_BUILDS_PID=$!
+}
+go_builds_ok() {
+    [[ -z "$GO_BUILDS_PID" ]] || wait "$GO_BUILDS_PID" || true
+    GO_BUILDS_PID=""
+    [[ "$(cat "$GO_BUILDS_STATUS" 2>/dev/null)" == ok ]]
+}
+
 phase_start setup
 if ensure_apt_packages && ensure_compat_venv && ensure_java_jars && ensure_streams_jars && ensure_java_classes \
-        && ensure_go_compat && ensure_node_modules && ensure_helm; then
+        && ensure_node_modules && start_go_builds && { [[ "$MODE" != setup ]] || go_builds_ok; }; then
     phase_end ok
 else
     phase_end FAILED
@@ -295,6 +313,10 @@ fi
 
 COMPAT_PASS=0
 COMPAT_FAIL=0
+# The background Go builds' time beyond the cargo phases' (none once built).
+phase_start "go builds"
+if go_builds_ok; then phase_end ok; else phase_end FAILED; fi
+
 if [[ "$MODE" != nocompat ]]; then
     phase_start compat
     if [[ "$BUILD_OK" == 1 && -x "$BIN" ]]; then
