@@ -210,13 +210,14 @@ fi
 
 source "$COMPAT_DIR/lib.sh"
 
-clients=("$@")
-((${#clients[@]})) || clients=("${ALL_CLIENTS[@]}")
-for c in "${clients[@]}"; do
+clients=()
+for c in "${@:-${ALL_CLIENTS[@]}}"; do
     case " ${ALL_CLIENTS[*]} " in
         *" $c "*) ;;
         *) echo "run_all.sh: unknown client '$c' (known: ${ALL_CLIENTS[*]})" >&2; exit 2 ;;
     esac
+    # Once each: a client's files in the run dir are named after it.
+    case " ${clients[*]} " in *" $c "*) ;; *) clients+=("$c") ;; esac
 done
 
 # Keep the logs of the last 10 runs only.
