@@ -254,7 +254,10 @@ async fn records_go_to_each_partitions_leader_on_two_agents(backend: Backend) {
     let b = a.another_agent(|s| s.agent_lease_ms = 1000).await;
     let at = a.addr.to_string();
     let topic = unique_topic("ctl-leaders");
-    ok(&at, &["topic", "create", &topic, "--partitions", "8"]).await;
+    // Partitions are placed by a hash of the topic's random id: with 8, all
+    // of them went to one agent once in 128 runs and the wait below could
+    // never end; with 32, once in about two billion.
+    ok(&at, &["topic", "create", &topic, "--partitions", "32"]).await;
     // Both agents lead some partitions once each sees the other.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -276,8 +279,8 @@ async fn records_go_to_each_partitions_leader_on_two_agents(backend: Backend) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // Without a key each line goes to the next partition: 16 lines, 2 each.
-    let lines: String = (0..16).map(|i| format!("line-{i}\n")).collect();
+    // Without a key each line goes to the next partition: 64 lines, 2 each.
+    let lines: String = (0..64).map(|i| format!("line-{i}\n")).collect();
     let (code, _, err) = streamctl(&at, &["produce", &topic], &lines).await;
     assert_eq!(code, 0, "{err}");
     let through_b = ok(
@@ -291,7 +294,7 @@ async fn records_go_to_each_partitions_leader_on_two_agents(backend: Backend) {
         .map(|r| r["value"].as_str().unwrap().to_string())
         .collect();
     values.sort();
-    let mut want: Vec<String> = (0..16).map(|i| format!("line-{i}")).collect();
+    let mut want: Vec<String> = (0..64).map(|i| format!("line-{i}")).collect();
     want.sort();
     assert_eq!(values, want);
 }
