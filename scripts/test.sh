@@ -214,18 +214,14 @@ trap 'exit 130' INT TERM
 # phases run, whose single-threaded stretches (a crate's front end, links,
 # tests that wait) leave a core idle; only the compat runners need them, and
 # the compat phase waits for them. --setup-only waits at once.
-GO_BUILDS_STATUS="$LOGS/go-builds.status"
+# Each run waits for them once: in --setup-only's setup phase, else in the
+# "go builds" phase.
 GO_BUILDS_PID=""
 start_go_builds() {
-    rm -f "$GO_BUILDS_STATUS"
-    (if ensure_go_compat && ensure_helm; then echo ok; else echo FAILED; fi >"$GO_BUILDS_STATUS") &
+    (ensure_go_compat && ensure_helm) &
     GO_BUILDS_PID=$!
 }
-go_builds_ok() {
-    [[ -z "$GO_BUILDS_PID" ]] || wait "$GO_BUILDS_PID" || true
-    GO_BUILDS_PID=""
-    [[ "$(cat "$GO_BUILDS_STATUS" 2>/dev/null)" == ok ]]
-}
+go_builds_ok() { wait "$GO_BUILDS_PID"; }
 
 phase_start setup
 if ensure_apt_packages && ensure_compat_venv && ensure_java_jars && ensure_streams_jars && ensure_java_classes \

@@ -305,20 +305,18 @@ for c in "${clients[@]}"; do
     if ((COMPAT_JOBS > 1)) && [[ "$LANE_B" == *" $c "* ]]; then lane_b+=("$c"); else lane_a+=("$c"); fi
 done
 ((${#lane_a[@]})) || { lane_a=("${lane_b[@]}"); lane_b=(); }
-STREAM_OUTPUT=0
-((${#lane_b[@]})) || STREAM_OUTPUT=1
 
 # run_one CLIENT: its scenario lines go to results-CLIENT.txt, its output to
 # CLIENT.out, its exit status and seconds to CLIENT.status.
 run_one() {
     local c="$1" start=$SECONDS rc
-    if ((STREAM_OUTPUT)); then
+    if ((${#lane_b[@]} == 0)); then
         echo "=== compat: $c"
-        (export COMPAT_RESULTS="$COMPAT_RUN_DIR/results-$c.txt"; run_client "$c") 2>&1 | tee "$COMPAT_RUN_DIR/$c.out"
+        COMPAT_RESULTS="$COMPAT_RUN_DIR/results-$c.txt" run_client "$c" 2>&1 | tee "$COMPAT_RUN_DIR/$c.out"
         rc=${PIPESTATUS[0]}
     else
         echo "--> compat: $c started at $(date +%T)"
-        (export COMPAT_RESULTS="$COMPAT_RUN_DIR/results-$c.txt"; run_client "$c") >"$COMPAT_RUN_DIR/$c.out" 2>&1
+        COMPAT_RESULTS="$COMPAT_RUN_DIR/results-$c.txt" run_client "$c" >"$COMPAT_RUN_DIR/$c.out" 2>&1
         rc=$?
         # Whole, and not inside the other lane's block.
         flock "$COMPAT_RUN_DIR/.print.lock" bash -c 'echo "=== compat: $1 ($2 s)"; cat "$3"' \
