@@ -14,7 +14,7 @@ use common::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
-use streamhouse_protocol::test_util::BatchBuilder;
+use streamhouse_testkit::BatchBuilder;
 use tokio::io::AsyncWriteExt;
 
 /// Kafka's `fetch.max.bytes` caps a fetch whatever `max_bytes` it asks for.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{create_topic, fetch, fetch_request, produce, unique_topic, Backend, TestClient};
 use kafka_protocol::messages::ApiKey;
-use streamhouse_protocol::test_util::BatchBuilder;
+use streamhouse_testkit::BatchBuilder;
 use tokio::net::TcpSocket;
 
 const KIB: usize = 1024;

@@ -18,7 +18,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use streamhouse::Settings;
-use streamhouse_protocol::test_util::BatchBuilder;
+use streamhouse_testkit::BatchBuilder;
 
 on_both_backends!(
     two_agents_keep_the_latest_record_per_key_of_a_compacted_topic,

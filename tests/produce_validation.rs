@@ -324,7 +324,7 @@ async fn a_compacted_topic_refuses_records_without_a_key(backend: Backend) {
         let (code, message) =
             create_topic_with(&mut client, &topic, 1, &[("cleanup.policy", policy)]).await;
         assert_eq!(code, 0, "{message:?}");
-        let keyless = streamhouse_protocol::test_util::BatchBuilder::new(2)
+        let keyless = streamhouse_testkit::BatchBuilder::new(2)
             .value(|i| format!("v{i}"))
             .compression(Compression::Lz4)
             .build();
@@ -354,7 +354,7 @@ async fn a_compacted_topic_refuses_records_without_a_key(backend: Backend) {
     // The same keyless batch is fine on a topic that only deletes.
     let topic = unique_topic("keys");
     create_topic(&mut client, &topic, 1).await;
-    let keyless = streamhouse_protocol::test_util::BatchBuilder::new(2).build();
+    let keyless = streamhouse_testkit::BatchBuilder::new(2).build();
     let answer = &produce(&mut client, &topic, vec![(0, keyless)]).await[0];
     assert_eq!(answer.error_code, 0, "{answer:?}");
 }

@@ -14,7 +14,7 @@ use common::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_protocol::test_util::BatchBuilder;
+use streamhouse_testkit::BatchBuilder;
 
 on_both_backends!(
     a_transaction_aborts_then_commits_with_markers_read_committed_skips_the_aborted,

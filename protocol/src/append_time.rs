@@ -32,9 +32,9 @@ pub fn stamp(batch: &mut [u8], append_time: i64) -> bool {
 mod tests {
     use super::*;
     use crate::batch::{validate, BatchHeader};
-    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
     use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
+    use streamhouse_testkit::BatchBuilder;
 
     fn batch() -> BytesMut {
         BatchBuilder::new(3)

@@ -260,8 +260,8 @@ pub mod codec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
+    use streamhouse_testkit::BatchBuilder;
 
     fn encoded_batch(count: usize) -> BytesMut {
         BatchBuilder::new(count)

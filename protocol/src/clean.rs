@@ -232,10 +232,10 @@ fn compress(codec: i16, original: &[u8], records: &[u8]) -> Result<Vec<u8>, Reco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::BatchBuilder;
     use crate::validate;
     use bytes::Bytes;
     use kafka_protocol::records::{Compression, RecordBatchDecoder};
+    use streamhouse_testkit::BatchBuilder;
 
     const CODECS: [Compression; 5] = [
         Compression::None,

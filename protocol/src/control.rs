@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_data_batch_is_not_a_marker() {
-        let data = crate::test_util::BatchBuilder::keyed(1, 0).build();
+        let data = streamhouse_testkit::BatchBuilder::keyed(1, 0).build();
         assert_eq!(marker_type(&data), None);
     }
 }

@@ -19,8 +19,6 @@
 //! - [`validate`]: every record of a produced batch checked as Kafka's log
 //!   validator does (count, framing, offset deltas, timestamps), compressed
 //!   batches decompressed as a bounded stream.
-//! - `test_util` (feature `test-util`): a builder of client record batches for
-//!   tests and benchmarks.
 //! - `fuzzing` (feature `fuzzing`): the bodies of the fuzz targets in `fuzz/`,
 //!   and the short pass over their corpus that `cargo test` runs.
 //!
@@ -40,8 +38,6 @@ pub mod records;
 pub mod request;
 pub mod response;
 pub mod sasl;
-#[cfg(any(test, feature = "test-util"))]
-pub mod test_util;
 pub mod topic_id_offsets;
 pub mod validate;
 pub mod versions;

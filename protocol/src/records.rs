@@ -320,9 +320,9 @@ fn varlong_from(input: &mut impl Read) -> Result<i64, RecordsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
     use kafka_protocol::records::Compression;
+    use streamhouse_testkit::BatchBuilder;
 
     fn batch(compression: Compression, count: usize) -> BytesMut {
         BatchBuilder::new(count)

@@ -667,9 +667,9 @@ impl Read for SnappyReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::BatchBuilder;
     use bytes::BytesMut;
     use kafka_protocol::records::Compression;
+    use streamhouse_testkit::BatchBuilder;
 
     const CODECS: [Compression; 5] = [
         Compression::None,

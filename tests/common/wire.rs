@@ -10,8 +10,8 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use streamhouse_protocol::test_util::BatchBuilder;
 use streamhouse_protocol::versions::advertised;
+use streamhouse_testkit::BatchBuilder;
 
 use super::{Stream, TestClient};
 

@@ -40,9 +40,9 @@ use uuid::Uuid;
 use super::CODECS;
 use crate::append_time;
 use crate::batch::HEADER_BYTES;
-use crate::test_util::BatchBuilder;
 use crate::topic_id_offsets::{ByTopicId, FIRST_TOPIC_ID_VERSION};
 use crate::versions::ADVERTISED;
+use streamhouse_testkit::BatchBuilder;
 
 /// The seeds of the target called `target`, each with a descriptive name.
 pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {

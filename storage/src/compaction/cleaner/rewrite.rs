@@ -284,7 +284,7 @@ mod tests {
     use streamhouse_protocol::kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions,
     };
-    use streamhouse_protocol::test_util::BatchBuilder;
+    use streamhouse_testkit::BatchBuilder;
 
     const CODECS: [Compression; 5] = [
         Compression::None,

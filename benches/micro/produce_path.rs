@@ -11,10 +11,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
-use streamhouse_protocol::test_util::BatchBuilder;
 use streamhouse_protocol::validate::{self, TimestampBounds};
 use streamhouse_protocol::{batch, frame, request, response};
 use streamhouse_storage::format::{ObjectEncoder, RunStats};
+use streamhouse_testkit::BatchBuilder;
 
 /// A batch of `count` records of `value_bytes` each, as a producer sends it.
 fn client_batch(count: usize, value_bytes: usize) -> Bytes {

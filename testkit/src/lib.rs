@@ -1,5 +1,8 @@
-//! Record batches as a producer would send them, for tests and benchmarks
-//! (compiled for this crate's tests and behind the `test-util` feature).
+//! Record batches as a producer would send them, for the workspace's tests and
+//! benchmarks only (a dev-dependency). It is a crate of its own, not a feature
+//! of the protocol crate, so that tests do not build the protocol crate, and
+//! everything above it, with other features than `cargo build` does: the
+//! broker binary the tests build is then the one `cargo build` reuses.
 //!
 //! [`BatchBuilder`] owns the one place that fills in the kafka-protocol
 //! crate's `Record` and encodes a magic-2 batch; every test that needs client

@@ -17,9 +17,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_metadata::IndexEntry;
 use streamhouse_protocol::batches::Batches;
 use streamhouse_protocol::response;
-use streamhouse_protocol::test_util::BatchBuilder;
 use streamhouse_storage::format::{ObjectEncoder, RunStats};
 use streamhouse_storage::{ObjectReader, ReadCacheConfig};
+use streamhouse_testkit::BatchBuilder;
 
 const PARTITIONS: i32 = 8;
 /// 16 records of 1000 bytes: about the Java producer's default 16 KiB batch.
