@@ -300,7 +300,7 @@ if [[ "$MODE" != compat ]]; then
     # --no-fail-fast: one failing test binary must not hide the results of the others.
     # The micro-benchmarks have no tests; left out, their criterion dev-dependency
     # does not change the features of the crates the tests build (syn's, and all
-    # that is built with it), so `cargo build` below reuses them and only links.
+    # that is built with it), so `cargo build` below finds the broker built.
     if cargo test --workspace --exclude streamhouse-microbenches --no-fail-fast; then
         phase_end ok
     else
